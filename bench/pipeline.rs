@@ -1,0 +1,133 @@
+//! Criterion benchmarks of the check pipeline on a 50 KB and a 1 MB HTML page:
+//! filter (subtractive + CSS include) → HTML to text → rules → md5, and the diff between two
+//! versions of the result. Run with `make bench`; figures are recorded in bench/README.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::hint::black_box;
+
+use changewatch_core::diff::{self, DiffFormat, DiffOptions};
+use changewatch_core::pipeline::{PreviousState, ProcessorSettings, process};
+use changewatch_core::{FetchedPage, charset};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+/// A news-style page of about `target` bytes: nav, scripts, articles, a price table per section.
+fn page_of(target: usize, version: u32) -> String {
+    let mut body = String::from(
+        "<!DOCTYPE html><html><head><title>Bench Gazette</title><style>body{font:serif}</style>\
+         <script>var tracking = 'x';</script></head><body><nav><a href=/>Home</a> <a href=/w>World</a></nav><main>",
+    );
+    let mut i = 0u32;
+    while body.len() < target {
+        let price = if i.is_multiple_of(7) {
+            10 + version
+        } else {
+            10
+        };
+        body.push_str(&format!(
+            "<article class=story id=s{i}><h2>Story {i}: harbour news</h2>\
+             <p>The <b>ferry</b> number {i} leaves at 06:{m:02}. Passengers should check the timetable.</p>\
+             <table class=prices><tr><td>Cod</td><td>£{price}.40</td></tr><tr><td>Hake</td><td>£9.{m:02}</td></tr></table>\
+             <div class=ad>Advert {i}</div></article>",
+            m = i % 60
+        ));
+        i += 1;
+    }
+    body.push_str("</main><footer>Visitors: 1234</footer></body></html>");
+    body
+}
+
+fn fetched(html: String) -> FetchedPage {
+    let raw = html.into_bytes();
+    let (text, encoding, _) = charset::decode(&raw, Some("text/html; charset=utf-8"));
+    FetchedPage {
+        final_url: "http://bench.test/".into(),
+        status: 200,
+        content_type: Some("text/html; charset=utf-8".into()),
+        server: None,
+        headers: Vec::new(),
+        raw,
+        text,
+        encoding,
+        fetch_time: 0.0,
+    }
+}
+
+fn settings() -> ProcessorSettings {
+    ProcessorSettings {
+        include_filters: vec!["main".into()],
+        subtractive_selectors: vec![".ad".into()],
+        ignore_text: vec!["/visitors: \\d+/".into()],
+        ..ProcessorSettings::default()
+    }
+}
+
+fn bench_pipeline(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline");
+    group.sample_size(20);
+    for (label, size) in [("50KB", 50 * 1024), ("1MB", 1024 * 1024)] {
+        let page = fetched(page_of(size, 0));
+        group.throughput(Throughput::Bytes(page.raw.len() as u64));
+        group.bench_with_input(
+            BenchmarkId::new("filter_text_hash", label),
+            &page,
+            |b, p| b.iter(|| process(black_box(p), &settings(), &PreviousState::default())),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("text_hash_no_filters", label),
+            &page,
+            |b, p| {
+                b.iter(|| {
+                    process(
+                        black_box(p),
+                        &ProcessorSettings::default(),
+                        &PreviousState::default(),
+                    )
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+fn bench_diff(c: &mut Criterion) {
+    let mut group = c.benchmark_group("diff");
+    group.sample_size(20);
+    for (label, size) in [("50KB", 50 * 1024), ("1MB", 1024 * 1024)] {
+        let s = settings();
+        let before =
+            process(&fetched(page_of(size, 0)), &s, &PreviousState::default()).map(|p| p.text);
+        let after =
+            process(&fetched(page_of(size, 1)), &s, &PreviousState::default()).map(|p| p.text);
+        let (Ok(before), Ok(after)) = (before, after) else {
+            panic!("bench pages must process");
+        };
+        group.throughput(Throughput::Bytes(after.len() as u64));
+        // The API's defaults: whole document, line mode.
+        let lines = DiffOptions {
+            include_equal: true,
+            word_diff: false,
+            ..DiffOptions::default()
+        };
+        group.bench_function(BenchmarkId::new("lines_htmlcolor", label), |b| {
+            b.iter(|| {
+                let raw = diff::render_diff(black_box(&before), black_box(&after), &lines);
+                diff::apply_format(&raw, DiffFormat::HtmlColor)
+            })
+        });
+        let words = DiffOptions {
+            word_diff: true,
+            ..DiffOptions::default()
+        };
+        group.bench_function(BenchmarkId::new("words_text", label), |b| {
+            b.iter(|| {
+                let raw = diff::render_diff(black_box(&before), black_box(&after), &words);
+                diff::apply_format(&raw, DiffFormat::Text)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_pipeline, bench_diff);
+criterion_main!(benches);

@@ -1,0 +1,205 @@
+//! Process configuration from environment variables, read in one place.
+//!
+//! Names are upstream's where upstream has the knob, so existing deployments' settings carry
+//! over; the README's configuration table lists them all.
+
+use std::time::Duration;
+
+use crate::fetch::{DEFAULT_USER_AGENT, FetcherConfig};
+use crate::ssrf::AddressPolicy;
+
+/// A variable that is set but cannot be used; startup stops with this rather than guessing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("environment variable {name}={value:?} is invalid: {reason}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+/// Settings every mode reads.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `ALLOW_PRIVATE_ADDRESSES` (alias `ALLOW_IANA_RESTRICTED_ADDRESSES`): fetch private,
+    /// loopback and other restricted addresses. Off by default.
+    pub allow_private_addresses: bool,
+    /// `ALLOW_PRIVATE_HOSTS`: comma-separated host names exempt from the address check.
+    pub allowed_private_hosts: Vec<String>,
+    /// `DEFAULT_SETTINGS_REQUESTS_TIMEOUT`, seconds (default 45).
+    pub request_timeout: Duration,
+    /// `FETCH_MAX_BYTES`: largest reply accepted (default 10 MiB).
+    pub fetch_max_bytes: usize,
+    /// `DEFAULT_USER_AGENT`: the User-Agent sent unless a watch sets its own.
+    pub user_agent: String,
+    /// `JQ_ALLOW_RISKY_EXPRESSIONS`: allow jq builtins that read the environment or files.
+    pub jq_allow_risky: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            allow_private_addresses: false,
+            allowed_private_hosts: Vec::new(),
+            request_timeout: Duration::from_secs(45),
+            fetch_max_bytes: 10 * 1024 * 1024,
+            user_agent: DEFAULT_USER_AGENT.to_string(),
+            jq_allow_risky: false,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `get`, so tests need not touch the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let d = Config::default();
+        let flag = |name: &'static str| -> Result<Option<bool>, ConfigError> {
+            get(name).map(|v| parse_bool(name, &v)).transpose()
+        };
+        let allow_private = flag("ALLOW_PRIVATE_ADDRESSES")?
+            .or(flag("ALLOW_IANA_RESTRICTED_ADDRESSES")?)
+            .unwrap_or(false);
+        let timeout = match get("DEFAULT_SETTINGS_REQUESTS_TIMEOUT") {
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(s) if s > 0.0 && s.is_finite() => Duration::from_secs_f64(s),
+                _ => {
+                    return Err(invalid(
+                        "DEFAULT_SETTINGS_REQUESTS_TIMEOUT",
+                        v,
+                        "expected a positive number of seconds",
+                    ));
+                }
+            },
+            None => d.request_timeout,
+        };
+        let max_bytes = match get("FETCH_MAX_BYTES") {
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if n > 0 => n,
+                _ => {
+                    return Err(invalid(
+                        "FETCH_MAX_BYTES",
+                        v,
+                        "expected a positive number of bytes",
+                    ));
+                }
+            },
+            None => d.fetch_max_bytes,
+        };
+        Ok(Config {
+            allow_private_addresses: allow_private,
+            allowed_private_hosts: get("ALLOW_PRIVATE_HOSTS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|h| h.trim().to_ascii_lowercase())
+                        .filter(|h| !h.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            request_timeout: timeout,
+            fetch_max_bytes: max_bytes,
+            user_agent: get("DEFAULT_USER_AGENT")
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or(d.user_agent),
+            jq_allow_risky: flag("JQ_ALLOW_RISKY_EXPRESSIONS")?.unwrap_or(false),
+        })
+    }
+
+    pub fn address_policy(&self) -> AddressPolicy {
+        AddressPolicy {
+            allow_private: self.allow_private_addresses,
+            allowed_hosts: self.allowed_private_hosts.clone(),
+        }
+    }
+
+    pub fn fetcher_config(&self) -> FetcherConfig {
+        FetcherConfig {
+            policy: self.address_policy(),
+            max_bytes: self.fetch_max_bytes,
+            user_agent: self.user_agent.clone(),
+        }
+    }
+}
+
+fn invalid(name: &'static str, value: String, reason: &'static str) -> ConfigError {
+    ConfigError {
+        name,
+        value,
+        reason,
+    }
+}
+
+/// Upstream's strtobool: true/false, yes/no, on/off, 1/0, case-insensitive.
+pub fn parse_bool(name: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "y" | "on" | "t" => Ok(true),
+        "0" | "false" | "no" | "n" | "off" | "f" | "" => Ok(false),
+        _ => Err(invalid(name, v.to_string(), "expected true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[]).unwrap();
+        assert!(!c.allow_private_addresses);
+        assert_eq!(c.request_timeout, Duration::from_secs(45));
+        assert_eq!(c.fetch_max_bytes, 10 * 1024 * 1024);
+    }
+
+    #[test]
+    fn upstream_alias_and_overrides() {
+        assert!(
+            cfg(&[("ALLOW_IANA_RESTRICTED_ADDRESSES", "True")])
+                .unwrap()
+                .allow_private_addresses
+        );
+        assert!(
+            !cfg(&[
+                ("ALLOW_PRIVATE_ADDRESSES", "false"),
+                ("ALLOW_IANA_RESTRICTED_ADDRESSES", "true")
+            ])
+            .unwrap()
+            .allow_private_addresses
+        );
+        let c = cfg(&[
+            ("DEFAULT_SETTINGS_REQUESTS_TIMEOUT", "2.5"),
+            ("FETCH_MAX_BYTES", "100"),
+            ("ALLOW_PRIVATE_HOSTS", "Router.lan, nas"),
+        ])
+        .unwrap();
+        assert_eq!(c.request_timeout, Duration::from_millis(2500));
+        assert_eq!(c.fetch_max_bytes, 100);
+        assert_eq!(c.allowed_private_hosts, vec!["router.lan", "nas"]);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_name() {
+        assert_eq!(
+            cfg(&[("FETCH_MAX_BYTES", "lots")]).unwrap_err().name,
+            "FETCH_MAX_BYTES"
+        );
+        assert_eq!(
+            cfg(&[("ALLOW_PRIVATE_ADDRESSES", "maybe")])
+                .unwrap_err()
+                .name,
+            "ALLOW_PRIVATE_ADDRESSES"
+        );
+        assert!(cfg(&[("DEFAULT_SETTINGS_REQUESTS_TIMEOUT", "-1")]).is_err());
+    }
+}

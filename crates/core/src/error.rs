@@ -1,0 +1,61 @@
+//! The outcomes of a check that are not a processed page, with the `last_error` text users see.
+
+use crate::fetch::FetchError;
+use crate::filters::FilterError;
+use crate::text_rules::RuleError;
+
+/// Why a check produced no text to compare.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The include filters matched nothing: the distinct outcome that counts
+    /// `consecutive_filter_failures` (the page probably changed layout).
+    #[error("no include filter matched: {}", filters.join(", "))]
+    FilterNotFound { filters: Vec<String> },
+    /// The page (or the part the filters kept) has no visible text.
+    #[error("no text found (status {status})")]
+    NoText {
+        status: u16,
+        has_filters: bool,
+        only_images: bool,
+    },
+    /// A filter expression that cannot run (bad selector, blocked jq builtin, invalid JSON).
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+    /// The processing task died (a panic in a dependency); reported, never swallowed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl CheckError {
+    /// Upstream's `last_error` string for this outcome.
+    pub fn last_error(&self) -> String {
+        match self {
+            CheckError::Fetch(e) => e.last_error(),
+            CheckError::FilterNotFound { .. } => "Warning, no filters were found, no change detection ran - Did the page change layout? update your Visual Filter if necessary.".into(),
+            CheckError::NoText {
+                status,
+                has_filters,
+                only_images,
+            } => {
+                let hint = match (has_filters, only_images) {
+                    (true, true) => ", it's possible that the filters you have give an empty result or contain only an image.",
+                    (true, false) => ", it's possible that the filters were found, but contained no usable text.",
+                    _ => "",
+                };
+                format!("Got HTML content but no text found (With {status} reply code){hint}")
+            }
+            CheckError::Filter(e) => format!("Exception: {e}"),
+            CheckError::Rule(e) => format!("Exception: {e}"),
+            CheckError::Internal(e) => format!("Worker error: {e}"),
+        }
+    }
+
+    /// Whether this outcome counts towards the filter-failure notification threshold.
+    pub fn is_filter_failure(&self) -> bool {
+        matches!(self, CheckError::FilterNotFound { .. })
+    }
+}

@@ -1,0 +1,431 @@
+//! Fetching a page: the "Basic fast Plaintext/HTTP Client" fetcher.
+//!
+//! Redirects are followed by hand (at most [`MAX_REDIRECTS`]) rather than by reqwest, so that
+//! every hop's target goes through the SSRF guard and the user sees which hop was refused. Host
+//! names are resolved by [`GuardedResolver`], which vets the addresses it hands to the connector:
+//! there is no second lookup between check and connect for a rebinding DNS server to exploit.
+//! Literal IP hosts never reach a resolver, so they are vetted before each request.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tracing::debug;
+use url::Url;
+
+use crate::charset;
+use crate::ssrf::{AddressPolicy, Refusal};
+
+/// Upstream follows at most 10 redirects; clients' expectations were set by that.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// A current desktop Chrome: some sites serve bots a different (or no) page.
+pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+/// Settings shared by every fetch a process makes.
+#[derive(Clone, Debug)]
+pub struct FetcherConfig {
+    pub policy: AddressPolicy,
+    /// Replies larger than this are refused rather than buffered (a watch must not be a way to
+    /// exhaust the server's memory).
+    pub max_bytes: usize,
+    pub user_agent: String,
+}
+
+impl Default for FetcherConfig {
+    fn default() -> Self {
+        FetcherConfig {
+            policy: AddressPolicy::default(),
+            max_bytes: 10 * 1024 * 1024,
+            user_agent: DEFAULT_USER_AGENT.to_string(),
+        }
+    }
+}
+
+/// One request, as the watch describes it.
+#[derive(Clone, Debug)]
+pub struct FetchRequest {
+    pub url: String,
+    pub method: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub timeout: Duration,
+    pub ignore_status_codes: bool,
+    pub empty_pages_are_a_change: bool,
+}
+
+impl FetchRequest {
+    pub fn get(url: impl Into<String>) -> Self {
+        FetchRequest {
+            url: url.into(),
+            method: "GET".into(),
+            headers: Vec::new(),
+            body: None,
+            timeout: Duration::from_secs(45),
+            ignore_status_codes: false,
+            empty_pages_are_a_change: false,
+        }
+    }
+}
+
+/// What came back, decoded.
+#[derive(Clone, Debug)]
+pub struct FetchedPage {
+    /// The URL after redirects.
+    pub final_url: String,
+    pub status: u16,
+    /// Lowercased `Content-Type`, as upstream stores it in the watch's `content-type`.
+    pub content_type: Option<String>,
+    /// Lowercased `Server` header (max 255 chars), upstream's `remote_server_reply`.
+    pub server: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub raw: Vec<u8>,
+    pub text: String,
+    pub encoding: &'static str,
+    /// Seconds from the first request to the last byte.
+    pub fetch_time: f64,
+}
+
+/// Everything that can go wrong before there is a page to process. [`FetchError::last_error`]
+/// gives the message users see in `last_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("The URL is invalid or uses an unsupported protocol.")]
+    UnsupportedUrl { url: String },
+    #[error(
+        "Fetch blocked: '{url}' resolves to a private/reserved IP address ({refusal}). Set ALLOW_PRIVATE_ADDRESSES=true to allow."
+    )]
+    Blocked { url: String, refusal: Refusal },
+    #[error(
+        "Redirect blocked: '{url}' resolves to a private/reserved IP address ({refusal}). Set ALLOW_PRIVATE_ADDRESSES=true to allow."
+    )]
+    RedirectBlocked { url: String, refusal: Refusal },
+    #[error("Could not resolve host '{host}' (DNS lookup failed: {reason})")]
+    Dns { host: String, reason: String },
+    #[error("Timed out after {secs} seconds waiting for '{url}'")]
+    Timeout { url: String, secs: u64 },
+    #[error("Could not connect to '{url}': {reason}")]
+    Connect { url: String, reason: String },
+    #[error("Too many redirects (more than {MAX_REDIRECTS})")]
+    TooManyRedirects,
+    #[error("Page too large: the reply is over the {limit} byte limit (FETCH_MAX_BYTES)")]
+    TooLarge { limit: usize },
+    #[error("Invalid request header '{name}'")]
+    BadHeader { name: String },
+    #[error("Empty reply with status code {status}")]
+    EmptyReply { status: u16 },
+    #[error("HTTP status code {status}")]
+    Status { status: u16 },
+}
+
+impl FetchError {
+    /// Upstream's `last_error` wording, which users and their scripts already know.
+    pub fn last_error(&self) -> String {
+        match self {
+            FetchError::Status { status } => match status {
+                403 => "Error - 403 (Access denied) received".into(),
+                404 => "Error - 404 (Page not found) received".into(),
+                407 => "Error - 407 (Proxy authentication required) received, did you need a username and password for the proxy?".into(),
+                500 => "Error - 500 (Internal server error) received from the web site".into(),
+                s => {
+                    let extra = if (400..500).contains(s) { " (Access denied or blocked)" } else { "" };
+                    format!("Error - Request returned a HTTP error code {s}{extra}")
+                }
+            },
+            FetchError::EmptyReply { status } => format!(
+                "EmptyReply - try increasing 'Wait seconds before extracting text', Status Code {status}"
+            ),
+            other => format!("Exception: {other}"),
+        }
+    }
+}
+
+/// The address-vetting resolver handed to reqwest; see the module docs.
+#[derive(Debug)]
+struct GuardedResolver {
+    policy: AddressPolicy,
+}
+
+/// Error type the resolver returns so the fetch loop can recognise a refusal in reqwest's error
+/// chain and report it as such, not as a generic connection failure.
+#[derive(Debug, thiserror::Error)]
+enum ResolveError {
+    #[error("{0}")]
+    Refused(Refusal),
+    #[error("{0}")]
+    Lookup(String),
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| ResolveError::Lookup(e.to_string()))?
+                .collect();
+            if addrs.is_empty() {
+                return Err(ResolveError::Lookup("no addresses".into()).into());
+            }
+            if !policy.host_exempt(&host) {
+                // Refuse when any answer is restricted, as upstream does: a name that mixes public
+                // and private answers is a rebinding setup, not a real site.
+                if let Some(refusal) = addrs.iter().find_map(|a| policy.check(a.ip()).err()) {
+                    return Err(ResolveError::Refused(refusal).into());
+                }
+            }
+            let addrs: Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// Reusable HTTP client with the guard, limits and defaults applied.
+#[derive(Clone, Debug)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    config: Arc<FetcherConfig>,
+}
+
+impl Fetcher {
+    pub fn new(config: FetcherConfig) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver {
+                policy: config.policy.clone(),
+            }))
+            // Proxies would connect somewhere the guard never saw; per-watch proxies come later
+            // and will be vetted explicitly.
+            .no_proxy()
+            // Upstream fetches with verify=False: monitoring a page with a broken certificate is
+            // a normal thing to want, and the fetched text is never trusted anyway.
+            .danger_accept_invalid_certs(true)
+            .build()?;
+        Ok(Fetcher {
+            client,
+            config: Arc::new(config),
+        })
+    }
+
+    pub fn config(&self) -> &FetcherConfig {
+        &self.config
+    }
+
+    pub async fn fetch(&self, req: &FetchRequest) -> Result<FetchedPage, FetchError> {
+        let started = Instant::now();
+        let mut url = parse_fetch_url(&req.url)?;
+        let mut method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
+            .unwrap_or(reqwest::Method::GET);
+        let mut body = req.body.clone();
+        let headers = self.headers(req)?;
+
+        for hop in 0..=MAX_REDIRECTS {
+            self.vet_literal_host(&url, hop)?;
+            let mut builder = self
+                .client
+                .request(method.clone(), url.clone())
+                .headers(headers.clone())
+                .timeout(remaining(req.timeout, started));
+            if let Some(b) = &body {
+                builder = builder.body(b.clone());
+            }
+            let resp = builder
+                .send()
+                .await
+                .map_err(|e| classify(e, &url, hop, req.timeout))?;
+            let status = resp.status();
+            if let Some(loc) = status
+                .is_redirection()
+                .then(|| resp.headers().get(reqwest::header::LOCATION))
+                .flatten()
+            {
+                let loc = String::from_utf8_lossy(loc.as_bytes()).into_owned();
+                let next = url
+                    .join(&loc)
+                    .map_err(|_| FetchError::UnsupportedUrl { url: loc.clone() })?;
+                if !matches!(next.scheme(), "http" | "https") {
+                    return Err(FetchError::UnsupportedUrl { url: loc });
+                }
+                debug!(from = %url, to = %next, "following redirect");
+                // 307/308 keep the method and body; the others become a GET, as browsers do.
+                if !matches!(status.as_u16(), 307 | 308) {
+                    method = reqwest::Method::GET;
+                    body = None;
+                }
+                url = next;
+                continue;
+            }
+            return self.read(resp, req, &url, started).await;
+        }
+        Err(FetchError::TooManyRedirects)
+    }
+
+    fn headers(&self, req: &FetchRequest) -> Result<HeaderMap, FetchError> {
+        let mut map = HeaderMap::new();
+        let ua =
+            HeaderValue::from_str(&self.config.user_agent).map_err(|_| FetchError::BadHeader {
+                name: "User-Agent".into(),
+            })?;
+        map.insert(reqwest::header::USER_AGENT, ua);
+        map.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static(
+                "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+            ),
+        );
+        for (k, v) in &req.headers {
+            let bad = || FetchError::BadHeader { name: k.clone() };
+            let name = HeaderName::from_bytes(k.trim().as_bytes()).map_err(|_| bad())?;
+            let value = HeaderValue::from_str(v.trim()).map_err(|_| bad())?;
+            map.insert(name, value);
+        }
+        Ok(map)
+    }
+
+    fn vet_literal_host(&self, url: &Url, hop: usize) -> Result<(), FetchError> {
+        let ip: Option<IpAddr> = match url.host() {
+            Some(url::Host::Ipv4(v4)) => Some(v4.into()),
+            Some(url::Host::Ipv6(v6)) => Some(v6.into()),
+            _ => None,
+        };
+        match ip {
+            Some(ip) => self
+                .config
+                .policy
+                .check(ip)
+                .map_err(|refusal| blocked(url, hop, refusal)),
+            None => Ok(()),
+        }
+    }
+
+    async fn read(
+        &self,
+        mut resp: reqwest::Response,
+        req: &FetchRequest,
+        url: &Url,
+        started: Instant,
+    ) -> Result<FetchedPage, FetchError> {
+        let limit = self.config.max_bytes;
+        if resp.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(FetchError::TooLarge { limit });
+        }
+        let status = resp.status().as_u16();
+        let header = |name: reqwest::header::HeaderName| {
+            resp.headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).to_lowercase())
+        };
+        let content_type = header(reqwest::header::CONTENT_TYPE);
+        let server = header(reqwest::header::SERVER).map(|s| s.chars().take(255).collect());
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+
+        let mut raw = Vec::new();
+        loop {
+            let chunk = tokio::time::timeout(remaining(req.timeout, started), resp.chunk())
+                .await
+                .map_err(|_| FetchError::Timeout {
+                    url: url.to_string(),
+                    secs: req.timeout.as_secs(),
+                })?
+                .map_err(|e| classify(e, url, 0, req.timeout))?;
+            let Some(chunk) = chunk else { break };
+            if raw.len() + chunk.len() > limit {
+                return Err(FetchError::TooLarge { limit });
+            }
+            raw.extend_from_slice(&chunk);
+        }
+
+        if raw.is_empty() && !req.empty_pages_are_a_change {
+            return Err(FetchError::EmptyReply { status });
+        }
+        if !(200..300).contains(&status) && !req.ignore_status_codes {
+            return Err(FetchError::Status { status });
+        }
+        let (text, encoding, source) = charset::decode(&raw, content_type.as_deref());
+        debug!(encoding, ?source, bytes = raw.len(), "decoded reply");
+        Ok(FetchedPage {
+            final_url: url.to_string(),
+            status,
+            content_type,
+            server,
+            headers,
+            raw,
+            text,
+            encoding,
+            fetch_time: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// Parses and scheme-checks a watch URL. Only http and https are fetched.
+pub fn parse_fetch_url(raw: &str) -> Result<Url, FetchError> {
+    let unsupported = || FetchError::UnsupportedUrl {
+        url: raw.to_string(),
+    };
+    let url = Url::parse(raw.trim()).map_err(|_| unsupported())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(unsupported());
+    }
+    Ok(url)
+}
+
+fn remaining(total: Duration, started: Instant) -> Duration {
+    total
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(1))
+}
+
+fn blocked(url: &Url, hop: usize, refusal: Refusal) -> FetchError {
+    let url = url.to_string();
+    if hop == 0 {
+        FetchError::Blocked { url, refusal }
+    } else {
+        FetchError::RedirectBlocked { url, refusal }
+    }
+}
+
+/// Maps reqwest's error to the user-facing kinds, finding our resolver's verdict in the chain.
+fn classify(err: reqwest::Error, url: &Url, hop: usize, timeout: Duration) -> FetchError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(e) = source {
+        let found = e.downcast_ref::<ResolveError>();
+        if let Some(r) = found {
+            return match r {
+                ResolveError::Refused(refusal) => blocked(url, hop, refusal.clone()),
+                ResolveError::Lookup(reason) => FetchError::Dns {
+                    host: url.host_str().unwrap_or_default().to_string(),
+                    reason: reason.clone(),
+                },
+            };
+        }
+        source = e.source();
+    }
+    if err.is_timeout() {
+        return FetchError::Timeout {
+            url: url.to_string(),
+            secs: timeout.as_secs(),
+        };
+    }
+    let mut reason = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(e) = source {
+        reason = e.to_string();
+        source = e.source();
+    }
+    FetchError::Connect {
+        url: url.to_string(),
+        reason,
+    }
+}

@@ -1,0 +1,1166 @@
+//! HTML to plain text, the form in which page content is stored and diffed.
+//!
+//! Upstream changedetection.io feeds the page (or the include-filter matches,
+//! each followed by `<br>`) through inscriptis `get_text()`, after stripping
+//! `head`, `script`, `style`, `noscript`, `svg`, `math`, `canvas`, `iframe`
+//! and `template`, and after removing a hiding `style` from `<body>` (SPAs
+//! hide the body until their scripts run). Users' trigger, ignore and
+//! extract rules are written against that text, so this module keeps its
+//! shape wherever that shape is stable:
+//!
+//! * `p`, `h1`–`h6` and `figure` are separated from their neighbours by one
+//!   blank line; other blocks just start a new line.
+//! * `<br>` ends the line; a `<br>` on an already empty line yields a blank
+//!   line, which is what makes `<span>a</span><br><span>b</span><br>` read
+//!   `a\nb`.
+//! * A `<span>` boundary counts as whitespace (inscriptis' "relaxed" CSS
+//!   profile), so `<span>$</span><span>9</span>` reads `$ 9`.
+//! * List items get inscriptis' bullets: `  * ` for the first `ul` level,
+//!   then `+`, `o`, `-`; ` 1. ` for `ol`. Each level indents by four.
+//! * With `render_anchor_tag_content`, links read `[text](href)`.
+//!
+//! Where inscriptis' output is noisy or its rules are plainly accidental,
+//! this module deliberately differs (every item is a diff-stability or
+//! readability choice):
+//!
+//! * No two-space indentation per nested `div`: it makes every line of a
+//!   page change when a site adds one wrapper element.
+//! * Table columns are not padded to a common width. Padding means one
+//!   longer cell rewrites every row of the table in the diff. Cells of a
+//!   row are joined by two spaces (inscriptis' column gap), and an empty
+//!   cell still counts, so cells `a`, (empty), `c` read `a    c`. A row in which some
+//!   cell spans several lines (layout tables, as on Hacker News) is written
+//!   cell after cell, one line each, instead of side by side.
+//! * Never more than one blank line in a row outside `<pre>`; no leading or
+//!   trailing blank lines and no trailing newline; no trailing spaces.
+//! * Hidden content is dropped: the `hidden` attribute, inline
+//!   `display:none` and `visibility:hidden|collapse` (also with
+//!   `!important`, which inscriptis misses), `<input>`, closed `<dialog>`.
+//!   `aria-hidden="true"` content is kept: sites put visible text such as
+//!   prices and icons' labels under it, so dropping it would lose what a
+//!   person sees. Stylesheet rules are not evaluated (nor does inscriptis).
+//! * `<hr>`, `<dt>`, `<dd>` end the line (inscriptis runs them into the
+//!   neighbouring text); `<option>` and `<button>` are word boundaries like
+//!   spans, so a size picker reads `S M L`, not `SML`.
+//! * Whitespace is kept in everything inside `<pre>` (and inline
+//!   `white-space: pre*`); inscriptis loses it inside `<pre><code>`, which
+//!   is how most sites mark up code.
+//! * An empty `<li>` writes no lone bullet.
+//! * `<ol start>` is honoured.
+//! * Text is decoded once; inscriptis decodes entities a second time, so it
+//!   turns `&amp;lt;` into `<` where this gives `&lt;`.
+//!
+//! Shared with upstream: filter matches that are bare `<tr>`/`<td>` lose
+//! their table when parsed on their own, so their cells run together.
+//!
+//! Why a walker over `scraper`'s DOM rather than the `html2text` crate:
+//! `html2text` (0.17) writes markdown-ish decorations even in its plain
+//! mode, draws table borders or pads columns, ignores the `hidden`
+//! attribute and puts links in footnotes; bending it to the rules above
+//! needs a custom decorator plus post-processing and still leaves table
+//! layout out of reach. The walker is one iterative pass over the tree
+//! (no recursion, so deeply nested markup cannot overflow the stack), and
+//! output is only appended, so a 1 MB page costs the parse plus a linear
+//! walk.
+
+use scraper::node::Element;
+use scraper::{ElementRef, Html, Node};
+
+/// Limits from upstream's `extract_title`.
+const MAX_TITLE_CHARS: usize = 2000;
+
+/// Cells of tables nested deeper than this are written as plain blocks.
+/// Cell text is buffered and copied once per table level, so the cap keeps
+/// pathological nesting linear.
+const MAX_TABLE_NESTING: usize = 8;
+
+/// Inscriptis' bullets per `ul` nesting level.
+const UL_BULLETS: [&str; 4] = ["* ", "+ ", "o ", "- "];
+
+/// Indentation of one list level, as in inscriptis.
+const LIST_PADDING: usize = 4;
+
+/// Gap between the cells of a table row, as in inscriptis.
+const CELL_GAP: &str = "  ";
+
+const HTML_NS: &str = "http://www.w3.org/1999/xhtml";
+
+/// Rendering switches that mirror upstream's global settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TextOptions {
+    /// Upstream's `render_anchor_tag_content`: lets a watch notice changed
+    /// link targets, at the cost of noisier text.
+    pub render_anchor_tag_content: bool,
+    /// Upstream's `is_rss`: feed items carry their headline in `<title>`,
+    /// which in a page is metadata and skipped, so here it is written as
+    /// a heading instead (upstream rewrites it to `<h1>`).
+    pub is_rss: bool,
+}
+
+/// Converts a page, or concatenated filter matches, to the text that is
+/// stored and compared between checks.
+pub fn html_to_text(html: &str, opts: &TextOptions) -> String {
+    let doc = Html::parse_document(html);
+    render(&doc, opts)
+}
+
+/// The page `<title>`, entity-decoded and whitespace-collapsed, at most
+/// 2000 characters; `None` when absent or blank.
+pub fn page_title(html: &str) -> Option<String> {
+    // Parsing a 1 MB page costs ~100 ms; the title needs only the few bytes around `<title>`.
+    // A full parse only when an inline SVG comes first: its `<title>` is a tooltip, and telling
+    // the two apart needs the tree.
+    let lower = html.to_ascii_lowercase();
+    let start = lower.find("<title")?;
+    let end = lower[start..]
+        .find("</title")
+        .map(|e| start + e)
+        .unwrap_or(html.len());
+    if lower[..start].contains("<svg") {
+        return title_of(&Html::parse_document(html));
+    }
+    title_of(&Html::parse_document(&html[start..end]))
+}
+
+/// Both results from a single parse, for callers that need the two.
+pub fn html_to_text_with_title(html: &str, opts: &TextOptions) -> (String, Option<String>) {
+    let doc = Html::parse_document(html);
+    (render(&doc, opts), title_of(&doc))
+}
+
+fn title_of(doc: &Html) -> Option<String> {
+    // The first HTML-namespace title wins; an SVG `<title>` is a tooltip,
+    // not the page name.
+    let title = doc.tree.root().descendants().find(|n| {
+        n.value()
+            .as_element()
+            .is_some_and(|el| el.name() == "title" && in_html_ns(el))
+    })?;
+    let mut out = String::new();
+    for node in title.descendants() {
+        if let Node::Text(t) = node.value() {
+            for word in t.split(char::is_whitespace).filter(|w| !w.is_empty()) {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(word);
+            }
+        }
+    }
+    if out.chars().count() > MAX_TITLE_CHARS {
+        out = out.chars().take(MAX_TITLE_CHARS).collect();
+        out.truncate(out.trim_end().len());
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn in_html_ns(el: &Element) -> bool {
+    &*el.name.ns == HTML_NS
+}
+
+/// Text of one block context: the page, or one table cell while its row is
+/// being collected.
+#[derive(Debug, Default)]
+struct LineBuf {
+    out: String,
+    /// Something was written on the current line.
+    line_open: bool,
+    /// Newlines owed before the next content; 2 means a blank line.
+    newlines: usize,
+    /// Collapsible whitespace owed before the next word on this line.
+    space: bool,
+    /// Where the current line's separators and its text begin, so a line
+    /// that trims to nothing can be taken back.
+    sep_start: usize,
+    line_start: usize,
+    owed_before_line: usize,
+    /// Indentation of open lists.
+    padding: usize,
+    /// Bullet of the current list item until its first line takes it.
+    bullet: Option<String>,
+}
+
+impl LineBuf {
+    fn start_line(&mut self) {
+        if self.line_open {
+            return;
+        }
+        self.sep_start = self.out.len();
+        self.owed_before_line = self.newlines;
+        if !self.out.is_empty() {
+            for _ in 0..self.newlines.max(1) {
+                self.out.push('\n');
+            }
+        }
+        self.line_start = self.out.len();
+        match self.bullet.take() {
+            Some(bullet) => {
+                push_spaces(&mut self.out, self.padding.saturating_sub(bullet.len()));
+                self.out.push_str(&bullet);
+            }
+            None => push_spaces(&mut self.out, self.padding),
+        }
+        self.line_open = true;
+        self.newlines = 0;
+        self.space = false;
+    }
+
+    fn end_line(&mut self) {
+        if !self.line_open {
+            return;
+        }
+        let kept = self.out[self.line_start..]
+            .trim_end_matches([' ', '\t'])
+            .len();
+        self.out.truncate(self.line_start + kept);
+        self.line_open = false;
+        self.space = false;
+        if kept == 0 {
+            // Only `<pre>` whitespace was written: the line is empty, which
+            // counts as one more newline rather than as content.
+            self.out.truncate(self.sep_start);
+            self.newlines = self.owed_before_line + 1;
+        } else {
+            self.newlines = 1;
+        }
+    }
+
+    fn blank_line(&mut self) {
+        self.newlines = self.newlines.max(2);
+    }
+
+    fn soft_space(&mut self) {
+        if self.line_open {
+            self.space = true;
+        }
+    }
+
+    /// Writes a run without whitespace.
+    fn word(&mut self, w: &str) {
+        self.start_line();
+        if self.space {
+            self.out.push(' ');
+            self.space = false;
+        }
+        self.out.push_str(w);
+    }
+
+    fn text_normal(&mut self, s: &str) {
+        for (i, piece) in s.split(char::is_whitespace).enumerate() {
+            if i > 0 {
+                self.soft_space();
+            }
+            if !piece.is_empty() {
+                self.word(piece);
+            }
+        }
+    }
+
+    fn text_pre(&mut self, s: &str) {
+        for (i, line) in s.split('\n').enumerate() {
+            if i > 0 {
+                self.hard_newline();
+            }
+            if line.is_empty() {
+                continue;
+            }
+            self.start_line();
+            if self.space {
+                self.out.push(' ');
+                self.space = false;
+            }
+            for c in line.chars() {
+                match c {
+                    '\r' => {}
+                    ' ' | '\t' => self.out.push(c),
+                    c if c.is_whitespace() => self.out.push(' '),
+                    c => self.out.push(c),
+                }
+            }
+        }
+    }
+
+    fn hard_newline(&mut self) {
+        if self.line_open {
+            self.end_line();
+        } else {
+            self.newlines += 1;
+        }
+    }
+
+    fn br(&mut self) {
+        if self.line_open {
+            self.end_line();
+        } else {
+            self.blank_line();
+        }
+    }
+
+    /// Writes text that belongs to what came before (a link's `](href)`),
+    /// even when that content ended with a line break, and keeps any owed
+    /// space for whatever follows.
+    fn glue(&mut self, s: &str) {
+        if self.line_open {
+            let space = self.space;
+            self.space = false;
+            self.out.push_str(s);
+            self.space = space;
+        } else if !self.out.is_empty() {
+            self.out.push_str(s);
+        } else {
+            self.word(s);
+        }
+    }
+
+    fn whole_line(&mut self, s: &str) {
+        self.end_line();
+        self.start_line();
+        self.out.push_str(s);
+        self.end_line();
+    }
+
+    fn finish(mut self) -> String {
+        self.end_line();
+        self.out
+    }
+}
+
+fn push_spaces(out: &mut String, n: usize) {
+    out.extend(std::iter::repeat_n(' ', n));
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Inline,
+    Line,
+    /// Blank line before and after.
+    Spaced,
+}
+
+#[derive(Debug)]
+enum Action<'a> {
+    None,
+    /// Word boundary on both sides.
+    Boundary,
+    List,
+    Item,
+    Anchor(&'a str),
+    Quote,
+    Row,
+    Cell,
+}
+
+#[derive(Debug)]
+struct Frame<'a> {
+    node: ElementRef<'a>,
+    block: Block,
+    action: Action<'a>,
+    restore_pre: Option<bool>,
+}
+
+#[derive(Debug)]
+enum ListKind {
+    Bulleted(&'static str),
+    Numbered(i64),
+}
+
+#[derive(Debug)]
+struct Row {
+    /// Number of buffers open when the row began; its cells sit one deeper.
+    depth: usize,
+    cells: Vec<String>,
+}
+
+#[derive(Debug)]
+struct Renderer<'o> {
+    opts: &'o TextOptions,
+    /// `bufs[0]` is the page; one more per table cell being collected.
+    bufs: Vec<LineBuf>,
+    lists: Vec<ListKind>,
+    rows: Vec<Row>,
+    pre: bool,
+    /// A link's `[` waits for its first text so that leading whitespace
+    /// and line breaks land outside the brackets.
+    bracket_pending: bool,
+}
+
+fn render(doc: &Html, opts: &TextOptions) -> String {
+    let mut r = Renderer {
+        opts,
+        bufs: vec![LineBuf::default()],
+        lists: Vec::new(),
+        rows: Vec::new(),
+        pre: false,
+        bracket_pending: false,
+    };
+    let mut stack: Vec<Frame<'_>> = Vec::new();
+    let mut next = doc.tree.root().first_child();
+    while let Some(node) = next {
+        match node.value() {
+            Node::Text(t) => r.text(t),
+            Node::Element(_) => {
+                if let Some(frame) = ElementRef::wrap(node).and_then(|el| r.open(el)) {
+                    match node.first_child() {
+                        Some(child) => {
+                            stack.push(frame);
+                            next = Some(child);
+                            continue;
+                        }
+                        None => r.close(frame),
+                    }
+                }
+            }
+            _ => {}
+        }
+        let mut cur = node;
+        next = loop {
+            if let Some(sibling) = cur.next_sibling() {
+                break Some(sibling);
+            }
+            match stack.pop() {
+                Some(frame) => {
+                    cur = *frame.node;
+                    r.close(frame);
+                }
+                None => break None,
+            }
+        };
+    }
+    r.finish()
+}
+
+impl<'o> Renderer<'o> {
+    fn top(&mut self) -> &mut LineBuf {
+        // `bufs` starts with the page buffer and cells only pop what they
+        // pushed; the fallback only keeps this total.
+        if self.bufs.is_empty() {
+            self.bufs.push(LineBuf::default());
+        }
+        let last = self.bufs.len() - 1;
+        &mut self.bufs[last]
+    }
+
+    fn text(&mut self, s: &str) {
+        if self.pre {
+            if !s.is_empty() {
+                self.flush_bracket();
+                self.top().text_pre(s);
+            }
+            return;
+        }
+        if self.bracket_pending {
+            let rest = s.trim_start();
+            if rest.is_empty() {
+                self.top().text_normal(s);
+                return;
+            }
+            if rest.len() != s.len() {
+                self.top().soft_space();
+            }
+            self.flush_bracket();
+            self.top().text_normal(rest);
+            return;
+        }
+        self.top().text_normal(s);
+    }
+
+    fn flush_bracket(&mut self) {
+        if self.bracket_pending {
+            self.bracket_pending = false;
+            self.top().word("[");
+        }
+    }
+
+    fn open<'a>(&mut self, node: ElementRef<'a>) -> Option<Frame<'a>> {
+        let el = node.value();
+        if !in_html_ns(el) {
+            return None;
+        }
+        let name = el.name();
+        let rss_title = name == "title" && self.opts.is_rss;
+        // A feed has no real <head>: when filter output starts with an item's <title>, the HTML
+        // parser files it under one, and it must still be rendered.
+        let rss_head = name == "head" && self.opts.is_rss;
+        if is_never_rendered(name) && !rss_title && !rss_head {
+            return None;
+        }
+        let mut hidden = false;
+        let mut open_attr = false;
+        let mut white_space_pre = None;
+        let mut href = None;
+        let mut start = None;
+        let mut value = None;
+        for (key, val) in el.attrs() {
+            match key {
+                "hidden" => hidden = true,
+                "open" => open_attr = true,
+                "style" => {
+                    let style = parse_style(val);
+                    hidden |= style.hidden;
+                    if style.pre.is_some() {
+                        white_space_pre = style.pre;
+                    }
+                }
+                "href" => href = Some(val.trim()),
+                "start" => start = val.trim().parse::<i64>().ok(),
+                "value" => value = val.trim().parse::<i64>().ok(),
+                _ => {}
+            }
+        }
+        // Upstream un-hides <body>: SPAs hide it until their scripts run.
+        if hidden && name != "body" && name != "html" {
+            return None;
+        }
+        if name == "dialog" && !open_attr {
+            return None;
+        }
+
+        let mut frame = Frame {
+            node,
+            block: if rss_title {
+                Block::Spaced
+            } else {
+                block_kind(name)
+            },
+            action: Action::None,
+            restore_pre: None,
+        };
+        if matches!(name, "pre" | "xmp" | "listing" | "plaintext") {
+            white_space_pre = Some(true);
+        }
+
+        match name {
+            "br" => {
+                if self.pre {
+                    self.top().hard_newline();
+                } else {
+                    self.top().br();
+                }
+                return Some(frame);
+            }
+            "span" | "option" | "optgroup" | "button" | "select" | "textarea" => {
+                frame.action = Action::Boundary;
+            }
+            "ul" | "ol" | "menu" | "dir" => {
+                let kind = if name == "ol" {
+                    ListKind::Numbered(start.unwrap_or(1))
+                } else {
+                    ListKind::Bulleted(UL_BULLETS[self.lists.len() % UL_BULLETS.len()])
+                };
+                self.lists.push(kind);
+                frame.action = Action::List;
+            }
+            "li" => frame.action = Action::Item,
+            "a" if self.opts.render_anchor_tag_content => {
+                if let Some(h) = href.filter(|h| !h.is_empty()) {
+                    frame.action = Action::Anchor(h);
+                }
+            }
+            "q" => frame.action = Action::Quote,
+            "tr" if self.bufs.len() <= MAX_TABLE_NESTING => frame.action = Action::Row,
+            "td" | "th" if self.rows.last().is_some_and(|r| r.depth == self.bufs.len()) => {
+                frame.action = Action::Cell;
+            }
+            _ => {}
+        }
+
+        match frame.block {
+            Block::Inline => {}
+            Block::Line => self.top().end_line(),
+            Block::Spaced => {
+                let top = self.top();
+                top.end_line();
+                top.blank_line();
+            }
+        }
+        if let Some(pre) = white_space_pre {
+            frame.restore_pre = Some(self.pre);
+            self.pre = pre;
+        }
+
+        match frame.action {
+            Action::None => {}
+            Action::Boundary => {
+                if !self.pre {
+                    self.top().soft_space();
+                }
+            }
+            Action::List => self.top().padding += LIST_PADDING,
+            Action::Item => {
+                let bullet = match self.lists.last_mut() {
+                    Some(ListKind::Numbered(n)) => {
+                        if let Some(v) = value {
+                            *n = v;
+                        }
+                        let b = format!("{n}. ");
+                        *n = n.saturating_add(1);
+                        b
+                    }
+                    Some(ListKind::Bulleted(b)) => (*b).to_owned(),
+                    None => UL_BULLETS[0].to_owned(),
+                };
+                self.top().bullet = Some(bullet);
+            }
+            Action::Anchor(_) => {
+                // Keeps brackets well-nested should markup nest links.
+                self.flush_bracket();
+                self.bracket_pending = true;
+            }
+            Action::Quote => self.text("\""),
+            Action::Row => {
+                let depth = self.bufs.len();
+                self.rows.push(Row {
+                    depth,
+                    cells: Vec::new(),
+                });
+            }
+            Action::Cell => self.bufs.push(LineBuf::default()),
+        }
+        Some(frame)
+    }
+
+    fn close(&mut self, frame: Frame<'_>) {
+        match frame.action {
+            Action::None => {}
+            Action::Boundary => {
+                if !self.pre {
+                    self.top().soft_space();
+                }
+            }
+            Action::List => {
+                self.lists.pop();
+                let top = self.top();
+                top.end_line();
+                top.padding = top.padding.saturating_sub(LIST_PADDING);
+            }
+            Action::Item => {
+                let top = self.top();
+                top.end_line();
+                top.bullet = None;
+            }
+            Action::Anchor(href) => {
+                self.flush_bracket();
+                let close = format!("]({href})");
+                self.top().glue(&close);
+            }
+            Action::Quote => self.top().glue("\""),
+            Action::Cell => {
+                if self.bufs.len() > 1
+                    && let Some(buf) = self.bufs.pop()
+                {
+                    let text = buf.finish();
+                    if let Some(row) = self.rows.last_mut() {
+                        row.cells.push(text);
+                    }
+                }
+            }
+            Action::Row => {
+                if let Some(row) = self.rows.pop() {
+                    self.emit_row(&row.cells);
+                }
+            }
+        }
+        if let Some(pre) = frame.restore_pre {
+            self.pre = pre;
+            let top = self.top();
+            top.newlines = top.newlines.min(2);
+        }
+        match frame.block {
+            Block::Inline => {}
+            Block::Line => self.top().end_line(),
+            Block::Spaced => {
+                let top = self.top();
+                top.end_line();
+                top.blank_line();
+            }
+        }
+    }
+
+    fn emit_row(&mut self, cells: &[String]) {
+        let top = self.top();
+        if cells.iter().all(|c| !c.contains('\n')) {
+            let mut line = String::new();
+            for (i, cell) in cells.iter().enumerate() {
+                if i > 0 {
+                    line.push_str(CELL_GAP);
+                }
+                line.push_str(cell.trim());
+            }
+            let line = line.trim_end();
+            if !line.is_empty() {
+                top.whole_line(line);
+            }
+            return;
+        }
+        // Some cell spans several lines: side by side would interleave
+        // them, so each cell gets its own lines.
+        top.end_line();
+        for cell in cells {
+            for line in cell.split('\n') {
+                if line.is_empty() {
+                    top.blank_line();
+                } else {
+                    top.whole_line(line);
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> String {
+        // Cells left open cannot happen with a well-formed tree; fold any
+        // into the page rather than lose their text.
+        while self.bufs.len() > 1 {
+            if let Some(buf) = self.bufs.pop() {
+                let text = buf.finish();
+                self.emit_row(&[text]);
+            }
+        }
+        self.bufs.pop().map(LineBuf::finish).unwrap_or_default()
+    }
+}
+
+/// Elements whose content a reader never sees as text. Upstream strips the
+/// same list before inscriptis runs, and inscriptis hides the rest.
+fn is_never_rendered(name: &str) -> bool {
+    matches!(
+        name,
+        "head"
+            | "title"
+            | "meta"
+            | "link"
+            | "base"
+            | "script"
+            | "style"
+            | "noscript"
+            | "template"
+            | "svg"
+            | "math"
+            | "canvas"
+            | "iframe"
+            | "frame"
+            | "frameset"
+            | "noframes"
+            | "datalist"
+            | "input"
+            | "img"
+            | "embed"
+            | "area"
+    )
+}
+
+fn block_kind(name: &str) -> Block {
+    match name {
+        "p" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "figure" => Block::Spaced,
+        "address" | "article" | "aside" | "blockquote" | "body" | "caption" | "center" | "dd"
+        | "details" | "dialog" | "dir" | "div" | "dl" | "dt" | "fieldset" | "figcaption"
+        | "footer" | "form" | "header" | "hgroup" | "hr" | "html" | "legend" | "li" | "listing"
+        | "main" | "menu" | "nav" | "ol" | "plaintext" | "pre" | "search" | "section"
+        | "summary" | "table" | "td" | "th" | "tr" | "ul" | "xmp" => Block::Line,
+        _ => Block::Inline,
+    }
+}
+
+#[derive(Debug, Default)]
+struct InlineStyle {
+    hidden: bool,
+    /// `Some(true)` for the `white-space` values that keep line breaks.
+    pre: Option<bool>,
+}
+
+fn parse_style(style: &str) -> InlineStyle {
+    let mut out = InlineStyle::default();
+    for decl in style.split(';') {
+        let Some((prop, value)) = decl.split_once(':') else {
+            continue;
+        };
+        let prop = prop.trim();
+        let value = css_value(value);
+        if prop.eq_ignore_ascii_case("display") {
+            out.hidden |= value.eq_ignore_ascii_case("none");
+        } else if prop.eq_ignore_ascii_case("visibility") {
+            out.hidden |=
+                value.eq_ignore_ascii_case("hidden") || value.eq_ignore_ascii_case("collapse");
+        } else if prop.eq_ignore_ascii_case("white-space") {
+            let v = value.to_ascii_lowercase();
+            match v.as_str() {
+                "pre" | "pre-wrap" | "pre-line" | "break-spaces" => out.pre = Some(true),
+                "normal" | "nowrap" => out.pre = Some(false),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// The declaration's value without a trailing `!important`.
+fn css_value(value: &str) -> &str {
+    let value = value.trim();
+    match value.rfind('!') {
+        Some(i) if value[i + 1..].trim().eq_ignore_ascii_case("important") => value[..i].trim(),
+        _ => value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(html: &str) -> String {
+        html_to_text(html, &TextOptions::default())
+    }
+
+    fn text_links(html: &str) -> String {
+        html_to_text(
+            html,
+            &TextOptions {
+                render_anchor_tag_content: true,
+                ..TextOptions::default()
+            },
+        )
+    }
+
+    #[test]
+    fn paragraphs_and_headings_are_separated_by_one_blank_line() {
+        assert_eq!(
+            text("<h1>Title</h1><p>First   <b>bold</b>\n para.</p><p>Second</p>tail"),
+            "Title\n\nFirst bold para.\n\nSecond\n\ntail"
+        );
+    }
+
+    #[test]
+    fn nested_divs_are_lines_without_indentation() {
+        assert_eq!(
+            text("<div><div>a</div><div>b<div>c</div>d</div></div>e"),
+            "a\nb\nc\nd\ne"
+        );
+    }
+
+    #[test]
+    fn inline_elements_stay_on_one_line() {
+        assert_eq!(
+            text("<p>x <em>em</em><strong>st</strong> <code>c</code>y</p>"),
+            "x emst cy"
+        );
+    }
+
+    #[test]
+    fn span_boundaries_count_as_whitespace_like_inscriptis() {
+        assert_eq!(
+            text("<p>Price: <span>$</span><span>19.99</span>!</p>"),
+            "Price: $ 19.99 !"
+        );
+        assert_eq!(text("<p>x<span> a </span>y</p>"), "x a y");
+    }
+
+    #[test]
+    fn br_breaks_lines_and_repeated_br_gives_one_blank_line() {
+        assert_eq!(text("a<br>b<br><br>c<br><br><br><br>d"), "a\nb\n\nc\n\nd");
+        assert_eq!(text("<p>a<br>  b</p>"), "a\nb");
+    }
+
+    #[test]
+    fn filter_fragments_joined_with_br() {
+        assert_eq!(text("<span>a</span><br><span>b</span><br>"), "a\nb");
+        assert_eq!(text("<div>a</div><div>b</div>"), "a\nb");
+        assert_eq!(text("<li>x</li><br><li>y</li><br>"), "* x\n\n* y");
+    }
+
+    #[test]
+    fn non_content_elements_are_dropped() {
+        let html = "<html><head><title>T</title><style>p{}</style><script>var a=1;</script></head>\
+            <body><script>alert(1)</script><noscript>enable js</noscript><style>.x{}</style>\
+            <template><p>tpl</p></template><svg><text>svg text</text><title>st</title></svg>\
+            <math><mi>m</mi></math><iframe>if</iframe><p>kept</p></body></html>";
+        assert_eq!(text(html), "kept");
+    }
+
+    #[test]
+    fn hidden_content_is_dropped() {
+        let html = r#"<p hidden>h1</p><p style="display:none">h2</p>
+            <p style="color:red; DISPLAY : None !important">h3</p>
+            <div style="visibility:hidden">h4</div><input type="hidden" value="h5">
+            <dialog>h6</dialog><dialog open>dialog shown</dialog>
+            <span aria-hidden="true">aria kept</span><p style="display:block">shown</p>"#;
+        assert_eq!(text(html), "dialog shown\naria kept\n\nshown");
+    }
+
+    #[test]
+    fn hiding_style_on_body_is_ignored_like_upstream() {
+        assert_eq!(
+            text(r#"<html><body style="display:none" hidden><p>app</p></body></html>"#),
+            "app"
+        );
+        assert_eq!(
+            text(r#"<body style="color: red; visibility:hidden"><p>app</p></body>"#),
+            "app"
+        );
+    }
+
+    #[test]
+    fn table_rows_are_lines_with_two_space_gaps() {
+        let html = "<table><caption>Prices</caption>\
+            <thead><tr><th>Item</th><th>Price</th><th>Stock</th></tr></thead>\
+            <tbody><tr><td>Widget <b>XL</b></td><td>$10</td><td>yes</td></tr>\
+            <tr><td>Gadget</td><td></td><td>no</td></tr></tbody></table>after";
+        assert_eq!(
+            text(html),
+            "Prices\nItem  Price  Stock\nWidget XL  $10  yes\nGadget    no\nafter"
+        );
+    }
+
+    #[test]
+    fn layout_table_cells_with_several_lines_are_stacked() {
+        let html = "<table><tr><td><p>one</p><p>two</p></td><td>side</td></tr>\
+            <tr><td>1.</td><td></td><td>Title <span>(site)</span></td></tr></table>";
+        assert_eq!(text(html), "one\n\ntwo\nside\n1.    Title (site)");
+    }
+
+    #[test]
+    fn nested_tables_render_inside_their_cell() {
+        let html = "<table><tr><td><table><tr><td>a</td><td>b</td></tr>\
+            <tr><td>c</td><td>d</td></tr></table></td></tr></table>";
+        assert_eq!(text(html), "a  b\nc  d");
+    }
+
+    #[test]
+    fn deeply_nested_tables_and_divs_do_not_overflow() {
+        let depth = 3000;
+        let html = format!(
+            "{}x{}{}y{}",
+            "<table><tr><td>".repeat(depth),
+            "</td></tr></table>".repeat(depth),
+            "<div>".repeat(depth),
+            "</div>".repeat(depth)
+        );
+        assert_eq!(text(&html), "x\ny");
+    }
+
+    #[test]
+    fn lists_use_inscriptis_bullets() {
+        let html = "<ul><li>one</li><li>two<ul><li>nested</li></ul></li><li></li></ul>\
+            <ol><li>x</li><li>y</li></ol><ol start=9><li>nine</li><li>ten</li></ol>";
+        assert_eq!(
+            text(html),
+            "  * one\n  * two\n      + nested\n 1. x\n 2. y\n 9. nine\n10. ten"
+        );
+    }
+
+    #[test]
+    fn list_item_continuation_lines_keep_the_list_indent() {
+        assert_eq!(
+            text("<ul><li>second <div>div in li</div> tail</li></ul>"),
+            "  * second\n    div in li\n    tail"
+        );
+    }
+
+    #[test]
+    fn pre_keeps_its_whitespace() {
+        assert_eq!(
+            text("<p>x</p><pre>\n  a\n    b  c   \n\n\nd\tt</pre><p>y</p>"),
+            "x\n\n  a\n    b  c\n\n\nd\tt\n\ny"
+        );
+        assert_eq!(
+            text(r#"<div style="white-space: pre">a   b</div>"#),
+            "a   b"
+        );
+    }
+
+    #[test]
+    fn entities_and_nbsp_are_decoded() {
+        assert_eq!(
+            text("<p>a&amp;b&nbsp;&nbsp;c &lt;x&gt; &eacute;&#233;&#x20AC; &amp;lt;</p>"),
+            "a&b c <x> éé€ &lt;"
+        );
+        assert_eq!(text("<pre>a&nbsp;&nbsp;b</pre>"), "a  b");
+    }
+
+    #[test]
+    fn anchors_render_only_when_enabled() {
+        let html = r#"<p>see <a href="http://x.com/a"> the link </a> now, <a>no href</a>,
+            <a href="">empty</a> <a href="/img"><img src="i.png"></a></p>"#;
+        assert_eq!(text(html), "see the link now, no href, empty");
+        assert_eq!(
+            text_links(html),
+            "see [the link](http://x.com/a) now, no href, empty [](/img)"
+        );
+    }
+
+    #[test]
+    fn anchor_around_blocks_closes_on_its_last_line() {
+        assert_eq!(
+            text_links(r#"<p>x</p><a href="/c"><div>Title</div><p>desc</p></a><p>y</p>"#),
+            "x\n\n[Title\n\ndesc](/c)\n\ny"
+        );
+    }
+
+    #[test]
+    fn misc_blocks_and_quotes() {
+        assert_eq!(
+            text("<dl><dt>term</dt><dd>def</dd></dl>a<hr>b<blockquote>q</blockquote><q>c</q>"),
+            "term\ndef\na\nb\nq\n\"c\""
+        );
+        assert_eq!(
+            text("<p>Size: <select><option>S</option><option>M</option></select>now</p>"),
+            "Size: S M now"
+        );
+    }
+
+    #[test]
+    fn empty_and_whitespace_only_input() {
+        assert_eq!(text(""), "");
+        assert_eq!(text("  \n <p> </p><div>\t</div><br><br>"), "");
+    }
+
+    #[test]
+    fn title_is_decoded_collapsed_and_capped() {
+        assert_eq!(
+            page_title("<html><head><title>\n  Caf&eacute; &amp; Bar&nbsp;&mdash;\tHome </title></head></html>")
+                .as_deref(),
+            Some("Café & Bar — Home")
+        );
+        assert_eq!(page_title("<p>no title</p>"), None);
+        assert_eq!(page_title("<title>  </title>"), None);
+        assert_eq!(
+            page_title("<svg><title>icon</title></svg><title>Real</title>").as_deref(),
+            Some("Real")
+        );
+        let long = format!("<title>{}</title>", "é".repeat(3000));
+        assert_eq!(page_title(&long).map(|t| t.chars().count()), Some(2000));
+    }
+
+    #[test]
+    fn text_and_title_from_one_parse() {
+        let (body, title) =
+            html_to_text_with_title("<title>T</title><p>b</p>", &TextOptions::default());
+        assert_eq!((body.as_str(), title.as_deref()), ("b", Some("T")));
+    }
+
+    #[test]
+    fn rss_titles_become_headings_only_for_feeds() {
+        let feed = "<rss><channel><title>Feed</title><item><title>RSS Title</title>\
+            <link>https://e.com/1</link><description>Content</description></item></channel></rss>";
+        let rss = TextOptions {
+            is_rss: true,
+            ..TextOptions::default()
+        };
+        assert_eq!(
+            html_to_text(feed, &rss),
+            "Feed\n\nRSS Title\n\nhttps://e.com/1Content"
+        );
+        assert_eq!(text(feed), "https://e.com/1Content");
+    }
+
+    #[test]
+    fn bloated_head_is_skipped() {
+        let html = format!(
+            "<!DOCTYPE html><html><head><title>T</title><style>{}</style><script>{}</script>{}</head>\
+             <body>{}<h1>Heading</h1><footer>Footer text</footer></body></html>",
+            ".c{color:red}\n".repeat(5_000),
+            "console.log(1);\n".repeat(5_000),
+            "<meta name=d content=x><link rel=stylesheet href=b.css><!-- c -->".repeat(2_000),
+            "<svg><path d=\"M0,0\"/></svg><noscript>Enable JS</noscript>".repeat(2_000),
+        );
+        assert_eq!(text(&html), "Heading\n\nFooter text");
+    }
+
+    #[test]
+    fn realistic_news_page() {
+        let html = r##"<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Daily News &ndash; Markets rally</title>
+  <link rel="stylesheet" href="/s.css">
+  <script>window.dataLayer = [];</script>
+</head>
+<body>
+  <header>
+    <a href="/" class="logo"><svg><path d="M0 0"/></svg>Daily News</a>
+    <nav>
+      <ul>
+        <li><a href="/world">World</a></li>
+        <li><a href="/business">Business</a></li>
+        <li style="display:none"><a href="/beta">Beta</a></li>
+      </ul>
+    </nav>
+  </header>
+  <div class="cookie" hidden>We use cookies</div>
+  <main>
+    <article>
+      <h1>Markets   rally on
+          rate news</h1>
+      <p class="byline">By <span class="author">Jane Doe</span> &middot; <time>2 June 2025</time></p>
+      <p>Stocks rose on Tuesday after the central bank
+         held rates&nbsp;steady.</p>
+      <table class="quotes">
+        <tr><th>Index</th><th>Close</th><th>Change</th></tr>
+        <tr><td>FTSE 100</td><td>8,120.5</td><td>+1.2%</td></tr>
+        <tr><td>DAX</td><td>18,402.1</td><td>+0.8%</td></tr>
+      </table>
+      <p>Read <a href="/analysis">our analysis</a>.</p>
+    </article>
+    <aside><h2>Most read</h2><ol><li>First story</li><li>Second story</li></ol></aside>
+  </main>
+  <footer><p>&copy; 2025 Daily News</p><p><a href="/privacy">Privacy</a> | <a href="/terms">Terms</a></p></footer>
+  <script>track();</script>
+</body>
+</html>"##;
+        let expected = [
+            "Daily News",
+            "  * World",
+            "  * Business",
+            "",
+            "Markets rally on rate news",
+            "",
+            "By Jane Doe · 2 June 2025",
+            "",
+            "Stocks rose on Tuesday after the central bank held rates steady.",
+            "",
+            "Index  Close  Change",
+            "FTSE 100  8,120.5  +1.2%",
+            "DAX  18,402.1  +0.8%",
+            "",
+            "Read our analysis.",
+            "",
+            "Most read",
+            "",
+            " 1. First story",
+            " 2. Second story",
+            "",
+            "© 2025 Daily News",
+            "",
+            "Privacy | Terms",
+        ]
+        .join("\n");
+        assert_eq!(text(html), expected);
+        assert!(text_links(html).contains("Read [our analysis](/analysis)."));
+        assert!(text_links(html).contains("[Privacy](/privacy) | [Terms](/terms)"));
+        assert_eq!(
+            page_title(html).as_deref(),
+            Some("Daily News – Markets rally")
+        );
+    }
+
+    #[test]
+    fn output_is_deterministic_and_linear_on_a_large_page() {
+        let mut html = String::from("<html><body>");
+        while html.len() < 256 * 1024 {
+            html.push_str(
+                "<div class=\"item\"><h2>Headline</h2><p>Some <b>text</b> &amp; more \
+                 <a href=\"/x\">link</a></p><table><tr><td>a</td><td>b</td></tr></table>\
+                 <ul><li>one</li><li>two</li></ul></div>\n",
+            );
+        }
+        html.push_str("</body></html>");
+        let opts = TextOptions {
+            render_anchor_tag_content: true,
+            ..TextOptions::default()
+        };
+        let first = html_to_text(&html, &opts);
+        assert_eq!(first, html_to_text(&html, &opts));
+        assert!(first.starts_with(
+            "Headline\n\nSome text & more [link](/x)\n\na  b\n  * one\n  * two\n\nHeadline"
+        ));
+        assert!(!first.contains("\n\n\n"));
+    }
+}

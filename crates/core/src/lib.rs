@@ -1,0 +1,34 @@
+//! changewatch core: the domain of a watch check, with no storage and no HTTP server.
+//!
+//! Module map, in the order a check runs through them:
+//! - [`config`]: process settings from environment variables (one typed struct).
+//! - [`ssrf`]: which resolved addresses a fetch may connect to.
+//! - [`fetch`]: the HTTP fetcher (redirects, limits, timeouts, guard on every hop).
+//! - [`charset`]: bytes to text (header, BOM, XML declaration, meta, detection).
+//! - [`content`]: what kind of document a reply is (HTML, JSON, feed, XML, text, binary).
+//! - [`filters`]: subtractive selectors and include filters (CSS, XPath, JSONPath, jq).
+//! - [`html_text`]: HTML to the plain text that is stored and compared.
+//! - [`text_rules`]: ignore / trigger / extract / sort / dedupe rules and the checksum.
+//! - [`pipeline`]: the text_json_diff processor tying the above together.
+//! - [`diff`]: the diff engine and its output formats.
+//! - [`error`]: check outcomes that are not a page, with upstream's `last_error` strings.
+//! - [`check`]: fetch + process in one call, for the CLI and the checkers.
+
+pub mod charset;
+pub mod check;
+pub mod config;
+pub mod content;
+pub mod diff;
+pub mod error;
+pub mod fetch;
+pub mod filters;
+pub mod html_text;
+pub mod pipeline;
+pub mod ssrf;
+pub mod text_rules;
+
+pub use check::{CheckResult, run_check};
+pub use config::Config;
+pub use error::CheckError;
+pub use fetch::{FetchRequest, FetchedPage, Fetcher, FetcherConfig};
+pub use pipeline::{ChangeStatus, PreviousState, Processed, ProcessorSettings};

@@ -1,0 +1,420 @@
+//! The text_json_diff processor: from a fetched page to the text to store and the change verdict.
+//!
+//! Order of operations is upstream's (contract §4.3 step 4), because users' filter setups depend
+//! on it: stream-type sniff → JSON normalising → subtractive selectors → include filters → HTML to
+//! text → trim → added/removed/replaced-only diff filter → empty-text check → ignore text (kept
+//! aside for the checksum) → extract lines → extract text → dedupe → sort → md5 → trigger /
+//! should-not-be-present → changed or not → unique-lines check.
+//!
+//! [`process`] is synchronous and CPU-bound (a 1 MB page takes milliseconds to tens of
+//! milliseconds); async callers run it on a blocking thread.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::content::{self, StreamType};
+use crate::diff;
+use crate::error::CheckError;
+use crate::fetch::FetchedPage;
+use crate::filters::{self, ContentKind};
+use crate::html_text::{self, TextOptions};
+use crate::text_rules::{self, LinePattern};
+
+/// The watch settings the processor reads, already merged with the watch's tags and the global
+/// settings (union for the list rules, watch > global for the flags).
+#[derive(Clone, Debug)]
+pub struct ProcessorSettings {
+    pub include_filters: Vec<String>,
+    pub subtractive_selectors: Vec<String>,
+    pub ignore_text: Vec<String>,
+    pub trigger_text: Vec<String>,
+    pub text_should_not_be_present: Vec<String>,
+    pub extract_lines_containing: Vec<String>,
+    pub extract_text: Vec<String>,
+    pub trim_text_whitespace: bool,
+    pub sort_text_alphabetically: bool,
+    pub remove_duplicate_lines: bool,
+    pub check_unique_lines: bool,
+    /// Resolved: watch value, else the global `strip_ignored_lines`.
+    pub strip_ignored_lines: bool,
+    pub filter_text_added: bool,
+    pub filter_text_removed: bool,
+    pub filter_text_replaced: bool,
+    /// Global `ignore_whitespace` (default true): whitespace-only edits are not changes.
+    pub ignore_whitespace: bool,
+    pub empty_pages_are_a_change: bool,
+    pub render_anchor_tag_content: bool,
+    /// The watch URL had the `source:` prefix: keep the raw source instead of extracting text.
+    pub source_mode: bool,
+    /// Allow jq builtins that read the environment or files (`JQ_ALLOW_RISKY_EXPRESSIONS`).
+    pub jq_allow_risky: bool,
+}
+
+impl Default for ProcessorSettings {
+    fn default() -> Self {
+        ProcessorSettings {
+            include_filters: Vec::new(),
+            subtractive_selectors: Vec::new(),
+            ignore_text: Vec::new(),
+            trigger_text: Vec::new(),
+            text_should_not_be_present: Vec::new(),
+            extract_lines_containing: Vec::new(),
+            extract_text: Vec::new(),
+            trim_text_whitespace: false,
+            sort_text_alphabetically: false,
+            remove_duplicate_lines: false,
+            check_unique_lines: false,
+            strip_ignored_lines: false,
+            filter_text_added: true,
+            filter_text_removed: true,
+            filter_text_replaced: true,
+            ignore_whitespace: true,
+            empty_pages_are_a_change: false,
+            render_anchor_tag_content: false,
+            source_mode: false,
+            jq_allow_risky: false,
+        }
+    }
+}
+
+impl ProcessorSettings {
+    fn has_include_filters(&self) -> bool {
+        self.include_filters.iter().any(|f| !f.trim().is_empty())
+    }
+
+    fn has_special_diff_filter(&self) -> bool {
+        !(self.filter_text_added && self.filter_text_removed && self.filter_text_replaced)
+    }
+}
+
+/// What the processor needs to know about the watch's past. Owned, so that a check can move it
+/// onto the blocking thread that runs the processor.
+#[derive(Clone, Debug, Default)]
+pub struct PreviousState {
+    /// `previous_md5`; `None` before the first unblocked check.
+    pub md5: Option<String>,
+    /// At least one snapshot is stored; without one this check is the baseline.
+    pub has_history: bool,
+    /// The text of the last check before ignore/extract rules, needed only when some of
+    /// filter_text_added/removed/replaced are off.
+    pub text_before_filters: Option<String>,
+    /// Every line of every stored snapshot, for `check_unique_lines` (whitespace-squeezed when
+    /// `ignore_whitespace` is on; see [`history_line_key`]).
+    pub history_lines: Option<Arc<HashSet<String>>>,
+}
+
+/// The verdict of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeStatus {
+    /// No history yet: the text is stored as the first snapshot and never counts as a change.
+    Baseline,
+    Changed,
+    Unchanged,
+    /// Trigger text absent or forbidden text present: no change is recorded, whatever the text.
+    Blocked,
+}
+
+/// Result of processing one fetched page.
+#[derive(Clone, Debug)]
+pub struct Processed {
+    pub status: ChangeStatus,
+    /// The snapshot text to store.
+    pub text: String,
+    /// md5 of the text rules' output, the new `previous_md5` unless blocked.
+    pub md5: String,
+    /// Lines that matched `trigger_text` (the `triggered_text` notification token).
+    pub triggered_text: Vec<String>,
+    /// Text before ignore/extract rules, to keep for the next check's diff filter.
+    pub text_before_filters: String,
+    pub title: Option<String>,
+    pub stream_type: StreamType,
+}
+
+impl Processed {
+    /// `previous_md5` to store: a blocked check leaves the old one in place.
+    pub fn md5_to_record(&self) -> Option<&str> {
+        (self.status != ChangeStatus::Blocked).then_some(self.md5.as_str())
+    }
+}
+
+/// Key under which a history line is remembered for `check_unique_lines`.
+pub fn history_line_key(line: &str, ignore_whitespace: bool) -> String {
+    if ignore_whitespace {
+        line.chars().filter(|c| !c.is_whitespace()).collect()
+    } else {
+        line.to_string()
+    }
+}
+
+/// Runs the processor on a fetched page.
+pub fn process(
+    page: &FetchedPage,
+    settings: &ProcessorSettings,
+    previous: &PreviousState,
+) -> Result<Processed, CheckError> {
+    let content_type = page
+        .content_type
+        .as_deref()
+        .unwrap_or(content::DEFAULT_CONTENT_TYPE);
+    let stream_type = guess(settings, content_type, page);
+    let title = if stream_type == StreamType::Html {
+        html_text::page_title(&page.text)
+    } else {
+        None
+    };
+
+    // --- preprocessing ---------------------------------------------------------------------
+    let mut content = match stream_type {
+        StreamType::Binary => format!(
+            "Document checksum - {:X} Original file size - {} bytes",
+            md5::compute(&page.raw),
+            page.raw.len()
+        ),
+        // Sorted keys, two-space indent: a server reordering keys is not a change. A reply that
+        // claims JSON but does not parse is kept as it is.
+        StreamType::Json if !has_json_filter(settings) => {
+            filters::pretty_print_json_document(&page.text).unwrap_or_else(|_| page.text.clone())
+        }
+        // Upstream's fix for `$<!-- -->90<!-- -->.74` style price obfuscation.
+        StreamType::Html => page.text.replace("<!-- -->", ""),
+        _ => page.text.clone(),
+    };
+
+    // --- filters -----------------------------------------------------------------------------
+    let kind = content_kind(stream_type);
+    if stream_type.is_markup()
+        && settings
+            .subtractive_selectors
+            .iter()
+            .any(|s| !s.trim().is_empty())
+    {
+        content = filters::remove_elements(&content, &settings.subtractive_selectors, kind)?;
+    }
+    let filtered = settings.has_include_filters() && stream_type != StreamType::Binary;
+    if filtered {
+        let opts = filters::FilterOptions {
+            content_kind: kind,
+            separate_matches: !settings.source_mode,
+            allow_risky_jq: settings.jq_allow_risky,
+        };
+        content = filters::apply_include_filters(&content, &settings.include_filters, &opts)?;
+        if content.trim().is_empty() {
+            return Err(CheckError::FilterNotFound {
+                filters: settings.include_filters.clone(),
+            });
+        }
+    }
+
+    // --- text extraction ---------------------------------------------------------------------
+    // `content` stays alive: a page without text is diagnosed from the filtered markup.
+    let opts = TextOptions {
+        render_anchor_tag_content: settings.render_anchor_tag_content,
+        is_rss: false,
+    };
+    let mut text = match stream_type {
+        _ if settings.source_mode => content.clone(),
+        StreamType::Html => html_text::html_to_text(&content, &opts),
+        StreamType::Rss => rss_to_text(&content, settings.render_anchor_tag_content),
+        _ => content.clone(),
+    };
+
+    if settings.trim_text_whitespace {
+        text = text_rules::trim_whitespace(&text);
+    }
+    let text_before_filters = text.clone();
+
+    // --- added/removed/replaced-only ---------------------------------------------------------
+    if settings.has_special_diff_filter() && previous.has_history {
+        let opts = diff::DiffOptions {
+            include_equal: false,
+            include_added: settings.filter_text_added,
+            include_removed: settings.filter_text_removed,
+            include_replaced: settings.filter_text_replaced,
+            include_change_type_prefix: false,
+            ..diff::DiffOptions::default()
+        };
+        let before = previous.text_before_filters.as_deref().unwrap_or("");
+        let rendered = diff::render_diff(before, &text, &opts);
+        if rendered.is_empty() && !text.is_empty() {
+            // None of the selected kinds of change happened: not a change, whatever else moved.
+            let md5 = text_rules::checksum(&text_before_filters, true);
+            return Ok(Processed {
+                status: ChangeStatus::Unchanged,
+                text: text_before_filters.clone(),
+                md5,
+                triggered_text: Vec::new(),
+                text_before_filters,
+                title,
+                stream_type,
+            });
+        }
+        text = rendered;
+    }
+
+    if stream_type != StreamType::Json
+        && !settings.empty_pages_are_a_change
+        && text.trim().is_empty()
+    {
+        return Err(CheckError::NoText {
+            status: page.status,
+            has_filters: filtered,
+            only_images: filtered && contains_images(&content),
+        });
+    }
+
+    // --- line rules --------------------------------------------------------------------------
+    let ignore = LinePattern::parse_all(&settings.ignore_text)?;
+    let mut for_checksum = (!ignore.is_empty()).then(|| text_rules::strip_lines(&text, &ignore));
+
+    let mut apply = |f: &dyn Fn(&str) -> Result<String, CheckError>| -> Result<(), CheckError> {
+        text = f(&text)?;
+        if let Some(c) = for_checksum.as_mut() {
+            *c = f(c)?;
+        }
+        Ok(())
+    };
+    if !settings.extract_lines_containing.is_empty() {
+        apply(&|t| {
+            Ok(text_rules::extract_lines_containing(
+                t,
+                &settings.extract_lines_containing,
+            ))
+        })?;
+    }
+    if !settings.extract_text.is_empty() {
+        apply(&|t| Ok(text_rules::extract_by_regex(t, &settings.extract_text)?))?;
+    }
+    if settings.remove_duplicate_lines {
+        apply(&|t| Ok(text_rules::remove_duplicate_lines(t)))?;
+    }
+    if settings.sort_text_alphabetically {
+        apply(&|t| Ok(text_rules::sort_alphabetically(t)))?;
+    }
+
+    let for_checksum = match for_checksum {
+        Some(c) => {
+            if settings.strip_ignored_lines {
+                text = c.clone();
+            }
+            c
+        }
+        None => text.clone(),
+    };
+    let md5 = text_rules::checksum(&for_checksum, settings.ignore_whitespace);
+
+    // --- blocking rules ----------------------------------------------------------------------
+    let triggers = LinePattern::parse_all(&settings.trigger_text)?;
+    let triggered_text = text_rules::triggered_lines(&for_checksum, &triggers);
+    let mut blocked = !triggers.is_empty() && triggered_text.is_empty();
+    let forbidden = LinePattern::parse_all(&settings.text_should_not_be_present)?;
+    if !forbidden.is_empty() && !text_rules::matching_lines(&text, &forbidden).is_empty() {
+        blocked = true;
+    }
+
+    let status = if !previous.has_history {
+        ChangeStatus::Baseline
+    } else if blocked {
+        ChangeStatus::Blocked
+    } else if previous.md5.as_deref() == Some(md5.as_str())
+        || (settings.check_unique_lines && !has_unique_line(&text, previous, settings))
+    {
+        ChangeStatus::Unchanged
+    } else {
+        ChangeStatus::Changed
+    };
+    // A blocked first check still stores its baseline, but must not record the md5: when the
+    // trigger later appears, that check has to count as a change.
+    let status = if blocked && status == ChangeStatus::Baseline {
+        ChangeStatus::Blocked
+    } else {
+        status
+    };
+
+    Ok(Processed {
+        status,
+        text,
+        md5,
+        triggered_text,
+        text_before_filters,
+        title,
+        stream_type,
+    })
+}
+
+/// Feeds: CDATA bodies (usually escaped HTML) become text in place, then the feed is rendered
+/// with item titles as headings, as upstream renders feeds.
+fn rss_to_text(xml: &str, render_anchor_tag_content: bool) -> String {
+    let plain = TextOptions {
+        render_anchor_tag_content,
+        is_rss: false,
+    };
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(start) = rest.find("<![CDATA[") {
+        out.push_str(&rest[..start]);
+        let body = &rest[start + 9..];
+        let Some(end) = body.find("]]>") else {
+            rest = body;
+            break;
+        };
+        let inner = html_text::html_to_text(&body[..end], &plain);
+        out.push_str(&escape_xml(inner.trim()));
+        rest = &body[end + 3..];
+    }
+    out.push_str(rest);
+    html_text::html_to_text(
+        &out,
+        &TextOptions {
+            is_rss: true,
+            ..plain
+        },
+    )
+}
+
+fn escape_xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn guess(settings: &ProcessorSettings, content_type: &str, page: &FetchedPage) -> StreamType {
+    let t = content::guess_stream_type(content_type, &page.raw);
+    // `source:` watches want the markup itself, even when it is a feed.
+    if settings.source_mode && t == StreamType::Rss {
+        StreamType::Xml
+    } else {
+        t
+    }
+}
+
+fn has_json_filter(settings: &ProcessorSettings) -> bool {
+    settings
+        .include_filters
+        .iter()
+        .any(|f| filters::is_json_filter(f))
+}
+
+fn content_kind(t: StreamType) -> ContentKind {
+    match t {
+        StreamType::Html => ContentKind::Html,
+        StreamType::Rss | StreamType::Xml => ContentKind::Xml,
+        StreamType::Json => ContentKind::Json,
+        StreamType::Text | StreamType::Binary => ContentKind::Text,
+    }
+}
+
+/// Upstream's hint for a filter that kept only images: "contain only an image".
+fn contains_images(html: &str) -> bool {
+    let opts = filters::FilterOptions::for_kind(ContentKind::Html);
+    filters::apply_include_filters(html, &["img"], &opts).is_ok_and(|m| !m.trim().is_empty())
+}
+
+fn has_unique_line(text: &str, previous: &PreviousState, settings: &ProcessorSettings) -> bool {
+    let Some(seen) = previous.history_lines.as_ref() else {
+        return true;
+    };
+    text.lines()
+        .map(|l| history_line_key(l, settings.ignore_whitespace))
+        .filter(|k| !k.is_empty())
+        .any(|k| !seen.contains(&k))
+}

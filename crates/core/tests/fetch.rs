@@ -1,0 +1,290 @@
+//! The fetcher against a real local HTTP server: status handling, charset, size cap, redirects
+//! and the SSRF guard on every hop.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::time::Duration;
+
+use changewatch_core::fetch::{FetchError, FetchRequest, Fetcher, FetcherConfig};
+use changewatch_core::ssrf::AddressPolicy;
+use testkit::{FixtureServer, Page, fixture};
+
+fn open_fetcher() -> Fetcher {
+    Fetcher::new(FetcherConfig {
+        policy: AddressPolicy::allow_all(),
+        ..FetcherConfig::default()
+    })
+    .unwrap()
+}
+
+fn guarded_fetcher(allowed_hosts: &[&str]) -> Fetcher {
+    Fetcher::new(FetcherConfig {
+        policy: AddressPolicy {
+            allow_private: false,
+            allowed_hosts: allowed_hosts.iter().map(|h| h.to_string()).collect(),
+        },
+        ..FetcherConfig::default()
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn fetches_html_with_headers_status_and_timing() {
+    let srv = FixtureServer::start();
+    srv.set(
+        "/news",
+        Page::html(fixture("news.html")).header("Server", "NGINX/1.2"),
+    );
+    let page = open_fetcher()
+        .fetch(&FetchRequest::get(srv.url("/news")))
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.content_type.as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.server.as_deref(), Some("nginx/1.2"));
+    assert!(page.text.contains("Ferry timetable changes"));
+    assert!(page.fetch_time > 0.0 && page.fetch_time < 10.0);
+    let seen = srv.seen("/news");
+    assert!(seen[0].header("user-agent").unwrap().contains("Chrome/"));
+}
+
+#[tokio::test]
+async fn sends_method_headers_and_body() {
+    let srv = FixtureServer::start();
+    srv.set("/api", Page::json("{}"));
+    let mut req = FetchRequest::get(srv.url("/api"));
+    req.method = "POST".into();
+    req.headers = vec![
+        ("X-Token".into(), "abc".into()),
+        ("User-Agent".into(), "mine/1.0".into()),
+    ];
+    req.body = Some("{\"q\":1}".into());
+    open_fetcher().fetch(&req).await.unwrap();
+    let seen = &srv.seen("/api")[0];
+    assert_eq!(seen.method, "POST");
+    assert_eq!(seen.header("x-token"), Some("abc"));
+    assert_eq!(seen.header("user-agent"), Some("mine/1.0"));
+    assert_eq!(seen.body, b"{\"q\":1}");
+}
+
+#[tokio::test]
+async fn latin1_page_without_charset_header_is_detected() {
+    let srv = FixtureServer::start();
+    srv.set("/cafe", Page::bare(fixture("latin1.html")));
+    let page = open_fetcher()
+        .fetch(&FetchRequest::get(srv.url("/cafe")))
+        .await
+        .unwrap();
+    assert!(
+        page.text.contains("Crème brûlée à la façon du chef"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("Déjà célèbre"));
+}
+
+#[tokio::test]
+async fn status_errors_use_upstream_wording() {
+    let srv = FixtureServer::start();
+    srv.set("/gone", Page::html("<p>nope</p>").status(404));
+    srv.set("/boom", Page::html("<p>oops</p>").status(500));
+    srv.set("/forbidden", Page::html("<p>no</p>").status(403));
+    srv.set("/teapot", Page::html("<p>tea</p>").status(418));
+    srv.set("/busy", Page::html("<p>later</p>").status(503));
+    let f = open_fetcher();
+    let err = |path: &str| {
+        let f = f.clone();
+        let url = srv.url(path);
+        async move {
+            f.fetch(&FetchRequest::get(url))
+                .await
+                .unwrap_err()
+                .last_error()
+        }
+    };
+    assert_eq!(err("/gone").await, "Error - 404 (Page not found) received");
+    assert_eq!(
+        err("/boom").await,
+        "Error - 500 (Internal server error) received from the web site"
+    );
+    assert_eq!(
+        err("/forbidden").await,
+        "Error - 403 (Access denied) received"
+    );
+    assert_eq!(
+        err("/teapot").await,
+        "Error - Request returned a HTTP error code 418 (Access denied or blocked)"
+    );
+    assert_eq!(
+        err("/busy").await,
+        "Error - Request returned a HTTP error code 503"
+    );
+    assert_eq!(
+        err("/missing-path").await,
+        "Error - 404 (Page not found) received"
+    );
+}
+
+#[tokio::test]
+async fn ignore_status_codes_accepts_error_pages() {
+    let srv = FixtureServer::start();
+    srv.set("/gone", Page::html("<p>custom 404 page</p>").status(404));
+    let mut req = FetchRequest::get(srv.url("/gone"));
+    req.ignore_status_codes = true;
+    let page = open_fetcher().fetch(&req).await.unwrap();
+    assert_eq!(page.status, 404);
+    assert!(page.text.contains("custom 404 page"));
+}
+
+#[tokio::test]
+async fn empty_reply_is_an_error_unless_allowed() {
+    let srv = FixtureServer::start();
+    srv.set("/empty", Page::html(""));
+    let f = open_fetcher();
+    let err = f
+        .fetch(&FetchRequest::get(srv.url("/empty")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::EmptyReply { status: 200 }));
+    assert_eq!(
+        err.last_error(),
+        "EmptyReply - try increasing 'Wait seconds before extracting text', Status Code 200"
+    );
+    let mut req = FetchRequest::get(srv.url("/empty"));
+    req.empty_pages_are_a_change = true;
+    assert_eq!(f.fetch(&req).await.unwrap().text, "");
+}
+
+#[tokio::test]
+async fn page_over_the_size_cap_is_refused() {
+    let srv = FixtureServer::start();
+    srv.set("/big", Page::html(vec![b'a'; 11 * 1024 * 1024]));
+    // A chunked reply has no Content-Length: the cap must hold while streaming too.
+    srv.set("/news", Page::html(fixture("news.html")));
+    let err = open_fetcher()
+        .fetch(&FetchRequest::get(srv.url("/big")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::TooLarge { limit } if limit == 10 * 1024 * 1024));
+    assert!(
+        err.last_error().contains("over the 10485760 byte limit"),
+        "{}",
+        err.last_error()
+    );
+
+    let small = Fetcher::new(FetcherConfig {
+        policy: AddressPolicy::allow_all(),
+        max_bytes: 500,
+        ..FetcherConfig::default()
+    })
+    .unwrap();
+    let err = small
+        .fetch(&FetchRequest::get(srv.url("/news")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::TooLarge { limit: 500 }));
+}
+
+#[tokio::test]
+async fn timeout_is_reported() {
+    let srv = FixtureServer::start();
+    srv.set(
+        "/slow",
+        Page::html("<p>late</p>").delay(Duration::from_secs(5)),
+    );
+    let mut req = FetchRequest::get(srv.url("/slow"));
+    req.timeout = Duration::from_millis(300);
+    let err = open_fetcher().fetch(&req).await.unwrap_err();
+    assert!(matches!(err, FetchError::Timeout { .. }), "{err:?}");
+    assert!(err.last_error().starts_with("Exception: Timed out"));
+}
+
+#[tokio::test]
+async fn follows_redirects_up_to_the_limit() {
+    let srv = FixtureServer::start();
+    srv.set("/start", Page::redirect("/middle"));
+    srv.set("/middle", Page::redirect(&srv.url("/end")));
+    srv.set("/end", Page::html("<p>arrived</p>"));
+    let page = open_fetcher()
+        .fetch(&FetchRequest::get(srv.url("/start")))
+        .await
+        .unwrap();
+    assert_eq!(page.final_url, srv.url("/end"));
+    assert!(page.text.contains("arrived"));
+
+    srv.set("/loop", Page::redirect("/loop"));
+    let err = open_fetcher()
+        .fetch(&FetchRequest::get(srv.url("/loop")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::TooManyRedirects));
+    assert_eq!(srv.hits("/loop"), 11);
+}
+
+#[tokio::test]
+async fn guard_refuses_loopback_literal_and_resolved_names() {
+    let srv = FixtureServer::start();
+    srv.set("/news", Page::html(fixture("news.html")));
+    let f = guarded_fetcher(&[]);
+    let err = f
+        .fetch(&FetchRequest::get(srv.url("/news")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Blocked { .. }), "{err:?}");
+    assert!(err.last_error().contains("private/reserved IP address"));
+    assert!(err.last_error().contains("127.0.0.1 is a loopback address"));
+    // Through a host name the check runs on the resolved address.
+    let err = f
+        .fetch(&FetchRequest::get(srv.localhost_url("/news")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Blocked { .. }), "{err:?}");
+    assert_eq!(srv.hits("/news"), 0, "nothing may reach a refused address");
+}
+
+#[tokio::test]
+async fn guard_checks_every_redirect_hop() {
+    let srv = FixtureServer::start();
+    srv.set("/news", Page::html(fixture("news.html")));
+    srv.set("/hop", Page::redirect(&srv.url("/news")));
+    // `localhost` is exempt, 127.0.0.1 is not: the first request is allowed, the redirect to
+    // the loopback literal must be refused.
+    let f = guarded_fetcher(&["localhost"]);
+    let err = f
+        .fetch(&FetchRequest::get(srv.localhost_url("/hop")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::RedirectBlocked { .. }), "{err:?}");
+    assert!(
+        err.last_error()
+            .starts_with("Exception: Redirect blocked: 'http://127.0.0.1:")
+    );
+    assert_eq!(srv.hits("/hop"), 1);
+    assert_eq!(srv.hits("/news"), 0);
+}
+
+#[tokio::test]
+async fn unsupported_schemes_and_dns_failures() {
+    let f = guarded_fetcher(&[]);
+    for url in [
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "gopher://x/",
+        "not a url",
+    ] {
+        let err = f.fetch(&FetchRequest::get(url)).await.unwrap_err();
+        assert!(
+            matches!(err, FetchError::UnsupportedUrl { .. }),
+            "{url}: {err:?}"
+        );
+    }
+    let err = f
+        .fetch(&FetchRequest::get("http://does-not-exist.invalid/"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Dns { .. }), "{err:?}");
+    assert!(err.last_error().contains("does-not-exist.invalid"));
+}

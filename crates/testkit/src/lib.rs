@@ -1,0 +1,279 @@
+//! Test support shared by the workspace's test suites.
+//!
+//! - [`FixtureServer`]: a real HTTP server on `127.0.0.1:0` serving pages that a test sets and changes
+//!   while it runs. It owns a runtime on its own thread so that synchronous tests, async tests,
+//!   benchmarks and tests that spawn the `changewatch` binary can all use it the same way.
+//! - [`fixture`]: reads the fixture pages kept in the repository under `fixtures/`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use tokio::sync::oneshot;
+
+/// One canned reply. Tests build these and swap them in with [`FixtureServer::set`].
+#[derive(Clone, Debug)]
+pub struct Page {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Sleep before answering: lets tests exercise timeouts and "checking" states.
+    pub delay: Option<Duration>,
+}
+
+impl Page {
+    pub fn new(content_type: &str, body: impl Into<Vec<u8>>) -> Self {
+        Page {
+            status: 200,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+            delay: None,
+        }
+    }
+
+    pub fn html(body: impl Into<Vec<u8>>) -> Self {
+        Self::new("text/html; charset=utf-8", body)
+    }
+
+    pub fn text(body: impl Into<Vec<u8>>) -> Self {
+        Self::new("text/plain; charset=utf-8", body)
+    }
+
+    pub fn json(body: impl Into<Vec<u8>>) -> Self {
+        Self::new("application/json", body)
+    }
+
+    /// A reply with no content-type header at all, for charset and type sniffing tests.
+    pub fn bare(body: impl Into<Vec<u8>>) -> Self {
+        Page {
+            status: 200,
+            headers: Vec::new(),
+            body: body.into(),
+            delay: None,
+        }
+    }
+
+    pub fn redirect(location: &str) -> Self {
+        Page {
+            status: 302,
+            headers: vec![("location".into(), location.into())],
+            body: Vec::new(),
+            delay: None,
+        }
+    }
+
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+}
+
+/// What the server saw of one request, so tests can assert on method, headers and body.
+#[derive(Clone, Debug)]
+pub struct SeenRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl SeenRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    pages: HashMap<String, Page>,
+    seen: Vec<SeenRequest>,
+}
+
+type SharedState = Arc<Mutex<Shared>>;
+
+/// A real HTTP server on a free loopback port. Unknown paths answer 404.
+pub struct FixtureServer {
+    addr: SocketAddr,
+    state: SharedState,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for FixtureServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FixtureServer")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl FixtureServer {
+    /// Starts the server and returns once it is listening.
+    ///
+    /// # Panics
+    /// When the loopback socket cannot be bound: a test environment fault, not a test outcome.
+    #[allow(clippy::expect_used)]
+    pub fn start() -> Self {
+        let state: SharedState = Arc::default();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let app_state = state.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("fixture runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind fixture server");
+                addr_tx
+                    .send(listener.local_addr().expect("fixture addr"))
+                    .expect("report fixture addr");
+                let app = Router::new().fallback(serve).with_state(app_state);
+                // Not a graceful shutdown: a test that ends while a delayed reply is pending must
+                // not wait for it.
+                tokio::select! {
+                    _ = axum::serve(listener, app) => {}
+                    _ = shutdown_rx => {}
+                }
+            });
+        });
+        let addr = addr_rx.recv().expect("fixture server started");
+        FixtureServer {
+            addr,
+            state,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Absolute URL of `path` on this server (`path` starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// The same URL through the `localhost` name, for tests that need name resolution.
+    pub fn localhost_url(&self, path: &str) -> String {
+        format!("http://localhost:{}{}", self.addr.port(), path)
+    }
+
+    pub fn set(&self, path: &str, page: Page) {
+        self.lock().pages.insert(path.to_string(), page);
+    }
+
+    pub fn remove(&self, path: &str) {
+        self.lock().pages.remove(path);
+    }
+
+    /// Requests received so far for `path`.
+    pub fn seen(&self, path: &str) -> Vec<SeenRequest> {
+        self.lock()
+            .seen
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        self.lock().seen.iter().filter(|r| r.path == path).count()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for FixtureServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn serve(State(state): State<SharedState>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, 16 * 1024 * 1024)
+        .await
+        .map(|b| b.to_vec())
+        .unwrap_or_default();
+    let path = parts.uri.path().to_string();
+    let page = {
+        let mut shared = state.lock().unwrap_or_else(PoisonError::into_inner);
+        shared.seen.push(SeenRequest {
+            method: parts.method.to_string(),
+            path: path.clone(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+                .collect(),
+            body,
+        });
+        shared.pages.get(&path).cloned()
+    };
+    let Some(page) = page else {
+        let mut resp = Response::new(Body::from("not found"));
+        *resp.status_mut() = StatusCode::NOT_FOUND;
+        return resp;
+    };
+    if let Some(d) = page.delay {
+        tokio::time::sleep(d).await;
+    }
+    let mut resp = Response::new(Body::from(page.body));
+    *resp.status_mut() = StatusCode::from_u16(page.status).unwrap_or(StatusCode::OK);
+    for (k, v) in &page.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            resp.headers_mut().append(k, v);
+        }
+    }
+    resp
+}
+
+/// Path of a fixture page kept in the repository's `fixtures/` folder.
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name)
+}
+
+/// Bytes of a fixture page.
+///
+/// # Panics
+/// When the fixture is missing from the repository.
+#[allow(clippy::expect_used)]
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixture_path(name)).expect("fixture file present in the repository")
+}
