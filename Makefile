@@ -26,9 +26,14 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
+## The summary line at the end adds up every test binary's result, so the last line printed is
+## the whole suite's count, not the count of whichever binary happened to run last.
 unit:
-	$(CARGO) test --workspace --all-targets --locked
-	$(CARGO) test --workspace --doc --locked
+	@mkdir -p target
+	set -o pipefail; $(CARGO) test --workspace --all-targets --locked 2>&1 | tee target/test.log
+	set -o pipefail; $(CARGO) test --workspace --doc --locked 2>&1 | tee -a target/test.log
+	@awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i; if ($$(i+1) ~ /^ignored/) s += $$i } } \
+	     END { printf "\nsummary: %d passed, %d failed, %d skipped\n", p, f, s }' target/test.log
 
 ## Criterion benchmarks of the pipeline (filter + text + hash + diff) on 50 KB and 1 MB pages.
 bench:
