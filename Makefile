@@ -35,9 +35,10 @@ unit:
 	@awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i; if ($$(i+1) ~ /^ignored/) s += $$i } } \
 	     END { printf "\nsummary: %d passed, %d failed, %d skipped\n", p, f, s }' target/test.log
 
-## Criterion benchmarks of the pipeline (filter + text + hash + diff) on 50 KB and 1 MB pages.
+## Criterion benchmarks of the pipeline (filter + text + hash + diff) on 50 KB and 1 MB pages,
+## with the same cases on upstream's Python stack run after them as the baseline.
 bench:
-	$(CARGO) bench -p changewatch-core --bench pipeline
+	bash bench/run.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -67,6 +67,9 @@ fn bench_pipeline(c: &mut Criterion) {
     group.sample_size(20);
     for (label, size) in [("50KB", 50 * 1024), ("1MB", 1024 * 1024)] {
         let page = fetched(page_of(size, 0));
+        // Identifies the page for the side-by-side baseline (bench/upstream_baseline.py prints
+        // the same line for the page it builds).
+        eprintln!("# page {label}: {} bytes md5 {:x}", page.raw.len(), md5::compute(&page.raw));
         group.throughput(Throughput::Bytes(page.raw.len() as u64));
         group.bench_with_input(
             BenchmarkId::new("filter_text_hash", label),
@@ -109,6 +112,12 @@ fn bench_diff(c: &mut Criterion) {
             word_diff: false,
             ..DiffOptions::default()
         };
+        group.bench_function(BenchmarkId::new("lines_text", label), |b| {
+            b.iter(|| {
+                let raw = diff::render_diff(black_box(&before), black_box(&after), &lines);
+                diff::apply_format(&raw, DiffFormat::Text)
+            })
+        });
         group.bench_function(BenchmarkId::new("lines_htmlcolor", label), |b| {
             b.iter(|| {
                 let raw = diff::render_diff(black_box(&before), black_box(&after), &lines);

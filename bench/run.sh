@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# `make bench`: the criterion benchmarks, then the same cases on the Python stack upstream uses,
+# run one after the other on this machine, then the ratio table (bench/ratios.py).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p target
+cargo bench -p changewatch-core --bench pipeline -- --noplot 2>&1 | tee target/bench-rust.txt
+python3 -m pip install -q -r bench/requirements.txt
+python3 bench/upstream_baseline.py 2>&1 | tee target/bench-baseline.txt
+python3 bench/ratios.py target/criterion target/bench-baseline.txt
