@@ -69,7 +69,11 @@ fn bench_pipeline(c: &mut Criterion) {
         let page = fetched(page_of(size, 0));
         // Identifies the page for the side-by-side baseline (bench/upstream_baseline.py prints
         // the same line for the page it builds).
-        eprintln!("# page {label}: {} bytes md5 {:x}", page.raw.len(), md5::compute(&page.raw));
+        eprintln!(
+            "# page {label}: {} bytes md5 {:x}",
+            page.raw.len(),
+            md5::compute(&page.raw)
+        );
         group.throughput(Throughput::Bytes(page.raw.len() as u64));
         group.bench_with_input(
             BenchmarkId::new("filter_text_hash", label),

@@ -1,0 +1,533 @@
+//! Port conformance suites: written once, run against every adapter.
+//!
+//! Each suite takes a fresh, empty adapter and panics (fails the calling test) on the first
+//! behaviour that differs from the port's contract. Adapters' test crates call them, e.g.
+//! `conformance::watch_store(&store).await`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a panic is a failed test
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::types::*;
+use crate::{ChangeFeed, JobQueue, WatchStore};
+
+const T: &str = "tenant-a";
+
+/// Documents: create, conditional writes, list, delete, tenants kept apart.
+pub async fn documents<S: WatchStore>(store: &S) {
+    let k = Key::watch(T, "w1");
+    assert!(store.get(&k).await.unwrap().is_none());
+    let v1 = store
+        .put(
+            &k,
+            json!({"url": "https://a.example/"}),
+            None,
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    assert_eq!(v1, 1);
+    // Creating again is a conflict, not an overwrite.
+    assert!(matches!(
+        store
+            .put(&k, json!({"url": "x"}), None, Expect::Absent)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let v2 = store
+        .put(
+            &k,
+            json!({"url": "https://b.example/"}),
+            None,
+            Expect::Version(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v2, 2);
+    // A writer holding a stale version loses.
+    assert!(matches!(
+        store
+            .put(&k, json!({"url": "stale"}), None, Expect::Version(1))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let item = store.get(&k).await.unwrap().unwrap();
+    assert_eq!(item.version, 2);
+    assert_eq!(item.doc["url"], "https://b.example/");
+    assert!(item.schedule.is_some(), "watches carry a schedule");
+    assert!(matches!(
+        store
+            .put(&Key::watch(T, "nope"), json!({}), None, Expect::Exists)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    store
+        .put(
+            &Key::watch(T, "w0"),
+            json!({"url": "0"}),
+            None,
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            &Key::watch("tenant-b", "w9"),
+            json!({"url": "9"}),
+            None,
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            &Key::tag(T, "t1"),
+            json!({"title": "news"}),
+            None,
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            &Key::settings(T),
+            json!({"application": {}}),
+            None,
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = store
+        .list(T, Kind::Watch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.key.id)
+        .collect();
+    assert_eq!(ids, ["w0", "w1"]);
+    let tags = store.list(T, Kind::Tag).await.unwrap();
+    assert_eq!(tags.len(), 1);
+    assert!(tags[0].schedule.is_none());
+    assert_eq!(
+        store.get(&Key::settings(T)).await.unwrap().unwrap().doc,
+        json!({"application": {}})
+    );
+
+    assert!(store.delete(&k, Expect::Exists).await.unwrap());
+    assert!(!store.delete(&k, Expect::Any).await.unwrap());
+    assert!(matches!(
+        store.delete(&k, Expect::Exists).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(store.get(&k).await.unwrap().is_none());
+    assert_eq!(store.list("tenant-b", Kind::Watch).await.unwrap().len(), 1);
+}
+
+/// Scheduling: due query, queue marks, leases, commits, redelivery bookkeeping.
+pub async fn scheduling<S: WatchStore>(store: &S) {
+    let now = 1_000_000;
+    let a = Key::watch(T, "a");
+    let b = Key::watch(T, "b");
+    let paused = Key::watch(T, "paused");
+    store
+        .put(
+            &a,
+            json!({"url": "a", "n": 0}),
+            Some(Schedule::due_at(now - 10)),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            &b,
+            json!({"url": "b"}),
+            Some(Schedule::due_at(now + 30)),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    store
+        .put(
+            &paused,
+            json!({"url": "p"}),
+            Some(Schedule::default()),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+
+    let due = store.due(now, now, 100).await.unwrap();
+    assert_eq!(
+        due,
+        vec![DueWatch {
+            key: a.clone(),
+            next_check_at: now - 10
+        }]
+    );
+    let soon = store.due(now + 60, now, 100).await.unwrap();
+    assert_eq!(
+        soon.iter().map(|d| d.key.id.as_str()).collect::<Vec<_>>(),
+        ["a", "b"],
+        "soonest first, paused never"
+    );
+    assert_eq!(
+        store.due(now + 60, now, 1).await.unwrap().len(),
+        1,
+        "limit holds"
+    );
+
+    // Queue marks: only the first marker wins.
+    assert!(store.mark_queued(&a, now - 10, now).await.unwrap());
+    assert!(!store.mark_queued(&a, now - 10, now).await.unwrap());
+    assert!(
+        !store
+            .mark_queued(&Key::watch(T, "gone"), now, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store.due(now, now, 100).await.unwrap().is_empty(),
+        "queued watches are not due again"
+    );
+    let version_before = store.get(&a).await.unwrap().unwrap().version;
+
+    // Leases: one holder at a time; an expired lease can be taken over.
+    let item = store
+        .claim(&a, "worker-1", now + 60, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        item.schedule.as_ref().unwrap().lease_owner.as_deref(),
+        Some("worker-1")
+    );
+    assert_eq!(
+        item.schedule.as_ref().unwrap().queued_at,
+        None,
+        "claiming takes the job off the queue"
+    );
+    assert_eq!(
+        item.version, version_before,
+        "schedule changes do not bump the document version"
+    );
+    assert!(
+        store
+            .claim(&a, "worker-2", now + 60, now + 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store.due(now, now + 1, 100).await.unwrap().is_empty(),
+        "leased watches are not due"
+    );
+    assert!(
+        store.due(now, now + 61, 100).await.unwrap().len() == 1,
+        "an expired lease makes it due again"
+    );
+    assert!(
+        store
+            .claim(&a, "worker-2", now + 200, now + 61)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // The old holder can no longer commit.
+    let commit = |n: i64, snap: Option<NewSnapshot>| CheckCommit {
+        patch: serde_json::Map::from_iter([
+            ("n".to_string(), json!(n)),
+            ("last_checked".to_string(), json!(now)),
+        ]),
+        next_check_at: Some(now + 3600),
+        due_at: now - 10,
+        snapshot: snap,
+        history_max: None,
+    };
+    assert!(matches!(
+        store.commit_check(&a, "worker-1", commit(1, None)).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+
+    // A user edit during the check is kept: the commit patches status fields only.
+    let current = store.get(&a).await.unwrap().unwrap();
+    let mut edited = current.doc.clone();
+    edited["url"] = json!("a-edited");
+    store
+        .put(&a, edited, None, Expect::Version(current.version))
+        .await
+        .unwrap();
+    let still_leased = store.get(&a).await.unwrap().unwrap();
+    assert_eq!(
+        still_leased.schedule.unwrap().lease_owner.as_deref(),
+        Some("worker-2"),
+        "a put keeps the schedule"
+    );
+
+    let out = store
+        .commit_check(
+            &a,
+            "worker-2",
+            commit(
+                2,
+                Some(NewSnapshot {
+                    ts: now,
+                    text: "first".into(),
+                    html: Some("<p>first</p>".into()),
+                }),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.snapshot_ts, Some(now));
+    assert_eq!(out.history_len, 1);
+    let after = store.get(&a).await.unwrap().unwrap();
+    assert_eq!(after.doc["url"], "a-edited");
+    assert_eq!(after.doc["n"], 2);
+    let s = after.schedule.unwrap();
+    assert_eq!(
+        (s.lease_owner, s.lease_until, s.next_check_at, s.last_due_at),
+        (None, None, Some(now + 3600), Some(now - 10))
+    );
+    assert!(
+        matches!(
+            store.commit_check(&a, "worker-2", commit(3, None)).await,
+            Err(StoreError::LeaseLost(_))
+        ),
+        "a commit releases the lease"
+    );
+
+    // Release gives the lease back without a result; only the holder can release.
+    store.claim(&b, "w", now + 60, now).await.unwrap().unwrap();
+    store.release(&b, "someone-else").await.unwrap();
+    assert!(store.claim(&b, "x", now + 60, now).await.unwrap().is_none());
+    store.release(&b, "w").await.unwrap();
+    assert!(store.claim(&b, "x", now + 60, now).await.unwrap().is_some());
+}
+
+/// Snapshots: timestamps, collisions, compression round trip, HTML kept for two, trimming,
+/// history deletion, deletion with the watch.
+pub async fn snapshots<S: WatchStore>(store: &S) {
+    let k = Key::watch(T, "snap");
+    store
+        .put(
+            &k,
+            json!({"url": "s"}),
+            Some(Schedule::due_at(0)),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    let big = "line of page text ".repeat(50_000);
+    let mut stored = Vec::new();
+    for (i, ts) in [100, 100, 50, 200].into_iter().enumerate() {
+        store.claim(&k, "w", 10_000, 0).await.unwrap().unwrap();
+        let text = if i == 0 {
+            big.clone()
+        } else {
+            format!("version {i}")
+        };
+        let out = store
+            .commit_check(
+                &k,
+                "w",
+                CheckCommit {
+                    patch: serde_json::Map::new(),
+                    next_check_at: Some(1),
+                    due_at: i as i64,
+                    snapshot: Some(NewSnapshot {
+                        ts,
+                        text: text.clone(),
+                        html: Some(format!("<p>{i}</p>")),
+                    }),
+                    history_max: Some(3),
+                },
+            )
+            .await
+            .unwrap();
+        stored.push((out.snapshot_ts.unwrap(), text));
+        assert_eq!(out.history_len, (i + 1).min(3));
+    }
+    // 100, then a collision moves to 101, an older ts moves past the newest (102), then 200.
+    assert_eq!(
+        stored.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        [100, 101, 102, 200]
+    );
+    assert_eq!(
+        store.snapshots(&k).await.unwrap(),
+        [101, 102, 200],
+        "trimmed to the newest 3"
+    );
+    assert_eq!(
+        store.snapshot_text(&k, 101).await.unwrap().as_deref(),
+        Some("version 1")
+    );
+    assert_eq!(store.snapshot_text(&k, 100).await.unwrap(), None);
+    assert_eq!(
+        store.snapshot_html(&k, 200).await.unwrap().as_deref(),
+        Some("<p>3</p>")
+    );
+    assert_eq!(
+        store.snapshot_html(&k, 102).await.unwrap().as_deref(),
+        Some("<p>2</p>")
+    );
+    assert_eq!(
+        store.snapshot_html(&k, 101).await.unwrap(),
+        None,
+        "raw HTML kept for the newest two only"
+    );
+
+    // A large snapshot round-trips exactly.
+    let k2 = Key::watch(T, "big");
+    store
+        .put(&k2, json!({}), Some(Schedule::due_at(0)), Expect::Absent)
+        .await
+        .unwrap();
+    store.claim(&k2, "w", 10, 0).await.unwrap().unwrap();
+    let out = store
+        .commit_check(
+            &k2,
+            "w",
+            CheckCommit {
+                patch: Default::default(),
+                next_check_at: None,
+                due_at: 0,
+                snapshot: Some(NewSnapshot {
+                    ts: 5,
+                    text: big.clone(),
+                    html: None,
+                }),
+                history_max: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .snapshot_text(&k2, out.snapshot_ts.unwrap())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(big.as_str())
+    );
+
+    store.delete_history(&k).await.unwrap();
+    assert!(store.snapshots(&k).await.unwrap().is_empty());
+    store.delete(&k2, Expect::Exists).await.unwrap();
+    assert!(
+        store.snapshots(&k2).await.unwrap().is_empty(),
+        "deleting a watch deletes its snapshots"
+    );
+}
+
+/// Change events: every committed write, with old and new images, in order.
+pub async fn change_feed<S: WatchStore + ChangeFeed>(store: &S) {
+    let mut rx = store.subscribe();
+    let k = Key::watch(T, "fed");
+    store
+        .put(
+            &k,
+            json!({"url": "1"}),
+            Some(Schedule::due_at(5)),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    let ev = rx.recv().await.unwrap();
+    assert_eq!(ev.key, k);
+    assert!(ev.old.is_none());
+    assert_eq!(ev.new.as_ref().unwrap().doc["url"], "1");
+
+    store
+        .put(&k, json!({"url": "2"}), None, Expect::Version(1))
+        .await
+        .unwrap();
+    let ev = rx.recv().await.unwrap();
+    assert_eq!(ev.old.as_ref().unwrap().doc["url"], "1");
+    assert_eq!(ev.new.as_ref().unwrap().doc["url"], "2");
+
+    // A failed conditional write publishes nothing.
+    let _ = store
+        .put(&k, json!({"url": "x"}), None, Expect::Version(1))
+        .await;
+    store.mark_queued(&k, 5, 10).await.unwrap();
+    let ev = rx.recv().await.unwrap();
+    assert_eq!(
+        ev.new
+            .as_ref()
+            .unwrap()
+            .schedule
+            .as_ref()
+            .unwrap()
+            .queued_at,
+        Some(10),
+        "queue marks are published"
+    );
+    assert_eq!(ev.new.as_ref().unwrap().doc["url"], "2");
+
+    store.delete(&k, Expect::Exists).await.unwrap();
+    let ev = rx.recv().await.unwrap();
+    assert!(ev.new.is_none());
+    assert_eq!(ev.old.unwrap().doc["url"], "2");
+}
+
+fn job(id: &str, lane: Lane, priority: i64) -> CheckJob {
+    CheckJob {
+        tenant: T.into(),
+        watch_id: id.into(),
+        due_at: priority,
+        lane,
+        priority,
+        enqueued_at: 0,
+    }
+}
+
+/// Job queue: rechecks first, priority order, one entry per watch, depth, removal, waiting.
+pub async fn job_queue<Q: JobQueue>(q: &Q) {
+    assert!(
+        q.dequeue(Duration::from_millis(20))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    q.enqueue(vec![
+        job("s2", Lane::Scheduled, 200),
+        job("s1", Lane::Scheduled, 100),
+        job("r1", Lane::Recheck, 1),
+    ])
+    .await
+    .unwrap();
+    // The same watch again: merged, the better priority wins.
+    q.enqueue(vec![
+        job("s2", Lane::Scheduled, 50),
+        job("s1", Lane::Scheduled, 900),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        q.depth().await.unwrap(),
+        QueueDepth {
+            rechecks: 1,
+            scheduled: 2
+        }
+    );
+    let order: Vec<String> = q
+        .snapshot()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.watch_id)
+        .collect();
+    assert_eq!(order, ["r1", "s2", "s1"]);
+    assert_eq!(q.remove(&["s1".to_string()]).await.unwrap(), 1);
+    let mut got = Vec::new();
+    while let Some(j) = q.dequeue(Duration::from_millis(20)).await.unwrap() {
+        got.push(j.watch_id);
+    }
+    assert_eq!(got, ["r1", "s2"]);
+    assert_eq!(q.depth().await.unwrap().total(), 0);
+}

@@ -1,0 +1,118 @@
+//! Storage ports and their adapters.
+//!
+//! The ports are shaped for the weaker of the two backends (DynamoDB + SQS + Streams), so that
+//! callers never depend on something only SQLite can do: every write is a single-item conditional
+//! write on a `version` (optimistic concurrency), a check's result is one atomic commit conditional
+//! on the checker's lease, the scheduler asks for "due before T" (an index query), and every
+//! committed change is published as an event with old and new images (a stream record).
+//!
+//! Documents (watches, tags, settings, stats) are stored as JSON objects: the model lives in
+//! `changewatch-core`, and the store only knows the scheduling fields it has to index.
+//!
+//! Modules:
+//! - [`types`]: keys, items, scheduling state, check commits, jobs, change events, errors.
+//! - [`sqlite`]: the embedded adapter (one SQLite file in WAL mode, zstd snapshots).
+//! - [`queue`]: the embedded job queue (in-process priority queue, manual rechecks first).
+//! - [`feed`]: the embedded change feed (in-process broadcast).
+//! - [`conformance`] (feature `conformance`): the port test suites every adapter must pass.
+
+pub mod feed;
+pub mod queue;
+pub mod sqlite;
+pub mod types;
+
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+pub use types::*;
+
+/// Watches, tags, settings, stats and snapshots of all tenants.
+#[async_trait]
+pub trait WatchStore: Send + Sync + 'static {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+
+    /// Every item of one kind for a tenant, in id order.
+    async fn list(&self, tenant: &str, kind: Kind) -> Result<Vec<Item>, StoreError>;
+
+    /// Writes a document if `expect` holds and returns the new version. Scheduling fields of an
+    /// existing watch are kept; `schedule` (watches only) replaces them when given.
+    async fn put(
+        &self,
+        key: &Key,
+        doc: serde_json::Value,
+        schedule: Option<Schedule>,
+        expect: Expect,
+    ) -> Result<u64, StoreError>;
+
+    /// Deletes an item (and a watch's snapshots) if `expect` holds. `Ok(false)` when absent.
+    async fn delete(&self, key: &Key, expect: Expect) -> Result<bool, StoreError>;
+
+    /// Watches of every tenant whose `next_check_at` is at or before `before`, not queued, not
+    /// leased (or with an expired lease), soonest first.
+    async fn due(&self, before: i64, now: i64, limit: usize) -> Result<Vec<DueWatch>, StoreError>;
+
+    /// Marks a watch queued for `due_at`, unless it is queued already. `Ok(false)` when it was
+    /// (or when it no longer exists): the caller must not enqueue a second job.
+    async fn mark_queued(&self, key: &Key, due_at: i64, now: i64) -> Result<bool, StoreError>;
+
+    /// Takes the check lease: succeeds when no unexpired lease is held by another owner.
+    /// Returns the watch as it is now, or `None` when it is leased elsewhere or gone.
+    async fn claim(
+        &self,
+        key: &Key,
+        owner: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Option<Item>, StoreError>;
+
+    /// Gives a lease back without a result (shutdown, or a job that turned out to be stale).
+    async fn release(&self, key: &Key, owner: &str) -> Result<(), StoreError>;
+
+    /// Commits a check atomically: snapshot (if any), document, schedule, lease released.
+    /// Fails with [`StoreError::LeaseLost`] when `owner` no longer holds the lease.
+    async fn commit_check(
+        &self,
+        key: &Key,
+        owner: &str,
+        commit: CheckCommit,
+    ) -> Result<CommitOutcome, StoreError>;
+
+    /// Snapshot timestamps of a watch, oldest first.
+    async fn snapshots(&self, key: &Key) -> Result<Vec<i64>, StoreError>;
+
+    async fn snapshot_text(&self, key: &Key, ts: i64) -> Result<Option<String>, StoreError>;
+
+    /// Raw HTML kept for the newest two checks only.
+    async fn snapshot_html(&self, key: &Key, ts: i64) -> Result<Option<String>, StoreError>;
+
+    /// Removes every snapshot of a watch.
+    async fn delete_history(&self, key: &Key) -> Result<(), StoreError>;
+}
+
+/// Check jobs waiting to run. Embedded mode dequeues from it; in AWS mode Lambda's event source
+/// does, but the adapter implements dequeue too (used by tests and tools).
+#[async_trait]
+pub trait JobQueue: Send + Sync + 'static {
+    /// Enqueues jobs; a job for a watch that is already waiting is merged (the higher priority
+    /// wins), so a burst of rechecks does not queue one watch many times.
+    async fn enqueue(&self, jobs: Vec<CheckJob>) -> Result<(), StoreError>;
+
+    /// Waits up to `wait` for the next job, manual rechecks first.
+    async fn dequeue(&self, wait: std::time::Duration) -> Result<Option<CheckJob>, StoreError>;
+
+    async fn depth(&self) -> Result<QueueDepth, StoreError>;
+
+    /// The waiting jobs in the order they will run (for the queue-status endpoints).
+    async fn snapshot(&self) -> Result<Vec<CheckJob>, StoreError>;
+
+    /// Drops waiting jobs for these watches (deleted or paused watches).
+    async fn remove(&self, watch_ids: &[String]) -> Result<usize, StoreError>;
+}
+
+/// Committed changes, in commit order per item.
+pub trait ChangeFeed: Send + Sync + 'static {
+    fn subscribe(&self) -> broadcast::Receiver<ChangeEvent>;
+}

@@ -1,0 +1,624 @@
+//! The embedded adapter: one SQLite file in WAL mode.
+//!
+//! One connection behind a mutex, used only from blocking threads, so store calls never block
+//! the async runtime and writes are serialised (SQLite has one writer anyway). Every method is one
+//! transaction; change events are published after the transaction commits, so subscribers never
+//! see a change that a crash could still undo. Snapshot text and HTML are zstd-compressed.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tokio::sync::broadcast;
+use tracing::debug;
+
+use crate::feed::BroadcastFeed;
+use crate::types::*;
+use crate::{ChangeFeed, WatchStore};
+
+/// Migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: items and snapshots.
+    "CREATE TABLE items (
+        tenant TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        next_check_at INTEGER,
+        queued_at INTEGER,
+        lease_owner TEXT,
+        lease_until INTEGER,
+        last_due_at INTEGER,
+        PRIMARY KEY (tenant, kind, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX items_due ON items (next_check_at) WHERE next_check_at IS NOT NULL;
+    CREATE TABLE snapshots (
+        tenant TEXT NOT NULL,
+        watch_id TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        text BLOB NOT NULL,
+        html BLOB,
+        PRIMARY KEY (tenant, watch_id, ts)
+    ) WITHOUT ROWID;",
+];
+
+const ZSTD_LEVEL: i32 = 3;
+/// Raw HTML is kept for this many newest snapshots (upstream keeps two).
+const HTML_KEPT: i64 = 2;
+
+/// The embedded store. Cheap to clone; clones share the connection and the feed.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    feed: BroadcastFeed,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<dir>/changewatch.db` and migrates it.
+    pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(backend)?;
+        Self::open(&dir.join("changewatch.db"))
+    }
+
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path).map_err(backend)?;
+        // WAL: readers never block the writer; NORMAL sync is durable across a process crash
+        // (kill -9), which is the failure embedded mode must survive.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            feed: BroadcastFeed::new(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Clears every `queued_at` mark. The embedded queue lives in memory, so after a restart no
+    /// job is waiting for a watch marked queued; without this such watches would never run again.
+    pub async fn clear_queued_marks(&self) -> Result<usize, StoreError> {
+        self.run(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE items SET queued_at = NULL WHERE queued_at IS NOT NULL",
+                    [],
+                )
+                .map_err(backend)?;
+            Ok((n, Vec::new()))
+        })
+        .await
+    }
+
+    /// Runs `f` in one transaction on a blocking thread, then publishes its events.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<(T, Vec<ChangeEvent>), StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let (value, events) = tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = conn.transaction().map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok::<_, StoreError>(out)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))??;
+        for ev in events {
+            self.feed.publish(ev);
+        }
+        Ok(value)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let applied: usize = conn
+        .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+        .map_err(backend)?
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("negative schema version".into()))?;
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {applied} is newer than this changewatch ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        debug!(version = i + 1, "applied migration");
+    }
+    Ok(())
+}
+
+const ITEM_COLUMNS: &str = "tenant, kind, id, version, doc, next_check_at, queued_at, lease_owner, lease_until, last_due_at";
+
+fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Key, u64, String, Schedule)> {
+    let kind: String = row.get(1)?;
+    let key = Key {
+        tenant: row.get(0)?,
+        kind: Kind::parse(&kind).unwrap_or(Kind::Stats),
+        id: row.get(2)?,
+    };
+    let version: i64 = row.get(3)?;
+    Ok((
+        key,
+        version as u64,
+        row.get(4)?,
+        Schedule {
+            next_check_at: row.get(5)?,
+            queued_at: row.get(6)?,
+            lease_owner: row.get(7)?,
+            lease_until: row.get(8)?,
+            last_due_at: row.get(9)?,
+        },
+    ))
+}
+
+fn decode_item(
+    (key, version, doc, schedule): (Key, u64, String, Schedule),
+) -> Result<Item, StoreError> {
+    let doc =
+        serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(format!("{key:?}: {e}")))?;
+    let schedule = (key.kind == Kind::Watch).then_some(schedule);
+    Ok(Item {
+        key,
+        version,
+        doc,
+        schedule,
+    })
+}
+
+fn load(tx: &Transaction<'_>, key: &Key) -> Result<Option<Item>, StoreError> {
+    let raw = tx
+        .query_row(
+            &format!(
+                "SELECT {ITEM_COLUMNS} FROM items WHERE tenant = ?1 AND kind = ?2 AND id = ?3"
+            ),
+            params![key.tenant, key.kind.as_str(), key.id],
+            row_to_item,
+        )
+        .optional()
+        .map_err(backend)?;
+    raw.map(decode_item).transpose()
+}
+
+fn store_item(tx: &Transaction<'_>, item: &Item) -> Result<(), StoreError> {
+    let doc = serde_json::to_string(&item.doc).map_err(backend)?;
+    let s = item.schedule.clone().unwrap_or_default();
+    tx.execute(
+        &format!(
+            "INSERT OR REPLACE INTO items ({ITEM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ),
+        params![
+            item.key.tenant,
+            item.key.kind.as_str(),
+            item.key.id,
+            item.version as i64,
+            doc,
+            s.next_check_at,
+            s.queued_at,
+            s.lease_owner,
+            s.lease_until,
+            s.last_due_at
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn check_expect(key: &Key, current: Option<&Item>, expect: Expect) -> Result<(), StoreError> {
+    let ok = match (expect, current) {
+        (Expect::Any, _) => true,
+        (Expect::Absent, None) => true,
+        (Expect::Exists, Some(_)) => true,
+        (Expect::Version(v), Some(item)) => item.version == v,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(key.clone()))
+    }
+}
+
+fn compress(s: &str) -> Result<Vec<u8>, StoreError> {
+    zstd::bulk::compress(s.as_bytes(), ZSTD_LEVEL).map_err(backend)
+}
+
+fn decompress(b: &[u8]) -> Result<String, StoreError> {
+    let bytes = zstd::stream::decode_all(b).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn snapshot_count(tx: &Transaction<'_>, key: &Key) -> Result<usize, StoreError> {
+    let n: i64 = tx
+        .query_row(
+            "SELECT COUNT(*) FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
+            params![key.tenant, key.id],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    Ok(n as usize)
+}
+
+/// Changes only the schedule of a watch; the version is left alone because the document did not
+/// change (an API edit racing a queue mark must not conflict).
+fn update_schedule(
+    tx: &Transaction<'_>,
+    key: &Key,
+    f: impl FnOnce(&mut Schedule) -> bool,
+) -> Result<Option<(Item, Item)>, StoreError> {
+    let Some(old) = load(tx, key)? else {
+        return Ok(None);
+    };
+    let mut new = old.clone();
+    let schedule = new.schedule.get_or_insert_with(Schedule::default);
+    if !f(schedule) {
+        return Ok(None);
+    }
+    store_item(tx, &new)?;
+    Ok(Some((old, new)))
+}
+
+fn event(old: Option<Item>, new: Option<Item>) -> Vec<ChangeEvent> {
+    let key = match (&old, &new) {
+        (_, Some(n)) => n.key.clone(),
+        (Some(o), None) => o.key.clone(),
+        (None, None) => return Vec::new(),
+    };
+    vec![ChangeEvent { key, old, new }]
+}
+
+#[async_trait]
+impl WatchStore for SqliteStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| Ok((load(tx, &key)?, Vec::new()))).await
+    }
+
+    async fn list(&self, tenant: &str, kind: Kind) -> Result<Vec<Item>, StoreError> {
+        let tenant = tenant.to_string();
+        self.run(move |tx| {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "SELECT {ITEM_COLUMNS} FROM items WHERE tenant = ?1 AND kind = ?2 ORDER BY id"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![tenant, kind.as_str()], row_to_item)
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(decode_item(row.map_err(backend)?)?);
+            }
+            Ok((out, Vec::new()))
+        })
+        .await
+    }
+
+    async fn put(
+        &self,
+        key: &Key,
+        doc: serde_json::Value,
+        schedule: Option<Schedule>,
+        expect: Expect,
+    ) -> Result<u64, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let old = load(tx, &key)?;
+            check_expect(&key, old.as_ref(), expect)?;
+            let version = old.as_ref().map_or(1, |o| o.version + 1);
+            let schedule = match key.kind {
+                Kind::Watch => Some(
+                    schedule
+                        .or_else(|| old.as_ref().and_then(|o| o.schedule.clone()))
+                        .unwrap_or_default(),
+                ),
+                _ => None,
+            };
+            let new = Item {
+                key: key.clone(),
+                version,
+                doc,
+                schedule,
+            };
+            store_item(tx, &new)?;
+            Ok((version, event(old, Some(new))))
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &Key, expect: Expect) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let old = load(tx, &key)?;
+            if old.is_none() && matches!(expect, Expect::Any) {
+                return Ok((false, Vec::new()));
+            }
+            check_expect(&key, old.as_ref(), expect)?;
+            if old.is_none() {
+                return Ok((false, Vec::new()));
+            }
+            tx.execute(
+                "DELETE FROM items WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
+                params![key.tenant, key.kind.as_str(), key.id],
+            )
+            .map_err(backend)?;
+            if key.kind == Kind::Watch {
+                tx.execute(
+                    "DELETE FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
+                    params![key.tenant, key.id],
+                )
+                .map_err(backend)?;
+            }
+            Ok((true, event(old, None)))
+        })
+        .await
+    }
+
+    async fn due(&self, before: i64, now: i64, limit: usize) -> Result<Vec<DueWatch>, StoreError> {
+        self.run(move |tx| {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT tenant, id, next_check_at FROM items
+                     WHERE next_check_at IS NOT NULL AND next_check_at <= ?1 AND kind = 'W'
+                       AND queued_at IS NULL
+                       AND (lease_until IS NULL OR lease_until <= ?2)
+                     ORDER BY next_check_at LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![before, now, limit as i64], |r| {
+                    Ok(DueWatch {
+                        key: Key::watch(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?),
+                        next_check_at: r.get(2)?,
+                    })
+                })
+                .map_err(backend)?;
+            let out = rows.collect::<Result<Vec<_>, _>>().map_err(backend)?;
+            Ok((out, Vec::new()))
+        })
+        .await
+    }
+
+    async fn mark_queued(&self, key: &Key, _due_at: i64, now: i64) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let changed = update_schedule(tx, &key, |s| {
+                if s.queued_at.is_some() {
+                    return false;
+                }
+                s.queued_at = Some(now);
+                true
+            })?;
+            Ok(match changed {
+                Some((old, new)) => (true, event(Some(old), Some(new))),
+                None => (false, Vec::new()),
+            })
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        key: &Key,
+        owner: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Option<Item>, StoreError> {
+        let key = key.clone();
+        let owner = owner.to_string();
+        self.run(move |tx| {
+            let changed = update_schedule(tx, &key, |s| {
+                if s.leased(now) && s.lease_owner.as_deref() != Some(owner.as_str()) {
+                    return false;
+                }
+                s.lease_owner = Some(owner.clone());
+                s.lease_until = Some(lease_until);
+                s.queued_at = None;
+                true
+            })?;
+            Ok(match changed {
+                Some((old, new)) => (Some(new.clone()), event(Some(old), Some(new))),
+                None => (None, Vec::new()),
+            })
+        })
+        .await
+    }
+
+    async fn release(&self, key: &Key, owner: &str) -> Result<(), StoreError> {
+        let key = key.clone();
+        let owner = owner.to_string();
+        self.run(move |tx| {
+            let changed = update_schedule(tx, &key, |s| {
+                if s.lease_owner.as_deref() != Some(owner.as_str()) {
+                    return false;
+                }
+                s.lease_owner = None;
+                s.lease_until = None;
+                true
+            })?;
+            Ok((
+                (),
+                changed.map_or_else(Vec::new, |(o, n)| event(Some(o), Some(n))),
+            ))
+        })
+        .await
+    }
+
+    async fn commit_check(
+        &self,
+        key: &Key,
+        owner: &str,
+        commit: CheckCommit,
+    ) -> Result<CommitOutcome, StoreError> {
+        let key = key.clone();
+        let owner = owner.to_string();
+        self.run(move |tx| {
+            let Some(old) = load(tx, &key)? else {
+                return Err(StoreError::LeaseLost(key));
+            };
+            let schedule = old.schedule.clone().unwrap_or_default();
+            if schedule.lease_owner.as_deref() != Some(owner.as_str()) {
+                return Err(StoreError::LeaseLost(key));
+            }
+            let mut snapshot_ts = None;
+            if let Some(snap) = &commit.snapshot {
+                let newest: Option<i64> = tx
+                    .query_row(
+                        "SELECT MAX(ts) FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
+                        params![key.tenant, key.id],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                let ts = match newest {
+                    Some(n) if snap.ts <= n => n + 1,
+                    _ => snap.ts,
+                };
+                let html = snap.html.as_deref().map(compress).transpose()?;
+                tx.execute(
+                    "INSERT INTO snapshots (tenant, watch_id, ts, text, html) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![key.tenant, key.id, ts, compress(&snap.text)?, html],
+                )
+                .map_err(backend)?;
+                tx.execute(
+                    "UPDATE snapshots SET html = NULL WHERE tenant = ?1 AND watch_id = ?2 AND html IS NOT NULL
+                     AND ts NOT IN (SELECT ts FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 ORDER BY ts DESC LIMIT ?3)",
+                    params![key.tenant, key.id, HTML_KEPT],
+                )
+                .map_err(backend)?;
+                snapshot_ts = Some(ts);
+            }
+            if let Some(max) = commit.history_max.filter(|m| *m > 0) {
+                tx.execute(
+                    "DELETE FROM snapshots WHERE tenant = ?1 AND watch_id = ?2
+                     AND ts NOT IN (SELECT ts FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 ORDER BY ts DESC LIMIT ?3)",
+                    params![key.tenant, key.id, max as i64],
+                )
+                .map_err(backend)?;
+            }
+            let mut doc = old.doc.clone();
+            if let Some(obj) = doc.as_object_mut() {
+                for (k, v) in &commit.patch {
+                    obj.insert(k.clone(), v.clone());
+                }
+            } else {
+                return Err(StoreError::Corrupt(format!("{key:?}: document is not an object")));
+            }
+            let new = Item {
+                key: key.clone(),
+                version: old.version + 1,
+                doc,
+                schedule: Some(Schedule {
+                    next_check_at: commit.next_check_at,
+                    queued_at: schedule.queued_at,
+                    lease_owner: None,
+                    lease_until: None,
+                    last_due_at: Some(commit.due_at),
+                }),
+            };
+            store_item(tx, &new)?;
+            let outcome = CommitOutcome {
+                version: new.version,
+                snapshot_ts,
+                history_len: snapshot_count(tx, &key)?,
+            };
+            Ok((outcome, event(Some(old), Some(new))))
+        })
+        .await
+    }
+
+    async fn snapshots(&self, key: &Key) -> Result<Vec<i64>, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let mut stmt = tx
+                .prepare("SELECT ts FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 ORDER BY ts")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![key.tenant, key.id], |r| r.get(0))
+                .map_err(backend)?;
+            let out = rows.collect::<Result<Vec<i64>, _>>().map_err(backend)?;
+            Ok((out, Vec::new()))
+        })
+        .await
+    }
+
+    async fn snapshot_text(&self, key: &Key, ts: i64) -> Result<Option<String>, StoreError> {
+        self.snapshot_column(key, ts, "text").await
+    }
+
+    async fn snapshot_html(&self, key: &Key, ts: i64) -> Result<Option<String>, StoreError> {
+        self.snapshot_column(key, ts, "html").await
+    }
+
+    async fn delete_history(&self, key: &Key) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            tx.execute(
+                "DELETE FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
+                params![key.tenant, key.id],
+            )
+            .map_err(backend)?;
+            Ok(((), Vec::new()))
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    async fn snapshot_column(
+        &self,
+        key: &Key,
+        ts: i64,
+        column: &'static str,
+    ) -> Result<Option<String>, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let blob: Option<Option<Vec<u8>>> = tx
+                .query_row(
+                    &format!("SELECT {column} FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 AND ts = ?3"),
+                    params![key.tenant, key.id, ts],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            let text = blob.flatten().map(|b| decompress(&b)).transpose()?;
+            Ok((text, Vec::new()))
+        })
+        .await
+    }
+}
+
+impl ChangeFeed for SqliteStore {
+    fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.feed.subscribe()
+    }
+}

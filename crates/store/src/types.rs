@@ -1,0 +1,236 @@
+//! The values that cross the store ports.
+
+use serde::{Deserialize, Serialize};
+
+/// What an item is. The names are the sort-key prefixes of the DynamoDB layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    Watch,
+    Tag,
+    Settings,
+    Stats,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Watch => "W",
+            Kind::Tag => "TAG",
+            Kind::Settings => "SETTINGS",
+            Kind::Stats => "STATS",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Some(match s {
+            "W" => Kind::Watch,
+            "TAG" => Kind::Tag,
+            "SETTINGS" => Kind::Settings,
+            "STATS" => Kind::Stats,
+            _ => return None,
+        })
+    }
+}
+
+/// The single tenant of embedded mode.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// Identifies one item. Settings and stats are singletons with the id `""`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Key {
+    pub tenant: String,
+    pub kind: Kind,
+    pub id: String,
+}
+
+impl Key {
+    pub fn watch(tenant: &str, id: &str) -> Key {
+        Key {
+            tenant: tenant.to_string(),
+            kind: Kind::Watch,
+            id: id.to_string(),
+        }
+    }
+
+    pub fn tag(tenant: &str, id: &str) -> Key {
+        Key {
+            tenant: tenant.to_string(),
+            kind: Kind::Tag,
+            id: id.to_string(),
+        }
+    }
+
+    pub fn settings(tenant: &str) -> Key {
+        Key {
+            tenant: tenant.to_string(),
+            kind: Kind::Settings,
+            id: String::new(),
+        }
+    }
+
+    pub fn stats(tenant: &str) -> Key {
+        Key {
+            tenant: tenant.to_string(),
+            kind: Kind::Stats,
+            id: String::new(),
+        }
+    }
+}
+
+/// Scheduling state of a watch: what the due index and the lease need.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// When the next check is due (epoch s); `None` keeps the watch out of the due index
+    /// (paused, or a schedule window with no open day).
+    pub next_check_at: Option<i64>,
+    /// Set while a job for the watch waits in a queue: the scheduler never queues it twice.
+    pub queued_at: Option<i64>,
+    /// Holder and expiry of the check lease.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+    /// `due_at` of the last committed check: a redelivered job for it is a no-op.
+    pub last_due_at: Option<i64>,
+}
+
+impl Schedule {
+    pub fn due_at(next_check_at: i64) -> Schedule {
+        Schedule {
+            next_check_at: Some(next_check_at),
+            ..Schedule::default()
+        }
+    }
+
+    /// A lease that has not expired at `now`.
+    pub fn leased(&self, now: i64) -> bool {
+        self.lease_owner.is_some() && self.lease_until.is_some_and(|u| u > now)
+    }
+}
+
+/// One stored item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub key: Key,
+    /// Starts at 1 and grows by one with every write: the optimistic-concurrency token.
+    pub version: u64,
+    pub doc: serde_json::Value,
+    /// Present for watches.
+    pub schedule: Option<Schedule>,
+}
+
+/// Condition of a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// The item must not exist (create).
+    Absent,
+    /// The item must exist at exactly this version.
+    Version(u64),
+    /// The item must exist, at any version.
+    Exists,
+    /// No condition (upsert).
+    Any,
+}
+
+/// A watch that the scheduler should queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueWatch {
+    pub key: Key,
+    pub next_check_at: i64,
+}
+
+/// A snapshot to store with a check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewSnapshot {
+    /// Requested timestamp (the check's start); moved one second past the newest snapshot when
+    /// it collides, as upstream does.
+    pub ts: i64,
+    pub text: String,
+    /// Raw HTML of the fetch, kept for the newest two snapshots.
+    pub html: Option<String>,
+}
+
+/// Everything a finished check writes, in one atomic commit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckCommit {
+    /// Top-level fields the check sets on the watch document (status fields: `last_checked`,
+    /// `previous_md5`, `last_error`, …). A patch rather than a whole document, so that a user's
+    /// edit saved while the check ran is kept, not overwritten.
+    pub patch: serde_json::Map<String, serde_json::Value>,
+    pub next_check_at: Option<i64>,
+    /// The job's `due_at`, recorded so that a redelivery of the same job is recognised.
+    pub due_at: i64,
+    pub snapshot: Option<NewSnapshot>,
+    /// Keep at most this many snapshots (oldest removed first).
+    pub history_max: Option<usize>,
+}
+
+/// What a commit stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitOutcome {
+    pub version: u64,
+    /// The snapshot's final timestamp, when one was stored.
+    pub snapshot_ts: Option<i64>,
+    pub history_len: usize,
+}
+
+/// Queue a job goes to. Manual rechecks have their own queue so that they run first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Lane {
+    Recheck,
+    Scheduled,
+}
+
+/// One requested check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckJob {
+    pub tenant: String,
+    pub watch_id: String,
+    /// When the check was due (the idempotency token of the job).
+    pub due_at: i64,
+    pub lane: Lane,
+    /// Upstream's priority: 1 for manual rechecks, the due epoch for scheduled checks; lower
+    /// runs first.
+    pub priority: i64,
+    pub enqueued_at: i64,
+}
+
+impl CheckJob {
+    pub fn key(&self) -> Key {
+        Key::watch(&self.tenant, &self.watch_id)
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDepth {
+    pub rechecks: usize,
+    pub scheduled: usize,
+}
+
+impl QueueDepth {
+    pub fn total(&self) -> usize {
+        self.rechecks + self.scheduled
+    }
+}
+
+/// A committed change: the stream record the push layer turns into Socket.IO events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    pub key: Key,
+    pub old: Option<Item>,
+    pub new: Option<Item>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The write's condition did not hold (someone else wrote first, or existence differed).
+    #[error("conditional write failed for {0:?}")]
+    Conflict(Key),
+    /// The check lease is held by someone else or expired and was taken over.
+    #[error("lease on {0:?} is not held by this checker")]
+    LeaseLost(Key),
+    /// The backend failed (I/O, SQLite, AWS service error).
+    #[error("store backend error: {0}")]
+    Backend(String),
+    /// Stored data could not be decoded: never silently dropped.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
