@@ -13,6 +13,8 @@
 //! - [`diff`]: the diff engine and its output formats.
 //! - [`error`]: check outcomes that are not a page, with upstream's `last_error` strings.
 //! - [`check`]: fetch + process in one call, for the CLI and the checkers.
+//! - [`schedule`]: when a watch is next due (interval, jitter, weekly window in its time zone),
+//!   and upstream's "x minutes ago" texts.
 
 pub mod charset;
 pub mod check;
@@ -24,6 +26,7 @@ pub mod fetch;
 pub mod filters;
 pub mod html_text;
 pub mod pipeline;
+pub mod schedule;
 pub mod ssrf;
 pub mod text_rules;
 

@@ -1,0 +1,153 @@
+//! The scheduler tick and the worker pool over the real embedded store and queue.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use changewatch_engine::pool::{JobRunner, WorkerPool};
+use changewatch_engine::scheduler::{request_recheck, tick};
+use changewatch_store::queue::MemoryQueue;
+use changewatch_store::sqlite::SqliteStore;
+use changewatch_store::{CheckJob, Expect, JobQueue, Key, Lane, Schedule, WatchStore};
+use serde_json::json;
+
+async fn store_with(due: &[(&str, Option<i64>)]) -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_dir(dir.path()).unwrap();
+    for (id, at) in due {
+        let schedule = Schedule {
+            next_check_at: *at,
+            ..Schedule::default()
+        };
+        store
+            .put(
+                &Key::watch("default", id),
+                json!({"url": id}),
+                Some(schedule),
+                Expect::Absent,
+            )
+            .await
+            .unwrap();
+    }
+    (dir, store)
+}
+
+#[tokio::test]
+async fn tick_queues_each_due_watch_once() {
+    let (_d, store) = store_with(&[
+        ("a", Some(90)),
+        ("b", Some(100)),
+        ("later", Some(500)),
+        ("paused", None),
+    ])
+    .await;
+    let queue = MemoryQueue::new();
+    let r = tick(&store, &queue, 100, 0).await.unwrap();
+    assert_eq!((r.due, r.queued, r.already_queued), (2, 2, 0));
+    let jobs = queue.snapshot().await.unwrap();
+    assert_eq!(
+        jobs.iter()
+            .map(|j| (j.watch_id.as_str(), j.due_at))
+            .collect::<Vec<_>>(),
+        [("a", 90), ("b", 100)]
+    );
+    // The next tick finds nothing new: the watches are marked queued.
+    let r = tick(&store, &queue, 101, 0).await.unwrap();
+    assert_eq!(r.queued, 0);
+    assert_eq!(queue.depth().await.unwrap().total(), 2);
+    // A horizon reaches ahead (AWS mode sends those with a delay).
+    let r = tick(&store, &queue, 101, 400).await.unwrap();
+    assert_eq!(r.queued, 1);
+}
+
+#[tokio::test]
+async fn manual_recheck_goes_first() {
+    let (_d, store) = store_with(&[("a", Some(90)), ("b", Some(5000))]).await;
+    let queue = MemoryQueue::new();
+    tick(&store, &queue, 100, 0).await.unwrap();
+    assert!(
+        request_recheck(&store, &queue, &Key::watch("default", "b"), 100)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !request_recheck(&store, &queue, &Key::watch("default", "missing"), 100)
+            .await
+            .unwrap()
+    );
+    let first = queue
+        .dequeue(Duration::from_millis(10))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.watch_id.as_str(), first.lane, first.priority),
+        ("b", Lane::Recheck, 1)
+    );
+}
+
+struct Recorder {
+    seen: Mutex<Vec<String>>,
+    delay: Duration,
+}
+
+#[async_trait]
+impl JobRunner for Recorder {
+    async fn run(&self, job: CheckJob) {
+        tokio::time::sleep(self.delay).await;
+        self.seen.lock().unwrap().push(job.watch_id);
+    }
+}
+
+fn job(id: &str) -> CheckJob {
+    CheckJob {
+        tenant: "default".into(),
+        watch_id: id.into(),
+        due_at: 1,
+        lane: Lane::Scheduled,
+        priority: 1,
+        enqueued_at: 1,
+    }
+}
+
+#[tokio::test]
+async fn pool_runs_jobs_concurrently_and_reports_running() {
+    let queue = Arc::new(MemoryQueue::new());
+    let runner = Arc::new(Recorder {
+        seen: Mutex::new(Vec::new()),
+        delay: Duration::from_millis(300),
+    });
+    let pool = WorkerPool::start(3, queue.clone(), runner.clone());
+    queue
+        .enqueue(vec![job("a"), job("b"), job("c"), job("d")])
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let state = pool.state();
+    assert_eq!(state.running_count(), 3, "three workers busy at once");
+    assert_eq!(queue.depth().await.unwrap().total(), 1);
+    // Shutdown lets running checks finish within the grace period; the waiting job stays queued.
+    let cut = pool.shutdown(Duration::from_secs(5)).await;
+    assert!(cut.is_empty());
+    let mut seen = runner.seen.lock().unwrap().clone();
+    seen.sort();
+    assert_eq!(seen, ["a", "b", "c"]);
+    assert_eq!(queue.depth().await.unwrap().total(), 1);
+}
+
+#[tokio::test]
+async fn shutdown_cuts_off_checks_that_overrun_the_grace_period() {
+    let queue = Arc::new(MemoryQueue::new());
+    let runner = Arc::new(Recorder {
+        seen: Mutex::new(Vec::new()),
+        delay: Duration::from_secs(30),
+    });
+    let pool = WorkerPool::start(1, queue.clone(), runner.clone());
+    queue.enqueue(vec![job("slow")]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let cut = pool.shutdown(Duration::from_millis(200)).await;
+    assert_eq!(cut, ["slow"]);
+    assert!(runner.seen.lock().unwrap().is_empty());
+}
