@@ -2,6 +2,8 @@
 //!
 //! Module map, in the order a check runs through them:
 //! - [`config`]: process settings from environment variables (one typed struct).
+//! - [`model`]: watches, tags and settings with upstream's JSON shapes and defaults, the API's
+//!   validation (upstream's messages), and the watch + tag + global merge into [`pipeline::ProcessorSettings`].
 //! - [`ssrf`]: which resolved addresses a fetch may connect to.
 //! - [`fetch`]: the HTTP fetcher (redirects, limits, timeouts, guard on every hop).
 //! - [`charset`]: bytes to text (header, BOM, XML declaration, meta, detection).
@@ -25,6 +27,7 @@ pub mod error;
 pub mod fetch;
 pub mod filters;
 pub mod html_text;
+pub mod model;
 pub mod pipeline;
 pub mod schedule;
 pub mod ssrf;

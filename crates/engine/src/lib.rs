@@ -3,8 +3,12 @@
 //! logic.
 //!
 //! - [`scheduler`]: one tick: due watches → queue marks → jobs (batched).
+//! - [`checker`]: one job: lease, redelivery check, fetch + process, one atomic commit.
+//! - [`timing`]: a watch's next due time from its model and the tenant's settings.
 //! - [`pool`]: the embedded worker pool: N tasks pulling jobs, the set of running checks,
 //!   graceful shutdown.
 
+pub mod checker;
 pub mod pool;
 pub mod scheduler;
+pub mod timing;

@@ -1,0 +1,349 @@
+//! Running one check job against the store: the part of upstream's worker that embedded workers
+//! and the checker Lambda share.
+//!
+//! claim the lease → skip jobs that are stale or redelivered → fetch and process → one commit of
+//! status patch + snapshot + next due time. At-least-once delivery is safe: a second delivery of
+//! a job either finds the lease held (and is retried later by its queue) or finds its `due_at`
+//! already committed and does nothing.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use changewatch_core::model::{
+    Settings, Tag, TextOrFalse, Watch, processor_settings, tags_for_watch,
+};
+use changewatch_core::pipeline::{ChangeStatus, PreviousState, history_line_key};
+use changewatch_core::{CheckError, FetchRequest, Fetcher, run_check};
+use changewatch_store::{
+    CheckCommit, CheckJob, Item, Key, Kind, Lane, NewSnapshot, StoreError, WatchStore,
+};
+use serde_json::{Map, Value, json};
+use tracing::{info, warn};
+
+use crate::pool::JobRunner;
+use crate::timing;
+
+/// What became of a job.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JobOutcome {
+    /// The check ran and was committed.
+    Checked(CheckReport),
+    /// Another checker holds the lease: the job should be retried later (SQS: not deleted).
+    Busy,
+    /// Nothing to do: the watch is gone, paused, or this job's check is already committed.
+    Skipped(&'static str),
+}
+
+/// The committed result of a check, for logs and notifications.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckReport {
+    pub status: Option<ChangeStatus>,
+    pub error: Option<String>,
+    pub history_len: usize,
+    /// A change worth telling people about: a change with at least two snapshots.
+    pub notify: bool,
+}
+
+/// Settings of the checker itself.
+#[derive(Clone, Debug)]
+pub struct CheckerConfig {
+    /// Lease owner id: unique per process (and per Lambda invocation).
+    pub owner: String,
+    /// Lease length beyond the fetch timeout, covering processing and the commit.
+    pub lease_margin: Duration,
+    /// `MINIMUM_SECONDS_RECHECK_TIME`.
+    pub minimum_recheck_secs: u64,
+    /// `JQ_ALLOW_RISKY_EXPRESSIONS`.
+    pub jq_allow_risky: bool,
+}
+
+/// Runs check jobs; cheap to share (`Arc`).
+pub struct Checker {
+    store: Arc<dyn WatchStore>,
+    fetcher: Fetcher,
+    config: CheckerConfig,
+    clock: fn() -> i64,
+}
+
+impl std::fmt::Debug for Checker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checker")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// Seconds since the epoch, the clock checks are stamped with.
+pub fn epoch_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Checker {
+    pub fn new(store: Arc<dyn WatchStore>, fetcher: Fetcher, config: CheckerConfig) -> Self {
+        Checker {
+            store,
+            fetcher,
+            config,
+            clock: epoch_now,
+        }
+    }
+
+    /// Runs one job to completion. Store errors are returned; check failures are results.
+    pub async fn run_job(&self, job: &CheckJob) -> Result<JobOutcome, StoreError> {
+        let key = job.key();
+        let settings = load_settings(self.store.as_ref(), &key.tenant).await?;
+        let now = (self.clock)();
+        let timeout = Duration::from_secs(settings.requests.timeout.max(1) as u64);
+        let lease_until = now + (timeout + self.config.lease_margin).as_secs() as i64;
+        let Some(item) = self
+            .store
+            .claim(&key, &self.config.owner, lease_until, now)
+            .await?
+        else {
+            return Ok(match self.store.get(&key).await? {
+                Some(_) => JobOutcome::Busy,
+                None => JobOutcome::Skipped("watch deleted"),
+            });
+        };
+        let skip = |why| {
+            let key = key.clone();
+            async move {
+                self.store.release(&key, &self.config.owner).await?;
+                Ok::<_, StoreError>(JobOutcome::Skipped(why))
+            }
+        };
+        if item
+            .schedule
+            .as_ref()
+            .and_then(|s| s.last_due_at)
+            .is_some_and(|d| d >= job.due_at)
+        {
+            return skip("already checked for this due time").await;
+        }
+        let watch: Watch = serde_json::from_value(item.doc.clone())
+            .map_err(|e| StoreError::Corrupt(format!("watch {}: {e}", key.id)))?;
+        if job.lane == Lane::Scheduled && (watch.paused || settings.application.all_paused) {
+            return skip("paused").await;
+        }
+        self.check(&key, &item, &watch, &settings, job, now, timeout)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn check(
+        &self,
+        key: &Key,
+        item: &Item,
+        watch: &Watch,
+        settings: &Settings,
+        job: &CheckJob,
+        started: i64,
+        timeout: Duration,
+    ) -> Result<JobOutcome, StoreError> {
+        let tags = load_tags(self.store.as_ref(), &key.tenant).await?;
+        let watch_tags: Vec<&Tag> = tags_for_watch(watch, &tags)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect();
+        let mut rules = processor_settings(watch, &watch_tags, settings);
+        rules.jq_allow_risky = self.config.jq_allow_risky;
+
+        let history = self.store.snapshots(key).await?;
+        let history_lines = if rules.check_unique_lines {
+            Some(Arc::new(
+                self.history_lines(key, &history, rules.ignore_whitespace)
+                    .await?,
+            ))
+        } else {
+            None
+        };
+        let previous = PreviousState {
+            md5: watch.previous_md5.as_str().map(str::to_string),
+            has_history: !history.is_empty(),
+            text_before_filters: None,
+            history_lines,
+        };
+        let request = fetch_request(watch, settings, timeout);
+        let result = run_check(&self.fetcher, &request, rules, previous).await;
+
+        let mut patch = Map::new();
+        patch.insert("last_checked".into(), json!(started));
+        patch.insert("check_count".into(), json!(watch.check_count + 1));
+        patch.insert("browser_steps_last_error_step".into(), Value::Null);
+        let mut snapshot = None;
+        let report = match &result {
+            Ok(r) => {
+                let p = &r.processed;
+                patch.insert("fetch_time".into(), json!(r.page.fetch_time));
+                patch.insert("last_error".into(), json!(TextOrFalse::default()));
+                patch.insert("consecutive_filter_failures".into(), json!(0));
+                patch.insert("content-type".into(), json!(r.page.content_type));
+                patch.insert("remote_server_reply".into(), json!(r.page.server));
+                patch.insert("last_check_status".into(), json!(r.page.status));
+                if let Some(title) = &p.title {
+                    patch.insert("page_title".into(), json!(title));
+                }
+                if let Some(md5) = p.md5_to_record() {
+                    patch.insert("previous_md5".into(), json!(md5));
+                }
+                if p.status == ChangeStatus::Changed || history.is_empty() {
+                    snapshot = Some(NewSnapshot {
+                        ts: started,
+                        text: p.text.clone(),
+                        html: Some(r.page.text.clone()),
+                    });
+                }
+                CheckReport {
+                    status: Some(p.status),
+                    error: None,
+                    history_len: history.len(),
+                    notify: false,
+                }
+            }
+            Err(e) => {
+                let failures = if e.is_filter_failure() {
+                    watch.consecutive_filter_failures + 1
+                } else {
+                    watch.consecutive_filter_failures
+                };
+                patch.insert("last_error".into(), json!(e.last_error()));
+                patch.insert("consecutive_filter_failures".into(), json!(failures));
+                if let CheckError::Fetch(changewatch_core::fetch::FetchError::Status { status }) = e
+                {
+                    patch.insert("last_check_status".into(), json!(status));
+                }
+                CheckReport {
+                    status: None,
+                    error: Some(e.last_error()),
+                    history_len: history.len(),
+                    notify: false,
+                }
+            }
+        };
+        let now = (self.clock)();
+        let next_check_at = timing::next_due(
+            watch,
+            settings,
+            started,
+            now,
+            self.config.minimum_recheck_secs,
+        );
+        let history_max = watch
+            .history_snapshot_max_length
+            .or(settings.application.history_snapshot_max_length)
+            .filter(|n| *n > 0)
+            .map(|n| n as usize);
+        let commit = CheckCommit {
+            patch,
+            next_check_at,
+            due_at: job.due_at,
+            snapshot,
+            history_max,
+        };
+        match self
+            .store
+            .commit_check(key, &self.config.owner, commit)
+            .await
+        {
+            Ok(out) => {
+                let changed =
+                    report.status == Some(ChangeStatus::Changed) && out.snapshot_ts.is_some();
+                let report = CheckReport {
+                    history_len: out.history_len,
+                    notify: changed && out.history_len >= 2 && !watch.notification_muted,
+                    ..report
+                };
+                info!(status = ?report.status, error = ?report.error, history = report.history_len, version = item.version, "check committed");
+                Ok(JobOutcome::Checked(report))
+            }
+            Err(StoreError::LeaseLost(_)) => {
+                // Our lease expired and another checker took over: its result wins.
+                warn!("lease lost before commit; result dropped");
+                Ok(JobOutcome::Busy)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn history_lines(
+        &self,
+        key: &Key,
+        history: &[i64],
+        ignore_whitespace: bool,
+    ) -> Result<HashSet<String>, StoreError> {
+        let mut lines = HashSet::new();
+        for ts in history {
+            if let Some(text) = self.store.snapshot_text(key, *ts).await? {
+                lines.extend(text.lines().map(|l| history_line_key(l, ignore_whitespace)));
+            }
+        }
+        Ok(lines)
+    }
+}
+
+#[async_trait]
+impl JobRunner for Checker {
+    async fn run(&self, job: CheckJob) {
+        if let Err(e) = self.run_job(&job).await {
+            warn!(watch_id = %job.watch_id, error = %e, "check job failed in the store");
+        }
+    }
+}
+
+/// The request a watch describes; the URL's `source:` prefix is a processing flag, not part
+/// of the address.
+fn fetch_request(watch: &Watch, settings: &Settings, timeout: Duration) -> FetchRequest {
+    let url = watch
+        .url
+        .strip_prefix("source:")
+        .unwrap_or(&watch.url)
+        .to_string();
+    let mut headers: Vec<(String, String)> = settings
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    // The watch's own headers win over the global ones.
+    for (k, v) in &watch.headers {
+        headers.retain(|(gk, _)| !gk.eq_ignore_ascii_case(k));
+        headers.push((k.clone(), v.clone()));
+    }
+    FetchRequest {
+        url,
+        method: watch.method.clone(),
+        headers,
+        body: watch.body.clone().filter(|b| !b.is_empty()),
+        timeout,
+        ignore_status_codes: watch
+            .ignore_status_codes
+            .unwrap_or(settings.application.ignore_status_codes),
+        empty_pages_are_a_change: settings.application.empty_pages_are_a_change,
+    }
+}
+
+/// The tenant's settings; defaults when none are stored yet.
+pub async fn load_settings(store: &dyn WatchStore, tenant: &str) -> Result<Settings, StoreError> {
+    match store.get(&Key::settings(tenant)).await? {
+        Some(item) => serde_json::from_value(item.doc)
+            .map_err(|e| StoreError::Corrupt(format!("settings: {e}"))),
+        None => Ok(Settings::default()),
+    }
+}
+
+/// The tenant's tags by uuid.
+pub async fn load_tags(
+    store: &dyn WatchStore,
+    tenant: &str,
+) -> Result<BTreeMap<String, Tag>, StoreError> {
+    let mut out = BTreeMap::new();
+    for item in store.list(tenant, Kind::Tag).await? {
+        let tag: Tag = serde_json::from_value(item.doc)
+            .map_err(|e| StoreError::Corrupt(format!("tag {}: {e}", item.key.id)))?;
+        out.insert(item.key.id, tag);
+    }
+    Ok(out)
+}

@@ -1,0 +1,289 @@
+//! The checker end to end on the real embedded store, a real fetcher and a local fixture server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use changewatch_core::model::Watch;
+use changewatch_core::pipeline::ChangeStatus;
+use changewatch_core::ssrf::AddressPolicy;
+use changewatch_core::{Fetcher, FetcherConfig};
+use changewatch_engine::checker::{CheckReport, Checker, CheckerConfig, JobOutcome, epoch_now};
+use changewatch_engine::scheduler::{request_recheck, tick};
+use changewatch_store::queue::MemoryQueue;
+use changewatch_store::sqlite::SqliteStore;
+use changewatch_store::{CheckJob, Expect, JobQueue, Key, Lane, Schedule, WatchStore};
+use testkit::{FixtureServer, Page};
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    queue: MemoryQueue,
+    checker: Checker,
+    srv: FixtureServer,
+}
+
+fn rig() -> Rig {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open_dir(dir.path()).unwrap());
+    let fetcher = Fetcher::new(FetcherConfig {
+        policy: AddressPolicy::allow_all(),
+        ..FetcherConfig::default()
+    })
+    .unwrap();
+    let checker = Checker::new(
+        store.clone(),
+        fetcher,
+        CheckerConfig {
+            owner: "test-worker".into(),
+            lease_margin: Duration::from_secs(60),
+            minimum_recheck_secs: 3,
+            jq_allow_risky: false,
+        },
+    );
+    Rig {
+        _dir: dir,
+        store,
+        queue: MemoryQueue::new(),
+        checker,
+        srv: FixtureServer::start(),
+    }
+}
+
+impl Rig {
+    async fn add(&self, id: &str, watch: Watch) -> Key {
+        let key = Key::watch("default", id);
+        let mut watch = watch;
+        watch.uuid = id.to_string();
+        self.store
+            .put(
+                &key,
+                serde_json::to_value(&watch).unwrap(),
+                Some(Schedule::due_at(0)),
+                Expect::Absent,
+            )
+            .await
+            .unwrap();
+        key
+    }
+
+    async fn watch(&self, key: &Key) -> Watch {
+        serde_json::from_value(self.store.get(key).await.unwrap().unwrap().doc).unwrap()
+    }
+
+    /// Queues whatever is due (or a manual recheck) and runs the next job.
+    async fn run_next(&self) -> (CheckJob, JobOutcome) {
+        let job = self
+            .queue
+            .dequeue(Duration::from_millis(50))
+            .await
+            .unwrap()
+            .expect("a job is queued");
+        let out = self.checker.run_job(&job).await.unwrap();
+        (job, out)
+    }
+}
+
+fn checked(out: JobOutcome) -> CheckReport {
+    match out {
+        JobOutcome::Checked(r) => r,
+        other => panic!("expected a committed check, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn baseline_then_change_then_redelivery() {
+    let r = rig();
+    r.srv.set("/p", Page::html("<p>Price: 10</p>"));
+    let key = r.add("w1", Watch::new(r.srv.url("/p"))).await;
+
+    let report = tick(r.store.as_ref(), &r.queue, epoch_now(), 0)
+        .await
+        .unwrap();
+    assert_eq!(report.queued, 1);
+    let (_, out) = r.run_next().await;
+    let first = checked(out);
+    assert_eq!(first.status, Some(ChangeStatus::Baseline));
+    assert!(!first.notify, "the first check never notifies");
+    let w = r.watch(&key).await;
+    assert!(w.last_checked > 0);
+    assert_eq!(w.check_count, 1);
+    assert!(w.previous_md5.is_set());
+    assert!(!w.last_error.is_set());
+    assert_eq!(r.store.snapshots(&key).await.unwrap().len(), 1);
+    let item = r.store.get(&key).await.unwrap().unwrap();
+    let next = item.schedule.unwrap().next_check_at.unwrap();
+    assert!(
+        next >= w.last_checked + 3 * 3600 - 1,
+        "global default interval applies"
+    );
+
+    // Same page again: no new snapshot.
+    request_recheck(r.store.as_ref(), &r.queue, &key, epoch_now() + 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        checked(r.run_next().await.1).status,
+        Some(ChangeStatus::Unchanged)
+    );
+    assert_eq!(r.store.snapshots(&key).await.unwrap().len(), 1);
+
+    // The page changes: a second snapshot, and a notification is due.
+    r.srv.set("/p", Page::html("<p>Price: 11</p>"));
+    request_recheck(r.store.as_ref(), &r.queue, &key, epoch_now() + 2)
+        .await
+        .unwrap();
+    let (job, out) = r.run_next().await;
+    let changed = checked(out);
+    assert_eq!(changed.status, Some(ChangeStatus::Changed));
+    assert_eq!(changed.history_len, 2);
+    assert!(changed.notify);
+    let hist = r.store.snapshots(&key).await.unwrap();
+    assert_eq!(
+        r.store
+            .snapshot_text(&key, hist[1])
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("Price: 11")
+    );
+    assert_eq!(
+        r.store
+            .snapshot_html(&key, hist[1])
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("<p>Price: 11</p>")
+    );
+
+    // SQS-style redelivery of the same job changes nothing.
+    let before = r.store.get(&key).await.unwrap().unwrap();
+    assert_eq!(
+        r.checker.run_job(&job).await.unwrap(),
+        JobOutcome::Skipped("already checked for this due time")
+    );
+    let after = r.store.get(&key).await.unwrap().unwrap();
+    assert_eq!(before.version, after.version);
+    assert_eq!(
+        after.schedule.unwrap().lease_owner,
+        None,
+        "the skip releases the lease"
+    );
+}
+
+#[tokio::test]
+async fn errors_are_recorded_on_the_watch() {
+    let r = rig();
+    r.srv.set("/gone", Page::html("x").status(404));
+    r.srv.set("/p", Page::html("<div id=a>text</div>"));
+    let gone = r.add("gone", Watch::new(r.srv.url("/gone"))).await;
+    let mut filtered = Watch::new(r.srv.url("/p"));
+    filtered.include_filters = vec!["#missing".into()];
+    let filtered = r.add("filtered", filtered).await;
+
+    tick(r.store.as_ref(), &r.queue, epoch_now(), 0)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let out = checked(r.run_next().await.1);
+        assert!(out.error.is_some());
+    }
+    let w = r.watch(&gone).await;
+    assert_eq!(
+        w.last_error.as_str(),
+        Some("Error - 404 (Page not found) received")
+    );
+    assert_eq!(w.check_count, 1);
+    assert!(r.store.snapshots(&gone).await.unwrap().is_empty());
+    let w = r.watch(&filtered).await;
+    assert!(
+        w.last_error
+            .as_str()
+            .unwrap()
+            .starts_with("Warning, no filters were found")
+    );
+    assert_eq!(w.consecutive_filter_failures, 1);
+
+    // The filter is fixed: the error clears and the failure count resets.
+    let item = r.store.get(&filtered).await.unwrap().unwrap();
+    let mut doc = item.doc.clone();
+    doc["include_filters"] = serde_json::json!(["#a"]);
+    r.store
+        .put(&filtered, doc, None, Expect::Version(item.version))
+        .await
+        .unwrap();
+    request_recheck(r.store.as_ref(), &r.queue, &filtered, epoch_now() + 1)
+        .await
+        .unwrap();
+    let out = checked(r.run_next().await.1);
+    assert_eq!(out.status, Some(ChangeStatus::Baseline));
+    let w = r.watch(&filtered).await;
+    assert!(!w.last_error.is_set());
+    assert_eq!(w.consecutive_filter_failures, 0);
+}
+
+#[tokio::test]
+async fn a_leased_watch_is_busy_and_an_expired_lease_is_taken_over() {
+    let r = rig();
+    r.srv.set("/p", Page::html("<p>a</p>"));
+    let key = r.add("w", Watch::new(r.srv.url("/p"))).await;
+    let now = epoch_now();
+    // Another checker (a crashed one, say) holds a lease that has not expired.
+    assert!(
+        r.store
+            .claim(&key, "other", now + 5, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let job = CheckJob {
+        tenant: "default".into(),
+        watch_id: "w".into(),
+        due_at: now,
+        lane: Lane::Scheduled,
+        priority: now,
+        enqueued_at: now,
+    };
+    assert_eq!(r.checker.run_job(&job).await.unwrap(), JobOutcome::Busy);
+    // After expiry the watch is claimable again and the check runs.
+    assert!(
+        r.store
+            .claim(&key, "other", now - 1, now - 100)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let out = checked(r.checker.run_job(&job).await.unwrap());
+    assert_eq!(out.status, Some(ChangeStatus::Baseline));
+}
+
+#[tokio::test]
+async fn paused_watches_skip_scheduled_jobs_but_take_manual_rechecks() {
+    let r = rig();
+    r.srv.set("/p", Page::html("<p>a</p>"));
+    let mut w = Watch::new(r.srv.url("/p"));
+    w.paused = true;
+    let key = r.add("w", w).await;
+    let now = epoch_now();
+    let mut job = CheckJob {
+        tenant: "default".into(),
+        watch_id: "w".into(),
+        due_at: now,
+        lane: Lane::Scheduled,
+        priority: now,
+        enqueued_at: now,
+    };
+    assert_eq!(
+        r.checker.run_job(&job).await.unwrap(),
+        JobOutcome::Skipped("paused")
+    );
+    job.lane = Lane::Recheck;
+    checked(r.checker.run_job(&job).await.unwrap());
+    let item = r.store.get(&key).await.unwrap().unwrap();
+    assert_eq!(
+        item.schedule.unwrap().next_check_at,
+        None,
+        "a paused watch is never due"
+    );
+}
