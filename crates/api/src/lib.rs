@@ -1,0 +1,39 @@
+//! The REST API v1 (changedetection.io-compatible) as one axum `Router`, served by
+//! `changewatch serve` in embedded mode and by the api Lambda function in AWS mode.
+//!
+//! - [`state`]: `AppState` (store, queue, workers view, tenant, config).
+//! - [`error`]: `ApiError` and every error body shape, mapped in one place.
+//! - [`auth`]: the `x-api-key` check.
+//! - [`extract`]: strict `{uuid}` paths, JSON bodies, upstream's flag parsing.
+//! - [`bootstrap`]: first-start settings (the generated API key).
+//! - `routes::*`: the endpoints, one module per resource.
+
+pub mod auth;
+pub mod bootstrap;
+pub mod error;
+pub mod extract;
+pub mod state;
+
+mod routes {
+    pub mod watches;
+}
+
+use axum::Router;
+use axum::middleware;
+
+pub use state::{ApiConfig, AppState, Workers};
+
+/// The whole API. Unknown routes get Flask's HTML 404, as upstream.
+pub fn router(state: AppState) -> Router {
+    let api =
+        Router::new()
+            .merge(routes::watches::routes())
+            .route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_api_key,
+            ));
+    Router::new()
+        .merge(api)
+        .fallback(|| async { error::ApiError::NoRoute })
+        .with_state(state)
+}

@@ -1,0 +1,376 @@
+//! /api/v1/watch and /api/v1/watch/{uuid}: list, create, read (with the recheck / pause / mute
+//! operations), update, delete.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use changewatch_core::model::{
+    self, ApiContext, HistoryInfo, Tag, Watch, assigned_tags, no_render, tags_for_watch,
+};
+use changewatch_engine::scheduler::request_recheck;
+use changewatch_engine::timing::next_due;
+use changewatch_store::{Expect, Item, Key, Kind, Schedule};
+use serde_json::{Map, Value, json};
+
+use crate::error::{ApiError, json_response, json_string, no_content};
+use crate::extract::{JsonBody, WatchUuid, truthy};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/watch", get(list).post(create))
+        .route("/api/v1/watch/{uuid}", get(read).put(update).delete(remove))
+}
+
+/// Upstream answers bulk rechecks of this many watches or more with 202 and queues them in the
+/// background.
+pub const BACKGROUND_THRESHOLD: usize = 20;
+
+/// A watch document decoded, with its item (version, schedule).
+pub struct Loaded {
+    pub item: Item,
+    pub watch: Watch,
+}
+
+pub fn decode_watch(item: &Item) -> Result<Watch, ApiError> {
+    serde_json::from_value(item.doc.clone()).map_err(|e| {
+        ApiError::Store(changewatch_store::StoreError::Corrupt(format!(
+            "watch {}: {e}",
+            item.key.id
+        )))
+    })
+}
+
+pub async fn load(state: &AppState, uuid: &str) -> Result<Option<Loaded>, ApiError> {
+    let Some(item) = state.store.get(&Key::watch(&state.tenant, uuid)).await? else {
+        return Ok(None);
+    };
+    let watch = decode_watch(&item)?;
+    Ok(Some(Loaded { item, watch }))
+}
+
+pub fn not_found(uuid: &str) -> ApiError {
+    ApiError::message(
+        StatusCode::NOT_FOUND,
+        format!("No watch exists with the UUID of {uuid}"),
+    )
+}
+
+pub async fn history_info(state: &AppState, uuid: &str) -> Result<HistoryInfo, ApiError> {
+    let ts = state
+        .store
+        .snapshots(&Key::watch(&state.tenant, uuid))
+        .await?;
+    Ok(HistoryInfo::new(ts.len(), ts.last().copied()))
+}
+
+/// Writes a watch back, recomputing its due time when `reschedule` is set (interval, pause or
+/// schedule edits); otherwise the schedule is left as it is.
+pub async fn save(
+    state: &AppState,
+    loaded: &Loaded,
+    watch: &Watch,
+    reschedule: bool,
+) -> Result<(), ApiError> {
+    let schedule = if reschedule {
+        let settings = state.settings().await?;
+        let mut s = loaded.item.schedule.clone().unwrap_or_default();
+        s.next_check_at = next_due(
+            watch,
+            &settings,
+            watch.last_checked,
+            state.now(),
+            state.config.minimum_recheck_secs,
+        );
+        Some(s)
+    } else {
+        None
+    };
+    let doc = serde_json::to_value(watch)
+        .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    state
+        .store
+        .put(
+            &loaded.item.key,
+            doc,
+            schedule,
+            Expect::Version(loaded.item.version),
+        )
+        .await?;
+    Ok(())
+}
+
+fn ok() -> Response {
+    json_string(StatusCode::OK, "OK")
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let items = state.store.list(&state.tenant, Kind::Watch).await?;
+    let tags = state.tags().await?;
+    if truthy(q.get("recheck_all")) {
+        return recheck_all(&state, &items).await;
+    }
+    let tag_filter: Option<&str> = q.get("tag").map(|name| {
+        tags.iter()
+            .find(|(_, t)| t.title().eq_ignore_ascii_case(name.trim()))
+            .map_or("\u{0}no such tag", |(uuid, _)| uuid.as_str())
+    });
+    let mut out = Map::new();
+    for item in &items {
+        let watch = decode_watch(item)?;
+        if truthy(q.get("with_errors")) && !watch.last_error.is_set() {
+            continue;
+        }
+        let tag_uuids: Vec<String> = tags_for_watch(&watch, &tags)
+            .into_iter()
+            .map(|(u, _)| u.to_string())
+            .collect();
+        if let Some(t) = tag_filter
+            && !tag_uuids.iter().any(|u| u == t)
+        {
+            continue;
+        }
+        let history = history_info(&state, &item.key.id).await?;
+        out.insert(
+            item.key.id.clone(),
+            watch.api_list_entry(&history, &tag_uuids, &no_render),
+        );
+    }
+    Ok(json_response(StatusCode::OK, &Value::Object(out)))
+}
+
+async fn recheck_all(state: &AppState, items: &[Item]) -> Result<Response, ApiError> {
+    let mut keys = Vec::new();
+    let mut busy = 0;
+    for item in items {
+        let watch = decode_watch(item)?;
+        if watch.paused {
+            continue;
+        }
+        let s = item.schedule.clone().unwrap_or_default();
+        if s.queued_at.is_some() || s.leased(state.now()) {
+            busy += 1;
+        }
+        keys.push(item.key.clone());
+    }
+    let n = keys.len();
+    if n >= BACKGROUND_THRESHOLD {
+        let st = state.clone();
+        tokio::spawn(async move {
+            for key in keys {
+                if let Err(e) =
+                    request_recheck(st.store.as_ref(), st.queue.as_ref(), &key, st.now()).await
+                {
+                    tracing::warn!(watch_id = %key.id, error = %e, "background recheck failed");
+                }
+            }
+        });
+        return Ok(json_response(
+            StatusCode::ACCEPTED,
+            &json!({"status": format!("OK, queueing {n} watches in background")}),
+        ));
+    }
+    for key in &keys {
+        request_recheck(state.store.as_ref(), state.queue.as_ref(), key, state.now()).await?;
+    }
+    let mut status = format!("OK, queued {} watches for rechecking", n - busy);
+    if busy > 0 {
+        status.push_str(&format!(" ({busy} already queued or running)"));
+    }
+    Ok(json_response(StatusCode::OK, &json!({ "status": status })))
+}
+
+/// Proxy keys a watch may name: the UI proxies of the settings.
+pub fn proxy_names(settings: &model::Settings) -> Vec<String> {
+    settings.requests.ui_proxy_keys()
+}
+
+async fn create(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let settings = state.settings().await?;
+    let proxies = proxy_names(&settings);
+    // The context holds a non-Send validator reference: keep it out of the awaits below.
+    let created = {
+        let ctx = ApiContext {
+            proxy_names: &proxies,
+            notification_url_validator: None,
+        };
+        model::create_watch_from_json(body, &ctx)?
+    };
+    let existing = state.store.list(&state.tenant, Kind::Watch).await?;
+    if let Some(limit) = state.config.page_watch_limit
+        && existing.len() >= limit
+    {
+        return Err(ApiError::text(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Watch limit reached ({}/{limit} watches). Cannot add more watches.",
+                existing.len()
+            ),
+        ));
+    }
+    let mut watch = created.watch;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    watch.uuid = uuid.clone();
+    watch.date_created = Some(state.now());
+    for tag_uuid in resolve_tag_names(&state, &created.tag_names).await? {
+        if !watch.tags.contains(&tag_uuid) {
+            watch.tags.push(tag_uuid);
+        }
+    }
+    let next = next_due(
+        &watch,
+        &settings,
+        0,
+        state.now(),
+        state.config.minimum_recheck_secs,
+    );
+    let doc = serde_json::to_value(&watch)
+        .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    state
+        .store
+        .put(
+            &Key::watch(&state.tenant, &uuid),
+            doc,
+            Some(Schedule {
+                next_check_at: next,
+                ..Schedule::default()
+            }),
+            Expect::Absent,
+        )
+        .await?;
+    Ok(json_response(StatusCode::CREATED, &json!({ "uuid": uuid })))
+}
+
+/// Legacy `tag` names: an existing tag with that title (case-insensitive), an existing tag's
+/// uuid, or a new tag. Unknown uuid-looking names are ignored, as upstream does.
+pub async fn resolve_tag_names(
+    state: &AppState,
+    names: &[String],
+) -> Result<Vec<String>, ApiError> {
+    let mut tags = state.tags().await?;
+    let mut out = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if tags.contains_key(name) {
+            out.push(name.to_string());
+            continue;
+        }
+        if crate::extract::is_canonical_uuid(name) {
+            continue;
+        }
+        if let Some((uuid, _)) = tags
+            .iter()
+            .find(|(_, t)| t.title().eq_ignore_ascii_case(name))
+        {
+            out.push(uuid.clone());
+            continue;
+        }
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let mut tag = Tag::new(name);
+        tag.base.uuid = uuid.clone();
+        tag.base.date_created = Some(state.now());
+        let doc = serde_json::to_value(&tag)
+            .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        state
+            .store
+            .put(&Key::tag(&state.tenant, &uuid), doc, None, Expect::Absent)
+            .await?;
+        tags.insert(uuid.clone(), tag);
+        out.push(uuid);
+    }
+    Ok(out)
+}
+
+async fn read(
+    State(state): State<AppState>,
+    WatchUuid(uuid): WatchUuid,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let Some(loaded) = load(&state, &uuid).await? else {
+        return Err(not_found(&uuid));
+    };
+    if truthy(q.get("recheck")) {
+        request_recheck(
+            state.store.as_ref(),
+            state.queue.as_ref(),
+            &loaded.item.key,
+            state.now(),
+        )
+        .await?;
+        return Ok(ok());
+    }
+    let toggle = |field: &str, on: &str, off: &str| match q.get(field).map(String::as_str) {
+        Some(v) if v == on => Some(true),
+        Some(v) if v == off => Some(false),
+        _ => None,
+    };
+    if let Some(paused) = toggle("paused", "paused", "unpaused") {
+        let mut watch = loaded.watch.clone();
+        watch.paused = paused;
+        save(&state, &loaded, &watch, true).await?;
+        if paused {
+            state.queue.remove(std::slice::from_ref(&uuid)).await?;
+        }
+        return Ok(ok());
+    }
+    if let Some(muted) = toggle("muted", "muted", "unmuted") {
+        let mut watch = loaded.watch.clone();
+        watch.notification_muted = muted;
+        save(&state, &loaded, &watch, false).await?;
+        return Ok(ok());
+    }
+    let history = history_info(&state, &uuid).await?;
+    let tags = state.tags().await?;
+    let assigned: Vec<(&str, &Tag)> = assigned_tags(&loaded.watch, &tags);
+    Ok(json_response(
+        StatusCode::OK,
+        &loaded.watch.api_view(&history, &assigned, &no_render),
+    ))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    WatchUuid(uuid): WatchUuid,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let Some(loaded) = load(&state, &uuid).await? else {
+        return Err(not_found(&uuid));
+    };
+    let settings = state.settings().await?;
+    let proxies = proxy_names(&settings);
+    let mut watch = loaded.watch.clone();
+    {
+        let ctx = ApiContext {
+            proxy_names: &proxies,
+            notification_url_validator: None,
+        };
+        model::apply_watch_update(&mut watch, body, &ctx)?;
+    }
+    save(&state, &loaded, &watch, true).await?;
+    Ok(ok())
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    WatchUuid(uuid): WatchUuid,
+) -> Result<Response, ApiError> {
+    let key = Key::watch(&state.tenant, &uuid);
+    if !state.store.delete(&key, Expect::Any).await? {
+        // Upstream answers 400 here, not 404; clients rely on it.
+        return Err(ApiError::message(
+            StatusCode::BAD_REQUEST,
+            format!("No watch exists with the UUID of {uuid}"),
+        ));
+    }
+    state.queue.remove(&[uuid]).await?;
+    Ok(no_content())
+}

@@ -1,0 +1,65 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use changewatch_core::model::{Settings, Tag};
+use changewatch_engine::checker;
+use changewatch_store::{JobQueue, StoreError, WatchStore};
+
+use crate::error::ApiError;
+
+/// The checkers as the ops endpoints see them. Embedded mode reports its worker pool; in AWS
+/// mode the checkers are Lambda invocations and there is nothing to report.
+pub trait Workers: Send + Sync + 'static {
+    /// Watch ids being checked now.
+    fn running(&self) -> Vec<String>;
+    /// Workers configured.
+    fn configured(&self) -> usize;
+    /// Workers alive.
+    fn alive(&self) -> usize;
+}
+
+/// Settings of the API layer, from the process config.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// `PAGE_WATCH_LIMIT`: most watches a tenant may have.
+    pub page_watch_limit: Option<usize>,
+    /// `MINIMUM_SECONDS_RECHECK_TIME`.
+    pub minimum_recheck_secs: u64,
+    /// `BASE_URL` (wins over the stored setting, as upstream).
+    pub base_url: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn WatchStore>,
+    pub queue: Arc<dyn JobQueue>,
+    pub workers: Option<Arc<dyn Workers>>,
+    pub tenant: String,
+    pub config: ApiConfig,
+    pub started: Instant,
+    pub clock: fn() -> i64,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("tenant", &self.tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    pub async fn settings(&self) -> Result<Settings, StoreError> {
+        checker::load_settings(self.store.as_ref(), &self.tenant).await
+    }
+
+    pub async fn tags(&self) -> Result<std::collections::BTreeMap<String, Tag>, ApiError> {
+        Ok(checker::load_tags(self.store.as_ref(), &self.tenant).await?)
+    }
+}
