@@ -116,12 +116,13 @@ impl Checker {
                 Ok::<_, StoreError>(JobOutcome::Skipped(why))
             }
         };
-        if item
-            .schedule
-            .as_ref()
-            .and_then(|s| s.last_due_at)
-            .is_some_and(|d| d >= job.due_at)
-        {
+        let schedule = item.schedule.clone().unwrap_or_default();
+        if schedule.last_job_id.as_deref() == Some(job.id.as_str()) {
+            return skip("already checked (redelivered job)").await;
+        }
+        // A scheduled job for a due time that a later check already covered is stale. Manual
+        // rechecks always run: the user asked for a check now.
+        if job.lane == Lane::Scheduled && schedule.last_due_at.is_some_and(|d| d >= job.due_at) {
             return skip("already checked for this due time").await;
         }
         let watch: Watch = serde_json::from_value(item.doc.clone())
@@ -241,6 +242,7 @@ impl Checker {
             patch,
             next_check_at,
             due_at: job.due_at,
+            job_id: job.id.clone(),
             snapshot,
             history_max,
         };

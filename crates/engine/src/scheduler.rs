@@ -35,15 +35,14 @@ pub async fn tick(
     let mut jobs = Vec::with_capacity(due.len());
     for d in due {
         if store.mark_queued(&d.key, d.next_check_at, now).await? {
-            jobs.push(CheckJob {
-                tenant: d.key.tenant,
-                watch_id: d.key.id,
-                due_at: d.next_check_at,
-                lane: Lane::Scheduled,
-                // Upstream's scheduled priority is the epoch it was queued at: older first.
-                priority: d.next_check_at,
-                enqueued_at: now,
-            });
+            // Upstream's scheduled priority is the epoch it was queued at: older first.
+            jobs.push(CheckJob::new(
+                &d.key,
+                d.next_check_at,
+                Lane::Scheduled,
+                d.next_check_at,
+                now,
+            ));
         } else {
             report.already_queued += 1;
         }
@@ -75,14 +74,7 @@ pub async fn request_recheck(
     }
     store.mark_queued(key, now, now).await?;
     queue
-        .enqueue(vec![CheckJob {
-            tenant: key.tenant.clone(),
-            watch_id: key.id.clone(),
-            due_at: now,
-            lane: Lane::Recheck,
-            priority: 1,
-            enqueued_at: now,
-        }])
+        .enqueue(vec![CheckJob::new(key, now, Lane::Recheck, 1, now)])
         .await?;
     Ok(true)
 }

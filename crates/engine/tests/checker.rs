@@ -161,7 +161,7 @@ async fn baseline_then_change_then_redelivery() {
     let before = r.store.get(&key).await.unwrap().unwrap();
     assert_eq!(
         r.checker.run_job(&job).await.unwrap(),
-        JobOutcome::Skipped("already checked for this due time")
+        JobOutcome::Skipped("already checked (redelivered job)")
     );
     let after = r.store.get(&key).await.unwrap().unwrap();
     assert_eq!(before.version, after.version);
@@ -238,6 +238,7 @@ async fn a_leased_watch_is_busy_and_an_expired_lease_is_taken_over() {
             .is_some()
     );
     let job = CheckJob {
+        id: "job-1".into(),
         tenant: "default".into(),
         watch_id: "w".into(),
         due_at: now,
@@ -267,6 +268,7 @@ async fn paused_watches_skip_scheduled_jobs_but_take_manual_rechecks() {
     let key = r.add("w", w).await;
     let now = epoch_now();
     let mut job = CheckJob {
+        id: "job-2".into(),
         tenant: "default".into(),
         watch_id: "w".into(),
         due_at: now,

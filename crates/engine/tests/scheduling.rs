@@ -103,6 +103,7 @@ impl JobRunner for Recorder {
 
 fn job(id: &str) -> CheckJob {
     CheckJob {
+        id: format!("job-{id}"),
         tenant: "default".into(),
         watch_id: id.into(),
         due_at: 1,

@@ -245,6 +245,7 @@ pub async fn scheduling<S: WatchStore>(store: &S) {
         ]),
         next_check_at: Some(now + 3600),
         due_at: now - 10,
+        job_id: format!("job-{n}"),
         snapshot: snap,
         history_max: None,
     };
@@ -339,6 +340,7 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
                     patch: serde_json::Map::new(),
                     next_check_at: Some(1),
                     due_at: i as i64,
+                    job_id: format!("job-{i}"),
                     snapshot: Some(NewSnapshot {
                         ts,
                         text: text.clone(),
@@ -396,6 +398,7 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
                 patch: Default::default(),
                 next_check_at: None,
                 due_at: 0,
+                job_id: "big".into(),
                 snapshot: Some(NewSnapshot {
                     ts: 5,
                     text: big.clone(),
@@ -477,6 +480,7 @@ pub async fn change_feed<S: WatchStore + ChangeFeed>(store: &S) {
 
 fn job(id: &str, lane: Lane, priority: i64) -> CheckJob {
     CheckJob {
+        id: format!("job-{id}"),
         tenant: T.into(),
         watch_id: id.into(),
         due_at: priority,

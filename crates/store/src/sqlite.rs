@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
         lease_owner TEXT,
         lease_until INTEGER,
         last_due_at INTEGER,
+        last_job_id TEXT,
         PRIMARY KEY (tenant, kind, id)
     ) WITHOUT ROWID;
     CREATE INDEX items_due ON items (next_check_at) WHERE next_check_at IS NOT NULL;
@@ -158,7 +159,7 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-const ITEM_COLUMNS: &str = "tenant, kind, id, version, doc, next_check_at, queued_at, lease_owner, lease_until, last_due_at";
+const ITEM_COLUMNS: &str = "tenant, kind, id, version, doc, next_check_at, queued_at, lease_owner, lease_until, last_due_at, last_job_id";
 
 fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Key, u64, String, Schedule)> {
     let kind: String = row.get(1)?;
@@ -178,6 +179,7 @@ fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Key, u64, String, S
             lease_owner: row.get(7)?,
             lease_until: row.get(8)?,
             last_due_at: row.get(9)?,
+            last_job_id: row.get(10)?,
         },
     ))
 }
@@ -215,7 +217,7 @@ fn store_item(tx: &Transaction<'_>, item: &Item) -> Result<(), StoreError> {
     let s = item.schedule.clone().unwrap_or_default();
     tx.execute(
         &format!(
-            "INSERT OR REPLACE INTO items ({ITEM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+            "INSERT OR REPLACE INTO items ({ITEM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
         ),
         params![
             item.key.tenant,
@@ -227,7 +229,8 @@ fn store_item(tx: &Transaction<'_>, item: &Item) -> Result<(), StoreError> {
             s.queued_at,
             s.lease_owner,
             s.lease_until,
-            s.last_due_at
+            s.last_due_at,
+            s.last_job_id
         ],
     )
     .map_err(backend)?;
@@ -543,6 +546,7 @@ impl WatchStore for SqliteStore {
                     lease_owner: None,
                     lease_until: None,
                     last_due_at: Some(commit.due_at),
+                    last_job_id: Some(commit.job_id.clone()),
                 }),
             };
             store_item(tx, &new)?;

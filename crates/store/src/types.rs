@@ -88,8 +88,11 @@ pub struct Schedule {
     /// Holder and expiry of the check lease.
     pub lease_owner: Option<String>,
     pub lease_until: Option<i64>,
-    /// `due_at` of the last committed check: a redelivered job for it is a no-op.
+    /// `due_at` of the last committed check: a scheduled job for a due time at or before it is
+    /// stale.
     pub last_due_at: Option<i64>,
+    /// Id of the job whose check was committed last: a redelivery of that job is a no-op.
+    pub last_job_id: Option<String>,
 }
 
 impl Schedule {
@@ -156,8 +159,9 @@ pub struct CheckCommit {
     /// edit saved while the check ran is kept, not overwritten.
     pub patch: serde_json::Map<String, serde_json::Value>,
     pub next_check_at: Option<i64>,
-    /// The job's `due_at`, recorded so that a redelivery of the same job is recognised.
+    /// The job's `due_at` and id, recorded so that stale and redelivered jobs are recognised.
     pub due_at: i64,
+    pub job_id: String,
     pub snapshot: Option<NewSnapshot>,
     /// Keep at most this many snapshots (oldest removed first).
     pub history_max: Option<usize>,
@@ -182,6 +186,8 @@ pub enum Lane {
 /// One requested check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckJob {
+    /// Unique per job (not per watch): the idempotency key of at-least-once delivery.
+    pub id: String,
     pub tenant: String,
     pub watch_id: String,
     /// When the check was due (the idempotency token of the job).
@@ -194,6 +200,19 @@ pub struct CheckJob {
 }
 
 impl CheckJob {
+    /// A new job with a fresh id.
+    pub fn new(key: &Key, due_at: i64, lane: Lane, priority: i64, now: i64) -> CheckJob {
+        CheckJob {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant: key.tenant.clone(),
+            watch_id: key.id.clone(),
+            due_at,
+            lane,
+            priority,
+            enqueued_at: now,
+        }
+    }
+
     pub fn key(&self) -> Key {
         Key::watch(&self.tenant, &self.watch_id)
     }

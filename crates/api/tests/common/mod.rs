@@ -1,0 +1,125 @@
+//! `spawn_app()`: the real API on port 0 over a temp SQLite store, with a checker the test drives
+//! (`run_checks`) so that checks happen exactly when the test wants them.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test support
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use changewatch_api::{ApiConfig, AppState, bootstrap, router};
+use changewatch_core::ssrf::AddressPolicy;
+use changewatch_core::{Fetcher, FetcherConfig};
+use changewatch_engine::checker::{Checker, CheckerConfig, JobOutcome, epoch_now};
+use changewatch_engine::scheduler::tick;
+use changewatch_store::queue::MemoryQueue;
+use changewatch_store::sqlite::SqliteStore;
+use changewatch_store::{DEFAULT_TENANT, JobQueue};
+use reqwest::{Method, RequestBuilder};
+use serde_json::Value;
+
+pub struct TestApp {
+    pub base: String,
+    pub api_key: String,
+    pub client: reqwest::Client,
+    pub store: Arc<SqliteStore>,
+    pub queue: Arc<MemoryQueue>,
+    pub checker: Checker,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(ApiConfig {
+        page_watch_limit: None,
+        minimum_recheck_secs: 3,
+        base_url: None,
+    })
+    .await
+}
+
+pub async fn spawn_app_with(config: ApiConfig) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open_dir(dir.path()).unwrap());
+    let queue = Arc::new(MemoryQueue::new());
+    let api_key = bootstrap::ensure_settings(store.as_ref(), DEFAULT_TENANT, None)
+        .await
+        .unwrap()
+        .unwrap();
+    let state = AppState {
+        store: store.clone(),
+        queue: queue.clone(),
+        workers: None,
+        tenant: DEFAULT_TENANT.to_string(),
+        config,
+        started: Instant::now(),
+        clock: epoch_now,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router(state)).await.unwrap();
+    });
+    let fetcher = Fetcher::new(FetcherConfig {
+        policy: AddressPolicy::allow_all(),
+        ..FetcherConfig::default()
+    })
+    .unwrap();
+    let checker = Checker::new(
+        store.clone(),
+        fetcher,
+        CheckerConfig {
+            owner: "test".into(),
+            lease_margin: Duration::from_secs(60),
+            minimum_recheck_secs: 3,
+            jq_allow_risky: false,
+        },
+    );
+    TestApp {
+        base: format!("http://{addr}"),
+        api_key,
+        client: reqwest::Client::new(),
+        store,
+        queue,
+        checker,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// A request with the API key set.
+    pub fn req(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{}", self.base, path))
+            .header("x-api-key", &self.api_key)
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let r = self.req(Method::GET, path).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a watch through the API and returns its uuid.
+    pub async fn create_watch(&self, body: Value) -> String {
+        let r = self
+            .req(Method::POST, "/api/v1/watch")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+        let v: Value = r.json().await.unwrap();
+        v["uuid"].as_str().unwrap().to_string()
+    }
+
+    /// Queues whatever is due (as the scheduler would) and runs every queued job now.
+    pub async fn run_checks(&self) -> Vec<JobOutcome> {
+        tick(self.store.as_ref(), self.queue.as_ref(), epoch_now(), 0)
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        while let Some(job) = self.queue.dequeue(Duration::from_millis(10)).await.unwrap() {
+            out.push(self.checker.run_job(&job).await.unwrap());
+        }
+        out
+    }
+}
