@@ -4,9 +4,10 @@ CARGO ?= cargo
 
 .PHONY: run test deps lint unit bench check fmt
 
-## Run the product. (Until embedded mode lands, `changewatch check URL` is what there is to run.)
-run:
-	$(CARGO) run --release -p changewatch -- $(or $(ARGS),--help)
+## Run the product: embedded mode on http://localhost:5000 (data in ./data). Installs the build's
+## system packages first. `make run ARGS="check https://example.com/"` runs another subcommand.
+run: deps
+	$(CARGO) run --release -p changewatch -- $(or $(ARGS),serve)
 
 ## Everything CI runs: install what the tests need, lint, then the whole test suite.
 test: deps lint unit

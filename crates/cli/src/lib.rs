@@ -2,8 +2,10 @@
 //!
 //! - [`Cli`] / [`Command`]: argument parsing (clap).
 //! - [`check`]: `changewatch check URL`: one check with no storage, printed for a human or as JSON.
+//! - [`serve`]: `changewatch serve`: embedded mode (API, scheduler, checkers, one SQLite file).
 
 pub mod check;
+pub mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +22,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run changewatch on this machine: REST API, scheduler and checkers over one SQLite file.
+    Serve(serve::ServeArgs),
     /// Fetch one URL now and print the text changewatch would store, its md5, title and status.
     Check(check::CheckArgs),
 }

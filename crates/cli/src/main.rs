@@ -5,14 +5,24 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let cli = changewatch::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("LOG_LEVEL").unwrap_or_else(|_| EnvFilter::new("warn")),
+            EnvFilter::try_from_env("LOG_LEVEL")
+                .unwrap_or_else(|_| EnvFilter::new(default_level(&cli))),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = changewatch::Cli::parse();
     match cli.command {
         changewatch::Command::Check(args) => changewatch::check::run(args).await,
+        changewatch::Command::Serve(args) => changewatch::serve::run(args).await,
+    }
+}
+
+/// A server reports what it does (`info`); a one-shot check stays quiet unless asked.
+fn default_level(cli: &changewatch::Cli) -> &'static str {
+    match cli.command {
+        changewatch::Command::Serve(_) => "info",
+        changewatch::Command::Check(_) => "warn",
     }
 }

@@ -33,6 +33,22 @@ pub struct Config {
     pub user_agent: String,
     /// `JQ_ALLOW_RISKY_EXPRESSIONS`: allow jq builtins that read the environment or files.
     pub jq_allow_risky: bool,
+    /// `DATASTORE_PATH`: where embedded mode keeps its SQLite file (default `./data`).
+    pub datastore_path: std::path::PathBuf,
+    /// `CHANGEDETECTION_HOST` (default `0.0.0.0`).
+    pub host: String,
+    /// `CHANGEDETECTION_PORT` (default 5000).
+    pub port: u16,
+    /// `FETCH_WORKERS`: concurrent checks in embedded mode (default 10).
+    pub fetch_workers: usize,
+    /// `MINIMUM_SECONDS_RECHECK_TIME` (default 3).
+    pub minimum_recheck_secs: u64,
+    /// `PAGE_WATCH_LIMIT`: most watches allowed (unset: no limit).
+    pub page_watch_limit: Option<usize>,
+    /// `BASE_URL`: the public address of the dashboard, for links in notifications.
+    pub base_url: Option<String>,
+    /// `API_ACCESS_TOKEN`: fixes the API key instead of the generated one.
+    pub api_access_token: Option<String>,
 }
 
 impl Default for Config {
@@ -44,6 +60,14 @@ impl Default for Config {
             fetch_max_bytes: 10 * 1024 * 1024,
             user_agent: DEFAULT_USER_AGENT.to_string(),
             jq_allow_risky: false,
+            datastore_path: std::path::PathBuf::from("./data"),
+            host: "0.0.0.0".to_string(),
+            port: 5000,
+            fetch_workers: 10,
+            minimum_recheck_secs: 3,
+            page_watch_limit: None,
+            base_url: None,
+            api_access_token: None,
         }
     }
 }
@@ -57,6 +81,24 @@ impl Config {
     /// Reads settings through `get`, so tests need not touch the process environment.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let d = Config::default();
+        let text = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        fn parse_num<T: std::str::FromStr>(
+            name: &'static str,
+            v: Option<String>,
+            reason: &'static str,
+        ) -> Result<Option<T>, ConfigError> {
+            match v {
+                Some(v) => v
+                    .parse::<T>()
+                    .map(Some)
+                    .map_err(|_| invalid(name, v, reason)),
+                None => Ok(None),
+            }
+        }
         let flag = |name: &'static str| -> Result<Option<bool>, ConfigError> {
             get(name).map(|v| parse_bool(name, &v)).transpose()
         };
@@ -105,6 +147,44 @@ impl Config {
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or(d.user_agent),
             jq_allow_risky: flag("JQ_ALLOW_RISKY_EXPRESSIONS")?.unwrap_or(false),
+            datastore_path: text("DATASTORE_PATH")
+                .map(std::path::PathBuf::from)
+                .unwrap_or(d.datastore_path),
+            host: text("CHANGEDETECTION_HOST").unwrap_or(d.host),
+            port: parse_num(
+                "CHANGEDETECTION_PORT",
+                text("CHANGEDETECTION_PORT"),
+                "expected a port number",
+            )?
+            .unwrap_or(d.port),
+            fetch_workers: match parse_num::<usize>(
+                "FETCH_WORKERS",
+                text("FETCH_WORKERS"),
+                "expected a positive number of workers",
+            )? {
+                Some(0) => {
+                    return Err(invalid(
+                        "FETCH_WORKERS",
+                        "0".into(),
+                        "expected a positive number of workers",
+                    ));
+                }
+                Some(n) => n,
+                None => d.fetch_workers,
+            },
+            minimum_recheck_secs: parse_num(
+                "MINIMUM_SECONDS_RECHECK_TIME",
+                text("MINIMUM_SECONDS_RECHECK_TIME"),
+                "expected a number of seconds",
+            )?
+            .unwrap_or(d.minimum_recheck_secs),
+            page_watch_limit: parse_num(
+                "PAGE_WATCH_LIMIT",
+                text("PAGE_WATCH_LIMIT"),
+                "expected a number of watches",
+            )?,
+            base_url: text("BASE_URL"),
+            api_access_token: text("API_ACCESS_TOKEN"),
         })
     }
 

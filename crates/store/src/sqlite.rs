@@ -113,6 +113,22 @@ impl SqliteStore {
         .await
     }
 
+    /// Clears every check lease. Only for a process that owns the file alone (embedded mode at
+    /// start-up or after cutting checks off at shutdown): no lease can be live then, and the
+    /// interrupted checks become due at once instead of after their leases expire.
+    pub async fn clear_leases(&self) -> Result<usize, StoreError> {
+        self.run(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE items SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+                    [],
+                )
+                .map_err(backend)?;
+            Ok((n, Vec::new()))
+        })
+        .await
+    }
+
     /// Runs `f` in one transaction on a blocking thread, then publishes its events.
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where

@@ -1,0 +1,248 @@
+//! `changewatch serve`: embedded mode, everything in one process on one SQLite file.
+//!
+//! Start-up order matters for crash recovery: the store is opened and every queue mark and lease
+//! left by a previous process is cleared first (this process is the only one using the file, so
+//! none of them can be live), then the scheduler re-queues whatever is due, interrupted checks
+//! included. Shutdown (SIGTERM or ctrl-c) stops the scheduler and the HTTP server, gives running
+//! checks a grace period, and releases what it had to cut off.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use changewatch_api::{ApiConfig, AppState, Workers, bootstrap, router};
+use changewatch_core::{Config, Fetcher};
+use changewatch_engine::checker::{Checker, CheckerConfig, epoch_now, load_settings};
+use changewatch_engine::pool::{PoolState, WorkerPool};
+use changewatch_engine::scheduler::tick;
+use changewatch_store::queue::MemoryQueue;
+use changewatch_store::sqlite::SqliteStore;
+use changewatch_store::{DEFAULT_TENANT, JobQueue, WatchStore};
+use clap::Args;
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory (env DATASTORE_PATH, default ./data).
+    #[arg(short = 'd', long = "datastore-path")]
+    pub datastore_path: Option<PathBuf>,
+    /// Address to listen on (env CHANGEDETECTION_HOST, default 0.0.0.0).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port (env CHANGEDETECTION_PORT, default 5000; 0 picks a free one).
+    #[arg(short = 'p', long)]
+    pub port: Option<u16>,
+}
+
+/// How long running checks may take to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+struct PoolWorkers {
+    state: PoolState,
+    size: usize,
+}
+
+impl Workers for PoolWorkers {
+    fn running(&self) -> Vec<String> {
+        self.state.running()
+    }
+    fn configured(&self) -> usize {
+        self.size
+    }
+    fn alive(&self) -> usize {
+        self.size
+    }
+}
+
+pub async fn run(args: ServeArgs) -> ExitCode {
+    let mut config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("changewatch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(p) = args.datastore_path {
+        config.datastore_path = p;
+    }
+    if let Some(h) = args.host {
+        config.host = h;
+    }
+    if let Some(p) = args.port {
+        config.port = p;
+    }
+    match serve(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("changewatch: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    let store = Arc::new(SqliteStore::open_dir(&config.datastore_path).map_err(|e| {
+        format!(
+            "cannot open the datastore at {}: {e}",
+            config.datastore_path.display()
+        )
+    })?);
+    let marks = store
+        .clear_queued_marks()
+        .await
+        .map_err(|e| e.to_string())?;
+    let leases = store.clear_leases().await.map_err(|e| e.to_string())?;
+    if marks + leases > 0 {
+        info!(
+            queued = marks,
+            interrupted = leases,
+            "recovered state left by the previous run"
+        );
+    }
+    let api_key = bootstrap::ensure_settings(
+        store.as_ref(),
+        DEFAULT_TENANT,
+        config.api_access_token.as_deref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    if let Some(key) = &api_key {
+        info!("API key (x-api-key header): {key}");
+    }
+
+    let queue = Arc::new(MemoryQueue::new());
+    let fetcher = Fetcher::new(config.fetcher_config())
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    let checker = Arc::new(Checker::new(
+        store.clone(),
+        fetcher,
+        CheckerConfig {
+            owner: format!("embedded-{}", std::process::id()),
+            lease_margin: Duration::from_secs(60),
+            minimum_recheck_secs: config.minimum_recheck_secs,
+            jq_allow_risky: config.jq_allow_risky,
+        },
+    ));
+    let pool = WorkerPool::start(config.fetch_workers, queue.clone(), checker);
+
+    let state = AppState {
+        store: store.clone(),
+        queue: queue.clone(),
+        workers: Some(Arc::new(PoolWorkers {
+            state: pool.state(),
+            size: pool.size(),
+        })),
+        tenant: DEFAULT_TENANT.to_string(),
+        config: ApiConfig {
+            page_watch_limit: config.page_watch_limit,
+            minimum_recheck_secs: config.minimum_recheck_secs,
+            base_url: config.base_url.clone(),
+        },
+        started: Instant::now(),
+        clock: epoch_now,
+    };
+
+    let addr = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let bound: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    // Printed on stdout (not only logged) so scripts and tests can find a port chosen with 0.
+    println!("changewatch listening on http://{bound}");
+    info!(%bound, workers = pool.size(), data = %config.datastore_path.display(), "serving");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let scheduler = tokio::spawn(scheduler_loop(
+        store.clone(),
+        queue.clone(),
+        stop_rx.clone(),
+    ));
+    let mut http_stop = stop_rx.clone();
+    let http = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        let _ = http_stop.changed().await;
+    });
+    let http = tokio::spawn(async move { http.await });
+
+    shutdown_signal().await;
+    info!("shutting down: no new checks");
+    let _ = stop_tx.send(true);
+    let _ = scheduler.await;
+    let cut = pool.shutdown(SHUTDOWN_GRACE).await;
+    if !cut.is_empty() {
+        warn!(
+            count = cut.len(),
+            "checks cut off at shutdown will run again on next start"
+        );
+        store.clear_leases().await.map_err(|e| e.to_string())?;
+    }
+    if let Ok(Err(e)) = http.await {
+        warn!(error = %e, "HTTP server ended with an error");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// One tick a second, as upstream's ticker; nothing is queued while everything is paused.
+async fn scheduler_loop(
+    store: Arc<SqliteStore>,
+    queue: Arc<MemoryQueue>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return,
+        }
+        match load_settings(store.as_ref() as &dyn WatchStore, DEFAULT_TENANT).await {
+            Ok(s) if s.application.all_paused => continue,
+            Ok(_) => {}
+            Err(e) => {
+                warn!(error = %e, "cannot read settings; skipping this tick");
+                continue;
+            }
+        }
+        if let Err(e) = tick(
+            store.as_ref(),
+            queue.as_ref() as &dyn JobQueue,
+            epoch_now(),
+            0,
+        )
+        .await
+        {
+            warn!(error = %e, "scheduler tick failed");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
