@@ -35,5 +35,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .fallback(|| async { error::ApiError::NoRoute })
+        .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))
         .with_state(state)
 }

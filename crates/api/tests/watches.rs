@@ -269,3 +269,18 @@ async fn watch_limit() {
         "\"Watch limit reached (1/1 watches). Cannot add more watches.\"\n"
     );
 }
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let app = spawn_app().await;
+    let huge = "x".repeat(2 * 1024 * 1024);
+    let r = app
+        .req(Method::POST, "/api/v1/watch")
+        .json(&json!({"url": "https://example.com/", "title": huge}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    let (_, list) = app.get_json("/api/v1/watch").await;
+    assert_eq!(list, json!({}), "nothing was stored");
+}
