@@ -16,6 +16,7 @@ pub mod state;
 
 mod routes {
     pub mod history;
+    pub mod tags;
     pub mod watches;
 }
 
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(routes::watches::routes())
         .merge(routes::history::routes())
+        .merge(routes::tags::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
