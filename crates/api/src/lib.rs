@@ -16,6 +16,7 @@ pub mod state;
 
 mod routes {
     pub mod history;
+    pub mod search;
     pub mod tags;
     pub mod watches;
 }
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::watches::routes())
         .merge(routes::history::routes())
         .merge(routes::tags::routes())
+        .merge(routes::search::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
