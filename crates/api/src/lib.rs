@@ -15,6 +15,9 @@ pub mod extract;
 pub mod state;
 
 mod routes {
+    pub mod history;
+    pub mod search;
+    pub mod tags;
     pub mod watches;
 }
 
@@ -25,13 +28,15 @@ pub use state::{ApiConfig, AppState, Workers};
 
 /// The whole API. Unknown routes get Flask's HTML 404, as upstream.
 pub fn router(state: AppState) -> Router {
-    let api =
-        Router::new()
-            .merge(routes::watches::routes())
-            .route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_api_key,
-            ));
+    let api = Router::new()
+        .merge(routes::watches::routes())
+        .merge(routes::history::routes())
+        .merge(routes::tags::routes())
+        .merge(routes::search::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
     Router::new()
         .merge(api)
         .fallback(|| async { error::ApiError::NoRoute })

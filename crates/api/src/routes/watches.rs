@@ -115,7 +115,7 @@ async fn list(
     let items = state.store.list(&state.tenant, Kind::Watch).await?;
     let tags = state.tags().await?;
     if truthy(q.get("recheck_all")) {
-        return recheck_all(&state, &items).await;
+        return recheck_all(&state, &items, true).await;
     }
     let tag_filter: Option<&str> = q.get("tag").map(|name| {
         tags.iter()
@@ -146,7 +146,15 @@ async fn list(
     Ok(json_response(StatusCode::OK, &Value::Object(out)))
 }
 
-async fn recheck_all(state: &AppState, items: &[Item]) -> Result<Response, ApiError> {
+/// Queues a manual recheck of every unpaused watch in `items`: at once for fewer than
+/// [`BACKGROUND_THRESHOLD`], else in the background with a 202. `report_busy` adds upstream's
+/// "(N already queued or running)" note, which only the watch list's `recheck_all` has; a tag's
+/// recheck reports every watch as queued.
+pub async fn recheck_all(
+    state: &AppState,
+    items: &[Item],
+    report_busy: bool,
+) -> Result<Response, ApiError> {
     let mut keys = Vec::new();
     let mut busy = 0;
     for item in items {
@@ -155,7 +163,7 @@ async fn recheck_all(state: &AppState, items: &[Item]) -> Result<Response, ApiEr
             continue;
         }
         let s = item.schedule.clone().unwrap_or_default();
-        if s.queued_at.is_some() || s.leased(state.now()) {
+        if report_busy && (s.queued_at.is_some() || s.leased(state.now())) {
             busy += 1;
         }
         keys.push(item.key.clone());

@@ -1,0 +1,217 @@
+//! /api/v1/tags and /api/v1/tag/{uuid}: list, create, read (with the mute and recheck
+//! operations), update, delete.
+//!
+//! Tags are `Kind::Tag` items whose document is the serialized [`Tag`]; watches refer to them
+//! by uuid in their `tags` list.
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use changewatch_core::model::{self, ApiContext, Tag};
+use changewatch_store::{Expect, Item, Key, Kind, StoreError};
+use serde_json::{Map, Value, json};
+
+use super::watches::{decode_watch, proxy_names, recheck_all};
+use crate::error::{ApiError, json_response, json_string, no_content};
+use crate::extract::{JsonBody, WatchUuid, truthy};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/tags", get(list))
+        .route("/api/v1/tag", post(create))
+        .route("/api/v1/tag/{uuid}", get(read).put(update).delete(remove))
+}
+
+/// How often a watch write that lost a race is retried before the request gives up.
+const CONFLICT_RETRIES: usize = 5;
+
+fn decode_tag(item: &Item) -> Result<Tag, ApiError> {
+    serde_json::from_value(item.doc.clone())
+        .map_err(|e| ApiError::Store(StoreError::Corrupt(format!("tag {}: {e}", item.key.id))))
+}
+
+fn encode<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(v)
+        .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+fn not_found(uuid: &str) -> ApiError {
+    ApiError::message(
+        StatusCode::NOT_FOUND,
+        format!("No tag exists with the UUID of {uuid}"),
+    )
+}
+
+async fn load(state: &AppState, uuid: &str) -> Result<Option<(Item, Tag)>, ApiError> {
+    let Some(item) = state.store.get(&Key::tag(&state.tenant, uuid)).await? else {
+        return Ok(None);
+    };
+    let tag = decode_tag(&item)?;
+    Ok(Some((item, tag)))
+}
+
+async fn save(state: &AppState, item: &Item, tag: &Tag) -> Result<(), ApiError> {
+    state
+        .store
+        .put(&item.key, encode(tag)?, None, Expect::Version(item.version))
+        .await?;
+    Ok(())
+}
+
+async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let out: Map<String, Value> = state
+        .tags()
+        .await?
+        .iter()
+        .map(|(uuid, tag)| (uuid.clone(), tag.api_list_entry()))
+        .collect();
+    Ok(json_response(StatusCode::OK, &Value::Object(out)))
+}
+
+/// A title that exists already (ignoring case) answers with that tag's uuid and 201, as
+/// upstream does, after applying the request's other fields to it.
+async fn create(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let created = model::create_tag_from_json(body)?;
+    let wanted = created.title.to_lowercase();
+    for item in state.store.list(&state.tenant, Kind::Tag).await? {
+        let mut tag = decode_tag(&item)?;
+        if tag.title().trim().to_lowercase() == wanted {
+            created.apply_to(&mut tag);
+            save(&state, &item, &tag).await?;
+            return Ok(json_response(
+                StatusCode::CREATED,
+                &json!({ "uuid": item.key.id }),
+            ));
+        }
+    }
+    let mut tag = created.into_tag();
+    let uuid = uuid::Uuid::new_v4().to_string();
+    tag.base.uuid = uuid.clone();
+    tag.base.date_created = Some(state.now());
+    state
+        .store
+        .put(
+            &Key::tag(&state.tenant, &uuid),
+            encode(&tag)?,
+            None,
+            Expect::Absent,
+        )
+        .await?;
+    Ok(json_response(StatusCode::CREATED, &json!({ "uuid": uuid })))
+}
+
+async fn read(
+    State(state): State<AppState>,
+    WatchUuid(uuid): WatchUuid,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let Some((item, mut tag)) = load(&state, &uuid).await? else {
+        return Err(not_found(&uuid));
+    };
+    if truthy(q.get("recheck")) {
+        // Members by assignment only (not by url_match_pattern), least recently checked
+        // first, muted ones included: upstream's selection.
+        let mut members = Vec::new();
+        for w in state.store.list(&state.tenant, Kind::Watch).await? {
+            let watch = decode_watch(&w)?;
+            if watch.tags.contains(&uuid) {
+                members.push((watch.last_checked, w));
+            }
+        }
+        members.sort_by_key(|(last_checked, _)| *last_checked);
+        let items: Vec<Item> = members.into_iter().map(|(_, w)| w).collect();
+        return recheck_all(&state, &items, false).await;
+    }
+    let muted = match q.get("muted").map(String::as_str) {
+        Some("muted") => Some(true),
+        Some("unmuted") => Some(false),
+        _ => None,
+    };
+    if let Some(muted) = muted {
+        tag.base.notification_muted = muted;
+        save(&state, &item, &tag).await?;
+        return Ok(json_string(StatusCode::OK, "OK"));
+    }
+    Ok(json_response(StatusCode::OK, &tag.api_view()))
+}
+
+/// Upstream also clears member watches' raw-content checksums here so that their next check
+/// reprocesses with the new tag settings. There is nothing to clear: a check here always runs
+/// the whole pipeline with the merged settings of the moment, it never skips on an unchanged
+/// fetch.
+async fn update(
+    State(state): State<AppState>,
+    WatchUuid(uuid): WatchUuid,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let Some((item, mut tag)) = load(&state, &uuid).await? else {
+        return Err(not_found(&uuid));
+    };
+    let settings = state.settings().await?;
+    let proxies = proxy_names(&settings);
+    {
+        let ctx = ApiContext {
+            proxy_names: &proxies,
+            notification_url_validator: None,
+        };
+        model::apply_tag_update(&mut tag, body, &ctx)?;
+    }
+    save(&state, &item, &tag).await?;
+    Ok(json_string(StatusCode::OK, "OK"))
+}
+
+/// Drops the tag from one watch's `tags`, re-reading the watch when a check or an edit wrote
+/// it in between (conditional writes never overwrite someone else's change).
+async fn unassign(state: &AppState, key: &Key, tag_uuid: &str) -> Result<(), ApiError> {
+    for _ in 0..CONFLICT_RETRIES {
+        let Some(item) = state.store.get(key).await? else {
+            return Ok(());
+        };
+        let mut watch = decode_watch(&item)?;
+        if !watch.tags.iter().any(|t| t == tag_uuid) {
+            return Ok(());
+        }
+        watch.tags.retain(|t| t != tag_uuid);
+        match state
+            .store
+            .put(key, encode(&watch)?, None, Expect::Version(item.version))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Store(StoreError::Conflict(key.clone())))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    WatchUuid(uuid): WatchUuid,
+) -> Result<Response, ApiError> {
+    if !state
+        .store
+        .delete(&Key::tag(&state.tenant, &uuid), Expect::Any)
+        .await?
+    {
+        // Upstream answers 400 here, not 404; clients rely on it.
+        return Err(ApiError::message(
+            StatusCode::BAD_REQUEST,
+            format!("No tag exists with the UUID of {uuid}"),
+        ));
+    }
+    for item in state.store.list(&state.tenant, Kind::Watch).await? {
+        if decode_watch(&item)?.tags.contains(&uuid) {
+            unassign(&state, &item.key, &uuid).await?;
+        }
+    }
+    Ok(no_content())
+}
