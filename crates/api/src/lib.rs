@@ -8,6 +8,7 @@
 //! - [`bootstrap`]: first-start settings (the generated API key).
 //! - `routes::*`: the endpoints, one module per resource.
 
+pub mod apprise;
 pub mod auth;
 pub mod bootstrap;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod extract;
 pub mod state;
 
 mod routes {
+    pub mod notifications;
     pub mod watches;
 }
 
@@ -25,13 +27,13 @@ pub use state::{ApiConfig, AppState, Workers};
 
 /// The whole API. Unknown routes get Flask's HTML 404, as upstream.
 pub fn router(state: AppState) -> Router {
-    let api =
-        Router::new()
-            .merge(routes::watches::routes())
-            .route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                auth::require_api_key,
-            ));
+    let api = Router::new()
+        .merge(routes::watches::routes())
+        .merge(routes::notifications::routes())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
     Router::new()
         .merge(api)
         .fallback(|| async { error::ApiError::NoRoute })

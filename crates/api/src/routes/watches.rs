@@ -16,6 +16,7 @@ use changewatch_engine::timing::next_due;
 use changewatch_store::{Expect, Item, Key, Kind, Schedule};
 use serde_json::{Map, Value, json};
 
+use crate::apprise::is_valid_apprise_url;
 use crate::error::{ApiError, json_response, json_string, no_content};
 use crate::extract::{JsonBody, WatchUuid, truthy};
 use crate::state::AppState;
@@ -202,7 +203,7 @@ async fn create(
     let created = {
         let ctx = ApiContext {
             proxy_names: &proxies,
-            notification_url_validator: None,
+            notification_url_validator: Some(&is_valid_apprise_url),
         };
         model::create_watch_from_json(body, &ctx)?
     };
@@ -351,7 +352,7 @@ async fn update(
     {
         let ctx = ApiContext {
             proxy_names: &proxies,
-            notification_url_validator: None,
+            notification_url_validator: Some(&is_valid_apprise_url),
         };
         model::apply_watch_update(&mut watch, body, &ctx)?;
     }
