@@ -17,12 +17,15 @@ pub mod state;
 
 mod routes {
     pub mod notifications;
+    pub mod ops;
+    pub mod system;
     pub mod watches;
 }
 
 use axum::Router;
 use axum::middleware;
 
+pub use routes::system::SPEC_YAML;
 pub use state::{ApiConfig, AppState, Workers};
 
 /// The whole API. Unknown routes get Flask's HTML 404, as upstream.
@@ -30,12 +33,15 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(routes::watches::routes())
         .merge(routes::notifications::routes())
+        .merge(routes::system::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
         ));
     Router::new()
         .merge(api)
+        .merge(routes::system::public_routes())
+        .merge(routes::ops::routes())
         .fallback(|| async { error::ApiError::NoRoute })
         .with_state(state)
 }
