@@ -16,6 +16,7 @@ pub mod extract;
 pub mod state;
 
 mod routes {
+    pub mod import;
     pub mod notifications;
     pub mod ops;
     pub mod system;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::watches::routes())
         .merge(routes::notifications::routes())
         .merge(routes::system::routes())
+        .merge(routes::import::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,

@@ -96,6 +96,7 @@ fn registered_paths() -> Vec<String> {
         include_str!("../src/routes/watches.rs"),
         include_str!("../src/routes/notifications.rs"),
         include_str!("../src/routes/system.rs"),
+        include_str!("../src/routes/import.rs"),
         include_str!("../src/routes/ops.rs"),
     ];
     let mut out = Vec::new();

@@ -2465,6 +2465,18 @@ const WATCH_BASE: Node = Node {
     props: WATCH_BASE_PROPS,
     ..ANY
 };
+/// The JSON type (first non-null one) of a WatchBase field, `None` for an unknown field.
+/// POST /import takes any watch field as a query parameter and converts the string by it.
+pub fn watch_field_type(name: &str) -> Option<&'static str> {
+    let (_, node) = WATCH_BASE_PROPS.iter().find(|(n, _)| *n == name)?;
+    Some(
+        node.types
+            .iter()
+            .find(|t| **t != Ty::Null)
+            .map_or("string", |t| t.name()),
+    )
+}
+
 const CREATE_WATCH_SCHEMA: &[Node] = &[
     WATCH_BASE,
     Node {

@@ -219,18 +219,29 @@ async fn create(
             ),
         ));
     }
+    let uuid = insert_watch(&state, &settings, created).await?;
+    Ok(json_response(StatusCode::CREATED, &json!({ "uuid": uuid })))
+}
+
+/// Stores a validated new watch (tags resolved, due now) and returns its uuid. Shared by
+/// POST /watch and POST /import so that both create watches the same way.
+pub async fn insert_watch(
+    state: &AppState,
+    settings: &model::Settings,
+    created: model::WatchCreate,
+) -> Result<String, ApiError> {
     let mut watch = created.watch;
     let uuid = uuid::Uuid::new_v4().to_string();
     watch.uuid = uuid.clone();
     watch.date_created = Some(state.now());
-    for tag_uuid in resolve_tag_names(&state, &created.tag_names).await? {
+    for tag_uuid in resolve_tag_names(state, &created.tag_names).await? {
         if !watch.tags.contains(&tag_uuid) {
             watch.tags.push(tag_uuid);
         }
     }
     let next = next_due(
         &watch,
-        &settings,
+        settings,
         0,
         state.now(),
         state.config.minimum_recheck_secs,
@@ -249,7 +260,7 @@ async fn create(
             Expect::Absent,
         )
         .await?;
-    Ok(json_response(StatusCode::CREATED, &json!({ "uuid": uuid })))
+    Ok(uuid)
 }
 
 /// Legacy `tag` names: an existing tag with that title (case-insensitive), an existing tag's
