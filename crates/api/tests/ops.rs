@@ -4,7 +4,10 @@
 
 mod common;
 
-use common::spawn_app;
+use std::sync::Arc;
+
+use changewatch_api::{ApiConfig, Workers};
+use common::{spawn_app, spawn_app_full};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -111,4 +114,49 @@ async fn queue_json_lists_queued_watches() {
     assert_eq!(v["queued"][0]["priority_label"], "immediate");
     assert_eq!(v["page"], 1);
     assert_eq!(v["total_pages"], 1);
+}
+
+/// A pool of three workers, one dead, one busy with `watch`.
+struct Pool {
+    watch: String,
+}
+
+impl Workers for Pool {
+    fn running(&self) -> Vec<String> {
+        vec![self.watch.clone()]
+    }
+    fn configured(&self) -> usize {
+        3
+    }
+    fn alive(&self) -> usize {
+        2
+    }
+}
+
+#[tokio::test]
+async fn worker_health_and_running_checks_of_a_local_pool() {
+    let watch = "8d1c2f3e-0000-4000-8000-000000000001".to_string();
+    let app = spawn_app_full(
+        ApiConfig {
+            page_watch_limit: None,
+            minimum_recheck_secs: 3,
+            base_url: None,
+        },
+        Some(Arc::new(Pool {
+            watch: watch.clone(),
+        })),
+    )
+    .await;
+    let v = get_open(&app, "/worker-health").await;
+    assert_eq!(v["expected_workers"], 3);
+    assert_eq!(v["worker_status"]["worker_count"], 2);
+    assert_eq!(v["worker_status"]["running_uuids"], json!([watch]));
+    assert_eq!(v["health_check"]["status"], "degraded");
+    assert_eq!(v["health_check"]["dead_workers"], 1);
+    assert_eq!(v["health_check"]["expected_count"], 3);
+    assert_eq!(v["health_check"]["actual_count"], 2);
+    let v = get_open(&app, "/queue.json").await;
+    assert_eq!(v["worker_count"], 2);
+    assert_eq!(v["running_count"], 1);
+    assert_eq!(v["running"][0]["uuid"], watch.as_str());
 }
