@@ -4817,4 +4817,13 @@ mod tests {
             assert_eq!(py_float_repr(f), s, "{f}");
         }
     }
+
+    #[test]
+    fn watch_field_types_for_import_parameters() {
+        assert_eq!(watch_field_type("paused"), Some("boolean"));
+        assert_eq!(watch_field_type("title"), Some("string"));
+        assert_eq!(watch_field_type("notification_urls"), Some("array"));
+        assert_eq!(watch_field_type("time_between_check"), Some("object"));
+        assert_eq!(watch_field_type("nope"), None);
+    }
 }
