@@ -6,8 +6,12 @@
 //! - [`auth`]: the `x-api-key` check.
 //! - [`extract`]: strict `{uuid}` paths, JSON bodies, upstream's flag parsing.
 //! - [`bootstrap`]: first-start settings (the generated API key).
-//! - `routes::*`: the endpoints, one module per resource.
+//! - [`apprise`]: which notification URLs are acceptable (apprise-style schemes).
+//! - `routes::*`: the endpoints, one module per resource: `watches`, `history` (snapshots and
+//!   differences), `tags`, `search`, `notifications`, `import`, `system` (systeminfo and the
+//!   OpenAPI document), `ops` (worker-health, queue-status, queue.json).
 
+pub mod apprise;
 pub mod auth;
 pub mod bootstrap;
 pub mod error;
@@ -16,7 +20,11 @@ pub mod state;
 
 mod routes {
     pub mod history;
+    pub mod import;
+    pub mod notifications;
+    pub mod ops;
     pub mod search;
+    pub mod system;
     pub mod tags;
     pub mod watches;
 }
@@ -24,6 +32,7 @@ mod routes {
 use axum::Router;
 use axum::middleware;
 
+pub use routes::system::SPEC_YAML;
 pub use state::{ApiConfig, AppState, Workers};
 
 /// The whole API. Unknown routes get Flask's HTML 404, as upstream.
@@ -33,12 +42,17 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::history::routes())
         .merge(routes::tags::routes())
         .merge(routes::search::routes())
+        .merge(routes::notifications::routes())
+        .merge(routes::system::routes())
+        .merge(routes::import::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,
         ));
     Router::new()
         .merge(api)
+        .merge(routes::system::public_routes())
+        .merge(routes::ops::routes())
         .fallback(|| async { error::ApiError::NoRoute })
         .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))
         .with_state(state)

@@ -2465,6 +2465,18 @@ const WATCH_BASE: Node = Node {
     props: WATCH_BASE_PROPS,
     ..ANY
 };
+/// The JSON type (first non-null one) of a WatchBase field, `None` for an unknown field.
+/// POST /import takes any watch field as a query parameter and converts the string by it.
+pub fn watch_field_type(name: &str) -> Option<&'static str> {
+    let (_, node) = WATCH_BASE_PROPS.iter().find(|(n, _)| *n == name)?;
+    Some(
+        node.types
+            .iter()
+            .find(|t| **t != Ty::Null)
+            .map_or("string", |t| t.name()),
+    )
+}
+
 const CREATE_WATCH_SCHEMA: &[Node] = &[
     WATCH_BASE,
     Node {
@@ -4804,5 +4816,14 @@ mod tests {
         ] {
             assert_eq!(py_float_repr(f), s, "{f}");
         }
+    }
+
+    #[test]
+    fn watch_field_types_for_import_parameters() {
+        assert_eq!(watch_field_type("paused"), Some("boolean"));
+        assert_eq!(watch_field_type("title"), Some("string"));
+        assert_eq!(watch_field_type("notification_urls"), Some("array"));
+        assert_eq!(watch_field_type("time_between_check"), Some("object"));
+        assert_eq!(watch_field_type("nope"), None);
     }
 }

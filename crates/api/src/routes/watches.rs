@@ -16,6 +16,7 @@ use changewatch_engine::timing::next_due;
 use changewatch_store::{Expect, Item, Key, Kind, Schedule};
 use serde_json::{Map, Value, json};
 
+use crate::apprise::is_valid_apprise_url;
 use crate::error::{ApiError, json_response, json_string, no_content};
 use crate::extract::{JsonBody, WatchUuid, truthy};
 use crate::state::AppState;
@@ -210,7 +211,7 @@ async fn create(
     let created = {
         let ctx = ApiContext {
             proxy_names: &proxies,
-            notification_url_validator: None,
+            notification_url_validator: Some(&is_valid_apprise_url),
         };
         model::create_watch_from_json(body, &ctx)?
     };
@@ -226,18 +227,29 @@ async fn create(
             ),
         ));
     }
+    let uuid = insert_watch(&state, &settings, created).await?;
+    Ok(json_response(StatusCode::CREATED, &json!({ "uuid": uuid })))
+}
+
+/// Stores a validated new watch (tags resolved, due now) and returns its uuid. Shared by
+/// POST /watch and POST /import so that both create watches the same way.
+pub async fn insert_watch(
+    state: &AppState,
+    settings: &model::Settings,
+    created: model::WatchCreate,
+) -> Result<String, ApiError> {
     let mut watch = created.watch;
     let uuid = uuid::Uuid::new_v4().to_string();
     watch.uuid = uuid.clone();
     watch.date_created = Some(state.now());
-    for tag_uuid in resolve_tag_names(&state, &created.tag_names).await? {
+    for tag_uuid in resolve_tag_names(state, &created.tag_names).await? {
         if !watch.tags.contains(&tag_uuid) {
             watch.tags.push(tag_uuid);
         }
     }
     let next = next_due(
         &watch,
-        &settings,
+        settings,
         0,
         state.now(),
         state.config.minimum_recheck_secs,
@@ -256,7 +268,7 @@ async fn create(
             Expect::Absent,
         )
         .await?;
-    Ok(json_response(StatusCode::CREATED, &json!({ "uuid": uuid })))
+    Ok(uuid)
 }
 
 /// Legacy `tag` names: an existing tag with that title (case-insensitive), an existing tag's
@@ -359,7 +371,7 @@ async fn update(
     {
         let ctx = ApiContext {
             proxy_names: &proxies,
-            notification_url_validator: None,
+            notification_url_validator: Some(&is_valid_apprise_url),
         };
         model::apply_watch_update(&mut watch, body, &ctx)?;
     }

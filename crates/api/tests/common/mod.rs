@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use changewatch_api::{ApiConfig, AppState, bootstrap, router};
+use changewatch_api::{ApiConfig, AppState, Workers, bootstrap, router};
 use changewatch_core::ssrf::AddressPolicy;
 use changewatch_core::{Fetcher, FetcherConfig};
 use changewatch_engine::checker::{Checker, CheckerConfig, JobOutcome, epoch_now};
@@ -37,6 +37,11 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(config: ApiConfig) -> TestApp {
+    spawn_app_full(config, None).await
+}
+
+/// With a view of a worker pool, as embedded mode has.
+pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open_dir(dir.path()).unwrap());
     let queue = Arc::new(MemoryQueue::new());
@@ -47,7 +52,7 @@ pub async fn spawn_app_with(config: ApiConfig) -> TestApp {
     let state = AppState {
         store: store.clone(),
         queue: queue.clone(),
-        workers: None,
+        workers,
         tenant: DEFAULT_TENANT.to_string(),
         config,
         started: Instant::now(),

@@ -1,0 +1,220 @@
+//! Which notification URLs are accepted. Upstream asks the apprise library whether it can build
+//! a notifier from the URL; the notifier itself is not part of this crate, so the check here is
+//! the part clients observe: a scheme apprise (or changedetection's own request plugins) knows,
+//! followed by a target.
+
+/// Schemes apprise registers (plus changedetection.io's `get`/`post`/... request plugins).
+const SCHEMES: &[&str] = &[
+    "apprise",
+    "apprises",
+    "bark",
+    "barks",
+    "bluesky",
+    "brevo",
+    "bulksms",
+    "bulkvs",
+    "burstsms",
+    "chanify",
+    "clickatell",
+    "clicksend",
+    "d7sms",
+    "dapnet",
+    "dbus",
+    "delete",
+    "deletes",
+    "dingtalk",
+    "discord",
+    "emby",
+    "embys",
+    "enigma2",
+    "enigma2s",
+    "fcm",
+    "feishu",
+    "flock",
+    "form",
+    "forms",
+    "gchat",
+    "get",
+    "gets",
+    "glib",
+    "gnome",
+    "gotify",
+    "gotifys",
+    "growl",
+    "guilded",
+    "hassio",
+    "hassios",
+    "head",
+    "heads",
+    "ifttt",
+    "join",
+    "json",
+    "jsons",
+    "kavenegar",
+    "kde",
+    "kodi",
+    "kodis",
+    "kumulos",
+    "lametric",
+    "lametrics",
+    "lark",
+    "line",
+    "macosx",
+    "mailgun",
+    "mailto",
+    "mailtos",
+    "mastodon",
+    "mastodons",
+    "matrix",
+    "matrixs",
+    "misskey",
+    "misskeys",
+    "mmost",
+    "mmosts",
+    "mqtt",
+    "mqtts",
+    "msg91",
+    "msteams",
+    "nctalk",
+    "nctalks",
+    "ncloud",
+    "nclouds",
+    "notica",
+    "notifiarr",
+    "notifico",
+    "ntfy",
+    "ntfys",
+    "null",
+    "o365",
+    "office365",
+    "onesignal",
+    "opsgenie",
+    "pagerduty",
+    "pagertree",
+    "parsep",
+    "parseps",
+    "patch",
+    "patchs",
+    "pbul",
+    "pjet",
+    "pjets",
+    "popcorn",
+    "post",
+    "posts",
+    "pover",
+    "prowl",
+    "psafer",
+    "psafers",
+    "push",
+    "pushdeer",
+    "pushdeers",
+    "pushed",
+    "pushjet",
+    "pushme",
+    "pushover",
+    "pushplus",
+    "pushy",
+    "put",
+    "puts",
+    "qq",
+    "reddit",
+    "resend",
+    "revolt",
+    "rocket",
+    "rockets",
+    "rsyslog",
+    "ryver",
+    "sendgrid",
+    "ses",
+    "seven",
+    "signal",
+    "signals",
+    "simplepush",
+    "sinch",
+    "slack",
+    "smseagle",
+    "smseagles",
+    "smsmgr",
+    "smtp2go",
+    "sns",
+    "sparkpost",
+    "spike",
+    "splunk",
+    "spush",
+    "strmlabs",
+    "synology",
+    "synologys",
+    "syslog",
+    "tgram",
+    "threema",
+    "toot",
+    "toots",
+    "tweet",
+    "twilio",
+    "twist",
+    "twitter",
+    "victorops",
+    "webex",
+    "wecombot",
+    "whatsapp",
+    "windows",
+    "workflow",
+    "workflows",
+    "wxpusher",
+    "wxteams",
+    "x",
+    "xbmc",
+    "xbmcs",
+    "xml",
+    "xmls",
+    "zulip",
+];
+
+/// True when apprise would build a notifier from `url`: a known scheme (case-insensitive) and
+/// a non-empty target after `://`.
+pub fn is_valid_apprise_url(url: &str) -> bool {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if !SCHEMES.contains(&scheme.as_str()) {
+        return false;
+    }
+    // `null://` is apprise's do-nothing notifier and needs no target.
+    scheme == "null" || !rest.trim_matches('/').trim().is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid_apprise_url;
+
+    #[test]
+    fn known_schemes_with_a_target_pass() {
+        for u in [
+            "json://example.com/hook",
+            "posts://example.com/x",
+            "mailto://user:pass@example.com",
+            "discord://id/token",
+            "tgram://bot/chat",
+            "NTFY://topic",
+            "null://",
+        ] {
+            assert!(is_valid_apprise_url(u), "{u}");
+        }
+    }
+
+    #[test]
+    fn unknown_schemes_and_bare_schemes_fail() {
+        for u in [
+            "",
+            "foo://bar",
+            "http://example.com",
+            "json://",
+            "example.com",
+            "json:x",
+        ] {
+            assert!(!is_valid_apprise_url(u), "{u}");
+        }
+    }
+}
