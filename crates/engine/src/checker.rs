@@ -17,7 +17,7 @@ use changewatch_core::model::{
 use changewatch_core::pipeline::{ChangeStatus, PreviousState, history_line_key};
 use changewatch_core::{CheckError, FetchRequest, Fetcher, run_check};
 use changewatch_store::{
-    CheckCommit, CheckJob, Item, Key, Kind, Lane, NewSnapshot, StoreError, WatchStore,
+    CheckCommit, CheckJob, Expect, Item, Key, Kind, Lane, NewSnapshot, StoreError, WatchStore,
 };
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
@@ -154,6 +154,12 @@ impl Checker {
         rules.jq_allow_risky = self.config.jq_allow_risky;
 
         let history = self.store.snapshots(key).await?;
+        // Two checks within one second: stamp this one a second later so that its snapshot
+        // (whose timestamp must be unique) and `last_checked` stay equal, as clients expect of
+        // `last_changed == last_checked` after a change.
+        let started = history
+            .last()
+            .map_or(started, |&newest| started.max(newest + 1));
         let history_lines = if rules.check_unique_lines {
             Some(Arc::new(
                 self.history_lines(key, &history, rules.ignore_whitespace)
@@ -333,6 +339,40 @@ pub async fn load_settings(store: &dyn WatchStore, tenant: &str) -> Result<Setti
         Some(item) => serde_json::from_value(item.doc)
             .map_err(|e| StoreError::Corrupt(format!("settings: {e}"))),
         None => Ok(Settings::default()),
+    }
+}
+
+/// Read-modify-write of a tenant's settings, retried when another writer got in first (API,
+/// other processes in AWS mode), so no update is lost. `change` gets the settings (fresh ones
+/// with generated tokens when none are stored, flagged by its second argument) and returns its
+/// result and whether to write.
+pub async fn update_settings<T, E: From<StoreError>>(
+    store: &dyn WatchStore,
+    tenant: &str,
+    mut change: impl FnMut(&mut Settings, bool) -> Result<(T, bool), E>,
+) -> Result<T, E> {
+    let key = Key::settings(tenant);
+    loop {
+        let current = store.get(&key).await?;
+        let (mut settings, expect) = match &current {
+            Some(item) => (
+                serde_json::from_value::<Settings>(item.doc.clone())
+                    .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
+                Expect::Version(item.version),
+            ),
+            None => (Settings::new_with_tokens(), Expect::Absent),
+        };
+        let (out, write) = change(&mut settings, current.is_some())?;
+        if !write {
+            return Ok(out);
+        }
+        let doc =
+            serde_json::to_value(&settings).map_err(|e| StoreError::Backend(e.to_string()))?;
+        match store.put(&key, doc, None, expect).await {
+            Ok(_) => return Ok(out),
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

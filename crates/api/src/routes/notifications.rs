@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use changewatch_core::model::Settings;
-use changewatch_store::{Expect, Key, StoreError};
+use changewatch_engine::checker;
 use serde_json::{Value, json};
 
 use crate::apprise::is_valid_apprise_url;
@@ -28,26 +28,10 @@ pub async fn update_settings<T>(
     state: &AppState,
     mut change: impl FnMut(&mut Settings) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let key = Key::settings(&state.tenant);
-    loop {
-        let current = state.store.get(&key).await?;
-        let (mut settings, expect) = match &current {
-            Some(item) => (
-                serde_json::from_value::<Settings>(item.doc.clone())
-                    .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
-                Expect::Version(item.version),
-            ),
-            None => (Settings::new_with_tokens(), Expect::Absent),
-        };
-        let out = change(&mut settings)?;
-        let doc = serde_json::to_value(&settings)
-            .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        match state.store.put(&key, doc, None, expect).await {
-            Ok(_) => return Ok(out),
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+    checker::update_settings(state.store.as_ref(), &state.tenant, |s, _| {
+        Ok((change(s)?, true))
+    })
+    .await
 }
 
 /// The `notification_urls` list of a request body, checked as the spec's schema does.
