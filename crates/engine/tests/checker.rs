@@ -148,6 +148,8 @@ async fn baseline_then_change_then_redelivery() {
             .as_deref(),
         Some("Price: 11")
     );
+    // Checks within the same second still give last_checked == the change's snapshot time.
+    assert_eq!(r.watch(&key).await.last_checked, hist[1]);
     assert_eq!(
         r.store
             .snapshot_html(&key, hist[1])
