@@ -5,11 +5,14 @@ use changewatch_store::{StoreError, WatchStore};
 use tracing::info;
 
 /// Makes sure the tenant has settings; `API_ACCESS_TOKEN` (`token_override`) replaces the stored
-/// key. Returns the key in force.
+/// key. `DEFAULT_SETTINGS_REQUESTS_TIMEOUT` (`default_timeout_secs`) is, as upstream, the
+/// default of a new installation's request timeout, which the user may change later. Returns the
+/// key in force.
 pub async fn ensure_settings(
     store: &dyn WatchStore,
     tenant: &str,
     token_override: Option<&str>,
+    default_timeout_secs: Option<u64>,
 ) -> Result<Option<String>, StoreError> {
     let mut first_start = false;
     let key = update_settings(store, tenant, |settings, existed| {
@@ -18,6 +21,9 @@ pub async fn ensure_settings(
             .map(str::to_string)
             .or_else(|| settings.application.api_access_token.clone());
         let write = !existed || wanted != settings.application.api_access_token;
+        if !existed && let Some(t) = default_timeout_secs {
+            settings.requests.timeout = t.max(1) as i64;
+        }
         settings.application.api_access_token = wanted.clone();
         Ok::<_, StoreError>((wanted, write))
     })

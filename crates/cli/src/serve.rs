@@ -107,6 +107,7 @@ async fn serve(config: Config) -> Result<(), String> {
         store.as_ref(),
         DEFAULT_TENANT,
         config.api_access_token.as_deref(),
+        Some(config.request_timeout.as_secs()),
     )
     .await
     .map_err(|e| e.to_string())?;

@@ -45,7 +45,7 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open_dir(dir.path()).unwrap());
     let queue = Arc::new(MemoryQueue::new());
-    let api_key = bootstrap::ensure_settings(store.as_ref(), DEFAULT_TENANT, None)
+    let api_key = bootstrap::ensure_settings(store.as_ref(), DEFAULT_TENANT, None, None)
         .await
         .unwrap()
         .unwrap();
