@@ -118,3 +118,28 @@ async fn trigger_text_holds_changes_back_until_it_appears() {
     assert_eq!(w["history_n"], 2);
     assert!(w["last_changed"].as_i64().unwrap() > 0);
 }
+
+#[tokio::test]
+async fn only_added_lines_count_when_removed_and_replaced_are_off() {
+    let app = spawn_app().await;
+    let srv = FixtureServer::start();
+    srv.set("/list", Page::text("alpha\nbeta\ngamma"));
+    let uuid = app
+        .create_watch(json!({
+            "url": srv.url("/list"),
+            "filter_text_removed": false,
+            "filter_text_replaced": false,
+        }))
+        .await;
+    app.run_checks().await;
+    assert_eq!(history_n(&app, &uuid).await, 1);
+    // A line goes away: not a change of the kind asked for.
+    srv.set("/list", Page::text("alpha\ngamma"));
+    recheck(&app, &uuid).await;
+    assert_eq!(history_n(&app, &uuid).await, 1);
+    // A line is added (compared with the previous check, not the baseline): a change.
+    srv.set("/list", Page::text("alpha\ngamma\ndelta"));
+    recheck(&app, &uuid).await;
+    assert_eq!(history_n(&app, &uuid).await, 2);
+    assert_eq!(latest(&app, &uuid).await.trim(), "delta");
+}

@@ -168,10 +168,15 @@ impl Checker {
         } else {
             None
         };
+        let diff_filtered = watch.has_special_diff_filter_options_set();
         let previous = PreviousState {
             md5: watch.previous_md5.as_str().map(str::to_string),
             has_history: !history.is_empty(),
-            text_before_filters: None,
+            text_before_filters: if diff_filtered {
+                self.store.text_before_filters(key).await?
+            } else {
+                None
+            },
             history_lines,
         };
         let request = fetch_request(watch, settings, timeout);
@@ -182,6 +187,7 @@ impl Checker {
         patch.insert("check_count".into(), json!(watch.check_count + 1));
         patch.insert("browser_steps_last_error_step".into(), Value::Null);
         let mut snapshot = None;
+        let mut kept_text = None;
         let report = match &result {
             Ok(r) => {
                 let p = &r.processed;
@@ -193,6 +199,9 @@ impl Checker {
                 patch.insert("last_check_status".into(), json!(r.page.status));
                 if let Some(title) = &p.title {
                     patch.insert("page_title".into(), json!(title));
+                }
+                if diff_filtered {
+                    kept_text = Some(p.text_before_filters.clone());
                 }
                 if let Some(md5) = p.md5_to_record() {
                     patch.insert("previous_md5".into(), json!(md5));
@@ -251,6 +260,7 @@ impl Checker {
             job_id: job.id.clone(),
             snapshot,
             history_max,
+            text_before_filters: kept_text,
         };
         match self
             .store

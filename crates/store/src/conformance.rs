@@ -248,6 +248,7 @@ pub async fn scheduling<S: WatchStore>(store: &S) {
         job_id: format!("job-{n}"),
         snapshot: snap,
         history_max: None,
+        text_before_filters: None,
     };
     assert!(matches!(
         store.commit_check(&a, "worker-1", commit(1, None)).await,
@@ -347,6 +348,7 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
                         html: Some(format!("<p>{i}</p>")),
                     }),
                     history_max: Some(3),
+                    text_before_filters: Some(format!("before filters {i}")),
                 },
             )
             .await
@@ -405,6 +407,7 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
                     html: None,
                 }),
                 history_max: None,
+                text_before_filters: None,
             },
         )
         .await
@@ -418,8 +421,23 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
         Some(big.as_str())
     );
 
+    assert_eq!(
+        store.text_before_filters(&k).await.unwrap().as_deref(),
+        Some("before filters 3"),
+        "the newest kept text wins"
+    );
+    assert_eq!(
+        store.text_before_filters(&k2).await.unwrap(),
+        None,
+        "a commit without one keeps none"
+    );
     store.delete_history(&k).await.unwrap();
     assert!(store.snapshots(&k).await.unwrap().is_empty());
+    assert_eq!(
+        store.text_before_filters(&k).await.unwrap(),
+        None,
+        "deleting history forgets the kept text"
+    );
     store.delete(&k2, Expect::Exists).await.unwrap();
     assert!(
         store.snapshots(&k2).await.unwrap().is_empty(),

@@ -88,8 +88,11 @@ pub trait WatchStore: Send + Sync + 'static {
     /// Raw HTML kept for the newest two checks only.
     async fn snapshot_html(&self, key: &Key, ts: i64) -> Result<Option<String>, StoreError>;
 
-    /// Removes every snapshot of a watch.
+    /// Removes every snapshot of a watch (and its kept text before filters).
     async fn delete_history(&self, key: &Key) -> Result<(), StoreError>;
+
+    /// The text before filters that the last check kept ([`CheckCommit::text_before_filters`]).
+    async fn text_before_filters(&self, key: &Key) -> Result<Option<String>, StoreError>;
 }
 
 /// Check jobs waiting to run. Embedded mode dequeues from it; in AWS mode Lambda's event source

@@ -43,6 +43,13 @@ const MIGRATIONS: &[&str] = &[
         html BLOB,
         PRIMARY KEY (tenant, watch_id, ts)
     ) WITHOUT ROWID;",
+    // 2: the text before filters, for added/removed/replaced-only change detection.
+    "CREATE TABLE watch_text (
+        tenant TEXT NOT NULL,
+        watch_id TEXT NOT NULL,
+        text BLOB NOT NULL,
+        PRIMARY KEY (tenant, watch_id)
+    ) WITHOUT ROWID;",
 ];
 
 const ZSTD_LEVEL: i32 = 3;
@@ -277,6 +284,18 @@ fn decompress(b: &[u8]) -> Result<String, StoreError> {
     String::from_utf8(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
+/// Snapshots and kept text of a watch.
+fn delete_watch_data(tx: &Transaction<'_>, key: &Key) -> Result<(), StoreError> {
+    for table in ["snapshots", "watch_text"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE tenant = ?1 AND watch_id = ?2"),
+            params![key.tenant, key.id],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
 fn snapshot_count(tx: &Transaction<'_>, key: &Key) -> Result<usize, StoreError> {
     let n: i64 = tx
         .query_row(
@@ -392,11 +411,7 @@ impl WatchStore for SqliteStore {
             )
             .map_err(backend)?;
             if key.kind == Kind::Watch {
-                tx.execute(
-                    "DELETE FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
-                    params![key.tenant, key.id],
-                )
-                .map_err(backend)?;
+                delete_watch_data(tx, &key)?;
             }
             Ok((true, event(old, None)))
         })
@@ -536,6 +551,13 @@ impl WatchStore for SqliteStore {
                 .map_err(backend)?;
                 snapshot_ts = Some(ts);
             }
+            if let Some(text) = &commit.text_before_filters {
+                tx.execute(
+                    "INSERT OR REPLACE INTO watch_text (tenant, watch_id, text) VALUES (?1, ?2, ?3)",
+                    params![key.tenant, key.id, compress(text)?],
+                )
+                .map_err(backend)?;
+            }
             if let Some(max) = commit.history_max.filter(|m| *m > 0) {
                 tx.execute(
                     "DELETE FROM snapshots WHERE tenant = ?1 AND watch_id = ?2
@@ -602,12 +624,24 @@ impl WatchStore for SqliteStore {
     async fn delete_history(&self, key: &Key) -> Result<(), StoreError> {
         let key = key.clone();
         self.run(move |tx| {
-            tx.execute(
-                "DELETE FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
-                params![key.tenant, key.id],
-            )
-            .map_err(backend)?;
+            delete_watch_data(tx, &key)?;
             Ok(((), Vec::new()))
+        })
+        .await
+    }
+
+    async fn text_before_filters(&self, key: &Key) -> Result<Option<String>, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let blob: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT text FROM watch_text WHERE tenant = ?1 AND watch_id = ?2",
+                    params![key.tenant, key.id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            Ok((blob.map(|b| decompress(&b)).transpose()?, Vec::new()))
         })
         .await
     }

@@ -165,6 +165,9 @@ pub struct CheckCommit {
     pub snapshot: Option<NewSnapshot>,
     /// Keep at most this many snapshots (oldest removed first).
     pub history_max: Option<usize>,
+    /// The check's text before ignore/extract rules, kept (replacing the previous one) for the
+    /// next check's added/removed/replaced-only comparison; `None` leaves the kept one alone.
+    pub text_before_filters: Option<String>,
 }
 
 /// What a commit stored.
