@@ -284,3 +284,25 @@ async fn oversized_bodies_are_refused() {
     let (_, list) = app.get_json("/api/v1/watch").await;
     assert_eq!(list, json!({}), "nothing was stored");
 }
+
+#[tokio::test]
+async fn api_key_check_can_be_turned_off() {
+    let app = spawn_app().await;
+    changewatch_engine::checker::update_settings(app.store.as_ref(), "default", |s, _| {
+        s.application.api_access_token_enabled = false;
+        Ok::<_, changewatch_store::StoreError>(((), true))
+    })
+    .await
+    .unwrap();
+    let r = app
+        .client
+        .get(format!("{}/api/v1/watch", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "no key needed once the check is off"
+    );
+}
