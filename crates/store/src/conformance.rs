@@ -367,6 +367,14 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
         "trimmed to the newest 3"
     );
     assert_eq!(
+        store.get(&k).await.unwrap().unwrap().history,
+        HistoryMeta {
+            count: 3,
+            newest: Some(200)
+        },
+        "the item's history summary matches its snapshots"
+    );
+    assert_eq!(
         store.snapshot_text(&k, 101).await.unwrap().as_deref(),
         Some("version 1")
     );
@@ -431,8 +439,15 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
         None,
         "a commit without one keeps none"
     );
+    let before = store.get(&k).await.unwrap().unwrap();
     store.delete_history(&k).await.unwrap();
     assert!(store.snapshots(&k).await.unwrap().is_empty());
+    let after = store.get(&k).await.unwrap().unwrap();
+    assert_eq!(after.history, HistoryMeta::default());
+    assert!(
+        after.version > before.version,
+        "clearing history is a change"
+    );
     assert_eq!(
         store.text_before_filters(&k).await.unwrap(),
         None,

@@ -50,6 +50,13 @@ const MIGRATIONS: &[&str] = &[
         text BLOB NOT NULL,
         PRIMARY KEY (tenant, watch_id)
     ) WITHOUT ROWID;",
+    // 3: the history summary lives on the item, written with the snapshots.
+    "ALTER TABLE items ADD COLUMN history_n INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE items ADD COLUMN history_newest INTEGER;
+    UPDATE items SET
+        history_n = (SELECT COUNT(*) FROM snapshots s WHERE s.tenant = items.tenant AND s.watch_id = items.id),
+        history_newest = (SELECT MAX(ts) FROM snapshots s WHERE s.tenant = items.tenant AND s.watch_id = items.id)
+    WHERE kind = 'W';",
 ];
 
 const ZSTD_LEVEL: i32 = 3;
@@ -182,9 +189,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-const ITEM_COLUMNS: &str = "tenant, kind, id, version, doc, next_check_at, queued_at, lease_owner, lease_until, last_due_at, last_job_id";
+const ITEM_COLUMNS: &str = "tenant, kind, id, version, doc, next_check_at, queued_at, lease_owner, lease_until, last_due_at, last_job_id, history_n, history_newest";
 
-fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Key, u64, String, Schedule)> {
+type RawItem = (Key, u64, String, Schedule, HistoryMeta);
+
+fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawItem> {
     let kind: String = row.get(1)?;
     let key = Key {
         tenant: row.get(0)?,
@@ -204,12 +213,14 @@ fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(Key, u64, String, S
             last_due_at: row.get(9)?,
             last_job_id: row.get(10)?,
         },
+        HistoryMeta {
+            count: usize::try_from(row.get::<_, i64>(11)?).unwrap_or(0),
+            newest: row.get(12)?,
+        },
     ))
 }
 
-fn decode_item(
-    (key, version, doc, schedule): (Key, u64, String, Schedule),
-) -> Result<Item, StoreError> {
+fn decode_item((key, version, doc, schedule, history): RawItem) -> Result<Item, StoreError> {
     let doc =
         serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(format!("{key:?}: {e}")))?;
     let schedule = (key.kind == Kind::Watch).then_some(schedule);
@@ -218,6 +229,7 @@ fn decode_item(
         version,
         doc,
         schedule,
+        history,
     })
 }
 
@@ -240,7 +252,7 @@ fn store_item(tx: &Transaction<'_>, item: &Item) -> Result<(), StoreError> {
     let s = item.schedule.clone().unwrap_or_default();
     tx.execute(
         &format!(
-            "INSERT OR REPLACE INTO items ({ITEM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+            "INSERT OR REPLACE INTO items ({ITEM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
         ),
         params![
             item.key.tenant,
@@ -253,7 +265,9 @@ fn store_item(tx: &Transaction<'_>, item: &Item) -> Result<(), StoreError> {
             s.lease_owner,
             s.lease_until,
             s.last_due_at,
-            s.last_job_id
+            s.last_job_id,
+            item.history.count as i64,
+            item.history.newest
         ],
     )
     .map_err(backend)?;
@@ -296,15 +310,18 @@ fn delete_watch_data(tx: &Transaction<'_>, key: &Key) -> Result<(), StoreError> 
     Ok(())
 }
 
-fn snapshot_count(tx: &Transaction<'_>, key: &Key) -> Result<usize, StoreError> {
-    let n: i64 = tx
+fn history_meta(tx: &Transaction<'_>, key: &Key) -> Result<HistoryMeta, StoreError> {
+    let (n, newest): (i64, Option<i64>) = tx
         .query_row(
-            "SELECT COUNT(*) FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
+            "SELECT COUNT(*), MAX(ts) FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
             params![key.tenant, key.id],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .map_err(backend)?;
-    Ok(n as usize)
+    Ok(HistoryMeta {
+        count: usize::try_from(n).unwrap_or(0),
+        newest,
+    })
 }
 
 /// Changes only the schedule of a watch; the version is left alone because the document did not
@@ -387,6 +404,7 @@ impl WatchStore for SqliteStore {
                 version,
                 doc,
                 schedule,
+                history: old.as_ref().map(|o| o.history).unwrap_or_default(),
             };
             store_item(tx, &new)?;
             Ok((version, event(old, Some(new))))
@@ -574,10 +592,12 @@ impl WatchStore for SqliteStore {
             } else {
                 return Err(StoreError::Corrupt(format!("{key:?}: document is not an object")));
             }
+            let history = history_meta(tx, &key)?;
             let new = Item {
                 key: key.clone(),
                 version: old.version + 1,
                 doc,
+                history,
                 schedule: Some(Schedule {
                     next_check_at: commit.next_check_at,
                     queued_at: schedule.queued_at,
@@ -591,7 +611,7 @@ impl WatchStore for SqliteStore {
             let outcome = CommitOutcome {
                 version: new.version,
                 snapshot_ts,
-                history_len: snapshot_count(tx, &key)?,
+                history_len: history.count,
             };
             Ok((outcome, event(Some(old), Some(new))))
         })
@@ -625,7 +645,20 @@ impl WatchStore for SqliteStore {
         let key = key.clone();
         self.run(move |tx| {
             delete_watch_data(tx, &key)?;
-            Ok(((), Vec::new()))
+            let Some(old) = load(tx, &key)? else {
+                return Ok(((), Vec::new()));
+            };
+            if old.history == HistoryMeta::default() {
+                return Ok(((), Vec::new()));
+            }
+            // A version bump and an event: watchers of the feed see `history_n` drop to 0.
+            let new = Item {
+                version: old.version + 1,
+                history: HistoryMeta::default(),
+                ..old.clone()
+            };
+            store_item(tx, &new)?;
+            Ok(((), event(Some(old), Some(new))))
         })
         .await
     }

@@ -118,6 +118,19 @@ pub struct Item {
     pub doc: serde_json::Value,
     /// Present for watches.
     pub schedule: Option<Schedule>,
+    /// Watches only; changed in the same atomic write as the snapshots.
+    #[serde(default)]
+    pub history: HistoryMeta,
+}
+
+/// What the API and the push layer need to know about a watch's history without reading its
+/// snapshots. It lives on the item so that a reader never pairs a watch document with a history
+/// from another moment, and so that a change event (a stream record) carries it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryMeta {
+    pub count: usize,
+    /// Timestamp of the newest snapshot.
+    pub newest: Option<i64>,
 }
 
 /// Condition of a write.

@@ -86,3 +86,39 @@ async fn a_newer_schema_is_refused_not_damaged() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn migration_3_fills_the_history_summary_of_an_existing_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("changewatch.db");
+    {
+        // A file as schema version 2 left it: one watch with two snapshots.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE items (tenant TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+                version INTEGER NOT NULL, doc TEXT NOT NULL, next_check_at INTEGER,
+                queued_at INTEGER, lease_owner TEXT, lease_until INTEGER, last_due_at INTEGER,
+                last_job_id TEXT, PRIMARY KEY (tenant, kind, id)) WITHOUT ROWID;
+             CREATE TABLE snapshots (tenant TEXT NOT NULL, watch_id TEXT NOT NULL,
+                ts INTEGER NOT NULL, text BLOB NOT NULL, html BLOB,
+                PRIMARY KEY (tenant, watch_id, ts)) WITHOUT ROWID;
+             CREATE TABLE watch_text (tenant TEXT NOT NULL, watch_id TEXT NOT NULL,
+                text BLOB NOT NULL, PRIMARY KEY (tenant, watch_id)) WITHOUT ROWID;
+             INSERT INTO items (tenant, kind, id, version, doc) VALUES ('default', 'W', 'w', 3, '{}');
+             INSERT INTO items (tenant, kind, id, version, doc) VALUES ('default', 'W', 'empty', 1, '{}');
+             INSERT INTO snapshots VALUES ('default', 'w', 10, x'00', NULL);
+             INSERT INTO snapshots VALUES ('default', 'w', 20, x'00', NULL);
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    let w = s.get(&Key::watch("default", "w")).await.unwrap().unwrap();
+    assert_eq!((w.history.count, w.history.newest), (2, Some(20)));
+    let e = s
+        .get(&Key::watch("default", "empty"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((e.history.count, e.history.newest), (0, None));
+}

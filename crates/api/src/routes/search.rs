@@ -83,7 +83,7 @@ async fn search(
         if !matches(&watch, &query, partial) {
             continue;
         }
-        let history = history_info(&state, &item.key.id).await?;
+        let history = history_info(&item);
         out.insert(item.key.id.clone(), watch.api_search_entry(&history));
     }
     Ok(json_response(StatusCode::OK, &Value::Object(out)))

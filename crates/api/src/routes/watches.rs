@@ -61,12 +61,9 @@ pub fn not_found(uuid: &str) -> ApiError {
     )
 }
 
-pub async fn history_info(state: &AppState, uuid: &str) -> Result<HistoryInfo, ApiError> {
-    let ts = state
-        .store
-        .snapshots(&Key::watch(&state.tenant, uuid))
-        .await?;
-    Ok(HistoryInfo::new(ts.len(), ts.last().copied()))
+/// Read from the item itself, never from a second query, so that the counts match the document.
+pub fn history_info(item: &Item) -> HistoryInfo {
+    HistoryInfo::new(item.history.count, item.history.newest)
 }
 
 /// Writes a watch back, recomputing its due time when `reschedule` is set (interval, pause or
@@ -138,7 +135,7 @@ async fn list(
         {
             continue;
         }
-        let history = history_info(&state, &item.key.id).await?;
+        let history = history_info(item);
         out.insert(
             item.key.id.clone(),
             watch.api_list_entry(&history, &tag_uuids, &no_render),
@@ -348,7 +345,7 @@ async fn read(
         save(&state, &loaded, &watch, false).await?;
         return Ok(ok());
     }
-    let history = history_info(&state, &uuid).await?;
+    let history = history_info(&loaded.item);
     let tags = state.tags().await?;
     let assigned: Vec<(&str, &Tag)> = assigned_tags(&loaded.watch, &tags);
     Ok(json_response(
