@@ -3,19 +3,26 @@
 //!
 //! - [`state`]: `AppState` (store, queue, workers view, tenant, config).
 //! - [`error`]: `ApiError` and every error body shape, mapped in one place.
-//! - [`auth`]: the `x-api-key` check.
+//! - [`auth`]: the `x-api-key` check (the dashboard passes with its session instead).
+//! - [`session`]: the dashboard password (upstream's PBKDF2 format) and signed session cookies.
+//! - [`live`]: a watch's live state, shared by `GET /ui/watches` and the socket's `watch_update`.
+//! - [`bulk`]: the dashboard's row and bulk operations, shared by the socket and REST.
 //! - [`extract`]: strict `{uuid}` paths, JSON bodies, upstream's flag parsing.
 //! - [`bootstrap`]: first-start settings (the generated API key).
 //! - [`apprise`]: which notification URLs are acceptable (apprise-style schemes).
 //! - `routes::*`: the endpoints, one module per resource: `watches`, `history` (snapshots and
 //!   differences), `tags`, `search`, `notifications`, `import`, `system` (systeminfo and the
-//!   OpenAPI document), `ops` (worker-health, queue-status, queue.json).
+//!   OpenAPI document), `ops` (worker-health, queue-status, queue.json), `ui` (the dashboard's
+//!   session, watch rows, bulk operations and settings).
 
 pub mod apprise;
 pub mod auth;
 pub mod bootstrap;
+pub mod bulk;
 pub mod error;
 pub mod extract;
+pub mod live;
+pub mod session;
 pub mod state;
 
 mod routes {
@@ -26,6 +33,7 @@ mod routes {
     pub mod search;
     pub mod system;
     pub mod tags;
+    pub mod ui;
     pub mod watches;
 }
 
@@ -37,6 +45,17 @@ pub use state::{ApiConfig, AppState, Workers};
 
 /// The whole API. Unknown routes get Flask's HTML 404, as upstream.
 pub fn router(state: AppState) -> Router {
+    routes(state).fallback(not_found)
+}
+
+/// Flask's HTML 404, for a caller that puts something else (the dashboard's files) in front of
+/// it.
+pub async fn not_found() -> error::ApiError {
+    error::ApiError::NoRoute
+}
+
+/// The API without a fallback, to compose with other services.
+pub fn routes(state: AppState) -> Router {
     let api = Router::new()
         .merge(routes::watches::routes())
         .merge(routes::history::routes())
@@ -52,8 +71,13 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(routes::system::public_routes())
-        .merge(routes::ops::routes())
-        .fallback(|| async { error::ApiError::NoRoute })
+        .merge(
+            routes::ops::routes().route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_login_if_password,
+            )),
+        )
+        .merge(routes::ui::routes(state.clone()))
         .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))
         .with_state(state)
 }

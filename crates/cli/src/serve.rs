@@ -1,4 +1,5 @@
-//! `changewatch serve`: embedded mode, everything in one process on one SQLite file.
+//! `changewatch serve`: embedded mode, everything in one process on one SQLite file: the API,
+//! the dashboard and Socket.IO on one port, the scheduler and the checkers.
 //!
 //! Start-up order matters for crash recovery: the store is opened and every queue mark and lease
 //! left by a previous process is cleared first (this process is the only one using the file, so
@@ -12,11 +13,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use changewatch_api::{ApiConfig, AppState, Workers, bootstrap, router};
+use changewatch_api::{ApiConfig, AppState, Workers, bootstrap};
 use changewatch_core::{Config, Fetcher};
 use changewatch_engine::checker::{Checker, CheckerConfig, epoch_now, load_settings};
 use changewatch_engine::pool::{PoolState, WorkerPool};
 use changewatch_engine::scheduler::tick;
+use changewatch_push::web::{app, find_dashboard};
+use changewatch_push::{Push, PushConfig};
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
 use changewatch_store::{DEFAULT_TENANT, JobQueue, WatchStore};
@@ -147,6 +150,13 @@ async fn serve(config: Config) -> Result<(), String> {
         clock: epoch_now,
     };
 
+    let (socket_layer, push) = Push::start(state.clone(), store.as_ref(), PushConfig::default());
+    let dashboard = find_dashboard(config.dashboard_dir.as_deref());
+    match &dashboard {
+        Some(dir) => info!(dir = %dir.display(), "serving the dashboard"),
+        None => warn!("the dashboard is not built (dashboard/dist); only the API is served"),
+    }
+
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -163,7 +173,8 @@ async fn serve(config: Config) -> Result<(), String> {
         stop_rx.clone(),
     ));
     let mut http_stop = stop_rx.clone();
-    let http = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+    let web = app(state, socket_layer, dashboard.as_deref());
+    let http = axum::serve(listener, web).with_graceful_shutdown(async move {
         let _ = http_stop.changed().await;
     });
     let http = tokio::spawn(async move { http.await });
@@ -171,6 +182,8 @@ async fn serve(config: Config) -> Result<(), String> {
     shutdown_signal().await;
     info!("shutting down: no new checks");
     let _ = stop_tx.send(true);
+    // Open sockets would hold the graceful HTTP shutdown open.
+    push.close().await;
     let _ = scheduler.await;
     let cut = pool.shutdown(SHUTDOWN_GRACE).await;
     if !cut.is_empty() {

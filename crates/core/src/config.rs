@@ -49,6 +49,9 @@ pub struct Config {
     pub base_url: Option<String>,
     /// `API_ACCESS_TOKEN`: fixes the API key instead of the generated one.
     pub api_access_token: Option<String>,
+    /// `DASHBOARD_DIR`: the built dashboard (`dashboard/dist`); unset, it is looked for beside
+    /// the working directory and the executable.
+    pub dashboard_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -68,6 +71,7 @@ impl Default for Config {
             page_watch_limit: None,
             base_url: None,
             api_access_token: None,
+            dashboard_dir: None,
         }
     }
 }
@@ -147,6 +151,7 @@ impl Config {
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or(d.user_agent),
             jq_allow_risky: flag("JQ_ALLOW_RISKY_EXPRESSIONS")?.unwrap_or(false),
+            dashboard_dir: text("DASHBOARD_DIR").map(std::path::PathBuf::from),
             datastore_path: text("DATASTORE_PATH")
                 .map(std::path::PathBuf::from)
                 .unwrap_or(d.datastore_path),

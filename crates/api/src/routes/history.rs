@@ -99,6 +99,12 @@ async fn delete_history(
     WatchUuid(uuid): WatchUuid,
 ) -> Result<Response, ApiError> {
     let loaded = load_or_404(&state, &uuid).await?;
+    clear_history(&state, &loaded).await?;
+    Ok(no_content())
+}
+
+/// DELETE …/history and the dashboard's clear-history operation.
+pub async fn clear_history(state: &AppState, loaded: &Loaded) -> Result<(), ApiError> {
     let mut watch = loaded.watch.clone();
     watch.clear_history_state();
     let settings = state.settings().await?;
@@ -130,7 +136,7 @@ async fn delete_history(
         )
         .await?;
     state.store.delete_history(&loaded.item.key).await?;
-    Ok(no_content())
+    Ok(())
 }
 
 async fn snapshot(

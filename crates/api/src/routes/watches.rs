@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
 pub const BACKGROUND_THRESHOLD: usize = 20;
 
 /// A watch document decoded, with its item (version, schedule).
+#[derive(Debug)]
 pub struct Loaded {
     pub item: Item,
     pub watch: Watch,

@@ -1,0 +1,296 @@
+//! The dashboard's watch operations: the row actions (`watch_operation`) and the checkbox bulk
+//! bar (`checkbox-operation`), with upstream's messages. The socket layer and the REST fallback
+//! (`POST /ui/checkbox-operations`) both call these, so an operation behaves the same whether or
+//! not a socket is up.
+
+use changewatch_core::model::{TextOrFalse, Watch};
+use changewatch_engine::scheduler::request_recheck;
+use changewatch_store::{Expect, Key, StoreError};
+
+use crate::error::ApiError;
+use crate::routes::history::clear_history;
+use crate::routes::watches::{Loaded, load, resolve_tag_names, save};
+use crate::state::AppState;
+
+/// How often an edit is retried when a check commits the same watch between read and write.
+const CONFLICT_RETRIES: usize = 5;
+
+/// Applies `edit` to a watch and saves it, re-reading on a version conflict. `Ok(false)` when the
+/// watch does not exist.
+pub async fn update_watch(
+    state: &AppState,
+    uuid: &str,
+    reschedule: bool,
+    mut edit: impl FnMut(&mut Watch, &Loaded),
+) -> Result<bool, ApiError> {
+    for _ in 0..CONFLICT_RETRIES {
+        let Some(loaded) = load(state, uuid).await? else {
+            return Ok(false);
+        };
+        let mut watch = loaded.watch.clone();
+        edit(&mut watch, &loaded);
+        match save(state, &loaded, &watch, reschedule).await {
+            Ok(()) => return Ok(true),
+            Err(ApiError::Store(StoreError::Conflict(_))) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::Store(StoreError::Conflict(Key::watch(
+        &state.tenant,
+        uuid,
+    ))))
+}
+
+/// A `watch_operation` that succeeded: upstream's `operation_result` echoes these.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Done {
+    pub operation: String,
+    pub uuid: String,
+}
+
+/// `watch_operation {op, uuid}`: pause and mute toggle, recheck queues a manual check.
+/// The error strings are upstream's.
+pub async fn watch_operation(
+    state: &AppState,
+    op: Option<&str>,
+    uuid: Option<&str>,
+) -> Result<Done, String> {
+    let (Some(op), Some(uuid)) = (op.filter(|s| !s.is_empty()), uuid.filter(|s| !s.is_empty()))
+    else {
+        return Err("Missing operation or UUID".into());
+    };
+    let found = match op {
+        "pause" => {
+            let mut now_paused = false;
+            let found = update_watch(state, uuid, true, |w, _| {
+                w.paused = !w.paused;
+                now_paused = w.paused;
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            if found && now_paused {
+                state
+                    .queue
+                    .remove(&[uuid.to_string()])
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            found
+        }
+        "mute" => update_watch(state, uuid, false, |w, _| {
+            w.notification_muted = !w.notification_muted;
+        })
+        .await
+        .map_err(|e| e.to_string())?,
+        "recheck" => {
+            let key = Key::watch(&state.tenant, uuid);
+            if state
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                return Err("Watch not found".into());
+            }
+            request_recheck(
+                state.store.as_ref(),
+                state.queue.as_ref(),
+                &key,
+                state.now(),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            true
+        }
+        other => {
+            if load(state, uuid)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                return Err("Watch not found".into());
+            }
+            return Err(format!("Unknown operation: {other}"));
+        }
+    };
+    if !found {
+        return Err("Watch not found".into());
+    }
+    Ok(Done {
+        operation: op.to_string(),
+        uuid: uuid.to_string(),
+    })
+}
+
+/// What a bulk operation reports back (upstream's `toast`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub message: String,
+    /// `success` or `error`.
+    pub kind: &'static str,
+}
+
+impl Outcome {
+    fn ok(message: String) -> Self {
+        Outcome {
+            message,
+            kind: "success",
+        }
+    }
+
+    fn error(message: &str) -> Self {
+        Outcome {
+            message: message.to_string(),
+            kind: "error",
+        }
+    }
+}
+
+/// `checkbox-operation {op, uuids, extra_data}`. Unknown watches are skipped; the count in the
+/// message is of the uuids given, as upstream counts.
+pub async fn checkbox_operation(
+    state: &AppState,
+    op: &str,
+    uuids: &[String],
+    extra_data: Option<&str>,
+) -> Result<Outcome, ApiError> {
+    let n = uuids.len();
+    let now = state.now();
+    let set_all = |f: fn(&mut Watch), reschedule: bool| async move {
+        for uuid in uuids {
+            update_watch(state, uuid, reschedule, |w, _| f(w)).await?;
+        }
+        Ok::<(), ApiError>(())
+    };
+    let outcome = match op {
+        "delete" => {
+            for uuid in uuids {
+                state
+                    .store
+                    .delete(&Key::watch(&state.tenant, uuid), Expect::Any)
+                    .await?;
+            }
+            state.queue.remove(uuids).await?;
+            Outcome::ok(format!("{n} watches deleted"))
+        }
+        "pause" => {
+            set_all(|w| w.paused = true, true).await?;
+            state.queue.remove(uuids).await?;
+            Outcome::ok(format!("{n} watches paused"))
+        }
+        "unpause" => {
+            set_all(|w| w.paused = false, true).await?;
+            Outcome::ok(format!("{n} watches unpaused"))
+        }
+        "mark-viewed" => {
+            for uuid in uuids {
+                update_watch(state, uuid, false, |w, l| {
+                    // A snapshot stamped ahead of the clock (two checks in one second) must
+                    // still count as seen.
+                    w.last_viewed = now.max(l.item.history.newest.unwrap_or(0));
+                })
+                .await?;
+            }
+            Outcome::ok(format!("{n} watches updated"))
+        }
+        "mark-unviewed" => {
+            set_all(|w| w.last_viewed = 0, false).await?;
+            Outcome::ok(format!("{n} watches updated"))
+        }
+        "mute" => {
+            set_all(|w| w.notification_muted = true, false).await?;
+            Outcome::ok(format!("{n} watches muted"))
+        }
+        "unmute" => {
+            set_all(|w| w.notification_muted = false, false).await?;
+            Outcome::ok(format!("{n} watches un-muted"))
+        }
+        "recheck" => {
+            for uuid in uuids {
+                let key = Key::watch(&state.tenant, uuid);
+                if state.store.get(&key).await?.is_some() {
+                    request_recheck(state.store.as_ref(), state.queue.as_ref(), &key, now).await?;
+                }
+            }
+            Outcome::ok(format!("{n} watches queued for rechecking"))
+        }
+        "clear-errors" => {
+            set_all(|w| w.last_error = TextOrFalse::False, false).await?;
+            Outcome::ok(format!("{n} watches errors cleared"))
+        }
+        "clear-history" => {
+            for uuid in uuids {
+                if let Some(loaded) = load(state, uuid).await? {
+                    clear_history(state, &loaded).await?;
+                }
+            }
+            Outcome::ok(format!("{n} watches cleared/reset."))
+        }
+        "notification-default" => {
+            set_all(
+                |w| {
+                    w.notification_title = None;
+                    w.notification_body = None;
+                    w.notification_urls.clear();
+                    w.notification_format = "System default".into();
+                },
+                false,
+            )
+            .await?;
+            Outcome::ok(format!(
+                "{n} watches set to use default notification settings"
+            ))
+        }
+        "set-fetch-backend" => {
+            // Only the plain HTTP fetcher exists here; `system` defers to the global setting.
+            match extra_data {
+                Some(b @ ("html_requests" | "system")) => {
+                    for uuid in uuids {
+                        update_watch(state, uuid, false, |w, _| w.fetch_backend = b.to_string())
+                            .await?;
+                    }
+                    Outcome::ok(format!("Browser / fetch method updated on {n} watches"))
+                }
+                _ => Outcome::error("Invalid browser / fetch method selected"),
+            }
+        }
+        "set-proxy" => {
+            let proxy = extra_data.unwrap_or("");
+            let settings = state.settings().await?;
+            if proxy.is_empty() || settings.requests.ui_proxy_keys().iter().any(|k| k == proxy) {
+                for uuid in uuids {
+                    update_watch(state, uuid, false, |w, _| {
+                        w.proxy = (!proxy.is_empty()).then(|| proxy.to_string());
+                    })
+                    .await?;
+                }
+                Outcome::ok(format!("Proxy updated on {n} watches"))
+            } else {
+                Outcome::error("Invalid proxy selected")
+            }
+        }
+        "assign-tag" => {
+            // A tag's uuid, or a title: an existing tag with that title, else a new one.
+            let name = extra_data.map(str::trim).unwrap_or("");
+            if !name.is_empty()
+                && let Some(tag) = resolve_tag_names(state, &[name.to_string()])
+                    .await?
+                    .into_iter()
+                    .next()
+            {
+                for uuid in uuids {
+                    update_watch(state, uuid, false, |w, _| {
+                        if !w.tags.contains(&tag) {
+                            w.tags.push(tag.clone());
+                        }
+                    })
+                    .await?;
+                }
+            }
+            Outcome::ok(format!("{n} watches were tagged"))
+        }
+        other => Outcome::error(&format!("Unknown operation: {other}")),
+    };
+    Ok(outcome)
+}

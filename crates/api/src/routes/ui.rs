@@ -1,0 +1,365 @@
+//! `/ui/*`: what the browser dashboard needs beyond API v1 — its session (login with the
+//! optional dashboard password), the watch list with live state in one call, bulk operations
+//! without a socket, and the global settings page.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use changewatch_core::model::{Settings, TextOrFalse, TimeBetweenCheck, check_template_syntax};
+use changewatch_engine::checker::update_settings;
+use changewatch_store::Kind;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::watches::decode_watch;
+use crate::apprise::is_valid_apprise_url;
+use crate::auth::api_key_ok;
+use crate::bulk::{checkbox_operation, update_watch};
+use crate::error::{ApiError, json_response, no_content};
+use crate::extract::{JsonBody, WatchUuid};
+use crate::live::{Stats, unread, watch_status};
+use crate::routes::watches::history_info;
+use crate::session;
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> Router<AppState> {
+    let guarded = Router::new()
+        .route("/ui/watches", get(watches))
+        .route("/ui/watch/{uuid}/viewed", post(viewed))
+        .route("/ui/checkbox-operations", post(checkbox))
+        .route("/ui/settings", get(read_settings).put(write_settings))
+        .route("/ui/settings/password", post(set_password))
+        .route("/ui/settings/api-key", post(regenerate_key))
+        .route_layer(middleware::from_fn_with_state(state, require_dashboard));
+    Router::new()
+        .route("/ui/session", get(session_state))
+        .route("/ui/login", post(login))
+        .route("/ui/logout", post(logout))
+        .merge(guarded)
+}
+
+fn login_required() -> ApiError {
+    ApiError::message(StatusCode::UNAUTHORIZED, "Login required")
+}
+
+/// The dashboard (UI header, plus a session when a password is set) or an API key.
+async fn require_dashboard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let settings = match state.settings().await {
+        Ok(s) => s,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let password = settings.application.password.as_str();
+    if session::dashboard_allowed(req.headers(), password, state.now())
+        || api_key_ok(req.headers(), &settings)
+    {
+        next.run(req).await
+    } else {
+        login_required().into_response()
+    }
+}
+
+async fn session_state(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let settings = state.settings().await?;
+    let password = settings.application.password.as_str();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "password_required": password.is_some(),
+            "authenticated": session::session_ok(&headers, password, state.now()),
+        }),
+    ))
+}
+
+fn with_cookie(mut resp: Response, value: Option<&str>) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(value)) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+async fn login(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let settings = state.settings().await?;
+    let Some(hash) = settings.application.password.as_str() else {
+        return Ok(json_response(
+            StatusCode::OK,
+            &json!({"authenticated": true}),
+        ));
+    };
+    let given = body.get("password").and_then(Value::as_str).unwrap_or("");
+    if !session::verify_password(hash, given) {
+        tracing::warn!("dashboard login refused: incorrect password");
+        return Err(ApiError::message(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect password",
+        ));
+    }
+    let cookie = session::issue(hash, state.now()).ok_or_else(|| {
+        ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, "session signing failed")
+    })?;
+    Ok(with_cookie(
+        json_response(StatusCode::OK, &json!({"authenticated": true})),
+        Some(&cookie),
+    ))
+}
+
+async fn logout() -> Response {
+    with_cookie(no_content(), None)
+}
+
+async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let now = state.now();
+    let items = state.store.list(&state.tenant, Kind::Watch).await?;
+    let mut rows = Vec::with_capacity(items.len());
+    let mut stats = Stats::default();
+    let mut checking = 0;
+    for item in &items {
+        let watch = decode_watch(item)?;
+        let row = watch_status(item, &watch, now);
+        if row.get("checking_now") == Some(&Value::Bool(true)) {
+            checking += 1;
+        }
+        if watch.last_error.is_set() {
+            stats.count_errors += 1;
+        }
+        if unread(&watch, &history_info(item)) {
+            stats.unread_changes_count += 1;
+        }
+        rows.push(Value::Object(row));
+    }
+    let tags: Vec<Value> = state
+        .tags()
+        .await?
+        .iter()
+        .map(|(uuid, t)| json!({"uuid": uuid, "title": t.title()}))
+        .collect();
+    let depth = state.queue.depth().await?;
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "watches": rows,
+            "tags": tags,
+            "queue_size": depth.total(),
+            "checking_now": checking,
+            "count_errors": stats.count_errors,
+            "unread_changes_count": stats.unread_changes_count,
+        }),
+    ))
+}
+
+async fn viewed(
+    State(state): State<AppState>,
+    WatchUuid(uuid): WatchUuid,
+) -> Result<Response, ApiError> {
+    let now = state.now();
+    let found = update_watch(&state, &uuid, false, |w, l| {
+        w.last_viewed = now.max(l.item.history.newest.unwrap_or(0));
+    })
+    .await?;
+    if !found {
+        return Err(super::watches::not_found(&uuid));
+    }
+    Ok(no_content())
+}
+
+#[derive(Deserialize)]
+struct CheckboxBody {
+    op: String,
+    #[serde(default)]
+    uuids: Vec<String>,
+    #[serde(default)]
+    extra_data: Option<String>,
+}
+
+async fn checkbox(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let body: CheckboxBody = serde_json::from_value(body)
+        .map_err(|e| ApiError::message(StatusCode::BAD_REQUEST, format!("Invalid request: {e}")))?;
+    let out = checkbox_operation(&state, &body.op, &body.uuids, body.extra_data.as_deref()).await?;
+    let code = if out.kind == "error" {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok(json_response(
+        code,
+        &json!({"message": out.message, "type": out.kind}),
+    ))
+}
+
+fn settings_view(s: &Settings) -> Value {
+    let a = &s.application;
+    json!({
+        "time_between_check": s.requests.time_between_check,
+        "jitter_seconds": s.requests.jitter_seconds,
+        "global_ignore_text": a.global_ignore_text,
+        "global_subtractive_selectors": a.global_subtractive_selectors,
+        "notification_urls": a.notification_urls,
+        "notification_title": a.notification_title,
+        "notification_body": a.notification_body,
+        "notification_format": a.notification_format,
+        "api_access_token": a.api_access_token.clone().unwrap_or_default(),
+        "api_access_token_enabled": a.api_access_token_enabled,
+        "password_set": a.password.is_set(),
+    })
+}
+
+async fn read_settings(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(json_response(
+        StatusCode::OK,
+        &settings_view(&state.settings().await?),
+    ))
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError::message(StatusCode::BAD_REQUEST, msg)
+}
+
+fn string_list(v: &Value, field: &str) -> Result<Vec<String>, ApiError> {
+    let Some(arr) = v.as_array() else {
+        return Err(bad(format!("{field}: must be a list of strings")));
+    };
+    arr.iter()
+        .map(|x| {
+            x.as_str()
+                .map(|s| s.trim().to_string())
+                .ok_or_else(|| bad(format!("{field}: must be a list of strings")))
+        })
+        .filter(|r| r.as_ref().map_or(true, |s| !s.is_empty()))
+        .collect()
+}
+
+fn text(v: &Value, field: &str) -> Result<String, ApiError> {
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| bad(format!("{field}: must be a string")))
+}
+
+const NOTIFICATION_FORMATS: [&str; 4] = ["text", "html", "htmlcolor", "markdown"];
+
+/// Validates the whole body before anything is written, so a bad field changes nothing.
+fn apply_settings(s: &mut Settings, body: &Map<String, Value>) -> Result<(), ApiError> {
+    for (k, v) in body {
+        match k.as_str() {
+            "time_between_check" => {
+                let t: TimeBetweenCheck = serde_json::from_value(v.clone())
+                    .map_err(|e| bad(format!("time_between_check: {e}")))?;
+                let parts = [t.weeks, t.days, t.hours, t.minutes, t.seconds];
+                if parts.iter().flatten().any(|n| *n < 0) {
+                    return Err(bad("time_between_check: values must not be negative"));
+                }
+                if t.seconds().unwrap_or(0) < 1 {
+                    return Err(bad("time_between_check: must be at least one second"));
+                }
+                s.requests.time_between_check = t;
+            }
+            "jitter_seconds" => {
+                let j = v
+                    .as_i64()
+                    .filter(|j| *j >= 0)
+                    .ok_or_else(|| bad("jitter_seconds: must be a whole number, 0 or more"))?;
+                s.requests.jitter_seconds = j;
+            }
+            "global_ignore_text" => s.application.global_ignore_text = string_list(v, k)?,
+            "global_subtractive_selectors" => {
+                s.application.global_subtractive_selectors = string_list(v, k)?;
+            }
+            "notification_urls" => {
+                let urls = string_list(v, k)?;
+                if let Some(badurl) = urls.iter().find(|u| !is_valid_apprise_url(u)) {
+                    return Err(bad(format!("'{badurl}' is not a valid AppRise URL.")));
+                }
+                s.application.notification_urls = urls;
+            }
+            "notification_title" | "notification_body" => {
+                let t = text(v, k)?;
+                check_template_syntax(&t)
+                    .map_err(|e| bad(format!("{k}: Invalid template syntax: {e}")))?;
+                if k == "notification_title" {
+                    s.application.notification_title = t;
+                } else {
+                    s.application.notification_body = t;
+                }
+            }
+            "notification_format" => {
+                let f = text(v, k)?;
+                if !NOTIFICATION_FORMATS.contains(&f.as_str()) {
+                    return Err(bad(format!(
+                        "notification_format: must be one of {}",
+                        NOTIFICATION_FORMATS.join(", ")
+                    )));
+                }
+                s.application.notification_format = f;
+            }
+            "api_access_token_enabled" => {
+                s.application.api_access_token_enabled = v
+                    .as_bool()
+                    .ok_or_else(|| bad("api_access_token_enabled: must be true or false"))?;
+            }
+            other => return Err(bad(format!("{other}: not a setting this page can change"))),
+        }
+    }
+    Ok(())
+}
+
+async fn write_settings(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let Some(body) = body.as_object().cloned() else {
+        return Err(bad("Request body must be a JSON object"));
+    };
+    let view = update_settings(state.store.as_ref(), &state.tenant, |s, _| {
+        apply_settings(s, &body)?;
+        Ok::<_, ApiError>((settings_view(s), true))
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+/// Sets the dashboard password; an empty one removes it. The response carries a fresh session
+/// cookie, so the browser that set the password stays logged in (older sessions end).
+async fn set_password(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let password = body
+        .get("password")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("password: must be a string"))?
+        .to_string();
+    let hash = (!password.is_empty()).then(|| session::hash_password(&password));
+    let stored = hash.clone();
+    update_settings(state.store.as_ref(), &state.tenant, |s, _| {
+        s.application.password = stored.clone().map_or(TextOrFalse::False, TextOrFalse::Text);
+        Ok::<_, ApiError>(((), true))
+    })
+    .await?;
+    let cookie = hash.as_deref().and_then(|h| session::issue(h, state.now()));
+    Ok(with_cookie(no_content(), cookie.as_deref()))
+}
+
+async fn regenerate_key(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let key = changewatch_core::model::new_token_hex();
+    let stored = key.clone();
+    update_settings(state.store.as_ref(), &state.tenant, |s, _| {
+        s.application.api_access_token = Some(stored.clone());
+        Ok::<_, ApiError>(((), true))
+    })
+    .await?;
+    tracing::info!("API key regenerated from the dashboard");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"api_access_token": key}),
+    ))
+}

@@ -1,0 +1,416 @@
+//! The dashboard's endpoints: session and password, the CSRF header, watch rows with live state,
+//! bulk operations over REST, and the settings page.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod common;
+
+use common::spawn_app;
+use reqwest::Method;
+use serde_json::{Value, json};
+use testkit::{FixtureServer, Page};
+
+const UI: &str = "x-changewatch-ui";
+
+async fn ui(
+    app: &common::TestApp,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value, Option<String>) {
+    let mut r = app
+        .client
+        .request(method, format!("{}{}", app.base, path))
+        .header(UI, "1");
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let set_cookie = resp
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string());
+    let v = resp.json().await.unwrap_or(Value::Null);
+    (status, v, set_cookie)
+}
+
+#[tokio::test]
+async fn without_a_password_the_dashboard_needs_only_its_header() {
+    let app = spawn_app().await;
+    let (s, v, _) = ui(&app, Method::GET, "/ui/session", None, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        v,
+        json!({"password_required": false, "authenticated": true})
+    );
+    // The UI header stands in for the API key on API v1 as well...
+    let (s, _, _) = ui(&app, Method::GET, "/api/v1/watch", None, None).await;
+    assert_eq!(s, 200);
+    // ...but without it (a cross-site form or plain client) the key is still required.
+    let r = app
+        .client
+        .get(format!("{}/api/v1/watch", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let r = app
+        .client
+        .get(format!("{}/ui/watches", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
+
+#[tokio::test]
+async fn password_login_session_and_logout() {
+    let app = spawn_app().await;
+    let (s, _, cookie) = ui(
+        &app,
+        Method::POST,
+        "/ui/settings/password",
+        None,
+        Some(json!({"password": "hunter2"})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let setter_cookie = cookie.expect("the browser that sets the password stays logged in");
+
+    // No session: refused everywhere the dashboard goes, and on the ops endpoints.
+    let (s, v, _) = ui(&app, Method::GET, "/ui/session", None, None).await;
+    assert_eq!(
+        v,
+        json!({"password_required": true, "authenticated": false})
+    );
+    assert_eq!(s, 200);
+    let (s, v, _) = ui(&app, Method::GET, "/ui/watches", None, None).await;
+    assert_eq!((s, v["message"].as_str()), (401, Some("Login required")));
+    let (s, _, _) = ui(&app, Method::GET, "/api/v1/watch", None, None).await;
+    assert_eq!(s, 403);
+    let r = app
+        .client
+        .get(format!("{}/queue-status", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+
+    // A wrong password is refused; the right one gives a session that works.
+    let (s, v, c) = ui(
+        &app,
+        Method::POST,
+        "/ui/login",
+        None,
+        Some(json!({"password": "hunter3"})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["message"].as_str(), c),
+        (401, Some("Incorrect password"), None)
+    );
+    let (s, _, c) = ui(
+        &app,
+        Method::POST,
+        "/ui/login",
+        None,
+        Some(json!({"password": "hunter2"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let cookie = c.unwrap();
+    assert!(cookie.starts_with("changewatch_session="));
+    for c in [&cookie, &setter_cookie] {
+        let (s, _, _) = ui(&app, Method::GET, "/ui/watches", Some(c), None).await;
+        assert_eq!(s, 200);
+        let (s, _, _) = ui(&app, Method::GET, "/api/v1/watch", Some(c), None).await;
+        assert_eq!(s, 200);
+    }
+    // The session without the UI header is not enough (CSRF guard).
+    let r = app
+        .client
+        .get(format!("{}/ui/watches", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    // A forged cookie is refused; the API key still works for API clients.
+    let (s, _, _) = ui(
+        &app,
+        Method::GET,
+        "/ui/watches",
+        Some("changewatch_session=99999999999.00"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (s, _) = app.get_json("/api/v1/watch").await;
+    assert_eq!(s, 200);
+
+    // Logout clears the cookie; removing the password ends every session.
+    let r = app
+        .client
+        .post(format!("{}/ui/logout", app.base))
+        .header(UI, "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (s, _, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/settings/password",
+        Some(&cookie),
+        Some(json!({"password": ""})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (_, v, _) = ui(&app, Method::GET, "/ui/session", None, None).await;
+    assert_eq!(v["password_required"], false);
+}
+
+#[tokio::test]
+async fn watch_rows_carry_live_state_and_counters() {
+    let app = spawn_app().await;
+    let srv = FixtureServer::start();
+    srv.set("/a", Page::html("<p>one</p>"));
+    srv.set("/b", Page::html("oops").status(500));
+    let a = app
+        .create_watch(json!({"url": srv.url("/a"), "title": "<b>A</b>"}))
+        .await;
+    let b = app.create_watch(json!({"url": srv.url("/b")})).await;
+    app.run_checks().await;
+    srv.set("/a", Page::html("<p>two</p>"));
+    app.req(Method::GET, &format!("/api/v1/watch/{a}?recheck=1"))
+        .send()
+        .await
+        .unwrap();
+    app.run_checks().await;
+
+    let (s, v, _) = ui(&app, Method::GET, "/ui/watches", None, None).await;
+    assert_eq!(s, 200);
+    let rows = v["watches"].as_array().unwrap();
+    let row = |u: &str| rows.iter().find(|r| r["uuid"] == u).unwrap().clone();
+    let ra = row(&a);
+    assert_eq!(ra["title"], "<b>A</b>", "raw in JSON; the page escapes it");
+    assert_eq!(ra["history_n"], 2);
+    assert_eq!(ra["unviewed"], true);
+    assert_eq!(ra["has_error"], false);
+    assert_eq!(ra["checking_now"], false);
+    assert_eq!(ra["queued"], false);
+    assert_eq!(ra["last_checked_text"], "just now");
+    assert_eq!(ra["last_changed_text"], "just now");
+    let rb = row(&b);
+    assert_eq!(rb["has_error"], true);
+    assert!(rb["error_text"].as_str().unwrap().contains("500"));
+    assert_eq!(rb["last_changed_text"], "Not yet");
+    assert_eq!(v["count_errors"], 1);
+    assert_eq!(v["unread_changes_count"], 1);
+    assert_eq!(v["queue_size"], 0);
+
+    // Viewing marks the watch viewed.
+    let (s, _, _) = ui(
+        &app,
+        Method::POST,
+        &format!("/ui/watch/{a}/viewed"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    let (_, v, _) = ui(&app, Method::GET, "/ui/watches", None, None).await;
+    assert_eq!(v["unread_changes_count"], 0);
+    let (s, _, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/watch/00000000-0000-4000-8000-000000000000/viewed",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn bulk_operations_over_rest() {
+    let app = spawn_app().await;
+    let a = app
+        .create_watch(json!({"url": "https://example.com/a"}))
+        .await;
+    let b = app
+        .create_watch(json!({"url": "https://example.com/b"}))
+        .await;
+    let op = |op: &str, extra: Option<&str>| json!({"op": op, "uuids": [a.clone(), b.clone()], "extra_data": extra});
+    let (s, v, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/checkbox-operations",
+        None,
+        Some(op("pause", None)),
+    )
+    .await;
+    assert_eq!((s, v["message"].as_str()), (200, Some("2 watches paused")));
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{a}")).await;
+    assert_eq!(w["paused"], true);
+
+    let (_, v, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/checkbox-operations",
+        None,
+        Some(op("mute", None)),
+    )
+    .await;
+    assert_eq!(v["message"], "2 watches muted");
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{b}")).await;
+    assert_eq!(w["notification_muted"], true);
+
+    let (_, v, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/checkbox-operations",
+        None,
+        Some(op("assign-tag", Some("Shops"))),
+    )
+    .await;
+    assert_eq!(v["message"], "2 watches were tagged");
+    let (_, tags) = app.get_json("/api/v1/tags").await;
+    let (tag_uuid, tag) = tags.as_object().unwrap().iter().next().unwrap();
+    assert_eq!(tag["title"], "Shops");
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{a}")).await;
+    assert_eq!(w["tags"], json!([tag_uuid]));
+
+    let (s, v, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/checkbox-operations",
+        None,
+        Some(op("set-proxy", Some("nope"))),
+    )
+    .await;
+    assert_eq!(
+        (s, v["message"].as_str(), v["type"].as_str()),
+        (400, Some("Invalid proxy selected"), Some("error"))
+    );
+    let (s, v, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/checkbox-operations",
+        None,
+        Some(op("frobnicate", None)),
+    )
+    .await;
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (400, Some("Unknown operation: frobnicate"))
+    );
+
+    let (_, v, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/checkbox-operations",
+        None,
+        Some(op("delete", None)),
+    )
+    .await;
+    assert_eq!(v["message"], "2 watches deleted");
+    let (_, list) = app.get_json("/api/v1/watch").await;
+    assert_eq!(list, json!({}));
+}
+
+#[tokio::test]
+async fn settings_page_reads_validates_and_writes() {
+    let app = spawn_app().await;
+    let (s, v, _) = ui(&app, Method::GET, "/ui/settings", None, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["api_access_token"], app.api_key.as_str());
+    assert_eq!(v["time_between_check"]["hours"], 3);
+    assert_eq!(v["password_set"], false);
+
+    let (s, v, _) = ui(
+        &app,
+        Method::PUT,
+        "/ui/settings",
+        None,
+        Some(json!({"notification_urls": ["json://example.com/hook", "nonsense"]})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (400, Some("'nonsense' is not a valid AppRise URL."))
+    );
+    let (s, v, _) = ui(
+        &app,
+        Method::PUT,
+        "/ui/settings",
+        None,
+        Some(json!({"notification_body": "{{ broken", "jitter_seconds": 5})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("notification_body: Invalid template syntax")
+    );
+    let (_, v, _) = ui(&app, Method::GET, "/ui/settings", None, None).await;
+    assert_eq!(v["jitter_seconds"], 0, "a refused body changes nothing");
+
+    let (s, v, _) = ui(
+        &app,
+        Method::PUT,
+        "/ui/settings",
+        None,
+        Some(json!({
+            "time_between_check": {"weeks": 0, "days": 0, "hours": 0, "minutes": 30, "seconds": 0},
+            "jitter_seconds": 5,
+            "global_ignore_text": ["Visitors: ", ""],
+            "notification_urls": ["json://example.com/hook"],
+        })),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["time_between_check"]["minutes"], 30);
+    assert_eq!(v["global_ignore_text"], json!(["Visitors:"]));
+    let (_, n) = app.get_json("/api/v1/notifications").await;
+    assert_eq!(n["notification_urls"], json!(["json://example.com/hook"]));
+
+    let (s, v, _) = ui(
+        &app,
+        Method::PUT,
+        "/ui/settings",
+        None,
+        Some(json!({"api_access_token": "mine"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+
+    // Regenerating the key takes effect at once: the old key is refused.
+    let (s, v, _) = ui(&app, Method::POST, "/ui/settings/api-key", None, None).await;
+    assert_eq!(s, 200);
+    let new_key = v["api_access_token"].as_str().unwrap().to_string();
+    assert_ne!(new_key, app.api_key);
+    let (s, _) = app.get_json("/api/v1/watch").await;
+    assert_eq!(s, 403);
+    let r = app
+        .client
+        .get(format!("{}/api/v1/watch", app.base))
+        .header("x-api-key", new_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}

@@ -1,0 +1,97 @@
+//! What the push layer remembers between feed records: per watch, the three flags the global
+//! counters are made of. Built from one store scan per tenant, then kept current from the feed.
+
+use std::collections::HashMap;
+
+use changewatch_api::live::{Stats, decode_watch_doc, history_of, unread};
+use changewatch_store::Item;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub has_error: bool,
+    pub unread: bool,
+    pub checking: bool,
+}
+
+impl Flags {
+    /// Flags of a stored watch at `now`; `None` when the document does not decode.
+    pub fn of(item: &Item, now: i64) -> Option<Flags> {
+        let watch = decode_watch_doc(item)?;
+        Some(Flags {
+            has_error: watch.last_error.is_set(),
+            unread: unread(&watch, &history_of(item)),
+            checking: item.schedule.as_ref().is_some_and(|s| s.leased(now)),
+        })
+    }
+}
+
+/// One tenant's watches.
+#[derive(Debug, Default)]
+pub struct Tenant {
+    watches: HashMap<String, Flags>,
+}
+
+impl Tenant {
+    pub fn from_items(items: &[Item], now: i64) -> Self {
+        let watches = items
+            .iter()
+            .filter_map(|i| Some((i.key.id.clone(), Flags::of(i, now)?)))
+            .collect();
+        Tenant { watches }
+    }
+
+    /// Records a watch's flags; returns the previous ones.
+    pub fn set(&mut self, uuid: &str, flags: Flags) -> Option<Flags> {
+        self.watches.insert(uuid.to_string(), flags)
+    }
+
+    pub fn remove(&mut self, uuid: &str) -> Option<Flags> {
+        self.watches.remove(uuid)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats::default();
+        for f in self.watches.values() {
+            s.count_errors += usize::from(f.has_error);
+            s.unread_changes_count += usize::from(f.unread);
+        }
+        s
+    }
+
+    pub fn checking(&self) -> usize {
+        self.watches.values().filter(|f| f.checking).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_follow_updates_and_removals() {
+        let mut t = Tenant::default();
+        t.set(
+            "a",
+            Flags {
+                has_error: true,
+                unread: true,
+                checking: false,
+            },
+        );
+        t.set(
+            "b",
+            Flags {
+                has_error: false,
+                unread: true,
+                checking: true,
+            },
+        );
+        assert_eq!(t.stats().count_errors, 1);
+        assert_eq!(t.stats().unread_changes_count, 2);
+        assert_eq!(t.checking(), 1);
+        t.set("b", Flags::default());
+        t.remove("a");
+        assert_eq!(t.stats(), Stats::default());
+        assert_eq!(t.checking(), 0);
+    }
+}

@@ -1,0 +1,395 @@
+//! Socket handlers and the feed → event tasks.
+//!
+//! Every socket joins its tenant's room; watch events go to that room only. Queue depth has no
+//! tenant (one queue serves them all), so `queue_size` goes to every socket.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use changewatch_api::AppState;
+use changewatch_api::auth::key_matches;
+use changewatch_api::bulk::{checkbox_operation, watch_operation};
+use changewatch_api::live::{decode_watch_doc, event_timestamp, sanitize_status, watch_status};
+use changewatch_api::session;
+use changewatch_store::{ChangeEvent, ChangeFeed, Kind};
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::handler::ConnectHandler;
+use socketioxide::layer::SocketIoLayer;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::live::{Flags, Tenant};
+
+/// Sentinel for "no queue size sent yet", so the first poll always emits.
+const UNSENT: usize = usize::MAX;
+
+#[derive(Clone, Debug)]
+pub struct PushConfig {
+    /// How often queue depth is read while sockets are connected (in AWS mode each read is an
+    /// SQS GetQueueAttributes call, so this is also a cost knob).
+    pub queue_poll: Duration,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        PushConfig {
+            queue_poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Shared by every handler (socketioxide state).
+#[derive(Clone)]
+struct Ctx {
+    state: AppState,
+    tenants: Arc<Mutex<HashMap<String, Tenant>>>,
+    last_queue_size: Arc<AtomicUsize>,
+}
+
+/// The running push layer. Dropping it leaves the tasks running; call [`Push::close`].
+#[derive(Debug)]
+pub struct Push {
+    io: SocketIo,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Refused(&'static str);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl Push {
+    /// Builds the Socket.IO layer (serve it at `/socket.io` by adding it to the router) and
+    /// starts the tasks that turn `feed` records and queue depth into events.
+    pub fn start(
+        state: AppState,
+        feed: &dyn ChangeFeed,
+        config: PushConfig,
+    ) -> (SocketIoLayer, Push) {
+        let ctx = Ctx {
+            state,
+            tenants: Arc::new(Mutex::new(HashMap::new())),
+            last_queue_size: Arc::new(AtomicUsize::new(UNSENT)),
+        };
+        let (layer, io) = SocketIo::builder().with_state(ctx.clone()).build_layer();
+        io.ns("/", on_connect.with(authorize));
+        let rx = feed.subscribe();
+        let tasks = vec![
+            tokio::spawn(run_feed(io.clone(), ctx.clone(), rx)),
+            tokio::spawn(poll_queue(io.clone(), ctx, config.queue_poll)),
+        ];
+        (layer, Push { io, tasks })
+    }
+
+    pub fn io(&self) -> &SocketIo {
+        &self.io
+    }
+
+    /// Disconnects every socket (so a graceful HTTP shutdown is not held open by websockets)
+    /// and stops the tasks.
+    pub async fn close(self) {
+        self.io.close().await;
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Handshake auth, as upstream's dashboard: open without a dashboard password; with one, the
+/// dashboard's session cookie or the API key (`x-api-key` header or `auth: {"api_key": …}`).
+async fn authorize(
+    s: SocketRef,
+    TryData(auth): TryData<Value>,
+    State(ctx): State<Ctx>,
+) -> Result<(), Refused> {
+    let settings = ctx
+        .state
+        .settings()
+        .await
+        .map_err(|_| Refused("Settings unavailable"))?;
+    let Some(password) = settings.application.password.as_str() else {
+        return Ok(());
+    };
+    let headers = &s.req_parts().headers;
+    let header_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    let auth_key = auth
+        .ok()
+        .and_then(|a| a.get("api_key").and_then(Value::as_str).map(str::to_string));
+    if session::session_ok(headers, Some(password), ctx.state.now())
+        || key_matches(header_key, &settings)
+        || key_matches(auth_key.as_deref(), &settings)
+    {
+        Ok(())
+    } else {
+        info!(sid = %s.id, "socket handshake refused: not logged in");
+        Err(Refused(
+            "Unauthorized: log in to the dashboard or give the API key",
+        ))
+    }
+}
+
+async fn on_connect(s: SocketRef, State(ctx): State<Ctx>) {
+    s.join(ctx.state.tenant.clone());
+    let ts = event_timestamp();
+    let q = match ctx.state.queue.depth().await {
+        Ok(d) => d.total(),
+        Err(e) => {
+            warn!(error = %e, "queue depth unavailable");
+            0
+        }
+    };
+    let checking = match ensure_tenant(&ctx, &ctx.state.tenant).await {
+        Some(()) => with_tenant(&ctx, &ctx.state.tenant, |t| t.checking()).unwrap_or(0),
+        None => 0,
+    };
+    emit_to(
+        &s,
+        "queue_size",
+        &json!({"q_length": q, "event_timestamp": ts}),
+    );
+    emit_to(
+        &s,
+        "checking_now",
+        &json!({"count": checking, "event_timestamp": ts}),
+    );
+    s.on("watch_operation", on_watch_operation);
+    s.on("checkbox-operation", on_checkbox_operation);
+    debug!(sid = %s.id, "socket connected");
+}
+
+fn emit_to(s: &SocketRef, event: &str, data: &Value) {
+    if let Err(e) = s.emit(event, data) {
+        debug!(sid = %s.id, event, error = %e, "emit failed");
+    }
+}
+
+fn field<'a>(data: &'a Result<Value, impl Sized>, name: &str) -> Option<&'a str> {
+    data.as_ref().ok()?.get(name)?.as_str()
+}
+
+async fn on_watch_operation(s: SocketRef, TryData(data): TryData<Value>, State(ctx): State<Ctx>) {
+    let reply = match watch_operation(&ctx.state, field(&data, "op"), field(&data, "uuid")).await {
+        Ok(done) => json!({"success": true, "operation": done.operation, "uuid": done.uuid}),
+        Err(error) => json!({"success": false, "error": error}),
+    };
+    emit_to(&s, "operation_result", &reply);
+}
+
+async fn on_checkbox_operation(
+    s: SocketRef,
+    TryData(data): TryData<Value>,
+    State(ctx): State<Ctx>,
+) {
+    let op = field(&data, "op").unwrap_or("").to_string();
+    let uuids: Vec<String> = data
+        .as_ref()
+        .ok()
+        .and_then(|d| d.get("uuids"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let extra = field(&data, "extra_data").map(str::to_string);
+    let toast = match checkbox_operation(&ctx.state, &op, &uuids, extra.as_deref()).await {
+        Ok(out) => json!({"message": out.message, "type": out.kind}),
+        Err(e) => {
+            warn!(op, error = %e, "checkbox operation failed");
+            json!({"message": e.to_string(), "type": "error"})
+        }
+    };
+    emit_to(&s, "toast", &toast);
+}
+
+fn with_tenant<T>(ctx: &Ctx, tenant: &str, f: impl FnOnce(&mut Tenant) -> T) -> Option<T> {
+    let mut map = ctx.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+    map.get_mut(tenant).map(f)
+}
+
+/// Loads a tenant's flags with one store scan the first time it is needed.
+async fn ensure_tenant(ctx: &Ctx, tenant: &str) -> Option<()> {
+    let known = ctx
+        .tenants
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .contains_key(tenant);
+    if known {
+        return Some(());
+    }
+    let items = match ctx.state.store.list(tenant, Kind::Watch).await {
+        Ok(items) => items,
+        Err(e) => {
+            warn!(tenant, error = %e, "cannot load watches for the live counters");
+            return None;
+        }
+    };
+    let loaded = Tenant::from_items(&items, ctx.state.now());
+    ctx.tenants
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(tenant.to_string())
+        .or_insert(loaded);
+    Some(())
+}
+
+async fn run_feed(io: SocketIo, ctx: Ctx, mut rx: tokio::sync::broadcast::Receiver<ChangeEvent>) {
+    loop {
+        match rx.recv().await {
+            Ok(ev) => on_change(&io, &ctx, ev).await,
+            Err(RecvError::Lagged(n)) => {
+                // Missed records: rebuild the counters from the store. Rows missed here are
+                // corrected by the next event for them or by a client's REST reload.
+                warn!(
+                    missed = n,
+                    "push layer lagged behind the change feed; resyncing"
+                );
+                let tenants: Vec<String> = {
+                    let mut map = ctx.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+                    map.drain().map(|(k, _)| k).collect()
+                };
+                for t in tenants {
+                    if ensure_tenant(&ctx, &t).await.is_some() {
+                        emit_counters(&io, &ctx, &t).await;
+                    }
+                }
+            }
+            Err(RecvError::Closed) => break,
+        }
+    }
+}
+
+async fn emit_counters(io: &SocketIo, ctx: &Ctx, tenant: &str) {
+    let Some((stats, checking)) = with_tenant(ctx, tenant, |t| (t.stats(), t.checking())) else {
+        return;
+    };
+    let room = io.to(tenant.to_string());
+    let ts = event_timestamp();
+    if let Err(e) = room
+        .clone()
+        .emit("general_stats_update", &stats.to_json())
+        .await
+    {
+        debug!(error = %e, "emit general_stats_update failed");
+    }
+    if let Err(e) = room
+        .emit(
+            "checking_now",
+            &json!({"count": checking, "event_timestamp": ts}),
+        )
+        .await
+    {
+        debug!(error = %e, "emit checking_now failed");
+    }
+}
+
+/// One committed write → the events upstream sends for it.
+async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
+    if ev.key.kind != Kind::Watch {
+        return;
+    }
+    let tenant = ev.key.tenant.as_str();
+    let uuid = ev.key.id.as_str();
+    let span = tracing::debug_span!("push", watch_id = %uuid);
+    let _guard = span.enter();
+    if ensure_tenant(ctx, tenant).await.is_none() {
+        return;
+    }
+    let now = ctx.state.now();
+    let room = io.to(tenant.to_string());
+    let queued = |i: &Option<changewatch_store::Item>| {
+        i.as_ref()
+            .and_then(|i| i.schedule.as_ref())
+            .is_some_and(|s| s.queued_at.is_some())
+    };
+    let queue_changed = queued(&ev.old) != queued(&ev.new);
+    match &ev.new {
+        None => {
+            with_tenant(ctx, tenant, |t| t.remove(uuid));
+            let data = json!({"uuid": uuid, "event_timestamp": event_timestamp()});
+            if let Err(e) = room.clone().emit("watch_deleted", &data).await {
+                debug!(error = %e, "emit watch_deleted failed");
+            }
+        }
+        Some(item) => {
+            let Some(watch) = decode_watch_doc(item) else {
+                return;
+            };
+            let Some(flags) = Flags::of(item, now) else {
+                return;
+            };
+            with_tenant(ctx, tenant, |t| t.set(uuid, flags));
+            let status = watch_status(item, &watch, now);
+            if let Err(e) = room
+                .clone()
+                .emit("watch_update", &json!({ "watch": status }))
+                .await
+            {
+                debug!(error = %e, "emit watch_update failed");
+            }
+            let was_checking = ev
+                .old
+                .as_ref()
+                .and_then(|o| o.schedule.as_ref())
+                .is_some_and(|s| s.leased(now));
+            if flags.checking && !was_checking {
+                let data = json!({
+                    "uuid": uuid,
+                    "status": sanitize_status("Fetching page.."),
+                    "event_timestamp": event_timestamp(),
+                });
+                if let Err(e) = room.clone().emit("watch_small_status_comment", &data).await {
+                    debug!(error = %e, "emit watch_small_status_comment failed");
+                }
+            }
+        }
+    }
+    emit_counters(io, ctx, tenant).await;
+    if queue_changed {
+        emit_queue_size(io, ctx).await;
+    }
+}
+
+/// Emits `queue_size` to every socket when the depth differs from the last one sent.
+async fn emit_queue_size(io: &SocketIo, ctx: &Ctx) {
+    let depth = match ctx.state.queue.depth().await {
+        Ok(d) => d.total(),
+        Err(e) => {
+            warn!(error = %e, "queue depth unavailable");
+            return;
+        }
+    };
+    if ctx.last_queue_size.swap(depth, Ordering::SeqCst) == depth {
+        return;
+    }
+    let data = json!({"q_length": depth, "event_timestamp": event_timestamp()});
+    if let Err(e) = io.emit("queue_size", &data).await {
+        debug!(error = %e, "emit queue_size failed");
+    }
+}
+
+/// Queue depth changes without a store write (a worker takes a job), so it is also polled
+/// while anyone is listening.
+async fn poll_queue(io: SocketIo, ctx: Ctx, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if io.sockets().is_empty() {
+            ctx.last_queue_size.store(UNSENT, Ordering::SeqCst);
+            continue;
+        }
+        emit_queue_size(&io, &ctx).await;
+    }
+}
