@@ -1,0 +1,166 @@
+// Shapes of the JSON the changewatch server sends and accepts. Only the fields the dashboard
+// uses are typed; everything coming from the server is treated as untrusted data.
+
+/** GET /ui/session */
+export interface SessionInfo {
+  password_required: boolean;
+  authenticated: boolean;
+}
+
+/** One row of GET /ui/watches (also the merge target of socket `watch_update` payloads). */
+export interface WatchRow {
+  uuid: string;
+  url: string;
+  link: string;
+  title: string | null;
+  page_title: string | null;
+  tags: string[];
+  last_checked: number;
+  last_changed: number;
+  last_error: string | false;
+  checking_now: boolean;
+  queued: boolean;
+  unviewed: boolean;
+  has_error: boolean;
+  /** HTML-escaped by the server: never displayed (last_error is shown as text instead). */
+  error_text?: string;
+  last_checked_text: string;
+  last_changed_text: string;
+  history_n: number;
+  fetch_time: number;
+  paused: boolean;
+  notification_muted: boolean;
+  has_favicon: boolean;
+}
+
+export interface TagBrief {
+  uuid: string;
+  title: string;
+}
+
+/** GET /ui/watches */
+export interface WatchListResponse {
+  watches: WatchRow[];
+  tags: TagBrief[];
+  queue_size: number;
+  checking_now: number;
+  count_errors: number;
+  unread_changes_count: number;
+}
+
+export interface TimeBetweenCheck {
+  weeks: number | null;
+  days: number | null;
+  hours: number | null;
+  minutes: number | null;
+  seconds: number | null;
+}
+
+export const INTERVAL_UNITS = ['weeks', 'days', 'hours', 'minutes', 'seconds'] as const;
+export type IntervalUnit = (typeof INTERVAL_UNITS)[number];
+
+export interface DaySchedule {
+  enabled: boolean;
+  /** "HH:MM" */
+  start_time: string;
+  /** Strings of digits (the model stores them as the form sends them). */
+  duration: { hours: string; minutes: string };
+}
+
+export const WEEKDAYS = [
+  'monday',
+  'tuesday',
+  'wednesday',
+  'thursday',
+  'friday',
+  'saturday',
+  'sunday',
+] as const;
+export type Weekday = (typeof WEEKDAYS)[number];
+
+export type TimeScheduleLimit = { enabled: boolean; timezone?: string | null } & {
+  [day in Weekday]: DaySchedule;
+};
+
+/** GET /api/v1/watch/<uuid> (the fields the edit page reads). */
+export interface Watch {
+  uuid: string;
+  url: string;
+  title: string | null;
+  page_title: string | null;
+  tags: string[];
+  paused: boolean;
+  notification_muted: boolean;
+  method: string;
+  headers: Record<string, string>;
+  body: string | null;
+  ignore_status_codes: boolean | null;
+  time_between_check: Partial<TimeBetweenCheck> | null;
+  time_between_check_use_default: boolean;
+  time_schedule_limit: Partial<TimeScheduleLimit> | null;
+  include_filters: string[];
+  subtractive_selectors: string[];
+  ignore_text: string[];
+  trigger_text: string[];
+  text_should_not_be_present: string[];
+  extract_text: string[];
+  sort_text_alphabetically: boolean;
+  remove_duplicate_lines: boolean;
+  trim_text_whitespace: boolean;
+  check_unique_lines: boolean;
+  filter_text_added: boolean;
+  filter_text_removed: boolean;
+  filter_text_replaced: boolean;
+  notification_urls: string[];
+  notification_title: string | null;
+  notification_body: string | null;
+  notification_format: string;
+  history_n?: number;
+  last_checked?: number;
+  last_error?: string | false;
+}
+
+/** GET /api/v1/tags */
+export type TagMap = Record<string, { title: string; uuid?: string }>;
+
+/** GET /ui/settings */
+export interface UiSettings {
+  time_between_check: TimeBetweenCheck;
+  jitter_seconds: number;
+  global_ignore_text: string[];
+  global_subtractive_selectors: string[];
+  notification_urls: string[];
+  notification_title: string;
+  notification_body: string;
+  notification_format: string;
+  api_access_token: string;
+  api_access_token_enabled: boolean;
+  password_set: boolean;
+}
+
+/** The writable part of the settings (PUT /ui/settings takes any subset). */
+export type UiSettingsUpdate = Partial<Omit<UiSettings, 'api_access_token' | 'password_set'>>;
+
+/** Bulk operations of the bulk bar (socket `checkbox-operation` / POST /ui/checkbox-operations). */
+export const BULK_OPS = [
+  { op: 'recheck', label: 'Recheck' },
+  { op: 'pause', label: 'Pause' },
+  { op: 'unpause', label: 'Unpause' },
+  { op: 'mute', label: 'Mute notifications' },
+  { op: 'unmute', label: 'Unmute notifications' },
+  { op: 'mark-viewed', label: 'Mark viewed' },
+  { op: 'mark-unviewed', label: 'Mark unviewed' },
+  { op: 'clear-errors', label: 'Clear errors' },
+  { op: 'clear-history', label: 'Clear history' },
+  { op: 'notification-default', label: 'Use default notifications' },
+  { op: 'assign-tag', label: 'Assign tag…' },
+  { op: 'delete', label: 'Delete' },
+] as const;
+export type BulkOp = (typeof BULK_OPS)[number]['op'];
+
+/** Diff formats of GET /api/v1/watch/<uuid>/difference/... */
+export const DIFF_FORMATS = ['htmlcolor', 'html', 'text', 'markdown'] as const;
+export type DiffFormat = (typeof DIFF_FORMATS)[number];
+
+/** notification_format values a watch accepts ("System default" = inherit tag/global). */
+export const NOTIFICATION_FORMATS = ['System default', 'text', 'html', 'htmlcolor', 'markdown'] as const;

@@ -1,0 +1,365 @@
+// Edit page (#/edit/<uuid>): the watch's settings, saved with PUT /api/v1/watch/<uuid>.
+//
+// Only fields whose value differs from what was loaded are sent: the server refuses unknown
+// fields, and untouched fields (e.g. a list the form would re-normalise) stay exactly as stored.
+
+import * as api from '../api';
+import { checkbox, externalLink, field, h, linesToList, listToLines, replace, select } from '../dom';
+import { navigate, type View } from '../router';
+import { displayName, store } from '../store';
+import { toast } from '../toast';
+import { changedFields } from '../util';
+import {
+  INTERVAL_UNITS,
+  NOTIFICATION_FORMATS,
+  WEEKDAYS,
+  type DaySchedule,
+  type TagBrief,
+  type Watch,
+} from '../types';
+
+const METHODS = ['GET', 'POST', 'PUT', 'DELETE'];
+
+const LIST_FIELDS = [
+  ['include_filters', 'Include filters', 'CSS selectors, XPath (/… or xpath:…) or JSON (json:$.path, jq:…), one per line.'],
+  ['subtractive_selectors', 'Remove elements', 'CSS/XPath selectors of elements removed before the filters, one per line.'],
+  ['ignore_text', 'Ignore text', 'Lines containing this text (or matching /regex/) are ignored, one per line.'],
+  ['trigger_text', 'Trigger text', 'Only report a change when a line matches one of these, one per line.'],
+  ['text_should_not_be_present', 'Block change while text is present', 'One per line.'],
+  ['extract_text', 'Extract text', 'Keep only text matching these (plain text or /regex/), one per line.'],
+] as const;
+
+const TEXT_OPTIONS = [
+  ['trim_text_whitespace', 'Trim whitespace of each line'],
+  ['sort_text_alphabetically', 'Sort lines alphabetically'],
+  ['remove_duplicate_lines', 'Remove duplicate lines'],
+  ['check_unique_lines', 'Only report lines never seen before'],
+  ['filter_text_added', 'Report added lines'],
+  ['filter_text_removed', 'Report removed lines'],
+  ['filter_text_replaced', 'Report replaced lines'],
+] as const;
+
+type Body = Record<string, unknown>;
+
+/** Thrown for input the form can reject before asking the server. */
+class FormError extends Error {}
+
+function headersToText(headers: Record<string, string> | null | undefined): string {
+  return Object.entries(headers ?? {})
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\n');
+}
+
+function parseHeaders(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  text.split(/\r?\n/).forEach((line, i) => {
+    if (!line.trim()) return;
+    const colon = line.indexOf(':');
+    const name = colon > 0 ? line.slice(0, colon).trim() : '';
+    if (!name) throw new FormError(`Request headers, line ${i + 1}: use the form "Name: value".`);
+    out[name] = line.slice(colon + 1).trim();
+  });
+  return out;
+}
+
+/** Empty input -> null; otherwise a non-negative integer. */
+function intOrNull(value: string, label: string): number | null {
+  const v = value.trim();
+  if (v === '') return null;
+  if (!/^\d+$/.test(v)) throw new FormError(`${label} must be a whole number of 0 or more.`);
+  return Number(v);
+}
+
+function digits(value: string, fallback: string, label: string): string {
+  const v = value.trim();
+  if (v === '') return fallback;
+  if (!/^\d+$/.test(v)) throw new FormError(`${label} must be a whole number.`);
+  return v;
+}
+
+function day(watch: Watch, name: (typeof WEEKDAYS)[number]): DaySchedule {
+  const d = watch.time_schedule_limit?.[name];
+  return {
+    enabled: d?.enabled ?? true,
+    start_time: d?.start_time || '00:00',
+    duration: { hours: d?.duration?.hours ?? '24', minutes: d?.duration?.minutes ?? '00' },
+  };
+}
+
+export const editView: View = ({ root, route, signal }) => {
+  const uuid = route.uuid ?? '';
+  root.append(h('p', { class: 'loading' }, 'Loading…'));
+
+  Promise.all([api.getWatch(uuid, signal), api.getTags(signal)])
+    .then(([watch, tagMap]) => {
+      if (signal.aborted) return;
+      const tags: TagBrief[] = Object.entries(tagMap ?? {})
+        .map(([id, t]) => ({ uuid: id, title: typeof t?.title === 'string' ? t.title : '' }))
+        .sort((a, b) => a.title.localeCompare(b.title));
+      render(watch, tags);
+    })
+    .catch((err: unknown) => {
+      if (signal.aborted) return;
+      replace(
+        root,
+        h('h1', null, 'Edit watch'),
+        h('p', { class: 'form-error' }, `Could not load the watch: ${api.errorMessage(err)}`),
+        h('p', null, h('a', { href: '#/' }, '← Back to the list')),
+      );
+    });
+
+  function render(watch: Watch, tags: TagBrief[]): void {
+    const form = h('form', { id: 'edit-form', class: 'edit-form', novalidate: true });
+    const input = (name: string, value: string | null | undefined, attrs: Record<string, string> = {}): HTMLInputElement =>
+      h('input', { name, type: 'text', value: value ?? '', ...attrs });
+    const textarea = (name: string, value: string, rows = 3): HTMLTextAreaElement =>
+      h('textarea', { name, rows, spellcheck: 'false', value });
+
+    // General
+    const tagSelect = h('select', { name: 'tags', multiple: true, size: Math.min(Math.max(tags.length, 2), 6) });
+    for (const t of tags) {
+      tagSelect.appendChild(h('option', { value: t.uuid, selected: watch.tags?.includes(t.uuid) }, t.title || '(untitled)'));
+    }
+    const general = h(
+      'fieldset',
+      null,
+      h('legend', null, 'General'),
+      field('URL', input('url', watch.url, { inputmode: 'url', autocomplete: 'off' })),
+      field('Title', input('title', watch.title, { placeholder: watch.page_title ?? '' }), 'Leave empty to use the page title.'),
+      tags.length
+        ? field('Tags', tagSelect, 'Ctrl/Cmd-click to choose several.')
+        : h('p', { class: 'hint' }, 'No tags yet (add one with the quick-add form on the list).'),
+    );
+
+    // Check interval
+    const interval = watch.time_between_check ?? {};
+    const intervalInputs = h('div', { class: 'interval' });
+    for (const unit of INTERVAL_UNITS) {
+      const v = interval[unit];
+      intervalInputs.appendChild(
+        field(unit, h('input', { name: `time_between_check.${unit}`, type: 'number', min: 0, step: 1, value: v ?? '' })),
+      );
+    }
+    const useDefault = checkbox('time_between_check_use_default', 'Use the global interval', watch.time_between_check_use_default);
+    const checkInterval = h('fieldset', null, h('legend', null, 'Check interval'), useDefault, intervalInputs);
+    // The watch's own interval only applies without the global one: grey it out meanwhile
+    // (the values are kept and still saved).
+    const syncInterval = (): void => {
+      const on = useDefault.querySelector('input')?.checked ?? false;
+      intervalInputs.querySelectorAll('input').forEach((i) => (i.disabled = on));
+    };
+    useDefault.addEventListener('change', syncInterval);
+    syncInterval();
+
+    // Schedule window
+    const tsl = watch.time_schedule_limit ?? {};
+    const dayRows = WEEKDAYS.map((name) => {
+      const d = day(watch, name);
+      const p = `time_schedule_limit.${name}`;
+      return h(
+        'div',
+        { class: 'day-row' },
+        checkbox(`${p}.enabled`, name.charAt(0).toUpperCase() + name.slice(1), d.enabled),
+        field('Start', h('input', { name: `${p}.start_time`, type: 'time', value: d.start_time })),
+        field('Hours', h('input', { name: `${p}.duration.hours`, type: 'number', min: 0, max: 24, value: d.duration.hours })),
+        field('Minutes', h('input', { name: `${p}.duration.minutes`, type: 'number', min: 0, max: 59, value: d.duration.minutes })),
+      );
+    });
+    const schedule = h(
+      'fieldset',
+      null,
+      h('legend', null, 'Schedule window'),
+      checkbox('time_schedule_limit.enabled', 'Only check within these times', Boolean(tsl.enabled)),
+      field(
+        'Time zone',
+        input('time_schedule_limit.timezone', tsl.timezone ?? '', { placeholder: 'e.g. Europe/Berlin (empty = server default)' }),
+      ),
+      h('div', { class: 'days' }, dayRows),
+    );
+
+    // Request
+    const request = h(
+      'fieldset',
+      null,
+      h('legend', null, 'Request'),
+      field('Method', select('method', METHODS.map((m) => ({ value: m, label: m })), watch.method || 'GET')),
+      field('Headers', textarea('headers', headersToText(watch.headers)), 'One per line: Name: value'),
+      field('Body', textarea('body', watch.body ?? '')),
+      checkbox('ignore_status_codes', 'Accept any HTTP status code (not only 200)', Boolean(watch.ignore_status_codes)),
+    );
+
+    // Filters and triggers
+    const filters = h(
+      'fieldset',
+      null,
+      h('legend', null, 'Filters and triggers'),
+      LIST_FIELDS.map(([name, label, hint]) => field(label, textarea(name, listToLines(watch[name])), hint)),
+      h(
+        'div',
+        { class: 'checks' },
+        TEXT_OPTIONS.map(([name, label]) => checkbox(name, label, Boolean(watch[name]))),
+      ),
+    );
+
+    // Notifications
+    const notifications = h(
+      'fieldset',
+      null,
+      h('legend', null, 'Notifications'),
+      field('Notification URLs', textarea('notification_urls', listToLines(watch.notification_urls)), 'Apprise URLs, one per line.'),
+      field('Title', input('notification_title', watch.notification_title, { placeholder: 'Empty = tag or global default' })),
+      field('Body', textarea('notification_body', watch.notification_body ?? '', 4), 'Empty = tag or global default.'),
+      field(
+        'Format',
+        select(
+          'notification_format',
+          NOTIFICATION_FORMATS.map((f) => ({ value: f, label: f })),
+          watch.notification_format || 'System default',
+        ),
+      ),
+      checkbox('notification_muted', 'Mute notifications', watch.notification_muted),
+    );
+
+    const errorBox = h('div', { class: 'form-error', id: 'edit-error', role: 'alert', hidden: true });
+    const saveBtn = h('button', { type: 'submit', class: 'primary' }, 'Save');
+    form.append(
+      general,
+      checkInterval,
+      schedule,
+      request,
+      filters,
+      notifications,
+      errorBox,
+      h('div', { class: 'form-actions' }, saveBtn, h('a', { href: '#/', class: 'button' }, 'Cancel')),
+    );
+
+    const name = displayName(watch);
+    replace(
+      root,
+      h(
+        'div',
+        { class: 'page-head' },
+        h('h1', null, 'Edit: ', h('span', { class: 'page-title' }, name)),
+        h(
+          'div',
+          { class: 'page-links' },
+          externalLink(watch.url, 'Open site ↗'),
+          h('a', { href: `#/history/${uuid}` }, 'History'),
+          h('a', { href: `#/preview/${uuid}` }, 'Preview'),
+        ),
+      ),
+      form,
+    );
+
+    // Values as loaded, to send only what the user changed.
+    let initial: Body = {};
+    try {
+      initial = collect(form, watch);
+    } catch {
+      // A stored value the form cannot represent: every field will be sent on save.
+    }
+
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      errorBox.hidden = true;
+      let body: Body;
+      try {
+        body = changedFields(collect(form, watch), initial);
+      } catch (err) {
+        showError(api.errorMessage(err));
+        return;
+      }
+      if (Object.keys(body).length === 0) {
+        toast('No changes to save', 'info');
+        return;
+      }
+      saveBtn.disabled = true;
+      api
+        .updateWatch(uuid, body)
+        .then(() => {
+          toast('Watch saved', 'success');
+          void store.refresh().catch(() => undefined);
+          if (!signal.aborted) navigate('#/');
+        })
+        .catch((err: unknown) => {
+          if (!signal.aborted) showError(api.errorMessage(err));
+        })
+        .finally(() => {
+          saveBtn.disabled = false;
+        });
+    });
+
+    function showError(message: string): void {
+      errorBox.textContent = message;
+      errorBox.hidden = false;
+      errorBox.scrollIntoView({ block: 'center', behavior: 'smooth' });
+    }
+  }
+};
+
+/** Reads the form into a PUT body (every editable field). */
+function collect(form: HTMLFormElement, watch: Watch): Body {
+  const val = (name: string): string => {
+    const el = form.elements.namedItem(name);
+    return el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement || el instanceof HTMLSelectElement
+      ? el.value
+      : '';
+  };
+  const checked = (name: string): boolean => {
+    const el = form.elements.namedItem(name);
+    return el instanceof HTMLInputElement && el.checked;
+  };
+
+  const tagSelect = form.elements.namedItem('tags');
+  let tags = watch.tags ?? [];
+  if (tagSelect instanceof HTMLSelectElement) {
+    const offered = new Set(Array.from(tagSelect.options, (o) => o.value));
+    const chosen = Array.from(tagSelect.selectedOptions, (o) => o.value);
+    // Tag uuids the form does not offer (unknown tags) are kept as they are.
+    tags = [...tags.filter((t) => !offered.has(t)), ...chosen];
+  }
+
+  const time_between_check: Record<string, number | null> = {};
+  for (const unit of INTERVAL_UNITS) {
+    time_between_check[unit] = intOrNull(val(`time_between_check.${unit}`), `Check interval ${unit}`);
+  }
+
+  const tz = val('time_schedule_limit.timezone').trim();
+  const time_schedule_limit: Record<string, unknown> = {
+    enabled: checked('time_schedule_limit.enabled'),
+    timezone: tz || null,
+  };
+  for (const name of WEEKDAYS) {
+    const p = `time_schedule_limit.${name}`;
+    const start = val(`${p}.start_time`).slice(0, 5) || '00:00';
+    time_schedule_limit[name] = {
+      enabled: checked(`${p}.enabled`),
+      start_time: start,
+      duration: {
+        hours: digits(val(`${p}.duration.hours`), '24', `${name} hours`),
+        minutes: digits(val(`${p}.duration.minutes`), '00', `${name} minutes`),
+      },
+    } satisfies DaySchedule;
+  }
+
+  const body: Body = {
+    url: val('url').trim(),
+    title: val('title').trim() || null,
+    tags,
+    time_between_check_use_default: checked('time_between_check_use_default'),
+    time_between_check,
+    time_schedule_limit,
+    method: val('method'),
+    headers: parseHeaders(val('headers')),
+    body: val('body') === '' ? null : val('body'),
+    ignore_status_codes: checked('ignore_status_codes'),
+    notification_urls: linesToList(val('notification_urls')),
+    notification_title: val('notification_title').trim() || null,
+    notification_body: val('notification_body').trim() === '' ? null : val('notification_body'),
+    notification_format: val('notification_format'),
+    notification_muted: checked('notification_muted'),
+  };
+  for (const [name] of LIST_FIELDS) body[name] = linesToList(val(name));
+  for (const [name] of TEXT_OPTIONS) body[name] = checked(name);
+  return body;
+}

@@ -1,0 +1,268 @@
+// Settings page (#/settings): global check interval, filters and notifications
+// (PUT /ui/settings), the API key and the UI password.
+
+import * as api from '../api';
+import { checkbox, field, h, linesToList, listToLines, replace, select } from '../dom';
+import type { View } from '../router';
+import { checkSession } from '../session';
+import { toast, toastError } from '../toast';
+import { changedFields } from '../util';
+import { INTERVAL_UNITS, type UiSettings, type UiSettingsUpdate } from '../types';
+
+/** Global formats (the global setting cannot be "System default": it is the default). */
+const GLOBAL_FORMATS = ['text', 'html', 'htmlcolor', 'markdown'];
+
+export const settingsView: View = ({ root, signal }) => {
+  root.append(h('h1', null, 'Settings'), h('p', { class: 'loading' }, 'Loading…'));
+
+  api
+    .getSettings(signal)
+    .then((s) => {
+      if (!signal.aborted) render(s);
+    })
+    .catch((err: unknown) => {
+      if (signal.aborted) return;
+      replace(root, h('h1', null, 'Settings'), h('p', { class: 'form-error' }, `Could not load the settings: ${api.errorMessage(err)}`));
+    });
+
+  function render(initialSettings: UiSettings): void {
+    let current = initialSettings;
+
+    // --- general settings form ---------------------------------------------------------
+    const form = h('form', { id: 'settings-form', class: 'settings-form', novalidate: true });
+    const errorBox = h('div', { class: 'form-error', role: 'alert', hidden: true });
+    const saveBtn = h('button', { type: 'submit', class: 'primary' }, 'Save settings');
+
+    const fill = (s: UiSettings): void => {
+      const intervalInputs = INTERVAL_UNITS.map((unit) =>
+        field(unit, h('input', { name: `time_between_check.${unit}`, type: 'number', min: 0, step: 1, value: s.time_between_check?.[unit] ?? '' })),
+      );
+      replace(
+        form,
+        h(
+          'fieldset',
+          null,
+          h('legend', null, 'Default check interval'),
+          h('div', { class: 'interval' }, intervalInputs),
+          field(
+            'Jitter (seconds)',
+            h('input', { name: 'jitter_seconds', type: 'number', min: 0, step: 1, value: s.jitter_seconds ?? 0 }),
+            'Each check is moved by a random amount of up to this many seconds, so checks do not all start together.',
+          ),
+        ),
+        h(
+          'fieldset',
+          null,
+          h('legend', null, 'Global filters'),
+          field(
+            'Ignore text',
+            h('textarea', { name: 'global_ignore_text', rows: 3, spellcheck: 'false', value: listToLines(s.global_ignore_text) }),
+            'Applied to every watch, one per line (plain text or /regex/).',
+          ),
+          field(
+            'Remove elements',
+            h('textarea', {
+              name: 'global_subtractive_selectors',
+              rows: 3,
+              spellcheck: 'false',
+              value: listToLines(s.global_subtractive_selectors),
+            }),
+            'CSS/XPath selectors removed from every page, one per line.',
+          ),
+        ),
+        h(
+          'fieldset',
+          null,
+          h('legend', null, 'Notifications'),
+          field(
+            'Notification URLs',
+            h('textarea', { name: 'notification_urls', rows: 3, spellcheck: 'false', value: listToLines(s.notification_urls) }),
+            'Apprise URLs, one per line.',
+          ),
+          field('Title', h('input', { name: 'notification_title', type: 'text', value: s.notification_title ?? '' })),
+          field('Body', h('textarea', { name: 'notification_body', rows: 5, value: s.notification_body ?? '' })),
+          field(
+            'Format',
+            select(
+              'notification_format',
+              GLOBAL_FORMATS.map((f) => ({ value: f, label: f })),
+              s.notification_format,
+            ),
+          ),
+        ),
+        h(
+          'fieldset',
+          null,
+          h('legend', null, 'API'),
+          checkbox('api_access_token_enabled', 'Require the API key (x-api-key header) for /api/v1', s.api_access_token_enabled),
+        ),
+        errorBox,
+        h('div', { class: 'form-actions' }, saveBtn),
+      );
+    };
+    fill(current);
+
+    const collect = (): UiSettingsUpdate => {
+      const val = (name: string): string => {
+        const el = form.elements.namedItem(name);
+        return el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement || el instanceof HTMLSelectElement
+          ? el.value
+          : '';
+      };
+      const num = (name: string, label: string): number | null => {
+        const v = val(name).trim();
+        if (v === '') return null;
+        if (!/^\d+$/.test(v)) throw new Error(`${label} must be a whole number of 0 or more.`);
+        return Number(v);
+      };
+      const interval = { weeks: null, days: null, hours: null, minutes: null, seconds: null } as UiSettings['time_between_check'];
+      for (const unit of INTERVAL_UNITS) interval[unit] = num(`time_between_check.${unit}`, `Interval ${unit}`);
+      const enabled = form.elements.namedItem('api_access_token_enabled');
+      return {
+        time_between_check: interval,
+        jitter_seconds: num('jitter_seconds', 'Jitter') ?? 0,
+        global_ignore_text: linesToList(val('global_ignore_text')),
+        global_subtractive_selectors: linesToList(val('global_subtractive_selectors')),
+        notification_urls: linesToList(val('notification_urls')),
+        notification_title: val('notification_title'),
+        notification_body: val('notification_body'),
+        notification_format: val('notification_format'),
+        api_access_token_enabled: enabled instanceof HTMLInputElement && enabled.checked,
+      };
+    };
+
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      errorBox.hidden = true;
+      let update: UiSettingsUpdate;
+      try {
+        update = collect();
+      } catch (err) {
+        showError(api.errorMessage(err));
+        return;
+      }
+      // Send only what changed, compared with the settings as last loaded.
+      const changed = changedFields(update, current as unknown as Record<string, unknown>);
+      if (Object.keys(changed).length === 0) {
+        toast('No changes to save', 'info');
+        return;
+      }
+      saveBtn.disabled = true;
+      api
+        .putSettings(changed as UiSettingsUpdate)
+        .then((saved) => {
+          if (signal.aborted) return;
+          toast('Settings saved', 'success');
+          if (saved && typeof saved === 'object') {
+            current = saved;
+            fill(saved);
+            keyText.textContent = saved.api_access_token ?? keyText.textContent;
+            renderPasswordState(saved.password_set);
+          }
+        })
+        .catch((err: unknown) => {
+          if (!signal.aborted) showError(api.errorMessage(err));
+        })
+        .finally(() => {
+          saveBtn.disabled = false;
+        });
+    });
+
+    function showError(message: string): void {
+      errorBox.textContent = message;
+      errorBox.hidden = false;
+      errorBox.scrollIntoView({ block: 'center', behavior: 'smooth' });
+    }
+
+    // --- API key -------------------------------------------------------------------------
+    const keyText = h('code', { id: 'api-key', class: 'api-key' }, current.api_access_token ?? '');
+    const regen = h('button', { type: 'button', id: 'regenerate-api-key' }, 'Regenerate key');
+    regen.addEventListener('click', () => {
+      if (!window.confirm('Regenerate the API key? Clients using the current key will stop working.')) return;
+      regen.disabled = true;
+      api
+        .regenerateApiKey()
+        .then((res) => {
+          keyText.textContent = res.api_access_token;
+          current = { ...current, api_access_token: res.api_access_token };
+          toast('New API key generated', 'success');
+        })
+        .catch((err: unknown) => toastError(api.errorMessage(err)))
+        .finally(() => {
+          regen.disabled = false;
+        });
+    });
+    const copy = h('button', { type: 'button', class: 'link' }, 'Copy');
+    copy.addEventListener('click', () => {
+      const text = keyText.textContent ?? '';
+      if (!navigator.clipboard) {
+        toastError('Clipboard not available: select the key and copy it.');
+        return;
+      }
+      navigator.clipboard.writeText(text).then(
+        () => toast('API key copied', 'success'),
+        () => toastError('Could not copy: select the key and copy it.'),
+      );
+    });
+    const apiSection = h(
+      'section',
+      { class: 'card' },
+      h('h2', null, 'API key'),
+      h('p', { class: 'hint' }, 'Send it as the x-api-key header to /api/v1.'),
+      h('div', { class: 'api-key-row' }, keyText, copy, regen),
+    );
+
+    // --- password ------------------------------------------------------------------------
+    const pwState = h('p', { class: 'hint' });
+    const pwInput = h('input', {
+      name: 'password',
+      type: 'password',
+      autocomplete: 'new-password',
+      'aria-label': 'New password',
+      placeholder: 'New password',
+    });
+    const removeBtn = h('button', { type: 'button', class: 'danger' }, 'Remove password');
+    const pwForm = h(
+      'form',
+      { id: 'password-form', class: 'password-form' },
+      pwInput,
+      h('button', { type: 'submit', class: 'primary' }, 'Set password'),
+      removeBtn,
+    );
+    const renderPasswordState = (set: boolean): void => {
+      pwState.textContent = set
+        ? 'A password protects this dashboard.'
+        : 'No password: anyone who can reach this server can use the dashboard.';
+      removeBtn.hidden = !set;
+    };
+    renderPasswordState(current.password_set);
+
+    const savePassword = (password: string): void => {
+      api
+        .setPassword(password)
+        .then(async () => {
+          pwInput.value = '';
+          toast(password ? 'Password set' : 'Password removed', 'success');
+          current = { ...current, password_set: password !== '' };
+          renderPasswordState(current.password_set);
+          // Whether a login is required has changed.
+          await checkSession().catch(() => undefined);
+        })
+        .catch((err: unknown) => toastError(api.errorMessage(err)));
+    };
+    pwForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      if (!pwInput.value) {
+        toastError('Enter a password (or use "Remove password").');
+        return;
+      }
+      savePassword(pwInput.value);
+    });
+    removeBtn.addEventListener('click', () => {
+      if (window.confirm('Remove the password? The dashboard will be open to anyone who can reach it.')) savePassword('');
+    });
+    const pwSection = h('section', { class: 'card' }, h('h2', null, 'Password'), pwState, pwForm);
+
+    replace(root, h('h1', null, 'Settings'), form, apiSection, pwSection);
+  }
+};
