@@ -2,15 +2,16 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test deps lint unit bench check fmt
+.PHONY: run test deps test-deps dashboard lint unit bench check fmt
 
-## Run the product: embedded mode on http://localhost:5000 (data in ./data). Installs the build's
-## system packages first. `make run ARGS="check https://example.com/"` runs another subcommand.
-run: deps
+## Run the product: embedded mode on http://localhost:5000 (data in ./data), the dashboard at /.
+## Installs the build's system packages and builds the dashboard first.
+## `make run ARGS="check https://example.com/"` runs another subcommand.
+run: deps dashboard
 	$(CARGO) run --release -p changewatch -- $(or $(ARGS),serve)
 
 ## Everything CI runs: install what the tests need, lint, then the whole test suite.
-test: deps lint unit
+test: deps test-deps dashboard lint unit
 
 ## System packages the build needs: libxml2 (XPath) and libclang (the libxml crate generates its
 ## bindings with bindgen). Installed with apt only when missing.
@@ -23,7 +24,22 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+## What only the tests need: Debian's Chromium (browser tests drive it with playwright-core) and
+## the python-socketio client (the Socket.IO contract is checked from Python too).
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing: chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	@python3 -c "import socketio, websocket, requests" 2>/dev/null || \
+	  python3 -m pip install -q "python-socketio[client]==5.*" websocket-client
+
+## The browser dashboard: npm packages from the lock file, then the esbuild bundle in dist/.
+dashboard:
+	cd dashboard && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
+	cd dashboard && npm run build
+
 lint:
+	cd dashboard && npm run typecheck
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 

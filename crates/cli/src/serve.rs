@@ -18,8 +18,8 @@ use changewatch_core::{Config, Fetcher};
 use changewatch_engine::checker::{Checker, CheckerConfig, epoch_now, load_settings};
 use changewatch_engine::pool::{PoolState, WorkerPool};
 use changewatch_engine::scheduler::tick;
+use changewatch_push::Push;
 use changewatch_push::web::{app, find_dashboard};
-use changewatch_push::{Push, PushConfig};
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
 use changewatch_store::{DEFAULT_TENANT, JobQueue, WatchStore};
@@ -150,7 +150,7 @@ async fn serve(config: Config) -> Result<(), String> {
         clock: epoch_now,
     };
 
-    let (socket_layer, push) = Push::start(state.clone(), store.as_ref(), PushConfig::default());
+    let (socket_layer, push) = Push::start(state.clone(), store.as_ref());
     let dashboard = find_dashboard(config.dashboard_dir.as_deref());
     match &dashboard {
         Some(dir) => info!(dir = %dir.display(), "serving the dashboard"),

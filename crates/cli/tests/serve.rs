@@ -3,112 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::Server;
 
 use serde_json::{Value, json};
 use testkit::{FixtureServer, Page};
-
-struct Server {
-    child: Child,
-    base: String,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(data: &Path, api_key: Option<&str>) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_changewatch"));
-        cmd.args(["serve", "--host", "127.0.0.1", "--port", "0"])
-            .env("DATASTORE_PATH", data)
-            .env("ALLOW_PRIVATE_ADDRESSES", "true")
-            .env("FETCH_WORKERS", "2")
-            .env("LOG_LEVEL", "info")
-            .env_remove("API_ACCESS_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(k) = api_key {
-            cmd.env("API_ACCESS_TOKEN", k);
-        }
-        let mut child = cmd.spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let sink = stderr.clone();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let base = line
-            .trim()
-            .strip_prefix("changewatch listening on ")
-            .unwrap_or_else(|| {
-                panic!(
-                    "unexpected first line {line:?}; stderr: {:?}",
-                    stderr.lock().unwrap()
-                )
-            })
-            .to_string();
-        std::thread::spawn(move || for _ in out.lines() {});
-        Server {
-            child,
-            base,
-            stderr,
-        }
-    }
-
-    fn logged_api_key(&self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(k) = self.stderr.lock().unwrap().iter().find_map(|l| {
-                l.split("API key (x-api-key header): ")
-                    .nth(1)
-                    .map(|k| k.trim().to_string())
-            }) {
-                return k;
-            }
-            assert!(Instant::now() < deadline, "the API key is logged at start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn terminate(mut self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "graceful shutdown exits 0, got {status}");
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not stop after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Api {
     base: String,

@@ -16,4 +16,4 @@ pub mod live;
 pub mod server;
 pub mod web;
 
-pub use server::{Push, PushConfig};
+pub use server::Push;

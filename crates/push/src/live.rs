@@ -11,6 +11,9 @@ pub struct Flags {
     pub has_error: bool,
     pub unread: bool,
     pub checking: bool,
+    /// Marked queued: waiting for a checker. Counting these gives each tenant its own exact
+    /// queue size from the feed alone, where SQS only offers an approximate global depth.
+    pub queued: bool,
 }
 
 impl Flags {
@@ -21,6 +24,10 @@ impl Flags {
             has_error: watch.last_error.is_set(),
             unread: unread(&watch, &history_of(item)),
             checking: item.schedule.as_ref().is_some_and(|s| s.leased(now)),
+            queued: item
+                .schedule
+                .as_ref()
+                .is_some_and(|s| s.queued_at.is_some()),
         })
     }
 }
@@ -61,6 +68,10 @@ impl Tenant {
     pub fn checking(&self) -> usize {
         self.watches.values().filter(|f| f.checking).count()
     }
+
+    pub fn queued(&self) -> usize {
+        self.watches.values().filter(|f| f.queued).count()
+    }
 }
 
 #[cfg(test)]
@@ -76,6 +87,7 @@ mod tests {
                 has_error: true,
                 unread: true,
                 checking: false,
+                queued: true,
             },
         );
         t.set(
@@ -84,14 +96,17 @@ mod tests {
                 has_error: false,
                 unread: true,
                 checking: true,
+                queued: false,
             },
         );
         assert_eq!(t.stats().count_errors, 1);
         assert_eq!(t.stats().unread_changes_count, 2);
         assert_eq!(t.checking(), 1);
+        assert_eq!(t.queued(), 1);
         t.set("b", Flags::default());
         t.remove("a");
         assert_eq!(t.stats(), Stats::default());
         assert_eq!(t.checking(), 0);
+        assert_eq!(t.queued(), 0);
     }
 }

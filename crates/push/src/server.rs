@@ -1,12 +1,11 @@
 //! Socket handlers and the feed → event tasks.
 //!
-//! Every socket joins its tenant's room; watch events go to that room only. Queue depth has no
-//! tenant (one queue serves them all), so `queue_size` goes to every socket.
+//! Every socket joins its tenant's room; every event goes to that room only. `queue_size` is the
+//! tenant's count of watches marked queued, kept from the feed like the other counters: exact,
+//! per tenant and without polling a queue (SQS only reports an approximate global depth).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use changewatch_api::AppState;
 use changewatch_api::auth::key_matches;
@@ -25,30 +24,11 @@ use tracing::{debug, info, warn};
 
 use crate::live::{Flags, Tenant};
 
-/// Sentinel for "no queue size sent yet", so the first poll always emits.
-const UNSENT: usize = usize::MAX;
-
-#[derive(Clone, Debug)]
-pub struct PushConfig {
-    /// How often queue depth is read while sockets are connected (in AWS mode each read is an
-    /// SQS GetQueueAttributes call, so this is also a cost knob).
-    pub queue_poll: Duration,
-}
-
-impl Default for PushConfig {
-    fn default() -> Self {
-        PushConfig {
-            queue_poll: Duration::from_millis(500),
-        }
-    }
-}
-
 /// Shared by every handler (socketioxide state).
 #[derive(Clone)]
 struct Ctx {
     state: AppState,
     tenants: Arc<Mutex<HashMap<String, Tenant>>>,
-    last_queue_size: Arc<AtomicUsize>,
 }
 
 /// The running push layer. Dropping it leaves the tasks running; call [`Push::close`].
@@ -69,24 +49,16 @@ impl std::fmt::Display for Refused {
 
 impl Push {
     /// Builds the Socket.IO layer (serve it at `/socket.io` by adding it to the router) and
-    /// starts the tasks that turn `feed` records and queue depth into events.
-    pub fn start(
-        state: AppState,
-        feed: &dyn ChangeFeed,
-        config: PushConfig,
-    ) -> (SocketIoLayer, Push) {
+    /// starts the task that turns `feed` records into events.
+    pub fn start(state: AppState, feed: &dyn ChangeFeed) -> (SocketIoLayer, Push) {
         let ctx = Ctx {
             state,
             tenants: Arc::new(Mutex::new(HashMap::new())),
-            last_queue_size: Arc::new(AtomicUsize::new(UNSENT)),
         };
         let (layer, io) = SocketIo::builder().with_state(ctx.clone()).build_layer();
         io.ns("/", on_connect.with(authorize));
         let rx = feed.subscribe();
-        let tasks = vec![
-            tokio::spawn(run_feed(io.clone(), ctx.clone(), rx)),
-            tokio::spawn(poll_queue(io.clone(), ctx, config.queue_poll)),
-        ];
+        let tasks = vec![tokio::spawn(run_feed(io.clone(), ctx, rx))];
         (layer, Push { io, tasks })
     }
 
@@ -140,16 +112,11 @@ async fn authorize(
 async fn on_connect(s: SocketRef, State(ctx): State<Ctx>) {
     s.join(ctx.state.tenant.clone());
     let ts = event_timestamp();
-    let q = match ctx.state.queue.depth().await {
-        Ok(d) => d.total(),
-        Err(e) => {
-            warn!(error = %e, "queue depth unavailable");
-            0
+    let (q, checking) = match ensure_tenant(&ctx, &ctx.state.tenant).await {
+        Some(()) => {
+            with_tenant(&ctx, &ctx.state.tenant, |t| (t.queued(), t.checking())).unwrap_or((0, 0))
         }
-    };
-    let checking = match ensure_tenant(&ctx, &ctx.state.tenant).await {
-        Some(()) => with_tenant(&ctx, &ctx.state.tenant, |t| t.checking()).unwrap_or(0),
-        None => 0,
+        None => (0, 0),
     };
     emit_to(
         &s,
@@ -308,12 +275,7 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
     }
     let now = ctx.state.now();
     let room = io.to(tenant.to_string());
-    let queued = |i: &Option<changewatch_store::Item>| {
-        i.as_ref()
-            .and_then(|i| i.schedule.as_ref())
-            .is_some_and(|s| s.queued_at.is_some())
-    };
-    let queue_changed = queued(&ev.old) != queued(&ev.new);
+    let queued_before = with_tenant(ctx, tenant, |t| t.queued()).unwrap_or(0);
     match &ev.new {
         None => {
             with_tenant(ctx, tenant, |t| t.remove(uuid));
@@ -356,40 +318,11 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
         }
     }
     emit_counters(io, ctx, tenant).await;
-    if queue_changed {
-        emit_queue_size(io, ctx).await;
-    }
-}
-
-/// Emits `queue_size` to every socket when the depth differs from the last one sent.
-async fn emit_queue_size(io: &SocketIo, ctx: &Ctx) {
-    let depth = match ctx.state.queue.depth().await {
-        Ok(d) => d.total(),
-        Err(e) => {
-            warn!(error = %e, "queue depth unavailable");
-            return;
+    let queued_after = with_tenant(ctx, tenant, |t| t.queued()).unwrap_or(0);
+    if queued_after != queued_before {
+        let data = json!({"q_length": queued_after, "event_timestamp": event_timestamp()});
+        if let Err(e) = room.emit("queue_size", &data).await {
+            debug!(error = %e, "emit queue_size failed");
         }
-    };
-    if ctx.last_queue_size.swap(depth, Ordering::SeqCst) == depth {
-        return;
-    }
-    let data = json!({"q_length": depth, "event_timestamp": event_timestamp()});
-    if let Err(e) = io.emit("queue_size", &data).await {
-        debug!(error = %e, "emit queue_size failed");
-    }
-}
-
-/// Queue depth changes without a store write (a worker takes a job), so it is also polled
-/// while anyone is listening.
-async fn poll_queue(io: SocketIo, ctx: Ctx, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if io.sockets().is_empty() {
-            ctx.last_queue_size.store(UNSENT, Ordering::SeqCst);
-            continue;
-        }
-        emit_queue_size(&io, &ctx).await;
     }
 }

@@ -121,11 +121,16 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
     let mut rows = Vec::with_capacity(items.len());
     let mut stats = Stats::default();
     let mut checking = 0;
+    let mut queued = 0;
     for item in &items {
         let watch = decode_watch(item)?;
         let row = watch_status(item, &watch, now);
         if row.get("checking_now") == Some(&Value::Bool(true)) {
             checking += 1;
+        }
+        // The queue size the socket reports: watches marked queued (see changewatch-push).
+        if row.get("queued") == Some(&Value::Bool(true)) {
+            queued += 1;
         }
         if watch.last_error.is_set() {
             stats.count_errors += 1;
@@ -141,13 +146,12 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
         .iter()
         .map(|(uuid, t)| json!({"uuid": uuid, "title": t.title()}))
         .collect();
-    let depth = state.queue.depth().await?;
     Ok(json_response(
         StatusCode::OK,
         &json!({
             "watches": rows,
             "tags": tags,
-            "queue_size": depth.total(),
+            "queue_size": queued,
             "checking_now": checking,
             "count_errors": stats.count_errors,
             "unread_changes_count": stats.unread_changes_count,

@@ -1,0 +1,169 @@
+//! The real `changewatch serve` binary on a free port, for the tests that drive it as a user
+//! (or a browser, or a socket client) would.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test support
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn start(data: &Path, api_key: Option<&str>) -> Server {
+        Self::start_with(data, api_key, &[])
+    }
+
+    /// With extra environment variables.
+    pub fn start_with(data: &Path, api_key: Option<&str>, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_changewatch"));
+        cmd.envs(env.iter().copied());
+        cmd.args(["serve", "--host", "127.0.0.1", "--port", "0"])
+            .env("DATASTORE_PATH", data)
+            .env("ALLOW_PRIVATE_ADDRESSES", "true")
+            .env("FETCH_WORKERS", "2")
+            .env("LOG_LEVEL", "info")
+            .env_remove("API_ACCESS_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(k) = api_key {
+            cmd.env("API_ACCESS_TOKEN", k);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let sink = stderr.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("changewatch listening on ")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; stderr: {:?}",
+                    stderr.lock().unwrap()
+                )
+            })
+            .to_string();
+        std::thread::spawn(move || for _ in out.lines() {});
+        Server {
+            child,
+            base,
+            stderr,
+        }
+    }
+
+    pub fn logged_api_key(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(k) = self.stderr.lock().unwrap().iter().find_map(|l| {
+                l.split("API key (x-api-key header): ")
+                    .nth(1)
+                    .map(|k| k.trim().to_string())
+            }) {
+                return k;
+            }
+            assert!(Instant::now() < deadline, "the API key is logged at start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn terminate(mut self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "graceful shutdown exits 0, got {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The repository root (the dashboard, its node_modules and the client scripts live there).
+pub fn repo_root() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs a client program (a Node or Python test script) to completion and fails the test with
+/// its whole output unless it exits 0. Bounded: a hung client is killed after `limit`.
+pub fn run_client(program: &str, args: &[&str], env: &[(&str, &str)], limit: Duration) {
+    let mut child = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(repo_root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program} (installed by `make test`): {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).ok();
+        s
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut err, &mut s).ok();
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = out_t.join().unwrap();
+    let stderr = err_t.join().unwrap();
+    println!("{stdout}");
+    eprintln!("{stderr}");
+    match status {
+        Some(s) if s.success() => {}
+        Some(s) => {
+            panic!("{program} {args:?} failed ({s})\n--- stdout\n{stdout}\n--- stderr\n{stderr}")
+        }
+        None => panic!(
+            "{program} {args:?} did not finish within {limit:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+        ),
+    }
+}
