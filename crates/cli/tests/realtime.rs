@@ -47,3 +47,25 @@ fn socket_contract_with_socket_io_client() {
     );
     srv.terminate();
 }
+
+#[test]
+fn dashboard_end_to_end_in_chromium() {
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "Debian's Chromium is missing: run `make test` (apt-get install chromium)"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let srv = server(data.path());
+    let artifacts = repo_root().join("target/e2e-artifacts");
+    run_client(
+        "node",
+        &["dashboard/tests/e2e.mjs"],
+        &[
+            ("CW_BASE_URL", &srv.base),
+            ("CW_API_KEY", KEY),
+            ("CW_ARTIFACTS", artifacts.to_str().unwrap()),
+        ],
+        Duration::from_secs(180),
+    );
+    srv.terminate();
+}

@@ -85,7 +85,14 @@ function hostInitial(url: string): string {
 function relative(epoch: number, serverText: string): string {
   // Local computation keeps the text current between events; the server's text is the
   // fallback for payloads without the epoch.
-  if (epoch > 0) return timeago(epoch);
+  // Check and change times are in the past by definition. The server clock is only estimated
+  // to the second (Date header) and stamps are whole seconds, so a fresh check can look up to
+  // a second ahead of "now": that is "just now", not "a while" in the future (the server
+  // clamps its own texts the same way).
+  if (epoch > 0) {
+    const now = api.serverNow();
+    return timeago(Math.min(epoch, now), now);
+  }
   return serverText || 'Not yet';
 }
 
