@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test deps test-deps dashboard lint unit bench check fmt
+.PHONY: run test deps test-deps dashboard lint unit bench bench-socket check fmt
 
 ## Run the product: embedded mode on http://localhost:5000 (data in ./data), the dashboard at /.
 ## Installs the build's system packages and builds the dashboard first.
@@ -56,6 +56,12 @@ unit:
 ## with the same cases on upstream's Python stack run after them as the baseline.
 bench:
 	bash bench/run.sh
+
+## Socket.IO fan-out (N clients, time until all have one watch_update; memory per connection),
+## changewatch's release build beside upstream changedetection.io installed in a venv under /tmp.
+bench-socket: dashboard
+	$(CARGO) build --release -p changewatch
+	bash bench/socket_compare.sh
 
 fmt:
 	$(CARGO) fmt --all

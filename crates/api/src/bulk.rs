@@ -195,8 +195,23 @@ pub async fn checkbox_operation(
             Outcome::ok(format!("{n} watches updated"))
         }
         "mark-unviewed" => {
-            set_all(|w| w.last_viewed = 0, false).await?;
-            Outcome::ok(format!("{n} watches updated"))
+            // Back to the second-newest snapshot: the row is unread again and its diff still
+            // opens on the latest change. With fewer than two snapshots there is no change to
+            // un-read, so those are skipped (and not counted).
+            let mut updated = 0;
+            for uuid in uuids {
+                let history = state
+                    .store
+                    .snapshots(&Key::watch(&state.tenant, uuid))
+                    .await?;
+                if let [.., previous, _] = history.as_slice() {
+                    let previous = *previous;
+                    if update_watch(state, uuid, false, |w, _| w.last_viewed = previous).await? {
+                        updated += 1;
+                    }
+                }
+            }
+            Outcome::ok(format!("{updated} watches updated"))
         }
         "mute" => {
             set_all(|w| w.notification_muted = true, false).await?;

@@ -232,6 +232,18 @@ async fn watch_rows_carry_live_state_and_counters() {
     assert_eq!(s, 204);
     let (_, v, _) = ui(&app, Method::GET, "/ui/watches", None, None).await;
     assert_eq!(v["unread_changes_count"], 0);
+    // Mark unviewed: only a watch with a change to un-read counts.
+    let (_, v, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/checkbox-operations",
+        None,
+        Some(json!({"op": "mark-unviewed", "uuids": [a, b]})),
+    )
+    .await;
+    assert_eq!(v["message"], "1 watches updated");
+    let (_, v, _) = ui(&app, Method::GET, "/ui/watches", None, None).await;
+    assert_eq!(v["unread_changes_count"], 1);
     let (s, _, _) = ui(
         &app,
         Method::POST,

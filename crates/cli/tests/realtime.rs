@@ -49,6 +49,19 @@ fn socket_contract_with_socket_io_client() {
 }
 
 #[test]
+fn socket_contract_with_python_socketio() {
+    let data = tempfile::tempdir().unwrap();
+    let srv = server(data.path());
+    run_client(
+        "python3",
+        &["crates/cli/tests/clients/socket_contract.py"],
+        &[("CW_BASE_URL", &srv.base), ("CW_API_KEY", KEY)],
+        Duration::from_secs(120),
+    );
+    srv.terminate();
+}
+
+#[test]
 fn dashboard_end_to_end_in_chromium() {
     assert!(
         Path::new("/usr/bin/chromium").exists(),

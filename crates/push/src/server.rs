@@ -308,7 +308,7 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
             if flags.checking && !was_checking {
                 let data = json!({
                     "uuid": uuid,
-                    "status": sanitize_status("Fetching page.."),
+                    "status": sanitize_status("Fetching..."),
                     "event_timestamp": event_timestamp(),
                 });
                 if let Err(e) = room.clone().emit("watch_small_status_comment", &data).await {
