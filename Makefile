@@ -24,14 +24,17 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-## What only the tests need: Debian's Chromium (browser tests drive it with playwright-core) and
-## the python-socketio client (the Socket.IO contract is checked from Python too).
+## What only the tests need: Debian's Chromium (browser tests drive it with playwright-core),
+## the python-socketio client (the Socket.IO contract is checked from Python too) and moto's
+## server mode (the AWS emulator the aws adapters and functions are tested against).
 test-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing: chromium"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	@python3 -c "import socketio, websocket, requests" 2>/dev/null || \
 	  python3 -m pip install -q "python-socketio[client]==5.*" websocket-client
+	@python3 -c "import moto.server, flask_cors" 2>/dev/null || \
+	  python3 -m pip install -q "moto[server]==5.*"
 
 ## The browser dashboard: npm packages from the lock file, then the esbuild bundle in dist/.
 dashboard:
@@ -39,6 +42,7 @@ dashboard:
 	cd dashboard && npm run build
 
 lint:
+	bash infra/lint.sh
 	cd dashboard && npm run typecheck
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

@@ -442,13 +442,14 @@ impl WatchStore for SqliteStore {
                 .prepare(
                     "SELECT tenant, id, next_check_at FROM items
                      WHERE next_check_at IS NOT NULL AND next_check_at <= ?1 AND kind = 'W'
-                       AND queued_at IS NULL
+                       AND (queued_at IS NULL OR queued_at <= ?4)
                        AND (lease_until IS NULL OR lease_until <= ?2)
                      ORDER BY next_check_at LIMIT ?3",
                 )
                 .map_err(backend)?;
+            let stale = now - QUEUED_MARK_TTL_SECS;
             let rows = stmt
-                .query_map(params![before, now, limit as i64], |r| {
+                .query_map(params![before, now, limit as i64, stale], |r| {
                     Ok(DueWatch {
                         key: Key::watch(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?),
                         next_check_at: r.get(2)?,
@@ -465,7 +466,7 @@ impl WatchStore for SqliteStore {
         let key = key.clone();
         self.run(move |tx| {
             let changed = update_schedule(tx, &key, |s| {
-                if s.queued_at.is_some() {
+                if s.queued_at.is_some_and(|q| q > now - QUEUED_MARK_TTL_SECS) {
                     return false;
                 }
                 s.queued_at = Some(now);

@@ -32,6 +32,11 @@ impl Kind {
     }
 }
 
+/// A queue mark older than this no longer blocks queueing: its job was lost (a message that
+/// ended in a dead-letter queue, a process that died with its in-memory queue), and without a
+/// bound the watch would never be checked again.
+pub const QUEUED_MARK_TTL_SECS: i64 = 3600;
+
 /// The single tenant of embedded mode.
 pub const DEFAULT_TENANT: &str = "default";
 

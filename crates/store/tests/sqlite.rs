@@ -36,12 +36,13 @@ async fn snapshots() {
 #[tokio::test]
 async fn change_feed() {
     let (_d, s) = fresh();
-    conformance::change_feed(&s).await;
+    conformance::change_feed(&s, &s).await;
 }
 
 #[tokio::test]
 async fn memory_queue() {
     conformance::job_queue(&MemoryQueue::new()).await;
+    conformance::job_queue_ordering(&MemoryQueue::new()).await;
 }
 
 #[tokio::test]

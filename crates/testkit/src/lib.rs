@@ -4,6 +4,9 @@
 //!   while it runs. It owns a runtime on its own thread so that synchronous tests, async tests,
 //!   benchmarks and tests that spawn the `changewatch` binary can all use it the same way.
 //! - [`fixture`]: reads the fixture pages kept in the repository under `fixtures/`.
+//! - [`moto::MotoServer`]: the AWS emulator (moto's server mode) for the aws adapters' tests.
+
+pub mod moto;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

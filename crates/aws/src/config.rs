@@ -1,0 +1,194 @@
+//! The environment of an AWS-mode process: resource names (set by the SAM template) plus the
+//! settings embedded mode reads too, with the same names.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use changewatch_api::{ApiConfig, AppState};
+use changewatch_core::Config;
+use changewatch_engine::checker::epoch_now;
+use changewatch_store::aws::{AwsResources, DynamoStore, SqsQueue, StartAt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is not set (the SAM template sets it)")]
+    Missing(&'static str),
+    #[error("{name}={value:?}: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error(transparent)]
+    Core(#[from] changewatch_core::config::ConfigError),
+}
+
+#[derive(Clone, Debug)]
+pub struct AwsConfig {
+    /// `CW_WATCHES_TABLE`, `CW_SNAPSHOTS_TABLE`, `CW_CHECKS_QUEUE_URL`, `CW_RECHECKS_QUEUE_URL`,
+    /// `CW_DUE_SHARDS` (default 8).
+    pub resources: AwsResources,
+    /// `CW_NOTIFICATIONS_QUEUE_URL` (used by the notifications work).
+    pub notifications_queue_url: Option<String>,
+    /// `CW_TENANT` (default `default`): the tenant the API and the push service serve.
+    pub tenant: String,
+    /// `CW_STREAM_START` (`latest`, the default, or `trim_horizon`): where a starting push
+    /// service begins reading the stream. A restart resumes at the tip; clients reload their
+    /// state over REST when they reconnect, so nothing durable is needed.
+    pub stream_start: StartAt,
+    /// Everything embedded mode reads as well (`DEFAULT_SETTINGS_REQUESTS_TIMEOUT`,
+    /// `MINIMUM_SECONDS_RECHECK_TIME`, `API_ACCESS_TOKEN`, …; `CHANGEDETECTION_PORT` is the push
+    /// service's port).
+    pub base: Config,
+}
+
+impl AwsConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let text = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let required = |name: &'static str| text(name).ok_or(ConfigError::Missing(name));
+        let due_shards = match text("CW_DUE_SHARDS") {
+            None => 8,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "CW_DUE_SHARDS",
+                        value: v,
+                        reason: "expected a number of shards from 1 to 1000",
+                    });
+                }
+            },
+        };
+        let stream_start = match text("CW_STREAM_START").as_deref() {
+            None | Some("latest") => StartAt::Latest,
+            Some("trim_horizon") => StartAt::TrimHorizon,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "CW_STREAM_START",
+                    value: other.to_string(),
+                    reason: "expected latest or trim_horizon",
+                });
+            }
+        };
+        Ok(AwsConfig {
+            stream_start,
+            resources: AwsResources {
+                watches_table: required("CW_WATCHES_TABLE")?,
+                snapshots_table: required("CW_SNAPSHOTS_TABLE")?,
+                checks_queue_url: required("CW_CHECKS_QUEUE_URL")?,
+                rechecks_queue_url: required("CW_RECHECKS_QUEUE_URL")?,
+                due_shards,
+            },
+            notifications_queue_url: text("CW_NOTIFICATIONS_QUEUE_URL"),
+            tenant: text("CW_TENANT").unwrap_or_else(|| changewatch_store::DEFAULT_TENANT.into()),
+            base: Config::from_lookup(&get)?,
+        })
+    }
+}
+
+/// The SDK clients of one process, from the standard AWS configuration chain (region,
+/// credentials, and `AWS_ENDPOINT_URL` for an emulator).
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub streams: aws_sdk_dynamodbstreams::Client,
+}
+
+impl Clients {
+    pub async fn from_env() -> Clients {
+        let conf = aws_config::load_from_env().await;
+        Clients::from_conf(&conf)
+    }
+
+    pub fn from_conf(conf: &aws_config::SdkConfig) -> Clients {
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(conf),
+            sqs: aws_sdk_sqs::Client::new(conf),
+            streams: aws_sdk_dynamodbstreams::Client::new(conf),
+        }
+    }
+
+    pub fn store(&self, config: &AwsConfig) -> DynamoStore {
+        DynamoStore::new(self.dynamodb.clone(), config.resources.clone())
+    }
+
+    pub fn queue(&self, config: &AwsConfig) -> SqsQueue {
+        SqsQueue::new(
+            self.sqs.clone(),
+            config.resources.checks_queue_url.clone(),
+            config.resources.rechecks_queue_url.clone(),
+        )
+    }
+
+    /// What the API handlers need, over DynamoDB and SQS. There are no workers to report:
+    /// checks are Lambda invocations.
+    pub fn app_state(&self, config: &AwsConfig) -> AppState {
+        AppState {
+            store: Arc::new(self.store(config)),
+            queue: Arc::new(self.queue(config)),
+            workers: None,
+            tenant: config.tenant.clone(),
+            config: ApiConfig {
+                page_watch_limit: config.base.page_watch_limit,
+                minimum_recheck_secs: config.base.minimum_recheck_secs,
+                base_url: config.base.base_url.clone(),
+            },
+            started: Instant::now(),
+            clock: epoch_now,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: std::collections::HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn reads_resources_and_defaults() {
+        let c = AwsConfig::from_lookup(env(&[
+            ("CW_WATCHES_TABLE", "w"),
+            ("CW_SNAPSHOTS_TABLE", "s"),
+            ("CW_CHECKS_QUEUE_URL", "http://q/checks"),
+            ("CW_RECHECKS_QUEUE_URL", "http://q/rechecks"),
+        ]))
+        .unwrap();
+        assert_eq!(c.resources.due_shards, 8);
+        assert_eq!(c.tenant, "default");
+        assert_eq!(c.resources.watches_table, "w");
+    }
+
+    #[test]
+    fn missing_and_invalid_values_are_named() {
+        let e = AwsConfig::from_lookup(env(&[])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "CW_WATCHES_TABLE is not set (the SAM template sets it)"
+        );
+        let e = AwsConfig::from_lookup(env(&[
+            ("CW_WATCHES_TABLE", "w"),
+            ("CW_SNAPSHOTS_TABLE", "s"),
+            ("CW_CHECKS_QUEUE_URL", "c"),
+            ("CW_RECHECKS_QUEUE_URL", "r"),
+            ("CW_DUE_SHARDS", "0"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().starts_with("CW_DUE_SHARDS=\"0\""), "{e}");
+    }
+}

@@ -1,0 +1,17 @@
+//! AWS mode's logic, shared by the Lambda functions and the push service (whose `main.rs`
+//! files only wire it to their runtimes).
+//!
+//! - [`config`]: `AwsConfig`, the environment of every AWS-mode process (resource names on top
+//!   of the shared `changewatch_core::Config`), and the SDK clients built from it.
+//! - [`api`]: the REST API over DynamoDB and SQS (served by `lambda_http` in the api function).
+//! - [`scheduler`]: one EventBridge tick: queue everything due within the next minute.
+//! - [`checker`]: one SQS batch: checks run concurrently, failures reported per message.
+//! - [`push`]: the push service: the stream → Socket.IO, the dashboard, `/healthz`.
+
+pub mod api;
+pub mod checker;
+pub mod config;
+pub mod push;
+pub mod scheduler;
+
+pub use config::{AwsConfig, Clients};

@@ -1,0 +1,191 @@
+//! `JobQueue` on SQS: a `checks` queue and a `rechecks` queue (manual rechecks, drained first).
+//!
+//! In AWS mode Lambda's event source mappings consume the queues; `dequeue` exists for tests
+//! and tools and deletes what it returns (at-most-once for that path). SQS cannot merge
+//! duplicates, list or remove waiting messages: the scheduler's queue marks prevent duplicates
+//! and the checker skips jobs that are stale, redelivered or for paused/deleted watches.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
+
+use super::{backend, sdk_error};
+use crate::JobQueue;
+use crate::types::*;
+
+/// SQS's batch size limit.
+const BATCH: usize = 10;
+/// SQS's largest per-message delay.
+const MAX_DELAY_SECS: i64 = 900;
+
+#[derive(Clone, Debug)]
+pub struct SqsQueue {
+    client: Client,
+    checks_url: String,
+    rechecks_url: String,
+    clock: fn() -> i64,
+}
+
+fn epoch_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, checks_url: String, rechecks_url: String) -> Self {
+        SqsQueue {
+            client,
+            checks_url,
+            rechecks_url,
+            clock: epoch_now,
+        }
+    }
+
+    fn url(&self, lane: Lane) -> &str {
+        match lane {
+            Lane::Recheck => &self.rechecks_url,
+            Lane::Scheduled => &self.checks_url,
+        }
+    }
+
+    /// Sends jobs with the delay that makes each run at its due time (a scheduler tick queues
+    /// what falls due within the next minute).
+    async fn send(&self, lane: Lane, jobs: &[CheckJob]) -> Result<(), StoreError> {
+        let now = (self.clock)();
+        for batch in jobs.chunks(BATCH) {
+            let entries = batch
+                .iter()
+                .enumerate()
+                .map(|(i, job)| {
+                    let body = serde_json::to_string(job).map_err(backend)?;
+                    let delay = (job.due_at - now).clamp(0, MAX_DELAY_SECS);
+                    SendMessageBatchRequestEntry::builder()
+                        .id(format!("m{i}"))
+                        .message_body(body)
+                        .delay_seconds(if lane == Lane::Recheck {
+                            0
+                        } else {
+                            delay as i32
+                        })
+                        .build()
+                        .map_err(backend)
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(self.url(lane))
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            if let Some(f) = out.failed.first() {
+                return Err(backend(format!(
+                    "SQS refused {} of {} messages: {} {}",
+                    out.failed.len(),
+                    batch.len(),
+                    f.code,
+                    f.message.as_deref().unwrap_or("")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn receive_one(
+        &self,
+        lane: Lane,
+        wait: Duration,
+    ) -> Result<Option<CheckJob>, StoreError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(self.url(lane))
+            .max_number_of_messages(1)
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let Some(msg) = out.messages.unwrap_or_default().into_iter().next() else {
+            return Ok(None);
+        };
+        if let Some(handle) = &msg.receipt_handle {
+            self.client
+                .delete_message()
+                .queue_url(self.url(lane))
+                .receipt_handle(handle)
+                .send()
+                .await
+                .map_err(sdk_error)?;
+        }
+        let body = msg.body.unwrap_or_default();
+        serde_json::from_str(&body)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(format!("check job message: {e}")))
+    }
+
+    async fn count(&self, lane: Lane) -> Result<usize, StoreError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(self.url(lane))
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let attrs = out.attributes.unwrap_or_default();
+        let get = |name: QueueAttributeName| -> usize {
+            attrs.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0)
+        };
+        Ok(get(QueueAttributeName::ApproximateNumberOfMessages)
+            + get(QueueAttributeName::ApproximateNumberOfMessagesDelayed))
+    }
+}
+
+#[async_trait]
+impl JobQueue for SqsQueue {
+    async fn enqueue(&self, jobs: Vec<CheckJob>) -> Result<(), StoreError> {
+        let (rechecks, scheduled): (Vec<CheckJob>, Vec<CheckJob>) =
+            jobs.into_iter().partition(|j| j.lane == Lane::Recheck);
+        self.send(Lane::Recheck, &rechecks).await?;
+        self.send(Lane::Scheduled, &scheduled).await
+    }
+
+    async fn dequeue(&self, wait: Duration) -> Result<Option<CheckJob>, StoreError> {
+        if let Some(job) = self.receive_one(Lane::Recheck, Duration::ZERO).await? {
+            return Ok(Some(job));
+        }
+        if let Some(job) = self.receive_one(Lane::Scheduled, Duration::ZERO).await? {
+            return Ok(Some(job));
+        }
+        if wait.is_zero() {
+            return Ok(None);
+        }
+        // Long-poll the scheduled lane for the rest of the wait, then look at rechecks again.
+        if let Some(job) = self.receive_one(Lane::Scheduled, wait).await? {
+            return Ok(Some(job));
+        }
+        self.receive_one(Lane::Recheck, Duration::ZERO).await
+    }
+
+    async fn depth(&self) -> Result<QueueDepth, StoreError> {
+        Ok(QueueDepth {
+            rechecks: self.count(Lane::Recheck).await?,
+            scheduled: self.count(Lane::Scheduled).await?,
+        })
+    }
+
+    /// SQS cannot list waiting messages without taking them.
+    async fn snapshot(&self) -> Result<Vec<CheckJob>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// SQS cannot remove chosen messages; the checker skips jobs of paused or deleted watches.
+    async fn remove(&self, _watch_ids: &[String]) -> Result<usize, StoreError> {
+        Ok(0)
+    }
+}

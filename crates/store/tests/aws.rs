@@ -1,0 +1,162 @@
+//! The aws adapters (DynamoDB, SQS, DynamoDB Streams) against the same port conformance suites
+//! as the SQLite adapter, on moto's server mode started by the test (see `testkit::moto`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_dynamodb::config::Credentials;
+use changewatch_store::aws::provision::{Provisioned, provision};
+use changewatch_store::aws::{DynamoStore, SqsQueue, StartAt, StreamFeed};
+use changewatch_store::conformance;
+use changewatch_store::{CheckCommit, Expect, Key, NewSnapshot, Schedule, WatchStore};
+use serde_json::json;
+use testkit::moto::MotoServer;
+
+struct Aws {
+    ddb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    streams: aws_sdk_dynamodbstreams::Client,
+    res: Provisioned,
+}
+
+/// Fresh tables and queues (unique names) on the shared emulator.
+async fn fresh() -> Aws {
+    let moto = MotoServer::shared();
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .load()
+        .await;
+    let ddb = aws_sdk_dynamodb::Client::new(&conf);
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let streams = aws_sdk_dynamodbstreams::Client::new(&conf);
+    let prefix = format!("t{}", &uuid_like()[..12]);
+    let res = provision(&ddb, &sqs, &prefix, 4, 30, 3).await.unwrap();
+    Aws {
+        ddb,
+        sqs,
+        streams,
+        res,
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{:04x}", t, N.fetch_add(1, Ordering::Relaxed))
+        .chars()
+        .rev()
+        .collect()
+}
+
+impl Aws {
+    fn store(&self) -> DynamoStore {
+        DynamoStore::new(self.ddb.clone(), self.res.resources.clone())
+    }
+
+    fn queue(&self) -> SqsQueue {
+        SqsQueue::new(
+            self.sqs.clone(),
+            self.res.resources.checks_queue_url.clone(),
+            self.res.resources.rechecks_queue_url.clone(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn documents() {
+    let aws = fresh().await;
+    conformance::documents(&aws.store()).await;
+}
+
+#[tokio::test]
+async fn scheduling() {
+    let aws = fresh().await;
+    conformance::scheduling(&aws.store()).await;
+}
+
+#[tokio::test]
+async fn snapshots() {
+    let aws = fresh().await;
+    conformance::snapshots(&aws.store()).await;
+}
+
+#[tokio::test]
+async fn change_feed() {
+    let aws = fresh().await;
+    let feed = StreamFeed::for_table(
+        aws.streams.clone(),
+        &aws.res.resources.watches_table,
+        StartAt::TrimHorizon,
+        Duration::from_millis(100),
+    )
+    .await
+    .unwrap();
+    conformance::change_feed(&aws.store(), &feed).await;
+}
+
+#[tokio::test]
+async fn job_queue() {
+    let aws = fresh().await;
+    conformance::job_queue(&aws.queue()).await;
+}
+
+/// Text that does not compress, larger than one DynamoDB item: stored in several chunks.
+#[tokio::test]
+async fn snapshots_over_the_item_limit_are_chunked() {
+    let aws = fresh().await;
+    let store = aws.store();
+    let k = Key::watch("t", "big");
+    store
+        .put(&k, json!({}), Some(Schedule::due_at(0)), Expect::Absent)
+        .await
+        .unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let text: String = (0..900_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            char::from(b'!' + (x % 90) as u8)
+        })
+        .collect();
+    store
+        .claim(&k, "w", i64::MAX / 2, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    let out = store
+        .commit_check(
+            &k,
+            "w",
+            CheckCommit {
+                patch: Default::default(),
+                next_check_at: Some(10),
+                due_at: 0,
+                job_id: "j".into(),
+                snapshot: Some(NewSnapshot {
+                    ts: 100,
+                    text: text.clone(),
+                    html: Some(text.clone()),
+                }),
+                history_max: None,
+                text_before_filters: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.snapshot_ts, Some(100));
+    assert_eq!(
+        store.snapshot_text(&k, 100).await.unwrap(),
+        Some(text.clone())
+    );
+    assert_eq!(store.snapshot_html(&k, 100).await.unwrap(), Some(text));
+    assert_eq!(store.snapshots(&k).await.unwrap(), [100]);
+}

@@ -1,0 +1,43 @@
+//! The checker Lambda function: SQS batches from the checks and rechecks queues.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use changewatch_aws::{AwsConfig, Clients, checker};
+use changewatch_core::Fetcher;
+use changewatch_engine::checker::{Checker, CheckerConfig};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .without_time()
+        .init();
+    let config = AwsConfig::from_env()?;
+    let clients = Clients::from_env().await;
+    let fetcher = Fetcher::new(config.base.fetcher_config())?;
+    let checker = Arc::new(Checker::new(
+        Arc::new(clients.store(&config)),
+        fetcher,
+        CheckerConfig {
+            // One execution environment runs one batch at a time: its id is a unique owner.
+            owner: format!("lambda-{}", std::process::id())
+                + &std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default(),
+            lease_margin: std::time::Duration::from_secs(60),
+            minimum_recheck_secs: config.base.minimum_recheck_secs,
+            jq_allow_risky: config.base.jq_allow_risky,
+        },
+    ));
+    lambda_runtime::run(service_fn(|ev: LambdaEvent<SqsEvent>| {
+        let checker = checker.clone();
+        async move {
+            Ok::<_, lambda_runtime::Error>(checker::handle_batch(checker, ev.payload).await)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,32 @@
+//! The scheduler Lambda function: invoked every minute by EventBridge Scheduler; queues the
+//! watches due before the next invocation.
+
+use changewatch_aws::{AwsConfig, Clients, scheduler};
+use changewatch_engine::checker::epoch_now;
+use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::{Value, json};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .without_time()
+        .init();
+    let config = AwsConfig::from_env()?;
+    let clients = Clients::from_env().await;
+    let store = clients.store(&config);
+    let queue = clients.queue(&config);
+    // The schedule's payload carries nothing the tick needs.
+    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
+        let (store, queue) = (&store, &queue);
+        async move {
+            let r = scheduler::run_tick(store, queue, epoch_now()).await?;
+            Ok::<_, lambda_runtime::Error>(json!({"due": r.due, "queued": r.queued}))
+        }
+    }))
+    .await
+}
