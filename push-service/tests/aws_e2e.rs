@@ -115,6 +115,7 @@ impl Env {
                 lease_margin: Duration::from_secs(60),
                 minimum_recheck_secs: 0,
                 jq_allow_risky: false,
+                max_fetch_timeout: None,
             },
         ))
     }

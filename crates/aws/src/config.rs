@@ -36,6 +36,10 @@ pub struct AwsConfig {
     /// service begins reading the stream. A restart resumes at the tip; clients reload their
     /// state over REST when they reconnect, so nothing durable is needed.
     pub stream_start: StartAt,
+    /// `CW_CHECKER_FETCH_BUDGET_SECS`: the longest one fetch may take in the checker function,
+    /// below its timeout with room for processing and the commit (the template sets it from
+    /// the function timeout). Per-tenant settings cannot raise a fetch past it.
+    pub checker_fetch_budget: Option<std::time::Duration>,
     /// Everything embedded mode reads as well (`DEFAULT_SETTINGS_REQUESTS_TIMEOUT`,
     /// `MINIMUM_SECONDS_RECHECK_TIME`, `API_ACCESS_TOKEN`, …; `CHANGEDETECTION_PORT` is the push
     /// service's port).
@@ -78,7 +82,21 @@ impl AwsConfig {
                 });
             }
         };
+        let checker_fetch_budget = match text("CW_CHECKER_FETCH_BUDGET_SECS") {
+            None => None,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n >= 1 => Some(std::time::Duration::from_secs(n)),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "CW_CHECKER_FETCH_BUDGET_SECS",
+                        value: v,
+                        reason: "expected a whole number of seconds, 1 or more",
+                    });
+                }
+            },
+        };
         Ok(AwsConfig {
+            checker_fetch_budget,
             stream_start,
             resources: AwsResources {
                 watches_table: required("CW_WATCHES_TABLE")?,

@@ -155,6 +155,7 @@ async fn checker_handler_reports_partial_batch_failures() {
             lease_margin: Duration::from_secs(60),
             minimum_recheck_secs: 0,
             jq_allow_risky: false,
+            max_fetch_timeout: None,
         },
     ));
     let mut ev = fixture("sqs-receive-message.json");

@@ -129,6 +129,7 @@ async fn serve(config: Config) -> Result<(), String> {
             lease_margin: Duration::from_secs(60),
             minimum_recheck_secs: config.minimum_recheck_secs,
             jq_allow_risky: config.jq_allow_risky,
+            max_fetch_timeout: None,
         },
     ));
     let pool = WorkerPool::start(config.fetch_workers, queue.clone(), checker);

@@ -57,6 +57,9 @@ pub struct CheckerConfig {
     pub minimum_recheck_secs: u64,
     /// `JQ_ALLOW_RISKY_EXPRESSIONS`.
     pub jq_allow_risky: bool,
+    /// The longest a fetch may take here, whatever the settings say: a Lambda checker must
+    /// finish (and commit) inside its invocation timeout. `None` in embedded mode.
+    pub max_fetch_timeout: Option<Duration>,
 }
 
 /// Runs check jobs; cheap to share (`Arc`).
@@ -98,6 +101,10 @@ impl Checker {
         let settings = load_settings(self.store.as_ref(), &key.tenant).await?;
         let now = (self.clock)();
         let timeout = Duration::from_secs(settings.requests.timeout.max(1) as u64);
+        let timeout = self
+            .config
+            .max_fetch_timeout
+            .map_or(timeout, |max| timeout.min(max));
         let lease_until = now + (timeout + self.config.lease_margin).as_secs() as i64;
         let Some(item) = self
             .store

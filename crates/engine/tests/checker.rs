@@ -25,6 +25,10 @@ struct Rig {
 }
 
 fn rig() -> Rig {
+    rig_with(None)
+}
+
+fn rig_with(max_fetch_timeout: Option<Duration>) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open_dir(dir.path()).unwrap());
     let fetcher = Fetcher::new(FetcherConfig {
@@ -40,6 +44,7 @@ fn rig() -> Rig {
             lease_margin: Duration::from_secs(60),
             minimum_recheck_secs: 3,
             jq_allow_risky: false,
+            max_fetch_timeout,
         },
     );
     Rig {
@@ -290,4 +295,22 @@ async fn paused_watches_skip_scheduled_jobs_but_take_manual_rechecks() {
         None,
         "a paused watch is never due"
     );
+}
+
+#[tokio::test]
+async fn the_fetch_budget_caps_a_longer_timeout_setting() {
+    // Settings allow 45 s; the runtime (a Lambda invocation) allows 1 s: the budget wins.
+    let r = rig_with(Some(Duration::from_secs(1)));
+    r.srv.set(
+        "/slow",
+        Page::html("<p>late</p>").delay(Duration::from_secs(3)),
+    );
+    let key = r.add("slow", Watch::new(r.srv.url("/slow"))).await;
+    tick(r.store.as_ref(), &r.queue, epoch_now(), 0)
+        .await
+        .unwrap();
+    let out = checked(r.run_next().await.1);
+    let err = out.error.expect("the fetch is cut off at the budget");
+    assert!(err.to_lowercase().contains("timed out"), "{err}");
+    assert!(r.store.snapshots(&key).await.unwrap().is_empty());
 }

@@ -31,6 +31,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             lease_margin: std::time::Duration::from_secs(60),
             minimum_recheck_secs: config.base.minimum_recheck_secs,
             jq_allow_risky: config.base.jq_allow_risky,
+            max_fetch_timeout: config.checker_fetch_budget,
         },
     ));
     lambda_runtime::run(service_fn(|ev: LambdaEvent<SqsEvent>| {

@@ -76,6 +76,7 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
             lease_margin: Duration::from_secs(60),
             minimum_recheck_secs: 3,
             jq_allow_risky: false,
+            max_fetch_timeout: None,
         },
     );
     TestApp {
