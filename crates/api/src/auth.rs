@@ -20,7 +20,7 @@ pub async fn require_api_key(State(state): State<AppState>, req: Request, next: 
     };
     let dashboard = session::dashboard_allowed(
         req.headers(),
-        settings.application.password.as_str(),
+        state.dashboard_password(&settings),
         state.now(),
     );
     if !dashboard && !api_key_ok(req.headers(), &settings) {
@@ -58,7 +58,7 @@ pub async fn require_login_if_password(
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let password = settings.application.password.as_str();
+    let password = state.dashboard_password(&settings);
     if session::session_ok(req.headers(), password, state.now())
         || key_matches(
             req.headers().get("x-api-key").and_then(|v| v.to_str().ok()),

@@ -29,6 +29,8 @@ pub struct ApiConfig {
     pub minimum_recheck_secs: u64,
     /// `BASE_URL` (wins over the stored setting, as upstream).
     pub base_url: Option<String>,
+    /// `SALTED_PASS` (wins over the stored dashboard password, as upstream).
+    pub salted_pass: Option<String>,
 }
 
 #[derive(Clone)]
@@ -57,6 +59,14 @@ impl AppState {
 
     pub async fn settings(&self) -> Result<Settings, StoreError> {
         checker::load_settings(self.store.as_ref(), &self.tenant).await
+    }
+
+    /// The dashboard password hash in force: `SALTED_PASS`, else the stored one.
+    pub fn dashboard_password<'a>(&'a self, settings: &'a Settings) -> Option<&'a str> {
+        self.config
+            .salted_pass
+            .as_deref()
+            .or(settings.application.password.as_str())
     }
 
     pub async fn tags(&self) -> Result<std::collections::BTreeMap<String, Tag>, ApiError> {

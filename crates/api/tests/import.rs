@@ -141,6 +141,7 @@ async fn watch_limit_refuses_the_import() {
         page_watch_limit: Some(2),
         minimum_recheck_secs: 3,
         base_url: None,
+        salted_pass: None,
     })
     .await;
     app.create_watch(json!({"url": "https://example.com/x"}))

@@ -141,6 +141,7 @@ async fn worker_health_and_running_checks_of_a_local_pool() {
             page_watch_limit: None,
             minimum_recheck_secs: 3,
             base_url: None,
+            salted_pass: None,
         },
         Some(Arc::new(Pool {
             watch: watch.clone(),

@@ -15,6 +15,7 @@ async fn systeminfo_counts_and_overdue() {
         page_watch_limit: None,
         minimum_recheck_secs: 3,
         base_url: Some("https://cw.example".into()),
+        salted_pass: None,
     })
     .await;
     let never = app

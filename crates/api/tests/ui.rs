@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::spawn_app;
+use changewatch_api::ApiConfig;
+use common::{spawn_app, spawn_app_with};
 use reqwest::Method;
 use serde_json::{Value, json};
 use testkit::{FixtureServer, Page};
@@ -425,4 +426,41 @@ async fn settings_page_reads_validates_and_writes() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn salted_pass_from_the_environment_wins_and_cannot_be_changed_here() {
+    let app = spawn_app_with(ApiConfig {
+        page_watch_limit: None,
+        minimum_recheck_secs: 3,
+        base_url: None,
+        salted_pass: Some(changewatch_api::session::hash_password("from-env")),
+    })
+    .await;
+    let (_, v, _) = ui(&app, Method::GET, "/ui/session", None, None).await;
+    assert_eq!(v["password_required"], true);
+    let (s, _, _) = ui(&app, Method::GET, "/ui/watches", None, None).await;
+    assert_eq!(s, 401);
+    let (s, _, cookie) = ui(
+        &app,
+        Method::POST,
+        "/ui/login",
+        None,
+        Some(json!({"password": "from-env"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let cookie = cookie.unwrap();
+    let (s, v, _) = ui(&app, Method::GET, "/ui/settings", Some(&cookie), None).await;
+    assert_eq!((s, v["password_set"].as_bool()), (200, Some(true)));
+    let (s, v, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/settings/password",
+        Some(&cookie),
+        Some(json!({"password": ""})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(v["message"].as_str().unwrap().contains("SALTED_PASS"));
 }

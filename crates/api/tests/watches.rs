@@ -253,6 +253,7 @@ async fn watch_limit() {
         page_watch_limit: Some(1),
         minimum_recheck_secs: 3,
         base_url: None,
+        salted_pass: None,
     })
     .await;
     app.create_watch(json!({"url": "https://example.com/1"}))

@@ -159,6 +159,7 @@ impl Clients {
                 page_watch_limit: config.base.page_watch_limit,
                 minimum_recheck_secs: config.base.minimum_recheck_secs,
                 base_url: config.base.base_url.clone(),
+                salted_pass: config.base.salted_pass.clone(),
             },
             started: Instant::now(),
             clock: epoch_now,

@@ -146,6 +146,7 @@ async fn serve(config: Config) -> Result<(), String> {
             page_watch_limit: config.page_watch_limit,
             minimum_recheck_secs: config.minimum_recheck_secs,
             base_url: config.base_url.clone(),
+            salted_pass: config.salted_pass.clone(),
         },
         started: Instant::now(),
         clock: epoch_now,

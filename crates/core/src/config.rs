@@ -49,6 +49,9 @@ pub struct Config {
     pub base_url: Option<String>,
     /// `API_ACCESS_TOKEN`: fixes the API key instead of the generated one.
     pub api_access_token: Option<String>,
+    /// `SALTED_PASS`: the dashboard password hash (upstream's format), fixed by the deployment;
+    /// it wins over the one stored in the settings, as upstream.
+    pub salted_pass: Option<String>,
     /// `DASHBOARD_DIR`: the built dashboard (`dashboard/dist`); unset, it is looked for beside
     /// the working directory and the executable.
     pub dashboard_dir: Option<std::path::PathBuf>,
@@ -72,6 +75,7 @@ impl Default for Config {
             base_url: None,
             api_access_token: None,
             dashboard_dir: None,
+            salted_pass: None,
         }
     }
 }
@@ -152,6 +156,7 @@ impl Config {
                 .unwrap_or(d.user_agent),
             jq_allow_risky: flag("JQ_ALLOW_RISKY_EXPRESSIONS")?.unwrap_or(false),
             dashboard_dir: text("DASHBOARD_DIR").map(std::path::PathBuf::from),
+            salted_pass: text("SALTED_PASS"),
             datastore_path: text("DATASTORE_PATH")
                 .map(std::path::PathBuf::from)
                 .unwrap_or(d.datastore_path),

@@ -88,7 +88,7 @@ async fn authorize(
         .settings()
         .await
         .map_err(|_| Refused("Settings unavailable"))?;
-    let Some(password) = settings.application.password.as_str() else {
+    let Some(password) = ctx.state.dashboard_password(&settings) else {
         return Ok(());
     };
     let headers = &s.req_parts().headers;

@@ -51,7 +51,7 @@ async fn require_dashboard(State(state): State<AppState>, req: Request, next: Ne
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let password = settings.application.password.as_str();
+    let password = state.dashboard_password(&settings);
     if session::dashboard_allowed(req.headers(), password, state.now())
         || api_key_ok(req.headers(), &settings)
     {
@@ -66,7 +66,7 @@ async fn session_state(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let settings = state.settings().await?;
-    let password = settings.application.password.as_str();
+    let password = state.dashboard_password(&settings);
     Ok(json_response(
         StatusCode::OK,
         &json!({
@@ -88,7 +88,7 @@ async fn login(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let settings = state.settings().await?;
-    let Some(hash) = settings.application.password.as_str() else {
+    let Some(hash) = state.dashboard_password(&settings) else {
         return Ok(json_response(
             StatusCode::OK,
             &json!({"authenticated": true}),
@@ -219,10 +219,10 @@ fn settings_view(s: &Settings) -> Value {
 }
 
 async fn read_settings(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(json_response(
-        StatusCode::OK,
-        &settings_view(&state.settings().await?),
-    ))
+    let settings = state.settings().await?;
+    let mut view = settings_view(&settings);
+    view["password_set"] = json!(state.dashboard_password(&settings).is_some());
+    Ok(json_response(StatusCode::OK, &view))
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -323,11 +323,15 @@ async fn write_settings(
     let Some(body) = body.as_object().cloned() else {
         return Err(bad("Request body must be a JSON object"));
     };
-    let view = update_settings(state.store.as_ref(), &state.tenant, |s, _| {
+    let salted = state.config.salted_pass.is_some();
+    let mut view = update_settings(state.store.as_ref(), &state.tenant, |s, _| {
         apply_settings(s, &body)?;
         Ok::<_, ApiError>((settings_view(s), true))
     })
     .await?;
+    if salted {
+        view["password_set"] = json!(true);
+    }
     Ok(json_response(StatusCode::OK, &view))
 }
 
@@ -337,6 +341,11 @@ async fn set_password(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    if state.config.salted_pass.is_some() {
+        return Err(bad(
+            "The dashboard password is set by the SALTED_PASS environment variable",
+        ));
+    }
     let password = body
         .get("password")
         .and_then(Value::as_str)

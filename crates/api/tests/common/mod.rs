@@ -32,6 +32,7 @@ pub async fn spawn_app() -> TestApp {
         page_watch_limit: None,
         minimum_recheck_secs: 3,
         base_url: None,
+        salted_pass: None,
     })
     .await
 }
