@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::types::*;
-use crate::{ChangeFeed, JobQueue, WatchStore};
+use crate::{ChangeFeed, JobQueue, NotificationQueue, WatchStore};
 
 const T: &str = "tenant-a";
 
@@ -619,4 +619,70 @@ pub async fn job_queue_ordering<Q: JobQueue>(q: &Q) {
     }
     assert_eq!(got, ["r1", "s2"]);
     assert_eq!(q.depth().await.unwrap().total(), 0);
+}
+
+fn notification(id: &str) -> NotificationJob {
+    NotificationJob {
+        id: id.to_string(),
+        tenant: T.to_string(),
+        watch_id: Some(format!("w-{id}")),
+        kind: "change".into(),
+        url: format!("json://127.0.0.1/{id}"),
+        title: "Title ü".into(),
+        body: "line 1\n<b>line 2</b>".into(),
+        format: "html".into(),
+        created_at: 1_700_000_000,
+    }
+}
+
+/// Notification queue: jobs arrive whole, a received job is hidden for its lease and comes back
+/// after it with a higher attempt count, `retry_after` delays it, `ack` removes it for good.
+pub async fn notification_queue<Q: NotificationQueue>(q: &Q) {
+    let lease = Duration::from_secs(30);
+    assert!(q.receive(10, lease).await.unwrap().is_empty());
+    q.send(vec![notification("a"), notification("b")])
+        .await
+        .unwrap();
+    assert_eq!(q.depth().await.unwrap(), 2);
+    let mut got = q.receive(10, lease).await.unwrap();
+    if got.len() < 2 {
+        // SQS may hand out fewer than asked for per call.
+        got.extend(q.receive(10, lease).await.unwrap());
+    }
+    got.sort_by(|x, y| x.job.id.cmp(&y.job.id));
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].job, notification("a"), "the job arrives whole");
+    assert_eq!(got[0].attempt, 1);
+    assert!(
+        q.receive(10, lease).await.unwrap().is_empty(),
+        "received jobs are hidden for their lease"
+    );
+    assert_eq!(q.depth().await.unwrap(), 2, "in-flight jobs still count");
+
+    q.ack(&got[0].receipt).await.unwrap();
+    q.retry_after(&got[1].receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    let again = q.receive(10, lease).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].job.id, "b");
+    assert_eq!(again[0].attempt, 2, "a retry counts as another attempt");
+
+    // A short lease runs out: the job comes back by itself.
+    q.retry_after(&again[0].receipt, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(q.receive(10, lease).await.unwrap().is_empty());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let third = loop {
+        let got = q.receive(10, lease).await.unwrap();
+        if !got.is_empty() || std::time::Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(third.len(), 1, "a delayed job becomes visible again");
+    assert_eq!(third[0].attempt, 3);
+    q.ack(&third[0].receipt).await.unwrap();
+    assert_eq!(q.depth().await.unwrap(), 0);
 }

@@ -118,6 +118,36 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn remove(&self, watch_ids: &[String]) -> Result<usize, StoreError>;
 }
 
+/// Notification deliveries waiting to be sent: durable (a restart or a crashed sender loses none)
+/// and at-least-once. Embedded mode keeps them in the SQLite file; AWS mode uses the
+/// `notifications` SQS queue, whose consumer is Lambda's event source (receive exists there for
+/// tests and tools).
+#[async_trait]
+pub trait NotificationQueue: Send + Sync + 'static {
+    async fn send(&self, jobs: Vec<NotificationJob>) -> Result<(), StoreError>;
+
+    /// Up to `max` jobs that are visible now; each stays hidden for `lease` unless acknowledged
+    /// or retried, then comes back (a sender that died mid-delivery loses nothing).
+    async fn receive(
+        &self,
+        max: usize,
+        lease: std::time::Duration,
+    ) -> Result<Vec<ReceivedNotification>, StoreError>;
+
+    /// Removes a delivered (or finally failed) job.
+    async fn ack(&self, receipt: &str) -> Result<(), StoreError>;
+
+    /// Makes a job visible again after `delay`: the retry backoff.
+    async fn retry_after(
+        &self,
+        receipt: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Jobs waiting or in flight.
+    async fn depth(&self) -> Result<usize, StoreError>;
+}
+
 /// Committed changes, in commit order per item.
 pub trait ChangeFeed: Send + Sync + 'static {
     fn subscribe(&self) -> broadcast::Receiver<ChangeEvent>;

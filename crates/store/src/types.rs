@@ -9,6 +9,8 @@ pub enum Kind {
     Tag,
     Settings,
     Stats,
+    /// The tenant's notification log (a singleton, like settings).
+    NotificationLog,
 }
 
 impl Kind {
@@ -18,6 +20,7 @@ impl Kind {
             Kind::Tag => "TAG",
             Kind::Settings => "SETTINGS",
             Kind::Stats => "STATS",
+            Kind::NotificationLog => "NOTIFYLOG",
         }
     }
 
@@ -27,6 +30,7 @@ impl Kind {
             "TAG" => Kind::Tag,
             "SETTINGS" => Kind::Settings,
             "STATS" => Kind::Stats,
+            "NOTIFYLOG" => Kind::NotificationLog,
             _ => return None,
         })
     }
@@ -77,6 +81,14 @@ impl Key {
         Key {
             tenant: tenant.to_string(),
             kind: Kind::Stats,
+            id: String::new(),
+        }
+    }
+
+    pub fn notification_log(tenant: &str) -> Key {
+        Key {
+            tenant: tenant.to_string(),
+            kind: Kind::NotificationLog,
             id: String::new(),
         }
     }
@@ -249,6 +261,35 @@ impl QueueDepth {
     pub fn total(&self) -> usize {
         self.rechecks + self.scheduled
     }
+}
+
+/// One delivery of one rendered notification to one URL. A change notifying three URLs is three
+/// jobs, so that a retry never sends a second copy to the URLs that already accepted it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationJob {
+    pub id: String,
+    pub tenant: String,
+    /// `None` for notifications that belong to no watch (a test from the settings page).
+    pub watch_id: Option<String>,
+    /// `change`, `filter_failure` or `test`: shown in the notification log.
+    pub kind: String,
+    pub url: String,
+    pub title: String,
+    pub body: String,
+    /// The body's format (`text`, `html`, `markdown`).
+    pub format: String,
+    pub created_at: i64,
+}
+
+/// A notification job handed out by a queue, hidden from other receivers until acknowledged,
+/// retried, or its lease runs out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedNotification {
+    pub job: NotificationJob,
+    /// Names this delivery for `ack`/`retry_after` (SQS: the receipt handle).
+    pub receipt: String,
+    /// 1 on the first delivery, growing with every redelivery and retry.
+    pub attempt: u32,
 }
 
 /// A committed change: the stream record the push layer turns into Socket.IO events.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::Credentials;
 use changewatch_store::aws::provision::{Provisioned, provision};
-use changewatch_store::aws::{DynamoStore, SqsQueue, StartAt, StreamFeed};
+use changewatch_store::aws::{DynamoStore, SqsNotificationQueue, SqsQueue, StartAt, StreamFeed};
 use changewatch_store::conformance;
 use changewatch_store::{CheckCommit, Expect, Key, NewSnapshot, Schedule, WatchStore};
 use serde_json::json;
@@ -106,6 +106,13 @@ async fn change_feed() {
 async fn job_queue() {
     let aws = fresh().await;
     conformance::job_queue(&aws.queue()).await;
+}
+
+#[tokio::test]
+async fn notification_queue() {
+    let aws = fresh().await;
+    let q = SqsNotificationQueue::new(aws.sqs.clone(), aws.res.notifications_queue_url.clone());
+    conformance::notification_queue(&q).await;
 }
 
 /// Text that does not compress, larger than one DynamoDB item: stored in several chunks.

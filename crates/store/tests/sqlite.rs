@@ -40,6 +40,12 @@ async fn change_feed() {
 }
 
 #[tokio::test]
+async fn notification_queue() {
+    let (_d, s) = fresh();
+    conformance::notification_queue(&s).await;
+}
+
+#[tokio::test]
 async fn memory_queue() {
     conformance::job_queue(&MemoryQueue::new()).await;
     conformance::job_queue_ordering(&MemoryQueue::new()).await;

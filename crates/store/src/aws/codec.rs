@@ -26,7 +26,7 @@ pub fn pk(tenant: &str) -> String {
 pub fn sk(key: &Key) -> String {
     match key.kind {
         Kind::Watch | Kind::Tag => format!("{}#{}", key.kind.as_str(), key.id),
-        Kind::Settings | Kind::Stats => key.kind.as_str().to_string(),
+        Kind::Settings | Kind::Stats | Kind::NotificationLog => key.kind.as_str().to_string(),
     }
 }
 
@@ -34,7 +34,7 @@ pub fn sk(key: &Key) -> String {
 pub fn sk_prefix(kind: Kind) -> String {
     match kind {
         Kind::Watch | Kind::Tag => format!("{}#", kind.as_str()),
-        Kind::Settings | Kind::Stats => kind.as_str().to_string(),
+        Kind::Settings | Kind::Stats | Kind::NotificationLog => kind.as_str().to_string(),
     }
 }
 

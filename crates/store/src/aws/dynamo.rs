@@ -478,7 +478,7 @@ impl WatchStore for DynamoStore {
                 let p = e.value(AttributeValue::S(codec::sk_prefix(kind)));
                 format!("{pk_n} = {pk_v} AND begins_with({sk_n}, {p})")
             }
-            Kind::Settings | Kind::Stats => {
+            Kind::Settings | Kind::Stats | Kind::NotificationLog => {
                 let p = e.value(AttributeValue::S(codec::sk_prefix(kind)));
                 format!("{pk_n} = {pk_v} AND {sk_n} = {p}")
             }

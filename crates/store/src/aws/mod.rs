@@ -21,7 +21,7 @@ pub mod sqs;
 pub mod streams;
 
 pub use dynamo::DynamoStore;
-pub use sqs::SqsQueue;
+pub use sqs::{SqsNotificationQueue, SqsQueue};
 pub use streams::{StartAt, StreamFeed};
 
 /// Names of the resources one deployment uses (the functions read them from the environment).

@@ -12,8 +12,8 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
 
 use super::{backend, sdk_error};
-use crate::JobQueue;
 use crate::types::*;
+use crate::{JobQueue, NotificationQueue};
 
 /// SQS's batch size limit.
 const BATCH: usize = 10;
@@ -187,5 +187,143 @@ impl JobQueue for SqsQueue {
     /// SQS cannot remove chosen messages; the checker skips jobs of paused or deleted watches.
     async fn remove(&self, _watch_ids: &[String]) -> Result<usize, StoreError> {
         Ok(0)
+    }
+}
+
+/// `NotificationQueue` on the `notifications` SQS queue. Retries use the message's own
+/// visibility (`ChangeMessageVisibility`), so a backoff needs no second queue; the queue's
+/// redrive policy moves a message that keeps failing to its dead-letter queue.
+#[derive(Clone, Debug)]
+pub struct SqsNotificationQueue {
+    client: Client,
+    url: String,
+}
+
+impl SqsNotificationQueue {
+    pub fn new(client: Client, url: String) -> Self {
+        SqsNotificationQueue { client, url }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// SQS's longest visibility timeout (12 hours).
+const MAX_VISIBILITY_SECS: u64 = 43_200;
+
+#[async_trait]
+impl NotificationQueue for SqsNotificationQueue {
+    async fn send(&self, jobs: Vec<NotificationJob>) -> Result<(), StoreError> {
+        for batch in jobs.chunks(BATCH) {
+            let entries = batch
+                .iter()
+                .enumerate()
+                .map(|(i, job)| {
+                    let body = serde_json::to_string(job).map_err(backend)?;
+                    SendMessageBatchRequestEntry::builder()
+                        .id(format!("n{i}"))
+                        .message_body(body)
+                        .build()
+                        .map_err(backend)
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let out = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            if let Some(f) = out.failed.first() {
+                return Err(backend(format!(
+                    "SQS refused {} of {} notifications: {} {}",
+                    out.failed.len(),
+                    batch.len(),
+                    f.code,
+                    f.message.as_deref().unwrap_or("")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn receive(
+        &self,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<ReceivedNotification>, StoreError> {
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, BATCH) as i32)
+            .visibility_timeout(lease.as_secs().clamp(1, MAX_VISIBILITY_SECS) as i32)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+            )
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        out.messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|msg| {
+                let attempt = msg
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| {
+                        a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                    })
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(1);
+                let job = serde_json::from_str(msg.body.as_deref().unwrap_or_default())
+                    .map_err(|e| StoreError::Corrupt(format!("notification message: {e}")))?;
+                Ok(ReceivedNotification {
+                    job,
+                    receipt: msg.receipt_handle.unwrap_or_default(),
+                    attempt,
+                })
+            })
+            .collect()
+    }
+
+    async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn retry_after(&self, receipt: &str, delay: Duration) -> Result<(), StoreError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(delay.as_secs().min(MAX_VISIBILITY_SECS) as i32)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn depth(&self) -> Result<usize, StoreError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        let attrs = out.attributes.unwrap_or_default();
+        Ok(attrs.values().filter_map(|v| v.parse::<usize>().ok()).sum())
     }
 }
