@@ -183,6 +183,30 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// A client builder whose name lookups go through the SSRF guard, for other outbound requests to
+/// user-supplied hosts (notification webhooks). Redirects and proxies are off for the reasons
+/// given in [`Fetcher::new`]. Literal IP hosts never reach a resolver, so callers still vet those
+/// with [`AddressPolicy::check`].
+pub fn guarded_client_builder(policy: AddressPolicy) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(Arc::new(GuardedResolver { policy }))
+        .no_proxy()
+}
+
+/// The guard's refusal found in a failed request's error chain, so a caller can tell "refused by
+/// policy" (permanent, worth saying so) from an ordinary connection failure.
+pub fn refusal_in(err: &(dyn std::error::Error + 'static)) -> Option<Refusal> {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if let Some(ResolveError::Refused(refusal)) = e.downcast_ref::<ResolveError>() {
+            return Some(refusal.clone());
+        }
+        source = e.source();
+    }
+    None
+}
+
 /// Reusable HTTP client with the guard, limits and defaults applied.
 #[derive(Clone, Debug)]
 pub struct Fetcher {

@@ -12,3 +12,6 @@ pub mod transport;
 pub mod url;
 
 pub use message::{BodyFormat, Message};
+pub use render::{ChangeContext, RenderError};
+pub use transport::{Deliverer, DeliveryError, DeliveryOptions};
+pub use url::{InvalidUrl, NotifyUrl};

@@ -5,8 +5,16 @@
 //!   benchmarks and tests that spawn the `changewatch` binary can all use it the same way.
 //! - [`fixture`]: reads the fixture pages kept in the repository under `fixtures/`.
 //! - [`moto::MotoServer`]: the AWS emulator (moto's server mode) for the aws adapters' tests.
+//! - [`capture::CaptureServer`]: records every HTTP request and answers with canned or failing
+//!   replies, for notification delivery tests.
+//! - [`smtp::SmtpServer`]: a small real SMTP receiver capturing envelope and message data.
 
+pub mod capture;
 pub mod moto;
+pub mod smtp;
+
+pub use capture::{CaptureServer, Captured};
+pub use smtp::{ReceivedMail, SmtpServer};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

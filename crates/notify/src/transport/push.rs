@@ -1,0 +1,152 @@
+//! Push services: ntfy, Gotify and Pushover.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::format::{Flavor, for_flavor, markdown_for_chat, truncate, truncate_bytes};
+use super::{Body, Deliverer, DeliveryError, Dest, Request};
+use crate::url::{Gotify, Ntfy, NtfyAuth, Pushover};
+use crate::{BodyFormat, Message};
+
+/// ntfy turns longer messages into attachments; keep them a message.
+const NTFY_MAX_BYTES: usize = 4096;
+const NTFY_TITLE_MAX: usize = 200;
+const PUSHOVER_MAX: usize = 1024;
+const PUSHOVER_TITLE_MAX: usize = 250;
+/// Pushover needs these for emergency priority; apprise's defaults (15 minutes, 1 hour).
+const PUSHOVER_RETRY_SECS: u32 = 900;
+const PUSHOVER_EXPIRE_SECS: u32 = 3600;
+
+/// Body for services that render markdown or plain text, and whether it is markdown.
+fn markdown_or_text(msg: &Message) -> (String, bool) {
+    match msg.format {
+        BodyFormat::Markdown => (markdown_for_chat(&msg.body), true),
+        BodyFormat::Html => (for_flavor(&msg.body, msg.format, Flavor::Text, None), false),
+        BodyFormat::Text => (msg.body.clone(), false),
+    }
+}
+
+pub(crate) async fn ntfy(d: &Deliverer, cfg: &Ntfy, msg: &Message) -> Result<(), DeliveryError> {
+    let (url, dest) = match &cfg.server {
+        Some(server) => (server.clone(), Dest::User),
+        None => (d.hosted_url("https://ntfy.sh/")?, Dest::Hosted),
+    };
+    let (body, markdown) = markdown_or_text(msg);
+    let body = truncate_bytes(&body, NTFY_MAX_BYTES);
+    for topic in &cfg.topics {
+        let mut payload = json!({ "topic": topic });
+        if !msg.title.is_empty() {
+            payload["title"] = Value::from(truncate(&msg.title, Some(NTFY_TITLE_MAX)));
+        }
+        if !body.is_empty() {
+            payload["message"] = Value::from(body.clone());
+        }
+        let mut req = Request::new("ntfy", dest, Method::POST, url.clone())
+            .header("Content-Type", "application/json")
+            .json(payload);
+        if markdown {
+            req = req.header("X-Markdown", "yes");
+        }
+        for (name, value) in [
+            ("X-Priority", &cfg.priority),
+            ("X-Tags", &cfg.tags),
+            ("X-Click", &cfg.click),
+            ("X-Delay", &cfg.delay),
+            ("X-Email", &cfg.email),
+        ] {
+            if let Some(v) = value {
+                req = req.header(name, v.clone());
+            }
+        }
+        match &cfg.auth {
+            NtfyAuth::None => {}
+            NtfyAuth::Basic(u, p) => req.basic = Some((u.clone(), p.clone())),
+            NtfyAuth::Token(t) => req.bearer = Some(t.clone()),
+        }
+        d.send(req).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn gotify(
+    d: &Deliverer,
+    cfg: &Gotify,
+    msg: &Message,
+) -> Result<(), DeliveryError> {
+    let url = cfg
+        .server
+        .join("message")
+        .map_err(|e| DeliveryError::Config {
+            service: "Gotify",
+            reason: format!("bad server URL: {e}"),
+        })?;
+    let (body, markdown) = markdown_or_text(msg);
+    let mut payload = json!({
+        "priority": cfg.priority,
+        "title": msg.title,
+        "message": body,
+    });
+    if markdown {
+        payload["extras"] = json!({ "client::display": { "contentType": "text/markdown" } });
+    }
+    let req = Request::new("Gotify", Dest::User, Method::POST, url)
+        .header("X-Gotify-Key", cfg.token.clone())
+        .json(payload);
+    d.send(req).await.map(|_| ())
+}
+
+pub(crate) async fn pushover(
+    d: &Deliverer,
+    cfg: &Pushover,
+    msg: &Message,
+) -> Result<(), DeliveryError> {
+    let url = d.hosted_url("https://api.pushover.net/1/messages.json")?;
+    let html = msg.format != BodyFormat::Text;
+    let message = for_flavor(
+        &msg.body,
+        msg.format,
+        if html { Flavor::Pushover } else { Flavor::Text },
+        Some(PUSHOVER_MAX),
+    );
+    let title = if msg.title.is_empty() {
+        "changewatch".to_string()
+    } else {
+        truncate(&msg.title, Some(PUSHOVER_TITLE_MAX))
+    };
+    let mut form: Vec<(String, String)> = vec![
+        ("token".into(), cfg.token.clone()),
+        ("user".into(), cfg.user_key.clone()),
+        ("priority".into(), cfg.priority.to_string()),
+        ("title".into(), title),
+        ("message".into(), message),
+    ];
+    if let Some(s) = &cfg.sound {
+        form.push(("sound".into(), s.clone()));
+    }
+    if !cfg.devices.is_empty() {
+        form.push(("device".into(), cfg.devices.join(",")));
+    }
+    if html {
+        form.push(("html".into(), "1".into()));
+    }
+    if cfg.priority == 2 {
+        form.push(("retry".into(), PUSHOVER_RETRY_SECS.to_string()));
+        form.push(("expire".into(), PUSHOVER_EXPIRE_SECS.to_string()));
+    }
+    let mut req = Request::new("Pushover", Dest::Hosted, Method::POST, url);
+    req.body = Body::Form(form);
+    let reply = d.send(req).await?;
+    // Pushover answers {"status": 1} when the message was queued.
+    if let Some(v) = reply.json()
+        && v.get("status").and_then(Value::as_i64) == Some(0)
+    {
+        return Err(DeliveryError::Rejected {
+            service: "Pushover",
+            reason: format!(
+                "the message was refused ({})",
+                v.get("errors").cloned().unwrap_or_default()
+            ),
+        });
+    }
+    Ok(())
+}

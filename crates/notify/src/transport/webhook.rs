@@ -1,0 +1,185 @@
+//! Generic webhooks: apprise's `json://`, `form://`, `xml://` and changedetection.io's
+//! `get://`…`head://`.
+
+use reqwest::Method;
+use serde_json::{Map, Value};
+
+use super::format::{convert, escape_html};
+use super::{Body, Deliverer, DeliveryError, Dest, Request};
+use crate::Message;
+use crate::url::{AppriseWebhook, CustomHttp, WebhookKind};
+
+/// apprise's notification type; changes are always informational.
+const NOTIFY_TYPE: &str = "info";
+
+fn method(service: &'static str, m: &str) -> Result<Method, DeliveryError> {
+    Method::from_bytes(m.as_bytes()).map_err(|_| DeliveryError::Config {
+        service,
+        reason: format!("invalid method {m}"),
+    })
+}
+
+/// apprise's fields in order, after `:field=value` renames (an empty value drops the field) and
+/// with the extra fields appended.
+fn fields(w: &AppriseWebhook, base: [(&str, String); 4]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (name, value) in base {
+        let renamed = w
+            .payload
+            .iter()
+            .rev()
+            .find(|(k, _)| k.as_str() == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| name.to_string());
+        if !renamed.is_empty() {
+            out.push((renamed, value));
+        }
+    }
+    out
+}
+
+fn extras<'a>(w: &'a AppriseWebhook, known: &[&str]) -> impl Iterator<Item = &'a (String, String)> {
+    let known: Vec<String> = known.iter().map(|s| s.to_string()).collect();
+    w.payload.iter().filter(move |(k, _)| !known.contains(k))
+}
+
+pub(crate) async fn apprise(
+    d: &Deliverer,
+    w: &AppriseWebhook,
+    msg: &Message,
+) -> Result<(), DeliveryError> {
+    let service = match w.kind {
+        WebhookKind::Json => "JSON",
+        WebhookKind::Form => "Form",
+        WebhookKind::Xml => "XML",
+    };
+    let body = convert(&msg.body, msg.format, w.format.unwrap_or(msg.format));
+    let m = method(service, &w.method)?;
+    let mut req = Request::new(service, Dest::User, m.clone(), w.url.clone());
+    req.basic = w.auth.clone();
+    match w.kind {
+        WebhookKind::Json => {
+            let known = ["version", "title", "message", "attachments", "type"];
+            let mut obj = Map::new();
+            let renamed = |name: &str| -> Option<String> {
+                let r = w
+                    .payload
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_else(|| name.to_string());
+                (!r.is_empty()).then_some(r)
+            };
+            let base: [(&str, Value); 5] = [
+                ("version", Value::from("1.0")),
+                ("title", Value::from(msg.title.clone())),
+                ("message", Value::from(body)),
+                ("attachments", Value::Array(Vec::new())),
+                ("type", Value::from(NOTIFY_TYPE)),
+            ];
+            for (name, value) in base {
+                if let Some(key) = renamed(name) {
+                    obj.insert(key, value);
+                }
+            }
+            for (k, v) in extras(w, &known) {
+                obj.insert(k.clone(), Value::from(v.clone()));
+            }
+            req = req.header("Content-Type", "application/json");
+            req.body = Body::Json(Value::Object(obj));
+        }
+        WebhookKind::Form => {
+            let mut form = fields(
+                w,
+                [
+                    ("version", "1.0".into()),
+                    ("title", msg.title.clone()),
+                    ("message", body),
+                    ("type", NOTIFY_TYPE.into()),
+                ],
+            );
+            form.extend(extras(w, &["version", "title", "message", "type"]).cloned());
+            if m == Method::GET {
+                req.url.query_pairs_mut().extend_pairs(form);
+            } else {
+                req.body = Body::Form(form);
+            }
+        }
+        WebhookKind::Xml => {
+            let known = ["Version", "Subject", "Message", "MessageType"];
+            let mut core = fields(
+                w,
+                [
+                    ("Version", "1.1".into()),
+                    ("Subject", escape_html(&msg.title)),
+                    ("Message", escape_html(&body)),
+                    ("MessageType", NOTIFY_TYPE.into()),
+                ],
+            );
+            let extra: Vec<(String, String)> = extras(w, &known)
+                .filter_map(|(k, v)| {
+                    let key: String = k
+                        .chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                        .collect();
+                    (!key.is_empty()).then(|| (key, escape_html(v)))
+                })
+                .collect();
+            // apprise only points at its schema when the document is exactly that schema.
+            let xsd = if w.payload.is_empty() {
+                " xmlns:xsi=\"https://raw.githubusercontent.com/caronc/apprise/master/apprise/assets/NotifyXML-1.1.xsd\""
+            } else {
+                ""
+            };
+            core.extend(extra);
+            let core: String = core
+                .iter()
+                .map(|(k, v)| format!("<{k}>{v}</{k}>"))
+                .collect();
+            let doc = format!(
+                "<?xml version='1.0' encoding='utf-8'?>\n\
+                 <soapenv:Envelope\n    \
+                 xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"\n    \
+                 xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\"\n    \
+                 xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">\n    \
+                 <soapenv:Body>\n        \
+                 <Notification{xsd}>\n            {core}\n        </Notification>\n    \
+                 </soapenv:Body>\n</soapenv:Envelope>"
+            );
+            req = req.header("Content-Type", "application/xml");
+            req.body = Body::Raw(doc.into_bytes());
+        }
+    }
+    req.headers.extend(w.headers.iter().cloned());
+    d.send(req).await.map(|_| ())
+}
+
+pub(crate) async fn custom(
+    d: &Deliverer,
+    h: &CustomHttp,
+    msg: &Message,
+) -> Result<(), DeliveryError> {
+    let service = "Webhook";
+    let body = convert(&msg.body, msg.format, h.format.unwrap_or(msg.format));
+    let mut req = Request::new(
+        service,
+        Dest::User,
+        method(service, &h.method)?,
+        h.url.clone(),
+    );
+    req.basic = h.auth.clone();
+    req.headers = h.headers.clone();
+    let has_type = h
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+    if !has_type && serde_json::from_str::<Value>(&body).is_ok() {
+        req.headers.push((
+            "Content-Type".into(),
+            "application/json; charset=utf-8".into(),
+        ));
+    }
+    req.body = Body::Raw(body.into_bytes());
+    d.send(req).await.map(|_| ())
+}
