@@ -1,188 +1,25 @@
-//! Which notification URLs are accepted. Upstream asks the apprise library whether it can build
-//! a notifier from the URL; the notifier itself is not part of this crate, so the check here is
-//! the part clients observe: a scheme apprise (or changedetection's own request plugins) knows,
-//! followed by a target.
+//! Which notification URLs are accepted: those the notifier can deliver to
+//! ([`changewatch_notify::url`]), so a saved URL never fails later for being unusable. A URL
+//! may be a template (`ntfy://host/{{watch_uuid}}`); it is checked as it would render for an
+//! example watch, as upstream renders before asking apprise.
 
-/// Schemes apprise registers (plus changedetection.io's `get`/`post`/... request plugins).
-const SCHEMES: &[&str] = &[
-    "apprise",
-    "apprises",
-    "bark",
-    "barks",
-    "bluesky",
-    "brevo",
-    "bulksms",
-    "bulkvs",
-    "burstsms",
-    "chanify",
-    "clickatell",
-    "clicksend",
-    "d7sms",
-    "dapnet",
-    "dbus",
-    "delete",
-    "deletes",
-    "dingtalk",
-    "discord",
-    "emby",
-    "embys",
-    "enigma2",
-    "enigma2s",
-    "fcm",
-    "feishu",
-    "flock",
-    "form",
-    "forms",
-    "gchat",
-    "get",
-    "gets",
-    "glib",
-    "gnome",
-    "gotify",
-    "gotifys",
-    "growl",
-    "guilded",
-    "hassio",
-    "hassios",
-    "head",
-    "heads",
-    "ifttt",
-    "join",
-    "json",
-    "jsons",
-    "kavenegar",
-    "kde",
-    "kodi",
-    "kodis",
-    "kumulos",
-    "lametric",
-    "lametrics",
-    "lark",
-    "line",
-    "macosx",
-    "mailgun",
-    "mailto",
-    "mailtos",
-    "mastodon",
-    "mastodons",
-    "matrix",
-    "matrixs",
-    "misskey",
-    "misskeys",
-    "mmost",
-    "mmosts",
-    "mqtt",
-    "mqtts",
-    "msg91",
-    "msteams",
-    "nctalk",
-    "nctalks",
-    "ncloud",
-    "nclouds",
-    "notica",
-    "notifiarr",
-    "notifico",
-    "ntfy",
-    "ntfys",
-    "null",
-    "o365",
-    "office365",
-    "onesignal",
-    "opsgenie",
-    "pagerduty",
-    "pagertree",
-    "parsep",
-    "parseps",
-    "patch",
-    "patchs",
-    "pbul",
-    "pjet",
-    "pjets",
-    "popcorn",
-    "post",
-    "posts",
-    "pover",
-    "prowl",
-    "psafer",
-    "psafers",
-    "push",
-    "pushdeer",
-    "pushdeers",
-    "pushed",
-    "pushjet",
-    "pushme",
-    "pushover",
-    "pushplus",
-    "pushy",
-    "put",
-    "puts",
-    "qq",
-    "reddit",
-    "resend",
-    "revolt",
-    "rocket",
-    "rockets",
-    "rsyslog",
-    "ryver",
-    "sendgrid",
-    "ses",
-    "seven",
-    "signal",
-    "signals",
-    "simplepush",
-    "sinch",
-    "slack",
-    "smseagle",
-    "smseagles",
-    "smsmgr",
-    "smtp2go",
-    "sns",
-    "sparkpost",
-    "spike",
-    "splunk",
-    "spush",
-    "strmlabs",
-    "synology",
-    "synologys",
-    "syslog",
-    "tgram",
-    "threema",
-    "toot",
-    "toots",
-    "tweet",
-    "twilio",
-    "twist",
-    "twitter",
-    "victorops",
-    "webex",
-    "wecombot",
-    "whatsapp",
-    "windows",
-    "workflow",
-    "workflows",
-    "wxpusher",
-    "wxteams",
-    "x",
-    "xbmc",
-    "xbmcs",
-    "xml",
-    "xmls",
-    "zulip",
-];
+use changewatch_core::diff::DiffFormat;
+use changewatch_notify::render::{ChangeContext, render_url};
 
-/// True when apprise would build a notifier from `url`: a known scheme (case-insensitive) and
-/// a non-empty target after `://`.
+/// True when the URL is one the notifier accepts (`#` comments and `null://` included).
 pub fn is_valid_apprise_url(url: &str) -> bool {
     let url = url.trim();
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return false;
-    };
-    let scheme = scheme.to_ascii_lowercase();
-    if !SCHEMES.contains(&scheme.as_str()) {
-        return false;
+    if !(url.contains("{{") || url.contains("{%")) {
+        return changewatch_notify::url::is_valid(url);
     }
-    // `null://` is apprise's do-nothing notifier and needs no target.
-    scheme == "null" || !rest.trim_matches('/').trim().is_empty()
+    let example = ChangeContext {
+        watch_uuid: "00000000-0000-4000-8000-000000000000".into(),
+        watch_url: "https://example.com/".into(),
+        watch_title: "Example".into(),
+        ..ChangeContext::default()
+    };
+    render_url(url, &example, DiffFormat::Text)
+        .is_ok_and(|rendered| changewatch_notify::url::is_valid(&rendered))
 }
 
 #[cfg(test)]
@@ -190,22 +27,23 @@ mod tests {
     use super::is_valid_apprise_url;
 
     #[test]
-    fn known_schemes_with_a_target_pass() {
+    fn deliverable_urls_pass() {
         for u in [
             "json://example.com/hook",
             "posts://example.com/x",
             "mailto://user:pass@example.com",
-            "discord://id/token",
-            "tgram://bot/chat",
+            "tgram://123456789:abcdefg_hijklmnop/12345",
             "NTFY://topic",
             "null://",
+            "#json://commented.out/hook",
+            "json://example.com/{{watch_uuid}}",
         ] {
             assert!(is_valid_apprise_url(u), "{u}");
         }
     }
 
     #[test]
-    fn unknown_schemes_and_bare_schemes_fail() {
+    fn unknown_schemes_bare_schemes_and_broken_templates_fail() {
         for u in [
             "",
             "foo://bar",
@@ -213,6 +51,7 @@ mod tests {
             "json://",
             "example.com",
             "json:x",
+            "json://example.com/{{ unclosed",
         ] {
             assert!(!is_valid_apprise_url(u), "{u}");
         }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use changewatch_core::model::{Settings, Tag};
 use changewatch_engine::checker;
+use changewatch_engine::notifications::Dispatcher;
 use changewatch_store::{JobQueue, StoreError, WatchStore};
 
 use crate::error::ApiError;
@@ -38,6 +39,9 @@ pub struct AppState {
     pub store: Arc<dyn WatchStore>,
     pub queue: Arc<dyn JobQueue>,
     pub workers: Option<Arc<dyn Workers>>,
+    /// Sends test notifications (and, in embedded mode, queued ones). `None`: the action
+    /// answers that notifications are not configured here.
+    pub notifier: Option<Arc<Dispatcher>>,
     pub tenant: String,
     pub config: ApiConfig,
     pub started: Instant,

@@ -54,19 +54,19 @@ async fn add_replace_delete_round_trip() {
     let (s, b) = send(
         &app,
         Method::PUT,
-        json!({"notification_urls": ["tgram://bot/chat"]}),
+        json!({"notification_urls": ["tgram://123456789:AAbot-token_x/12345"]}),
     )
     .await;
     assert_eq!(s, 200);
     assert_eq!(
         serde_json::from_str::<Value>(&b).unwrap(),
-        json!({"notification_urls": ["tgram://bot/chat"]})
+        json!({"notification_urls": ["tgram://123456789:AAbot-token_x/12345"]})
     );
 
     let (s, b) = send(
         &app,
         Method::DELETE,
-        json!({"notification_urls": ["tgram://bot/chat"]}),
+        json!({"notification_urls": ["tgram://123456789:AAbot-token_x/12345"]}),
     )
     .await;
     assert_eq!((s, b.as_str()), (204, ""));

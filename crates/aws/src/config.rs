@@ -7,7 +7,8 @@ use std::time::Instant;
 use changewatch_api::{ApiConfig, AppState};
 use changewatch_core::Config;
 use changewatch_engine::checker::epoch_now;
-use changewatch_store::aws::{AwsResources, DynamoStore, SqsQueue, StartAt};
+use changewatch_engine::notifications::Dispatcher;
+use changewatch_store::aws::{AwsResources, DynamoStore, SqsNotificationQueue, SqsQueue, StartAt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -28,7 +29,8 @@ pub struct AwsConfig {
     /// `CW_WATCHES_TABLE`, `CW_SNAPSHOTS_TABLE`, `CW_CHECKS_QUEUE_URL`, `CW_RECHECKS_QUEUE_URL`,
     /// `CW_DUE_SHARDS` (default 8).
     pub resources: AwsResources,
-    /// `CW_NOTIFICATIONS_QUEUE_URL` (used by the notifications work).
+    /// `CW_NOTIFICATIONS_QUEUE_URL`: where checkers queue notifications and the notifier reads
+    /// them; unset, checks queue none.
     pub notifications_queue_url: Option<String>,
     /// `CW_TENANT` (default `default`): the tenant the API and the push service serve.
     pub tenant: String,
@@ -40,6 +42,10 @@ pub struct AwsConfig {
     /// below its timeout with room for processing and the commit (the template sets it from
     /// the function timeout). Per-tenant settings cannot raise a fetch past it.
     pub checker_fetch_budget: Option<std::time::Duration>,
+    /// `CW_QUEUE_POLL_SECS` (default 5, 1 to 3600): how often the push service reads the
+    /// `checks` and `rechecks` queues' depth for `queue_size`, while at least one client is
+    /// connected.
+    pub queue_poll: std::time::Duration,
     /// Everything embedded mode reads as well (`DEFAULT_SETTINGS_REQUESTS_TIMEOUT`,
     /// `MINIMUM_SECONDS_RECHECK_TIME`, `API_ACCESS_TOKEN`, …; `CHANGEDETECTION_PORT` is the push
     /// service's port).
@@ -95,8 +101,22 @@ impl AwsConfig {
                 }
             },
         };
+        let queue_poll = match text("CW_QUEUE_POLL_SECS") {
+            None => std::time::Duration::from_secs(5),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (1..=3600).contains(&n) => std::time::Duration::from_secs(n),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "CW_QUEUE_POLL_SECS",
+                        value: v,
+                        reason: "expected a whole number of seconds from 1 to 3600",
+                    });
+                }
+            },
+        };
         Ok(AwsConfig {
             checker_fetch_budget,
+            queue_poll,
             stream_start,
             resources: AwsResources {
                 watches_table: required("CW_WATCHES_TABLE")?,
@@ -147,13 +167,30 @@ impl Clients {
         )
     }
 
+    /// The `notifications` queue, when the deployment has one (`CW_NOTIFICATIONS_QUEUE_URL`).
+    pub fn notification_queue(&self, config: &AwsConfig) -> Option<SqsNotificationQueue> {
+        config
+            .notifications_queue_url
+            .clone()
+            .map(|url| SqsNotificationQueue::new(self.sqs.clone(), url))
+    }
+
     /// What the API handlers need, over DynamoDB and SQS. There are no workers to report:
     /// checks are Lambda invocations.
     pub fn app_state(&self, config: &AwsConfig) -> AppState {
+        let store: Arc<dyn changewatch_store::WatchStore> = Arc::new(self.store(config));
+        let notifier = match Dispatcher::from_config(store.clone(), &config.base) {
+            Ok(d) => Some(Arc::new(d)),
+            Err(e) => {
+                tracing::warn!(error = %e, "test notifications unavailable");
+                None
+            }
+        };
         AppState {
-            store: Arc::new(self.store(config)),
+            store,
             queue: Arc::new(self.queue(config)),
             workers: None,
+            notifier,
             tenant: config.tenant.clone(),
             config: ApiConfig {
                 page_watch_limit: config.base.page_watch_limit,
@@ -191,6 +228,30 @@ mod tests {
         assert_eq!(c.resources.due_shards, 8);
         assert_eq!(c.tenant, "default");
         assert_eq!(c.resources.watches_table, "w");
+        assert_eq!(c.queue_poll, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn queue_poll_interval() {
+        let base = [
+            ("CW_WATCHES_TABLE", "w"),
+            ("CW_SNAPSHOTS_TABLE", "s"),
+            ("CW_CHECKS_QUEUE_URL", "c"),
+            ("CW_RECHECKS_QUEUE_URL", "r"),
+        ];
+        let with = |v: &'static str| {
+            let mut pairs = base.to_vec();
+            pairs.push(("CW_QUEUE_POLL_SECS", v));
+            AwsConfig::from_lookup(env(&pairs))
+        };
+        assert_eq!(
+            with("2").unwrap().queue_poll,
+            std::time::Duration::from_secs(2)
+        );
+        for bad in ["0", "x", "3601"] {
+            let e = with(bad).unwrap_err();
+            assert!(e.to_string().starts_with("CW_QUEUE_POLL_SECS="), "{e}");
+        }
     }
 
     #[test]

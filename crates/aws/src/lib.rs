@@ -6,11 +6,13 @@
 //! - [`api`]: the REST API over DynamoDB and SQS (served by `lambda_http` in the api function).
 //! - [`scheduler`]: one EventBridge tick: queue everything due within the next minute.
 //! - [`checker`]: one SQS batch: checks run concurrently, failures reported per message.
+//! - [`notifier`]: one SQS batch of notification jobs: deliveries, backoff, dead-letter queue.
 //! - [`push`]: the push service: the stream → Socket.IO, the dashboard, `/healthz`.
 
 pub mod api;
 pub mod checker;
 pub mod config;
+pub mod notifier;
 pub mod push;
 pub mod scheduler;
 

@@ -5,7 +5,8 @@
 //! left by a previous process is cleared first (this process is the only one using the file, so
 //! none of them can be live), then the scheduler re-queues whatever is due, interrupted checks
 //! included. Shutdown (SIGTERM or ctrl-c) stops the scheduler and the HTTP server, gives running
-//! checks a grace period, and releases what it had to cut off.
+//! checks a grace period, and releases what it had to cut off. Notifications wait in an outbox
+//! table of the same file, so a restart resumes their delivery.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use changewatch_api::{ApiConfig, AppState, Workers, bootstrap};
 use changewatch_core::{Config, Fetcher};
-use changewatch_engine::checker::{Checker, CheckerConfig, epoch_now, load_settings};
+use changewatch_engine::checker::{Checker, CheckerConfig, NotifySetup, epoch_now, load_settings};
+use changewatch_engine::notifications::{Dispatcher, NotificationSender};
 use changewatch_engine::pool::{PoolState, WorkerPool};
 use changewatch_engine::scheduler::tick;
 use changewatch_push::Push;
@@ -121,17 +123,31 @@ async fn serve(config: Config) -> Result<(), String> {
     let queue = Arc::new(MemoryQueue::new());
     let fetcher = Fetcher::new(config.fetcher_config())
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    let checker = Arc::new(Checker::new(
+    let dispatcher = Arc::new(Dispatcher::from_config(store.clone(), &config)?);
+    // The outbox lives in the same SQLite file: queued notifications survive a restart.
+    let sender = NotificationSender::spawn(
         store.clone(),
-        fetcher,
-        CheckerConfig {
-            owner: format!("embedded-{}", std::process::id()),
-            lease_margin: Duration::from_secs(60),
-            minimum_recheck_secs: config.minimum_recheck_secs,
-            jq_allow_risky: config.jq_allow_risky,
-            max_fetch_timeout: None,
-        },
-    ));
+        dispatcher.clone(),
+        Duration::from_millis(500),
+        config.notification_timeout + Duration::from_secs(30),
+    );
+    let checker = Arc::new(
+        Checker::new(
+            store.clone(),
+            fetcher,
+            CheckerConfig {
+                owner: format!("embedded-{}", std::process::id()),
+                lease_margin: Duration::from_secs(60),
+                minimum_recheck_secs: config.minimum_recheck_secs,
+                jq_allow_risky: config.jq_allow_risky,
+                max_fetch_timeout: None,
+            },
+        )
+        .with_notifications(NotifySetup {
+            queue: store.clone(),
+            base_url: config.base_url.clone(),
+        }),
+    );
     let pool = WorkerPool::start(config.fetch_workers, queue.clone(), checker);
 
     let state = AppState {
@@ -141,6 +157,7 @@ async fn serve(config: Config) -> Result<(), String> {
             state: pool.state(),
             size: pool.size(),
         })),
+        notifier: Some(dispatcher),
         tenant: DEFAULT_TENANT.to_string(),
         config: ApiConfig {
             page_watch_limit: config.page_watch_limit,
@@ -195,6 +212,8 @@ async fn serve(config: Config) -> Result<(), String> {
         );
         store.clear_leases().await.map_err(|e| e.to_string())?;
     }
+    // Deliveries in flight finish or stay queued for the next start.
+    sender.shutdown(Duration::from_secs(5)).await;
     if let Ok(Err(e)) = http.await {
         warn!(error = %e, "HTTP server ended with an error");
     }

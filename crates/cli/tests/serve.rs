@@ -7,67 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::{Api, Server};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use testkit::{FixtureServer, Page};
-
-struct Api {
-    base: String,
-    key: String,
-    http: reqwest::blocking::Client,
-}
-
-impl Api {
-    fn new(base: &str, key: &str) -> Api {
-        Api {
-            base: base.to_string(),
-            key: key.to_string(),
-            http: reqwest::blocking::Client::new(),
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("x-api-key", &self.key)
-            .send()
-            .unwrap();
-        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
-    }
-
-    fn create(&self, body: Value) -> String {
-        let r = self
-            .http
-            .post(format!("{}/api/v1/watch", self.base))
-            .header("x-api-key", &self.key)
-            .json(&body)
-            .send()
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 201);
-        r.json::<Value>().unwrap()["uuid"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-
-    /// Polls a watch until `pred` holds (bounded: 30 s).
-    fn wait_for(&self, uuid: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (_, w) = self.get(&format!("/api/v1/watch/{uuid}"));
-            if pred(&w) {
-                return w;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; watch is {w}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
 
 #[test]
 fn serve_checks_on_schedule_and_on_recheck() {

@@ -55,6 +55,14 @@ pub struct Config {
     /// `DASHBOARD_DIR`: the built dashboard (`dashboard/dist`); unset, it is looked for beside
     /// the working directory and the executable.
     pub dashboard_dir: Option<std::path::PathBuf>,
+    /// `NOTIFICATION_MAX_ATTEMPTS`: tries per notification before it is recorded as failed
+    /// (default 5; AWS mode's queue redrive count must match).
+    pub notification_max_attempts: u32,
+    /// `NOTIFICATION_RETRY_DELAY_SECS`: wait after the first failed try, doubled after each
+    /// further one (default 10, capped at 15 minutes).
+    pub notification_retry_delay: Duration,
+    /// `NOTIFICATION_TIMEOUT_SECS`: how long one delivery may take (default 30).
+    pub notification_timeout: Duration,
 }
 
 impl Default for Config {
@@ -76,6 +84,9 @@ impl Default for Config {
             api_access_token: None,
             dashboard_dir: None,
             salted_pass: None,
+            notification_max_attempts: 5,
+            notification_retry_delay: Duration::from_secs(10),
+            notification_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -195,6 +206,34 @@ impl Config {
             )?,
             base_url: text("BASE_URL"),
             api_access_token: text("API_ACCESS_TOKEN"),
+            notification_max_attempts: match parse_num::<u32>(
+                "NOTIFICATION_MAX_ATTEMPTS",
+                text("NOTIFICATION_MAX_ATTEMPTS"),
+                "expected a number of tries",
+            )? {
+                Some(0) => {
+                    return Err(invalid(
+                        "NOTIFICATION_MAX_ATTEMPTS",
+                        "0".into(),
+                        "at least one try is needed",
+                    ));
+                }
+                Some(n) => n,
+                None => d.notification_max_attempts,
+            },
+            notification_retry_delay: parse_num::<u64>(
+                "NOTIFICATION_RETRY_DELAY_SECS",
+                text("NOTIFICATION_RETRY_DELAY_SECS"),
+                "expected a number of seconds",
+            )?
+            .map_or(d.notification_retry_delay, Duration::from_secs),
+            notification_timeout: parse_num::<u64>(
+                "NOTIFICATION_TIMEOUT_SECS",
+                text("NOTIFICATION_TIMEOUT_SECS"),
+                "expected a number of seconds",
+            )?
+            .map(|s| Duration::from_secs(s.max(1)))
+            .unwrap_or(d.notification_timeout),
         })
     }
 

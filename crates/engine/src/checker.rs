@@ -12,16 +12,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use changewatch_core::model::{
-    Settings, Tag, TextOrFalse, Watch, processor_settings, tags_for_watch,
+    Settings, Tag, TextOrFalse, Watch, processor_settings, resolve_notification_settings,
+    tags_for_watch,
 };
 use changewatch_core::pipeline::{ChangeStatus, PreviousState, history_line_key};
 use changewatch_core::{CheckError, FetchRequest, Fetcher, run_check};
 use changewatch_store::{
-    CheckCommit, CheckJob, Expect, Item, Key, Kind, Lane, NewSnapshot, StoreError, WatchStore,
+    CheckCommit, CheckJob, Expect, Item, Key, Kind, Lane, NewSnapshot, NotificationQueue,
+    StoreError, WatchStore,
 };
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
+use crate::notifications;
 use crate::pool::JobRunner;
 use crate::timing;
 
@@ -42,7 +45,8 @@ pub struct CheckReport {
     pub status: Option<ChangeStatus>,
     pub error: Option<String>,
     pub history_len: usize,
-    /// A change worth telling people about: a change with at least two snapshots.
+    /// A notification was due: a change after the first check, or a filter missing too often,
+    /// with somewhere to send it.
     pub notify: bool,
 }
 
@@ -62,11 +66,37 @@ pub struct CheckerConfig {
     pub max_fetch_timeout: Option<Duration>,
 }
 
+/// Where a checker puts the notifications its checks cause.
+#[derive(Clone)]
+pub struct NotifySetup {
+    pub queue: Arc<dyn NotificationQueue>,
+    /// `BASE_URL` from the environment; wins over the tenant's `base_url` setting.
+    pub base_url: Option<String>,
+}
+
+impl std::fmt::Debug for NotifySetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotifySetup")
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+/// Which notification a check will cause, decided before its commit so that the counters it
+/// moves are written in the same commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Plan {
+    None,
+    Change,
+    FilterFailure,
+}
+
 /// Runs check jobs; cheap to share (`Arc`).
 pub struct Checker {
     store: Arc<dyn WatchStore>,
     fetcher: Fetcher,
     config: CheckerConfig,
+    notify: Option<NotifySetup>,
     clock: fn() -> i64,
 }
 
@@ -91,8 +121,15 @@ impl Checker {
             store,
             fetcher,
             config,
+            notify: None,
             clock: epoch_now,
         }
+    }
+
+    /// Checks that find a change (or keep missing their filter) queue notifications here.
+    pub fn with_notifications(mut self, setup: NotifySetup) -> Self {
+        self.notify = Some(setup);
+        self
     }
 
     /// Runs one job to completion. Store errors are returned; check failures are results.
@@ -195,6 +232,15 @@ impl Checker {
         patch.insert("browser_steps_last_error_step".into(), Value::Null);
         let mut snapshot = None;
         let mut kept_text = None;
+        let muted = watch.notification_muted || settings.application.all_muted;
+        let targets = if self.notify.is_some() && !muted {
+            notifications::active_urls(
+                &resolve_notification_settings(watch, &watch_tags, settings).urls,
+            )
+        } else {
+            Vec::new()
+        };
+        let mut plan = Plan::None;
         let report = match &result {
             Ok(r) => {
                 let p = &r.processed;
@@ -213,6 +259,14 @@ impl Checker {
                 if let Some(md5) = p.md5_to_record() {
                     patch.insert("previous_md5".into(), json!(md5));
                 }
+                if p.status == ChangeStatus::Changed && !history.is_empty() && !targets.is_empty() {
+                    // The first check stores a baseline and never notifies (upstream).
+                    plan = Plan::Change;
+                    patch.insert(
+                        "notification_alert_count".into(),
+                        json!(watch.notification_alert_count + 1),
+                    );
+                }
                 if p.status == ChangeStatus::Changed || history.is_empty() {
                     snapshot = Some(NewSnapshot {
                         ts: started,
@@ -228,11 +282,21 @@ impl Checker {
                 }
             }
             Err(e) => {
-                let failures = if e.is_filter_failure() {
+                let mut failures = if e.is_filter_failure() {
                     watch.consecutive_filter_failures + 1
                 } else {
                     watch.consecutive_filter_failures
                 };
+                let threshold = settings
+                    .application
+                    .filter_failure_notification_threshold_attempts;
+                if e.is_filter_failure() && threshold > 0 && failures >= threshold {
+                    // Upstream starts counting again after the alert, sent or not.
+                    failures = 0;
+                    if watch.filter_failure_notification_send && !targets.is_empty() {
+                        plan = Plan::FilterFailure;
+                    }
+                }
                 patch.insert("last_error".into(), json!(e.last_error()));
                 patch.insert("consecutive_filter_failures".into(), json!(failures));
                 if let CheckError::Fetch(changewatch_core::fetch::FetchError::Status { status }) = e
@@ -275,11 +339,65 @@ impl Checker {
             .await
         {
             Ok(out) => {
-                let changed =
-                    report.status == Some(ChangeStatus::Changed) && out.snapshot_ts.is_some();
+                let notify = match plan {
+                    Plan::Change => out.snapshot_ts.is_some(),
+                    Plan::FilterFailure => true,
+                    Plan::None => false,
+                };
+                if notify && let Some(setup) = &self.notify {
+                    let prev = match history.last() {
+                        Some(ts) => self.store.snapshot_text(key, *ts).await?.map(|t| (*ts, t)),
+                        None => None,
+                    };
+                    let current = match (&result, out.snapshot_ts) {
+                        (Ok(r), Some(ts)) => Some((
+                            ts,
+                            r.processed.text.as_str(),
+                            r.processed.triggered_text.join("\n"),
+                        )),
+                        _ => None,
+                    };
+                    let ctx = notifications::WatchContext {
+                        key,
+                        watch,
+                        tags: &watch_tags,
+                        settings,
+                        base_url: setup.base_url.as_deref(),
+                        now: (self.clock)(),
+                    };
+                    let queued = match (plan, prev, current) {
+                        (Plan::Change, Some((from, prev)), Some((to, text, triggered))) => {
+                            notifications::queue_change(
+                                setup.queue.as_ref(),
+                                self.store.as_ref(),
+                                &ctx,
+                                (from, &prev),
+                                (to, text),
+                                &triggered,
+                            )
+                            .await
+                        }
+                        (Plan::FilterFailure, _, _) => {
+                            let threshold = settings
+                                .application
+                                .filter_failure_notification_threshold_attempts;
+                            notifications::queue_filter_failure(
+                                setup.queue.as_ref(),
+                                self.store.as_ref(),
+                                &ctx,
+                                u32::try_from(threshold).unwrap_or(0),
+                            )
+                            .await
+                        }
+                        _ => Ok(()),
+                    };
+                    if let Err(e) = queued {
+                        warn!(error = %e, "notification could not be queued");
+                    }
+                }
                 let report = CheckReport {
                     history_len: out.history_len,
-                    notify: changed && out.history_len >= 2 && !watch.notification_muted,
+                    notify,
                     ..report
                 };
                 info!(status = ?report.status, error = ?report.error, history = report.history_len, version = item.version, "check committed");

@@ -5,10 +5,13 @@
 //! - [`scheduler`]: one tick: due watches → queue marks → jobs (batched).
 //! - [`checker`]: one job: lease, redelivery check, fetch + process, one atomic commit.
 //! - [`timing`]: a watch's next due time from its model and the tenant's settings.
+//! - [`notifications`]: queueing notifications after a check; delivering queued ones with
+//!   retries, the notification log, `last_notification_error`; the embedded sender task.
 //! - [`pool`]: the embedded worker pool: N tasks pulling jobs, the set of running checks,
 //!   graceful shutdown.
 
 pub mod checker;
+pub mod notifications;
 pub mod pool;
 pub mod scheduler;
 pub mod timing;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::SqsEvent;
 use changewatch_aws::{AwsConfig, Clients, checker};
 use changewatch_core::Fetcher;
-use changewatch_engine::checker::{Checker, CheckerConfig};
+use changewatch_engine::checker::{Checker, CheckerConfig, NotifySetup};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -21,7 +21,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = AwsConfig::from_env()?;
     let clients = Clients::from_env().await;
     let fetcher = Fetcher::new(config.base.fetcher_config())?;
-    let checker = Arc::new(Checker::new(
+    let checker = Checker::new(
         Arc::new(clients.store(&config)),
         fetcher,
         CheckerConfig {
@@ -33,7 +33,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             jq_allow_risky: config.base.jq_allow_risky,
             max_fetch_timeout: config.checker_fetch_budget,
         },
-    ));
+    );
+    let checker = Arc::new(match clients.notification_queue(&config) {
+        Some(queue) => checker.with_notifications(NotifySetup {
+            queue: Arc::new(queue),
+            base_url: config.base.base_url.clone(),
+        }),
+        None => checker,
+    });
     lambda_runtime::run(service_fn(|ev: LambdaEvent<SqsEvent>| {
         let checker = checker.clone();
         async move {

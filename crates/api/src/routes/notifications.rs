@@ -4,9 +4,15 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use changewatch_core::model::Settings;
-use changewatch_engine::checker;
+use axum::routing::{get, post};
+use changewatch_core::diff::DiffFormat;
+use changewatch_core::model::{
+    NOTIFICATION_FORMAT_SYSTEM_DEFAULT, Settings, Tag, Watch, resolve_notification_settings,
+    tags_for_watch,
+};
+use changewatch_engine::{checker, notifications};
+use changewatch_notify::render;
+use changewatch_store::Key;
 use serde_json::{Value, json};
 
 use crate::apprise::is_valid_apprise_url;
@@ -15,10 +21,13 @@ use crate::extract::JsonBody;
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/api/v1/notifications",
-        get(list).post(add).put(replace).delete(remove),
-    )
+    Router::new()
+        .route(
+            "/api/v1/notifications",
+            get(list).post(add).put(replace).delete(remove),
+        )
+        .route("/api/v1/notifications/log", get(log))
+        .route("/api/v1/notifications/test", post(send_test))
 }
 
 /// Read-modify-write of the settings document. Settings are one item shared by every writer
@@ -143,4 +152,146 @@ async fn remove(
     })
     .await?;
     Ok(no_content())
+}
+
+/// The last deliveries, newest first (upstream's settings → notification logs).
+async fn log(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let entries = notifications::read_log(state.store.as_ref(), &state.tenant).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "log": entries })))
+}
+
+/// An optional string field of the test request; `null` counts as absent.
+fn opt_str(body: &Value, name: &str) -> Result<Option<String>, ApiError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(ApiError::message(
+            StatusCode::BAD_REQUEST,
+            format!("Validation failed: {name}: {v} is not of type 'string'"),
+        )),
+    }
+}
+
+/// "Send test notification": renders the given (else the watch's, else the global) templates
+/// with the watch's last two snapshots (else example text) and delivers at once, answering with
+/// each URL's outcome. Nothing is queued or retried: the user is waiting for the verdict.
+async fn send_test(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let Some(dispatcher) = state.notifier.clone() else {
+        return Err(ApiError::message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Notifications cannot be sent from here",
+        ));
+    };
+    if !body.is_object() {
+        return Err(ApiError::message(
+            StatusCode::BAD_REQUEST,
+            "Validation failed: expected a JSON object",
+        ));
+    }
+    let given_urls = match body.get("notification_urls") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(urls_of(&body)?),
+    };
+    let title = opt_str(&body, "notification_title")?;
+    let text = opt_str(&body, "notification_body")?;
+    let format = opt_str(&body, "notification_format")?;
+    let watch_id = opt_str(&body, "watch_uuid")?;
+
+    let settings = state.settings().await?;
+    let tags = state.tags().await?;
+    let key = Key::watch(&state.tenant, watch_id.as_deref().unwrap_or(""));
+    let watch: Option<Watch> = match &watch_id {
+        Some(_) => {
+            let Some(item) = state.store.get(&key).await? else {
+                return Err(ApiError::message(StatusCode::NOT_FOUND, "Watch not found"));
+            };
+            Some(serde_json::from_value(item.doc).map_err(|e| {
+                ApiError::from(changewatch_store::StoreError::Corrupt(format!(
+                    "watch: {e}"
+                )))
+            })?)
+        }
+        None => None,
+    };
+    let default_watch = Watch::default();
+    let w = watch.as_ref().unwrap_or(&default_watch);
+    let watch_tags: Vec<&Tag> = if watch.is_some() {
+        tags_for_watch(w, &tags)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let resolved = resolve_notification_settings(w, &watch_tags, &settings);
+    let urls = given_urls.unwrap_or(resolved.urls);
+    validate(&urls)?;
+    if notifications::active_urls(&urls).is_empty() {
+        return Err(ApiError::message(
+            StatusCode::BAD_REQUEST,
+            "No Notification URLs set/found",
+        ));
+    }
+    let title = title
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or(resolved.title);
+    let text = text
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or(resolved.body);
+    let format = match format.filter(|f| f != NOTIFICATION_FORMAT_SYSTEM_DEFAULT) {
+        Some(f) => f
+            .parse::<DiffFormat>()
+            .map_err(|e| ApiError::message(StatusCode::BAD_REQUEST, e.to_string()))?,
+        None => resolved.format.parse().unwrap_or(DiffFormat::HtmlColor),
+    };
+    for (field, src) in [("notification_title", &title), ("notification_body", &text)] {
+        render::validate_template(src)
+            .map_err(|e| ApiError::message(StatusCode::BAD_REQUEST, format!("{field}: {e}")))?;
+    }
+    let ctx = notifications::WatchContext {
+        key: &key,
+        watch: w,
+        tags: &watch_tags,
+        settings: &settings,
+        base_url: state.config.base_url.as_deref(),
+        now: state.now(),
+    };
+    let mut cc = ctx.change_context();
+    if watch.is_some() {
+        let history = state.store.snapshots(&key).await?;
+        if let [.., from, to] = history.as_slice() {
+            cc.prev_snapshot = state
+                .store
+                .snapshot_text(&key, *from)
+                .await?
+                .unwrap_or_default();
+            cc.current_snapshot = state
+                .store
+                .snapshot_text(&key, *to)
+                .await?
+                .unwrap_or_default();
+            cc.timestamp_from = Some(*from);
+            cc.timestamp_to = Some(*to);
+        }
+    }
+    let msg = notifications::test_message(&title, &text, format, &cc)
+        .map_err(|e| ApiError::message(StatusCode::BAD_REQUEST, e))?;
+    let results = dispatcher
+        .send_now(&state.tenant, watch_id.as_deref(), &urls, &msg)
+        .await;
+    let ok = results.iter().all(|(_, r)| r.is_ok());
+    let list: Vec<Value> = results
+        .into_iter()
+        .map(|(url, r)| match r {
+            Ok(()) => json!({"url": url, "ok": true}),
+            Err(e) => json!({"url": url, "ok": false, "error": e}),
+        })
+        .collect();
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"ok": ok, "results": list}),
+    ))
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use changewatch_api::{ApiConfig, AppState, Workers, bootstrap, router};
 use changewatch_core::ssrf::AddressPolicy;
 use changewatch_core::{Fetcher, FetcherConfig};
-use changewatch_engine::checker::{Checker, CheckerConfig, JobOutcome, epoch_now};
+use changewatch_engine::checker::{Checker, CheckerConfig, JobOutcome, NotifySetup, epoch_now};
+use changewatch_engine::notifications::Dispatcher;
 use changewatch_engine::scheduler::tick;
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
@@ -54,6 +55,16 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
         store: store.clone(),
         queue: queue.clone(),
         workers,
+        notifier: Some(Arc::new(
+            Dispatcher::from_config(
+                store.clone(),
+                &changewatch_core::Config {
+                    allow_private_addresses: true,
+                    ..changewatch_core::Config::default()
+                },
+            )
+            .unwrap(),
+        )),
         tenant: DEFAULT_TENANT.to_string(),
         config,
         started: Instant::now(),
@@ -79,7 +90,11 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
             jq_allow_risky: false,
             max_fetch_timeout: None,
         },
-    );
+    )
+    .with_notifications(NotifySetup {
+        queue: store.clone(),
+        base_url: None,
+    });
     TestApp {
         base: format!("http://{addr}"),
         api_key,

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 pub struct Server {
     pub child: Child,
     pub base: String,
@@ -165,5 +167,63 @@ pub fn run_client(program: &str, args: &[&str], env: &[(&str, &str)], limit: Dur
         None => panic!(
             "{program} {args:?} did not finish within {limit:?}\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
         ),
+    }
+}
+
+/// The REST API of a running server, with its key.
+pub struct Api {
+    pub base: String,
+    pub key: String,
+    pub http: reqwest::blocking::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, key: &str) -> Api {
+        Api {
+            base: base.to_string(),
+            key: key.to_string(),
+            http: reqwest::blocking::Client::new(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("x-api-key", &self.key)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json().unwrap_or(Value::Null))
+    }
+
+    pub fn create(&self, body: Value) -> String {
+        let r = self
+            .http
+            .post(format!("{}/api/v1/watch", self.base))
+            .header("x-api-key", &self.key)
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        r.json::<Value>().unwrap()["uuid"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Polls a watch until `pred` holds (bounded: 30 s).
+    pub fn wait_for(&self, uuid: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, w) = self.get(&format!("/api/v1/watch/{uuid}"));
+            if pred(&w) {
+                return w;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; watch is {w}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }

@@ -1,0 +1,268 @@
+//! Notifications end to end in embedded mode: the real `changewatch serve`, a fixture page that
+//! changes, and a capturing HTTP receiver that fails on purpose.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Api, Server};
+use serde_json::{Value, json};
+use testkit::capture::{CaptureServer, Captured};
+use testkit::{FixtureServer, Page};
+
+/// Polls until `pred` holds for the receiver's requests (bounded: 30 s).
+fn wait_requests(
+    cap: &CaptureServer,
+    what: &str,
+    pred: impl Fn(&[Captured]) -> bool,
+) -> Vec<Captured> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = cap.requests();
+        if pred(&seen) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; receiver saw {} requests",
+            seen.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn log(api: &Api) -> Vec<Value> {
+    let (status, v) = api.get("/api/v1/notifications/log");
+    assert_eq!(status, 200, "{v}");
+    v["log"].as_array().unwrap().clone()
+}
+
+fn post(api: &Api, path: &str, body: Value) -> (u16, Value) {
+    let r = api
+        .http
+        .post(format!("{}{path}", api.base))
+        .header("x-api-key", &api.key)
+        .json(&body)
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// A watch notifying `hook`, checked once (the baseline, which never notifies), then changed
+/// and rechecked.
+fn watch_then_change(api: &Api, srv: &FixtureServer, hook: &str) -> String {
+    srv.set("/p", Page::text("Price: 10\nStock: yes\n"));
+    let uuid = api.create(json!({
+        "url": srv.url("/p"),
+        "title": "Shop",
+        "notification_urls": [hook],
+        "notification_format": "text",
+        "notification_title": "{{watch_title}} changed",
+        "notification_body": "{{watch_url}}\n{{diff}}",
+    }));
+    api.wait_for(&uuid, "the first check", |w| {
+        w["last_checked"].as_i64().unwrap_or(0) > 0 && w["history_n"] == 1
+    });
+    srv.set("/p", Page::text("Price: 12\nStock: yes\n"));
+    let (status, _) = api.get(&format!("/api/v1/watch/{uuid}?recheck=1"));
+    assert_eq!(status, 200);
+    api.wait_for(&uuid, "the change", |w| w["history_n"] == 2);
+    uuid
+}
+
+#[test]
+fn a_change_is_delivered_once_after_two_failed_tries() {
+    let data = tempfile::tempdir().unwrap();
+    let srv = FixtureServer::start();
+    let cap = CaptureServer::start();
+    cap.fail_next(2, 503);
+    let server = Server::start_with(
+        data.path(),
+        Some("k"),
+        &[("NOTIFICATION_RETRY_DELAY_SECS", "1")],
+    );
+    let api = Api::new(&server.base, "k");
+    let hook = format!("json://{}/hook", cap.host_port());
+    let uuid = watch_then_change(&api, &srv, &hook);
+
+    let seen = wait_requests(&cap, "three tries", |s| s.len() >= 3);
+    // Nothing more arrives: the third try was accepted.
+    std::thread::sleep(Duration::from_secs(3));
+    let seen_after = cap.requests();
+    assert_eq!(seen_after.len(), 3, "delivered once, after two failures");
+    for r in &seen {
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, "/hook");
+        assert!(
+            r.header("content-type")
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let body = r.json();
+        assert_eq!(body["title"], "Shop changed");
+        let message = body["message"].as_str().unwrap();
+        assert!(message.contains(&srv.url("/p")), "{message}");
+        assert!(message.contains("(changed) Price: 10"), "{message}");
+        assert!(message.contains("(into) Price: 12"), "{message}");
+    }
+
+    let w = api.wait_for(&uuid, "the alert count", |w| {
+        w["notification_alert_count"] == 1
+    });
+    assert!(
+        w["last_notification_error"].is_null() || w["last_notification_error"] == false,
+        "{w}"
+    );
+    let entries = log(&api);
+    let outcomes: Vec<&str> = entries
+        .iter()
+        .map(|e| e["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["sent", "retrying", "retrying"], "{entries:?}");
+    assert_eq!(entries[0]["attempt"], 3);
+    assert_eq!(entries[0]["watch_uuid"], uuid.as_str());
+    assert!(
+        entries[1]["message"].as_str().unwrap().contains("503"),
+        "{entries:?}"
+    );
+    server.terminate();
+}
+
+#[test]
+fn a_receiver_that_never_accepts_is_recorded_and_the_check_is_unaffected() {
+    let data = tempfile::tempdir().unwrap();
+    let srv = FixtureServer::start();
+    let cap = CaptureServer::start();
+    cap.reply("/", 500, "text/plain", "down for maintenance");
+    let server = Server::start_with(
+        data.path(),
+        Some("k"),
+        &[
+            ("NOTIFICATION_RETRY_DELAY_SECS", "1"),
+            ("NOTIFICATION_MAX_ATTEMPTS", "2"),
+        ],
+    );
+    let api = Api::new(&server.base, "k");
+    let hook = format!("post://{}/never", cap.host_port());
+    let uuid = watch_then_change(&api, &srv, &hook);
+
+    let w = api.wait_for(&uuid, "the notification error", |w| {
+        w["last_notification_error"] == "Notification error detected, goto notification log."
+    });
+    // The check itself went fine and stored the change.
+    assert_eq!(w["last_error"], false, "{w}");
+    assert_eq!(w["history_n"], 2);
+    assert_eq!(
+        cap.requests().len(),
+        2,
+        "tried exactly NOTIFICATION_MAX_ATTEMPTS times"
+    );
+    let entries = log(&api);
+    assert_eq!(entries[0]["outcome"], "failed", "{entries:?}");
+    assert_eq!(entries[0]["attempt"], 2);
+    assert!(
+        entries[0]["message"].as_str().unwrap().contains("500"),
+        "{entries:?}"
+    );
+    // `post://` sends the body as is, not apprise's JSON envelope.
+    let r = &cap.requests()[0];
+    assert_eq!(r.method, "POST");
+    assert!(
+        r.body_text().contains("(into) Price: 12"),
+        "{}",
+        r.body_text()
+    );
+    server.terminate();
+}
+
+#[test]
+fn queued_notifications_survive_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let srv = FixtureServer::start();
+    let cap = CaptureServer::start();
+    cap.fail_next(1, 503);
+    let env = [("NOTIFICATION_RETRY_DELAY_SECS", "4")];
+    let server = Server::start_with(data.path(), Some("k"), &env);
+    let api = Api::new(&server.base, "k");
+    let hook = format!("json://{}/hook", cap.host_port());
+    watch_then_change(&api, &srv, &hook);
+    wait_requests(&cap, "the first (failed) try", |s| !s.is_empty());
+    // Stopped while the retry waits in the outbox.
+    server.terminate();
+    assert_eq!(cap.requests().len(), 1);
+
+    let server = Server::start_with(data.path(), Some("k"), &env);
+    let api = Api::new(&server.base, "k");
+    let seen = wait_requests(&cap, "the retry after the restart", |s| s.len() >= 2);
+    assert_eq!(seen[0].body, seen[1].body, "the same notification, retried");
+    let entries = log(&api);
+    assert_eq!(entries[0]["outcome"], "sent", "{entries:?}");
+    assert_eq!(entries[0]["attempt"], 2);
+    server.terminate();
+}
+
+#[test]
+fn send_test_notification() {
+    let data = tempfile::tempdir().unwrap();
+    let cap = CaptureServer::start();
+    let server = Server::start(data.path(), Some("k"));
+    let api = Api::new(&server.base, "k");
+
+    let hook = format!("json://{}/test", cap.host_port());
+    let (status, v) = post(
+        &api,
+        "/api/v1/notifications/test",
+        json!({"notification_urls": [hook], "notification_format": "text"}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    let r = wait_requests(&cap, "the test notification", |s| !s.is_empty());
+    let body = r[0].json();
+    // Upstream's default title, rendered; the example diff stands in for a real one.
+    assert!(
+        body["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("ChangeDetection.io Notification"),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("fantastic"),
+        "{body}"
+    );
+
+    let (status, v) = post(
+        &api,
+        "/api/v1/notifications/test",
+        json!({"notification_urls": ["foo://bar"]}),
+    );
+    assert_eq!(status, 400);
+    assert_eq!(v, "'foo://bar' is not a valid AppRise URL.");
+
+    cap.fail_next(1, 500);
+    let (status, v) = post(
+        &api,
+        "/api/v1/notifications/test",
+        json!({"notification_urls": [format!("json://{}/x", cap.host_port())]}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(
+        v["results"][0]["error"].as_str().unwrap().contains("500"),
+        "{v}"
+    );
+
+    let (status, v) = post(&api, "/api/v1/notifications/test", json!({}));
+    assert_eq!(status, 400, "no URLs anywhere: {v}");
+    let entries = log(&api);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0]["kind"], "test");
+    server.terminate();
+}
