@@ -254,7 +254,9 @@ def watch_flow(c, fixture, tag):
     set_page(f"first version {uuidlib.uuid4()}")
     url = f"http://127.0.0.1:{fixture.server_port}/{tag}"
     start = c.mark()
-    status, body = rest("POST", "/api/v1/watch", {"url": url, "title": f"socket contract {tag}"})
+    # null:// accepts every notification without sending one: the change below queues one.
+    status, body = rest("POST", "/api/v1/watch", {"url": url, "title": f"socket contract {tag}",
+                                                  "notification_urls": ["null://"]})
     if status != 201 or not isinstance(body, dict) or "uuid" not in body:
         fail(f"POST /api/v1/watch: expected 201 {{uuid}}, got {status} {body!r}")
     u = body["uuid"]
@@ -326,6 +328,12 @@ def watch_flow(c, fixture, tag):
     c.wait_for("general_stats_update unread_changes_count>=1", "general_stats_update",
                lambda d: d["unread_changes_count"] >= 1, i2)
     ok(f"[{tag}] general_stats_update unread_changes_count >= 1")
+    _, ne = c.wait_for("notification_event for the change", "notification_event",
+                       lambda d: d.get("watch_uuid") == u, start)
+    check_fields("notification_event", ne, {"watch_uuid": str, "event_timestamp": NUMBER})
+    if c.all_of("notification_event", 0, lambda d: d.get("watch_uuid") == u)[1:]:
+        fail("notification_event sent more than once for one change (or for the first check)")
+    ok(f"[{tag}] notification_event {{watch_uuid, event_timestamp}} once, for the change only")
 
     # pause is a toggle.
     start = c.mark()
