@@ -7,7 +7,8 @@ use changewatch_core::diff::DiffFormat;
 use changewatch_notify::BodyFormat;
 use changewatch_notify::render::{
     ChangeContext, FILTER_FAILURE_TITLE, RenderError, TEST_CURRENT_SNAPSHOT, TEST_PREV_SNAPSHOT,
-    render, render_filter_failure, render_step_failure, render_test, render_url, validate_template,
+    finish_body, render, render_filter_failure, render_raw, render_step_failure, render_test,
+    render_url, validate_template,
 };
 
 const DEFAULT_TITLE: &str = "ChangeDetection.io Notification - {{watch_url}}";
@@ -332,6 +333,24 @@ fn default_templates_each_format() {
         "https://shop.example/item had a change.\n\n\n---\n\n\nPrice: <del>$10</del>**$12**\n**New line**\n\n\n---\n\n"
     );
     assert_eq!(m.format, BodyFormat::Markdown);
+}
+
+#[test]
+fn raw_body_keeps_placemarkers() {
+    use changewatch_core::diff::{ADDED_PLACEMARKER_CLOSED, ADDED_PLACEMARKER_OPEN};
+    let mut c = ctx();
+    c.prev_snapshot = "a".into();
+    c.current_snapshot = "a\n<b>new</b>".into();
+    let raw = render_raw("{{diff}}", "{{diff}}\n", &c, DiffFormat::Html).unwrap();
+    assert_eq!(
+        raw.body,
+        format!("{ADDED_PLACEMARKER_OPEN}&lt;b&gt;new&lt;/b&gt;{ADDED_PLACEMARKER_CLOSED}")
+    );
+    assert_eq!(raw.title, "(added) <b>new</b>");
+    assert_eq!(raw.format, BodyFormat::Html);
+    let done = render("{{diff}}", "{{diff}}\n", &c, DiffFormat::Html).unwrap();
+    assert_eq!(finish_body(&raw.body, DiffFormat::Html), done.body);
+    assert_eq!(done.body, "(added) &lt;b&gt;new&lt;/b&gt;");
 }
 
 #[test]

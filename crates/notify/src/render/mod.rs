@@ -271,8 +271,11 @@ fn canonical_markers(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// The post-template steps of upstream's handler for a body already rendered.
-fn finish_body(body: &str, format: DiffFormat) -> String {
+/// The post-template steps of upstream's handler for a body rendered by [`render_raw`]:
+/// placemarkers to the format's markup, and for HTML `&nbsp;&nbsp;` for double spaces and
+/// `<br>` line breaks. A transport with its own markers (Telegram's `<s>`/`<b>`, Discord's
+/// `~~`) replaces the placemarkers itself instead of calling this.
+pub fn finish_body(body: &str, format: DiffFormat) -> String {
     let body = canonical_markers(body);
     let body = body.as_ref();
     match format {
@@ -297,13 +300,27 @@ pub fn render(
     ctx: &ChangeContext,
     format: DiffFormat,
 ) -> Result<Message, RenderError> {
+    let mut message = render_raw(title_tpl, body_tpl, ctx, format)?;
+    message.body = finish_body(&message.body, format);
+    Ok(message)
+}
+
+/// [`render`] without [`finish_body`]: the body still holds the diff placemarkers (page
+/// text already escaped for HTML formats), for transports that mark changes their own way.
+/// The title is final.
+pub fn render_raw(
+    title_tpl: &str,
+    body_tpl: &str,
+    ctx: &ChangeContext,
+    format: DiffFormat,
+) -> Result<Message, RenderError> {
     let source = DiffSource::new(ctx, format);
     let title = render_one("title", title_tpl, ctx, &source, false)?;
     let body = render_one("body", body_tpl, ctx, &source, format.is_html())?;
     Ok(Message {
         // Titles are plain text for every service (mail subjects, embed titles).
         title: replace_placemarkers(&canonical_markers(&title), DiffFormat::Text),
-        body: finish_body(&body, format),
+        body,
         format: format_of(format),
     })
 }
