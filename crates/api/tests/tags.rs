@@ -242,3 +242,47 @@ async fn delete_unassigns_from_every_watch() {
     let (status, _) = app.get_json(&format!("/api/v1/tag/{doomed}")).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn tag_notification_urls_and_templates_are_validated() {
+    let app = spawn_app().await;
+    let (status, v) = post_tag(
+        &app,
+        json!({"title": "bad", "notification_urls": ["nope://x"]}),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v, "'nope://x' is not a valid AppRise URL.");
+    let (status, v) = post_tag(
+        &app,
+        json!({"title": "bad", "notification_body": "{% if %}"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+
+    let (status, v) = post_tag(
+        &app,
+        json!({"title": "ok", "notification_urls": ["json://example.com/h", "#nope://x"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    let (status, body) = send(
+        &app,
+        Method::PUT,
+        &format!("/api/v1/tag/{uuid}"),
+        Some(json!({"notification_urls": ["http://not-apprise"]})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body.trim(),
+        "\"'http://not-apprise' is not a valid AppRise URL.\""
+    );
+    let (_, t) = app.get_json(&format!("/api/v1/tag/{uuid}")).await;
+    assert_eq!(
+        t["notification_urls"],
+        json!(["json://example.com/h", "#nope://x"]),
+        "unchanged"
+    );
+}

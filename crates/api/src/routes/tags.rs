@@ -16,6 +16,7 @@ use changewatch_store::{Expect, Item, Key, Kind, StoreError};
 use serde_json::{Map, Value, json};
 
 use super::watches::{decode_watch, proxy_names, recheck_all};
+use crate::apprise::is_valid_apprise_url;
 use crate::error::{ApiError, json_response, json_string, no_content};
 use crate::extract::{JsonBody, WatchUuid, truthy};
 use crate::state::AppState;
@@ -75,10 +76,25 @@ async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
 
 /// A title that exists already (ignoring case) answers with that tag's uuid and 201, as
 /// upstream does, after applying the request's other fields to it.
+/// A tag's notification URLs are held to the same rule as a watch's: only URLs the notifier
+/// can deliver to (`#` comments aside).
+fn check_urls(body: &serde_json::Value) -> Result<(), ApiError> {
+    let Some(urls) = body.get("notification_urls").and_then(|v| v.as_array()) else {
+        return Ok(());
+    };
+    for u in urls.iter().filter_map(|v| v.as_str()).map(str::trim) {
+        if !u.starts_with('#') && !is_valid_apprise_url(u) {
+            return Err(model::ApiValidationError::InvalidNotificationUrl(u.to_string()).into());
+        }
+    }
+    Ok(())
+}
+
 async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    check_urls(&body)?;
     let created = model::create_tag_from_json(body)?;
     let wanted = created.title.to_lowercase();
     for item in state.store.list(&state.tenant, Kind::Tag).await? {
@@ -160,7 +176,7 @@ async fn update(
     {
         let ctx = ApiContext {
             proxy_names: &proxies,
-            notification_url_validator: None,
+            notification_url_validator: Some(&is_valid_apprise_url),
         };
         model::apply_tag_update(&mut tag, body, &ctx)?;
     }

@@ -40,6 +40,7 @@ fn build() -> Environment<'static> {
     env.add_filter("truncate", truncate);
     env.add_filter("wordcount", wordcount);
     env.add_filter("capitalize", capitalize);
+    env.add_filter("regex_replace", regex_replace);
     env.set_unknown_method_callback(python_methods);
     env
 }
@@ -60,6 +61,37 @@ fn format_value(
         }
         _ => minijinja::escape_formatter(out, state, value),
     }
+}
+
+/// Upstream's `regex_replace(pattern, replacement, count=0)` filter. The `regex` crate runs
+/// in linear time, so a hostile pattern cannot stall a render; Python's `\1` group
+/// references are accepted alongside `$1`. `count` 0 replaces every match.
+fn regex_replace(
+    s: String,
+    pattern: String,
+    replacement: String,
+    count: Option<usize>,
+) -> Result<String, Error> {
+    let re = regex::RegexBuilder::new(&pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| Error::new(ErrorKind::InvalidOperation, format!("regex_replace: {e}")))?;
+    let mut repl = String::with_capacity(replacement.len());
+    let mut chars = replacement.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('\\', Some(d)) if d.is_ascii_digit() => {
+                let d = *d;
+                chars.next();
+                repl.push_str(&format!("${{{d}}}"));
+            }
+            ('$', _) => repl.push_str("$$"),
+            _ => repl.push(c),
+        }
+    }
+    Ok(re
+        .replacen(&s, count.unwrap_or(0), repl.as_str())
+        .into_owned())
 }
 
 /// Jinja2's `truncate(length=255, killwords=False, end='...', leeway=5)`, in characters.
@@ -478,6 +510,29 @@ mod tests {
         assert!(names.contains("change_datetime"));
         assert!(!names.contains("diff_added"));
         assert!(!names.contains("split"));
+    }
+
+    #[test]
+    fn regex_replace_with_python_group_references() {
+        let mut env = Environment::new();
+        env.add_filter("regex_replace", regex_replace);
+        let out = |t: &str| env.render_str(t, minijinja::context! {}).unwrap();
+        assert_eq!(
+            out(r#"{{ "price: 10 EUR" | regex_replace("(\\d+) EUR", "\\1 euros") }}"#),
+            "price: 10 euros"
+        );
+        assert_eq!(
+            out(r#"{{ "a-b-c" | regex_replace("-", "+", 1) }}"#),
+            "a+b-c"
+        );
+        assert_eq!(out(r#"{{ "cost" | regex_replace("cost", "$5") }}"#), "$5");
+        assert!(
+            env.render_str(
+                r#"{{ "x" | regex_replace("(", "") }}"#,
+                minijinja::context! {}
+            )
+            .is_err()
+        );
     }
 
     #[test]
