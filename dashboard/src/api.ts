@@ -7,6 +7,9 @@
 import type {
   BulkOp,
   DiffFormat,
+  NotificationLogEntry,
+  NotificationTestRequest,
+  NotificationTestResponse,
   SessionInfo,
   TagMap,
   UiSettings,
@@ -244,4 +247,14 @@ export const createTag = (title: string): Promise<{ uuid: string }> =>
 export async function getFavicon(uuid: string): Promise<Blob> {
   const res = await request(`/api/v1/watch/${enc(uuid)}/favicon`);
   return res.blob();
+}
+
+/** "Send test notification": delivers at once and answers with each URL's outcome. */
+export const sendTestNotification = (body: NotificationTestRequest): Promise<NotificationTestResponse> =>
+  requestJson('/api/v1/notifications/test', { method: 'POST', body });
+
+/** The last deliveries (newest first). */
+export async function getNotificationLog(signal?: AbortSignal): Promise<NotificationLogEntry[]> {
+  const data = await requestJson<{ log?: unknown }>('/api/v1/notifications/log', { signal });
+  return Array.isArray(data?.log) ? (data.log as NotificationLogEntry[]) : [];
 }

@@ -12,6 +12,7 @@ import { historyView } from './views/history';
 import { listView } from './views/list';
 import { loginView } from './views/login';
 import { previewView } from './views/preview';
+import { notificationLogView } from './views/notifications';
 import { settingsView } from './views/settings';
 
 const notFoundView: View = ({ root }) => {
@@ -24,6 +25,7 @@ const VIEWS: Record<RouteName, View> = {
   history: historyView,
   preview: previewView,
   settings: settingsView,
+  notificationLog: notificationLogView,
   login: loginView,
   notfound: notFoundView,
 };
@@ -51,8 +53,10 @@ onConnectionChange((connected) => {
 });
 
 onRouteChange((route) => {
+  // The notification log is a sub-page of the settings.
+  const section = route.name === 'notificationLog' ? 'settings' : route.name;
   document.querySelectorAll<HTMLAnchorElement>('.mainnav a[data-route]').forEach((a) => {
-    if (a.dataset['route'] === route.name) a.setAttribute('aria-current', 'page');
+    if (a.dataset['route'] === section) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   });
 });

@@ -1,8 +1,16 @@
 // Hash router: #/ (list), #/edit/<uuid>, #/history/<uuid>, #/preview/<uuid>, #/settings,
-// #/login. Each view renders into #app and gets an AbortSignal that fires when the user
+// #/settings/notification-log, #/login. Each view renders into #app and gets an AbortSignal that fires when the user
 // navigates away, so late responses never draw into the next page.
 
-export type RouteName = 'list' | 'edit' | 'history' | 'preview' | 'settings' | 'login' | 'notfound';
+export type RouteName =
+  | 'list'
+  | 'edit'
+  | 'history'
+  | 'preview'
+  | 'settings'
+  | 'notificationLog'
+  | 'login'
+  | 'notfound';
 
 export interface Route {
   name: RouteName;
@@ -30,6 +38,7 @@ export function parseRoute(hash: string): Route {
     if (head === 'settings') return { name: 'settings' };
     if (head === 'login') return { name: 'login' };
   }
+  if (rest.length === 0 && head === 'settings' && arg === 'notification-log') return { name: 'notificationLog' };
   if (rest.length === 0 && arg !== undefined && UUID_RE.test(arg)) {
     if (head === 'edit' || head === 'history' || head === 'preview') return { name: head, uuid: arg };
   }

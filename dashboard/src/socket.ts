@@ -3,7 +3,7 @@
 // refetched over REST, and when it is down operations go over REST instead (see ops.ts).
 
 import { io, type Socket } from 'socket.io-client';
-import { store } from './store';
+import { displayName, store } from './store';
 import { toast, toastError } from './toast';
 
 declare global {
@@ -123,6 +123,13 @@ function create(): Socket {
     // Toasts answer bulk operations: their effect (deleted / paused / tagged watches) is
     // fetched rather than pieced together from per-watch events.
     void store.refresh().catch(() => undefined);
+  });
+  // A notification was queued for a watch (upstream's client only logs it too): its delivery
+  // shows up in the notification log, a failure on the watch's row.
+  s.on('notification_event', (data: unknown) => {
+    const uuid = str(asObject(data)?.['watch_uuid']);
+    const row = uuid ? store.rows.get(uuid) : undefined;
+    console.debug(`changewatch: notification queued for ${row ? displayName(row) : uuid || 'a watch'}`);
   });
   s.on('operation_result', (data: unknown) => {
     const d = asObject(data);

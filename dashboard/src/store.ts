@@ -66,7 +66,26 @@ function pickRowFields(src: Record<string, unknown>): Partial<WatchRow> {
   const err = src['last_error'];
   if (typeof err === 'string' || err === false) out.last_error = err === '' ? false : err;
   else if (err === null) out.last_error = false;
+  const notif = src['last_notification_error'];
+  if (typeof notif === 'string' || notif === false || notif === null) {
+    out.notification_error = typeof notif === 'string' ? notif.trim() : '';
+  } else if (typeof src['error_text'] === 'string') {
+    out.notification_error = notificationErrorOf(src['error_text']);
+  }
   return out;
+}
+
+/**
+ * The notification error inside the server's `error_text`, as text. Rows (REST and socket
+ * alike) carry the watch's `last_notification_error` only there, as
+ * `<div class="notification-error">…</div>` after the escaped check error. The HTML is parsed
+ * in an inert document (DOMParser runs no scripts and loads nothing) and only the text of that
+ * element is kept; page text inside it was escaped by the server, so it cannot forge one.
+ */
+function notificationErrorOf(errorText: string): string {
+  if (!errorText.includes('notification-error')) return '';
+  const doc = new DOMParser().parseFromString(`<body>${errorText}</body>`, 'text/html');
+  return doc.body.querySelector('.notification-error')?.textContent?.trim() ?? '';
 }
 
 function emptyRow(uuid: string): WatchRow {
@@ -84,6 +103,7 @@ function emptyRow(uuid: string): WatchRow {
     queued: false,
     unviewed: false,
     has_error: false,
+    notification_error: '',
     last_checked_text: 'Not yet',
     last_changed_text: 'Not yet',
     history_n: 0,

@@ -24,6 +24,11 @@ export interface WatchRow {
   has_error: boolean;
   /** HTML-escaped by the server: never displayed (last_error is shown as text instead). */
   error_text?: string;
+  /**
+   * The watch's last notification failure ("Notification error detected, goto notification
+   * log."), '' when none. Derived by the store from the row (see store.ts), always plain text.
+   */
+  notification_error: string;
   last_checked_text: string;
   last_changed_text: string;
   history_n: number;
@@ -164,3 +169,34 @@ export type DiffFormat = (typeof DIFF_FORMATS)[number];
 
 /** notification_format values a watch accepts ("System default" = inherit tag/global). */
 export const NOTIFICATION_FORMATS = ['System default', 'text', 'html', 'htmlcolor', 'markdown'] as const;
+
+/** POST /api/v1/notifications/test: omitted fields fall back to the watch's, tag or global ones. */
+export interface NotificationTestRequest {
+  notification_urls?: string[];
+  notification_title?: string;
+  notification_body?: string;
+  notification_format?: string;
+  watch_uuid?: string;
+}
+
+/** One URL's outcome of a test notification (the URL comes back with its secrets masked). */
+export type NotificationTestResult = { url: string; ok: true } | { url: string; ok: false; error: string };
+
+/** 200 answer of POST /api/v1/notifications/test. */
+export interface NotificationTestResponse {
+  ok: boolean;
+  results: NotificationTestResult[];
+}
+
+/** One entry of GET /api/v1/notifications/log (newest first, at most 100). */
+export interface NotificationLogEntry {
+  /** Epoch seconds. */
+  ts: number;
+  watch_uuid: string | null;
+  kind: 'change' | 'filter_failure' | 'test' | string;
+  /** Redacted by the server (scheme, host and port only). */
+  url: string;
+  outcome: 'sent' | 'retrying' | 'failed' | string;
+  attempt: number;
+  message: string;
+}

@@ -3,7 +3,9 @@
 // Drives the real dashboard in Debian's Chromium against a running `changewatch serve`
 // (started by the caller) and a fixture web site served by this script, and checks that the
 // list stays live without reloads: add -> checked -> changed -> diff -> viewed -> paused, plus
-// HTML escaping of titles and a phone-width layout without horizontal overflow.
+// HTML escaping of titles, notifications (test sends from the settings and edit pages to a
+// receiver in this script, the notification log, a failed change notification on its row) and
+// phone-width layouts without horizontal overflow.
 //
 // Environment:
 //   CW_BASE_URL   the running server, e.g. http://127.0.0.1:PORT
@@ -75,6 +77,9 @@ watchdog.unref();
 // back (`fixture.hold()`), which pins the watch in its "being checked" state for as long as the
 // test needs to observe it, instead of hoping to catch a check that takes milliseconds.
 // `/other` is a static page for the watch created over REST.
+// `/notify-page` is the page of the watch whose change notification fails; its body changes too.
+// `/hook…` receives notifications (json://127.0.0.1:PORT/hook…): each request is recorded;
+// `/hook-reject` answers 400, a permanent failure (no retries), every other hook 200.
 
 function html(title, body) {
   return `<!doctype html><html><head><title>${title}</title></head><body>${body}</body></html>`;
@@ -88,6 +93,8 @@ function startFixture() {
   const state = {
     shop: shopPage('Price: 10'),
     held: null, // { promise, release } while responses to / are held
+    notifyPage: html('Notify page', '<p>Stock: 1</p>'),
+    hooks: [], // { path, method, contentType, body } of every request to /hook…
     hits: 0, // requests to / so far
     hitWaiters: [],
   };
@@ -106,6 +113,22 @@ function startFixture() {
       else reply();
     } else if (url.pathname === '/other') {
       send(200, html('Other fixture', '<p>Nothing to see</p>'));
+    } else if (url.pathname === '/notify-page') {
+      send(200, state.notifyPage);
+    } else if (url.pathname.startsWith('/hook')) {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        state.hooks.push({
+          path: url.pathname,
+          method: req.method,
+          contentType: req.headers['content-type'] ?? '',
+          body: Buffer.concat(chunks).toString('utf8'),
+        });
+        const reject = url.pathname === '/hook-reject';
+        res.writeHead(reject ? 400 : 200, { 'content-type': 'application/json' });
+        res.end(reject ? '{"error":"rejected by the e2e receiver"}' : '{}');
+      });
     } else {
       send(404, html('Not found', '<p>Not found</p>'));
     }
@@ -117,6 +140,14 @@ function startFixture() {
       resolve({
         url: `http://127.0.0.1:${port}/`,
         otherUrl: `http://127.0.0.1:${port}/other`,
+        notifyPageUrl: `http://127.0.0.1:${port}/notify-page`,
+        /** A notification URL that lands on this server's `path`. */
+        hookUrl: (hookPath) => `json://127.0.0.1:${port}${hookPath}`,
+        /** Requests received on `path` so far. */
+        hooks: (hookPath) => state.hooks.filter((r) => r.path === hookPath),
+        setNotifyPage(markup) {
+          state.notifyPage = markup;
+        },
         setShop(markup) {
           state.shop = markup;
         },
@@ -227,6 +258,34 @@ async function waitForRow(page, uuid, what, predicate, timeoutMs = stepBudget())
   }
 }
 
+/** Waits for a condition on this side (e.g. the receiver got a request), polling. */
+async function waitUntil(what, fn, timeoutMs = stepBudget()) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${(timeoutMs / 1000).toFixed(1)} s waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/** Fails unless the page fits `width` (names the widest element otherwise). */
+async function assertNoOverflow(page, width, where) {
+  const widths = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth,
+    // The widest element, to name the culprit if the page overflows.
+    widest: Array.from(document.querySelectorAll('body *'))
+      .map((el) => ({ el, right: el.getBoundingClientRect().right }))
+      .sort((a, b) => b.right - a.right)
+      .slice(0, 1)
+      .map(({ el, right }) => `${el.tagName.toLowerCase()}.${Array.from(el.classList).join('.')} right=${Math.round(right)}`)[0],
+  }));
+  assert(
+    widths.scroll <= width,
+    `no horizontal overflow at ${width} px on ${where} (scrollWidth=${widths.scroll}, widest: ${widths.widest})`,
+  );
+}
+
 /** Waits for a page-side condition; `what` names it in the timeout error. */
 async function waitForPage(page, what, fn, arg, timeoutMs = stepBudget()) {
   try {
@@ -255,6 +314,8 @@ function stepBudget() {
 let currentPage = null;
 const pageErrors = [];
 const consoleErrors = [];
+/** console.debug lines of the pages (the socket's notification_event handler logs there). */
+const consoleDebug = [];
 
 async function runStep(name, fn) {
   step++;
@@ -269,6 +330,7 @@ function watchPageErrors(page, label) {
   page.on('pageerror', (err) => pageErrors.push(`[${label}] ${err.stack || err.message}`));
   page.on('console', (msg) => {
     if (msg.type() === 'error') consoleErrors.push(`[${label}] ${msg.text()} (${msg.location().url || '?'})`);
+    if (msg.type() === 'debug') consoleDebug.push(msg.text());
   });
 }
 
@@ -331,6 +393,7 @@ async function scenario(browser, fixture) {
 
   let uuid = ''; // the watch added through the quick-add form
   let evilUuid = ''; // the watch with HTML in its title
+  let notifyUuid = ''; // the watch whose change notification fails
 
   await runStep('dashboard opens with live updates connected', async () => {
     await page.goto(`${BASE_URL}/`, { waitUntil: 'load' });
@@ -510,7 +573,173 @@ async function scenario(browser, fixture) {
     await assertNoReload('after the REST-created watch');
   });
 
-  await runStep('phone width (375 px): the list renders without horizontal overflow', async () => {
+  await runStep('settings: "Send test notification" delivers the unsaved form to a local receiver', async () => {
+    await page.click('.mainnav a[data-route=settings]');
+    await page.waitForURL('**/#/settings');
+    const urls = page.locator('form#settings-form textarea[name=notification_urls]');
+    await urls.waitFor({ state: 'visible' });
+    await urls.fill(fixture.hookUrl('/hook'));
+    await page.fill('form#settings-form input[name=notification_title]', 'E2E test <b>title</b>');
+    await page.click('form#settings-form button[data-action=send-test-notification]');
+
+    const status = page.locator('form#settings-form .notify-test-status');
+    await status.locator('.notify-test-summary', { hasText: 'Test notification sent to 1 URL.' }).waitFor({ state: 'visible' });
+    assert((await status.getAttribute('role')) === 'status', 'the outcome is announced (role=status)');
+    const result = (await status.locator('li.notify-result.ok').textContent()) ?? '';
+    assert(result.includes('127.0.0.1') && result.includes('sent'), `the URL's outcome is listed (got "${result}")`);
+    assert(!(await page.locator('form#settings-form .notify-test-error').isVisible()), 'no error is shown');
+
+    const [hook] = await waitUntil(
+      'the receiver to get the test notification',
+      () => fixture.hooks('/hook').length > 0 && fixture.hooks('/hook'),
+    );
+    assert(hook.method === 'POST', `the receiver got a POST (got ${hook.method})`);
+    assert(hook.contentType.includes('application/json'), `a JSON body (content-type "${hook.contentType}")`);
+    const payload = JSON.parse(hook.body);
+    assert(payload.title === 'E2E test <b>title</b>', `the unsaved title was sent (got ${JSON.stringify(payload.title)})`);
+    assert(typeof payload.message === 'string' && payload.message.length > 0, 'the message has a body');
+    // Testing saves nothing: the stored global URLs are still empty.
+    const stored = await rest('GET', '/api/v1/notifications');
+    assert(
+      Array.isArray(stored.notification_urls) && stored.notification_urls.length === 0,
+      `the settings were not saved by the test (got ${JSON.stringify(stored)})`,
+    );
+    await assertNoReload('after the test notification');
+    await screenshot(page, '5-settings-test-notification.png');
+  });
+
+  await runStep('settings: an invalid notification URL is reported inline as an alert', async () => {
+    const errorsBefore = consoleErrors.length;
+    await page.fill('form#settings-form textarea[name=notification_urls]', 'foo://bar');
+    await page.click('form#settings-form button[data-action=send-test-notification]');
+    const alert = page.locator('form#settings-form .notify-test-error[role=alert]');
+    await alert.waitFor({ state: 'visible' });
+    // Chromium logs every 4xx response as a console error: this one is the expected answer.
+    const expected = /status of 400 .*\/api\/v1\/notifications\/test/;
+    const during = consoleErrors.splice(errorsBefore);
+    consoleErrors.push(...during.filter((e) => !expected.test(e)));
+    const text = (await alert.textContent()) ?? '';
+    assert(/not a valid AppRise URL/i.test(text), `the server's reason is shown (got "${text}")`);
+    assert(
+      (await page.locator('form#settings-form .notify-test-status').textContent()) === '',
+      'the earlier success is cleared',
+    );
+  });
+
+  await runStep('notification log lists the test delivery; refresh shows new entries', async () => {
+    await page.click('form#settings-form a.notification-log-link');
+    await page.waitForURL('**/#/settings/notification-log');
+    const entry = page.locator('#notification-log tr.log-entry[data-kind=test][data-outcome=sent]', { hasText: '127.0.0.1' });
+    await entry.first().waitFor({ state: 'visible' });
+    const cells = await entry
+      .first()
+      .evaluate((tr) => Object.fromEntries(Array.from(tr.cells).map((td) => [td.dataset.label, td.textContent.trim()])));
+    assert(cells.Kind === 'Test', `kind "Test" (got ${JSON.stringify(cells)})`);
+    assert(cells.Outcome === 'sent' && cells.Attempt === '1', `sent at the first attempt (got ${JSON.stringify(cells)})`);
+    assert(cells.Watch === '—', `a settings test belongs to no watch (got "${cells.Watch}")`);
+    assert(!cells.URL.includes('/hook'), `the URL is shown redacted (got "${cells.URL}")`);
+    assert(cells.Time.length > 0, 'the time is shown');
+    assert(
+      (await page.getAttribute('.mainnav a[data-route=settings]', 'aria-current')) === 'page',
+      'the settings section is current in the main navigation',
+    );
+    const before = await page.locator('#notification-log tr.log-entry').count();
+    await rest('POST', '/api/v1/notifications/test', { notification_urls: [fixture.hookUrl('/hook-rest')] });
+    await page.click('button[data-action=refresh-log]');
+    await waitForPage(
+      page,
+      'the refreshed log to have one more entry',
+      (n) => document.querySelectorAll('#notification-log tr.log-entry').length === n + 1,
+      before,
+    );
+    await assertNoReload('on the notification log');
+    await screenshot(page, '6-notification-log.png');
+  });
+
+  await runStep('edit page: "Send test notification" sends the form values with the watch uuid', async () => {
+    await page.evaluate((u) => {
+      location.hash = `#/edit/${u}`;
+    }, uuid);
+    const urls = page.locator('form#edit-form textarea[name=notification_urls]');
+    await urls.waitFor({ state: 'visible' });
+    await urls.fill(fixture.hookUrl('/hook-edit'));
+    await page.fill('form#edit-form input[name=notification_title]', 'Edit page test');
+    await page.click('form#edit-form button[data-action=send-test-notification]');
+    await page
+      .locator('form#edit-form .notify-test-status .notify-test-summary', { hasText: 'Test notification sent to 1 URL.' })
+      .waitFor({ state: 'visible' });
+    const [hook] = await waitUntil(
+      'the receiver to get the edit page test',
+      () => fixture.hooks('/hook-edit').length > 0 && fixture.hooks('/hook-edit'),
+    );
+    assert(JSON.parse(hook.body).title === 'Edit page test', `the form's title was sent (got ${hook.body.slice(0, 200)})`);
+    // Not saved by the test.
+    const watch = await rest('GET', `/api/v1/watch/${uuid}`);
+    assert(
+      watch.notification_urls.length === 0,
+      `the watch was not changed (got ${JSON.stringify(watch.notification_urls)})`,
+    );
+
+    // The log names the watch and links to it.
+    await page.click('form#edit-form a.notification-log-link');
+    await page.waitForURL('**/#/settings/notification-log');
+    const link = page.locator(`#notification-log tr.log-entry[data-kind=test] a.log-watch[href="#/edit/${uuid}"]`).first();
+    await link.waitFor({ state: 'visible' });
+    const name = (await link.textContent()) ?? '';
+    assert(name.includes('Fixture shop'), `the watch is named by its title (got "${name}")`);
+    await screenshot(page, '7-notification-log-watch.png');
+    await assertNoReload('after the edit page test');
+  });
+
+  await runStep('a failed change notification shows on the row, linked to the notification log', async () => {
+    ({ uuid: notifyUuid } = await rest('POST', '/api/v1/watch', {
+      url: fixture.notifyPageUrl,
+      notification_urls: [fixture.hookUrl('/hook-reject')],
+    }));
+    await page.click('.mainnav a[data-route=list]');
+    await page.waitForURL(`${BASE_URL}/#/`);
+    await waitForRow(
+      page,
+      notifyUuid,
+      'the first check of the notifying watch',
+      (r) => r.lastChecked !== 'Not yet' && !r.classes.includes('checking-now') && !r.classes.includes('queued'),
+    );
+    fixture.setNotifyPage(html('Notify page', '<p>Stock: 2</p>'));
+    const debugBefore = consoleDebug.length;
+    await page.click(`${rowSel(notifyUuid)} button[data-action=recheck]`);
+    await waitUntil('the change notification to reach the receiver', () => fixture.hooks('/hook-reject').length > 0);
+    const link = page.locator(`${rowSel(notifyUuid)} td.status a.notification-error`);
+    await link.waitFor({ state: 'visible' });
+    const text = ((await link.textContent()) ?? '').trim();
+    assert(text === 'Notification error detected, goto notification log.', `upstream's wording (got "${text}")`);
+    assert((await link.getAttribute('href')) === '#/settings/notification-log', 'it links to the notification log');
+    const row = await rowState(page, notifyUuid);
+    assert(row.classes.includes('has-error'), `the row is marked as failing (classes ${row.classes.join(' ')})`);
+    assert(
+      (await page.locator(`${rowSel(notifyUuid)} td.status .error-text`).textContent()) === '',
+      `no generic "Error" besides the link (status "${row.status}")`,
+    );
+    // The socket's notification_event is only logged, at debug level.
+    await waitUntil('the notification_event debug line', () =>
+      consoleDebug.slice(debugBefore).some((l) => l.includes('notification queued for')),
+    );
+    await screenshot(page, '8-notification-error.png');
+
+    await link.click();
+    await page.waitForURL('**/#/settings/notification-log');
+    const entry = page.locator('#notification-log tr.log-entry[data-kind=change][data-outcome=failed]', {
+      has: page.locator(`a.log-watch[href="#/edit/${notifyUuid}"]`),
+    });
+    await entry.first().waitFor({ state: 'visible' });
+    const message = (await entry.first().locator('td.log-message').textContent()) ?? '';
+    assert(message.includes('400'), `the failure's reason is logged (got "${message}")`);
+    await screenshot(page, '9-notification-log-failed.png');
+    await page.click('.mainnav a[data-route=list]');
+    await page.waitForURL(`${BASE_URL}/#/`);
+    await assertNoReload('after the failed notification');
+  });
+
+  await runStep('phone width (375 px): list, settings and notification log render without horizontal overflow', async () => {
     const phoneContext = await browser.newContext({ viewport: { width: 375, height: 740 } });
     const phone = await phoneContext.newPage();
     currentPage = phone;
@@ -519,19 +748,27 @@ async function scenario(browser, fixture) {
     await phone.goto(`${BASE_URL}/`, { waitUntil: 'load' });
     await phone.locator(rowSel(uuid)).waitFor({ state: 'visible' });
     await phone.locator(rowSel(evilUuid)).waitFor({ state: 'visible' });
-    const widths = await phone.evaluate(() => ({
-      scroll: document.documentElement.scrollWidth,
-      // The widest element, to name the culprit if the page overflows.
-      widest: Array.from(document.querySelectorAll('body *'))
-        .map((el) => ({ el, right: el.getBoundingClientRect().right }))
-        .sort((a, b) => b.right - a.right)
-        .slice(0, 1)
-        .map(({ el, right }) => `${el.tagName.toLowerCase()}.${Array.from(el.classList).join('.')} right=${Math.round(right)}`)[0],
-    }));
-    assert(widths.scroll <= 375, `no horizontal overflow at 375 px (scrollWidth=${widths.scroll}, widest: ${widths.widest})`);
+    await phone.locator(`${rowSel(notifyUuid)} a.notification-error`).waitFor({ state: 'visible' });
+    await assertNoOverflow(phone, 375, 'the watch list');
     // The row's actions must still be reachable on a phone.
     assert(await phone.locator(`${rowSel(uuid)} button[data-action=recheck]`).isVisible(), 'row actions are visible');
     await screenshot(phone, '5-phone.png');
+
+    // The settings page with a test result shown, and the notification log.
+    await phone.evaluate(() => {
+      location.hash = '#/settings';
+    });
+    await phone
+      .locator('form#settings-form textarea[name=notification_urls]')
+      .fill(fixture.hookUrl('/hook-phone-with-a-rather-long-path/for/wrapping'));
+    await phone.click('form#settings-form button[data-action=send-test-notification]');
+    await phone.locator('.notify-test-status', { hasText: 'Test notification sent' }).waitFor({ state: 'visible' });
+    await assertNoOverflow(phone, 375, 'the settings page');
+    await screenshot(phone, '10-phone-settings.png');
+    await phone.click('form#settings-form a.notification-log-link');
+    await phone.locator('#notification-log tr.log-entry').first().waitFor({ state: 'visible' });
+    await assertNoOverflow(phone, 375, 'the notification log');
+    await screenshot(phone, '11-phone-notification-log.png');
     currentPage = page;
     await phoneContext.close();
   });

@@ -5,6 +5,7 @@
 
 import * as api from '../api';
 import { checkbox, externalLink, field, h, linesToList, listToLines, replace, select } from '../dom';
+import { testNotificationControl } from '../notify';
 import { navigate, type View } from '../router';
 import { displayName, store } from '../store';
 import { toast } from '../toast';
@@ -14,6 +15,7 @@ import {
   NOTIFICATION_FORMATS,
   WEEKDAYS,
   type DaySchedule,
+  type NotificationTestRequest,
   type TagBrief,
   type Watch,
 } from '../types';
@@ -218,6 +220,22 @@ export const editView: View = ({ root, route, signal }) => {
         ),
       ),
       checkbox('notification_muted', 'Mute notifications', watch.notification_muted),
+      // Tests the form's current (unsaved) values; what is left empty falls back to the watch's
+      // stored settings, then its tags' and the global ones (the server resolves that).
+      testNotificationControl(() => {
+        const val = (name: string): string => {
+          const el = form.elements.namedItem(name);
+          return el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement || el instanceof HTMLSelectElement
+            ? el.value
+            : '';
+        };
+        const req: NotificationTestRequest = { watch_uuid: uuid, notification_format: val('notification_format') };
+        const urls = linesToList(val('notification_urls'));
+        if (urls.length) req.notification_urls = urls;
+        if (val('notification_title').trim()) req.notification_title = val('notification_title');
+        if (val('notification_body').trim()) req.notification_body = val('notification_body');
+        return req;
+      }, signal),
     );
 
     const errorBox = h('div', { class: 'form-error', id: 'edit-error', role: 'alert', hidden: true });

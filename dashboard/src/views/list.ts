@@ -3,6 +3,7 @@
 
 import * as api from '../api';
 import { externalLink, h, replace, select, setText } from '../dom';
+import { NOTIFICATION_LOG_HASH } from '../notify';
 import { bulkOperation, deleteWatch, rowOperation, tagUuidForTitle } from '../ops';
 import { navigate, type View } from '../router';
 import { isConnected } from '../socket';
@@ -40,6 +41,8 @@ interface RowRefs {
   lastChanged: HTMLTableCellElement;
   statusText: HTMLElement;
   errorText: HTMLElement;
+  /** The watch's last notification failure, a link to the notification log. */
+  notificationError: HTMLAnchorElement;
   pauseBtn: HTMLButtonElement;
   muteBtn: HTMLButtonElement;
   /** Cache keys so unchanged cells are not rebuilt on every event. */
@@ -384,6 +387,7 @@ export const listView: View = ({ root, signal }) => {
     const muteBtn = action('mute', 'Mute');
     const statusText = h('span', { class: 'status-text' });
     const errorText = h('span', { class: 'error-text' });
+    const notificationError = h('a', { class: 'notification-error', href: NOTIFICATION_LOG_HASH, hidden: true });
     const refs: RowRefs = {
       tr: h('tr', { 'data-uuid': row.uuid, class: 'watch-row' }),
       select: selectBox,
@@ -394,6 +398,7 @@ export const listView: View = ({ root, signal }) => {
       lastChanged: cell('last-changed', 'Changed'),
       statusText,
       errorText,
+      notificationError,
       pauseBtn,
       muteBtn,
       titleKey: '',
@@ -401,7 +406,7 @@ export const listView: View = ({ root, signal }) => {
       faviconKey: '',
     };
     const status = cell('status', 'Status');
-    status.append(statusText, errorText);
+    status.append(statusText, errorText, notificationError);
     const actions = h(
       'td',
       { class: 'actions' },
@@ -469,10 +474,16 @@ export const listView: View = ({ root, signal }) => {
     else if (row.checking_now) status = 'Checking…';
     else if (row.queued) status = 'Queued';
     setText(refs.statusText, status);
-    const error = row.has_error ? (typeof row.last_error === 'string' && row.last_error) || 'Error' : '';
+    // The check's error as text; a notification failure instead links to the notification log
+    // (upstream: "Notification error detected, goto notification log.").
+    const notificationError = row.notification_error;
+    const checkError = typeof row.last_error === 'string' ? row.last_error : '';
+    const error = row.has_error ? checkError || (notificationError ? '' : 'Error') : '';
     setText(refs.errorText, error);
+    setText(refs.notificationError, notificationError);
+    refs.notificationError.hidden = !notificationError;
     // Lets the stacked (mobile) layout hide an empty status line.
-    refs.statusText.parentElement?.classList.toggle('is-empty', !status && !error);
+    refs.statusText.parentElement?.classList.toggle('is-empty', !status && !error && !notificationError);
 
     setText(refs.pauseBtn, row.paused ? 'Unpause' : 'Pause');
     refs.pauseBtn.setAttribute('aria-pressed', String(row.paused));

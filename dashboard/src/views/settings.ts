@@ -1,8 +1,10 @@
 // Settings page (#/settings): global check interval, filters and notifications
-// (PUT /ui/settings), the API key and the UI password.
+// (PUT /ui/settings, with a test of the unsaved notification settings), the API key and the UI
+// password. The notification log is its sub-page (views/notifications.ts).
 
 import * as api from '../api';
 import { checkbox, field, h, linesToList, listToLines, replace, select } from '../dom';
+import { NOTIFICATION_LOG_HASH, testNotificationControl } from '../notify';
 import type { View } from '../router';
 import { checkSession } from '../session';
 import { toast, toastError } from '../toast';
@@ -89,6 +91,16 @@ export const settingsView: View = ({ root, signal }) => {
               s.notification_format,
             ),
           ),
+          // Tests what is typed now, saved or not (upstream: only the text box's URLs).
+          testNotificationControl(() => {
+            const n = collectNotification();
+            return {
+              notification_urls: n.urls,
+              notification_title: n.title,
+              notification_body: n.body,
+              notification_format: n.format,
+            };
+          }, signal),
         ),
         h(
           'fieldset',
@@ -100,15 +112,22 @@ export const settingsView: View = ({ root, signal }) => {
         h('div', { class: 'form-actions' }, saveBtn),
       );
     };
+
+    const val = (name: string): string => {
+      const el = form.elements.namedItem(name);
+      return el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement || el instanceof HTMLSelectElement
+        ? el.value
+        : '';
+    };
+    const collectNotification = (): { urls: string[]; title: string; body: string; format: string } => ({
+      urls: linesToList(val('notification_urls')),
+      title: val('notification_title'),
+      body: val('notification_body'),
+      format: val('notification_format'),
+    });
     fill(current);
 
     const collect = (): UiSettingsUpdate => {
-      const val = (name: string): string => {
-        const el = form.elements.namedItem(name);
-        return el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement || el instanceof HTMLSelectElement
-          ? el.value
-          : '';
-      };
       const num = (name: string, label: string): number | null => {
         const v = val(name).trim();
         if (v === '') return null;
@@ -118,15 +137,16 @@ export const settingsView: View = ({ root, signal }) => {
       const interval = { weeks: null, days: null, hours: null, minutes: null, seconds: null } as UiSettings['time_between_check'];
       for (const unit of INTERVAL_UNITS) interval[unit] = num(`time_between_check.${unit}`, `Interval ${unit}`);
       const enabled = form.elements.namedItem('api_access_token_enabled');
+      const n = collectNotification();
       return {
         time_between_check: interval,
         jitter_seconds: num('jitter_seconds', 'Jitter') ?? 0,
         global_ignore_text: linesToList(val('global_ignore_text')),
         global_subtractive_selectors: linesToList(val('global_subtractive_selectors')),
-        notification_urls: linesToList(val('notification_urls')),
-        notification_title: val('notification_title'),
-        notification_body: val('notification_body'),
-        notification_format: val('notification_format'),
+        notification_urls: n.urls,
+        notification_title: n.title,
+        notification_body: n.body,
+        notification_format: n.format,
         api_access_token_enabled: enabled instanceof HTMLInputElement && enabled.checked,
       };
     };
@@ -263,6 +283,17 @@ export const settingsView: View = ({ root, signal }) => {
     });
     const pwSection = h('section', { class: 'card' }, h('h2', null, 'Password'), pwState, pwForm);
 
-    replace(root, h('h1', null, 'Settings'), form, apiSection, pwSection);
+    replace(
+      root,
+      h(
+        'div',
+        { class: 'page-head' },
+        h('h1', null, 'Settings'),
+        h('div', { class: 'page-links' }, h('a', { href: NOTIFICATION_LOG_HASH }, 'Notification log')),
+      ),
+      form,
+      apiSection,
+      pwSection,
+    );
   }
 };
