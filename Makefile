@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test deps test-deps dashboard lint unit bench bench-socket check fmt
+.PHONY: run test deps test-deps dashboard lint unit bench bench-socket check fmt sam-build
 
 ## Run the product: embedded mode on http://localhost:5000 (data in ./data), the dashboard at /.
 ## Installs the build's system packages and builds the dashboard first.
@@ -69,3 +69,19 @@ bench-socket: dashboard
 
 fmt:
 	$(CARGO) fmt --all
+
+## AWS mode: `sam build` of the Lambda functions (cargo-lambda cross-compiles with Zig, no
+## Docker), with libxml2 built from source and linked statically into the checker
+## (infra/build-libxml2.sh, cached in ~/.cache/changewatch), then a check that every bootstrap
+## needs only what provided.al2023 has (glibc <= 2.34). Slow (about 15 min cold): not part of
+## `test`. SAM_ARCH must match the Architecture you deploy with (the template's default is
+## arm64, untested here); SAM_ARGS passes more `sam build` arguments; cargo builds into
+## SAM_TARGET_DIR, not the workspace's target/, so other builds are not locked out.
+SAM ?= sam
+SAM_ARCH ?= x86_64
+SAM_TARGET_DIR ?= $(CURDIR)/target/sam
+sam-build:
+	set -euo pipefail; eval "$$(bash infra/build-libxml2.sh $(SAM_ARCH))"; \
+	  export CARGO_TARGET_DIR="$(SAM_TARGET_DIR)"; \
+	  cd infra && $(SAM) build --parameter-overrides Architecture=$(SAM_ARCH) $(SAM_ARGS)
+	bash infra/check-lambda-binaries.sh infra/.aws-sam/build

@@ -3,7 +3,8 @@
 //! checker handler as Lambda's event source would feed them, and a real Socket.IO client
 //! connected to the real push-service binary (which follows the table's stream) receives the
 //! `watch_update`s. Also: a redelivered message changes nothing, a poisoned message ends in the
-//! dead-letter queue, and a checker that died mid-check leaves a lease that expires.
+//! dead-letter queue, a checker that died mid-check leaves a lease that expires, and a connected
+//! client's `queue_size` is the SQS queues' depth.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -22,7 +23,7 @@ use changewatch_aws::{AwsConfig, Clients, api, checker, scheduler};
 use changewatch_core::Fetcher;
 use changewatch_engine::checker::{Checker, CheckerConfig, epoch_now};
 use changewatch_store::aws::provision::{Provisioned, provision};
-use changewatch_store::{Key, WatchStore};
+use changewatch_store::{CheckJob, JobQueue, Key, Lane, WatchStore};
 use serde_json::{Value, json};
 use testkit::moto::MotoServer;
 use testkit::{FixtureServer, Page};
@@ -193,6 +194,11 @@ struct PushService {
 
 impl PushService {
     fn start(env: &Env) -> PushService {
+        PushService::start_with(env, &[])
+    }
+
+    /// With more environment variables than the template's.
+    fn start_with(env: &Env, extra: &[(&str, &str)]) -> PushService {
         let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboard/dist");
         let mut child = Command::new(env!("CARGO_BIN_EXE_changewatch-push-service"))
             .envs(env.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -200,6 +206,7 @@ impl PushService {
             .env("CHANGEDETECTION_PORT", "0")
             .env("CW_STREAM_START", "trim_horizon")
             .env("DASHBOARD_DIR", dist)
+            .envs(extra.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -266,7 +273,12 @@ impl Listener {
     }
 
     fn wait_for(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+        self.wait_after(0, what, pred)
+    }
+
+    /// Like [`Listener::wait_for`], among the events after the first `mark` received.
+    fn wait_after(&mut self, mark: usize, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().skip(mark).find(|v| pred(v)) {
             return v.clone();
         }
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -502,4 +514,97 @@ async fn a_checker_that_died_mid_check_leaves_a_lease_that_expires() {
     let item = store.get(&key).await.unwrap().unwrap();
     assert_eq!(item.history.count, 1, "checked after the lease expired");
     assert_eq!(item.schedule.unwrap().lease_owner, None);
+}
+
+/// Messages in a queue as `queue_size` counts them: waiting, in flight and delayed.
+async fn sqs_depth(env: &Env, url: &str) -> usize {
+    let out = env
+        .clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names("All".into())
+        .send()
+        .await
+        .unwrap();
+    out.attributes
+        .unwrap_or_default()
+        .iter()
+        .filter(|(name, _)| {
+            [
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ]
+            .contains(&name.as_str())
+        })
+        .map(|(_, v)| v.parse::<usize>().unwrap())
+        .sum()
+}
+
+fn queue_size(n: u64) -> impl Fn(&Value) -> bool {
+    move |v: &Value| v["event"] == "queue_size" && v["data"]["q_length"] == n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_size_is_the_sqs_depth_while_a_client_is_connected() {
+    let env = setup().await;
+    let page = FixtureServer::start();
+    page.set("/p", Page::html("<p>queued</p>"));
+    let api = env.api().await;
+    let push = PushService::start_with(&env, &[("CW_QUEUE_POLL_SECS", "1")]);
+    let mut listener = Listener::start(&push.base);
+    listener.wait_for("the socket connection", |v| v["event"] == "connect");
+    // Nothing was known before this client: the poller reads the (empty) queues at once.
+    listener.wait_for("the first queue_size", queue_size(0));
+
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{api}/api/v1/watch"))
+        .header("x-api-key", KEY)
+        .json(&json!({"url": page.url("/p")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let store = env.clients.store(&env.config);
+    let queue = env.clients.queue(&env.config);
+    let report = scheduler::run_tick(&store, &queue, epoch_now())
+        .await
+        .unwrap();
+    assert_eq!(report.queued, 1);
+    // A job no watch is marked queued for (a watch that does not exist; the checker drops it):
+    // counting queue marks would say 1, the queues hold 2.
+    let now = epoch_now();
+    queue
+        .enqueue(vec![CheckJob::new(
+            &Key::watch("default", "no-such-watch"),
+            now,
+            Lane::Recheck,
+            1,
+            now,
+        )])
+        .await
+        .unwrap();
+    let (checks, rechecks) = (
+        &env.prov.resources.checks_queue_url,
+        &env.prov.resources.rechecks_queue_url,
+    );
+    assert_eq!(
+        sqs_depth(&env, checks).await + sqs_depth(&env, rechecks).await,
+        2
+    );
+    let mark = listener.seen.len();
+    listener.wait_after(mark, "queue_size 2 (the SQS depth)", queue_size(2));
+
+    // The checker takes both jobs (and deletes them): the depth falls back to 0.
+    let checker = env.checker();
+    env.feed_checker(rechecks, &checker).await;
+    env.feed_checker(checks, &checker).await;
+    assert_eq!(
+        sqs_depth(&env, checks).await + sqs_depth(&env, rechecks).await,
+        0
+    );
+    let mark = listener.seen.len();
+    listener.wait_after(mark, "queue_size 0 after the checks", queue_size(0));
 }

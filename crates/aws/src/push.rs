@@ -2,14 +2,21 @@
 //! `Watches` stream and turns its records into the same Socket.IO events embedded mode sends,
 //! and serves the dashboard with the API on the same origin (the dashboard's REST calls and its
 //! socket go to one host).
+//!
+//! `queue_size` is the depth of the `checks` and `rechecks` queues (waiting, in flight and
+//! delayed messages), read with `GetQueueAttributes` every `CW_QUEUE_POLL_SECS` while at least
+//! one client is connected, and sent when it changes. SQS reports these counts approximately
+//! and for the whole stack, not per tenant.
 
 use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use aws_sdk_sqs::types::QueueAttributeName;
 use axum::routing::get;
-use changewatch_push::Push;
 use changewatch_push::web::app;
+use changewatch_push::{DepthFuture, DepthProbe, Push, QueueSize};
 use changewatch_store::aws::StreamFeed;
 use serde_json::json;
 use tracing::info;
@@ -36,7 +43,11 @@ pub async fn serve(
     )
     .await
     .map_err(|e| format!("cannot follow the watches table's stream: {e}"))?;
-    let (socket_layer, push) = Push::start(state.clone(), &feed);
+    let queue_size = QueueSize::Polled {
+        probe: Arc::new(SqsDepth::new(clients.sqs.clone(), config)),
+        every: config.queue_poll,
+    };
+    let (socket_layer, push) = Push::start_with(state.clone(), &feed, queue_size);
     let router = app(state, socket_layer, dashboard).route(
         "/healthz",
         get(|| async { axum::Json(json!({"status": "ok"})) }),
@@ -58,5 +69,65 @@ pub async fn serve(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The attributes summed for `queue_size`: messages waiting, received but not yet deleted (a
+/// checker has them), and sent with a delay (a scheduler tick queues what falls due within the
+/// next minute with the delay that makes it run on time).
+const DEPTH_ATTRIBUTES: [QueueAttributeName; 3] = [
+    QueueAttributeName::ApproximateNumberOfMessages,
+    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+];
+
+/// The depth of the `checks` and `rechecks` queues, for `queue_size`.
+#[derive(Clone, Debug)]
+pub struct SqsDepth {
+    sqs: aws_sdk_sqs::Client,
+    queue_urls: [String; 2],
+}
+
+impl SqsDepth {
+    pub fn new(sqs: aws_sdk_sqs::Client, config: &AwsConfig) -> Self {
+        SqsDepth {
+            sqs,
+            queue_urls: [
+                config.resources.checks_queue_url.clone(),
+                config.resources.rechecks_queue_url.clone(),
+            ],
+        }
+    }
+
+    /// The sum of [`DEPTH_ATTRIBUTES`] over both queues.
+    pub async fn read(&self) -> Result<usize, String> {
+        let mut total = 0;
+        for url in &self.queue_urls {
+            let out = self
+                .sqs
+                .get_queue_attributes()
+                .queue_url(url)
+                .set_attribute_names(Some(DEPTH_ATTRIBUTES.to_vec()))
+                .send()
+                .await
+                .map_err(|e| {
+                    format!(
+                        "GetQueueAttributes {url}: {}",
+                        aws_sdk_sqs::error::DisplayErrorContext(&e)
+                    )
+                })?;
+            let attrs = out.attributes.unwrap_or_default();
+            total += DEPTH_ATTRIBUTES
+                .iter()
+                .filter_map(|name| attrs.get(name)?.parse::<usize>().ok())
+                .sum::<usize>();
+        }
+        Ok(total)
+    }
+}
+
+impl DepthProbe for SqsDepth {
+    fn depth(&self) -> DepthFuture<'_> {
+        Box::pin(self.read())
     }
 }

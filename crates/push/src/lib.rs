@@ -10,10 +10,14 @@
 //!   `general_stats_update` never rescans the store.
 //! - [`server`]: the socket handlers (handshake auth, `watch_operation`, `checkbox-operation`)
 //!   and the tasks that turn feed records and queue depth into events.
+//! - [`queue`]: where `queue_size` comes from: the feed's queue marks (embedded mode) or a
+//!   queue-depth probe polled while clients are connected (AWS mode: the SQS queues).
 //! - [`web`]: the browser-facing app: API + Socket.IO + the built dashboard, for both modes.
 
 pub mod live;
+pub mod queue;
 pub mod server;
 pub mod web;
 
+pub use queue::{DepthFuture, DepthProbe, QueueSize};
 pub use server::Push;

@@ -1,8 +1,9 @@
 //! Socket handlers and the feed → event tasks.
 //!
-//! Every socket joins its tenant's room; every event goes to that room only. `queue_size` is the
-//! tenant's count of watches marked queued, kept from the feed like the other counters: exact,
-//! per tenant and without polling a queue (SQS only reports an approximate global depth).
+//! Every socket joins its tenant's room; every event goes to that room only. `queue_size` is,
+//! by default, the tenant's count of watches marked queued, kept from the feed like the other
+//! counters: exact, per tenant and without polling a queue. AWS mode polls the SQS queues' depth
+//! instead while clients are connected ([`QueueSize::Polled`], see [`crate::queue`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,12 +24,15 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::live::{Flags, Tenant};
+use crate::queue::{Poller, QueueSize};
 
 /// Shared by every handler (socketioxide state).
 #[derive(Clone)]
 struct Ctx {
     state: AppState,
     tenants: Arc<Mutex<HashMap<String, Tenant>>>,
+    /// Set when `queue_size` is polled from the queues rather than counted from the feed.
+    poller: Option<Arc<Poller>>,
 }
 
 /// The running push layer. Dropping it leaves the tasks running; call [`Push::close`].
@@ -49,16 +53,41 @@ impl std::fmt::Display for Refused {
 
 impl Push {
     /// Builds the Socket.IO layer (serve it at `/socket.io` by adding it to the router) and
-    /// starts the task that turns `feed` records into events.
+    /// starts the task that turns `feed` records into events. `queue_size` counts the watches
+    /// marked queued in the feed.
     pub fn start(state: AppState, feed: &dyn ChangeFeed) -> (SocketIoLayer, Push) {
+        Push::start_with(state, feed, QueueSize::Marks)
+    }
+
+    /// [`Push::start`] with the source of `queue_size` chosen: with [`QueueSize::Polled`], a
+    /// second task reads the probe while sockets are connected and sends the depth to the
+    /// tenant's room when it changes; the feed's queue marks are then not counted for it.
+    pub fn start_with(
+        state: AppState,
+        feed: &dyn ChangeFeed,
+        queue_size: QueueSize,
+    ) -> (SocketIoLayer, Push) {
+        let poller = match queue_size {
+            QueueSize::Marks => None,
+            QueueSize::Polled { probe, every } => Some(Poller::new(probe, every)),
+        };
         let ctx = Ctx {
             state,
             tenants: Arc::new(Mutex::new(HashMap::new())),
+            poller: poller.clone(),
         };
         let (layer, io) = SocketIo::builder().with_state(ctx.clone()).build_layer();
         io.ns("/", on_connect.with(authorize));
         let rx = feed.subscribe();
-        let tasks = vec![tokio::spawn(run_feed(io.clone(), ctx, rx))];
+        let mut tasks = Vec::new();
+        if let Some(poller) = poller {
+            tasks.push(tokio::spawn(run_queue_poll(
+                io.clone(),
+                ctx.state.tenant.clone(),
+                poller,
+            )));
+        }
+        tasks.push(tokio::spawn(run_feed(io.clone(), ctx, rx)));
         (layer, Push { io, tasks })
     }
 
@@ -112,17 +141,25 @@ async fn authorize(
 async fn on_connect(s: SocketRef, State(ctx): State<Ctx>) {
     s.join(ctx.state.tenant.clone());
     let ts = event_timestamp();
-    let (q, checking) = match ensure_tenant(&ctx, &ctx.state.tenant).await {
+    let (marked, checking) = match ensure_tenant(&ctx, &ctx.state.tenant).await {
         Some(()) => {
             with_tenant(&ctx, &ctx.state.tenant, |t| (t.queued(), t.checking())).unwrap_or((0, 0))
         }
         None => (0, 0),
     };
-    emit_to(
-        &s,
-        "queue_size",
-        &json!({"q_length": q, "event_timestamp": ts}),
-    );
+    // Polled: the depth last read, or (nobody was connected) none yet, and then the poller
+    // reads it at once and sends it to the room this socket has joined.
+    let q = match &ctx.poller {
+        None => Some(marked),
+        Some(poller) => poller.connected(),
+    };
+    if let Some(q) = q {
+        emit_to(
+            &s,
+            "queue_size",
+            &json!({"q_length": q, "event_timestamp": ts}),
+        );
+    }
     emit_to(
         &s,
         "checking_now",
@@ -237,6 +274,28 @@ async fn run_feed(io: SocketIo, ctx: Ctx, mut rx: tokio::sync::broadcast::Receiv
     }
 }
 
+/// [`QueueSize::Polled`]: the poll loop, counting the sockets in the tenant's room (every
+/// socket joins it) as the listeners.
+async fn run_queue_poll(io: SocketIo, tenant: String, poller: Arc<Poller>) {
+    let listeners = {
+        let (io, tenant) = (io.clone(), tenant.clone());
+        move || {
+            io.of("/")
+                .map_or(0, |ns| ns.within(tenant.clone()).sockets().len())
+        }
+    };
+    let emit = move |depth: usize| {
+        let room = io.to(tenant.clone());
+        async move {
+            let data = json!({"q_length": depth, "event_timestamp": event_timestamp()});
+            if let Err(e) = room.emit("queue_size", &data).await {
+                debug!(error = %e, "emit queue_size failed");
+            }
+        }
+    };
+    poller.run(listeners, emit).await;
+}
+
 async fn emit_counters(io: &SocketIo, ctx: &Ctx, tenant: &str) {
     let Some((stats, checking)) = with_tenant(ctx, tenant, |t| (t.stats(), t.checking())) else {
         return;
@@ -319,7 +378,7 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
     }
     emit_counters(io, ctx, tenant).await;
     let queued_after = with_tenant(ctx, tenant, |t| t.queued()).unwrap_or(0);
-    if queued_after != queued_before {
+    if queued_after != queued_before && ctx.poller.is_none() {
         let data = json!({"q_length": queued_after, "event_timestamp": event_timestamp()});
         if let Err(e) = room.emit("queue_size", &data).await {
             debug!(error = %e, "emit queue_size failed");
