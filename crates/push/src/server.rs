@@ -359,6 +359,20 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
             {
                 debug!(error = %e, "emit watch_update failed");
             }
+            // A notification was put on the queue: the check that queued it bumped the count
+            // in its commit, so the stream record (old and new image) tells.
+            let alerts = |i: &changewatch_store::Item| {
+                i.doc
+                    .get("notification_alert_count")
+                    .and_then(serde_json::Value::as_i64)
+                    .unwrap_or(0)
+            };
+            if ev.old.as_ref().is_some_and(|o| alerts(item) > alerts(o)) {
+                let data = json!({"watch_uuid": uuid, "event_timestamp": event_timestamp()});
+                if let Err(e) = room.clone().emit("notification_event", &data).await {
+                    debug!(error = %e, "emit notification_event failed");
+                }
+            }
             let was_checking = ev
                 .old
                 .as_ref()
