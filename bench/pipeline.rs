@@ -1,14 +1,17 @@
 //! Criterion benchmarks of the check pipeline on a 50 KB and a 1 MB HTML page:
 //! filter (subtractive + CSS include) → HTML to text → rules → md5, and the diff between two
-//! versions of the result. Run with `make bench`; figures are recorded in bench/README.md.
+//! versions of the result, and the notification rendered from those two versions. Run with
+//! `make bench`; figures are recorded in bench/README.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::hint::black_box;
 
 use changewatch_core::diff::{self, DiffFormat, DiffOptions};
+use changewatch_core::model::{DEFAULT_NOTIFICATION_BODY, DEFAULT_NOTIFICATION_TITLE};
 use changewatch_core::pipeline::{PreviousState, ProcessorSettings, process};
 use changewatch_core::{FetchedPage, charset};
+use changewatch_notify::render::{self, ChangeContext};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// A news-style page of about `target` bytes: nav, scripts, articles, a price table per section.
@@ -62,6 +65,18 @@ fn settings() -> ProcessorSettings {
     }
 }
 
+/// The filtered text of version 0 and version 1 of the page (every 7th story's price
+/// changed): the two snapshots the diff and notification benches compare.
+fn snapshots(size: usize) -> (String, String) {
+    let s = settings();
+    let before = process(&fetched(page_of(size, 0)), &s, &PreviousState::default()).map(|p| p.text);
+    let after = process(&fetched(page_of(size, 1)), &s, &PreviousState::default()).map(|p| p.text);
+    let (Ok(before), Ok(after)) = (before, after) else {
+        panic!("bench pages must process");
+    };
+    (before, after)
+}
+
 fn bench_pipeline(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline");
     group.sample_size(20);
@@ -101,14 +116,7 @@ fn bench_diff(c: &mut Criterion) {
     let mut group = c.benchmark_group("diff");
     group.sample_size(20);
     for (label, size) in [("50KB", 50 * 1024), ("1MB", 1024 * 1024)] {
-        let s = settings();
-        let before =
-            process(&fetched(page_of(size, 0)), &s, &PreviousState::default()).map(|p| p.text);
-        let after =
-            process(&fetched(page_of(size, 1)), &s, &PreviousState::default()).map(|p| p.text);
-        let (Ok(before), Ok(after)) = (before, after) else {
-            panic!("bench pages must process");
-        };
+        let (before, after) = snapshots(size);
         group.throughput(Throughput::Bytes(after.len() as u64));
         // The API's defaults: whole document, line mode.
         let lines = DiffOptions {
@@ -142,5 +150,54 @@ fn bench_diff(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_pipeline, bench_diff);
+/// Where the notification benches leave their two snapshots for bench/upstream_baseline.py.
+const SNAPSHOT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/bench-snapshots");
+
+/// A content-change notification with upstream's default title and body
+/// (`{{watch_url}}` + `{{diff}}`), rendered from the two snapshots: diff (word-level inside
+/// changed lines for htmlcolor, as upstream), template, placemarkers to the format's markup.
+fn bench_notification(c: &mut Criterion) {
+    let mut group = c.benchmark_group("notification");
+    group.sample_size(20);
+    for (label, size) in [("50KB", 50 * 1024), ("1MB", 1024 * 1024)] {
+        let (before, after) = snapshots(size);
+        // The baseline renders from these very texts, not from its own HTML to text (whose
+        // whitespace differs): it reads the files written here and prints the same lines.
+        std::fs::create_dir_all(SNAPSHOT_DIR).unwrap();
+        for (name, text) in [("prev", &before), ("current", &after)] {
+            std::fs::write(format!("{SNAPSHOT_DIR}/{label}-{name}.txt"), text).unwrap();
+            eprintln!(
+                "# snapshot {label} {name}: {} bytes md5 {:x}",
+                text.len(),
+                md5::compute(text)
+            );
+        }
+        let ctx = ChangeContext {
+            watch_url: "http://bench.test/".into(),
+            prev_snapshot: before,
+            current_snapshot: after,
+            ..ChangeContext::default()
+        };
+        group.throughput(Throughput::Bytes(ctx.current_snapshot.len() as u64));
+        for (name, format) in [
+            ("render_text", DiffFormat::Text),
+            ("render_htmlcolor", DiffFormat::HtmlColor),
+        ] {
+            group.bench_function(BenchmarkId::new(name, label), |b| {
+                b.iter(|| {
+                    render::render(
+                        DEFAULT_NOTIFICATION_TITLE,
+                        DEFAULT_NOTIFICATION_BODY,
+                        black_box(&ctx),
+                        format,
+                    )
+                    .unwrap()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_pipeline, bench_diff, bench_notification);
 criterion_main!(benches);
