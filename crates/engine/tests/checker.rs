@@ -9,11 +9,15 @@ use changewatch_core::model::Watch;
 use changewatch_core::pipeline::ChangeStatus;
 use changewatch_core::ssrf::AddressPolicy;
 use changewatch_core::{Fetcher, FetcherConfig};
-use changewatch_engine::checker::{CheckReport, Checker, CheckerConfig, JobOutcome, epoch_now};
+use changewatch_engine::checker::{
+    CheckReport, Checker, CheckerConfig, JobOutcome, NotifySetup, epoch_now,
+};
 use changewatch_engine::scheduler::{request_recheck, tick};
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
-use changewatch_store::{CheckJob, Expect, JobQueue, Key, Lane, Schedule, WatchStore};
+use changewatch_store::{
+    CheckJob, Expect, JobQueue, Key, Lane, NotificationQueue, Schedule, WatchStore,
+};
 use testkit::{FixtureServer, Page};
 
 struct Rig {
@@ -46,7 +50,11 @@ fn rig_with(max_fetch_timeout: Option<Duration>) -> Rig {
             jq_allow_risky: false,
             max_fetch_timeout,
         },
-    );
+    )
+    .with_notifications(NotifySetup {
+        queue: store.clone(),
+        base_url: None,
+    });
     Rig {
         _dir: dir,
         store,
@@ -101,7 +109,9 @@ fn checked(out: JobOutcome) -> CheckReport {
 async fn baseline_then_change_then_redelivery() {
     let r = rig();
     r.srv.set("/p", Page::html("<p>Price: 10</p>"));
-    let key = r.add("w1", Watch::new(r.srv.url("/p"))).await;
+    let mut watch = Watch::new(r.srv.url("/p"));
+    watch.notification_urls = vec!["json://127.0.0.1/hook".into()];
+    let key = r.add("w1", watch).await;
 
     let report = tick(r.store.as_ref(), &r.queue, epoch_now(), 0)
         .await
@@ -144,6 +154,9 @@ async fn baseline_then_change_then_redelivery() {
     assert_eq!(changed.status, Some(ChangeStatus::Changed));
     assert_eq!(changed.history_len, 2);
     assert!(changed.notify);
+    let queued = r.store.receive(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(queued.len(), 1, "one notification job for the one URL");
+    assert_eq!(queued[0].job.url, "json://127.0.0.1/hook");
     let hist = r.store.snapshots(&key).await.unwrap();
     assert_eq!(
         r.store
