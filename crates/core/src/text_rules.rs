@@ -4,8 +4,45 @@
 //! Python's `re` dialect where the engine allows it (fancy-regex: look-around and back-references
 //! work), and `/pattern/flags` "perl style" strings are recognised the same way: without flags a
 //! slash-enclosed pattern is case-insensitive.
+//!
+//! # Budgets
+//!
+//! Rules are user input and pages are attacker input, so every match is bounded:
+//! * one match attempt may backtrack at most [`BACKTRACK_LIMIT`] times (look-around and
+//!   back-references run on fancy-regex's backtracking VM; everything else on the `regex`
+//!   crate's linear engines);
+//! * compiled programs are capped ([`REGEX_SIZE_LIMIT`], [`REGEX_DFA_SIZE_LIMIT`]), so huge
+//!   repetitions (`\w{1000}{1000}`) are refused when compiled instead of eating memory;
+//! * one rule may match at most [`MAX_MATCHES_PER_RULE`] times in one text.
+//!
+//! The backtracking VM also counts each start position it skips as a step, so a look-around
+//! rule with the `s` or `m` flag (matched on the whole text) fails on texts over about a million
+//! characters; per-line rules are unaffected.
+//!
+//! Hitting a budget ends the rule with a [`RuleError::Runtime`] naming it, which becomes the
+//! watch's error. fancy-regex's iterators report a failed attempt as `Some(Err)` without moving
+//! on, so an iterator consumed with `.flatten()` asks again for ever: every iteration here stops
+//! at the first error.
 
-use fancy_regex::Regex;
+use fancy_regex::{Regex, RegexBuilder};
+
+/// Backtracking steps allowed for one match attempt (fancy-regex's own default, made explicit
+/// because the rest of the budget is reasoned from it). Upstream's Python `re` has no limit; a
+/// catastrophic pattern such as `(?:a|(?=a)a)*b` on a run of `a` reaches this in ~30 ms.
+pub const BACKTRACK_LIMIT: usize = 1_000_000;
+
+/// Size cap of one compiled program in the `regex` crate (its default, made explicit): enough
+/// for `\w{100}` (Unicode classes are large), not for `\w{1000}`. Memory stays bounded
+/// whatever the repetition: `a{1000}{1000}` compiles to a 1 MB literal, `\w{1000}{1000}` is
+/// refused.
+pub const REGEX_SIZE_LIMIT: usize = 10 * 1024 * 1024;
+
+/// Cache cap of the `regex` crate's lazy DFA per program (its default, made explicit).
+pub const REGEX_DFA_SIZE_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Matches one rule may produce in one text. Far above what a real extract or ignore rule
+/// finds on a page; it bounds the total work of a rule to this many bounded attempts.
+pub const MAX_MATCHES_PER_RULE: usize = 100_000;
 
 /// A rule string compiled once per check.
 #[derive(Debug)]
@@ -16,15 +53,50 @@ pub enum LinePattern {
         re: Regex,
         /// `s` or `m` flags: the pattern may span lines and is matched on the whole text.
         multiline: bool,
+        /// The rule as written, to name it in errors.
+        rule: String,
     },
 }
 
-/// A rule that is not a valid regex; the message names the offending rule.
+/// A rule that is not a valid regex, or that exceeded its budget on this text; the message
+/// names the offending rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Invalid regular expression '{rule}': {reason}")]
-pub struct RuleError {
-    pub rule: String,
-    pub reason: String,
+pub enum RuleError {
+    #[error("Invalid regular expression '{rule}': {reason}")]
+    Invalid { rule: String, reason: String },
+    #[error("Regular expression '{rule}' could not be applied: {reason}")]
+    Runtime { rule: String, reason: String },
+}
+
+impl RuleError {
+    /// The rule as written.
+    pub fn rule(&self) -> &str {
+        match self {
+            RuleError::Invalid { rule, .. } | RuleError::Runtime { rule, .. } => rule,
+        }
+    }
+
+    fn runtime(rule: &str, error: &fancy_regex::Error) -> Self {
+        let reason = match error {
+            fancy_regex::Error::RuntimeError(fancy_regex::RuntimeError::BacktrackLimitExceeded) => {
+                format!(
+                    "it backtracks too much on this text (more than {BACKTRACK_LIMIT} steps for one match)"
+                )
+            }
+            other => other.to_string(),
+        };
+        RuleError::Runtime {
+            rule: rule.to_string(),
+            reason,
+        }
+    }
+
+    fn too_many_matches(rule: &str) -> Self {
+        RuleError::Runtime {
+            rule: rule.to_string(),
+            reason: format!("it matches more than {MAX_MATCHES_PER_RULE} times"),
+        }
+    }
 }
 
 /// Splits `/pattern/flags` into the pattern with inline flags; `None` when `rule` is not
@@ -56,10 +128,15 @@ fn compile(rule: &str, pattern: &str, flags: &str) -> Result<Regex, RuleError> {
     } else {
         format!("(?{inline}){pattern}")
     };
-    Regex::new(&full).map_err(|e| RuleError {
-        rule: rule.to_string(),
-        reason: e.to_string(),
-    })
+    RegexBuilder::new(&full)
+        .backtrack_limit(BACKTRACK_LIMIT)
+        .delegate_size_limit(REGEX_SIZE_LIMIT)
+        .delegate_dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+        .build()
+        .map_err(|e| RuleError::Invalid {
+            rule: rule.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 impl LinePattern {
@@ -70,7 +147,11 @@ impl LinePattern {
         if let Some((pattern, flags)) = perl_style_regex(rule) {
             let re = compile(rule, &pattern, &flags)?;
             let multiline = flags.contains('s') || flags.contains('m');
-            return Ok(Some(LinePattern::Regex { re, multiline }));
+            return Ok(Some(LinePattern::Regex {
+                re,
+                multiline,
+                rule: rule.to_string(),
+            }));
         }
         Ok(Some(LinePattern::Substring(rule.trim().to_lowercase())))
     }
@@ -91,21 +172,40 @@ pub fn validate_rules(rules: &[String]) -> Result<(), RuleError> {
     LinePattern::parse_all(rules).map(|_| ())
 }
 
-/// Indexes (0-based) of the lines of `content` that any pattern matches.
-pub fn matching_lines(content: &str, patterns: &[LinePattern]) -> Vec<usize> {
+/// Indexes (0-based) of the lines of `content` that any pattern matches, or the first rule that
+/// failed on this text.
+pub fn try_matching_lines(
+    content: &str,
+    patterns: &[LinePattern],
+) -> Result<Vec<usize>, RuleError> {
     let lines: Vec<&str> = content.lines().collect();
     let mut hit = vec![false; lines.len()];
+    // Byte offset where each line starts, so a match's lines are found by binary search rather
+    // than by counting newlines from the top for every match.
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(content.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let line_of = |offset: usize| {
+        line_starts
+            .partition_point(|&s| s <= offset)
+            .saturating_sub(1)
+    };
     for p in patterns {
         if let LinePattern::Regex {
             re,
             multiline: true,
+            rule,
         } = p
         {
-            for m in re.find_iter(content).flatten() {
+            for (n, m) in re.find_iter(content).enumerate() {
+                let m = m.map_err(|e| RuleError::runtime(rule, &e))?;
+                if n >= MAX_MATCHES_PER_RULE {
+                    return Err(RuleError::too_many_matches(rule));
+                }
                 // A match covers the lines from the one holding its start to the one holding its
                 // end; a match inside one line marks only that line.
-                let start_line = content[..m.start()].matches('\n').count();
-                let end_line = content[..m.end()].matches('\n').count();
+                let start_line = line_of(m.start());
+                let end_line = line_of(m.end());
                 let last = if m.end() > m.start() && content[..m.end()].ends_with('\n') {
                     end_line.saturating_sub(1).max(start_line)
                 } else {
@@ -122,30 +222,75 @@ pub fn matching_lines(content: &str, patterns: &[LinePattern]) -> Vec<usize> {
             continue;
         }
         let lower = line.to_lowercase();
-        hit[i] = patterns.iter().any(|p| match p {
-            LinePattern::Substring(s) => lower.contains(s.as_str()),
-            LinePattern::Regex {
-                re,
-                multiline: false,
-            } => re.is_match(line).unwrap_or(false),
-            LinePattern::Regex {
-                multiline: true, ..
-            } => false,
-        });
+        for p in patterns {
+            let matched = match p {
+                LinePattern::Substring(s) => lower.contains(s.as_str()),
+                LinePattern::Regex {
+                    re,
+                    multiline: false,
+                    rule,
+                } => re
+                    .is_match(line)
+                    .map_err(|e| RuleError::runtime(rule, &e))?,
+                LinePattern::Regex {
+                    multiline: true, ..
+                } => false,
+            };
+            if matched {
+                hit[i] = true;
+                break;
+            }
+        }
     }
-    hit.iter()
+    Ok(hit
+        .iter()
         .enumerate()
         .filter_map(|(i, h)| h.then_some(i))
-        .collect()
+        .collect())
+}
+
+/// As [`try_matching_lines`], for callers that cannot report an error: a rule that fails on
+/// this text matches nothing (the lines found before it still count). Never loops.
+pub fn matching_lines(content: &str, patterns: &[LinePattern]) -> Vec<usize> {
+    match try_matching_lines(content, patterns) {
+        Ok(lines) => lines,
+        Err(failed) => {
+            let working: Vec<&LinePattern> = patterns
+                .iter()
+                .filter(|p| !matches!(p, LinePattern::Regex { rule, .. } if rule == failed.rule()))
+                .collect();
+            let mut hits = Vec::new();
+            for p in working {
+                if let Ok(lines) = try_matching_lines(content, std::slice::from_ref(p)) {
+                    hits.extend(lines);
+                }
+            }
+            hits.sort_unstable();
+            hits.dedup();
+            hits
+        }
+    }
 }
 
 /// `content` without the lines any pattern matches (ignore_text).
+pub fn try_strip_lines(content: &str, patterns: &[LinePattern]) -> Result<String, RuleError> {
+    if patterns.is_empty() {
+        return Ok(content.to_string());
+    }
+    let drop = try_matching_lines(content, patterns)?;
+    Ok(keep_lines_except(content, &drop))
+}
+
+/// As [`try_strip_lines`], with a failing rule ignoring nothing (see [`matching_lines`]).
 pub fn strip_lines(content: &str, patterns: &[LinePattern]) -> String {
     if patterns.is_empty() {
         return content.to_string();
     }
-    let drop: std::collections::HashSet<usize> =
-        matching_lines(content, patterns).into_iter().collect();
+    keep_lines_except(content, &matching_lines(content, patterns))
+}
+
+fn keep_lines_except(content: &str, drop: &[usize]) -> String {
+    let drop: std::collections::HashSet<usize> = drop.iter().copied().collect();
     let mut out = String::with_capacity(content.len());
     for (i, line) in content.split_inclusive('\n').enumerate() {
         if !drop.contains(&i) {
@@ -156,11 +301,24 @@ pub fn strip_lines(content: &str, patterns: &[LinePattern]) -> String {
 }
 
 /// Lines that match any pattern (trigger_text's `triggered_text`).
+pub fn try_triggered_lines(
+    content: &str,
+    patterns: &[LinePattern],
+) -> Result<Vec<String>, RuleError> {
+    let hits = try_matching_lines(content, patterns)?;
+    Ok(lines_at(content, &hits))
+}
+
+/// As [`try_triggered_lines`], with a failing rule triggering nothing (see [`matching_lines`]).
 pub fn triggered_lines(content: &str, patterns: &[LinePattern]) -> Vec<String> {
+    lines_at(content, &matching_lines(content, patterns))
+}
+
+fn lines_at(content: &str, indexes: &[usize]) -> Vec<String> {
     let lines: Vec<&str> = content.lines().collect();
-    matching_lines(content, patterns)
-        .into_iter()
-        .filter_map(|i| lines.get(i).map(|l| l.to_string()))
+    indexes
+        .iter()
+        .filter_map(|&i| lines.get(i).map(|l| l.to_string()))
         .collect()
 }
 
@@ -224,7 +382,11 @@ pub fn extract_by_regex(text: &str, rules: &[String]) -> Result<String, RuleErro
             None => compile(rule, &fancy_regex::escape(rule), "i")?,
         };
         let groups = re.captures_len() - 1;
-        for caps in re.captures_iter(text).flatten() {
+        for (n, caps) in re.captures_iter(text).enumerate() {
+            let caps = caps.map_err(|e| RuleError::runtime(rule, &e))?;
+            if n >= MAX_MATCHES_PER_RULE {
+                return Err(RuleError::too_many_matches(rule));
+            }
             match groups {
                 0 => out.push_str(caps.get(0).map_or("", |m| m.as_str())),
                 _ => {
@@ -292,7 +454,8 @@ mod tests {
     #[test]
     fn invalid_regex_is_reported_with_the_rule() {
         let err = LinePattern::parse("/(unclosed/").unwrap_err();
-        assert_eq!(err.rule, "/(unclosed/");
+        assert_eq!(err.rule(), "/(unclosed/");
+        assert!(matches!(err, RuleError::Invalid { .. }));
     }
 
     #[test]
@@ -335,6 +498,78 @@ mod tests {
         assert_eq!(
             extract_by_regex(text, &["/\\d{3}/".into()]).unwrap(),
             "991\n"
+        );
+    }
+
+    const CATASTROPHIC: &str = "/(?:a|(?=a)a)*b/";
+
+    #[test]
+    fn backtracking_extract_ends_with_an_error_naming_the_rule() {
+        let text = "a".repeat(64);
+        let err = extract_by_regex(&text, &[CATASTROPHIC.into()]).unwrap_err();
+        assert!(matches!(err, RuleError::Runtime { .. }), "{err}");
+        assert_eq!(err.rule(), CATASTROPHIC);
+        assert!(err.to_string().contains("backtracks too much"), "{err}");
+    }
+
+    #[test]
+    fn backtracking_multiline_ignore_and_trigger_end_with_an_error() {
+        let text = format!("keep\n{}\nmore", "a".repeat(64));
+        for flags in ["s", "m"] {
+            let rule = format!("/(?:a|(?=a)a)*b/{flags}");
+            let p = pats(&[rule.as_str()]);
+            let err = try_strip_lines(&text, &p).unwrap_err();
+            assert_eq!(err.rule(), rule);
+            assert!(try_triggered_lines(&text, &p).is_err());
+            // The infallible forms end too: the failing rule matches nothing.
+            assert_eq!(strip_lines(&text, &p), text);
+            assert!(triggered_lines(&text, &p).is_empty());
+        }
+    }
+
+    #[test]
+    fn backtracking_single_line_rule_is_an_error_not_a_silent_miss() {
+        let text = format!("x\n{}", "a".repeat(64));
+        let p = pats(&[CATASTROPHIC, "x"]);
+        assert!(try_matching_lines(&text, &p).is_err());
+        // Without error reporting the other rules still work.
+        assert_eq!(matching_lines(&text, &p), vec![0]);
+    }
+
+    #[test]
+    fn matches_per_rule_are_capped() {
+        let text = "a".repeat(MAX_MATCHES_PER_RULE + 1);
+        let err = extract_by_regex(&text, &["/a/".into()]).unwrap_err();
+        assert!(err.to_string().contains("matches more than"), "{err}");
+        let err = try_matching_lines(&text, &pats(&["/a/s"])).unwrap_err();
+        assert_eq!(err.rule(), "/a/s");
+        // At the cap itself everything is still found.
+        let text = "a".repeat(MAX_MATCHES_PER_RULE);
+        assert_eq!(
+            extract_by_regex(&text, &["/a/".into()]).unwrap().len(),
+            2 * MAX_MATCHES_PER_RULE
+        );
+    }
+
+    #[test]
+    fn huge_compiled_programs_are_refused_at_parse() {
+        let err = LinePattern::parse("/\\w{1000}{1000}/").unwrap_err();
+        assert!(matches!(err, RuleError::Invalid { .. }), "{err}");
+        assert!(extract_by_regex("x", &["/\\w{1000}{1000}/".into()]).is_err());
+        // Ordinary bounded repetitions still compile.
+        assert!(LinePattern::parse("/\\w{100}/").is_ok());
+    }
+
+    #[test]
+    fn multiline_match_lines_are_located_by_offset() {
+        let text = "l0\nstart\nx\nend\nl4\nstart\nend\n";
+        assert_eq!(
+            try_matching_lines(text, &pats(&["/start.*?end/s"])).unwrap(),
+            vec![1, 2, 3, 5, 6]
+        );
+        assert_eq!(
+            try_matching_lines(text, &pats(&["/^l\\d$/m"])).unwrap(),
+            vec![0, 4]
         );
     }
 
