@@ -5,6 +5,12 @@
 //! names are resolved by [`GuardedResolver`], which vets the addresses it hands to the connector:
 //! there is no second lookup between check and connect for a rebinding DNS server to exploit.
 //! Literal IP hosts never reach a resolver, so they are vetted before each request.
+//!
+//! A watch's credentials (`Authorization`, `Cookie`, `Proxy-Authorization`) are meant for the
+//! site the user typed. A redirect is the site's say, not the user's: once a hop leaves that
+//! origin (scheme, host and port), the credentials are dropped for the rest of the chain, as
+//! browsers and curl do, so a page cannot forward them to a host of its choosing or downgrade
+//! them to plain http. See [`keeps_credentials`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -244,7 +250,7 @@ impl Fetcher {
         let mut method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
             .unwrap_or(reqwest::Method::GET);
         let mut body = req.body.clone();
-        let headers = self.headers(req)?;
+        let mut headers = self.headers(req)?;
 
         for hop in 0..=MAX_REDIRECTS {
             self.vet_literal_host(&url, hop)?;
@@ -278,6 +284,15 @@ impl Fetcher {
                 if !matches!(status.as_u16(), 307 | 308) {
                     method = reqwest::Method::GET;
                     body = None;
+                }
+                // Once removed they stay removed: a foreign hop that sends the chain back to the
+                // first origin has chosen the URL, so it gets no credentials there either.
+                if !keeps_credentials(&url, &next) {
+                    for name in CREDENTIAL_HEADERS {
+                        if headers.remove(*name).is_some() {
+                            debug!(header = *name, to = %next, "not forwarding credentials to another origin");
+                        }
+                    }
                 }
                 url = next;
                 continue;
@@ -393,6 +408,28 @@ impl Fetcher {
     }
 }
 
+/// Request headers that carry the user's credentials for one site. Browsers never let a page set
+/// `Cookie` and drop `Authorization` on a cross-origin redirect; curl drops both (and a proxy's)
+/// when the host, port or scheme changes. Custom token headers (`X-Api-Key`, …) cannot be told
+/// apart from ordinary ones and are kept, as everywhere else.
+const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "cookie2"];
+
+/// Whether a redirect from `from` to `to` may carry the watch's credentials: only within the same
+/// origin (scheme, host, port). The single exception is upstream's (python-requests):
+/// `http://host` to `https://host` on the default ports, an upgrade to the same site that sends
+/// nothing anywhere it was not already sent in clear. https to http is always a change of
+/// origin, so credentials never go out unencrypted after a redirect.
+pub fn keeps_credentials(from: &Url, to: &Url) -> bool {
+    if from.origin() == to.origin() {
+        return true;
+    }
+    from.scheme() == "http"
+        && to.scheme() == "https"
+        && from.host() == to.host()
+        && from.port_or_known_default() == Some(80)
+        && to.port_or_known_default() == Some(443)
+}
+
 /// Parses and scheme-checks a watch URL. Only http and https are fetched.
 pub fn parse_fetch_url(raw: &str) -> Result<Url, FetchError> {
     let unsupported = || FetchError::UnsupportedUrl {
@@ -451,5 +488,40 @@ fn classify(err: reqwest::Error, url: &Url, hop: usize, timeout: Duration) -> Fe
     FetchError::Connect {
         url: url.to_string(),
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keeps(from: &str, to: &str) -> bool {
+        match (Url::parse(from), Url::parse(to)) {
+            (Ok(f), Ok(t)) => keeps_credentials(&f, &t),
+            _ => panic!("test URLs parse"),
+        }
+    }
+
+    #[test]
+    fn credentials_stay_within_the_origin() {
+        assert!(keeps("https://a.example/x", "https://a.example/y?z"));
+        assert!(keeps("https://a.example/x", "https://A.EXAMPLE:443/y"));
+        assert!(keeps(
+            "http://a.example:8080/",
+            "http://a.example:8080/next"
+        ));
+        // Another host, port or scheme is another origin.
+        assert!(!keeps("https://a.example/", "https://b.example/"));
+        assert!(!keeps("https://a.example/", "https://sub.a.example/"));
+        assert!(!keeps("http://a.example:8080/", "http://a.example:8081/"));
+        assert!(!keeps("http://127.0.0.1:8080/", "http://localhost:8080/"));
+        // Downgrades never keep them, not even to the same host and port.
+        assert!(!keeps("https://a.example/", "http://a.example/"));
+        assert!(!keeps("https://a.example:8443/", "http://a.example:8443/"));
+        // The one upgrade upstream allows: same host, default ports.
+        assert!(keeps("http://a.example/", "https://a.example/"));
+        assert!(!keeps("http://a.example/", "https://b.example/"));
+        assert!(!keeps("http://a.example:8080/", "https://a.example/"));
+        assert!(!keeps("http://a.example/", "https://a.example:8443/"));
     }
 }

@@ -14,8 +14,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub struct AddressPolicy {
     /// Everything allowed: self-hosters watching their own LAN, and the test suites.
     pub allow_private: bool,
-    /// Host names (lowercase, exact) exempt from the address check, for the one internal service
-    /// a user wants to watch without opening the whole private range.
+    /// Host names (exact, any case) and IP literals (`10.0.0.5`, `[fd00::5]` or `fd00::5`)
+    /// exempt from the address check, for the one internal service a user wants to watch without
+    /// opening the whole private range. A listed IP is allowed however it is reached (as a
+    /// literal, or as the answer for a name): the entry names a destination the user vouched for.
     pub allowed_hosts: Vec<String>,
 }
 
@@ -35,24 +37,51 @@ impl AddressPolicy {
         }
     }
 
+    /// Whether `host` (a URL's host: a name, an IPv4 literal or a bracketed IPv6 literal) is on
+    /// the allow-list. IP literals compare as addresses, so `[::1]`, `::1` and `0:0::1` agree.
     pub fn host_exempt(&self, host: &str) -> bool {
-        self.allow_private
-            || self
+        if self.allow_private {
+            return true;
+        }
+        let host = host.trim_end_matches('.');
+        match parse_ip_literal(host) {
+            Some(ip) => self.ip_listed(ip),
+            None => self
                 .allowed_hosts
                 .iter()
-                .any(|h| h.eq_ignore_ascii_case(host.trim_end_matches('.')))
+                .any(|h| h.trim().trim_end_matches('.').eq_ignore_ascii_case(host)),
+        }
     }
 
-    /// Checks one resolved address.
+    /// Checks one address: a literal host, or what a name resolved to.
     pub fn check(&self, ip: IpAddr) -> Result<(), Refusal> {
         if self.allow_private {
             return Ok(());
         }
         match restricted_reason(ip) {
+            Some(_) if self.ip_listed(ip) => Ok(()),
             Some(why) => Err(Refusal { ip, why }),
             None => Ok(()),
         }
     }
+
+    fn ip_listed(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.allowed_hosts
+            .iter()
+            .filter_map(|h| parse_ip_literal(h.trim()))
+            .any(|listed| listed.to_canonical() == ip)
+    }
+}
+
+/// An IP literal as written in a URL host or an allow-list entry (IPv6 with or without
+/// brackets); `None` for a host name.
+fn parse_ip_literal(s: &str) -> Option<IpAddr> {
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .unwrap_or(s);
+    bare.parse().ok()
 }
 
 /// (network, prefix length, reason) for IPv4 blocks that are not globally reachable.
@@ -83,6 +112,16 @@ const V4_BLOCKS: &[([u8; 4], u8, &str)] = &[
 const V6_BLOCKS: &[([u16; 8], u8, &str)] = &[
     ([0, 0, 0, 0, 0, 0, 0, 0], 128, "an unspecified address"),
     ([0, 0, 0, 0, 0, 0, 0, 1], 128, "a loopback address"),
+    // RFC 8215's local-use NAT64 prefix. Refused outright rather than unwrapped like the
+    // well-known 64:ff9b::/96: where the IPv4 address sits depends on the prefix length the
+    // operator chose inside the /48 (RFC 6052 allows /48 to /96), so there is no one place to
+    // read it from, and a translator for this prefix is by definition the operator's own
+    // network (IANA: not globally reachable).
+    (
+        [0x64, 0xff9b, 1, 0, 0, 0, 0, 0],
+        48,
+        "a local-use NAT64 address",
+    ),
     ([0x100, 0, 0, 0, 0, 0, 0, 0], 64, "a discard-only address"),
     (
         [0x2001, 0xdb8, 0, 0, 0, 0, 0, 0],
@@ -201,6 +240,11 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            // Local-use NAT64 (RFC 8215), whatever IPv4 address it seems to carry.
+            "64:ff9b:1::a9fe:a9fe",
+            "64:ff9b:1::",
+            "64:ff9b:1:7f00:1::",
+            "64:ff9b:1:ffff:ffff:ffff:808:808",
             "2002:7f00:0001::",
             "2001:db8::1",
         ] {
@@ -219,6 +263,10 @@ mod tests {
             "2606:4700:4700::1111",
             "2a00:1450:4001::200e",
             "::ffff:8.8.8.8",
+            // The well-known NAT64 prefix stays judged by the embedded address.
+            "64:ff9b::808:808",
+            // Just outside the local-use /48.
+            "64:ff9b:2::808:808",
         ] {
             assert_eq!(reason(ip), None, "{ip} should be allowed");
         }
@@ -244,5 +292,31 @@ mod tests {
         assert!(hosts.host_exempt("Router.LAN."));
         assert!(!hosts.host_exempt("other.lan"));
         assert!(hosts.check("192.168.0.1".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn allow_list_matches_ip_literals() {
+        let policy = AddressPolicy {
+            allow_private: false,
+            allowed_hosts: vec!["192.168.1.5".into(), "[FD00::5]".into(), "::1".into()],
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(policy.check(ip("192.168.1.5")).is_ok());
+        assert!(
+            policy.check(ip("::ffff:192.168.1.5")).is_ok(),
+            "mapped form"
+        );
+        assert!(policy.check(ip("fd00::5")).is_ok());
+        assert!(policy.check(ip("::1")).is_ok());
+        assert!(policy.host_exempt("192.168.1.5"));
+        assert!(policy.host_exempt("[fd00:0::5]"));
+        assert!(policy.host_exempt("[::1]"));
+        // Only the listed addresses: neighbours and other families stay refused.
+        assert!(policy.check(ip("192.168.1.6")).is_err());
+        assert!(policy.check(ip("fd00::6")).is_err());
+        assert!(policy.check(ip("127.0.0.1")).is_err());
+        assert!(!policy.host_exempt("192.168.1.6"));
+        // A name that merely looks like a listed address is not one.
+        assert!(!policy.host_exempt("192.168.1.5.example.com"));
     }
 }

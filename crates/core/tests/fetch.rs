@@ -288,3 +288,209 @@ async fn unsupported_schemes_and_dns_failures() {
     assert!(matches!(err, FetchError::Dns { .. }), "{err:?}");
     assert!(err.last_error().contains("does-not-exist.invalid"));
 }
+
+/// A watch's credentials, as a user would set them, plus one custom header that is not one.
+fn with_credentials(url: String) -> FetchRequest {
+    let mut req = FetchRequest::get(url);
+    req.headers = vec![
+        ("Authorization".into(), "Bearer s3cret".into()),
+        ("Cookie".into(), "session=s3cret".into()),
+        ("Proxy-Authorization".into(), "Basic czNjcmV0".into()),
+        ("X-Custom".into(), "kept".into()),
+    ];
+    req
+}
+
+fn assert_no_credentials(seen: &testkit::SeenRequest, what: &str) {
+    for name in ["authorization", "cookie", "proxy-authorization"] {
+        assert_eq!(seen.header(name), None, "{what}: {name} must not be sent");
+    }
+    assert!(
+        !seen
+            .headers
+            .iter()
+            .any(|(_, v)| v.contains("s3cret") || v.contains("czNjcmV0")),
+        "{what}: no header carries the secret: {:?}",
+        seen.headers
+    );
+}
+
+#[tokio::test]
+async fn credentials_are_not_forwarded_to_another_port() {
+    let origin = FixtureServer::start();
+    let foreign = FixtureServer::start();
+    assert_ne!(origin.addr().port(), foreign.addr().port());
+    foreign.set("/collect", Page::html("<p>thanks</p>"));
+    origin.set("/start", Page::redirect(&foreign.url("/collect")));
+    let page = open_fetcher()
+        .fetch(&with_credentials(origin.url("/start")))
+        .await
+        .unwrap();
+    assert_eq!(page.final_url, foreign.url("/collect"));
+    let first = &origin.seen("/start")[0];
+    assert_eq!(first.header("authorization"), Some("Bearer s3cret"));
+    assert_eq!(first.header("cookie"), Some("session=s3cret"));
+    assert_eq!(first.header("proxy-authorization"), Some("Basic czNjcmV0"));
+    let landed = &foreign.seen("/collect")[0];
+    assert_no_credentials(landed, "another port");
+    assert_eq!(landed.header("x-custom"), Some("kept"));
+}
+
+#[tokio::test]
+async fn credentials_are_not_forwarded_to_another_host_name() {
+    // Same port, another host: 127.0.0.1 and localhost are different origins.
+    let srv = FixtureServer::start();
+    srv.set("/start", Page::redirect(&srv.localhost_url("/collect")));
+    srv.set("/collect", Page::html("<p>thanks</p>"));
+    open_fetcher()
+        .fetch(&with_credentials(srv.url("/start")))
+        .await
+        .unwrap();
+    assert_eq!(
+        srv.seen("/start")[0].header("authorization"),
+        Some("Bearer s3cret")
+    );
+    assert_no_credentials(&srv.seen("/collect")[0], "another host name");
+}
+
+#[tokio::test]
+async fn credentials_stay_on_same_origin_redirects() {
+    let srv = FixtureServer::start();
+    srv.set("/start", Page::redirect("/next"));
+    srv.set("/next", Page::redirect(&srv.url("/end")).status(307));
+    srv.set("/end", Page::html("<p>private</p>"));
+    open_fetcher()
+        .fetch(&with_credentials(srv.url("/start")))
+        .await
+        .unwrap();
+    for path in ["/start", "/next", "/end"] {
+        let seen = &srv.seen(path)[0];
+        assert_eq!(
+            seen.header("authorization"),
+            Some("Bearer s3cret"),
+            "{path}"
+        );
+        assert_eq!(seen.header("cookie"), Some("session=s3cret"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn credentials_once_dropped_are_not_restored_by_a_bounce_back() {
+    // origin -> foreign -> origin: the foreign host chose the last URL, so even on the first
+    // origin it gets no credentials.
+    let origin = FixtureServer::start();
+    let foreign = FixtureServer::start();
+    origin.set("/start", Page::redirect(&foreign.url("/bounce")));
+    foreign.set("/bounce", Page::redirect(&origin.url("/admin/delete")));
+    origin.set("/admin/delete", Page::html("<p>done</p>"));
+    open_fetcher()
+        .fetch(&with_credentials(origin.url("/start")))
+        .await
+        .unwrap();
+    assert_no_credentials(&foreign.seen("/bounce")[0], "the foreign hop");
+    assert_no_credentials(&origin.seen("/admin/delete")[0], "back on the origin");
+}
+
+#[tokio::test]
+async fn url_userinfo_is_not_forwarded_to_another_origin() {
+    // Credentials in the URL become a Basic Authorization header; an absolute redirect to
+    // another port must not carry them, a relative one on the same origin keeps them.
+    let origin = FixtureServer::start();
+    let foreign = FixtureServer::start();
+    origin.set("/start", Page::redirect("/again"));
+    origin.set("/again", Page::redirect(&foreign.url("/collect")));
+    foreign.set("/collect", Page::html("<p>thanks</p>"));
+    let url = format!("http://user:s3cret@{}/start", origin.addr());
+    open_fetcher().fetch(&FetchRequest::get(url)).await.unwrap();
+    // base64("user:s3cret")
+    let basic = "Basic dXNlcjpzM2NyZXQ=";
+    assert_eq!(
+        origin.seen("/start")[0].header("authorization"),
+        Some(basic)
+    );
+    assert_eq!(
+        origin.seen("/again")[0].header("authorization"),
+        Some(basic)
+    );
+    assert_eq!(foreign.seen("/collect")[0].header("authorization"), None);
+}
+
+#[tokio::test]
+async fn allow_list_matches_ip_literals_including_bracketed_ipv6() {
+    let srv = FixtureServer::start();
+    srv.set("/news", Page::html(fixture("news.html")));
+    // The listed literal is fetched; the guard still refuses what is not listed.
+    let f = guarded_fetcher(&["127.0.0.1"]);
+    f.fetch(&FetchRequest::get(srv.url("/news"))).await.unwrap();
+    assert_eq!(srv.hits("/news"), 1);
+    let f = guarded_fetcher(&["127.0.0.2"]);
+    let err = f
+        .fetch(&FetchRequest::get(srv.url("/news")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Blocked { .. }), "{err:?}");
+    // IPv6: bracketed as in a URL, and without brackets, both match [::1].
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; skipping the [::1] half");
+        return;
+    };
+    drop(listener);
+    let v6 = V6Server::start();
+    for entry in ["[::1]", "::1", "[0:0::1]"] {
+        let f = guarded_fetcher(&[entry]);
+        let page = f.fetch(&FetchRequest::get(v6.url())).await;
+        assert!(page.is_ok(), "{entry}: {page:?}");
+    }
+    let err = guarded_fetcher(&["127.0.0.1"])
+        .fetch(&FetchRequest::get(v6.url()))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Blocked { .. }), "{err:?}");
+}
+
+/// A one-page HTTP server on `[::1]` (the fixture server binds IPv4 only).
+struct V6Server {
+    addr: std::net::SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl V6Server {
+    fn start() -> Self {
+        let listener = std::net::TcpListener::bind("[::1]:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        let task = tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let body = "<p>v6</p>";
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(reply.as_bytes()).await;
+                });
+            }
+        });
+        V6Server { addr, task }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+impl Drop for V6Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
