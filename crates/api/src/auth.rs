@@ -20,6 +20,7 @@ pub async fn require_api_key(State(state): State<AppState>, req: Request, next: 
     };
     let dashboard = session::dashboard_allowed(
         req.headers(),
+        &settings,
         state.dashboard_password(&settings),
         state.now(),
     );
@@ -59,7 +60,7 @@ pub async fn require_login_if_password(
         Err(e) => return ApiError::from(e).into_response(),
     };
     let password = state.dashboard_password(&settings);
-    if session::session_ok(req.headers(), password, state.now())
+    if session::session_ok(req.headers(), &settings, password, state.now())
         || key_matches(
             req.headers().get("x-api-key").and_then(|v| v.to_str().ok()),
             &settings,

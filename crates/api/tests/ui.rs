@@ -464,3 +464,229 @@ async fn salted_pass_from_the_environment_wins_and_cannot_be_changed_here() {
     assert_eq!(s, 400);
     assert!(v["message"].as_str().unwrap().contains("SALTED_PASS"));
 }
+
+/// Sets a password over the open dashboard; returns the setter's cookie (`name=value`).
+async fn set_password(app: &common::TestApp, password: &str) -> String {
+    let (s, _, cookie) = ui(
+        app,
+        Method::POST,
+        "/ui/settings/password",
+        None,
+        Some(json!({"password": password})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    cookie.unwrap()
+}
+
+#[tokio::test]
+async fn with_a_password_the_key_switch_opens_api_v1_but_not_the_dashboard_endpoints() {
+    let app = spawn_app().await;
+    let cookie = set_password(&app, "hunter2").await;
+    let (s, _, _) = ui(
+        &app,
+        Method::PUT,
+        "/ui/settings",
+        Some(&cookie),
+        Some(json!({"api_access_token_enabled": false})),
+    )
+    .await;
+    assert_eq!(s, 200);
+
+    // Attack: no session, with and without the UI header. Nothing that shows the key or changes
+    // the password may answer.
+    for header in [true, false] {
+        for (method, path, body) in [
+            (Method::GET, "/ui/settings", None),
+            (
+                Method::POST,
+                "/ui/settings/password",
+                Some(json!({"password": ""})),
+            ),
+            (Method::POST, "/ui/settings/api-key", None),
+            (
+                Method::PUT,
+                "/ui/settings",
+                Some(json!({"api_access_token_enabled": true})),
+            ),
+            (Method::GET, "/ui/watches", None),
+        ] {
+            let mut r = app
+                .client
+                .request(method.clone(), format!("{}{path}", app.base));
+            if header {
+                r = r.header(UI, "1");
+            }
+            if let Some(b) = body {
+                r = r.json(&b);
+            }
+            let r = r.send().await.unwrap();
+            assert_eq!(
+                r.status().as_u16(),
+                401,
+                "{method} {path} (UI header: {header})"
+            );
+        }
+    }
+    let (_, v, _) = ui(&app, Method::GET, "/ui/session", None, None).await;
+    assert_eq!(v["password_required"], true, "the password is still set");
+
+    // What the switch is for still works: API v1 without a key (upstream's meaning)...
+    let r = app
+        .client
+        .get(format!("{}/api/v1/watch", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // ...and the key itself, or the session, still open the dashboard endpoints.
+    let (s, v) = app.get_json("/ui/settings").await;
+    assert_eq!(
+        (s, v["api_access_token_enabled"].as_bool()),
+        (200, Some(false))
+    );
+    let (s, _, _) = ui(&app, Method::GET, "/ui/settings", Some(&cookie), None).await;
+    assert_eq!(s, 200);
+}
+
+fn full_set_cookie(r: &reqwest::Response) -> String {
+    r.headers()["set-cookie"].to_str().unwrap().to_string()
+}
+
+async fn login(app: &common::TestApp, body: Value) -> reqwest::Response {
+    app.client
+        .post(format!("{}/ui/login", app.base))
+        .header(UI, "1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sessions_expire_are_revoked_by_logout_and_end_with_a_new_password() {
+    let app = spawn_app().await;
+    let setter = set_password(&app, "hunter2").await;
+
+    // Without "remember me" the cookie ends with the browser; with it, it lasts 30 days.
+    let r = login(&app, json!({"password": "hunter2"})).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let short = full_set_cookie(&r);
+    assert!(!short.contains("Max-Age"), "{short}");
+    let r = login(&app, json!({"password": "hunter2", "remember": true})).await;
+    let long = full_set_cookie(&r);
+    assert!(
+        long.contains(&format!("Max-Age={}", 30 * 24 * 3600)),
+        "{long}"
+    );
+    let a = short.split(';').next().unwrap().to_string();
+    let b = long.split(';').next().unwrap().to_string();
+
+    // Logging out with A revokes A (a copy of the cookie is refused), B lives on.
+    let r = app
+        .client
+        .post(format!("{}/ui/logout", app.base))
+        .header(UI, "1")
+        .header("cookie", &a)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let (s, _, _) = ui(&app, Method::GET, "/ui/watches", Some(&a), None).await;
+    assert_eq!(s, 401, "a logged-out cookie replayed");
+    let (s, _, _) = ui(&app, Method::GET, "/ui/watches", Some(&b), None).await;
+    assert_eq!(s, 200);
+
+    // The signing secret lives in the stored settings and in no response.
+    let stored = changewatch_store::WatchStore::get(
+        app.store.as_ref(),
+        &changewatch_store::Key::settings(changewatch_store::DEFAULT_TENANT),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let secret = stored.doc["application"]["session_keys"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(secret.len() >= 64);
+    for path in ["/ui/settings", "/api/v1/systeminfo", "/ui/session"] {
+        let (_, v, _) = ui(&app, Method::GET, path, Some(&b), None).await;
+        let text = v.to_string();
+        assert!(
+            !text.contains(&secret) && !text.contains("session_keys"),
+            "{path}: {text}"
+        );
+    }
+
+    // A new password ends every session but the setter's fresh one.
+    let (s, _, fresh) = ui(
+        &app,
+        Method::POST,
+        "/ui/settings/password",
+        Some(&b),
+        Some(json!({"password": "correct horse"})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    for old in [&b, &setter] {
+        let (s, _, _) = ui(&app, Method::GET, "/ui/watches", Some(old), None).await;
+        assert_eq!(s, 401);
+    }
+    let (s, _, _) = ui(
+        &app,
+        Method::GET,
+        "/ui/watches",
+        Some(&fresh.unwrap()),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn holding_the_password_hash_mints_no_session() {
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+
+    let hash = changewatch_api::session::hash_password("from-env");
+    let app = spawn_app_with(ApiConfig {
+        page_watch_limit: None,
+        minimum_recheck_secs: 3,
+        base_url: None,
+        salted_pass: Some(hash.clone()),
+    })
+    .await;
+    // A real login first, so the instance has its signing secret.
+    assert_eq!(
+        login(&app, json!({"password": "from-env"})).await.status(),
+        200
+    );
+
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let sign = |msg: String| {
+        let mut m = Hmac::<Sha256>::new_from_slice(hash.as_bytes()).unwrap();
+        m.update(msg.as_bytes());
+        hex(&m.finalize().into_bytes())
+    };
+    // The old scheme (HMAC keyed by the hash, valid until 9999) and the new layout keyed by
+    // the hash: both refused.
+    let exp = 253_402_300_799_i64;
+    let id = "0123456789abcdef0123456789abcdef";
+    let bind = hex(&<Sha256 as sha2::Digest>::digest(
+        format!("changewatch-password|{hash}").as_bytes(),
+    ));
+    for forged in [
+        format!("{exp}.{}", sign(format!("changewatch-session|{exp}"))),
+        format!(
+            "{id}.{exp}.{}",
+            sign(format!("changewatch-session|v2|{id}|{exp}|{bind}"))
+        ),
+    ] {
+        let cookie = format!("changewatch_session={forged}");
+        let (s, _, _) = ui(&app, Method::GET, "/ui/settings", Some(&cookie), None).await;
+        assert_eq!(s, 401, "{forged}");
+        let (_, v, _) = ui(&app, Method::GET, "/ui/session", Some(&cookie), None).await;
+        assert_eq!(v["authenticated"], false);
+    }
+}

@@ -47,7 +47,11 @@ pub async fn serve(
         probe: Arc::new(SqsDepth::new(clients.sqs.clone(), config)),
         every: config.queue_poll,
     };
-    let (socket_layer, push) = Push::start_with(state.clone(), &feed, queue_size);
+    let options = changewatch_push::PushOptions {
+        queue_size,
+        allowed_origins: config.base.allowed_origins.clone(),
+    };
+    let (socket_layer, push) = Push::start_with_options(state.clone(), &feed, options);
     let router = app(state, socket_layer, dashboard).route(
         "/healthz",
         get(|| async { axum::Json(json!({"status": "ok"})) }),
@@ -55,11 +59,15 @@ pub async fn serve(
     info!(addr = ?listener.local_addr().ok(), "push service listening");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.await;
-            })
-            .into_future(),
+        // Connect info: the login throttle counts attempts per client address.
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        })
+        .into_future(),
     );
     shutdown.await;
     info!("push service shutting down");

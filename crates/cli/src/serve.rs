@@ -169,7 +169,14 @@ async fn serve(config: Config) -> Result<(), String> {
         clock: epoch_now,
     };
 
-    let (socket_layer, push) = Push::start(state.clone(), store.as_ref());
+    let (socket_layer, push) = Push::start_with_options(
+        state.clone(),
+        store.as_ref(),
+        changewatch_push::PushOptions {
+            allowed_origins: config.allowed_origins.clone(),
+            ..Default::default()
+        },
+    );
     let dashboard = find_dashboard(config.dashboard_dir.as_deref());
     match &dashboard {
         Some(dir) => info!(dir = %dir.display(), "serving the dashboard"),
@@ -193,6 +200,8 @@ async fn serve(config: Config) -> Result<(), String> {
     ));
     let mut http_stop = stop_rx.clone();
     let web = app(state, socket_layer, dashboard.as_deref());
+    // Connect info: the login throttle counts attempts per client address.
+    let web = web.into_make_service_with_connect_info::<SocketAddr>();
     let http = axum::serve(listener, web).with_graceful_shutdown(async move {
         let _ = http_stop.changed().await;
     });

@@ -63,6 +63,10 @@ pub struct Config {
     pub notification_retry_delay: Duration,
     /// `NOTIFICATION_TIMEOUT_SECS`: how long one delivery may take (default 30).
     pub notification_timeout: Duration,
+    /// `CW_ALLOWED_ORIGINS`: comma-separated origins (`https://host[:port]`) whose pages may
+    /// open the Socket.IO connection besides the server's own origin (a cross-site page must
+    /// not drive the dashboard's socket).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -87,6 +91,7 @@ impl Default for Config {
             notification_max_attempts: 5,
             notification_retry_delay: Duration::from_secs(10),
             notification_timeout: Duration::from_secs(30),
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -234,6 +239,10 @@ impl Config {
             )?
             .map(|s| Duration::from_secs(s.max(1)))
             .unwrap_or(d.notification_timeout),
+            allowed_origins: match get("CW_ALLOWED_ORIGINS") {
+                Some(v) => allowed_origins(&v)?,
+                None => Vec::new(),
+            },
         })
     }
 
@@ -251,6 +260,27 @@ impl Config {
             user_agent: self.user_agent.clone(),
         }
     }
+}
+
+/// `CW_ALLOWED_ORIGINS` entries, lowercased without a trailing `/`; each must be a bare
+/// `http(s)://host[:port]`, as browsers send in `Origin`, or it could never match.
+fn allowed_origins(v: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let o = entry.trim_end_matches('/').to_ascii_lowercase();
+        let rest = o
+            .strip_prefix("http://")
+            .or_else(|| o.strip_prefix("https://"));
+        if !rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', '@'])) {
+            return Err(invalid(
+                "CW_ALLOWED_ORIGINS",
+                v.to_string(),
+                "expected comma-separated origins like https://example.com:8443",
+            ));
+        }
+        out.push(o);
+    }
+    Ok(out)
 }
 
 fn invalid(name: &'static str, value: String, reason: &'static str) -> ConfigError {
@@ -330,5 +360,24 @@ mod tests {
             "ALLOW_PRIVATE_ADDRESSES"
         );
         assert!(cfg(&[("DEFAULT_SETTINGS_REQUESTS_TIMEOUT", "-1")]).is_err());
+    }
+
+    #[test]
+    fn allowed_origins_are_bare_origins() {
+        let c = cfg(&[(
+            "CW_ALLOWED_ORIGINS",
+            " https://Dash.example.com/ , http://127.0.0.1:8080",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.allowed_origins,
+            vec!["https://dash.example.com", "http://127.0.0.1:8080"]
+        );
+        for bad in ["dash.example.com", "https://x/path", "*", "ftp://x"] {
+            assert_eq!(
+                cfg(&[("CW_ALLOWED_ORIGINS", bad)]).unwrap_err().name,
+                "CW_ALLOWED_ORIGINS"
+            );
+        }
     }
 }

@@ -1478,6 +1478,32 @@ pub struct ApplicationSettings {
     /// still has them inline.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, Tag>,
+    /// changewatch's own: what dashboard sessions are signed with. Kept apart from the password
+    /// hash so that holding the hash (`SALTED_PASS`, a backup) does not let anyone mint a
+    /// session; never part of an API response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_keys: Option<SessionKeys>,
+}
+
+/// The dashboard's session signing state (see `changewatch_api::session`).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SessionKeys {
+    /// HMAC key of session cookies, hex; generated on first need.
+    pub secret: String,
+    /// Sessions logged out before their expiry: session id → its expiry (epoch seconds), so an
+    /// entry can be dropped once the cookie would be refused anyway.
+    pub revoked: BTreeMap<String, i64>,
+}
+
+/// Without the secret, so settings can be logged.
+impl fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionKeys")
+            .field("secret", &"<redacted>")
+            .field("revoked", &self.revoked.len())
+            .finish()
+    }
 }
 
 impl Default for ApplicationSettings {
@@ -1519,6 +1545,7 @@ impl Default for ApplicationSettings {
             ui: UiSettings::default(),
             llm: None,
             tags: BTreeMap::new(),
+            session_keys: None,
         }
     }
 }

@@ -4,27 +4,47 @@
 //! by default, the tenant's count of watches marked queued, kept from the feed like the other
 //! counters: exact, per tenant and without polling a queue. AWS mode polls the SQS queues' depth
 //! instead while clients are connected ([`QueueSize::Polled`], see [`crate::queue`]).
+//!
+//! A socket's credentials (session cookie, API key) are kept from its handshake and judged
+//! again whenever the feed shows the tenant's password, API key or session keys changing (a
+//! password change, a regenerated key, a logout), and every [`REVALIDATE_EVERY`] for sessions
+//! that expire: a socket they no longer admit is disconnected. The settings write reaches the
+//! push layer through the same feed in both modes (the DynamoDB stream in AWS mode), so an API
+//! process elsewhere needs no channel to the push service.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use changewatch_api::AppState;
 use changewatch_api::auth::key_matches;
 use changewatch_api::bulk::{checkbox_operation, watch_operation};
 use changewatch_api::live::{decode_watch_doc, event_timestamp, sanitize_status, watch_status};
 use changewatch_api::session;
-use changewatch_store::{ChangeEvent, ChangeFeed, Kind};
+use changewatch_core::model::Settings;
+use changewatch_store::{ChangeEvent, ChangeFeed, Item, Kind};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
+use socketioxide::socket::Sid;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::live::{Flags, Tenant};
+use crate::origin::OriginPolicy;
 use crate::queue::{Poller, QueueSize};
+
+/// How often open sockets' credentials are judged again without a settings change: what
+/// bounds how long a socket outlives its session's expiry (or a missed feed record).
+pub const REVALIDATE_EVERY: Duration = Duration::from_secs(60);
 
 /// Shared by every handler (socketioxide state).
 #[derive(Clone)]
@@ -33,6 +53,104 @@ struct Ctx {
     tenants: Arc<Mutex<HashMap<String, Tenant>>>,
     /// Set when `queue_size` is polled from the queues rather than counted from the feed.
     poller: Option<Arc<Poller>>,
+    origins: Arc<OriginPolicy>,
+    /// What each connected socket proved at its handshake.
+    creds: Arc<Mutex<HashMap<Sid, Cred>>>,
+}
+
+impl Ctx {
+    fn creds(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, Cred>> {
+        self.creds.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// What a socket proved at its handshake, kept to judge it again when the settings change.
+#[derive(Clone, Debug, Default)]
+struct Cred {
+    cookie: Option<String>,
+    keys: Vec<String>,
+}
+
+impl Cred {
+    fn of(headers: &HeaderMap, auth: Option<&Value>) -> Cred {
+        let header_key = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let auth_key = auth
+            .and_then(|a| a.get("api_key"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Cred {
+            cookie: session::cookie_value(headers),
+            keys: header_key.into_iter().chain(auth_key).collect(),
+        }
+    }
+
+    /// Open without a dashboard password, as upstream's dashboard; with one, a valid session
+    /// or the API key.
+    fn admits(&self, state: &AppState, settings: &Settings, now: i64) -> bool {
+        let Some(hash) = state.dashboard_password(settings) else {
+            return true;
+        };
+        let keys = settings.application.session_keys.as_ref();
+        self.cookie
+            .as_deref()
+            .is_some_and(|c| session::valid(keys, hash, c, now))
+            || self.keys.iter().any(|k| key_matches(Some(k), settings))
+    }
+}
+
+/// How the push layer is set up beyond its state and feed.
+#[derive(Clone, Debug, Default)]
+pub struct PushOptions {
+    pub queue_size: QueueSize,
+    /// Origins whose pages may open the socket besides the server's own
+    /// (`CW_ALLOWED_ORIGINS`).
+    pub allowed_origins: Vec<String>,
+}
+
+/// The socket layer with its origin check in front; add it to a router with
+/// [`SocketLayer::wrap`] (or serve [`crate::web::app`]).
+#[derive(Clone)]
+pub struct SocketLayer {
+    socket: SocketIoLayer,
+    origins: Arc<OriginPolicy>,
+}
+
+impl std::fmt::Debug for SocketLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketLayer")
+            .field("origins", &self.origins)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketLayer {
+    /// `router` with Socket.IO at `/socket.io`; a handshake from a page of a foreign origin is
+    /// answered 403 before the engine opens a session (the connect handler checks again).
+    pub fn wrap(self, router: Router) -> Router {
+        router
+            .layer(self.socket)
+            .layer(axum::middleware::from_fn_with_state(
+                self.origins,
+                origin_guard,
+            ))
+    }
+}
+
+async fn origin_guard(
+    axum::extract::State(policy): axum::extract::State<Arc<OriginPolicy>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if req.uri().path().starts_with("/socket.io")
+        && let Err(e) = policy.check(req.headers(), req.uri())
+    {
+        info!(error = %e, "socket handshake refused");
+        return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
+    }
+    next.run(req).await
 }
 
 /// The running push layer. Dropping it leaves the tasks running; call [`Push::close`].
@@ -55,8 +173,8 @@ impl Push {
     /// Builds the Socket.IO layer (serve it at `/socket.io` by adding it to the router) and
     /// starts the task that turns `feed` records into events. `queue_size` counts the watches
     /// marked queued in the feed.
-    pub fn start(state: AppState, feed: &dyn ChangeFeed) -> (SocketIoLayer, Push) {
-        Push::start_with(state, feed, QueueSize::Marks)
+    pub fn start(state: AppState, feed: &dyn ChangeFeed) -> (SocketLayer, Push) {
+        Push::start_with_options(state, feed, PushOptions::default())
     }
 
     /// [`Push::start`] with the source of `queue_size` chosen: with [`QueueSize::Polled`], a
@@ -66,15 +184,34 @@ impl Push {
         state: AppState,
         feed: &dyn ChangeFeed,
         queue_size: QueueSize,
-    ) -> (SocketIoLayer, Push) {
-        let poller = match queue_size {
+    ) -> (SocketLayer, Push) {
+        Push::start_with_options(
+            state,
+            feed,
+            PushOptions {
+                queue_size,
+                ..PushOptions::default()
+            },
+        )
+    }
+
+    /// [`Push::start_with`] with every option.
+    pub fn start_with_options(
+        state: AppState,
+        feed: &dyn ChangeFeed,
+        options: PushOptions,
+    ) -> (SocketLayer, Push) {
+        let poller = match options.queue_size {
             QueueSize::Marks => None,
             QueueSize::Polled { probe, every } => Some(Poller::new(probe, every)),
         };
+        let origins = Arc::new(OriginPolicy::new(&options.allowed_origins));
         let ctx = Ctx {
             state,
             tenants: Arc::new(Mutex::new(HashMap::new())),
             poller: poller.clone(),
+            origins: origins.clone(),
+            creds: Arc::new(Mutex::new(HashMap::new())),
         };
         let (layer, io) = SocketIo::builder().with_state(ctx.clone()).build_layer();
         io.ns("/", on_connect.with(authorize));
@@ -87,8 +224,15 @@ impl Push {
                 poller,
             )));
         }
+        tasks.push(tokio::spawn(run_revalidation(io.clone(), ctx.clone())));
         tasks.push(tokio::spawn(run_feed(io.clone(), ctx, rx)));
-        (layer, Push { io, tasks })
+        (
+            SocketLayer {
+                socket: layer,
+                origins,
+            },
+            Push { io, tasks },
+        )
     }
 
     pub fn io(&self) -> &SocketIo {
@@ -105,30 +249,25 @@ impl Push {
     }
 }
 
-/// Handshake auth, as upstream's dashboard: open without a dashboard password; with one, the
-/// dashboard's session cookie or the API key (`x-api-key` header or `auth: {"api_key": …}`).
+/// Handshake auth, as upstream's dashboard: a page of the server's own origin (or a configured
+/// one) or no page at all; then open without a dashboard password; with one, the dashboard's
+/// session cookie or the API key (`x-api-key` header or `auth: {"api_key": …}`).
 async fn authorize(
     s: SocketRef,
     TryData(auth): TryData<Value>,
     State(ctx): State<Ctx>,
 ) -> Result<(), Refused> {
+    let parts = s.req_parts();
+    if let Err(e) = ctx.origins.check(&parts.headers, &parts.uri) {
+        info!(sid = %s.id, error = %e, "socket handshake refused");
+        return Err(Refused("Origin not allowed"));
+    }
     let settings = ctx
         .state
         .settings()
         .await
         .map_err(|_| Refused("Settings unavailable"))?;
-    let Some(password) = ctx.state.dashboard_password(&settings) else {
-        return Ok(());
-    };
-    let headers = &s.req_parts().headers;
-    let header_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-    let auth_key = auth
-        .ok()
-        .and_then(|a| a.get("api_key").and_then(Value::as_str).map(str::to_string));
-    if session::session_ok(headers, Some(password), ctx.state.now())
-        || key_matches(header_key, &settings)
-        || key_matches(auth_key.as_deref(), &settings)
-    {
+    if Cred::of(&parts.headers, auth.ok().as_ref()).admits(&ctx.state, &settings, ctx.state.now()) {
         Ok(())
     } else {
         info!(sid = %s.id, "socket handshake refused: not logged in");
@@ -138,7 +277,10 @@ async fn authorize(
     }
 }
 
-async fn on_connect(s: SocketRef, State(ctx): State<Ctx>) {
+async fn on_connect(s: SocketRef, TryData(auth): TryData<Value>, State(ctx): State<Ctx>) {
+    let cred = Cred::of(&s.req_parts().headers, auth.ok().as_ref());
+    ctx.creds().insert(s.id, cred);
+    s.on_disconnect(forget_socket);
     s.join(ctx.state.tenant.clone());
     let ts = event_timestamp();
     let (marked, checking) = match ensure_tenant(&ctx, &ctx.state.tenant).await {
@@ -168,6 +310,10 @@ async fn on_connect(s: SocketRef, State(ctx): State<Ctx>) {
     s.on("watch_operation", on_watch_operation);
     s.on("checkbox-operation", on_checkbox_operation);
     debug!(sid = %s.id, "socket connected");
+}
+
+async fn forget_socket(s: SocketRef, State(ctx): State<Ctx>) {
+    ctx.creds().remove(&s.id);
 }
 
 fn emit_to(s: &SocketRef, event: &str, data: &Value) {
@@ -254,11 +400,13 @@ async fn run_feed(io: SocketIo, ctx: Ctx, mut rx: tokio::sync::broadcast::Receiv
             Ok(ev) => on_change(&io, &ctx, ev).await,
             Err(RecvError::Lagged(n)) => {
                 // Missed records: rebuild the counters from the store. Rows missed here are
-                // corrected by the next event for them or by a client's REST reload.
+                // corrected by the next event for them or by a client's REST reload; a missed
+                // settings change is caught by judging every socket again now.
                 warn!(
                     missed = n,
                     "push layer lagged behind the change feed; resyncing"
                 );
+                revalidate_from_store(&io, &ctx, "feed lagged").await;
                 let tenants: Vec<String> = {
                     let mut map = ctx.tenants.lock().unwrap_or_else(PoisonError::into_inner);
                     map.drain().map(|(k, _)| k).collect()
@@ -320,8 +468,87 @@ async fn emit_counters(io: &SocketIo, ctx: &Ctx, tenant: &str) {
     }
 }
 
+/// The settings fields a socket's admission depends on.
+fn auth_fields(item: Option<&Item>) -> [Option<&Value>; 3] {
+    [
+        "/application/password",
+        "/application/api_access_token",
+        "/application/session_keys",
+    ]
+    .map(|p| item.and_then(|i| i.doc.pointer(p)))
+}
+
+/// Disconnects the sockets whose handshake credentials `settings` no longer admit.
+fn revalidate(io: &SocketIo, ctx: &Ctx, settings: &Settings, reason: &str) {
+    let now = ctx.state.now();
+    let refused: Vec<Sid> = ctx
+        .creds()
+        .iter()
+        .filter(|(_, c)| !c.admits(&ctx.state, settings, now))
+        .map(|(sid, _)| *sid)
+        .collect();
+    if refused.is_empty() {
+        return;
+    }
+    let ns = io.of("/");
+    for sid in &refused {
+        ctx.creds().remove(sid);
+        if let Some(s) = ns.as_ref().and_then(|ns| ns.get_socket(*sid))
+            && let Err(e) = s.disconnect()
+        {
+            debug!(%sid, error = %e, "disconnect failed");
+        }
+    }
+    info!(
+        count = refused.len(),
+        reason, "sockets disconnected: their credentials no longer hold"
+    );
+}
+
+async fn revalidate_from_store(io: &SocketIo, ctx: &Ctx, reason: &str) {
+    if ctx.creds().is_empty() {
+        return;
+    }
+    match ctx.state.settings().await {
+        Ok(settings) => revalidate(io, ctx, &settings, reason),
+        Err(e) => warn!(error = %e, "cannot read settings to check open sockets"),
+    }
+}
+
+/// Every [`REVALIDATE_EVERY`]: sessions expire without any write to tell.
+async fn run_revalidation(io: SocketIo, ctx: Ctx) {
+    let mut every = tokio::time::interval(REVALIDATE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        revalidate_from_store(&io, &ctx, "periodic check").await;
+    }
+}
+
+/// A settings write of this push layer's tenant that touched what sockets are admitted by:
+/// judge every socket again under the new settings.
+async fn on_settings_change(io: &SocketIo, ctx: &Ctx, ev: &ChangeEvent) {
+    if ev.key.tenant != ctx.state.tenant
+        || (ev.old.is_some() && auth_fields(ev.old.as_ref()) == auth_fields(ev.new.as_ref()))
+    {
+        return;
+    }
+    let decoded = match &ev.new {
+        Some(item) => serde_json::from_value::<Settings>(item.doc.clone()).ok(),
+        None => Some(Settings::default()),
+    };
+    match decoded {
+        Some(settings) => revalidate(io, ctx, &settings, "credentials changed"),
+        None => revalidate_from_store(io, ctx, "credentials changed").await,
+    }
+}
+
 /// One committed write → the events upstream sends for it.
 async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
+    if ev.key.kind == Kind::Settings {
+        on_settings_change(io, ctx, &ev).await;
+        return;
+    }
     if ev.key.kind != Kind::Watch {
         return;
     }

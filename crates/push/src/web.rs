@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::server::SocketLayer;
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
-use socketioxide::layer::SocketIoLayer;
 use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -37,7 +37,7 @@ pub fn find_dashboard(configured: Option<&Path>) -> Option<PathBuf> {
 }
 
 /// The API (with its Flask 404 for unknown paths), the socket layer and the dashboard.
-pub fn app(state: AppState, socket: SocketIoLayer, dashboard: Option<&Path>) -> Router {
+pub fn app(state: AppState, socket: SocketLayer, dashboard: Option<&Path>) -> Router {
     let api = changewatch_api::routes(state);
     let files = match dashboard {
         Some(dir) => Router::new().fallback_service(
@@ -55,7 +55,7 @@ pub fn app(state: AppState, socket: SocketIoLayer, dashboard: Option<&Path>) -> 
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     ));
-    api.merge(files).layer(socket)
+    socket.wrap(api.merge(files))
 }
 
 async fn not_built() -> impl IntoResponse {

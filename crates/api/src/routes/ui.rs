@@ -1,14 +1,27 @@
 //! `/ui/*`: what the browser dashboard needs beyond API v1 — its session (login with the
 //! optional dashboard password), the watch list with live state in one call, bulk operations
 //! without a socket, and the global settings page.
+//!
+//! With a password set, every guarded route needs the dashboard's session (or the API key
+//! itself), whatever `api_access_token_enabled` says: that setting opens API v1, not the page
+//! that shows the key and changes the password.
 
-use axum::Router;
-use axum::extract::{Request, State};
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use changewatch_core::model::{Settings, TextOrFalse, TimeBetweenCheck, check_template_syntax};
+use axum::{Extension, Router};
+use changewatch_core::model::{
+    SessionKeys, Settings, TextOrFalse, TimeBetweenCheck, check_template_syntax,
+};
 use changewatch_engine::checker::update_settings;
 use changewatch_store::Kind;
 use serde::Deserialize;
@@ -16,13 +29,13 @@ use serde_json::{Map, Value, json};
 
 use super::watches::decode_watch;
 use crate::apprise::is_valid_apprise_url;
-use crate::auth::api_key_ok;
+use crate::auth::{api_key_ok, key_matches};
 use crate::bulk::{checkbox_operation, update_watch};
 use crate::error::{ApiError, json_response, no_content};
 use crate::extract::{JsonBody, WatchUuid};
 use crate::live::{Stats, unread, watch_status};
 use crate::routes::watches::history_info;
-use crate::session;
+use crate::session::{self, Issued, LoginLimiter};
 use crate::state::AppState;
 
 pub fn routes(state: AppState) -> Router<AppState> {
@@ -34,9 +47,11 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/ui/settings/password", post(set_password))
         .route("/ui/settings/api-key", post(regenerate_key))
         .route_layer(middleware::from_fn_with_state(state, require_dashboard));
+    // One limiter per router: per process in both modes.
+    let limiter = Arc::new(LoginLimiter::default());
     Router::new()
         .route("/ui/session", get(session_state))
-        .route("/ui/login", post(login))
+        .route("/ui/login", post(login).layer(Extension(limiter)))
         .route("/ui/logout", post(logout))
         .merge(guarded)
 }
@@ -45,16 +60,23 @@ fn login_required() -> ApiError {
     ApiError::message(StatusCode::UNAUTHORIZED, "Login required")
 }
 
-/// The dashboard (UI header, plus a session when a password is set) or an API key.
+/// The dashboard (UI header, plus a session when a password is set) or an API key. With a
+/// password set, "the API key check is off" lets nobody in here: only the key itself does.
 async fn require_dashboard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let settings = match state.settings().await {
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
     let password = state.dashboard_password(&settings);
-    if session::dashboard_allowed(req.headers(), password, state.now())
-        || api_key_ok(req.headers(), &settings)
-    {
+    let headers = req.headers();
+    let key_ok = match password {
+        Some(_) => key_matches(
+            headers.get("x-api-key").and_then(|v| v.to_str().ok()),
+            &settings,
+        ),
+        None => api_key_ok(headers, &settings),
+    };
+    if key_ok || session::dashboard_allowed(headers, &settings, password, state.now()) {
         next.run(req).await
     } else {
         login_required().into_response()
@@ -71,48 +93,146 @@ async fn session_state(
         StatusCode::OK,
         &json!({
             "password_required": password.is_some(),
-            "authenticated": session::session_ok(&headers, password, state.now()),
+            "authenticated": session::session_ok(&headers, &settings, password, state.now()),
         }),
     ))
 }
 
-fn with_cookie(mut resp: Response, value: Option<&str>) -> Response {
-    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(value)) {
+fn with_cookie(mut resp: Response, session: Option<&Issued>) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie(session)) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
 }
 
+fn internal(what: &str) -> ApiError {
+    ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, what)
+}
+
+/// The peer address when the server was started with connect info (`changewatch serve`, the
+/// push service); `None` behind Lambda, where only the global login bucket applies.
+struct ClientIp(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// Usable session keys of `s`, created in it when missing.
+fn ensure_keys(s: &mut Settings) -> (SessionKeys, bool) {
+    match &s.application.session_keys {
+        Some(k) if k.secret.len() >= 32 => (k.clone(), false),
+        _ => {
+            let k = session::new_keys();
+            s.application.session_keys = Some(k.clone());
+            (k, true)
+        }
+    }
+}
+
+/// The tenant's session keys, generated and stored on first need (when two processes race,
+/// the conditional write keeps the first and the other reads it).
+async fn session_keys(state: &AppState) -> Result<SessionKeys, ApiError> {
+    update_settings(state.store.as_ref(), &state.tenant, |s, _| {
+        Ok::<_, ApiError>(ensure_keys(s))
+    })
+    .await
+}
+
+/// PBKDF2 is slow by design: on the blocking pool, so logins cannot stall other requests.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| internal("password hashing failed"))
+}
+
 async fn login(
     State(state): State<AppState>,
+    Extension(limiter): Extension<Arc<LoginLimiter>>,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let settings = state.settings().await?;
-    let Some(hash) = state.dashboard_password(&settings) else {
+    let Some(hash) = state.dashboard_password(&settings).map(str::to_string) else {
         return Ok(json_response(
             StatusCode::OK,
             &json!({"authenticated": true}),
         ));
     };
-    let given = body.get("password").and_then(Value::as_str).unwrap_or("");
-    if !session::verify_password(hash, given) {
-        tracing::warn!("dashboard login refused: incorrect password");
+    if let Err(wait) = limiter.attempt(ip, Instant::now()) {
+        let secs = wait.as_secs() + 1;
+        tracing::warn!(client = ?ip, "dashboard login refused: too many attempts");
+        let mut resp = ApiError::message(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Too many login attempts, try again in {secs} seconds"),
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        return Ok(resp);
+    }
+    let given = body
+        .get("password")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let remember = body
+        .get("remember")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let stored = hash.clone();
+    if !blocking(move || session::verify_password(&stored, &given)).await? {
+        tracing::warn!(client = ?ip, "dashboard login refused: incorrect password");
         return Err(ApiError::message(
             StatusCode::UNAUTHORIZED,
             "Incorrect password",
         ));
     }
-    let cookie = session::issue(hash, state.now()).ok_or_else(|| {
-        ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, "session signing failed")
-    })?;
+    let keys = session_keys(&state).await?;
+    let cookie = session::issue(&keys, &hash, state.now(), remember)
+        .ok_or_else(|| internal("session signing failed"))?;
     Ok(with_cookie(
         json_response(StatusCode::OK, &json!({"authenticated": true})),
         Some(&cookie),
     ))
 }
 
-async fn logout() -> Response {
-    with_cookie(no_content(), None)
+/// Clears the cookie and, when it was a valid session, records it as logged out, so a copy of
+/// the cookie is refused too and its sockets are disconnected (the push layer sees the write).
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(cookie) = session::cookie_value(&headers) {
+        let settings = state.settings().await?;
+        let now = state.now();
+        let live = state.dashboard_password(&settings).is_some_and(|hash| {
+            session::valid(
+                settings.application.session_keys.as_ref(),
+                hash,
+                &cookie,
+                now,
+            )
+        });
+        if let (true, Some((id, expires))) = (live, session::parse(&cookie)) {
+            update_settings(state.store.as_ref(), &state.tenant, |s, _| {
+                let Some(keys) = s.application.session_keys.as_mut() else {
+                    return Ok::<_, ApiError>(((), false));
+                };
+                session::revoke(keys, id, expires, now);
+                Ok(((), true))
+            })
+            .await?;
+        }
+    }
+    Ok(with_cookie(no_content(), None))
 }
 
 async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -351,15 +471,21 @@ async fn set_password(
         .and_then(Value::as_str)
         .ok_or_else(|| bad("password: must be a string"))?
         .to_string();
-    let hash = (!password.is_empty()).then(|| session::hash_password(&password));
+    let hash = if password.is_empty() {
+        None
+    } else {
+        Some(blocking(move || session::hash_password(&password)).await?)
+    };
     let stored = hash.clone();
-    update_settings(state.store.as_ref(), &state.tenant, |s, _| {
+    let keys = update_settings(state.store.as_ref(), &state.tenant, |s, _| {
         s.application.password = stored.clone().map_or(TextOrFalse::False, TextOrFalse::Text);
-        Ok::<_, ApiError>(((), true))
+        Ok::<_, ApiError>((ensure_keys(s).0, true))
     })
     .await?;
-    let cookie = hash.as_deref().and_then(|h| session::issue(h, state.now()));
-    Ok(with_cookie(no_content(), cookie.as_deref()))
+    let cookie = hash
+        .as_deref()
+        .and_then(|h| session::issue(&keys, h, state.now(), false));
+    Ok(with_cookie(no_content(), cookie.as_ref()))
 }
 
 async fn regenerate_key(State(state): State<AppState>) -> Result<Response, ApiError> {
