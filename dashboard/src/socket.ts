@@ -69,7 +69,18 @@ function create(): Socket {
     // Whatever happened while disconnected is unknown: REST is the truth.
     void store.refresh().catch(() => undefined);
   });
-  s.on('disconnect', () => notify());
+  s.on('disconnect', (reason) => {
+    notify();
+    // The server ends the sockets of a login that ended (logout, a new password, an expired
+    // session). Connect again: the browser may hold a newer session (the one a password change
+    // sets), and a refusal sends the app to its login check (connect_error above).
+    if (reason === 'io server disconnect' && wanted) {
+      window.clearTimeout(retryTimer);
+      retryTimer = window.setTimeout(() => {
+        if (wanted && !s.connected) s.connect();
+      }, 1000);
+    }
+  });
   s.on('connect_error', () => {
     notify();
     // A refusal by the server (not a network error) stops the client's own retries; the
