@@ -89,8 +89,9 @@ impl Cred {
 
     /// Open without a dashboard password, as upstream's dashboard; with one, a valid session
     /// or the API key.
-    fn admits(&self, state: &AppState, settings: &Settings, now: i64) -> bool {
-        let Some(hash) = state.dashboard_password(settings) else {
+    /// `password`: the hash in force under `settings` (`SALTED_PASS` or the stored one).
+    fn admits(&self, password: Option<&str>, settings: &Settings, now: i64) -> bool {
+        let Some(hash) = password else {
             return true;
         };
         let keys = settings.application.session_keys.as_ref();
@@ -267,7 +268,8 @@ async fn authorize(
         .settings()
         .await
         .map_err(|_| Refused("Settings unavailable"))?;
-    if Cred::of(&parts.headers, auth.ok().as_ref()).admits(&ctx.state, &settings, ctx.state.now()) {
+    let password = ctx.state.dashboard_password(&settings);
+    if Cred::of(&parts.headers, auth.ok().as_ref()).admits(password, &settings, ctx.state.now()) {
         Ok(())
     } else {
         info!(sid = %s.id, "socket handshake refused: not logged in");
@@ -468,6 +470,20 @@ async fn emit_counters(io: &SocketIo, ctx: &Ctx, tenant: &str) {
     }
 }
 
+/// Whether a settings record touched what sockets are admitted by (a record without its old
+/// image counts as a change: judging again is cheap, missing one is not).
+fn credentials_changed(ev: &ChangeEvent) -> bool {
+    ev.old.is_none() || auth_fields(ev.old.as_ref()) != auth_fields(ev.new.as_ref())
+}
+
+/// The settings a record leaves behind: defaults when deleted, `None` when undecodable.
+fn settings_after(ev: &ChangeEvent) -> Option<Settings> {
+    match &ev.new {
+        Some(item) => serde_json::from_value::<Settings>(item.doc.clone()).ok(),
+        None => Some(Settings::default()),
+    }
+}
+
 /// The settings fields a socket's admission depends on.
 fn auth_fields(item: Option<&Item>) -> [Option<&Value>; 3] {
     [
@@ -484,7 +500,7 @@ fn revalidate(io: &SocketIo, ctx: &Ctx, settings: &Settings, reason: &str) {
     let refused: Vec<Sid> = ctx
         .creds()
         .iter()
-        .filter(|(_, c)| !c.admits(&ctx.state, settings, now))
+        .filter(|(_, c)| !c.admits(ctx.state.dashboard_password(settings), settings, now))
         .map(|(sid, _)| *sid)
         .collect();
     if refused.is_empty() {
@@ -528,16 +544,10 @@ async fn run_revalidation(io: SocketIo, ctx: Ctx) {
 /// A settings write of this push layer's tenant that touched what sockets are admitted by:
 /// judge every socket again under the new settings.
 async fn on_settings_change(io: &SocketIo, ctx: &Ctx, ev: &ChangeEvent) {
-    if ev.key.tenant != ctx.state.tenant
-        || (ev.old.is_some() && auth_fields(ev.old.as_ref()) == auth_fields(ev.new.as_ref()))
-    {
+    if ev.key.tenant != ctx.state.tenant || !credentials_changed(ev) {
         return;
     }
-    let decoded = match &ev.new {
-        Some(item) => serde_json::from_value::<Settings>(item.doc.clone()).ok(),
-        None => Some(Settings::default()),
-    };
-    match decoded {
+    match settings_after(ev) {
         Some(settings) => revalidate(io, ctx, &settings, "credentials changed"),
         None => revalidate_from_store(io, ctx, "credentials changed").await,
     }
@@ -624,5 +634,98 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
         if let Err(e) = room.emit("queue_size", &data).await {
             debug!(error = %e, "emit queue_size failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use changewatch_core::model::TextOrFalse;
+    use changewatch_store::Key;
+
+    fn item(settings: &Settings) -> Item {
+        Item {
+            key: Key::settings("t"),
+            version: 1,
+            doc: serde_json::to_value(settings).unwrap(),
+            schedule: None,
+            history: Default::default(),
+        }
+    }
+
+    fn record(old: Option<&Settings>, new: Option<&Settings>) -> ChangeEvent {
+        ChangeEvent {
+            key: Key::settings("t"),
+            old: old.map(item),
+            new: new.map(item),
+        }
+    }
+
+    /// The decision the push layer takes from a feed record alone, as in AWS mode, where the
+    /// write happened in another process and arrives as a stream record (old and new image).
+    #[test]
+    fn credential_changes_are_read_from_the_record() {
+        let mut before = Settings::default();
+        before.application.api_access_token = Some("k1".into());
+        let mut other = before.clone();
+        other.application.notification_urls = vec!["json://example.com".into()];
+        assert!(!credentials_changed(&record(Some(&before), Some(&other))));
+        let mut key = before.clone();
+        key.application.api_access_token = Some("k2".into());
+        let mut pw = before.clone();
+        pw.application.password = TextOrFalse::Text(session::hash_password("x"));
+        let mut keys = before.clone();
+        keys.application.session_keys = Some(session::new_keys());
+        for after in [&key, &pw, &keys] {
+            assert!(credentials_changed(&record(Some(&before), Some(after))));
+        }
+        assert!(
+            credentials_changed(&record(None, Some(&before))),
+            "no old image"
+        );
+        assert_eq!(
+            settings_after(&record(Some(&before), Some(&key)))
+                .unwrap()
+                .application
+                .api_access_token
+                .as_deref(),
+            Some("k2")
+        );
+    }
+
+    #[test]
+    fn sockets_are_judged_by_the_settings_in_force() {
+        let hash = session::hash_password("pw");
+        let mut s = Settings::default();
+        s.application.api_access_token = Some("key-1".into());
+        let mut keys = session::new_keys();
+        let cookie = session::issue(&keys, &hash, 1000, false).unwrap().value;
+        s.application.session_keys = Some(keys.clone());
+        let by_cookie = Cred {
+            cookie: Some(cookie.clone()),
+            keys: vec![],
+        };
+        let by_key = Cred {
+            cookie: None,
+            keys: vec!["key-1".into()],
+        };
+        let anonymous = Cred::default();
+
+        assert!(anonymous.admits(None, &s, 1000), "no password: open");
+        assert!(!anonymous.admits(Some(&hash), &s, 1000));
+        assert!(by_cookie.admits(Some(&hash), &s, 1000));
+        assert!(by_key.admits(Some(&hash), &s, 1000));
+        assert!(
+            !by_cookie.admits(Some(&hash), &s, 1001 + session::SESSION_SECS),
+            "expired"
+        );
+        let new_hash = session::hash_password("pw2");
+        assert!(!by_cookie.admits(Some(&new_hash), &s, 1000), "new password");
+        let (id, exp) = session::parse(&cookie).unwrap();
+        session::revoke(&mut keys, id, exp, 1000);
+        s.application.session_keys = Some(keys);
+        assert!(!by_cookie.admits(Some(&hash), &s, 1000), "logged out");
+        s.application.api_access_token = Some("key-2".into());
+        assert!(!by_key.admits(Some(&hash), &s, 1000), "key regenerated");
     }
 }
