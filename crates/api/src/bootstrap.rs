@@ -1,4 +1,8 @@
 //! First start: settings with a generated API key, shown in the log so the user can use it.
+//!
+//! The key is logged once, when it is generated: logs are copied to places (journald,
+//! CloudWatch, support tickets) that must not hold a working credential on every restart. A key
+//! fixed by `API_ACCESS_TOKEN` is the operator's own and is never logged.
 
 use changewatch_engine::checker::update_settings;
 use changewatch_store::{StoreError, WatchStore};
@@ -28,8 +32,12 @@ pub async fn ensure_settings(
         Ok::<_, StoreError>((wanted, write))
     })
     .await?;
-    if first_start {
-        info!("first start: generated settings and an API key");
+    match (&key, first_start && token_override.is_none()) {
+        (Some(k), true) => info!(
+            "first start: generated settings and an API key, shown only this once; API key (x-api-key header): {k}"
+        ),
+        _ if first_start => info!("first start: generated settings"),
+        _ => {}
     }
     Ok(key)
 }

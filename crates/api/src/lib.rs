@@ -9,6 +9,7 @@
 //! - [`bulk`]: the dashboard's row and bulk operations, shared by the socket and REST.
 //! - [`extract`]: strict `{uuid}` paths, JSON bodies, upstream's flag parsing.
 //! - [`bootstrap`]: first-start settings (the generated API key).
+//! - [`hosts`]: the `Host` check against DNS rebinding (`serve` wraps the whole app in it).
 //! - [`apprise`]: which notification URLs are acceptable (apprise-style schemes).
 //! - `routes::*`: the endpoints, one module per resource: `watches`, `history` (snapshots and
 //!   differences), `tags`, `search`, `notifications`, `import`, `system` (systeminfo and the
@@ -21,6 +22,7 @@ pub mod bootstrap;
 pub mod bulk;
 pub mod error;
 pub mod extract;
+pub mod hosts;
 pub mod live;
 pub mod session;
 pub mod state;

@@ -2,7 +2,6 @@
 
 use changewatch_api::{AppState, bootstrap};
 use changewatch_store::StoreError;
-use tracing::info;
 
 use crate::{AwsConfig, Clients};
 
@@ -10,15 +9,12 @@ use crate::{AwsConfig, Clients};
 /// generates its API key on the first cold start and logs it once, as embedded mode does).
 pub async fn app(clients: &Clients, config: &AwsConfig) -> Result<axum::Router, StoreError> {
     let state: AppState = clients.app_state(config);
-    let key = bootstrap::ensure_settings(
+    bootstrap::ensure_settings(
         state.store.as_ref(),
         &config.tenant,
         config.base.api_access_token.as_deref(),
         Some(config.base.request_timeout.as_secs()),
     )
     .await?;
-    if let Some(key) = key {
-        info!("API key (x-api-key header): {key}");
-    }
     Ok(changewatch_api::router(state))
 }

@@ -108,7 +108,7 @@ async fn serve(config: Config) -> Result<(), String> {
             "recovered state left by the previous run"
         );
     }
-    let api_key = bootstrap::ensure_settings(
+    bootstrap::ensure_settings(
         store.as_ref(),
         DEFAULT_TENANT,
         config.api_access_token.as_deref(),
@@ -116,9 +116,6 @@ async fn serve(config: Config) -> Result<(), String> {
     )
     .await
     .map_err(|e| e.to_string())?;
-    if let Some(key) = &api_key {
-        info!("API key (x-api-key header): {key}");
-    }
 
     let queue = Arc::new(MemoryQueue::new());
     let fetcher = Fetcher::new(config.fetcher_config())
@@ -188,6 +185,12 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let bound: SocketAddr = listener.local_addr().map_err(|e| e.to_string())?;
+    // The signal handlers are installed (by polling once) before the address is printed: a
+    // supervisor or test that sends SIGTERM as soon as it reads the line must get the graceful
+    // shutdown, not the signal's default action.
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let _ = tokio::time::timeout(Duration::ZERO, &mut shutdown).await;
     // Printed on stdout (not only logged) so scripts and tests can find a port chosen with 0.
     println!("changewatch listening on http://{bound}");
     info!(%bound, workers = pool.size(), data = %config.datastore_path.display(), "serving");
@@ -199,7 +202,10 @@ async fn serve(config: Config) -> Result<(), String> {
         stop_rx.clone(),
     ));
     let mut http_stop = stop_rx.clone();
-    let web = app(state, socket_layer, dashboard.as_deref());
+    // Names other than the instance's own are refused while nothing protects it (DNS rebinding).
+    let hosts = changewatch_api::hosts::AllowedHosts::from_config(&config);
+    let web = app(state.clone(), socket_layer, dashboard.as_deref());
+    let web = changewatch_api::hosts::guard(web, state, hosts);
     // Connect info: the login throttle counts attempts per client address.
     let web = web.into_make_service_with_connect_info::<SocketAddr>();
     let http = axum::serve(listener, web).with_graceful_shutdown(async move {
@@ -207,7 +213,7 @@ async fn serve(config: Config) -> Result<(), String> {
     });
     let http = tokio::spawn(async move { http.await });
 
-    shutdown_signal().await;
+    shutdown.await;
     info!("shutting down: no new checks");
     let _ = stop_tx.send(true);
     // Open sockets would hold the graceful HTTP shutdown open.

@@ -63,6 +63,12 @@ pub struct Config {
     pub notification_retry_delay: Duration,
     /// `NOTIFICATION_TIMEOUT_SECS`: how long one delivery may take (default 30).
     pub notification_timeout: Duration,
+    /// `ALLOWED_HOSTS`: host names the HTTP server answers to besides IP addresses and
+    /// `localhost` (comma-separated; `.example.com` = the domain and its subdomains; `*` = any).
+    /// Unset (`None`), other names are answered only while a dashboard password is set and the
+    /// API key is required: a page that rebinds its own name to this server must find nothing
+    /// open. Checked by `changewatch_api::hosts`.
+    pub allowed_hosts: Option<Vec<String>>,
     /// `CW_ALLOWED_ORIGINS`: comma-separated origins (`https://host[:port]`) whose pages may
     /// open the Socket.IO connection besides the server's own origin (a cross-site page must
     /// not drive the dashboard's socket).
@@ -91,6 +97,7 @@ impl Default for Config {
             notification_max_attempts: 5,
             notification_retry_delay: Duration::from_secs(10),
             notification_timeout: Duration::from_secs(30),
+            allowed_hosts: None,
             allowed_origins: Vec::new(),
         }
     }
@@ -239,6 +246,9 @@ impl Config {
             )?
             .map(|s| Duration::from_secs(s.max(1)))
             .unwrap_or(d.notification_timeout),
+            allowed_hosts: text("ALLOWED_HOSTS")
+                .map(|v| allowed_hosts(&v))
+                .transpose()?,
             allowed_origins: match get("CW_ALLOWED_ORIGINS") {
                 Some(v) => allowed_origins(&v)?,
                 None => Vec::new(),
@@ -279,6 +289,41 @@ fn allowed_origins(v: &str) -> Result<Vec<String>, ConfigError> {
             ));
         }
         out.push(o);
+    }
+    Ok(out)
+}
+
+/// `ALLOWED_HOSTS` entries, lowercased, without a trailing dot or IPv6 brackets. A URL or a
+/// `host:port` is refused rather than kept: browsers send the bare name in `Host` (the port is
+/// not compared), so such an entry could never match and the user would be locked out.
+fn allowed_hosts(v: &str) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let e = entry.to_ascii_lowercase();
+        let e = e.trim_end_matches('.');
+        let bare = e
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(e);
+        let is_v6 = bare.parse::<std::net::Ipv6Addr>().is_ok();
+        let name_ok = |n: &str| {
+            !n.is_empty()
+                && n.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+        };
+        let ok = bare == "*"
+            || is_v6
+            || bare.strip_prefix('.').is_some_and(name_ok)
+            || (!bare.starts_with('.') && name_ok(bare));
+        if !ok {
+            return Err(invalid(
+                "ALLOWED_HOSTS",
+                v.to_string(),
+                "expected comma-separated host names without scheme, port or path, like \
+                 changes.example.com,.example.org (or * for any)",
+            ));
+        }
+        out.push(bare.to_string());
     }
     Ok(out)
 }
@@ -360,6 +405,35 @@ mod tests {
             "ALLOW_PRIVATE_ADDRESSES"
         );
         assert!(cfg(&[("DEFAULT_SETTINGS_REQUESTS_TIMEOUT", "-1")]).is_err());
+    }
+
+    #[test]
+    fn allowed_hosts_are_bare_names() {
+        assert_eq!(cfg(&[]).unwrap().allowed_hosts, None);
+        assert_eq!(cfg(&[("ALLOWED_HOSTS", " ")]).unwrap().allowed_hosts, None);
+        let c = cfg(&[(
+            "ALLOWED_HOSTS",
+            " Changes.Example.com. , .lan,[::1],10.0.0.5, * ",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.allowed_hosts.unwrap(),
+            vec!["changes.example.com", ".lan", "::1", "10.0.0.5", "*"]
+        );
+        for bad in [
+            "https://changes.example.com",
+            "changes.example.com:5000",
+            "example.com/path",
+            "user@example.com",
+            ".",
+            "a b",
+        ] {
+            assert_eq!(
+                cfg(&[("ALLOWED_HOSTS", bad)]).unwrap_err().name,
+                "ALLOWED_HOSTS",
+                "{bad}"
+            );
+        }
     }
 
     #[test]
