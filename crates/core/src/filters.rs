@@ -68,6 +68,8 @@ use libxml::readonly::RoNode;
 use libxml::tree::{Document, Node, NodeType, SaveOptions};
 use libxml::xpath::{Context, Expression};
 use scraper::{Html, Selector};
+
+use crate::html_text::parse_document;
 use serde::Serialize;
 use serde_json::Value;
 use serde_json_path::JsonPath;
@@ -199,7 +201,35 @@ pub enum FilterError {
         /// `"HTML"` or `"XML"`.
         format: &'static str,
     },
+    /// The filters' combined output passed [`filter_output_limit`] (element matches repeat
+    /// their descendants, so `div` on nested divs grows with depth × size).
+    #[error("Filter output too large: '{rule}' took the output past {limit} bytes")]
+    OutputTooLarge {
+        /// The rule as written (with its prefix).
+        rule: String,
+        /// The budget in bytes.
+        limit: usize,
+    },
 }
+
+/// Output budget of the include filters for content of `input_len` bytes:
+/// [`FILTER_OUTPUT_RATIO`] times the input, and never less than [`MIN_FILTER_OUTPUT_BYTES`].
+///
+/// A match's outer HTML contains all its descendants, so `div` on a page of nested divs
+/// produces about depth × size bytes (2,500 levels gave 620 MB). Ordinary filters produce
+/// at most a few times the page; ten times, or 16 MiB for small pages, leaves room for
+/// broad selectors on real pages while bounding the hostile ones.
+pub fn filter_output_limit(input_len: usize) -> usize {
+    input_len
+        .saturating_mul(FILTER_OUTPUT_RATIO)
+        .max(MIN_FILTER_OUTPUT_BYTES)
+}
+
+/// See [`filter_output_limit`].
+pub const FILTER_OUTPUT_RATIO: usize = 10;
+
+/// See [`filter_output_limit`].
+pub const MIN_FILTER_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 
 /// The language of a filter rule, decided by its prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -475,12 +505,18 @@ pub fn apply_include_filters<S: AsRef<str>>(
         .collect::<Result<Vec<_>, _>>()?;
 
     let mut docs = Documents::new(content, options.content_kind);
+    let limit = filter_output_limit(content.len());
     let mut out = String::new();
     for filter in &parsed {
+        let budget = Budget {
+            bytes: limit.saturating_sub(out.len()),
+            filter,
+            limit,
+        };
         let piece = match filter.kind {
             FilterKind::Css => {
                 let selector = css_selector(&filter.expr)?;
-                css_matches(docs.html(), &selector, options.separate_matches)
+                css_matches(docs.html(), &selector, options.separate_matches, &budget)?
             }
             FilterKind::XPath | FilterKind::XPath1 => {
                 let expression = compile_xpath(&filter.expr)?;
@@ -493,6 +529,7 @@ pub fn apply_include_filters<S: AsRef<str>>(
                         &expression,
                         &filter.expr,
                         options.separate_matches,
+                        &budget,
                     )?,
                     None => String::new(),
                 }
@@ -503,6 +540,7 @@ pub fn apply_include_filters<S: AsRef<str>>(
                 source.evaluate(&evaluator)?
             }
         };
+        budget.check(piece.len())?;
         out.push_str(&piece);
     }
     Ok(out)
@@ -517,7 +555,7 @@ pub fn apply_include_filters<S: AsRef<str>>(
 pub fn pretty_print_json_document(content: &str) -> Result<String, FilterError> {
     let source = match JsonSource::detect_direct(content)? {
         Some(source) => source,
-        None => JsonSource::from_html(&Html::parse_document(content))?,
+        None => JsonSource::from_html(&parse_document(content))?,
     };
     let doc = match &source {
         JsonSource::Whole(doc) | JsonSource::Jsonp(doc) => Some(doc),
@@ -558,7 +596,7 @@ impl<'a> Documents<'a> {
 
     fn html(&mut self) -> &Html {
         self.html
-            .get_or_insert_with(|| Html::parse_document(self.content))
+            .get_or_insert_with(|| parse_document(self.content))
     }
 
     /// libxml2 tree for XPath; `None` when the content is empty (nothing can match).
@@ -626,7 +664,31 @@ fn css_reason(message: &str) -> String {
     words
 }
 
-fn css_matches(html: &Html, selector: &Selector, separate: bool) -> String {
+/// What one filter may still add to the include filters' output.
+struct Budget<'f> {
+    bytes: usize,
+    filter: &'f Filter,
+    limit: usize,
+}
+
+impl Budget<'_> {
+    fn check(&self, len: usize) -> Result<(), FilterError> {
+        if len <= self.bytes {
+            return Ok(());
+        }
+        Err(FilterError::OutputTooLarge {
+            rule: self.filter.to_string(),
+            limit: self.limit,
+        })
+    }
+}
+
+fn css_matches(
+    html: &Html,
+    selector: &Selector,
+    separate: bool,
+    budget: &Budget<'_>,
+) -> Result<String, FilterError> {
     let mut block = String::new();
     for element in html.select(selector) {
         push_match(
@@ -635,12 +697,13 @@ fn css_matches(html: &Html, selector: &Selector, separate: bool) -> String {
             Some(element.value().name()),
             separate,
         );
+        budget.check(block.len())?;
     }
-    block
+    Ok(block)
 }
 
 fn remove_css_matches(content: &str, selectors: &[Selector]) -> Option<String> {
-    let mut html = Html::parse_document(content);
+    let mut html = parse_document(content);
     let ids: Vec<_> = selectors
         .iter()
         .flat_map(|selector| html.select(selector).map(|element| element.id()))
@@ -825,6 +888,7 @@ fn xpath_matches(
     expression: &Expression,
     expr: &str,
     separate: bool,
+    budget: &Budget<'_>,
 ) -> Result<String, FilterError> {
     let context = xpath_context(doc, expr)?;
     let result = context
@@ -879,6 +943,7 @@ fn xpath_matches(
             }
             _ => push_match(&mut block, &node.get_content(), None, separate),
         }
+        budget.check(block.len())?;
     }
     Ok(block)
 }
@@ -2146,5 +2211,69 @@ mod tests {
             remove_elements(PAGE, &["//div["], ContentKind::Html),
             Err(FilterError::InvalidXPath { .. })
         ));
+    }
+
+    /// 200 nested divs around 100 KB of text: `div` repeats the text once per level.
+    fn nested_divs_around_text() -> String {
+        format!(
+            "<html><body>{}<p>{}</p>{}</body></html>",
+            "<div>".repeat(200),
+            "word ".repeat(20_000),
+            "</div>".repeat(200)
+        )
+    }
+
+    #[test]
+    fn element_output_past_the_budget_is_an_error_naming_the_rule() {
+        let page = nested_divs_around_text();
+        assert!(200 * page.len() > filter_output_limit(page.len()));
+        for rule in ["div", "xpath://div", "//div"] {
+            match include(&page, &[rule]) {
+                Err(FilterError::OutputTooLarge { rule: named, limit }) => {
+                    assert_eq!(named, Filter::split(rule).unwrap().to_string());
+                    assert_eq!(limit, filter_output_limit(page.len()));
+                }
+                other => panic!("{rule}: {:?}", other.map(|o| o.len())),
+            }
+        }
+        let err = include(&page, &["div"]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("Filter output too large: 'div'"),
+            "{err}"
+        );
+        // The budget is shared by all filters of the watch.
+        assert_eq!(filter_output_limit(page.len()), MIN_FILTER_OUTPUT_BYTES);
+        assert!(include(&page, &["p"; 150]).is_ok());
+        assert!(include(&page, &["p"; 180]).is_err());
+        // Narrow filters on the same page are fine.
+        assert_eq!(
+            include(&page, &["p"]).unwrap().len(),
+            "<p></p>".len() + 100_000
+        );
+    }
+
+    #[test]
+    fn filters_on_a_very_deep_page_finish_on_a_small_stack() {
+        let result = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(|| {
+                let n = 100_000;
+                let page = format!("{}x{}", "<div>".repeat(n), "</div>".repeat(n));
+                let css = include(&page, &["div"]).map(|o| o.len());
+                let xpath = include(&page, &["//div"]).map(|o| o.len());
+                let removed = remove_elements(&page, &["div div"], ContentKind::Html);
+                let json = include(&page, &["json:$.a"]).map(|o| o.len());
+                (css, xpath, removed, json)
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(result.0.is_ok() && result.1.is_ok(), "{result:?}");
+        assert_eq!(
+            result.2.unwrap(),
+            "<html><head></head><body><div></div></body></html>"
+        );
+        assert_eq!(result.3, Err(FilterError::JsonNotFound));
     }
 }

@@ -63,8 +63,17 @@
 //! output is only appended, so a 1 MB page costs the parse plus a linear
 //! walk.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use html5ever::tendril::StrTendril;
+use html5ever::tokenizer::{
+    BufferQueue, Tag, TagKind, Token, TokenSink, TokenSinkResult, Tokenizer, TokenizerOpts,
+};
+use html5ever::tree_builder::{TreeBuilder, TreeBuilderOpts, TreeSink};
+use html5ever::{LocalName, TokenizerResult};
 use scraper::node::Element;
-use scraper::{ElementRef, Html, Node};
+use scraper::{ElementRef, Html, HtmlTreeSink, Node};
 
 /// Limits from upstream's `extract_title`.
 const MAX_TITLE_CHARS: usize = 2000;
@@ -79,6 +88,20 @@ const UL_BULLETS: [&str; 4] = ["* ", "+ ", "o ", "- "];
 
 /// Indentation of one list level, as in inscriptis.
 const LIST_PADDING: usize = 4;
+
+/// Lists nested deeper than this indent no further. Indentation is written on every line, so
+/// without a cap a page of a few hundred nested `<ul>` followed by many `<li>` would expand each
+/// few input bytes into kilobytes of spaces. Real lists rarely nest past four levels.
+const MAX_LIST_PADDING: usize = 8 * LIST_PADDING;
+
+/// Open elements beyond which start tags are dropped while parsing (their text is kept, flattened
+/// into the deepest kept element).
+///
+/// html5ever's tree builder scans its stack of open elements for many start tags (every `<div>`
+/// looks for a `<p>` to close), so parsing is quadratic in nesting depth: 100,000 nested `<div>`
+/// took ~57 s. Capping the depth it ever sees makes each scan O(cap) and parsing linear. Upstream
+/// parses with libxml2, whose HTML parser gives up at depth 256; real pages stay far below either.
+pub const MAX_OPEN_ELEMENTS: usize = 512;
 
 /// Gap between the cells of a table row, as in inscriptis.
 const CELL_GAP: &str = "  ";
@@ -100,8 +123,476 @@ pub struct TextOptions {
 /// Converts a page, or concatenated filter matches, to the text that is
 /// stored and compared between checks.
 pub fn html_to_text(html: &str, opts: &TextOptions) -> String {
-    let doc = Html::parse_document(html);
+    let doc = parse_document(html);
     render(&doc, opts)
+}
+
+/// [`Html::parse_document`] with nesting capped at [`MAX_OPEN_ELEMENTS`]: every HTML parse of
+/// fetched content goes through here so that a hostile page costs linear time.
+pub fn parse_document(html: &str) -> Html {
+    let builder = TreeBuilder::new(
+        HtmlTreeSink::new(Html::new_document()),
+        TreeBuilderOpts::default(),
+    );
+    let tokenizer = Tokenizer::new(DepthLimit::new(builder), TokenizerOpts::default());
+    let input = BufferQueue::default();
+    input.push_back(StrTendril::from_slice(html));
+    // `Script` and `EncodingIndicator` only pause the tokenizer so a browser could run the
+    // script or switch decoders; the text is already decoded, so carry on.
+    while !matches!(tokenizer.feed(&input), TokenizerResult::Done) {}
+    tokenizer.end();
+    tokenizer.sink.inner.sink.finish()
+}
+
+/// Where a start tag lands, for the parts of the HTML parsing rules that depend on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Context {
+    Html,
+    /// Inside `<svg>` or `<math>`: self-closing tags are honoured, raw-text tags are not raw.
+    Foreign,
+    /// `<foreignObject>`, `<desc>`, `<title>` in SVG and MathML text elements: HTML inside.
+    IntegrationPoint,
+}
+
+/// A token filter between html5ever's tokenizer and tree builder that keeps the builder's stack
+/// of open elements at most about [`MAX_OPEN_ELEMENTS`] deep.
+///
+/// The builder's stack is private, so this keeps its own model of it: start tags push, end tags
+/// pop through the nearest element of that name, and the implied closes that keep sloppy pages
+/// flat (`<li>` after `<li>`, `<p>` before a block, table cells, headings, links) are applied.
+/// The model only has to be close: on pages shallower than the cap it never drops anything, and
+/// where the builder nests deeper than the model it does so by a small constant factor (implied
+/// `<tbody><tr>`). Every model operation looks at most at the capped stack, so it is linear too.
+#[derive(Debug)]
+struct DepthLimit<S> {
+    inner: S,
+    model: RefCell<DepthModel>,
+}
+
+#[derive(Debug, Default)]
+struct DepthModel {
+    open: Vec<(LocalName, Context)>,
+    /// How many of each name `open` holds, so the searches for an element to close (which run
+    /// for most start tags) cost nothing when there is none.
+    counts: HashMap<LocalName, usize>,
+    /// Start tags dropped and not yet matched by an end tag, per name: their end tags are
+    /// dropped too, so they cannot close a kept ancestor of the same name.
+    dropped: HashMap<LocalName, usize>,
+}
+
+impl<S> DepthLimit<S> {
+    fn new(inner: S) -> Self {
+        DepthLimit {
+            inner,
+            model: RefCell::new(DepthModel::default()),
+        }
+    }
+}
+
+impl<S: TokenSink> TokenSink for DepthLimit<S> {
+    type Handle = S::Handle;
+
+    fn process_token(&self, token: Token, line_number: u64) -> TokenSinkResult<S::Handle> {
+        if let Token::TagToken(tag) = &token
+            && !self.model.borrow_mut().admit(tag)
+        {
+            return TokenSinkResult::Continue;
+        }
+        self.inner.process_token(token, line_number)
+    }
+
+    fn end(&self) {
+        self.inner.end();
+    }
+
+    fn adjusted_current_node_present_but_not_in_html_namespace(&self) -> bool {
+        self.inner
+            .adjusted_current_node_present_but_not_in_html_namespace()
+    }
+}
+
+impl DepthModel {
+    fn context(&self) -> Context {
+        match self.open.last() {
+            Some((_, Context::Foreign)) => Context::Foreign,
+            _ => Context::Html,
+        }
+    }
+
+    fn push(&mut self, name: LocalName, context: Context) {
+        *self.counts.entry(name.clone()).or_default() += 1;
+        self.open.push((name, context));
+    }
+
+    fn pop(&mut self) {
+        if let Some((name, _)) = self.open.pop()
+            && let Some(n) = self.counts.get_mut(&name)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    fn remove(&mut self, index: usize) {
+        if index < self.open.len() {
+            let (name, _) = self.open.remove(index);
+            if let Some(n) = self.counts.get_mut(&name) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Index of the topmost `name`, searching down from the top while `through` allows.
+    fn find(&self, name: &str, through: impl Fn(&str) -> bool) -> Option<usize> {
+        if self
+            .counts
+            .get(&LocalName::from(name))
+            .is_none_or(|n| *n == 0)
+        {
+            return None;
+        }
+        for (i, (open, _)) in self.open.iter().enumerate().rev() {
+            if &**open == name {
+                return Some(i);
+            }
+            if !through(open) {
+                return None;
+            }
+        }
+        None
+    }
+
+    fn close_from(&mut self, index: Option<usize>) {
+        if let Some(i) = index {
+            while self.open.len() > i {
+                self.pop();
+            }
+        }
+    }
+
+    /// Whether the tag goes on to the tree builder.
+    fn admit(&mut self, tag: &Tag) -> bool {
+        let name: &str = &tag.name;
+        if tag.kind == TagKind::EndTag {
+            if let Some(n) = self.dropped.get_mut(&tag.name).filter(|n| **n > 0) {
+                *n -= 1;
+                return false;
+            }
+            let found = self.find(name, |_| true);
+            self.close_from(found);
+            return true;
+        }
+
+        let context = self.context();
+        if context == Context::Foreign && breaks_out_of_foreign_content(tag) {
+            while self.context() == Context::Foreign {
+                self.pop();
+            }
+        }
+        let context = self.context();
+        if context == Context::Html {
+            if is_void(name)
+                || is_raw_text(name)
+                || matches!(name, "html" | "head" | "body" | "frameset" | "frame")
+            {
+                return true;
+            }
+            self.implied_closes(name);
+        } else if tag.self_closing {
+            return true;
+        }
+
+        if self.open.len() >= MAX_OPEN_ELEMENTS {
+            *self.dropped.entry(tag.name.clone()).or_default() += 1;
+            return false;
+        }
+        let pushed = match (context, name) {
+            (_, "svg" | "math") => Context::Foreign,
+            (
+                Context::Foreign,
+                "foreignObject" | "foreignobject" | "desc" | "title" | "annotation-xml" | "mi"
+                | "mo" | "mn" | "ms" | "mtext",
+            ) => Context::IntegrationPoint,
+            (Context::Foreign, _) => Context::Foreign,
+            _ => Context::Html,
+        };
+        self.push(tag.name.clone(), pushed);
+        true
+    }
+
+    /// The HTML rules that close open elements when a start tag arrives, as far as they keep
+    /// ordinary sloppy markup from looking deep.
+    fn implied_closes(&mut self, name: &str) {
+        if closes_p(name) {
+            let p = self.find("p", |n| !is_button_scope_boundary(n));
+            self.close_from(p);
+        }
+        match name {
+            "li" => {
+                let li = self.find("li", |n| {
+                    !is_special(n) || matches!(n, "address" | "div" | "p")
+                });
+                self.close_from(li);
+            }
+            "dd" | "dt" => {
+                let through = |n: &str| !is_special(n) || matches!(n, "address" | "div" | "p");
+                let d = self.find("dd", through).max(self.find("dt", through));
+                self.close_from(d);
+            }
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
+                if self.open.last().is_some_and(|(n, _)| is_heading(n)) =>
+            {
+                self.pop();
+            }
+            "option" | "optgroup" => {
+                if self.open.last().is_some_and(|(n, _)| &**n == "option") {
+                    self.pop();
+                }
+                if name == "optgroup" && self.open.last().is_some_and(|(n, _)| &**n == "optgroup") {
+                    self.pop();
+                }
+            }
+            "td" | "th" => {
+                let in_row = |n: &str| !matches!(n, "tr" | "table");
+                let cell = self.find("td", in_row).max(self.find("th", in_row));
+                self.close_from(cell);
+            }
+            "tr" => {
+                let row = self.find("tr", |n| n != "table");
+                self.close_from(row);
+            }
+            "thead" | "tbody" | "tfoot" | "caption" | "colgroup" | "table" => {
+                // A table part, or a table directly inside a table, closes everything up to the
+                // table it belongs to; a table inside a cell nests.
+                let own_table = |n: &str| !matches!(n, "table" | "td" | "th" | "caption");
+                let part = [
+                    "thead", "tbody", "tfoot", "tr", "td", "th", "caption", "colgroup",
+                ]
+                .iter()
+                .filter_map(|p| self.find(p, own_table))
+                .min();
+                self.close_from(part);
+                if name == "table" {
+                    let table = self.find("table", |_| false);
+                    self.close_from(table);
+                }
+            }
+            "select" | "button" | "form" => {
+                let open = self.find(name, |n| !is_button_scope_boundary(n));
+                self.close_from(open);
+            }
+            "a" | "nobr" => {
+                // The adoption agency takes the old link out of the stack but keeps what was
+                // opened inside it.
+                if let Some(i) = self.find(name, |n| !is_button_scope_boundary(n)) {
+                    self.remove(i);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_void(name: &str) -> bool {
+    matches!(
+        name,
+        "area"
+            | "base"
+            | "basefont"
+            | "bgsound"
+            | "br"
+            | "col"
+            | "embed"
+            | "hr"
+            | "image"
+            | "img"
+            | "input"
+            | "keygen"
+            | "link"
+            | "meta"
+            | "param"
+            | "source"
+            | "track"
+            | "wbr"
+    )
+}
+
+/// Elements whose content the tokenizer reads as text: they cannot nest, and the tree builder
+/// must see them to switch the tokenizer's state.
+fn is_raw_text(name: &str) -> bool {
+    matches!(
+        name,
+        "script"
+            | "style"
+            | "title"
+            | "textarea"
+            | "xmp"
+            | "iframe"
+            | "noembed"
+            | "noframes"
+            | "noscript"
+            | "plaintext"
+    )
+}
+
+fn is_heading(name: &str) -> bool {
+    matches!(name, "h1" | "h2" | "h3" | "h4" | "h5" | "h6")
+}
+
+/// Start tags that close an open `<p>` first.
+fn closes_p(name: &str) -> bool {
+    is_heading(name)
+        || matches!(
+            name,
+            "address"
+                | "article"
+                | "aside"
+                | "blockquote"
+                | "center"
+                | "details"
+                | "dialog"
+                | "dir"
+                | "div"
+                | "dl"
+                | "fieldset"
+                | "figcaption"
+                | "figure"
+                | "footer"
+                | "header"
+                | "hgroup"
+                | "main"
+                | "menu"
+                | "nav"
+                | "ol"
+                | "p"
+                | "search"
+                | "section"
+                | "summary"
+                | "ul"
+                | "pre"
+                | "listing"
+                | "form"
+                | "table"
+                | "hr"
+                | "xmp"
+                | "dd"
+                | "dt"
+                | "li"
+        )
+}
+
+fn is_button_scope_boundary(name: &str) -> bool {
+    matches!(
+        name,
+        "applet"
+            | "caption"
+            | "html"
+            | "table"
+            | "td"
+            | "th"
+            | "marquee"
+            | "object"
+            | "template"
+            | "button"
+    )
+}
+
+/// The HTML "special" category, which stops the search for an open `<li>`, `<dd>` or `<dt>`.
+fn is_special(name: &str) -> bool {
+    is_button_scope_boundary(name)
+        || closes_p(name)
+        || matches!(
+            name,
+            "area"
+                | "base"
+                | "basefont"
+                | "bgsound"
+                | "body"
+                | "br"
+                | "col"
+                | "colgroup"
+                | "embed"
+                | "frame"
+                | "frameset"
+                | "head"
+                | "iframe"
+                | "img"
+                | "input"
+                | "link"
+                | "meta"
+                | "noembed"
+                | "noframes"
+                | "noscript"
+                | "param"
+                | "script"
+                | "select"
+                | "source"
+                | "style"
+                | "tbody"
+                | "textarea"
+                | "tfoot"
+                | "thead"
+                | "title"
+                | "tr"
+                | "track"
+                | "wbr"
+        )
+}
+
+/// HTML start tags that end `<svg>`/`<math>` content (the parser pops back to HTML).
+fn breaks_out_of_foreign_content(tag: &Tag) -> bool {
+    let name: &str = &tag.name;
+    match name {
+        "font" => tag
+            .attrs
+            .iter()
+            .any(|a| matches!(&*a.name.local, "color" | "face" | "size")),
+        _ => matches!(
+            name,
+            "b" | "big"
+                | "blockquote"
+                | "body"
+                | "br"
+                | "center"
+                | "code"
+                | "dd"
+                | "div"
+                | "dl"
+                | "dt"
+                | "em"
+                | "embed"
+                | "h1"
+                | "h2"
+                | "h3"
+                | "h4"
+                | "h5"
+                | "h6"
+                | "head"
+                | "hr"
+                | "i"
+                | "img"
+                | "li"
+                | "listing"
+                | "menu"
+                | "meta"
+                | "nobr"
+                | "ol"
+                | "p"
+                | "pre"
+                | "ruby"
+                | "s"
+                | "small"
+                | "span"
+                | "strong"
+                | "strike"
+                | "sub"
+                | "sup"
+                | "table"
+                | "tt"
+                | "u"
+                | "ul"
+                | "var"
+        ),
+    }
 }
 
 /// The page `<title>`, entity-decoded and whitespace-collapsed, at most
@@ -117,14 +608,14 @@ pub fn page_title(html: &str) -> Option<String> {
         .map(|e| start + e)
         .unwrap_or(html.len());
     if lower[..start].contains("<svg") {
-        return title_of(&Html::parse_document(html));
+        return title_of(&parse_document(html));
     }
-    title_of(&Html::parse_document(&html[start..end]))
+    title_of(&parse_document(&html[start..end]))
 }
 
 /// Both results from a single parse, for callers that need the two.
 pub fn html_to_text_with_title(html: &str, opts: &TextOptions) -> (String, Option<String>) {
-    let doc = Html::parse_document(html);
+    let doc = parse_document(html);
     (render(&doc, opts), title_of(&doc))
 }
 
@@ -193,12 +684,13 @@ impl LineBuf {
             }
         }
         self.line_start = self.out.len();
+        let padding = self.padding.min(MAX_LIST_PADDING);
         match self.bullet.take() {
             Some(bullet) => {
-                push_spaces(&mut self.out, self.padding.saturating_sub(bullet.len()));
+                push_spaces(&mut self.out, padding.saturating_sub(bullet.len()));
                 self.out.push_str(&bullet);
             }
-            None => push_spaces(&mut self.out, self.padding),
+            None => push_spaces(&mut self.out, padding),
         }
         self.line_open = true;
         self.newlines = 0;
@@ -804,6 +1296,7 @@ fn css_value(value: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scraper::Selector;
 
     fn text(html: &str) -> String {
         html_to_text(html, &TextOptions::default())
@@ -1162,5 +1655,118 @@ mod tests {
             "Headline\n\nSome text & more [link](/x)\n\na  b\n  * one\n  * two\n\nHeadline"
         ));
         assert!(!first.contains("\n\n\n"));
+    }
+
+    /// Tree depth of the deepest node: the builder's stack never exceeds it by much, and every
+    /// scan the builder makes is bounded by its stack, so this bounds the work per token.
+    fn max_depth(doc: &Html) -> usize {
+        doc.tree
+            .root()
+            .descendants()
+            .map(|n| n.ancestors().count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A tokio blocking thread's stack: deep pages must not need more.
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    #[test]
+    fn very_deep_pages_are_flattened_and_keep_their_text() {
+        on_small_stack(|| {
+            for tag in ["div", "span", "b", "ul", "table", "p", "a", "svg", "div/"] {
+                let (open, close) = match tag.strip_suffix('/') {
+                    Some(t) => (format!("<{t}/>"), String::new()),
+                    None => (format!("<{tag}>"), format!("</{tag}>")),
+                };
+                let n = 100_000;
+                let html = format!("{}deep{}<p>after", open.repeat(n), close.repeat(n));
+                let doc = parse_document(&html);
+                assert!(
+                    max_depth(&doc) <= 2 * MAX_OPEN_ELEMENTS + 8,
+                    "{tag}: depth {}",
+                    max_depth(&doc)
+                );
+                let out = render(&doc, &TextOptions::default());
+                if tag != "svg" {
+                    assert!(out.contains("deep"), "{tag}: {out:.80}");
+                    assert!(out.ends_with("after"), "{tag}");
+                }
+                // The rest of the pipeline's HTML steps on the same page.
+                assert!(page_title(&format!("<title>t</title>{html}")).is_some());
+            }
+        });
+    }
+
+    #[test]
+    fn depth_cap_keeps_ordinary_sloppy_markup_intact() {
+        // Thousands of elements whose end tags are optional or forgotten, each closed by the
+        // parser's own rules: the capped parse must build exactly the uncapped tree.
+        let n = 2 * MAX_OPEN_ELEMENTS;
+        let pages = [
+            format!("<ul>{}</ul>", "<li><b>x</b>item".repeat(n)),
+            format!("<ul>{}</ul>", "<li><span>item".repeat(n)),
+            format!("<dl>{}</dl>", "<dt>t<dd>d".repeat(n)),
+            "<p>para".repeat(n),
+            format!("<div>{}</div>", "<p>a<div>b</div>".repeat(n)),
+            format!("<table>{}</table>", "<tr><td>a<td>b".repeat(n)),
+            format!("<table>{}</table>", "<td>a<th>b<tr>".repeat(n)),
+            format!("<table>{}</table>", "<tbody><tr><td>x".repeat(n)),
+            "<a href=x>link".repeat(n),
+            format!("<select>{}</select>", "<option>o<optgroup>g".repeat(n)),
+            "<h1>a<h2>b".repeat(n),
+            format!("<svg>{}</svg><p>after", "<path/><g><rect/></g>".repeat(n)),
+            format!("<svg>{}<p>broke out", "<path/>".repeat(n)),
+            format!("{}<p>after", "<form><button>b".repeat(n)),
+            "<div><table><tr><td>cell</table></div>".repeat(n),
+        ];
+        for page in pages {
+            assert_eq!(
+                parse_document(&page).html(),
+                Html::parse_document(&page).html(),
+                "{:.60}",
+                page
+            );
+        }
+    }
+
+    #[test]
+    fn nesting_up_to_the_cap_is_kept_and_deeper_tags_are_dropped_with_their_end_tags() {
+        let at_cap = format!(
+            "{}x{}",
+            "<section>".repeat(MAX_OPEN_ELEMENTS - 10),
+            "</section>".repeat(MAX_OPEN_ELEMENTS - 10)
+        );
+        assert_eq!(
+            parse_document(&at_cap).html(),
+            Html::parse_document(&at_cap).html()
+        );
+        // Past the cap: the `</div>` of dropped divs must not close the kept ones early.
+        let n = MAX_OPEN_ELEMENTS + 100;
+        let html = format!(
+            "<div id=outer>{}in{}<i>still inside</i></div><p>out",
+            "<div>".repeat(n),
+            "</div>".repeat(n)
+        );
+        let doc = parse_document(&html);
+        let outer = Selector::parse("#outer > i").unwrap();
+        assert_eq!(doc.select(&outer).count(), 1);
+    }
+
+    #[test]
+    fn deeply_nested_lists_indent_no_further_than_the_cap() {
+        let html = format!("{}<li>x", "<ul>".repeat(50));
+        let bullet = UL_BULLETS[49 % UL_BULLETS.len()];
+        assert_eq!(
+            text(&html),
+            format!("{}{bullet}x", " ".repeat(MAX_LIST_PADDING - bullet.len()))
+        );
     }
 }

@@ -522,3 +522,95 @@ fn binary_reply_is_represented_by_its_checksum() {
     );
     assert_eq!(out.text, want);
 }
+
+// --- hostile pages and rules: bounded, and the watch's error rather than a wedged worker ------
+
+fn html_page(body: &str) -> FetchedPage {
+    page("text/html; charset=utf-8", body.as_bytes().to_vec())
+}
+
+/// Runs on a thread with a tokio blocking thread's 2 MB stack.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+#[test]
+fn very_deep_page_is_processed_on_a_small_stack() {
+    let out = on_small_stack(|| {
+        let n = 100_000;
+        let html = format!(
+            "<title>deep</title>{}deep text{}<p>after",
+            "<div>".repeat(n),
+            "</div>".repeat(n)
+        );
+        let settings = ProcessorSettings {
+            subtractive_selectors: vec!["nav".into()],
+            ..ProcessorSettings::default()
+        };
+        process(&html_page(&html), &settings, &PreviousState::default())
+    })
+    .unwrap();
+    assert_eq!(out.text, "deep text\n\nafter");
+    assert_eq!(out.title.as_deref(), Some("deep"));
+}
+
+#[test]
+fn element_filter_output_past_its_budget_is_the_watchs_error() {
+    let html = format!(
+        "{}<p>{}</p>{}",
+        "<div>".repeat(200),
+        "word ".repeat(20_000),
+        "</div>".repeat(200)
+    );
+    let settings = ProcessorSettings {
+        include_filters: vec!["div".into()],
+        ..ProcessorSettings::default()
+    };
+    let err = process(&html_page(&html), &settings, &PreviousState::default()).unwrap_err();
+    assert!(matches!(err, CheckError::Filter(_)), "{err:?}");
+    assert!(
+        err.last_error()
+            .starts_with("Exception: Filter output too large: 'div'"),
+        "{}",
+        err.last_error()
+    );
+    assert!(!err.is_filter_failure());
+}
+
+#[test]
+fn backtracking_extract_rule_is_the_watchs_error() {
+    let rule = "/(?:a|(?=a)a)*b/";
+    let settings = ProcessorSettings {
+        extract_text: vec![rule.into()],
+        ..ProcessorSettings::default()
+    };
+    let html = format!("<p>{}</p>", "a".repeat(64));
+    let err = process(&html_page(&html), &settings, &PreviousState::default()).unwrap_err();
+    assert!(matches!(err, CheckError::Rule(_)), "{err:?}");
+    assert!(err.last_error().contains(rule), "{}", err.last_error());
+}
+
+#[test]
+fn backtracking_ignore_and_trigger_rules_end() {
+    // Multiline rules are matched on the whole text. The check must end; when the pipeline
+    // reports rule failures the error names the rule.
+    let html = format!("<p>keep</p><p>{}</p>", "a".repeat(64));
+    for (i, flags) in ["s", "m"].iter().enumerate() {
+        let rule = format!("/(?:a|(?=a)a)*b/{flags}");
+        let mut settings = ProcessorSettings::default();
+        match i {
+            0 => settings.ignore_text = vec![rule.clone()],
+            _ => settings.trigger_text = vec![rule.clone()],
+        }
+        settings.text_should_not_be_present = vec![rule.clone()];
+        match process(&html_page(&html), &settings, &PreviousState::default()) {
+            Ok(out) => assert!(out.text.starts_with("keep"), "{}", out.text),
+            Err(err) => assert!(err.last_error().contains(&rule), "{}", err.last_error()),
+        }
+    }
+}
