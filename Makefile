@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test deps test-deps dashboard lint unit bench bench-socket check fmt sam-build
+.PHONY: run test deps test-deps dashboard lint unit bench bench-socket check fmt sam-build fuzz
 
 ## Run the product: embedded mode on http://localhost:5000 (data in ./data), the dashboard at /.
 ## Installs the build's system packages and builds the dashboard first.
@@ -66,6 +66,12 @@ bench:
 bench-socket: dashboard
 	$(CARGO) build --release -p changewatch
 	bash bench/socket_compare.sh
+
+## Longer fuzzing of the pipeline and templates through the sandbox than `make test` does
+## (hostile pages x filters, rules and templates; FUZZ_CASES cases per property).
+FUZZ_CASES ?= 2000
+fuzz:
+	CW_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release -p changewatch --test fuzz_pipeline -- --nocapture
 
 fmt:
 	$(CARGO) fmt --all

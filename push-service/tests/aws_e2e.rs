@@ -123,7 +123,13 @@ impl Env {
 
     /// The api function's router, served on a loopback port.
     async fn api(&self) -> String {
-        let app = api::app(&self.clients, &self.config).await.unwrap();
+        let app = api::app(
+            &self.clients,
+            &self.config,
+            changewatch_sandbox::Sandbox::in_process(),
+        )
+        .await
+        .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -1,10 +1,9 @@
 //! Which notification URLs are accepted: those the notifier can deliver to
 //! ([`changewatch_notify::url`]), so a saved URL never fails later for being unusable. A URL
-//! may be a template (`ntfy://host/{{watch_uuid}}`); it is checked as it would render for an
-//! example watch, as upstream renders before asking apprise.
-
-use changewatch_core::diff::DiffFormat;
-use changewatch_notify::render::{ChangeContext, render_url};
+//! may be a template (`ntfy://host/{{watch_uuid}}`). Upstream renders it for an example watch
+//! before asking apprise; here it is never rendered in the API process (a template can ask
+//! for gigabytes, and rendering runs in the sandbox at notification time): it must compile,
+//! and the URL must be deliverable with each `{{ }}` / `{% %}` block standing in as a word.
 
 /// True when the URL is one the notifier accepts (`#` comments and `null://` included).
 pub fn is_valid_apprise_url(url: &str) -> bool {
@@ -12,14 +11,35 @@ pub fn is_valid_apprise_url(url: &str) -> bool {
     if !(url.contains("{{") || url.contains("{%")) {
         return changewatch_notify::url::is_valid(url);
     }
-    let example = ChangeContext {
-        watch_uuid: "00000000-0000-4000-8000-000000000000".into(),
-        watch_url: "https://example.com/".into(),
-        watch_title: "Example".into(),
-        ..ChangeContext::default()
-    };
-    render_url(url, &example, DiffFormat::Text)
-        .is_ok_and(|rendered| changewatch_notify::url::is_valid(&rendered))
+    changewatch_core::model::check_template_syntax(url).is_ok()
+        && changewatch_notify::url::is_valid(&blocks_as_words(url))
+}
+
+/// `json://host/{{watch_uuid}}` as `json://host/x`: the shape of the URL around its blocks.
+fn blocks_as_words(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut rest = src;
+    loop {
+        let open = [("{{", "}}"), ("{%", "%}")]
+            .into_iter()
+            .filter_map(|(o, c)| rest.find(o).map(|at| (at, c)))
+            .min_by_key(|(at, _)| *at);
+        let Some((at, close)) = open else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..at]);
+        match rest[at + 2..].find(close) {
+            Some(end) => {
+                out.push('x');
+                rest = &rest[at + 2 + end + 2..];
+            }
+            None => {
+                out.push_str(&rest[at..]);
+                return out;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -37,9 +57,18 @@ mod tests {
             "null://",
             "#json://commented.out/hook",
             "json://example.com/{{watch_uuid}}",
+            "ntfy://topic?click={{ watch_url }}",
+            "json://example.com/{% if watch_uuid %}a{% endif %}",
         ] {
             assert!(is_valid_apprise_url(u), "{u}");
         }
+    }
+
+    #[test]
+    fn url_templates_are_not_rendered_in_the_api_process() {
+        // Rendered, this would ask for ten gigabytes and abort the process.
+        let bomb = r#"json://example.com/{{ "x" * 10000000000 }}"#;
+        assert!(is_valid_apprise_url(bomb));
     }
 
     #[test]
@@ -52,6 +81,7 @@ mod tests {
             "example.com",
             "json:x",
             "json://example.com/{{ unclosed",
+            "{{ watch_url }}",
         ] {
             assert!(!is_valid_apprise_url(u), "{u}");
         }

@@ -46,6 +46,8 @@ pub struct AppState {
     pub config: ApiConfig,
     pub started: Instant,
     pub clock: fn() -> i64,
+    /// Where user templates are rendered (test notifications); a child process in servers.
+    pub sandbox: changewatch_sandbox::Sandbox,
 }
 
 impl std::fmt::Debug for AppState {

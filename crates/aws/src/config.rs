@@ -177,7 +177,7 @@ impl Clients {
 
     /// What the API handlers need, over DynamoDB and SQS. There are no workers to report:
     /// checks are Lambda invocations.
-    pub fn app_state(&self, config: &AwsConfig) -> AppState {
+    pub fn app_state(&self, config: &AwsConfig, sandbox: changewatch_sandbox::Sandbox) -> AppState {
         let store: Arc<dyn changewatch_store::WatchStore> = Arc::new(self.store(config));
         let notifier = match Dispatcher::from_config(store.clone(), &config.base) {
             Ok(d) => Some(Arc::new(d)),
@@ -198,6 +198,7 @@ impl Clients {
                 base_url: config.base.base_url.clone(),
                 salted_pass: config.base.salted_pass.clone(),
             },
+            sandbox,
             started: Instant::now(),
             clock: epoch_now,
         }

@@ -34,7 +34,8 @@ pub async fn serve(
     dashboard: Option<&Path>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
-    let state = clients.app_state(config);
+    // The socket's operations (pause, delete, recheck, ...) render no templates.
+    let state = clients.app_state(config, changewatch_sandbox::Sandbox::in_process());
     let feed = StreamFeed::for_table(
         clients.streams.clone(),
         &config.resources.watches_table,

@@ -109,7 +109,13 @@ async fn call(app: &axum::Router, event: String) -> (u16, Value) {
 #[tokio::test]
 async fn api_handler_serves_http_api_events() {
     let (clients, config) = setup().await;
-    let app = api::app(&clients, &config).await.unwrap();
+    let app = api::app(
+        &clients,
+        &config,
+        changewatch_sandbox::Sandbox::in_process(),
+    )
+    .await
+    .unwrap();
     let (status, body) = call(
         &app,
         http_event(

@@ -4,8 +4,10 @@
 //! Start-up order matters for crash recovery: the store is opened and every queue mark and lease
 //! left by a previous process is cleared first (this process is the only one using the file, so
 //! none of them can be live), then the scheduler re-queues whatever is due, interrupted checks
-//! included. Shutdown (SIGTERM or ctrl-c) stops the scheduler and the HTTP server, gives running
-//! checks a grace period, and releases what it had to cut off. Notifications wait in an outbox
+//! included; a watch whose check was interrupted twice in a row is paused with an error
+//! instead, so a check that kills the process cannot do so on every start. Shutdown (SIGTERM
+//! or ctrl-c) stops the scheduler and the HTTP server, gives running checks a grace period,
+//! and releases what it had to cut off. Notifications wait in an outbox
 //! table of the same file, so a restart resumes their delivery.
 
 use std::net::SocketAddr;
@@ -22,12 +24,16 @@ use changewatch_engine::pool::{PoolState, WorkerPool};
 use changewatch_engine::scheduler::tick;
 use changewatch_push::Push;
 use changewatch_push::web::{app, find_dashboard};
+use changewatch_sandbox::{Sandbox, SandboxConfig};
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
 use changewatch_store::{DEFAULT_TENANT, JobQueue, WatchStore};
 use clap::Args;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
+
+/// Crashes in a row during one watch's check after which start-up pauses it.
+const INTERRUPTED_LIMIT: u32 = 2;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -100,7 +106,16 @@ async fn serve(config: Config) -> Result<(), String> {
         .clear_queued_marks()
         .await
         .map_err(|e| e.to_string())?;
-    let leases = store.clear_leases().await.map_err(|e| e.to_string())?;
+    // Checks still leased were running when the previous process died. They run again,
+    // unless the same watch was interrupted twice in a row: then it is paused with an error,
+    // so a check that kills the process cannot do so on every start.
+    let (leases, paused) = store
+        .recover_interrupted(INTERRUPTED_LIMIT)
+        .await
+        .map_err(|e| e.to_string())?;
+    for key in &paused {
+        warn!(watch = %key.id, "paused: its checks were interrupted by a crash {INTERRUPTED_LIMIT} times in a row");
+    }
     if marks + leases > 0 {
         info!(
             queued = marks,
@@ -121,6 +136,12 @@ async fn serve(config: Config) -> Result<(), String> {
     let fetcher = Fetcher::new(config.fetcher_config())
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let dispatcher = Arc::new(Dispatcher::from_config(store.clone(), &config)?);
+    // Filters, rules and templates run in children of this executable, each request with the
+    // time, memory and stack budgets of CW_SANDBOX_*: a hostile one costs one child.
+    let sandbox = Sandbox::child_process(
+        SandboxConfig::current_exe(&config.sandbox)
+            .map_err(|e| format!("cannot find this executable for the sandbox: {e}"))?,
+    );
     // The outbox lives in the same SQLite file: queued notifications survive a restart.
     let sender = NotificationSender::spawn(
         store.clone(),
@@ -143,7 +164,8 @@ async fn serve(config: Config) -> Result<(), String> {
         .with_notifications(NotifySetup {
             queue: store.clone(),
             base_url: config.base_url.clone(),
-        }),
+        })
+        .with_sandbox(sandbox.clone()),
     );
     let pool = WorkerPool::start(config.fetch_workers, queue.clone(), checker);
 
@@ -164,6 +186,7 @@ async fn serve(config: Config) -> Result<(), String> {
         },
         started: Instant::now(),
         clock: epoch_now,
+        sandbox: sandbox.clone(),
     };
 
     let (socket_layer, push) = Push::start_with_options(
@@ -227,6 +250,7 @@ async fn serve(config: Config) -> Result<(), String> {
         );
         store.clear_leases().await.map_err(|e| e.to_string())?;
     }
+    sandbox.shutdown();
     // Deliveries in flight finish or stay queued for the next start.
     sender.shutdown(Duration::from_secs(5)).await;
     if let Ok(Err(e)) = http.await {

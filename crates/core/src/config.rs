@@ -73,6 +73,34 @@ pub struct Config {
     /// open the Socket.IO connection besides the server's own origin (a cross-site page must
     /// not drive the dashboard's socket).
     pub allowed_origins: Vec<String>,
+    /// `CW_SANDBOX_*`: the budgets of the child processes that run filters, rules and
+    /// templates.
+    pub sandbox: SandboxLimits,
+}
+
+/// What one unit of user-driven work (a page through the filters and rules, a notification
+/// template) may use before it is stopped and reported as that watch's error.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxLimits {
+    /// `CW_SANDBOX_TIMEOUT_SECS` (default 60): wall-clock time per page or render.
+    pub timeout: Duration,
+    /// `CW_SANDBOX_MEMORY_MB` (default 1024): address-space cap of a child process.
+    pub memory_mb: u64,
+    /// `CW_SANDBOX_STACK_MB` (default 64): stack of a child's work thread.
+    pub stack_mb: u64,
+    /// Idle children kept for reuse (`FETCH_WORKERS`, so every worker has one warm).
+    pub max_idle: usize,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            timeout: Duration::from_secs(60),
+            memory_mb: 1024,
+            stack_mb: 64,
+            max_idle: 10,
+        }
+    }
 }
 
 impl Default for Config {
@@ -99,6 +127,7 @@ impl Default for Config {
             notification_timeout: Duration::from_secs(30),
             allowed_hosts: None,
             allowed_origins: Vec::new(),
+            sandbox: SandboxLimits::default(),
         }
     }
 }
@@ -162,7 +191,27 @@ impl Config {
             },
             None => d.fetch_max_bytes,
         };
-        Ok(Config {
+        let positive = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match parse_num::<u64>(name, text(name), "expected a positive whole number")? {
+                Some(0) => Err(invalid(
+                    name,
+                    "0".into(),
+                    "expected a positive whole number",
+                )),
+                Some(n) => Ok(n),
+                None => Ok(default),
+            }
+        };
+        let sandbox = SandboxLimits {
+            timeout: Duration::from_secs(positive(
+                "CW_SANDBOX_TIMEOUT_SECS",
+                d.sandbox.timeout.as_secs(),
+            )?),
+            memory_mb: positive("CW_SANDBOX_MEMORY_MB", d.sandbox.memory_mb)?,
+            stack_mb: positive("CW_SANDBOX_STACK_MB", d.sandbox.stack_mb)?,
+            max_idle: d.sandbox.max_idle,
+        };
+        let mut config = Config {
             allow_private_addresses: allow_private,
             allowed_private_hosts: get("ALLOW_PRIVATE_HOSTS")
                 .map(|v| {
@@ -253,7 +302,10 @@ impl Config {
                 Some(v) => allowed_origins(&v)?,
                 None => Vec::new(),
             },
-        })
+            sandbox,
+        };
+        config.sandbox.max_idle = config.fetch_workers;
+        Ok(config)
     }
 
     pub fn address_policy(&self) -> AddressPolicy {

@@ -5,7 +5,7 @@
 //! against the first bytes of the body the way upstream does.
 
 /// The processing path a reply takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StreamType {
     Html,
     Json,

@@ -143,7 +143,7 @@ impl Default for DiffOptions {
 ///
 /// `"System default"` is a per-watch *reference* to the global setting, not a
 /// format, so the caller resolves it before parsing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DiffFormat {
     /// `(added) `-style prefixes, plain text.
     Text,

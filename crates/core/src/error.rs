@@ -28,6 +28,11 @@ pub enum CheckError {
     /// The processing task died (a panic in a dependency); reported, never swallowed.
     #[error("{0}")]
     Internal(String),
+    /// An outcome that crossed the process sandbox, already in `last_error` form: the
+    /// processor's own errors, and the sandbox's verdict when a filter or rule blew its
+    /// time, memory or stack budget.
+    #[error("{0}")]
+    Processor(String),
 }
 
 impl CheckError {
@@ -51,6 +56,7 @@ impl CheckError {
             CheckError::Filter(e) => format!("Exception: {e}"),
             CheckError::Rule(e) => format!("Exception: {e}"),
             CheckError::Internal(e) => format!("Worker error: {e}"),
+            CheckError::Processor(e) => e.clone(),
         }
     }
 

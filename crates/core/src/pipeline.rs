@@ -12,6 +12,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::content::{self, StreamType};
 use crate::diff;
 use crate::error::CheckError;
@@ -22,7 +24,7 @@ use crate::text_rules::{self, LinePattern};
 
 /// The watch settings the processor reads, already merged with the watch's tags and the global
 /// settings (union for the list rules, watch > global for the flags).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProcessorSettings {
     pub include_filters: Vec<String>,
     pub subtractive_selectors: Vec<String>,
@@ -104,7 +106,7 @@ pub struct PreviousState {
 }
 
 /// The verdict of one check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChangeStatus {
     /// No history yet: the text is stored as the first snapshot and never counts as a change.
     Baseline,
@@ -115,7 +117,7 @@ pub enum ChangeStatus {
 }
 
 /// Result of processing one fetched page.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Processed {
     pub status: ChangeStatus,
     /// The snapshot text to store.

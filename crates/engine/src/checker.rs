@@ -16,7 +16,8 @@ use changewatch_core::model::{
     tags_for_watch,
 };
 use changewatch_core::pipeline::{ChangeStatus, PreviousState, history_line_key};
-use changewatch_core::{CheckError, FetchRequest, Fetcher, run_check};
+use changewatch_core::{CheckError, CheckResult, FetchRequest, Fetcher};
+use changewatch_sandbox::Sandbox;
 use changewatch_store::{
     CheckCommit, CheckJob, Expect, Item, Key, Kind, Lane, NewSnapshot, NotificationQueue,
     StoreError, WatchStore,
@@ -97,6 +98,7 @@ pub struct Checker {
     fetcher: Fetcher,
     config: CheckerConfig,
     notify: Option<NotifySetup>,
+    sandbox: Sandbox,
     clock: fn() -> i64,
 }
 
@@ -122,8 +124,16 @@ impl Checker {
             fetcher,
             config,
             notify: None,
+            sandbox: Sandbox::in_process(),
             clock: epoch_now,
         }
+    }
+
+    /// Where filters, rules and notification templates run. Servers pass a child-process
+    /// sandbox: without one, a hostile filter can take the whole process down.
+    pub fn with_sandbox(mut self, sandbox: Sandbox) -> Self {
+        self.sandbox = sandbox;
+        self
     }
 
     /// Checks that find a change (or keep missing their filter) queue notifications here.
@@ -224,7 +234,14 @@ impl Checker {
             history_lines,
         };
         let request = fetch_request(watch, settings, timeout);
-        let result = run_check(&self.fetcher, &request, rules, previous).await;
+        let result = match self.fetcher.fetch(&request).await {
+            Ok(page) => self
+                .sandbox
+                .process(page, rules, previous)
+                .await
+                .map(|(page, processed)| CheckResult { page, processed }),
+            Err(e) => Err(CheckError::from(e)),
+        };
 
         let mut patch = Map::new();
         patch.insert("last_checked".into(), json!(started));
@@ -368,6 +385,7 @@ impl Checker {
                     let queued = match (plan, prev, current) {
                         (Plan::Change, Some((from, prev)), Some((to, text, triggered))) => {
                             notifications::queue_change(
+                                &self.sandbox,
                                 setup.queue.as_ref(),
                                 self.store.as_ref(),
                                 &ctx,
@@ -382,6 +400,7 @@ impl Checker {
                                 .application
                                 .filter_failure_notification_threshold_attempts;
                             notifications::queue_filter_failure(
+                                &self.sandbox,
                                 setup.queue.as_ref(),
                                 self.store.as_ref(),
                                 &ctx,

@@ -16,6 +16,7 @@ use changewatch_core::model::{
 use changewatch_notify::render::{self, ChangeContext};
 use changewatch_notify::transport::{Deliverer, DeliveryOptions};
 use changewatch_notify::{BodyFormat, Message};
+use changewatch_sandbox::{RenderJob, Rendered, Sandbox};
 use changewatch_store::{
     Expect, Key, NotificationJob, NotificationQueue, ReceivedNotification, StoreError, WatchStore,
 };
@@ -543,20 +544,6 @@ async fn record_unsent(store: &dyn WatchStore, ctx: &WatchContext<'_>, kind: &st
     }
 }
 
-/// Renders each URL's template; a URL whose template fails is kept as written (its delivery
-/// then fails visibly instead of vanishing).
-fn render_urls(urls: &[String], ctx: &ChangeContext, format: DiffFormat) -> Vec<String> {
-    urls.iter()
-        .map(|u| {
-            if u.contains("{{") || u.contains("{%") {
-                render::render_url(u, ctx, format).unwrap_or_else(|_| u.clone())
-            } else {
-                u.clone()
-            }
-        })
-        .collect()
-}
-
 async fn enqueue(
     queue: &dyn NotificationQueue,
     store: &dyn WatchStore,
@@ -584,6 +571,7 @@ async fn enqueue(
 /// Renders and queues the content-change notification of a check that stored a new snapshot.
 /// `prev` and `current` are (timestamp, text) of the two newest snapshots.
 pub async fn queue_change(
+    sandbox: &Sandbox,
     queue: &dyn NotificationQueue,
     store: &dyn WatchStore,
     ctx: &WatchContext<'_>,
@@ -598,19 +586,33 @@ pub async fn queue_change(
     cc.timestamp_from = Some(prev.0);
     cc.timestamp_to = Some(current.0);
     cc.triggered_text = triggered_text.to_string();
-    let msg = match render::render(&resolved.title, &resolved.body, &cc, format) {
-        Ok(m) => m,
+    let job = RenderJob::Change {
+        title: resolved.title,
+        body: resolved.body,
+        urls: resolved.urls,
+        ctx: Box::new(cc),
+        format,
+    };
+    let (msg, urls) = match sandbox.render(job).await {
+        Ok(Rendered {
+            message: Some(m),
+            urls,
+        }) => (m, urls),
+        Ok(Rendered { message: None, .. }) => {
+            record_unsent(store, ctx, "change", "no message was rendered".into()).await;
+            return Ok(());
+        }
         Err(e) => {
             record_unsent(store, ctx, "change", e.to_string()).await;
             return Ok(());
         }
     };
-    let urls = render_urls(&resolved.urls, &cc, format);
     enqueue(queue, store, ctx, "change", &urls, &msg).await
 }
 
 /// Queues upstream's "filter not found" alert.
 pub async fn queue_filter_failure(
+    sandbox: &Sandbox,
     queue: &dyn NotificationQueue,
     store: &dyn WatchStore,
     ctx: &WatchContext<'_>,
@@ -619,19 +621,44 @@ pub async fn queue_filter_failure(
     let (resolved, format) = ctx.resolved();
     let cc = ctx.change_context();
     let msg = render::render_filter_failure(&ctx.watch.include_filters, threshold, &cc, format);
-    let urls = render_urls(&resolved.urls, &cc, format);
+    let job = RenderJob::Urls {
+        urls: resolved.urls,
+        ctx: Box::new(cc),
+        format,
+    };
+    let urls = match sandbox.render(job).await {
+        Ok(rendered) => rendered.urls,
+        Err(e) => {
+            record_unsent(store, ctx, "filter_failure", e.to_string()).await;
+            return Ok(());
+        }
+    };
     enqueue(queue, store, ctx, "filter_failure", &urls, &msg).await
 }
 
 /// The "send test notification" message for a watch (its templates and last two snapshots
-/// when it has them) or for the global settings (`ctx` = `None`).
-pub fn test_message(
+/// when it has them) or for the global settings. Both templates are validated first (the
+/// error names the field); rendering runs in the sandbox like every user template.
+pub async fn test_message(
+    sandbox: &Sandbox,
     title: &str,
     body: &str,
     format: DiffFormat,
     cc: &ChangeContext,
 ) -> Result<Message, String> {
-    render::render_test(title, body, cc, format).map_err(|e| e.to_string())
+    let job = RenderJob::Test {
+        title: title.to_string(),
+        body: body.to_string(),
+        ctx: Box::new(cc.clone()),
+        format,
+    };
+    match sandbox.render(job).await {
+        Ok(Rendered {
+            message: Some(m), ..
+        }) => Ok(m),
+        Ok(Rendered { message: None, .. }) => Err("no message was rendered".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// `watch_tag` of the templates: the watch's tag titles.

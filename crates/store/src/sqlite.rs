@@ -65,7 +65,17 @@ const MIGRATIONS: &[&str] = &[
         visible_at INTEGER NOT NULL
     );
     CREATE INDEX notification_queue_visible ON notification_queue (visible_at);",
+    // 5: checks that were running when the process died, per watch, until one commits.
+    "CREATE TABLE interrupted_checks (
+        tenant TEXT NOT NULL,
+        watch_id TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (tenant, watch_id)
+    ) WITHOUT ROWID;",
 ];
+
+/// `last_error` of a watch paused because its checks kept dying with the process.
+pub const INTERRUPTED_ERROR: &str = "Paused: checks of this watch were interrupted by the server stopping unexpectedly several times in a row. Check its filters, then unpause it.";
 
 const ZSTD_LEVEL: i32 = 3;
 /// Raw HTML is kept for this many newest snapshots (upstream keeps two).
@@ -147,6 +157,76 @@ impl SqliteStore {
                 )
                 .map_err(backend)?;
             Ok((n, Vec::new()))
+        })
+        .await
+    }
+
+    /// Start-up recovery after a crash: every check that held a lease was running when the
+    /// process died. Each such watch's interruption count grows; a watch interrupted `limit`
+    /// times in a row (no commit in between) is paused with [`INTERRUPTED_ERROR`] instead of
+    /// being checked again, so a check that kills the process cannot do so on every start.
+    /// Then every lease is cleared. Returns (interrupted, paused).
+    pub async fn recover_interrupted(&self, limit: u32) -> Result<(usize, Vec<Key>), StoreError> {
+        self.run(move |tx| {
+            let leased: Vec<(String, String, String)> = {
+                let mut stmt = tx
+                    .prepare("SELECT tenant, kind, id FROM items WHERE lease_owner IS NOT NULL")
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)?
+            };
+            let mut paused = Vec::new();
+            let mut events = Vec::new();
+            for (tenant, kind, id) in &leased {
+                if kind != Kind::Watch.as_str() {
+                    continue;
+                }
+                let count: i64 = tx
+                    .query_row(
+                        "INSERT INTO interrupted_checks (tenant, watch_id, count) VALUES (?1, ?2, 1)
+                         ON CONFLICT (tenant, watch_id) DO UPDATE SET count = count + 1
+                         RETURNING count",
+                        params![tenant, id],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                if count < i64::from(limit.max(1)) {
+                    continue;
+                }
+                let key = Key::watch(tenant, id);
+                let Some(old) = load(tx, &key)? else { continue };
+                let mut new = old.clone();
+                if let Some(obj) = new.doc.as_object_mut() {
+                    obj.insert("paused".into(), serde_json::Value::Bool(true));
+                    obj.insert(
+                        "last_error".into(),
+                        serde_json::Value::String(INTERRUPTED_ERROR.into()),
+                    );
+                }
+                new.version += 1;
+                let mut schedule = new.schedule.clone().unwrap_or_default();
+                schedule.next_check_at = None;
+                schedule.lease_owner = None;
+                schedule.lease_until = None;
+                new.schedule = Some(schedule);
+                store_item(tx, &new)?;
+                // Unpausing gives the watch a fresh count.
+                tx.execute(
+                    "DELETE FROM interrupted_checks WHERE tenant = ?1 AND watch_id = ?2",
+                    params![tenant, id],
+                )
+                .map_err(backend)?;
+                events.extend(event(Some(old), Some(new)));
+                paused.push(key);
+            }
+            tx.execute(
+                "UPDATE items SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+                [],
+            )
+            .map_err(backend)?;
+            Ok(((leased.len(), paused), events))
         })
         .await
     }
@@ -617,6 +697,11 @@ impl WatchStore for SqliteStore {
                 }),
             };
             store_item(tx, &new)?;
+            tx.execute(
+                "DELETE FROM interrupted_checks WHERE tenant = ?1 AND watch_id = ?2",
+                params![key.tenant, key.id],
+            )
+            .map_err(backend)?;
             let outcome = CommitOutcome {
                 version: new.version,
                 snapshot_ts,

@@ -1,9 +1,18 @@
 //! The api Lambda function: the REST API v1 over DynamoDB and SQS, behind an HTTP API.
 
 use changewatch_aws::{AwsConfig, Clients, api};
+use changewatch_sandbox::{Sandbox, SandboxConfig};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+fn main() -> Result<(), lambda_http::Error> {
+    // Test notifications' templates render in children of this executable (see below).
+    changewatch_sandbox::run_child_if_requested();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), lambda_http::Error> {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
@@ -14,6 +23,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         .init();
     let config = AwsConfig::from_env()?;
     let clients = Clients::from_env().await;
-    let app = api::app(&clients, &config).await?;
+    let sandbox = Sandbox::child_process(SandboxConfig::current_exe(&config.base.sandbox)?);
+    let app = api::app(&clients, &config, sandbox).await?;
     lambda_http::run(app).await
 }

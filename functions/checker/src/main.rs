@@ -6,10 +6,19 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use changewatch_aws::{AwsConfig, Clients, checker};
 use changewatch_core::Fetcher;
 use changewatch_engine::checker::{Checker, CheckerConfig, NotifySetup};
+use changewatch_sandbox::{Sandbox, SandboxConfig};
 use lambda_runtime::{LambdaEvent, service_fn};
 
-#[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+fn main() -> Result<(), lambda_runtime::Error> {
+    // Filters, rules and templates run in children of this executable (see below).
+    changewatch_sandbox::run_child_if_requested();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
@@ -21,6 +30,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = AwsConfig::from_env()?;
     let clients = Clients::from_env().await;
     let fetcher = Fetcher::new(config.base.fetcher_config())?;
+    let sandbox = Sandbox::child_process(SandboxConfig::current_exe(&config.base.sandbox)?);
     let checker = Checker::new(
         Arc::new(clients.store(&config)),
         fetcher,
@@ -34,13 +44,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             max_fetch_timeout: config.checker_fetch_budget,
         },
     );
-    let checker = Arc::new(match clients.notification_queue(&config) {
-        Some(queue) => checker.with_notifications(NotifySetup {
-            queue: Arc::new(queue),
-            base_url: config.base.base_url.clone(),
-        }),
-        None => checker,
-    });
+    let checker = Arc::new(
+        match clients.notification_queue(&config) {
+            Some(queue) => checker.with_notifications(NotifySetup {
+                queue: Arc::new(queue),
+                base_url: config.base.base_url.clone(),
+            }),
+            None => checker,
+        }
+        .with_sandbox(sandbox),
+    );
     lambda_runtime::run(service_fn(|ev: LambdaEvent<SqsEvent>| {
         let checker = checker.clone();
         async move {

@@ -11,7 +11,6 @@ use changewatch_core::model::{
     tags_for_watch,
 };
 use changewatch_engine::{checker, notifications};
-use changewatch_notify::render;
 use changewatch_store::Key;
 use serde_json::{Value, json};
 
@@ -247,10 +246,6 @@ async fn send_test(
             .map_err(|e| ApiError::message(StatusCode::BAD_REQUEST, e.to_string()))?,
         None => resolved.format.parse().unwrap_or(DiffFormat::HtmlColor),
     };
-    for (field, src) in [("notification_title", &title), ("notification_body", &text)] {
-        render::validate_template(src)
-            .map_err(|e| ApiError::message(StatusCode::BAD_REQUEST, format!("{field}: {e}")))?;
-    }
     let ctx = notifications::WatchContext {
         key: &key,
         watch: w,
@@ -277,7 +272,8 @@ async fn send_test(
             cc.timestamp_to = Some(*to);
         }
     }
-    let msg = notifications::test_message(&title, &text, format, &cc)
+    let msg = notifications::test_message(&state.sandbox, &title, &text, format, &cc)
+        .await
         .map_err(|e| ApiError::message(StatusCode::BAD_REQUEST, e))?;
     let results = dispatcher
         .send_now(&state.tenant, watch_id.as_deref(), &urls, &msg)

@@ -69,6 +69,7 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
         config,
         started: Instant::now(),
         clock: epoch_now,
+        sandbox: changewatch_sandbox::Sandbox::in_process(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -145,6 +145,10 @@ pub enum RenderError {
         field: &'static str,
         message: String,
     },
+    /// An error that crossed the process sandbox as text, or the sandbox's verdict when a
+    /// template blew its time or memory budget.
+    #[error("{0}")]
+    Isolated(String),
 }
 
 fn format_of(format: DiffFormat) -> BodyFormat {
@@ -376,6 +380,7 @@ fn validation_message(err: &RenderError) -> String {
         RenderError::Budget { .. } => {
             "This template takes too long to render (endless or huge loop?)".to_string()
         }
+        RenderError::Isolated(message) => message.clone(),
         RenderError::Template { message, .. } => {
             if message.starts_with("unknown") {
                 format!("A variable or function is not defined: {message}")

@@ -1,0 +1,186 @@
+//! The sandbox with the real `changewatch` executable as its child: hostile filters and
+//! templates end as errors naming the budget they blew, and the next request still works.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use changewatch_core::diff::DiffFormat;
+use changewatch_core::fetch::FetchedPage;
+use changewatch_core::pipeline::{ChangeStatus, PreviousState, ProcessorSettings};
+use changewatch_notify::render::ChangeContext;
+use changewatch_sandbox::{RenderJob, Sandbox, SandboxConfig};
+
+fn sandbox(timeout_secs: u64, memory_mb: u64) -> Sandbox {
+    Sandbox::child_process(SandboxConfig {
+        program: PathBuf::from(env!("CARGO_BIN_EXE_changewatch")),
+        timeout: Duration::from_secs(timeout_secs),
+        memory_mb,
+        stack_mb: 16,
+        max_idle: 2,
+    })
+}
+
+fn page(content_type: &str, body: &str) -> FetchedPage {
+    FetchedPage {
+        final_url: "http://127.0.0.1/p".into(),
+        status: 200,
+        content_type: Some(content_type.into()),
+        server: None,
+        headers: Vec::new(),
+        raw: body.as_bytes().to_vec(),
+        text: body.to_string(),
+        encoding: "UTF-8",
+        fetch_time: 0.01,
+    }
+}
+
+fn filtered(filter: &str) -> ProcessorSettings {
+    ProcessorSettings {
+        include_filters: vec![filter.to_string()],
+        ..ProcessorSettings::default()
+    }
+}
+
+async fn process_error(sb: &Sandbox, p: FetchedPage, settings: ProcessorSettings) -> String {
+    match sb.process(p, settings, PreviousState::default()).await {
+        Ok((_, processed)) => panic!("expected an error, got {:?}", processed.text),
+        Err(e) => e.last_error(),
+    }
+}
+
+async fn works(sb: &Sandbox) {
+    let (page, processed) = sb
+        .process(
+            page(
+                "text/html",
+                "<html><body><p id=a>Price: 10</p><p>x</p></body></html>",
+            ),
+            filtered("#a"),
+            PreviousState::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200, "the page comes back with the result");
+    assert_eq!(processed.text, "Price: 10");
+    assert_eq!(processed.status, ChangeStatus::Baseline);
+}
+
+#[tokio::test]
+async fn ordinary_pages_are_processed_and_children_reused() {
+    let sb = sandbox(30, 1024);
+    assert!(sb.is_isolated());
+    for _ in 0..3 {
+        works(&sb).await;
+    }
+    // The processor's own errors cross the boundary with their meaning intact.
+    let e = sb
+        .process(
+            page("text/html", "<p>x</p>"),
+            filtered("#missing"),
+            PreviousState::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(e.is_filter_failure(), "{e:?}");
+}
+
+#[tokio::test]
+async fn endless_jq_recursion_blows_the_stack_of_a_child_only() {
+    let sb = sandbox(60, 1024);
+    let err = process_error(
+        &sb,
+        page("application/json", r#"{"a": 1}"#),
+        filtered("jq:def f: 1 + f; f"),
+    )
+    .await;
+    assert!(err.contains("ran out of stack"), "{err}");
+    works(&sb).await;
+}
+
+#[tokio::test]
+async fn a_jq_loop_without_end_is_stopped_at_the_deadline() {
+    let sb = sandbox(2, 1024);
+    let err = process_error(
+        &sb,
+        page("application/json", r#"{"a": 1}"#),
+        filtered("jq:last(range(1e15))"),
+    )
+    .await;
+    assert!(err.contains("took longer than 2 seconds"), "{err}");
+    works(&sb).await;
+}
+
+#[tokio::test]
+async fn jq_asking_for_gigabytes_hits_the_memory_cap() {
+    let sb = sandbox(60, 256);
+    let err = process_error(
+        &sb,
+        page("application/json", r#"{"a": 1}"#),
+        filtered(r#"jq:[limit(99999; repeat("x" * 100000))]"#),
+    )
+    .await;
+    assert!(err.contains("more than 256 MB"), "{err}");
+    works(&sb).await;
+}
+
+#[tokio::test]
+async fn a_template_asking_for_gigabytes_fails_its_render_only() {
+    let sb = sandbox(60, 256);
+    let bomb = r#"{% set a = "x" * 100000000 %}{% set a = a ~ a %}{% set a = a ~ a %}{% set a = a ~ a %}{{ a|length }}"#;
+    let job = RenderJob::Change {
+        title: "t".into(),
+        body: bomb.into(),
+        urls: vec!["json://127.0.0.1/{{ watch_uuid }}".into()],
+        ctx: Box::new(ChangeContext {
+            watch_uuid: "u1".into(),
+            ..ChangeContext::default()
+        }),
+        format: DiffFormat::Text,
+    };
+    let err = sb.render(job).await.unwrap_err().to_string();
+    assert!(err.contains("more than 256 MB"), "{err}");
+    // Ordinary templates still render, URL templates included.
+    let job = RenderJob::Change {
+        title: "Change on {{ watch_uuid }}".into(),
+        body: "{{ current_snapshot }}".into(),
+        urls: vec!["json://127.0.0.1/{{ watch_uuid }}".into()],
+        ctx: Box::new(ChangeContext {
+            watch_uuid: "u1".into(),
+            current_snapshot: "now".into(),
+            ..ChangeContext::default()
+        }),
+        format: DiffFormat::Text,
+    };
+    let rendered = sb.render(job).await.unwrap();
+    let message = rendered.message.unwrap();
+    assert_eq!(message.title, "Change on u1");
+    assert_eq!(message.body, "now");
+    assert_eq!(rendered.urls, vec!["json://127.0.0.1/u1".to_string()]);
+}
+
+#[tokio::test]
+async fn concurrent_requests_each_get_a_child() {
+    let sb = sandbox(30, 1024);
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let sb = sb.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = format!("<p id=a>n{i}</p>");
+            let (_, p) = sb
+                .process(
+                    page("text/html", &body),
+                    filtered("#a"),
+                    PreviousState::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(p.text, format!("n{i}"));
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    sb.shutdown();
+}
