@@ -201,6 +201,15 @@ pub enum FilterError {
         /// `"HTML"` or `"XML"`.
         format: &'static str,
     },
+    /// The rule is too long or too deeply nested to be parsed safely (see
+    /// [`check_complexity`]).
+    #[error("'{rule}' is too complex: {reason}")]
+    TooComplex {
+        /// The start of the rule as written.
+        rule: String,
+        /// Which limit, with its value.
+        reason: String,
+    },
     /// The filters' combined output passed [`filter_output_limit`] (element matches repeat
     /// their descendants, so `div` on nested divs grows with depth × size).
     #[error("Filter output too large: '{rule}' took the output past {limit} bytes")]
@@ -210,6 +219,129 @@ pub enum FilterError {
         /// The budget in bytes.
         limit: usize,
     },
+}
+
+/// Longest filter or text rule accepted, in characters: the API schema's `maxLength` of these
+/// list items (upstream's), applied here too so that rules arriving another way (settings,
+/// older stored watches) meet the same bound. Hand-written and generated filters (visual
+/// selector XPaths, long jq programs) stay well under 2,000.
+pub const MAX_RULE_CHARS: usize = 5_000;
+
+/// Deepest bracket nesting (`(`, `[`, `{`) accepted in a filter or regex rule.
+///
+/// jaq's parser and compiler, serde_json_path's parser and the CSS selector parser recurse per
+/// level: on a 2 MB stack (a tokio thread) jaq overflows at ~150 nested parentheses in a debug
+/// build and ~700 in release, and an overflow aborts the whole process, so the parsers never see
+/// anything deeper than this. Real filters nest a handful of levels.
+pub const MAX_RULE_NESTING: usize = 32;
+
+/// Most operators (`|`, `,`, arithmetic, comparisons, `and`/`or`, `as`, `if`, `reduce` …) a jq
+/// program may contain. jaq parses and compiles operator chains recursively too, even without
+/// brackets: `1+1+…` and `.|.|…` overflow a 2 MB stack at ~250 terms in a debug build and
+/// ~2,000 in release. Together with [`MAX_RULE_NESTING`] this keeps the worst case under half
+/// of that stack.
+pub const MAX_JQ_OPERATORS: usize = 100;
+
+/// Refuses a filter rule that is too long or too deeply nested to be parsed safely; runs before
+/// any parser sees the rule, both when a watch is saved and before each use.
+pub fn check_complexity(rule: &str) -> Result<(), FilterError> {
+    let (kind, expr) = FilterKind::split(rule);
+    let too_complex = |reason: String| FilterError::TooComplex {
+        rule: rule_snippet(rule),
+        reason,
+    };
+    if rule.chars().count() > MAX_RULE_CHARS {
+        return Err(too_complex(format!(
+            "longer than {MAX_RULE_CHARS} characters"
+        )));
+    }
+    let shape = scan_expression(expr, !matches!(kind, FilterKind::Css));
+    if shape.nesting > MAX_RULE_NESTING {
+        return Err(too_complex(format!(
+            "brackets nested deeper than {MAX_RULE_NESTING} levels"
+        )));
+    }
+    if matches!(kind, FilterKind::Jq | FilterKind::JqRaw) && shape.operators > MAX_JQ_OPERATORS {
+        return Err(too_complex(format!(
+            "more than {MAX_JQ_OPERATORS} jq operators"
+        )));
+    }
+    Ok(())
+}
+
+/// The first 60 characters of a rule, for messages that must stay short whatever the input.
+pub fn rule_snippet(rule: &str) -> String {
+    let mut chars = rule.trim().chars();
+    let head: String = chars.by_ref().take(60).collect();
+    match chars.next() {
+        Some(_) => format!("{head}…"),
+        None => head,
+    }
+}
+
+/// Bracket depth and operator count of an expression, outside string literals.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExpressionShape {
+    /// Deepest `(`/`[`/`{` nesting.
+    pub nesting: usize,
+    /// Operator characters and keywords (an over-count: `==` counts twice).
+    pub operators: usize,
+}
+
+/// One linear pass; `quotes` makes `'…'` and `"…"` opaque (not for CSS, where quotes are
+/// rare and attribute values are bounded by the length limit anyway). Backslash escapes are
+/// skipped in both.
+pub fn scan_expression(expr: &str, quotes: bool) -> ExpressionShape {
+    const KEYWORDS: [&str; 15] = [
+        "and", "or", "as", "if", "elif", "then", "else", "reduce", "foreach", "try", "catch",
+        "def", "label", "import", "include",
+    ];
+    let mut shape = ExpressionShape::default();
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut word = String::new();
+    let mut chars = expr.chars();
+    let end_word = |word: &mut String, shape: &mut ExpressionShape| {
+        if KEYWORDS.contains(&word.as_str()) {
+            shape.operators += 1;
+        }
+        word.clear();
+    };
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            chars.next();
+            continue;
+        }
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        if c.is_alphanumeric() || c == '_' {
+            if word.len() < 8 {
+                word.push(c);
+            } else {
+                word.push('_');
+            }
+            continue;
+        }
+        end_word(&mut word, &mut shape);
+        match c {
+            '"' | '\'' if quotes => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                shape.nesting = shape.nesting.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '|' | ',' | '+' | '-' | '*' | '/' | '%' | '<' | '>' | '=' | '?' | ';' => {
+                shape.operators += 1;
+            }
+            _ => {}
+        }
+    }
+    end_word(&mut word, &mut shape);
+    shape
 }
 
 /// Output budget of the include filters for content of `input_len` bytes:
@@ -345,6 +477,7 @@ impl Filter {
     /// Splits without compiling; the filtering functions compile each rule
     /// exactly once when they use it.
     fn split(rule: &str) -> Result<Filter, FilterError> {
+        check_complexity(rule)?;
         let (kind, expr) = FilterKind::split(rule);
         if expr.is_empty() {
             return Err(FilterError::Empty {
@@ -447,6 +580,7 @@ pub fn remove_elements<S: AsRef<str>>(
         if rule.is_empty() {
             continue;
         }
+        check_complexity(rule)?;
         match FilterKind::split(rule) {
             (FilterKind::XPath | FilterKind::XPath1, expr) => {
                 if expr.is_empty() {
@@ -2275,5 +2409,98 @@ mod tests {
             "<html><head></head><body><div></div></body></html>"
         );
         assert_eq!(result.3, Err(FilterError::JsonNotFound));
+    }
+
+    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(f)
+            .unwrap()
+            .join()
+            .unwrap()
+    }
+
+    /// Expressions that overflow a parser's stack unless refused first.
+    fn hostile_rules() -> Vec<String> {
+        let nested = |open: &str, inner: &str, close: &str, n: usize| {
+            format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+        };
+        vec![
+            format!("jq:{}", nested("(", "1", ")", 1000)),
+            format!("jq:1{}", "+1".repeat(2400)),
+            format!("jq:.{}", "|.".repeat(5000)),
+            format!("jqraw:{}", nested("[", "1", "]", 1000)),
+            format!("jq:{}", nested("if . then ", "1", " else 1 end", 400)),
+            format!("json:$.a{}", nested("[?(@", ".b", ")]", 500)),
+            format!("xpath:{}", nested("(", "//a", ")", 1000)),
+            nested(":is(", "a", ")", 1000),
+            format!("div{}", " a".repeat(MAX_RULE_CHARS)),
+        ]
+    }
+
+    #[test]
+    fn hostile_expressions_are_refused_before_any_parser_runs() {
+        on_small_stack(|| {
+            for rule in hostile_rules() {
+                match Filter::parse(&rule) {
+                    Err(FilterError::TooComplex {
+                        rule: named,
+                        reason,
+                    }) => {
+                        assert!(named.chars().count() <= 61, "{named}");
+                        assert!(!reason.is_empty());
+                    }
+                    other => panic!("{:.40}: {other:?}", rule),
+                }
+                let err = include("<p>x</p>", &[rule.as_str()]).unwrap_err();
+                assert!(matches!(err, FilterError::TooComplex { .. }));
+                let err = remove_elements("<p>x</p>", &[rule.as_str()], ContentKind::Html);
+                assert!(matches!(err, Err(FilterError::TooComplex { .. })));
+            }
+        });
+    }
+
+    #[test]
+    fn expressions_at_the_limits_still_compile_on_a_small_stack() {
+        // The worst accepted jq: nesting and operator chain both at their caps.
+        let ops = MAX_JQ_OPERATORS - 2 * MAX_RULE_NESTING;
+        let jq = format!(
+            "jq:{}1{}{}",
+            "[(".repeat(MAX_RULE_NESTING / 2),
+            "+1".repeat(ops),
+            ")]".repeat(MAX_RULE_NESTING / 2)
+        );
+        assert_eq!(scan_expression(&jq[3..], true).nesting, MAX_RULE_NESTING);
+        let pipes = format!("jq:.{}", "|.".repeat(MAX_JQ_OPERATORS));
+        let rules = [jq, pipes];
+        on_small_stack(move || {
+            for rule in &rules {
+                Filter::parse(rule).unwrap();
+                assert!(include(r#"{"a": 1}"#, &[rule.as_str()]).is_ok());
+            }
+        });
+        let nested = format!(
+            "xpath:{}//a{}",
+            "(".repeat(MAX_RULE_NESTING),
+            ")".repeat(MAX_RULE_NESTING)
+        );
+        Filter::parse(&nested).unwrap();
+        // Ordinary filters are nowhere near the limits.
+        for rule in [
+            "jq:.items[] | select(.price < 10 and .stock > 0) | {name, price: (.price * 100)}",
+            "json:$.store.book[?(@.price < 10)].title",
+            "xpath://div[@id='main']//span[contains(@class, 'price')]/text()",
+            "div#main > ul li:not(.ad):nth-child(2n+1) a[href^='https']",
+        ] {
+            Filter::parse(rule).unwrap();
+        }
+    }
+
+    #[test]
+    fn scanning_ignores_brackets_and_operators_in_strings() {
+        let shape = scan_expression(r#".a | select(.b == "((((|||,,,") and .c != '[[[')"#, true);
+        assert_eq!(shape.nesting, 1);
+        // `|`, `==`, `and`, and the `=` of `!=`.
+        assert_eq!(shape.operators, 1 + 2 + 1 + 1);
     }
 }

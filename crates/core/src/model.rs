@@ -3069,6 +3069,89 @@ fn check_templates(body: &Map<String, Value>) -> Result<(), ApiValidationError> 
     Ok(())
 }
 
+/// Fields holding filter rules (`FilterKind` prefixes) and text rules (substrings or
+/// `/regex/flags`), checked when saved so a rule that cannot run safely is a 400 naming the
+/// field, not a failing (or crashing) check later.
+pub const FILTER_RULE_FIELDS: [&str; 2] = ["include_filters", "subtractive_selectors"];
+pub const TEXT_RULE_FIELDS: [&str; 5] = [
+    "ignore_text",
+    "trigger_text",
+    "text_should_not_be_present",
+    "extract_text",
+    "extract_lines_containing",
+];
+
+/// Limits of one rule in `field` (one of [`FILTER_RULE_FIELDS`], [`TEXT_RULE_FIELDS`] or the
+/// global `global_ignore_text` / `global_subtractive_selectors`): length, bracket nesting and,
+/// for jq, operator count. Only cheap linear scans run here, never a parser: validation runs in
+/// the API process, which a parser's stack overflow would abort.
+pub fn check_rule_limits(field: &str, rule: &str) -> Result<(), String> {
+    if FILTER_RULE_FIELDS.contains(&field) || field == "global_subtractive_selectors" {
+        return crate::filters::check_complexity(rule).map_err(|e| e.to_string());
+    }
+    let too_complex = |reason: String| {
+        format!(
+            "'{}' is too complex: {reason}",
+            crate::filters::rule_snippet(rule)
+        )
+    };
+    if rule.chars().count() > crate::filters::MAX_RULE_CHARS {
+        return Err(too_complex(format!(
+            "longer than {} characters",
+            crate::filters::MAX_RULE_CHARS
+        )));
+    }
+    if let Some((pattern, _)) = crate::text_rules::perl_style_regex(rule)
+        && crate::filters::scan_expression(&pattern, false).nesting
+            > crate::filters::MAX_RULE_NESTING
+    {
+        return Err(too_complex(format!(
+            "brackets nested deeper than {} levels",
+            crate::filters::MAX_RULE_NESTING
+        )));
+    }
+    Ok(())
+}
+
+/// [`check_rule_limits`] over a list, for settings endpoints that hold rule lists.
+pub fn validate_rule_list(field: &str, rules: &[String]) -> Result<(), ApiValidationError> {
+    let errs: Vec<String> = rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rule)| {
+            check_rule_limits(field, rule)
+                .err()
+                .map(|e| format!("{field}.{i}: {e}"))
+        })
+        .collect();
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiValidationError::ValidationFailed(errs))
+    }
+}
+
+/// The rule lists of a watch or tag body, after the schema check (non-strings are already
+/// refused there).
+fn check_rules(body: &Map<String, Value>) -> Result<(), ApiValidationError> {
+    let mut errs = Vec::new();
+    for field in FILTER_RULE_FIELDS.iter().chain(TEXT_RULE_FIELDS.iter()) {
+        let Some(Value::Array(items)) = body.get(*field) else {
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            if let Some(Err(e)) = item.as_str().map(|rule| check_rule_limits(field, rule)) {
+                errs.push(format!("{field}.{i}: {e}"));
+            }
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiValidationError::ValidationFailed(errs))
+    }
+}
+
 fn check_timezone(body: &Map<String, Value>) -> Result<(), ApiValidationError> {
     let Some(Value::Object(tsl)) = body.get("time_schedule_limit") else {
         return Ok(());
@@ -3445,6 +3528,7 @@ pub fn create_watch_from_json(
     check_time_between_check(&data)?;
     check_notification_urls(&data, ctx)?;
     check_templates(&data)?;
+    check_rules(&data)?;
     check_timezone(&data)?;
 
     let restock = take_processor_config(&mut data);
@@ -3496,6 +3580,7 @@ pub fn apply_watch_update(
         validate_put_url(u)?;
     }
     check_templates(obj)?;
+    check_rules(obj)?;
     check_timezone(obj)?;
 
     let mut data = public_fields(obj);
@@ -3566,6 +3651,7 @@ pub fn create_tag_from_json(body: Value) -> Result<TagCreate, ApiValidationError
         return Err(ApiValidationError::InvalidTag);
     }
     check_templates(&data)?;
+    check_rules(&data)?;
     check_timezone(&data)?;
     data.retain(|k, _| !READONLY_TAG_FIELDS.contains(&k.as_str()) && k != "title");
     data.retain(|k, _| !k.starts_with("processor_config_") || k == "processor_config_restock_diff");
@@ -3599,6 +3685,7 @@ pub fn apply_tag_update(
     }
     validate_tag_colour(data.get("tag_colour"))?;
     check_templates(&data)?;
+    check_rules(&data)?;
     check_timezone(&data)?;
     if let Some(Value::String(t)) = data.get("title")
         && t.trim().is_empty()
@@ -4852,5 +4939,72 @@ mod tests {
         assert_eq!(watch_field_type("notification_urls"), Some("array"));
         assert_eq!(watch_field_type("time_between_check"), Some("object"));
         assert_eq!(watch_field_type("nope"), None);
+    }
+
+    #[test]
+    fn hostile_filters_and_rules_are_refused_naming_the_field() {
+        let ctx = ApiContext::default();
+        let deep_jq = format!("jq:{}1{}", "(".repeat(1000), ")".repeat(1000));
+        let long = "x".repeat(crate::filters::MAX_RULE_CHARS + 1);
+        let deep_regex = format!("/{}a{}/", "(".repeat(100), ")".repeat(100));
+        for (field, rule) in [
+            ("include_filters", deep_jq.clone()),
+            ("include_filters", format!("jq:1{}", "+1".repeat(2400))),
+            (
+                "subtractive_selectors",
+                format!("{}a{}", ":is(".repeat(100), ")".repeat(100)),
+            ),
+            ("ignore_text", long.clone()),
+            ("trigger_text", deep_regex.clone()),
+            ("text_should_not_be_present", long.clone()),
+            ("extract_text", deep_regex.clone()),
+            ("extract_lines_containing", long.clone()),
+        ] {
+            let body = json!({"url": "https://example.com/", field: ["ok", rule]});
+            let err = create_watch_from_json(body.clone(), &ctx).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.starts_with(&format!("Validation failed: {field}.1: '")),
+                "{msg:.200}"
+            );
+            if rule.len() > crate::filters::MAX_RULE_CHARS {
+                // The schema's maxLength (upstream's message) comes first.
+                assert!(msg.ends_with("' is too long"), "{msg:.200}");
+            } else {
+                assert!(msg.contains("is too complex"), "{msg:.200}");
+                assert!(msg.len() < 300, "the message quotes only the rule's start");
+            }
+            assert_eq!(err.body_kind(), ErrorBody::MessageObject);
+
+            let mut w = Watch::new("https://example.com/");
+            let before = w.clone();
+            let update = json!({field: [rule]});
+            assert!(apply_watch_update(&mut w, update.clone(), &ctx).is_err());
+            assert_eq!(w, before);
+            let tag = json!({"title": "t", field: [rule.clone()]});
+            assert!(create_tag_from_json(tag).is_err());
+            let mut t = Tag::new("t");
+            assert!(apply_tag_update(&mut t, update, &ctx).is_err());
+        }
+        assert!(validate_rule_list("global_subtractive_selectors", &[deep_jq]).is_err());
+        assert!(validate_rule_list("global_ignore_text", std::slice::from_ref(&long)).is_err());
+        let err = check_rule_limits("ignore_text", &long).unwrap_err();
+        assert!(
+            err.ends_with("is too complex: longer than 5000 characters"),
+            "{err:.100}"
+        );
+        assert!(validate_rule_list("global_ignore_text", &["Visitors:".into()]).is_ok());
+    }
+
+    #[test]
+    fn ordinary_filters_and_rules_are_accepted() {
+        let body = json!({
+            "url": "https://example.com/",
+            "include_filters": ["jq:.items[] | select(.price < 10) | .name", "#main .price"],
+            "subtractive_selectors": ["nav", "xpath://footer"],
+            "ignore_text": ["Updated at", "/visitors \\d+/i"],
+            "extract_text": ["/\\$(\\d+\\.\\d+)/"],
+        });
+        create_watch_from_json(body, &ApiContext::default()).unwrap();
     }
 }

@@ -1,0 +1,86 @@
+//! Filters and rules that cannot run safely are refused when saved, through HTTP only.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+mod common;
+
+use common::spawn_app;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn hostile() -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "include_filters",
+            format!("jq:{}1{}", "(".repeat(1000), ")".repeat(1000)),
+        ),
+        ("include_filters", format!("jq:1{}", "+1".repeat(2400))),
+        ("include_filters", format!("jq:.{}", "|.".repeat(2000))),
+        (
+            "subtractive_selectors",
+            format!("xpath:{}//a{}", "(".repeat(500), ")".repeat(500)),
+        ),
+        (
+            "extract_text",
+            format!("/{}a{}/", "(".repeat(200), ")".repeat(200)),
+        ),
+    ]
+}
+
+async fn refused(r: reqwest::Response, field: &str) {
+    assert_eq!(r.status().as_u16(), 400);
+    let v: Value = r.json().await.unwrap();
+    let msg = v["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with(&format!("Validation failed: {field}.0: '")) && msg.contains("too complex"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_filters_are_refused_with_a_400_naming_the_field() {
+    let app = spawn_app().await;
+    let uuid = app
+        .create_watch(json!({"url": "https://example.com/"}))
+        .await;
+    let r = app
+        .req(Method::POST, "/api/v1/tag")
+        .json(&json!({"title": "t"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let tag = r.json::<Value>().await.unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (field, rule) in hostile() {
+        let r = app
+            .req(Method::POST, "/api/v1/watch")
+            .json(&json!({"url": "https://example.com/x", field: [rule]}))
+            .send()
+            .await
+            .unwrap();
+        refused(r, field).await;
+        let r = app
+            .req(Method::PUT, &format!("/api/v1/watch/{uuid}"))
+            .json(&json!({field: [rule]}))
+            .send()
+            .await
+            .unwrap();
+        refused(r, field).await;
+        let r = app
+            .req(Method::PUT, &format!("/api/v1/tag/{tag}"))
+            .json(&json!({field: [rule]}))
+            .send()
+            .await
+            .unwrap();
+        refused(r, field).await;
+    }
+    // Nothing was stored, and the server is still there.
+    let (status, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(w["include_filters"], json!([]));
+    let (_, list) = app.get_json("/api/v1/watch").await;
+    assert_eq!(list.as_object().unwrap().len(), 1);
+}
