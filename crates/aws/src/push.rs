@@ -52,7 +52,7 @@ pub async fn serve(
         queue_size,
         allowed_origins: config.base.allowed_origins.clone(),
     };
-    let (socket_layer, push) = Push::start_with_options(state.clone(), &feed, options);
+    let (socket_layer, push) = Push::start(state.clone(), &feed, options);
     let router = app(state, socket_layer, dashboard).route(
         "/healthz",
         get(|| async { axum::Json(json!({"status": "ok"})) }),

@@ -189,7 +189,7 @@ async fn serve(config: Config) -> Result<(), String> {
         sandbox: sandbox.clone(),
     };
 
-    let (socket_layer, push) = Push::start_with_options(
+    let (socket_layer, push) = Push::start(
         state.clone(),
         store.as_ref(),
         changewatch_push::PushOptions {

@@ -16,13 +16,31 @@ use changewatch_core::pipeline::{PreviousState, ProcessorSettings};
 use changewatch_notify::render::ChangeContext;
 use changewatch_sandbox::{RenderJob, Sandbox, SandboxConfig};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
 fn cases() -> u32 {
     std::env::var("CW_FUZZ_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(48)
+}
+
+fn runner() -> TestRunner {
+    TestRunner::new(Config {
+        cases: cases(),
+        failure_persistence: None,
+        ..Config::default()
+    })
+}
+
+/// An error text is the sandbox's answer (the processor's own error or a blown budget), never a
+/// child that could not be started or a reply that could not be read.
+fn sandbox_answered(text: &str) -> Result<(), TestCaseError> {
+    prop_assert!(
+        !text.contains("could not be started") && !text.contains("reply could not be read"),
+        "{text}"
+    );
+    Ok(())
 }
 
 fn sandbox() -> Sandbox {
@@ -128,11 +146,7 @@ fn page(content_type: String, raw: Vec<u8>) -> FetchedPage {
 fn hostile_pages_filters_and_rules_always_end() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let sb = sandbox();
-    let mut runner = TestRunner::new(Config {
-        cases: cases(),
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = runner();
     let strategy = (
         hostile_page(),
         prop::collection::vec(hostile_filter(), 0..3),
@@ -159,16 +173,10 @@ fn hostile_pages_filters_and_rules_always_end() {
                 let outcome =
                     runtime.block_on(sb.process(page(ct, raw), settings, PreviousState::default()));
                 *tally.borrow_mut().entry(kind(&outcome)).or_default() += 1;
-                if let Err(e) = &outcome {
-                    let text = e.last_error();
-                    // The sandbox answered: either the processor's own error or a budget.
-                    prop_assert!(
-                        !text.contains("could not be started")
-                            && !text.contains("reply could not be read"),
-                        "{text}"
-                    );
+                match &outcome {
+                    Err(e) => sandbox_answered(&e.last_error()),
+                    Ok(_) => Ok(()),
                 }
-                Ok(())
             },
         )
         .unwrap();
@@ -209,11 +217,7 @@ fn kind<T>(outcome: &Result<T, changewatch_core::CheckError>) -> &'static str {
 fn hostile_templates_always_end() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let sb = sandbox();
-    let mut runner = TestRunner::new(Config {
-        cases: cases(),
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = runner();
     let piece = prop_oneof![
         Just("{{ diff }}".to_string()),
         Just("{{ current_snapshot|upper }}".to_string()),
@@ -258,15 +262,10 @@ fn hostile_templates_always_end() {
                 Err(_) => "template error",
             };
             *tally.borrow_mut().entry(label).or_default() += 1;
-            if let Err(e) = outcome {
-                let text = e.to_string();
-                prop_assert!(
-                    !text.contains("could not be started")
-                        && !text.contains("reply could not be read"),
-                    "{text}"
-                );
+            match outcome {
+                Err(e) => sandbox_answered(&e.to_string()),
+                Ok(_) => Ok(()),
             }
-            Ok(())
         })
         .unwrap();
     eprintln!("template fuzz outcomes: {:?}", tally.borrow());

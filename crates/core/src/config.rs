@@ -324,25 +324,41 @@ impl Config {
     }
 }
 
-/// `CW_ALLOWED_ORIGINS` entries, lowercased without a trailing `/`; each must be a bare
-/// `http(s)://host[:port]`, as browsers send in `Origin`, or it could never match.
+/// `CW_ALLOWED_ORIGINS` entries, serialised as browsers send them in `Origin` (lowercase, no
+/// default port, no trailing `/`); each must be a bare `http(s)://host[:port]` (see
+/// [`parse_origin`]), or it could never match.
 fn allowed_origins(v: &str) -> Result<Vec<String>, ConfigError> {
-    let mut out = Vec::new();
-    for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let o = entry.trim_end_matches('/').to_ascii_lowercase();
-        let rest = o
-            .strip_prefix("http://")
-            .or_else(|| o.strip_prefix("https://"));
-        if !rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', '@'])) {
-            return Err(invalid(
-                "CW_ALLOWED_ORIGINS",
-                v.to_string(),
-                "expected comma-separated origins like https://example.com:8443",
-            ));
-        }
-        out.push(o);
-    }
-    Ok(out)
+    v.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            parse_origin(entry)
+                .map(|o| o.ascii_serialization())
+                .ok_or_else(|| {
+                    invalid(
+                        "CW_ALLOWED_ORIGINS",
+                        v.to_string(),
+                        "expected comma-separated origins like https://example.com:8443",
+                    )
+                })
+        })
+        .collect()
+}
+
+/// An origin as browsers write it in `Origin`: `http(s)://host[:port]` (a trailing `/`
+/// tolerated) and nothing else; `None` for anything else, `null` included. Two origins compare
+/// equal with default ports made explicit (`https://x` = `https://x:443`). Shared by
+/// `CW_ALLOWED_ORIGINS` and the socket's check, so an entry accepted here always takes part.
+pub fn parse_origin(s: &str) -> Option<url::Origin> {
+    let url = url::Url::parse(s.trim()).ok()?;
+    let bare = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none();
+    bare.then(|| url.origin())
 }
 
 /// `ALLOWED_HOSTS` entries, lowercased, without a trailing dot or IPv6 brackets. A URL or a

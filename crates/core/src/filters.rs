@@ -246,6 +246,19 @@ pub const MAX_JQ_OPERATORS: usize = 100;
 /// any parser sees the rule, both when a watch is saved and before each use.
 pub fn check_complexity(rule: &str) -> Result<(), FilterError> {
     let (kind, expr) = FilterKind::split(rule);
+    let jq = matches!(kind, FilterKind::Jq | FilterKind::JqRaw);
+    check_shape(rule, expr, !matches!(kind, FilterKind::Css), jq)
+}
+
+/// [`check_complexity`] for a text rule (ignore, trigger, extract): its length, and for a
+/// `/regex/flags` rule the pattern's bracket nesting.
+pub fn check_text_rule_complexity(rule: &str) -> Result<(), FilterError> {
+    let pattern = crate::text_rules::perl_style_regex(rule).map(|(pattern, _)| pattern);
+    check_shape(rule, pattern.as_deref().unwrap_or(""), false, false)
+}
+
+/// The limits themselves: `rule` as written, `expr` the part a parser would read.
+fn check_shape(rule: &str, expr: &str, quotes: bool, jq: bool) -> Result<(), FilterError> {
     let too_complex = |reason: String| FilterError::TooComplex {
         rule: rule_snippet(rule),
         reason,
@@ -255,13 +268,13 @@ pub fn check_complexity(rule: &str) -> Result<(), FilterError> {
             "longer than {MAX_RULE_CHARS} characters"
         )));
     }
-    let shape = scan_expression(expr, !matches!(kind, FilterKind::Css));
+    let shape = scan_expression(expr, quotes);
     if shape.nesting > MAX_RULE_NESTING {
         return Err(too_complex(format!(
             "brackets nested deeper than {MAX_RULE_NESTING} levels"
         )));
     }
-    if matches!(kind, FilterKind::Jq | FilterKind::JqRaw) && shape.operators > MAX_JQ_OPERATORS {
+    if jq && shape.operators > MAX_JQ_OPERATORS {
         return Err(too_complex(format!(
             "more than {MAX_JQ_OPERATORS} jq operators"
         )));
@@ -1668,6 +1681,7 @@ fn raw_jq_output(value: &Val) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use testkit::on_small_stack;
 
     fn html_opts() -> FilterOptions {
         FilterOptions::default()
@@ -2389,35 +2403,21 @@ mod tests {
 
     #[test]
     fn filters_on_a_very_deep_page_finish_on_a_small_stack() {
-        let result = std::thread::Builder::new()
-            .stack_size(2 * 1024 * 1024)
-            .spawn(|| {
-                let n = 100_000;
-                let page = format!("{}x{}", "<div>".repeat(n), "</div>".repeat(n));
-                let css = include(&page, &["div"]).map(|o| o.len());
-                let xpath = include(&page, &["//div"]).map(|o| o.len());
-                let removed = remove_elements(&page, &["div div"], ContentKind::Html);
-                let json = include(&page, &["json:$.a"]).map(|o| o.len());
-                (css, xpath, removed, json)
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        let result = on_small_stack(|| {
+            let n = 100_000;
+            let page = format!("{}x{}", "<div>".repeat(n), "</div>".repeat(n));
+            let css = include(&page, &["div"]).map(|o| o.len());
+            let xpath = include(&page, &["//div"]).map(|o| o.len());
+            let removed = remove_elements(&page, &["div div"], ContentKind::Html);
+            let json = include(&page, &["json:$.a"]).map(|o| o.len());
+            (css, xpath, removed, json)
+        });
         assert!(result.0.is_ok() && result.1.is_ok(), "{result:?}");
         assert_eq!(
             result.2.unwrap(),
             "<html><head></head><body><div></div></body></html>"
         );
         assert_eq!(result.3, Err(FilterError::JsonNotFound));
-    }
-
-    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        std::thread::Builder::new()
-            .stack_size(2 * 1024 * 1024)
-            .spawn(f)
-            .unwrap()
-            .join()
-            .unwrap()
     }
 
     /// Expressions that overflow a parser's stack unless refused first.

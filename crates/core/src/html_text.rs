@@ -1297,6 +1297,7 @@ fn css_value(value: &str) -> &str {
 mod tests {
     use super::*;
     use scraper::Selector;
+    use testkit::on_small_stack;
 
     fn text(html: &str) -> String {
         html_to_text(html, &TextOptions::default())
@@ -1666,16 +1667,6 @@ mod tests {
             .map(|n| n.ancestors().count())
             .max()
             .unwrap_or(0)
-    }
-
-    /// A tokio blocking thread's stack: deep pages must not need more.
-    fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-        std::thread::Builder::new()
-            .stack_size(2 * 1024 * 1024)
-            .spawn(f)
-            .unwrap()
-            .join()
-            .unwrap()
     }
 
     #[test]

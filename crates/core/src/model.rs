@@ -3086,44 +3086,29 @@ pub const TEXT_RULE_FIELDS: [&str; 5] = [
 /// for jq, operator count. Only cheap linear scans run here, never a parser: validation runs in
 /// the API process, which a parser's stack overflow would abort.
 pub fn check_rule_limits(field: &str, rule: &str) -> Result<(), String> {
-    if FILTER_RULE_FIELDS.contains(&field) || field == "global_subtractive_selectors" {
-        return crate::filters::check_complexity(rule).map_err(|e| e.to_string());
-    }
-    let too_complex = |reason: String| {
-        format!(
-            "'{}' is too complex: {reason}",
-            crate::filters::rule_snippet(rule)
-        )
-    };
-    if rule.chars().count() > crate::filters::MAX_RULE_CHARS {
-        return Err(too_complex(format!(
-            "longer than {} characters",
-            crate::filters::MAX_RULE_CHARS
-        )));
-    }
-    if let Some((pattern, _)) = crate::text_rules::perl_style_regex(rule)
-        && crate::filters::scan_expression(&pattern, false).nesting
-            > crate::filters::MAX_RULE_NESTING
+    let checked = if FILTER_RULE_FIELDS.contains(&field) || field == "global_subtractive_selectors"
     {
-        return Err(too_complex(format!(
-            "brackets nested deeper than {} levels",
-            crate::filters::MAX_RULE_NESTING
-        )));
-    }
-    Ok(())
+        crate::filters::check_complexity(rule)
+    } else {
+        crate::filters::check_text_rule_complexity(rule)
+    };
+    checked.map_err(|e| e.to_string())
 }
 
-/// [`check_rule_limits`] over a list, for settings endpoints that hold rule lists.
-pub fn validate_rule_list(field: &str, rules: &[String]) -> Result<(), ApiValidationError> {
-    let errs: Vec<String> = rules
-        .iter()
+/// `field.i: reason` for each rule of `field` over its limits.
+fn rule_list_errors<'a>(field: &str, rules: impl Iterator<Item = &'a str>) -> Vec<String> {
+    rules
         .enumerate()
         .filter_map(|(i, rule)| {
             check_rule_limits(field, rule)
                 .err()
                 .map(|e| format!("{field}.{i}: {e}"))
         })
-        .collect();
+        .collect()
+}
+
+/// `ValidationFailed` listing `errs`, when there are any.
+fn validation_result(errs: Vec<String>) -> Result<(), ApiValidationError> {
     if errs.is_empty() {
         Ok(())
     } else {
@@ -3131,25 +3116,27 @@ pub fn validate_rule_list(field: &str, rules: &[String]) -> Result<(), ApiValida
     }
 }
 
+/// [`check_rule_limits`] over a list, for settings endpoints that hold rule lists.
+pub fn validate_rule_list(field: &str, rules: &[String]) -> Result<(), ApiValidationError> {
+    validation_result(rule_list_errors(field, rules.iter().map(String::as_str)))
+}
+
 /// The rule lists of a watch or tag body, after the schema check (non-strings are already
 /// refused there).
 fn check_rules(body: &Map<String, Value>) -> Result<(), ApiValidationError> {
-    let mut errs = Vec::new();
-    for field in FILTER_RULE_FIELDS.iter().chain(TEXT_RULE_FIELDS.iter()) {
-        let Some(Value::Array(items)) = body.get(*field) else {
-            continue;
-        };
-        for (i, item) in items.iter().enumerate() {
-            if let Some(Err(e)) = item.as_str().map(|rule| check_rule_limits(field, rule)) {
-                errs.push(format!("{field}.{i}: {e}"));
-            }
-        }
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiValidationError::ValidationFailed(errs))
-    }
+    let errs = FILTER_RULE_FIELDS
+        .iter()
+        .chain(TEXT_RULE_FIELDS.iter())
+        .filter_map(|field| match body.get(*field) {
+            Some(Value::Array(items)) => Some(rule_list_errors(
+                field,
+                items.iter().map(|v| v.as_str().unwrap_or("")),
+            )),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    validation_result(errs)
 }
 
 fn check_timezone(body: &Map<String, Value>) -> Result<(), ApiValidationError> {
@@ -3486,11 +3473,7 @@ fn apply_fields(
             errs.push(format!("{k}: {e}"));
         }
     }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiValidationError::ValidationFailed(errs))
-    }
+    validation_result(errs)
 }
 
 // -------------------------------------------------------------------------------------------

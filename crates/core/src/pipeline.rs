@@ -269,7 +269,7 @@ pub fn process(
     let mut for_checksum = if ignore.is_empty() {
         None
     } else {
-        Some(text_rules::try_strip_lines(&text, &ignore)?)
+        Some(text_rules::strip_lines(&text, &ignore)?)
     };
 
     let mut apply = |f: &dyn Fn(&str) -> Result<String, CheckError>| -> Result<(), CheckError> {
@@ -310,10 +310,10 @@ pub fn process(
 
     // --- blocking rules ----------------------------------------------------------------------
     let triggers = LinePattern::parse_all(&settings.trigger_text)?;
-    let triggered_text = text_rules::try_triggered_lines(&for_checksum, &triggers)?;
+    let triggered_text = text_rules::triggered_lines(&for_checksum, &triggers)?;
     let mut blocked = !triggers.is_empty() && triggered_text.is_empty();
     let forbidden = LinePattern::parse_all(&settings.text_should_not_be_present)?;
-    if !forbidden.is_empty() && !text_rules::try_matching_lines(&text, &forbidden)?.is_empty() {
+    if !forbidden.is_empty() && !text_rules::matching_lines(&text, &forbidden)?.is_empty() {
         blocked = true;
     }
 

@@ -174,10 +174,7 @@ pub fn validate_rules(rules: &[String]) -> Result<(), RuleError> {
 
 /// Indexes (0-based) of the lines of `content` that any pattern matches, or the first rule that
 /// failed on this text.
-pub fn try_matching_lines(
-    content: &str,
-    patterns: &[LinePattern],
-) -> Result<Vec<usize>, RuleError> {
+pub fn matching_lines(content: &str, patterns: &[LinePattern]) -> Result<Vec<usize>, RuleError> {
     let lines: Vec<&str> = content.lines().collect();
     let mut hit = vec![false; lines.len()];
     // Byte offset where each line starts, so a match's lines are found by binary search rather
@@ -249,44 +246,14 @@ pub fn try_matching_lines(
         .collect())
 }
 
-/// As [`try_matching_lines`], for callers that cannot report an error: a rule that fails on
-/// this text matches nothing (the lines found before it still count). Never loops.
-pub fn matching_lines(content: &str, patterns: &[LinePattern]) -> Vec<usize> {
-    match try_matching_lines(content, patterns) {
-        Ok(lines) => lines,
-        Err(failed) => {
-            let working: Vec<&LinePattern> = patterns
-                .iter()
-                .filter(|p| !matches!(p, LinePattern::Regex { rule, .. } if rule == failed.rule()))
-                .collect();
-            let mut hits = Vec::new();
-            for p in working {
-                if let Ok(lines) = try_matching_lines(content, std::slice::from_ref(p)) {
-                    hits.extend(lines);
-                }
-            }
-            hits.sort_unstable();
-            hits.dedup();
-            hits
-        }
-    }
-}
-
-/// `content` without the lines any pattern matches (ignore_text).
-pub fn try_strip_lines(content: &str, patterns: &[LinePattern]) -> Result<String, RuleError> {
+/// `content` without the lines any pattern matches (ignore_text), or the first rule that
+/// failed on this text.
+pub fn strip_lines(content: &str, patterns: &[LinePattern]) -> Result<String, RuleError> {
     if patterns.is_empty() {
         return Ok(content.to_string());
     }
-    let drop = try_matching_lines(content, patterns)?;
+    let drop = matching_lines(content, patterns)?;
     Ok(keep_lines_except(content, &drop))
-}
-
-/// As [`try_strip_lines`], with a failing rule ignoring nothing (see [`matching_lines`]).
-pub fn strip_lines(content: &str, patterns: &[LinePattern]) -> String {
-    if patterns.is_empty() {
-        return content.to_string();
-    }
-    keep_lines_except(content, &matching_lines(content, patterns))
 }
 
 fn keep_lines_except(content: &str, drop: &[usize]) -> String {
@@ -300,18 +267,11 @@ fn keep_lines_except(content: &str, drop: &[usize]) -> String {
     out
 }
 
-/// Lines that match any pattern (trigger_text's `triggered_text`).
-pub fn try_triggered_lines(
-    content: &str,
-    patterns: &[LinePattern],
-) -> Result<Vec<String>, RuleError> {
-    let hits = try_matching_lines(content, patterns)?;
+/// Lines that match any pattern (trigger_text's `triggered_text`), or the first rule that
+/// failed on this text.
+pub fn triggered_lines(content: &str, patterns: &[LinePattern]) -> Result<Vec<String>, RuleError> {
+    let hits = matching_lines(content, patterns)?;
     Ok(lines_at(content, &hits))
-}
-
-/// As [`try_triggered_lines`], with a failing rule triggering nothing (see [`matching_lines`]).
-pub fn triggered_lines(content: &str, patterns: &[LinePattern]) -> Vec<String> {
-    lines_at(content, &matching_lines(content, patterns))
 }
 
 fn lines_at(content: &str, indexes: &[usize]) -> Vec<String> {
@@ -435,20 +395,20 @@ mod tests {
     #[test]
     fn ignore_text_substring_and_regex() {
         let text = "Price: 10\nUpdated at 10:31\nVisitors 1234\nStock: yes\n";
-        let out = strip_lines(text, &pats(&["UPDATED AT", "/visitors \\d+/"]));
+        let out = strip_lines(text, &pats(&["UPDATED AT", "/visitors \\d+/"])).unwrap();
         assert_eq!(out, "Price: 10\nStock: yes\n");
     }
 
     #[test]
     fn ignore_text_multiline_regex_covers_spanned_lines() {
         let text = "a\nstart\nmiddle\nend\nz";
-        let out = strip_lines(text, &pats(&["/start.*?end/s"]));
+        let out = strip_lines(text, &pats(&["/start.*?end/s"])).unwrap();
         assert_eq!(out, "a\nz");
     }
 
     #[test]
     fn blank_rules_ignore_nothing() {
-        assert_eq!(strip_lines("a\nb", &pats(&["", "  "])), "a\nb");
+        assert_eq!(strip_lines("a\nb", &pats(&["", "  "])).unwrap(), "a\nb");
     }
 
     #[test]
@@ -462,10 +422,14 @@ mod tests {
     fn trigger_lines() {
         let text = "nothing\nIn stock now\nother";
         assert_eq!(
-            triggered_lines(text, &pats(&["in stock"])),
+            triggered_lines(text, &pats(&["in stock"])).unwrap(),
             vec!["In stock now"]
         );
-        assert!(triggered_lines(text, &pats(&["sold out"])).is_empty());
+        assert!(
+            triggered_lines(text, &pats(&["sold out"]))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
@@ -518,12 +482,9 @@ mod tests {
         for flags in ["s", "m"] {
             let rule = format!("/(?:a|(?=a)a)*b/{flags}");
             let p = pats(&[rule.as_str()]);
-            let err = try_strip_lines(&text, &p).unwrap_err();
+            let err = strip_lines(&text, &p).unwrap_err();
             assert_eq!(err.rule(), rule);
-            assert!(try_triggered_lines(&text, &p).is_err());
-            // The infallible forms end too: the failing rule matches nothing.
-            assert_eq!(strip_lines(&text, &p), text);
-            assert!(triggered_lines(&text, &p).is_empty());
+            assert!(triggered_lines(&text, &p).is_err());
         }
     }
 
@@ -531,9 +492,7 @@ mod tests {
     fn backtracking_single_line_rule_is_an_error_not_a_silent_miss() {
         let text = format!("x\n{}", "a".repeat(64));
         let p = pats(&[CATASTROPHIC, "x"]);
-        assert!(try_matching_lines(&text, &p).is_err());
-        // Without error reporting the other rules still work.
-        assert_eq!(matching_lines(&text, &p), vec![0]);
+        assert!(matching_lines(&text, &p).is_err());
     }
 
     #[test]
@@ -541,7 +500,7 @@ mod tests {
         let text = "a".repeat(MAX_MATCHES_PER_RULE + 1);
         let err = extract_by_regex(&text, &["/a/".into()]).unwrap_err();
         assert!(err.to_string().contains("matches more than"), "{err}");
-        let err = try_matching_lines(&text, &pats(&["/a/s"])).unwrap_err();
+        let err = matching_lines(&text, &pats(&["/a/s"])).unwrap_err();
         assert_eq!(err.rule(), "/a/s");
         // At the cap itself everything is still found.
         let text = "a".repeat(MAX_MATCHES_PER_RULE);
@@ -564,11 +523,11 @@ mod tests {
     fn multiline_match_lines_are_located_by_offset() {
         let text = "l0\nstart\nx\nend\nl4\nstart\nend\n";
         assert_eq!(
-            try_matching_lines(text, &pats(&["/start.*?end/s"])).unwrap(),
+            matching_lines(text, &pats(&["/start.*?end/s"])).unwrap(),
             vec![1, 2, 3, 5, 6]
         );
         assert_eq!(
-            try_matching_lines(text, &pats(&["/^l\\d$/m"])).unwrap(),
+            matching_lines(text, &pats(&["/^l\\d$/m"])).unwrap(),
             vec![0, 4]
         );
     }

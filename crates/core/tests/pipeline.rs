@@ -6,7 +6,7 @@ use changewatch_core::charset;
 use changewatch_core::content::StreamType;
 use changewatch_core::pipeline::{ChangeStatus, PreviousState, ProcessorSettings, process};
 use changewatch_core::{CheckError, FetchedPage};
-use testkit::fixture;
+use testkit::{fixture, on_small_stack};
 
 fn page(content_type: &str, raw: Vec<u8>) -> FetchedPage {
     let ct = (!content_type.is_empty()).then(|| content_type.to_string());
@@ -527,16 +527,6 @@ fn binary_reply_is_represented_by_its_checksum() {
 
 fn html_page(body: &str) -> FetchedPage {
     page("text/html; charset=utf-8", body.as_bytes().to_vec())
-}
-
-/// Runs on a thread with a tokio blocking thread's 2 MB stack.
-fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::Builder::new()
-        .stack_size(2 * 1024 * 1024)
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap()
 }
 
 #[test]

@@ -10,60 +10,8 @@
 //! Node): it is let through, and the handshake's auth still applies.
 
 use axum::http::{HeaderMap, Uri, header};
-
-/// An origin as compared: lowercase scheme and host, explicit port.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Origin {
-    scheme: String,
-    host: String,
-    port: u16,
-}
-
-impl Origin {
-    /// `scheme://host[:port]` (a trailing `/` tolerated); `None` for anything else, `null`
-    /// included.
-    fn parse(s: &str) -> Option<Origin> {
-        let s = s.trim().trim_end_matches('/').to_ascii_lowercase();
-        let (scheme, authority) = s.split_once("://")?;
-        let default_port = match scheme {
-            "http" | "ws" => 80,
-            "https" | "wss" => 443,
-            _ => return None,
-        };
-        let scheme = if default_port == 80 { "http" } else { "https" };
-        Origin::from_authority(scheme, default_port, authority)
-    }
-
-    fn from_authority(scheme: &str, default_port: u16, authority: &str) -> Option<Origin> {
-        let authority = authority.trim().to_ascii_lowercase();
-        if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
-            return None;
-        }
-        // `[v6]:port`, `[v6]`, `host:port`, `host`.
-        let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
-            let (v6, after) = rest.split_once(']')?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().ok()?,
-                None if after.is_empty() => default_port,
-                None => return None,
-            };
-            (format!("[{v6}]"), port)
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p.parse().ok()?),
-                None => (authority.clone(), default_port),
-            }
-        };
-        if host.is_empty() || host == "[]" {
-            return None;
-        }
-        Some(Origin {
-            scheme: scheme.to_string(),
-            host,
-            port,
-        })
-    }
-}
+use changewatch_core::config::parse_origin;
+use url::Origin;
 
 /// The request's own origin, as the browser that loaded the dashboard from this server sees
 /// it: `X-Forwarded-Proto` / `X-Forwarded-Host` when a proxy set them (a page cannot set
@@ -78,15 +26,14 @@ fn own_origin(headers: &HeaderMap, uri: &Uri) -> Option<Origin> {
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     };
-    let scheme = first("x-forwarded-proto").unwrap_or_else(|| "http".to_string());
-    let (scheme, default_port) = match scheme.to_ascii_lowercase().as_str() {
-        "https" | "wss" => ("https", 443),
-        _ => ("http", 80),
+    let scheme = match first("x-forwarded-proto").map(|p| p.to_ascii_lowercase()) {
+        Some(p) if p == "https" || p == "wss" => "https",
+        _ => "http",
     };
     let host = first("x-forwarded-host")
         .or_else(|| first(header::HOST.as_str()))
         .or_else(|| uri.authority().map(|a| a.as_str().to_string()))?;
-    Origin::from_authority(scheme, default_port, &host)
+    parse_origin(&format!("{scheme}://{host}"))
 }
 
 /// The socket's origin policy: the server's own origin plus a configured list.
@@ -105,7 +52,7 @@ impl OriginPolicy {
     /// entries that do not parse are skipped.
     pub fn new(allowed: &[String]) -> Self {
         OriginPolicy {
-            allowed: allowed.iter().filter_map(|o| Origin::parse(o)).collect(),
+            allowed: allowed.iter().filter_map(|o| parse_origin(o)).collect(),
         }
     }
 
@@ -119,7 +66,7 @@ impl OriginPolicy {
         if values.next().is_some() {
             return Err(OriginRefused(raw));
         }
-        let Some(origin) = Origin::parse(&raw) else {
+        let Some(origin) = parse_origin(&raw) else {
             return Err(OriginRefused(raw));
         };
         if own_origin(headers, uri).as_ref() == Some(&origin) || self.allowed.contains(&origin) {

@@ -53,7 +53,6 @@ struct Ctx {
     tenants: Arc<Mutex<HashMap<String, Tenant>>>,
     /// Set when `queue_size` is polled from the queues rather than counted from the feed.
     poller: Option<Arc<Poller>>,
-    origins: Arc<OriginPolicy>,
     /// What each connected socket proved at its handshake.
     creds: Arc<Mutex<HashMap<Sid, Cred>>>,
 }
@@ -129,7 +128,8 @@ impl std::fmt::Debug for SocketLayer {
 
 impl SocketLayer {
     /// `router` with Socket.IO at `/socket.io`; a handshake from a page of a foreign origin is
-    /// answered 403 before the engine opens a session (the connect handler checks again).
+    /// answered 403 before the engine opens a session. Every Socket.IO request (polling and the
+    /// WebSocket upgrade) passes here, so the connect handler need not check again.
     pub fn wrap(self, router: Router) -> Router {
         router
             .layer(self.socket)
@@ -172,32 +172,11 @@ impl std::fmt::Display for Refused {
 
 impl Push {
     /// Builds the Socket.IO layer (serve it at `/socket.io` by adding it to the router) and
-    /// starts the task that turns `feed` records into events. `queue_size` counts the watches
-    /// marked queued in the feed.
-    pub fn start(state: AppState, feed: &dyn ChangeFeed) -> (SocketLayer, Push) {
-        Push::start_with_options(state, feed, PushOptions::default())
-    }
-
-    /// [`Push::start`] with the source of `queue_size` chosen: with [`QueueSize::Polled`], a
+    /// starts the task that turns `feed` records into events. With [`QueueSize::Polled`], a
     /// second task reads the probe while sockets are connected and sends the depth to the
-    /// tenant's room when it changes; the feed's queue marks are then not counted for it.
-    pub fn start_with(
-        state: AppState,
-        feed: &dyn ChangeFeed,
-        queue_size: QueueSize,
-    ) -> (SocketLayer, Push) {
-        Push::start_with_options(
-            state,
-            feed,
-            PushOptions {
-                queue_size,
-                ..PushOptions::default()
-            },
-        )
-    }
-
-    /// [`Push::start_with`] with every option.
-    pub fn start_with_options(
+    /// tenant's room when it changes; with [`QueueSize::Marks`], `queue_size` counts the
+    /// watches marked queued in the feed.
+    pub fn start(
         state: AppState,
         feed: &dyn ChangeFeed,
         options: PushOptions,
@@ -211,7 +190,6 @@ impl Push {
             state,
             tenants: Arc::new(Mutex::new(HashMap::new())),
             poller: poller.clone(),
-            origins: origins.clone(),
             creds: Arc::new(Mutex::new(HashMap::new())),
         };
         let (layer, io) = SocketIo::builder().with_state(ctx.clone()).build_layer();
@@ -250,19 +228,15 @@ impl Push {
     }
 }
 
-/// Handshake auth, as upstream's dashboard: a page of the server's own origin (or a configured
-/// one) or no page at all; then open without a dashboard password; with one, the dashboard's
-/// session cookie or the API key (`x-api-key` header or `auth: {"api_key": …}`).
+/// Handshake auth, as upstream's dashboard (the page's origin was checked in front of the
+/// socket layer, see [`SocketLayer`]): open without a dashboard password; with one, the
+/// dashboard's session cookie or the API key (`x-api-key` header or `auth: {"api_key": …}`).
 async fn authorize(
     s: SocketRef,
     TryData(auth): TryData<Value>,
     State(ctx): State<Ctx>,
 ) -> Result<(), Refused> {
     let parts = s.req_parts();
-    if let Err(e) = ctx.origins.check(&parts.headers, &parts.uri) {
-        info!(sid = %s.id, error = %e, "socket handshake refused");
-        return Err(Refused("Origin not allowed"));
-    }
     let settings = ctx
         .state
         .settings()

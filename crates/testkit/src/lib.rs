@@ -8,6 +8,7 @@
 //! - [`capture::CaptureServer`]: records every HTTP request and answers with canned or failing
 //!   replies, for notification delivery tests.
 //! - [`smtp::SmtpServer`]: a small real SMTP receiver capturing envelope and message data.
+//! - [`on_small_stack`]: runs a closure with a tokio blocking thread's stack.
 
 pub mod capture;
 pub mod moto;
@@ -287,4 +288,21 @@ pub fn fixture_path(name: &str) -> PathBuf {
 #[allow(clippy::expect_used)]
 pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(fixture_path(name)).expect("fixture file present in the repository")
+}
+
+/// Runs `f` on a thread with a tokio blocking thread's 2 MB stack, so a test shows that deep
+/// input needs no more stack than the runtime gives the work that handles it.
+///
+/// # Panics
+/// When the thread cannot start, and with `f`'s own panic (a stack overflow aborts instead).
+#[allow(clippy::expect_used)]
+pub fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let thread = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(f)
+        .expect("spawn a thread");
+    match thread.join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }
