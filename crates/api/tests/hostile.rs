@@ -84,3 +84,44 @@ async fn hostile_filters_are_refused_with_a_400_naming_the_field() {
     let (_, list) = app.get_json("/api/v1/watch").await;
     assert_eq!(list.as_object().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn hostile_global_rules_are_refused_by_the_settings_page() {
+    let app = spawn_app().await;
+    let deep_selector = format!("xpath:{}//a{}", "(".repeat(500), ")".repeat(500));
+    let deep_regex = format!("/{}a{}/", "(".repeat(200), ")".repeat(200));
+    for (field, rule) in [
+        ("global_subtractive_selectors", deep_selector),
+        ("global_ignore_text", deep_regex),
+    ] {
+        let r = app
+            .client
+            .put(format!("{}/ui/settings", app.base))
+            .header("x-changewatch-ui", "1")
+            .json(&json!({field: ["nav", rule]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let v: Value = r.json().await.unwrap();
+        let msg = v["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(&format!("{field}.1: '")) && msg.contains("too complex"),
+            "{v}"
+        );
+    }
+    let r = app
+        .client
+        .get(format!("{}/ui/settings", app.base))
+        .header("x-changewatch-ui", "1")
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["global_subtractive_selectors"],
+        json!([]),
+        "nothing stored"
+    );
+    assert_eq!(v["global_ignore_text"], json!([]), "nothing stored");
+}

@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use changewatch_core::model::{
-    SessionKeys, Settings, TextOrFalse, TimeBetweenCheck, check_template_syntax,
+    SessionKeys, Settings, TextOrFalse, TimeBetweenCheck, check_template_syntax, validate_rule_list,
 };
 use changewatch_engine::checker::update_settings;
 use changewatch_store::Kind;
@@ -394,9 +394,14 @@ fn apply_settings(s: &mut Settings, body: &Map<String, Value>) -> Result<(), Api
                     .ok_or_else(|| bad("jitter_seconds: must be a whole number, 0 or more"))?;
                 s.requests.jitter_seconds = j;
             }
-            "global_ignore_text" => s.application.global_ignore_text = string_list(v, k)?,
-            "global_subtractive_selectors" => {
-                s.application.global_subtractive_selectors = string_list(v, k)?;
+            "global_ignore_text" | "global_subtractive_selectors" => {
+                let rules = string_list(v, k)?;
+                validate_rule_list(k, &rules).map_err(|e| bad(e.to_string()))?;
+                if k == "global_ignore_text" {
+                    s.application.global_ignore_text = rules;
+                } else {
+                    s.application.global_subtractive_selectors = rules;
+                }
             }
             "notification_urls" => {
                 let urls = string_list(v, k)?;
