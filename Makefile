@@ -25,8 +25,9 @@ deps:
 	fi
 
 ## What only the tests need: Debian's Chromium (browser tests drive it with playwright-core),
-## the python-socketio client (the Socket.IO contract is checked from Python too) and moto's
-## server mode (the AWS emulator the aws adapters and functions are tested against).
+## the python-socketio client (the Socket.IO contract is checked from Python too), moto's
+## server mode (the AWS emulator the aws adapters and functions are tested against),
+## schemathesis (the API fuzz) and unshare + ip (the API fuzz runs without a route out).
 test-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing: chromium"; \
@@ -35,6 +36,11 @@ test-deps:
 	  python3 -m pip install -q "python-socketio[client]==5.*" websocket-client
 	@python3 -c "import moto.server, flask_cors" 2>/dev/null || \
 	  python3 -m pip install -q "moto[server]==5.*"
+	@python3 -c "import schemathesis" 2>/dev/null || \
+	  python3 -m pip install -q "schemathesis==4.*"
+	@{ command -v unshare && command -v ip; } >/dev/null 2>&1 || { \
+	  echo "installing: util-linux iproute2"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux iproute2; }
 
 ## The browser dashboard: npm packages from the lock file, then the esbuild bundle in dist/.
 dashboard:
@@ -67,11 +73,16 @@ bench-socket: dashboard
 	$(CARGO) build --release -p changewatch
 	bash bench/socket_compare.sh
 
-## Longer fuzzing of the pipeline and templates through the sandbox than `make test` does
-## (hostile pages x filters, rules and templates; FUZZ_CASES cases per property).
+## Longer fuzzing than `make test` does: the pipeline and templates through the sandbox
+## (hostile pages x filters, rules and templates; FUZZ_CASES cases per property), then the REST
+## API with schemathesis from /api/v1/full-spec (API_FUZZ_EXAMPLES per operation, random seed,
+## printed by the run).
 FUZZ_CASES ?= 2000
-fuzz:
+API_FUZZ_EXAMPLES ?= 300
+fuzz: test-deps
 	CW_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release -p changewatch --test fuzz_pipeline -- --nocapture
+	CW_API_FUZZ_EXAMPLES=$(API_FUZZ_EXAMPLES) CW_API_FUZZ_SEED=random \
+	  $(CARGO) test --release -p changewatch --test api_fuzz -- --nocapture
 
 fmt:
 	$(CARGO) fmt --all

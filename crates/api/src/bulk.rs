@@ -5,17 +5,14 @@
 
 use changewatch_core::model::{TextOrFalse, Watch};
 use changewatch_engine::scheduler::request_recheck;
-use changewatch_store::{Expect, Key, StoreError};
+use changewatch_store::{Expect, Key};
 
 use crate::error::ApiError;
 use crate::routes::history::clear_history;
-use crate::routes::watches::{Loaded, load, resolve_tag_names, save};
+use crate::routes::watches::{Loaded, edit_watch, load, resolve_tag_names};
 use crate::state::AppState;
 
-/// How often an edit is retried when a check commits the same watch between read and write.
-const CONFLICT_RETRIES: usize = 5;
-
-/// Applies `edit` to a watch and saves it, re-reading on a version conflict. `Ok(false)` when the
+/// Applies an infallible `edit` with [`edit_watch`]'s conflict retries. `Ok(false)` when the
 /// watch does not exist.
 pub async fn update_watch(
     state: &AppState,
@@ -23,22 +20,12 @@ pub async fn update_watch(
     reschedule: bool,
     mut edit: impl FnMut(&mut Watch, &Loaded),
 ) -> Result<bool, ApiError> {
-    for _ in 0..CONFLICT_RETRIES {
-        let Some(loaded) = load(state, uuid).await? else {
-            return Ok(false);
-        };
-        let mut watch = loaded.watch.clone();
-        edit(&mut watch, &loaded);
-        match save(state, &loaded, &watch, reschedule).await {
-            Ok(()) => return Ok(true),
-            Err(ApiError::Store(StoreError::Conflict(_))) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ApiError::Store(StoreError::Conflict(Key::watch(
-        &state.tenant,
-        uuid,
-    ))))
+    let done = edit_watch(state, uuid, reschedule, |w, l| {
+        edit(w, l);
+        Ok(())
+    })
+    .await?;
+    Ok(done.is_some())
 }
 
 /// A `watch_operation` that succeeded: upstream's `operation_result` echoes these.
@@ -236,9 +223,7 @@ pub async fn checkbox_operation(
         }
         "clear-history" => {
             for uuid in uuids {
-                if let Some(loaded) = load(state, uuid).await? {
-                    clear_history(state, &loaded).await?;
-                }
+                clear_history(state, uuid).await?;
             }
             Outcome::ok(format!("{n} watches cleared/reset."))
         }

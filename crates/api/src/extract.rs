@@ -95,3 +95,45 @@ pub fn strtobool(v: Option<&String>, default: bool) -> Option<bool> {
         },
     }
 }
+
+fn bad_parameter(name: &str, why: String) -> ApiError {
+    ApiError::message(
+        axum::http::StatusCode::BAD_REQUEST,
+        format!("Validation failed: {name}: {why}"),
+    )
+}
+
+/// A two-way switch parameter (`?paused=paused|unpaused`): `Some(true)` for `on`, `Some(false)`
+/// for `off`, `None` when absent. Any other value (empty too) is refused rather than read as
+/// "just show the item": a typo must not look like a done pause.
+pub fn query_switch(
+    q: &std::collections::HashMap<String, String>,
+    name: &str,
+    on: &str,
+    off: &str,
+) -> Result<Option<bool>, ApiError> {
+    match q.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some(v) if v == on => Ok(Some(true)),
+        Some(v) if v == off => Ok(Some(false)),
+        Some(v) => Err(bad_parameter(
+            name,
+            format!("{v:?} is not one of ['{on}', '{off}']"),
+        )),
+    }
+}
+
+/// A non-negative integer parameter (`?offset=20`); absent is `None`.
+pub fn query_count(
+    q: &std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<Option<usize>, ApiError> {
+    match q.get(name).map(String::as_str) {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| bad_parameter(name, format!("{v:?} is not a non-negative integer"))),
+    }
+}

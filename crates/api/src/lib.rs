@@ -42,7 +42,7 @@ mod routes {
 use axum::Router;
 use axum::middleware;
 
-pub use routes::system::SPEC_YAML;
+pub use routes::system::{SPEC_YAML, full_spec_yaml};
 pub use state::{ApiConfig, AppState, Workers};
 
 /// The whole API. Unknown routes get Flask's HTML 404, as upstream.

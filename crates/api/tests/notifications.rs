@@ -133,3 +133,32 @@ async fn watch_notification_urls_are_checked_with_apprise_rules() {
     app.create_watch(json!({"url": "https://example.com", "notification_urls": ["json://h/x"]}))
         .await;
 }
+
+#[tokio::test]
+async fn unknown_keys_are_refused_by_name() {
+    let app = spawn_app().await;
+    for method in [Method::POST, Method::PUT, Method::DELETE] {
+        let (s, b) = send(
+            &app,
+            method.clone(),
+            json!({"notification_urls": ["json://example.com/a"], "notification_url": "x"}),
+        )
+        .await;
+        assert_eq!(
+            (s, b.as_str()),
+            (400, "\"Unknown field(s): notification_url\"\n"),
+            "{method}"
+        );
+    }
+    let (_, v) = app.get_json("/api/v1/notifications").await;
+    assert_eq!(v, json!({"notification_urls": []}), "nothing was added");
+
+    let r = app
+        .req(Method::POST, "/api/v1/notifications/test")
+        .json(&json!({"notification_urls": ["json://example.com/a"], "title": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.text().await.unwrap(), "\"Unknown field(s): title\"\n");
+}

@@ -63,7 +63,28 @@ async fn systeminfo_needs_the_key_but_full_spec_does_not() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(r.headers()["content-type"], "application/yaml");
-    assert!(r.text().await.unwrap().starts_with("openapi: 3"));
+    let served = r.text().await.unwrap();
+    assert!(served.starts_with("openapi: 3.1"));
+    assert_eq!(served, changewatch_api::full_spec_yaml());
+    // The generated parts replaced their markers, as JSON flow mappings YAML reads as is.
+    assert!(!served.contains("# @generated"));
+    for name in ["CreateWatch", "UpdateWatch", "CreateTag", "UpdateTag"] {
+        let line = served
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("{name} missing"));
+        let schema: serde_json::Value =
+            serde_json::from_str(line.split_once(": ").unwrap().1).unwrap();
+        assert_eq!(schema["additionalProperties"], json!(false), "{name}");
+    }
+    let import_params = served
+        .lines()
+        .filter(|l| l.contains(r#""in":"query""#))
+        .count();
+    assert!(
+        import_params > 50,
+        "every watch field is an import parameter"
+    );
 }
 
 /// `(path, methods)` of the spec, read from its `paths:` block by indentation.

@@ -129,6 +129,94 @@ async fn validation_errors_use_upstream_shapes() {
         r.text().await.unwrap(),
         "\"Unknown field(s): also_bad, nonsense\"\n"
     );
+    // POST refuses them the same way (upstream stores them and never reads them).
+    let r = app
+        .req(Method::POST, "/api/v1/watch")
+        .json(&json!({"url": "https://example.com/x", "ignore_txt": ["typo"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "\"Unknown field(s): ignore_txt\"\n"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_read_back_can_be_posted_as_a_copy() {
+    let app = spawn_app().await;
+    let uuid = app
+        .create_watch(json!({"url": "https://example.com/", "title": "Original", "tag": "news"}))
+        .await;
+    app.req(Method::PUT, &format!("/api/v1/watch/{uuid}"))
+        .json(&json!({"last_viewed": 5}))
+        .send()
+        .await
+        .unwrap();
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    let r = app
+        .req(Method::POST, "/api/v1/watch")
+        .json(&w)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+    let copy: serde_json::Value = r.json().await.unwrap();
+    let copy = copy["uuid"].as_str().unwrap();
+    assert_ne!(copy, uuid);
+    let (_, c) = app.get_json(&format!("/api/v1/watch/{copy}")).await;
+    assert_eq!(c["title"], "Original");
+    assert_eq!(c["tags"], w["tags"]);
+}
+
+#[tokio::test]
+async fn switch_and_count_parameters_refuse_other_values() {
+    let app = spawn_app().await;
+    let uuid = app
+        .create_watch(json!({"url": "https://example.com/"}))
+        .await;
+    for (q, param) in [
+        ("paused=pause", "paused"),
+        ("muted=yes", "muted"),
+        ("paused=", "paused"),
+        ("recheck=1&muted=off", "muted"),
+    ] {
+        let (status, v) = app.get_json(&format!("/api/v1/watch/{uuid}?{q}")).await;
+        assert_eq!(status, 400, "{q}: {v}");
+        let msg = v["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with(&format!("Validation failed: {param}: ")),
+            "{q}: {msg}"
+        );
+    }
+    // Nothing was done by the refused requests: not paused, not muted, not queued.
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(w["paused"], false);
+    assert_eq!(w["notification_muted"], false);
+    let (_, info) = app.get_json("/api/v1/systeminfo").await;
+    assert_eq!(info["queue_size"], 0);
+
+    for q in ["offset=-1", "limit=ten", "offset="] {
+        let (status, v) = app.get_json(&format!("/queue-status?{q}")).await;
+        assert_eq!(status, 400, "{q}: {v}");
+    }
+    let (status, v) = app.get_json("/queue.json?page=x").await;
+    assert_eq!(status, 400, "{v}");
+    let (status, _) = app.get_json("/queue-status?offset=0&limit=5").await;
+    assert_eq!(status, 200);
+    // Huge but valid numbers are an empty page, not an arithmetic overflow.
+    let (status, v) = app.get_json("/queue.json?page=368934881474191034").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["queued"], json!([]));
+    let (status, v) = app
+        .get_json(&format!(
+            "/queue-status?offset={}&limit={}",
+            usize::MAX,
+            usize::MAX
+        ))
+        .await;
+    assert_eq!(status, 200, "{v}");
 }
 
 #[tokio::test]

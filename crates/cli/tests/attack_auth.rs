@@ -155,13 +155,13 @@ impl Sock {
         req.send().map_or(0, |r| r.status().as_u16())
     }
 
-    /// The next packet; pings are answered on the way. `None`: the session is gone.
+    /// The next packet; a ping is answered and returned too, so callers' deadlines hold even
+    /// when nothing else comes. `None`: the session is gone.
     fn next_packet(&mut self) -> Option<String> {
         loop {
             if let Some(p) = self.pending.pop_front() {
                 if p == "2" {
                     self.post("3");
-                    continue;
                 }
                 return Some(p);
             }

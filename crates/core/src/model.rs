@@ -25,6 +25,8 @@ use serde_json::{Map, Value};
 
 use crate::pipeline::ProcessorSettings;
 
+pub mod openapi;
+
 // -------------------------------------------------------------------------------------------
 // Constants shared with the rest of the system
 // -------------------------------------------------------------------------------------------
@@ -101,6 +103,10 @@ const READONLY_WATCH_FIELDS: &[&str] = &[
     "history_n",
     "processor_config_restock_diff_source",
 ];
+
+/// Writable on PUT but meaningless for a new watch: dropped from POST so that a watch read
+/// back with GET can be posted as a copy.
+const COPY_DROPPED_FIELDS: &[&str] = &["last_viewed"];
 
 /// Upstream also drops every Python `@property` name of its Watch class from PUT bodies; a
 /// client may well have stored one of these next to the watch JSON.
@@ -3172,12 +3178,10 @@ fn public_fields(body: &Map<String, Value>) -> Map<String, Value> {
         .collect()
 }
 
-/// Takes the processor configs out of `data` (they are stored apart); only the restock one
-/// exists, others are dropped.
+/// Takes the restock processor's config out of `data` (it is stored apart); the only
+/// processor config there is, so any other `processor_config_*` stays behind as unknown.
 fn take_processor_config(data: &mut Map<String, Value>) -> Option<Value> {
-    let restock = data.remove("processor_config_restock_diff");
-    data.retain(|k, _| !k.starts_with("processor_config_"));
-    restock
+    data.remove("processor_config_restock_diff")
 }
 
 fn unknown_fields(data: &Map<String, Value>, extra_valid: &[&str]) -> Vec<String> {
@@ -3491,7 +3495,8 @@ pub struct WatchCreate {
 
 /// POST /watch. Checks run in upstream's order: schema, URL, proxy, interval, notification
 /// URLs, then templates and timezone. `__*`, system-managed, readOnly and computed keys are
-/// dropped; unknown keys are ignored (upstream stores them verbatim; this port does not).
+/// dropped; any other unknown key is refused as PUT refuses it (upstream stores it verbatim
+/// and never reads it: a misspelt field would look saved and do nothing).
 pub fn create_watch_from_json(
     body: Value,
     ctx: &ApiContext<'_>,
@@ -3527,8 +3532,13 @@ pub fn create_watch_from_json(
     data.retain(|k, _| {
         !READONLY_WATCH_FIELDS.contains(&k.as_str())
             && !WATCH_PROPERTY_NAMES.contains(&k.as_str())
+            && !COPY_DROPPED_FIELDS.contains(&k.as_str())
             && k != "url"
     });
+    let unknown = unknown_fields(&data, &[]);
+    if !unknown.is_empty() {
+        return Err(ApiValidationError::UnknownFields(unknown));
+    }
 
     let mut watch = Watch::new(url);
     apply_fields(&data, |k, v| set_watch_field(&mut watch, k, v))?;
@@ -4284,9 +4294,9 @@ mod tests {
             "last_error": "x",
             "restock": {"in_stock": true},
             "__check_status": "x",
-            "not_a_field": 1,
+            "last_checked": 5,
+            "history_n": 3,
             "processor_config_restock_diff": {"in_stock_processing": "all_changes"},
-            "processor_config_other": {"a": 1},
         }))
         .unwrap();
         let w = c.watch;
@@ -4306,6 +4316,25 @@ mod tests {
                 .as_ref()
                 .unwrap()
                 .follow_price_changes
+        );
+    }
+
+    #[test]
+    fn post_refuses_unknown_keys_by_name() {
+        let err = post(json!({
+            "url": "https://example.com/",
+            "not_a_field": 1,
+            "processor_config_other": {"a": 1},
+            "__dropped": true,
+        }))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Unknown field(s): not_a_field, processor_config_other"
+        );
+        assert_eq!(
+            err.to_body(),
+            json!("Unknown field(s): not_a_field, processor_config_other")
         );
     }
 

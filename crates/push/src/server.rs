@@ -254,6 +254,10 @@ async fn authorize(
 }
 
 async fn on_connect(s: SocketRef, TryData(auth): TryData<Value>, State(ctx): State<Ctx>) {
+    // Handlers first, before any await: the client has its CONNECT answer already and may send
+    // an event at once; one arriving before its handler exists would be dropped unanswered.
+    s.on("watch_operation", on_watch_operation);
+    s.on("checkbox-operation", on_checkbox_operation);
     let cred = Cred::of(&s.req_parts().headers, auth.ok().as_ref());
     ctx.creds().insert(s.id, cred);
     s.on_disconnect(forget_socket);
@@ -283,8 +287,6 @@ async fn on_connect(s: SocketRef, TryData(auth): TryData<Value>, State(ctx): Sta
         "checking_now",
         &json!({"count": checking, "event_timestamp": ts}),
     );
-    s.on("watch_operation", on_watch_operation);
-    s.on("checkbox-operation", on_checkbox_operation);
     debug!(sid = %s.id, "socket connected");
 }
 

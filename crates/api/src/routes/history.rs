@@ -14,10 +14,10 @@ use axum::routing::get;
 use changewatch_core::diff::{DiffFormat, DiffOptions, apply_format, render_diff};
 use changewatch_core::model::NOTIFICATION_FORMAT_SYSTEM_DEFAULT;
 use changewatch_engine::timing::next_due;
-use changewatch_store::{Expect, Key};
+use changewatch_store::{Expect, Key, StoreError};
 use serde_json::{Map, Value};
 
-use super::watches::{Loaded, load, not_found};
+use super::watches::{CONFLICT_RETRIES, Loaded, load, not_found};
 use crate::error::{ApiError, json_response, no_content};
 use crate::extract::{WatchUuid, strtobool, truthy};
 use crate::state::AppState;
@@ -98,45 +98,62 @@ async fn delete_history(
     State(state): State<AppState>,
     WatchUuid(uuid): WatchUuid,
 ) -> Result<Response, ApiError> {
-    let loaded = load_or_404(&state, &uuid).await?;
-    clear_history(&state, &loaded).await?;
+    if !clear_history(&state, &uuid).await? {
+        return Err(not_found(&uuid));
+    }
     Ok(no_content())
 }
 
-/// DELETE …/history and the dashboard's clear-history operation.
-pub async fn clear_history(state: &AppState, loaded: &Loaded) -> Result<(), ApiError> {
-    let mut watch = loaded.watch.clone();
-    watch.clear_history_state();
+/// DELETE …/history and the dashboard's clear-history operation. `Ok(false)` when the watch
+/// does not exist. A check committing the watch meanwhile makes the reset retry on the fresh
+/// copy (the reset goes first, so losing that race loses nothing).
+pub async fn clear_history(state: &AppState, uuid: &str) -> Result<bool, ApiError> {
     let settings = state.settings().await?;
-    let mut schedule = loaded.item.schedule.clone().unwrap_or_default();
-    // A scheduled job for a due time at or before the last committed one is dropped as stale,
-    // so a reset in the same second as the last check must be due one second later.
-    let last_due = schedule.last_due_at;
-    schedule.next_check_at = next_due(
-        &watch,
-        &settings,
-        0,
-        state.now(),
-        state.config.minimum_recheck_secs,
-    )
-    .map(|t| match last_due {
-        Some(d) if d >= t => d + 1,
-        _ => t,
-    });
-    let doc = serde_json::to_value(&watch)
-        .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    // The reset goes first: if it loses a race with another write nothing is lost yet.
-    state
-        .store
-        .put(
-            &loaded.item.key,
-            doc,
-            Some(schedule),
-            Expect::Version(loaded.item.version),
+    for _ in 0..CONFLICT_RETRIES {
+        let Some(loaded) = load(state, uuid).await? else {
+            return Ok(false);
+        };
+        let mut watch = loaded.watch.clone();
+        watch.clear_history_state();
+        let mut schedule = loaded.item.schedule.clone().unwrap_or_default();
+        // A scheduled job for a due time at or before the last committed one is dropped as
+        // stale, so a reset in the same second as the last check must be due one second later.
+        let last_due = schedule.last_due_at;
+        schedule.next_check_at = next_due(
+            &watch,
+            &settings,
+            0,
+            state.now(),
+            state.config.minimum_recheck_secs,
         )
-        .await?;
-    state.store.delete_history(&loaded.item.key).await?;
-    Ok(())
+        .map(|t| match last_due {
+            Some(d) if d >= t => d + 1,
+            _ => t,
+        });
+        let doc = serde_json::to_value(&watch)
+            .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        match state
+            .store
+            .put(
+                &loaded.item.key,
+                doc,
+                Some(schedule),
+                Expect::Version(loaded.item.version),
+            )
+            .await
+        {
+            Ok(_) => {
+                state.store.delete_history(&loaded.item.key).await?;
+                return Ok(true);
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Store(StoreError::Conflict(Key::watch(
+        &state.tenant,
+        uuid,
+    ))))
 }
 
 async fn snapshot(

@@ -42,8 +42,36 @@ pub async fn update_settings<T>(
     .await
 }
 
-/// The `notification_urls` list of a request body, checked as the spec's schema does.
+/// Keys of a request body other than `allowed`, refused as the watch and tag endpoints refuse
+/// them: a misspelt key must not look accepted.
+fn refuse_unknown(body: &Value, allowed: &[&str]) -> Result<(), ApiError> {
+    let Some(obj) = body.as_object() else {
+        return Ok(());
+    };
+    let mut unknown: Vec<&str> = obj
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !allowed.contains(k))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort_unstable();
+    Err(ApiError::text(
+        StatusCode::BAD_REQUEST,
+        format!("Unknown field(s): {}", unknown.join(", ")),
+    ))
+}
+
+/// The body of the list endpoints: `notification_urls` and nothing else.
 fn urls_of(body: &Value) -> Result<Vec<String>, ApiError> {
+    let urls = url_list(body)?;
+    refuse_unknown(body, &["notification_urls"])?;
+    Ok(urls)
+}
+
+/// The `notification_urls` list of a request body, checked as the spec's schema does.
+fn url_list(body: &Value) -> Result<Vec<String>, ApiError> {
     let invalid = |what: &str| {
         ApiError::message(
             StatusCode::BAD_REQUEST,
@@ -178,21 +206,31 @@ async fn send_test(
     State(state): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let Some(dispatcher) = state.notifier.clone() else {
-        return Err(ApiError::message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Notifications cannot be sent from here",
-        ));
-    };
     if !body.is_object() {
         return Err(ApiError::message(
             StatusCode::BAD_REQUEST,
             "Validation failed: expected a JSON object",
         ));
     }
+    refuse_unknown(
+        &body,
+        &[
+            "notification_urls",
+            "notification_title",
+            "notification_body",
+            "notification_format",
+            "watch_uuid",
+        ],
+    )?;
+    let Some(dispatcher) = state.notifier.clone() else {
+        return Err(ApiError::message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Notifications cannot be sent from here",
+        ));
+    };
     let given_urls = match body.get("notification_urls") {
         None | Some(Value::Null) => None,
-        Some(_) => Some(urls_of(&body)?),
+        Some(_) => Some(url_list(&body)?),
     };
     let title = opt_str(&body, "notification_title")?;
     let text = opt_str(&body, "notification_body")?;

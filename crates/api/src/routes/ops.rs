@@ -14,7 +14,7 @@ use changewatch_store::{CheckJob, Kind};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, json_response};
-use crate::extract::truthy;
+use crate::extract::{query_count, truthy};
 use crate::routes::watches::decode_watch;
 use crate::state::AppState;
 
@@ -105,6 +105,9 @@ async fn queue_status(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    // Every parameter is checked before any answer is chosen, so none is silently ignored.
+    let offset = query_count(&q, "offset")?.unwrap_or(0);
+    let limit = query_count(&q, "limit")?;
     let jobs = jobs(&state).await?;
     if let Some(uuid) = q.get("uuid").filter(|u| !u.is_empty()) {
         let found = jobs.iter().position(|j| &j.watch_id == uuid);
@@ -128,11 +131,7 @@ async fn queue_status(
             &json!({"status": "success", "queue_summary": summary(&jobs)}),
         ));
     }
-    let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let limit: Option<usize> = q
-        .get("limit")
-        .and_then(|v| v.parse().ok())
-        .or((jobs.len() > AUTO_LIMIT_ABOVE).then_some(AUTO_LIMIT));
+    let limit = limit.or((jobs.len() > AUTO_LIMIT_ABOVE).then_some(AUTO_LIMIT));
     let items: Vec<Value> = jobs
         .iter()
         .enumerate()
@@ -141,7 +140,7 @@ async fn queue_status(
         .map(|(i, j)| json!({"uuid": j.watch_id, "position": i, "priority": j.priority}))
         .collect();
     let returned = items.len();
-    let has_more = offset + returned < jobs.len();
+    let has_more = offset.saturating_add(returned) < jobs.len();
     let note = has_more.then(|| {
         format!(
             "Showing {returned} of {} items (offset {offset})",
@@ -181,11 +180,7 @@ async fn queue_json(
         .ok()
         .filter(|n| *n > 0)
         .unwrap_or(AUTO_LIMIT);
-    let page: usize = q
-        .get("page")
-        .and_then(|v| v.parse().ok())
-        .filter(|p| *p > 0)
-        .unwrap_or(1);
+    let page = query_count(&q, "page")?.filter(|p| *p > 0).unwrap_or(1);
     let jobs = jobs(&state).await?;
     let mut briefs: HashMap<String, Value> = HashMap::new();
     for item in state.store.list(&state.tenant, Kind::Watch).await? {
@@ -216,7 +211,8 @@ async fn queue_json(
     let queued: Vec<Value> = jobs
         .iter()
         .enumerate()
-        .skip((page - 1) * per_page)
+        // A page number from the query can be anything up to usize::MAX.
+        .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
         .map(|(i, j)| {
             let mut b = brief(&j.watch_id);

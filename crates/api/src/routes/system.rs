@@ -5,15 +5,52 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use changewatch_core::model::openapi;
 use changewatch_store::Kind;
 use serde_json::json;
+use std::sync::LazyLock;
 
 use crate::error::{ApiError, json_response};
 use crate::routes::watches::decode_watch;
 use crate::state::AppState;
 
-/// The OpenAPI document of exactly the endpoints this crate serves.
+/// The OpenAPI document of exactly the endpoints this crate serves, before the request-body
+/// schemas are filled in from the model ([`full_spec_yaml`]).
 pub const SPEC_YAML: &str = include_str!("../../api-spec.yaml");
+
+/// The served document: [`SPEC_YAML`] with its `# @generated` lines replaced by the schemas
+/// the model's write checks run, written as JSON (YAML's flow style), so the spec describes
+/// every body exactly as it is validated.
+pub fn full_spec_yaml() -> &'static str {
+    static SPEC: LazyLock<String> = LazyLock::new(|| {
+        let mut out = String::with_capacity(SPEC_YAML.len() * 3);
+        for line in SPEC_YAML.lines() {
+            match line.trim() {
+                "# @generated request-body-schemas" => {
+                    for (name, schema) in openapi::request_body_schemas() {
+                        out.push_str(&format!("    {name}: {schema}\n"));
+                    }
+                }
+                "# @generated import-field-parameters" => {
+                    for name in openapi::watch_field_names().filter(|n| {
+                        // Already listed with their own meaning.
+                        !["tag", "proxy"].contains(n)
+                    }) {
+                        let param =
+                            json!({"name": name, "in": "query", "schema": {"type": "string"}});
+                        out.push_str(&format!("        - {param}\n"));
+                    }
+                }
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        out
+    });
+    &SPEC
+}
 
 /// Upstream's grace period before a watch counts as overdue, so that a check that is merely
 /// queued behind others is not reported.
@@ -78,7 +115,7 @@ async fn systeminfo(State(state): State<AppState>) -> Result<Response, ApiError>
 }
 
 async fn full_spec() -> Response {
-    let mut resp = (StatusCode::OK, SPEC_YAML).into_response();
+    let mut resp = (StatusCode::OK, full_spec_yaml()).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/yaml"),

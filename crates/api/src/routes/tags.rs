@@ -15,10 +15,10 @@ use changewatch_core::model::{self, ApiContext, Tag};
 use changewatch_store::{Expect, Item, Key, Kind, StoreError};
 use serde_json::{Map, Value, json};
 
-use super::watches::{decode_watch, proxy_names, recheck_all};
+use super::watches::{CONFLICT_RETRIES, decode_watch, proxy_names, recheck_all};
 use crate::apprise::is_valid_apprise_url;
 use crate::error::{ApiError, json_response, json_string, no_content};
-use crate::extract::{JsonBody, WatchUuid, truthy};
+use crate::extract::{JsonBody, WatchUuid, query_switch, truthy};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -27,9 +27,6 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tag", post(create))
         .route("/api/v1/tag/{uuid}", get(read).put(update).delete(remove))
 }
-
-/// How often a watch write that lost a race is retried before the request gives up.
-const CONFLICT_RETRIES: usize = 5;
 
 fn decode_tag(item: &Item) -> Result<Tag, ApiError> {
     serde_json::from_value(item.doc.clone())
@@ -132,6 +129,7 @@ async fn read(
     let Some((item, mut tag)) = load(&state, &uuid).await? else {
         return Err(not_found(&uuid));
     };
+    let muted = query_switch(&q, "muted", "muted", "unmuted")?;
     if truthy(q.get("recheck")) {
         // Members by assignment only (not by url_match_pattern), least recently checked
         // first, muted ones included: upstream's selection.
@@ -146,11 +144,6 @@ async fn read(
         let items: Vec<Item> = members.into_iter().map(|(_, w)| w).collect();
         return recheck_all(&state, &items, false).await;
     }
-    let muted = match q.get("muted").map(String::as_str) {
-        Some("muted") => Some(true),
-        Some("unmuted") => Some(false),
-        _ => None,
-    };
     if let Some(muted) = muted {
         tag.base.notification_muted = muted;
         save(&state, &item, &tag).await?;

@@ -13,12 +13,12 @@ use changewatch_core::model::{
 };
 use changewatch_engine::scheduler::request_recheck;
 use changewatch_engine::timing::next_due;
-use changewatch_store::{Expect, Item, Key, Kind, Schedule};
+use changewatch_store::{Expect, Item, Key, Kind, Schedule, StoreError};
 use serde_json::{Map, Value, json};
 
 use crate::apprise::is_valid_apprise_url;
 use crate::error::{ApiError, json_response, json_string, no_content};
-use crate::extract::{JsonBody, WatchUuid, truthy};
+use crate::extract::{JsonBody, WatchUuid, query_switch, truthy};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -101,6 +101,37 @@ pub async fn save(
         )
         .await?;
     Ok(())
+}
+
+/// How often an edit is retried when a check commits the same watch between read and write.
+pub const CONFLICT_RETRIES: usize = 5;
+
+/// Applies `edit` to a fresh copy of the watch and saves it, re-reading and re-applying on a
+/// version conflict: a check committing the same watch in between is the normal case, not the
+/// client's problem. `Ok(None)` when the watch does not exist; `edit`'s error is returned as is
+/// (nothing saved).
+pub async fn edit_watch<T>(
+    state: &AppState,
+    uuid: &str,
+    reschedule: bool,
+    mut edit: impl FnMut(&mut Watch, &Loaded) -> Result<T, ApiError>,
+) -> Result<Option<T>, ApiError> {
+    for _ in 0..CONFLICT_RETRIES {
+        let Some(loaded) = load(state, uuid).await? else {
+            return Ok(None);
+        };
+        let mut watch = loaded.watch.clone();
+        let out = edit(&mut watch, &loaded)?;
+        match save(state, &loaded, &watch, reschedule).await {
+            Ok(()) => return Ok(Some(out)),
+            Err(ApiError::Store(StoreError::Conflict(_))) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::Store(StoreError::Conflict(Key::watch(
+        &state.tenant,
+        uuid,
+    ))))
 }
 
 fn ok() -> Response {
@@ -316,6 +347,10 @@ async fn read(
     let Some(loaded) = load(&state, &uuid).await? else {
         return Err(not_found(&uuid));
     };
+    // Upstream acts on the first of recheck > paused > muted; all are checked first, so a bad
+    // value is refused rather than ignored.
+    let paused = query_switch(&q, "paused", "paused", "unpaused")?;
+    let muted = query_switch(&q, "muted", "muted", "unmuted")?;
     if truthy(q.get("recheck")) {
         request_recheck(
             state.store.as_ref(),
@@ -326,24 +361,25 @@ async fn read(
         .await?;
         return Ok(ok());
     }
-    let toggle = |field: &str, on: &str, off: &str| match q.get(field).map(String::as_str) {
-        Some(v) if v == on => Some(true),
-        Some(v) if v == off => Some(false),
-        _ => None,
-    };
-    if let Some(paused) = toggle("paused", "paused", "unpaused") {
-        let mut watch = loaded.watch.clone();
-        watch.paused = paused;
-        save(&state, &loaded, &watch, true).await?;
+    if let Some(paused) = paused {
+        edit_watch(&state, &uuid, true, |w, _| {
+            w.paused = paused;
+            Ok(())
+        })
+        .await?
+        .ok_or_else(|| not_found(&uuid))?;
         if paused {
             state.queue.remove(std::slice::from_ref(&uuid)).await?;
         }
         return Ok(ok());
     }
-    if let Some(muted) = toggle("muted", "muted", "unmuted") {
-        let mut watch = loaded.watch.clone();
-        watch.notification_muted = muted;
-        save(&state, &loaded, &watch, false).await?;
+    if let Some(muted) = muted {
+        edit_watch(&state, &uuid, false, |w, _| {
+            w.notification_muted = muted;
+            Ok(())
+        })
+        .await?
+        .ok_or_else(|| not_found(&uuid))?;
         return Ok(ok());
     }
     let history = history_info(&loaded.item);
@@ -360,20 +396,17 @@ async fn update(
     WatchUuid(uuid): WatchUuid,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let Some(loaded) = load(&state, &uuid).await? else {
-        return Err(not_found(&uuid));
-    };
     let settings = state.settings().await?;
     let proxies = proxy_names(&settings);
-    let mut watch = loaded.watch.clone();
-    {
+    edit_watch(&state, &uuid, true, |w, _| {
         let ctx = ApiContext {
             proxy_names: &proxies,
             notification_url_validator: Some(&is_valid_apprise_url),
         };
-        model::apply_watch_update(&mut watch, body, &ctx)?;
-    }
-    save(&state, &loaded, &watch, true).await?;
+        model::apply_watch_update(w, body.clone(), &ctx).map_err(ApiError::from)
+    })
+    .await?
+    .ok_or_else(|| not_found(&uuid))?;
     Ok(ok())
 }
 
