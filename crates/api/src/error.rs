@@ -4,9 +4,9 @@
 //! string (`"Invalid or unsupported URL"`), a JSON object (`{"message": "..."}`), and Flask's
 //! HTML page for routes that do not match (a malformed uuid never reaches a handler).
 
+use crate::validate::{ApiValidationError, ErrorBody};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use changewatch_core::model::{ApiValidationError, ErrorBody};
 use changewatch_store::StoreError;
 use tracing::error;
 

@@ -11,6 +11,8 @@
 //! - [`bootstrap`]: first-start settings (the generated API key).
 //! - [`hosts`]: the `Host` check against DNS rebinding (`serve` wraps the whole app in it).
 //! - [`apprise`]: which notification URLs are acceptable (apprise-style schemes).
+//! - [`validate`]: what a watch or tag body may hold (schema, upstream's checks and messages),
+//!   and the same rules as the JSON Schemas `/api/v1/full-spec` publishes.
 //! - `routes::*`: the endpoints, one module per resource: `watches`, `history` (snapshots and
 //!   differences), `tags`, `search`, `notifications`, `import`, `system` (systeminfo and the
 //!   OpenAPI document), `ops` (worker-health, queue-status, queue.json), `ui` (the dashboard's
@@ -26,6 +28,7 @@ pub mod hosts;
 pub mod live;
 pub mod session;
 pub mod state;
+pub mod validate;
 
 mod routes {
     pub mod history;

@@ -1,13 +1,15 @@
 //! POST /api/v1/import: many watches from a text body, one URL per line, configured by query
 //! parameters.
 
+use crate::validate;
+use crate::validate::{ApiContext, WatchCreate};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::post;
-use changewatch_core::model::{self, ApiContext, PROCESSORS, WatchCreate, is_valid_watch_url};
+use changewatch_core::model::{PROCESSORS, is_valid_watch_url};
 use changewatch_store::Kind;
 use serde_json::{Map, Value, json};
 
@@ -100,7 +102,7 @@ async fn import(
         if SPECIAL.contains(&name.as_str()) {
             continue;
         }
-        let Some(ty) = model::watch_field_type(name) else {
+        let Some(ty) = validate::watch_field_type(name) else {
             return Err(bad(format!(
                 "Unknown watch configuration parameter: {name}"
             )));
@@ -180,7 +182,7 @@ async fn import(
         for url in &urls {
             let mut body = extras.clone();
             body.insert("url".into(), json!(url));
-            created.push(model::create_watch_from_json(Value::Object(body), &ctx)?);
+            created.push(validate::create_watch_from_json(Value::Object(body), &ctx)?);
         }
     }
 

@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use changewatch_core::model::openapi;
+
 use changewatch_store::Kind;
 use serde_json::json;
 use std::sync::LazyLock;
@@ -13,6 +13,7 @@ use std::sync::LazyLock;
 use crate::error::{ApiError, json_response};
 use crate::routes::watches::decode_watch;
 use crate::state::AppState;
+use crate::validate::openapi;
 
 /// The OpenAPI document of exactly the endpoints this crate serves, before the request-body
 /// schemas are filled in from the model ([`full_spec_yaml`]).

@@ -6,12 +6,14 @@
 
 use std::collections::HashMap;
 
+use crate::validate;
+use crate::validate::ApiContext;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use changewatch_core::model::{self, ApiContext, Tag};
+use changewatch_core::model::Tag;
 use changewatch_store::{Expect, Item, Key, Kind, StoreError};
 use serde_json::{Map, Value, json};
 
@@ -81,7 +83,7 @@ fn check_urls(body: &serde_json::Value) -> Result<(), ApiError> {
     };
     for u in urls.iter().filter_map(|v| v.as_str()).map(str::trim) {
         if !u.starts_with('#') && !is_valid_apprise_url(u) {
-            return Err(model::ApiValidationError::InvalidNotificationUrl(u.to_string()).into());
+            return Err(validate::ApiValidationError::InvalidNotificationUrl(u.to_string()).into());
         }
     }
     Ok(())
@@ -92,7 +94,7 @@ async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     check_urls(&body)?;
-    let created = model::create_tag_from_json(body)?;
+    let created = validate::create_tag_from_json(body)?;
     let wanted = created.title.to_lowercase();
     for item in state.store.list(&state.tenant, Kind::Tag).await? {
         let mut tag = decode_tag(&item)?;
@@ -171,7 +173,7 @@ async fn update(
             proxy_names: &proxies,
             notification_url_validator: Some(&is_valid_apprise_url),
         };
-        model::apply_tag_update(&mut tag, body, &ctx)?;
+        validate::apply_tag_update(&mut tag, body, &ctx)?;
     }
     save(&state, &item, &tag).await?;
     Ok(json_string(StatusCode::OK, "OK"))

@@ -11,6 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::validate::validate_rule_list;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -20,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use changewatch_core::model::{
-    SessionKeys, Settings, TextOrFalse, TimeBetweenCheck, check_template_syntax, validate_rule_list,
+    SessionKeys, Settings, TextOrFalse, TimeBetweenCheck, check_template_syntax,
 };
 use changewatch_engine::checker::update_settings;
 use changewatch_store::Kind;

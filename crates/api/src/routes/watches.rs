@@ -3,13 +3,15 @@
 
 use std::collections::HashMap;
 
+use crate::validate;
+use crate::validate::ApiContext;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use changewatch_core::model::{
-    self, ApiContext, HistoryInfo, Tag, Watch, assigned_tags, no_render, tags_for_watch,
+    self, HistoryInfo, Tag, Watch, assigned_tags, no_render, tags_for_watch,
 };
 use changewatch_engine::scheduler::request_recheck;
 use changewatch_engine::timing::next_due;
@@ -242,7 +244,7 @@ async fn create(
             proxy_names: &proxies,
             notification_url_validator: Some(&is_valid_apprise_url),
         };
-        model::create_watch_from_json(body, &ctx)?
+        validate::create_watch_from_json(body, &ctx)?
     };
     let existing = state.store.list(&state.tenant, Kind::Watch).await?;
     if let Some(limit) = state.config.page_watch_limit
@@ -265,7 +267,7 @@ async fn create(
 pub async fn insert_watch(
     state: &AppState,
     settings: &model::Settings,
-    created: model::WatchCreate,
+    created: validate::WatchCreate,
 ) -> Result<String, ApiError> {
     let mut watch = created.watch;
     let uuid = uuid::Uuid::new_v4().to_string();
@@ -403,7 +405,7 @@ async fn update(
             proxy_names: &proxies,
             notification_url_validator: Some(&is_valid_apprise_url),
         };
-        model::apply_watch_update(w, body.clone(), &ctx).map_err(ApiError::from)
+        validate::apply_watch_update(w, body.clone(), &ctx).map_err(ApiError::from)
     })
     .await?
     .ok_or_else(|| not_found(&uuid))?;

@@ -1,5 +1,5 @@
 //! JSON Schemas of the request bodies, generated from the very tables the write checks run
-//! ([`super::WATCH_BASE_PROPS`] and friends), so `/api/v1/full-spec` cannot drift from what
+//! (`WATCH_BASE_PROPS` and friends), so `/api/v1/full-spec` cannot drift from what
 //! the API accepts. A generated client or a fuzzer reading the spec then produces exactly the
 //! bodies the server takes, and everything outside them is refused.
 

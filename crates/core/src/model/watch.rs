@@ -1,0 +1,519 @@
+//! The watch document, its API view and its computed fields.
+
+use super::*;
+
+/// A watched URL and its settings, serialized with upstream's exact keys (`watch.json`).
+///
+/// Fields are in key order. Scheduling state the store adds later (next check time, queue
+/// position) does not belong here: it is runtime state, not part of the watch's JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Watch {
+    /// Request body; a Jinja2 template.
+    pub body: Option<String>,
+    pub browser_steps: Vec<BrowserStep>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
+    pub browser_steps_last_error_step: Option<i64>,
+    #[serde(deserialize_with = "lenient::i64")]
+    pub check_count: i64,
+    /// Only a line never seen in any snapshot counts as a change.
+    pub check_unique_lines: bool,
+    pub conditions: Vec<Condition>,
+    /// `ALL` | `ANY`.
+    pub conditions_match_logic: String,
+    #[serde(deserialize_with = "lenient::i64")]
+    pub consecutive_filter_failures: i64,
+    /// Lowercased Content-Type of the last reply; also decides PDF handling.
+    #[serde(rename = "content-type")]
+    pub content_type: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
+    pub date_created: Option<i64>,
+    pub extract_lines_containing: Vec<String>,
+    pub extract_text: Vec<String>,
+    /// `system` means "the global fetch_backend".
+    pub fetch_backend: String,
+    #[serde(deserialize_with = "lenient::f64")]
+    pub fetch_time: f64,
+    pub filter_failure_notification_send: bool,
+    pub filter_text_added: bool,
+    pub filter_text_removed: bool,
+    pub filter_text_replaced: bool,
+    pub follow_price_changes: bool,
+    pub has_ldjson_price_data: Option<bool>,
+    /// Extra request headers; values are Jinja2 templates.
+    pub headers: BTreeMap<String, String>,
+    #[serde(deserialize_with = "lenient::opt_i64")]
+    pub history_snapshot_max_length: Option<i64>,
+    pub ignore_status_codes: Option<bool>,
+    pub ignore_text: Vec<String>,
+    pub in_stock_only: bool,
+    pub include_filters: Vec<String>,
+    /// Set when a check *starts*, so an in-flight watch is not queued again.
+    #[serde(deserialize_with = "lenient::i64")]
+    pub last_checked: i64,
+    pub last_error: TextOrFalse,
+    pub last_notification_error: Option<TextOrFalse>,
+    /// A watch is "viewed" when this is >= the newest snapshot's timestamp.
+    #[serde(deserialize_with = "lenient::i64")]
+    pub last_viewed: i64,
+    /// Human-facing URL opened instead of `url` (for API or feed URLs); empty = use `url`.
+    pub link_to_open: String,
+    pub llm_backend_profile: Option<bool>,
+    pub llm_change_summary: String,
+    /// `replace` | `append` (to the inherited summary prompt).
+    pub llm_change_summary_mode: String,
+    pub llm_intent: String,
+    /// `GET` | `POST` | `DELETE` | `PUT`.
+    pub method: String,
+    #[serde(deserialize_with = "lenient::i64")]
+    pub notification_alert_count: i64,
+    /// null = inherit from tag / global.
+    pub notification_body: Option<String>,
+    pub notification_format: String,
+    pub notification_muted: bool,
+    pub notification_screenshot: bool,
+    pub notification_title: Option<String>,
+    pub notification_urls: Vec<String>,
+    pub page_title: Option<String>,
+    pub paused: bool,
+    /// md5 of the last processed text; `false` until the first unblocked check.
+    pub previous_md5: TextOrFalse,
+    pub price_change_threshold_percent: Option<f64>,
+    pub processor: String,
+    /// Key into the proxy list; null = tag / global choice.
+    pub proxy: Option<String>,
+    pub remote_server_reply: Option<String>,
+    pub remove_duplicate_lines: bool,
+    pub sort_text_alphabetically: bool,
+    /// null = global `strip_ignored_lines`.
+    pub strip_ignored_lines: Option<bool>,
+    pub subtractive_selectors: Vec<String>,
+    /// Deprecated single-tag field, kept because API v1 still accepts it.
+    pub tag: String,
+    /// Tag UUIDs (not validated: unknown ones are ignored at use).
+    pub tags: Vec<String>,
+    pub text_should_not_be_present: Vec<String>,
+    pub time_between_check: TimeBetweenCheck,
+    pub time_between_check_use_default: bool,
+    pub time_schedule_limit: TimeScheduleLimit,
+    /// User title; wins over `page_title` for display.
+    pub title: Option<String>,
+    pub track_ldjson_price_data: Option<BoolOrText>,
+    pub trigger_text: Vec<String>,
+    pub trim_text_whitespace: bool,
+    /// May carry a `source:` prefix (keep the raw source) and Jinja2 markup.
+    pub url: String,
+    pub use_page_title_in_list: Option<bool>,
+    pub uuid: String,
+    #[serde(deserialize_with = "lenient::opt_i64")]
+    pub webdriver_delay: Option<i64>,
+    pub webdriver_js_execute_code: Option<String>,
+
+    // ---- readOnly, exposed by GET when present -------------------------------------------
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub llm_tokens_this_period: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm_tokens_period_key: Option<String>,
+
+    /// Upstream keeps this in `<watch dir>/restock_diff.json`, not `watch.json`; the store may
+    /// take it out before writing. For a tag it is stored inline, as upstream does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processor_config_restock_diff: Option<RestockConfig>,
+
+    // ---- system-managed: persisted, never exposed or accepted by the API ------------------
+    pub llm_prefilter: Option<String>,
+    pub llm_evaluation_cache: Map<String, Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub llm_last_tokens_used: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub llm_tokens_used_cumulative: Option<i64>,
+    /// HTTP status of the last fetch.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub last_check_status: Option<i64>,
+    /// Hash of the merged filter config: the raw-unchanged shortcut is only valid while it holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_filter_config_hash: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restock: Option<Restock>,
+    #[serde(rename = "_llm_result", skip_serializing_if = "Option::is_none")]
+    pub llm_result: Option<Value>,
+    #[serde(rename = "_llm_intent", skip_serializing_if = "Option::is_none")]
+    pub llm_intent_state: Option<Value>,
+    #[serde(
+        rename = "_llm_change_summary",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub llm_change_summary_state: Option<Value>,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch {
+            body: None,
+            browser_steps: Vec::new(),
+            browser_steps_last_error_step: None,
+            check_count: 0,
+            check_unique_lines: false,
+            conditions: Vec::new(),
+            conditions_match_logic: "ALL".into(),
+            consecutive_filter_failures: 0,
+            content_type: None,
+            date_created: None,
+            extract_lines_containing: Vec::new(),
+            extract_text: Vec::new(),
+            fetch_backend: "system".into(),
+            fetch_time: 0.0,
+            // Upstream reads FILTER_FAILURE_NOTIFICATION_SEND_DEFAULT here; the store applies
+            // that environment override, the model keeps the documented default.
+            filter_failure_notification_send: true,
+            filter_text_added: true,
+            filter_text_removed: true,
+            filter_text_replaced: true,
+            follow_price_changes: true,
+            has_ldjson_price_data: None,
+            headers: BTreeMap::new(),
+            history_snapshot_max_length: None,
+            ignore_status_codes: None,
+            ignore_text: Vec::new(),
+            in_stock_only: true,
+            include_filters: Vec::new(),
+            last_checked: 0,
+            last_error: TextOrFalse::False,
+            last_notification_error: None,
+            last_viewed: 0,
+            link_to_open: String::new(),
+            llm_backend_profile: Some(true),
+            llm_change_summary: String::new(),
+            llm_change_summary_mode: "replace".into(),
+            llm_intent: String::new(),
+            method: "GET".into(),
+            notification_alert_count: 0,
+            notification_body: None,
+            notification_format: NOTIFICATION_FORMAT_SYSTEM_DEFAULT.into(),
+            notification_muted: false,
+            notification_screenshot: false,
+            notification_title: None,
+            notification_urls: Vec::new(),
+            page_title: None,
+            paused: false,
+            previous_md5: TextOrFalse::False,
+            price_change_threshold_percent: None,
+            processor: DEFAULT_PROCESSOR.into(),
+            proxy: None,
+            remote_server_reply: None,
+            remove_duplicate_lines: false,
+            sort_text_alphabetically: false,
+            strip_ignored_lines: None,
+            subtractive_selectors: Vec::new(),
+            tag: String::new(),
+            tags: Vec::new(),
+            text_should_not_be_present: Vec::new(),
+            time_between_check: TimeBetweenCheck::default(),
+            time_between_check_use_default: true,
+            time_schedule_limit: TimeScheduleLimit::default(),
+            title: None,
+            track_ldjson_price_data: None,
+            trigger_text: Vec::new(),
+            trim_text_whitespace: false,
+            url: String::new(),
+            use_page_title_in_list: None,
+            uuid: uuid::Uuid::new_v4().to_string(),
+            webdriver_delay: None,
+            webdriver_js_execute_code: None,
+            llm_tokens_this_period: None,
+            llm_tokens_period_key: None,
+            processor_config_restock_diff: None,
+            llm_prefilter: None,
+            llm_evaluation_cache: Map::new(),
+            llm_last_tokens_used: None,
+            llm_tokens_used_cumulative: None,
+            last_check_status: None,
+            last_filter_config_hash: None,
+            restock: None,
+            llm_result: None,
+            llm_intent_state: None,
+            llm_change_summary_state: None,
+        }
+    }
+}
+
+/// What the model needs to know about a watch's snapshot history (kept by the store).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistoryInfo {
+    /// Number of snapshots (`history_n`).
+    pub count: usize,
+    /// Timestamp of the newest snapshot.
+    pub newest: Option<i64>,
+}
+
+impl HistoryInfo {
+    pub fn new(count: usize, newest: Option<i64>) -> Self {
+        HistoryInfo { count, newest }
+    }
+}
+
+/// Renders a Jinja2 template string (the URL or `link_to_open`) for display. The model does
+/// not render templates itself; pass [`no_render`] when no renderer is at hand.
+pub type Render<'a> = &'a dyn Fn(&str) -> Result<String, String>;
+
+/// A [`Render`] that leaves templates as they are.
+pub fn no_render(template: &str) -> Result<String, String> {
+    Ok(template.to_string())
+}
+
+impl Watch {
+    /// A new watch with upstream's defaults for `url`, created now.
+    pub fn new(url: impl Into<String>) -> Self {
+        Watch {
+            url: url.into(),
+            date_created: Some(now_epoch()),
+            ..Watch::default()
+        }
+    }
+
+    /// `source:` URLs keep the raw page source instead of extracted text.
+    pub fn is_source_type_url(&self) -> bool {
+        self.url.starts_with("source:")
+    }
+
+    pub fn is_pdf(&self) -> bool {
+        let ct = self
+            .content_type
+            .as_deref()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let ct = if ct == "none" || ct == "null" {
+            ""
+        } else {
+            &ct
+        };
+        self.url.to_lowercase().ends_with(".pdf")
+            || ct.split(';').next().unwrap_or("").trim() == "application/pdf"
+    }
+
+    /// The watch's own interval in seconds; `None` when it has none (see
+    /// [`TimeBetweenCheck::seconds`]).
+    pub fn threshold_seconds(&self) -> Option<u64> {
+        self.time_between_check.seconds()
+    }
+
+    /// Interval the scheduler uses: global when `time_between_check_use_default`, else the
+    /// watch's own (falling back to global when the watch's is empty).
+    pub fn effective_check_interval(&self, settings: &Settings) -> Option<u64> {
+        let global = settings.requests.time_between_check.seconds();
+        if self.time_between_check_use_default {
+            global
+        } else {
+            self.threshold_seconds().or(global)
+        }
+    }
+
+    /// Schedule window in force: the global one when using global timing, else the watch's.
+    pub fn effective_time_schedule_limit<'a>(
+        &'a self,
+        settings: &'a Settings,
+    ) -> Option<&'a TimeScheduleLimit> {
+        if self.time_between_check_use_default {
+            settings.requests.time_schedule_limit.as_ref()
+        } else {
+            Some(&self.time_schedule_limit)
+        }
+    }
+
+    /// `last_changed` of the API: the newest snapshot, but 0 while there is only the
+    /// baseline (a first check is not a change).
+    pub fn last_changed(&self, history: &HistoryInfo) -> i64 {
+        if history.count <= 1 {
+            0
+        } else {
+            history.newest.unwrap_or(0)
+        }
+    }
+
+    pub fn viewed(&self, history: &HistoryInfo) -> bool {
+        self.last_viewed != 0 && self.last_viewed >= history.newest.unwrap_or(0)
+    }
+
+    /// Unread change, for the UI and socket events (needs a real change, not a baseline).
+    pub fn has_unviewed(&self, history: &HistoryInfo) -> bool {
+        history.newest.unwrap_or(0) > self.last_viewed && history.count >= 2
+    }
+
+    /// The URL that gets fetched, rendered: `DISABLED` when unsafe, `""` when its template
+    /// does not render.
+    pub fn link(&self, render: Render<'_>) -> String {
+        resolve_link(&self.url, render)
+    }
+
+    /// Where a human should be sent: `link_to_open` when set and usable, else [`Self::link`].
+    pub fn open_link(&self, render: Render<'_>) -> String {
+        let over = self.link_to_open.trim();
+        if !over.is_empty() {
+            let ready = resolve_link(over, render);
+            if !ready.is_empty() && ready != "DISABLED" {
+                return ready;
+            }
+        }
+        self.link(render)
+    }
+
+    /// Display name: user title, else page title, else the link.
+    pub fn label(&self, render: Render<'_>) -> String {
+        self.title
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| self.page_title.clone().filter(|t| !t.is_empty()))
+            .unwrap_or_else(|| self.link(render))
+    }
+
+    /// Browser steps that do something (the fetch only needs a browser for these).
+    pub fn has_browser_steps(&self) -> bool {
+        self.browser_steps
+            .iter()
+            .any(|s| s.is_meaningful() && s.operation.as_deref() != Some("Goto site"))
+    }
+
+    /// Whether only some of added/removed/replaced lines count as changes.
+    pub fn has_special_diff_filter_options_set(&self) -> bool {
+        !(self.filter_text_added && self.filter_text_removed && self.filter_text_replaced)
+    }
+
+    /// Full JSON for GET /watch/{uuid}: stored fields minus system-managed ones, plus the
+    /// computed fields. `assigned_tags` are this watch's tags in `self.tags` order (only
+    /// those can override the restock config).
+    pub fn api_view(
+        &self,
+        history: &HistoryInfo,
+        assigned_tags: &[(&str, &Tag)],
+        render: Render<'_>,
+    ) -> Value {
+        let mut m = to_object(self);
+        strip_internal_keys(&mut m);
+        m.retain(|k, _| !k.starts_with("processor_config_"));
+        m.insert("history_n".into(), Value::from(history.count));
+        m.insert(
+            "last_changed".into(),
+            Value::from(self.last_changed(history)),
+        );
+        m.insert("viewed".into(), Value::Bool(self.viewed(history)));
+        m.insert("link".into(), Value::String(self.link(render)));
+        m.insert("open_link".into(), Value::String(self.open_link(render)));
+        let (config, source) = resolved_restock_config(self, assigned_tags);
+        m.insert("processor_config_restock_diff".into(), config);
+        m.insert(
+            "processor_config_restock_diff_source".into(),
+            Value::String(source),
+        );
+        Value::Object(m)
+    }
+
+    /// One entry of GET /watch. `tag_uuids` includes tags matched by `url_match_pattern`.
+    pub fn api_list_entry(
+        &self,
+        history: &HistoryInfo,
+        tag_uuids: &[String],
+        render: Render<'_>,
+    ) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            "last_changed".into(),
+            Value::from(self.last_changed(history)),
+        );
+        m.insert("last_checked".into(), Value::from(self.last_checked));
+        m.insert("last_error".into(), to_value(&self.last_error));
+        m.insert("link".into(), Value::String(self.link(render)));
+        m.insert("open_link".into(), Value::String(self.open_link(render)));
+        m.insert("page_title".into(), to_value(&self.page_title));
+        m.insert("tags".into(), to_value(tag_uuids));
+        m.insert("title".into(), to_value(&self.title));
+        m.insert("url".into(), Value::String(self.url.clone()));
+        m.insert("viewed".into(), Value::Bool(self.viewed(history)));
+        Value::Object(m)
+    }
+
+    /// One entry of GET /search.
+    pub fn api_search_entry(&self, history: &HistoryInfo) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            "last_changed".into(),
+            Value::from(self.last_changed(history)),
+        );
+        m.insert("last_checked".into(), Value::from(self.last_checked));
+        m.insert("last_error".into(), to_value(&self.last_error));
+        m.insert("title".into(), to_value(&self.title));
+        m.insert("url".into(), Value::String(self.url.clone()));
+        m.insert("viewed".into(), Value::Bool(self.viewed(history)));
+        Value::Object(m)
+    }
+
+    /// State reset by DELETE /watch/{uuid}/history (the next tick rechecks the watch).
+    pub fn clear_history_state(&mut self) {
+        self.browser_steps_last_error_step = None;
+        self.check_count = 0;
+        self.fetch_time = 0.0;
+        self.has_ldjson_price_data = None;
+        self.last_checked = 0;
+        self.last_error = TextOrFalse::False;
+        self.last_notification_error = Some(TextOrFalse::False);
+        self.last_viewed = 0;
+        self.previous_md5 = TextOrFalse::False;
+        self.remote_server_reply = None;
+        self.track_ldjson_price_data = None;
+    }
+}
+
+pub(super) fn resolve_link(url: &str, render: Render<'_>) -> String {
+    if !is_valid_watch_url(url) {
+        return "DISABLED".into();
+    }
+    let mut ready = url.to_string();
+    if has_template_markup(url) {
+        match render(url) {
+            Ok(r) => ready = r,
+            Err(_) => return String::new(),
+        }
+    }
+    if ready.starts_with("source:") {
+        ready = ready.replace("source:", "");
+    }
+    if !is_valid_watch_url(&ready) {
+        return "DISABLED".into();
+    }
+    ready
+}
+
+pub(super) fn to_value<T: Serialize + ?Sized>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+pub(super) fn to_object<T: Serialize>(v: &T) -> Map<String, Value> {
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+/// Keys a client never sees or sets: `__`-prefixed runtime state and the system-managed fields.
+pub fn is_internal_key(k: &str) -> bool {
+    k.starts_with("__") || SYSTEM_MANAGED_FIELDS.contains(&k)
+}
+
+pub(super) fn strip_internal_keys(m: &mut Map<String, Value>) {
+    m.retain(|k, _| !is_internal_key(k));
+}
