@@ -47,8 +47,11 @@ dashboard:
 	cd dashboard && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund; }
 	cd dashboard && npm run build
 
+## cargo-machete finds dependencies a Cargo.toml lists and no code uses (installed once).
 lint:
 	bash infra/lint.sh
+	@command -v cargo-machete >/dev/null 2>&1 || $(CARGO) install --locked -q cargo-machete
+	cargo machete
 	cd dashboard && npm run typecheck
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings

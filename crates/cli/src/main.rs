@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
+use changewatch_engine::process::{LogStyle, init_tracing};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     // A sandbox child (filters, rules and templates under budgets) never becomes a server.
@@ -20,13 +20,9 @@ fn main() -> ExitCode {
 
 async fn run() -> ExitCode {
     let cli = changewatch::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("LOG_LEVEL")
-                .unwrap_or_else(|_| EnvFilter::new(default_level(&cli))),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing(LogStyle::Text {
+        default_level: default_level(&cli),
+    });
     match cli.command {
         changewatch::Command::Check(args) => changewatch::check::run(args).await,
         changewatch::Command::Serve(args) => changewatch::serve::run(args).await,

@@ -211,7 +211,7 @@ async fn serve(config: Config) -> Result<(), String> {
     // The signal handlers are installed (by polling once) before the address is printed: a
     // supervisor or test that sends SIGTERM as soon as it reads the line must get the graceful
     // shutdown, not the signal's default action.
-    let shutdown = shutdown_signal();
+    let shutdown = changewatch_engine::process::shutdown_signal();
     tokio::pin!(shutdown);
     let _ = tokio::time::timeout(Duration::ZERO, &mut shutdown).await;
     // Printed on stdout (not only logged) so scripts and tests can find a port chosen with 0.
@@ -291,32 +291,5 @@ async fn scheduler_loop(
         {
             warn!(error = %e, "scheduler tick failed");
         }
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            warn!(error = %e, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }

@@ -9,9 +9,11 @@
 //!   retries, the notification log, `last_notification_error`; the embedded sender task.
 //! - [`pool`]: the embedded worker pool: N tasks pulling jobs, the set of running checks,
 //!   graceful shutdown.
+//! - [`process`]: log set-up and the stop signal every binary shares.
 
 pub mod checker;
 pub mod notifications;
 pub mod pool;
+pub mod process;
 pub mod scheduler;
 pub mod timing;

@@ -19,14 +19,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn run() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .without_time()
-        .init();
+    changewatch_engine::process::init_tracing(changewatch_engine::process::LogStyle::LambdaJson);
     let config = AwsConfig::from_env()?;
     let clients = Clients::from_env().await;
     let fetcher = Fetcher::new(config.base.fetcher_config())?;

@@ -8,14 +8,7 @@ use serde_json::{Value, json};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .without_time()
-        .init();
+    changewatch_engine::process::init_tracing(changewatch_engine::process::LogStyle::LambdaJson);
     let config = AwsConfig::from_env()?;
     let clients = Clients::from_env().await;
     let store = clients.store(&config);

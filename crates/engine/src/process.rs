@@ -1,0 +1,68 @@
+//! What every changewatch process sets up the same way: its logs and its stop signal. The
+//! binaries (`changewatch`, the Lambda functions, the push service) call these instead of
+//! each writing its own, so a change of log format or signal handling happens once.
+
+use tracing::warn;
+use tracing_subscriber::EnvFilter;
+
+/// How a process writes its logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogStyle {
+    /// Human-readable lines on stderr (stdout is kept for the "listening on" line scripts
+    /// and tests wait for); `default_level` applies unless `LOG_LEVEL` says otherwise.
+    Text { default_level: &'static str },
+    /// One JSON object per line without a timestamp: Lambda's log service adds its own, and
+    /// CloudWatch Logs Insights reads the fields.
+    LambdaJson,
+}
+
+/// Installs the global subscriber. `LOG_LEVEL` takes `tracing`'s filter syntax
+/// (`info`, `changewatch_engine=debug,warn`).
+pub fn init_tracing(style: LogStyle) {
+    match style {
+        LogStyle::Text { default_level } => tracing_subscriber::fmt()
+            .with_env_filter(
+                EnvFilter::try_from_env("LOG_LEVEL")
+                    .unwrap_or_else(|_| EnvFilter::new(default_level)),
+            )
+            .with_writer(std::io::stderr)
+            .init(),
+        LogStyle::LambdaJson => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(
+                EnvFilter::try_from_env("LOG_LEVEL").unwrap_or_else(|_| EnvFilter::new("info")),
+            )
+            .without_time()
+            .init(),
+    }
+}
+
+/// Resolves on SIGINT (ctrl-c) or SIGTERM (what systemd, Docker, ECS and Kubernetes send).
+/// A signal that cannot be listened for is logged and never resolves, rather than stopping
+/// the process at once.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!(error = %e, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
