@@ -4,7 +4,7 @@
 //! CloudWatch, support tickets) that must not hold a working credential on every restart. A key
 //! fixed by `API_ACCESS_TOKEN` is the operator's own and is never logged.
 
-use changewatch_engine::checker::update_settings;
+use changewatch_engine::docs::update_settings;
 use changewatch_store::{StoreError, WatchStore};
 use tracing::info;
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use changewatch_core::model::{Settings, Tag};
-use changewatch_engine::checker;
+use changewatch_engine::docs;
 use changewatch_engine::notifications::Dispatcher;
 use changewatch_store::{JobQueue, StoreError, WatchStore};
 
@@ -64,7 +64,7 @@ impl AppState {
     }
 
     pub async fn settings(&self) -> Result<Settings, StoreError> {
-        checker::load_settings(self.store.as_ref(), &self.tenant).await
+        docs::load_settings(self.store.as_ref(), &self.tenant).await
     }
 
     /// The dashboard password hash in force: `SALTED_PASS`, else the stored one.
@@ -76,6 +76,6 @@ impl AppState {
     }
 
     pub async fn tags(&self) -> Result<std::collections::BTreeMap<String, Tag>, ApiError> {
-        Ok(checker::load_tags(self.store.as_ref(), &self.tenant).await?)
+        Ok(docs::load_tags(self.store.as_ref(), &self.tenant).await?)
     }
 }

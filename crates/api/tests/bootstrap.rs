@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use changewatch_api::bootstrap::ensure_settings;
-use changewatch_engine::checker::load_settings;
+use changewatch_engine::docs::load_settings;
 use changewatch_store::sqlite::SqliteStore;
 
 #[tokio::test]

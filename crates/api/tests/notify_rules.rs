@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use changewatch_engine::checker::update_settings;
+use changewatch_engine::docs::update_settings;
 use changewatch_store::{DEFAULT_TENANT, NotificationJob, NotificationQueue, StoreError};
 use common::{TestApp, spawn_app};
 use reqwest::Method;

@@ -377,7 +377,7 @@ async fn oversized_bodies_are_refused() {
 #[tokio::test]
 async fn api_key_check_can_be_turned_off() {
     let app = spawn_app().await;
-    changewatch_engine::checker::update_settings(app.store.as_ref(), "default", |s, _| {
+    changewatch_engine::docs::update_settings(app.store.as_ref(), "default", |s, _| {
         s.application.api_access_token_enabled = false;
         Ok::<_, changewatch_store::StoreError>(((), true))
     })

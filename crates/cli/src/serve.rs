@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use changewatch_api::{ApiConfig, AppState, Workers, bootstrap};
 use changewatch_core::{Config, Fetcher};
-use changewatch_engine::checker::{Checker, CheckerConfig, NotifySetup, epoch_now, load_settings};
+use changewatch_engine::checker::{Checker, CheckerConfig, NotifySetup, epoch_now};
+use changewatch_engine::docs::load_settings;
 use changewatch_engine::notifications::{Dispatcher, NotificationSender};
 use changewatch_engine::pool::{PoolState, WorkerPool};
 use changewatch_engine::scheduler::tick;

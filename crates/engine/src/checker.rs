@@ -6,7 +6,7 @@
 //! a job either finds the lease held (and is retried later by its queue) or finds its `due_at`
 //! already committed and does nothing.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,12 +19,12 @@ use changewatch_core::pipeline::{ChangeStatus, PreviousState, history_line_key};
 use changewatch_core::{CheckError, CheckResult, FetchRequest, Fetcher};
 use changewatch_sandbox::Sandbox;
 use changewatch_store::{
-    CheckCommit, CheckJob, Expect, Item, Key, Kind, Lane, NewSnapshot, NotificationQueue,
-    StoreError, WatchStore,
+    CheckCommit, CheckJob, Item, Key, Lane, NewSnapshot, NotificationQueue, StoreError, WatchStore,
 };
 use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
+use crate::docs::{load_settings, load_tags};
 use crate::notifications;
 use crate::pool::JobRunner;
 use crate::timing;
@@ -485,61 +485,4 @@ fn fetch_request(watch: &Watch, settings: &Settings, timeout: Duration) -> Fetch
             .unwrap_or(settings.application.ignore_status_codes),
         empty_pages_are_a_change: settings.application.empty_pages_are_a_change,
     }
-}
-
-/// The tenant's settings; defaults when none are stored yet.
-pub async fn load_settings(store: &dyn WatchStore, tenant: &str) -> Result<Settings, StoreError> {
-    match store.get(&Key::settings(tenant)).await? {
-        Some(item) => serde_json::from_value(item.doc)
-            .map_err(|e| StoreError::Corrupt(format!("settings: {e}"))),
-        None => Ok(Settings::default()),
-    }
-}
-
-/// Read-modify-write of a tenant's settings, retried when another writer got in first (API,
-/// other processes in AWS mode), so no update is lost. `change` gets the settings (fresh ones
-/// with generated tokens when none are stored, flagged by its second argument) and returns its
-/// result and whether to write.
-pub async fn update_settings<T, E: From<StoreError>>(
-    store: &dyn WatchStore,
-    tenant: &str,
-    mut change: impl FnMut(&mut Settings, bool) -> Result<(T, bool), E>,
-) -> Result<T, E> {
-    let key = Key::settings(tenant);
-    loop {
-        let current = store.get(&key).await?;
-        let (mut settings, expect) = match &current {
-            Some(item) => (
-                serde_json::from_value::<Settings>(item.doc.clone())
-                    .map_err(|e| StoreError::Corrupt(format!("settings: {e}")))?,
-                Expect::Version(item.version),
-            ),
-            None => (Settings::new_with_tokens(), Expect::Absent),
-        };
-        let (out, write) = change(&mut settings, current.is_some())?;
-        if !write {
-            return Ok(out);
-        }
-        let doc =
-            serde_json::to_value(&settings).map_err(|e| StoreError::Backend(e.to_string()))?;
-        match store.put(&key, doc, None, expect).await {
-            Ok(_) => return Ok(out),
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// The tenant's tags by uuid.
-pub async fn load_tags(
-    store: &dyn WatchStore,
-    tenant: &str,
-) -> Result<BTreeMap<String, Tag>, StoreError> {
-    let mut out = BTreeMap::new();
-    for item in store.list(tenant, Kind::Tag).await? {
-        let tag: Tag = serde_json::from_value(item.doc)
-            .map_err(|e| StoreError::Corrupt(format!("tag {}: {e}", item.key.id)))?;
-        out.insert(item.key.id, tag);
-    }
-    Ok(out)
 }

@@ -4,6 +4,8 @@
 //!
 //! - [`scheduler`]: one tick: due watches → queue marks → jobs (batched).
 //! - [`checker`]: one job: lease, redelivery check, fetch + process, one atomic commit.
+//! - [`docs`]: typed loaders of the store's documents and the one read-modify-write loop
+//!   (conditional write, re-read and re-apply on a conflict) every writer uses.
 //! - [`timing`]: a watch's next due time from its model and the tenant's settings.
 //! - [`notifications`]: queueing notifications after a check; delivering queued ones with
 //!   retries, the notification log, `last_notification_error`; the embedded sender task.
@@ -12,6 +14,7 @@
 //! - [`process`]: log set-up and the stop signal every binary shares.
 
 pub mod checker;
+pub mod docs;
 pub mod notifications;
 pub mod pool;
 pub mod process;

@@ -18,7 +18,7 @@ use changewatch_notify::transport::{Deliverer, DeliveryOptions};
 use changewatch_notify::{BodyFormat, Message};
 use changewatch_sandbox::{RenderJob, Rendered, Sandbox};
 use changewatch_store::{
-    Expect, Key, NotificationJob, NotificationQueue, ReceivedNotification, StoreError, WatchStore,
+    Key, NotificationJob, NotificationQueue, ReceivedNotification, StoreError, WatchStore,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::checker::epoch_now;
+use crate::docs::{Step, read_modify_write};
 
 /// What a watch shows after a notification finally failed (upstream's wording).
 pub const NOTIFICATION_ERROR: &str = "Notification error detected, goto notification log.";
@@ -102,27 +103,23 @@ pub async fn append_log(
     entry: LogEntry,
 ) -> Result<(), StoreError> {
     let key = Key::notification_log(tenant);
-    loop {
-        let current = store.get(&key).await?;
-        let (mut entries, expect) = match &current {
-            Some(item) => (
-                serde_json::from_value::<Vec<LogEntry>>(
-                    item.doc.get("entries").cloned().unwrap_or(json!([])),
-                )
-                .map_err(|e| StoreError::Corrupt(format!("notification log: {e}")))?,
-                Expect::Version(item.version),
-            ),
-            None => (Vec::new(), Expect::Absent),
+    read_modify_write(store, &key, |current| {
+        let mut entries = match current {
+            Some(item) => serde_json::from_value::<Vec<LogEntry>>(
+                item.doc.get("entries").cloned().unwrap_or(json!([])),
+            )
+            .map_err(|e| StoreError::Corrupt(format!("notification log: {e}")))?,
+            None => Vec::new(),
         };
         entries.insert(0, entry.clone());
         entries.truncate(LOG_LEN);
-        let doc = json!({ "entries": entries });
-        match store.put(&key, doc, None, expect).await {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e),
-        }
-    }
+        Ok(Step::Write {
+            doc: json!({ "entries": entries }),
+            schedule: None,
+            out: (),
+        })
+    })
+    .await
 }
 
 /// Sets (or clears, with `None`) the watch's `last_notification_error`, leaving every other
@@ -133,32 +130,30 @@ pub async fn set_notification_error(
     error: Option<&str>,
 ) -> Result<(), StoreError> {
     let wanted = error.map_or(Value::Bool(false), |e| Value::String(e.to_string()));
-    loop {
-        let Some(item) = store.get(key).await? else {
-            return Ok(());
+    read_modify_write(store, key, |current| {
+        let Some(item) = current else {
+            return Ok(Step::Done(()));
         };
-        let current = item
+        let now = item
             .doc
             .get("last_notification_error")
             .cloned()
             .unwrap_or(Value::Null);
         let is_clear = |v: &Value| v.is_null() || v == &Value::Bool(false);
-        if current == wanted || (error.is_none() && is_clear(&current)) {
-            return Ok(());
+        if now == wanted || (error.is_none() && is_clear(&now)) {
+            return Ok(Step::Done(()));
         }
         let mut doc = item.doc.clone();
         if let Some(obj) = doc.as_object_mut() {
             obj.insert("last_notification_error".into(), wanted.clone());
         }
-        match store
-            .put(key, doc, None, Expect::Version(item.version))
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e),
-        }
-    }
+        Ok(Step::Write {
+            doc,
+            schedule: None,
+            out: (),
+        })
+    })
+    .await
 }
 
 /// A URL as the log shows it: scheme, host and port, never the tokens or passwords that

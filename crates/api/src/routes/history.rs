@@ -13,11 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use changewatch_core::diff::{DiffFormat, DiffOptions, apply_format, render_diff};
 use changewatch_core::model::NOTIFICATION_FORMAT_SYSTEM_DEFAULT;
+use changewatch_engine::docs::{self, Step};
 use changewatch_engine::timing::next_due;
-use changewatch_store::{Expect, Key, StoreError};
+use changewatch_store::Key;
 use serde_json::{Map, Value};
 
-use super::watches::{CONFLICT_RETRIES, Loaded, load, not_found};
+use super::watches::{Loaded, decode_watch, load, not_found};
 use crate::error::{ApiError, json_response, no_content};
 use crate::extract::{WatchUuid, strtobool, truthy};
 use crate::state::AppState;
@@ -105,55 +106,40 @@ async fn delete_history(
 }
 
 /// DELETE …/history and the dashboard's clear-history operation. `Ok(false)` when the watch
-/// does not exist. A check committing the watch meanwhile makes the reset retry on the fresh
-/// copy (the reset goes first, so losing that race loses nothing).
+/// does not exist. The reset is written first (re-applied if a check commits the watch
+/// meanwhile), then the snapshots go: losing the race for the reset loses nothing.
 pub async fn clear_history(state: &AppState, uuid: &str) -> Result<bool, ApiError> {
     let settings = state.settings().await?;
-    for _ in 0..CONFLICT_RETRIES {
-        let Some(loaded) = load(state, uuid).await? else {
-            return Ok(false);
+    let now = state.now();
+    let key = Key::watch(&state.tenant, uuid);
+    let found = docs::read_modify_write(state.store.as_ref(), &key, |current| {
+        let Some(item) = current else {
+            return Ok::<_, ApiError>(Step::Done(false));
         };
-        let mut watch = loaded.watch.clone();
+        let mut watch = decode_watch(item)?;
         watch.clear_history_state();
-        let mut schedule = loaded.item.schedule.clone().unwrap_or_default();
+        let mut schedule = item.schedule.clone().unwrap_or_default();
         // A scheduled job for a due time at or before the last committed one is dropped as
         // stale, so a reset in the same second as the last check must be due one second later.
         let last_due = schedule.last_due_at;
-        schedule.next_check_at = next_due(
-            &watch,
-            &settings,
-            0,
-            state.now(),
-            state.config.minimum_recheck_secs,
-        )
-        .map(|t| match last_due {
-            Some(d) if d >= t => d + 1,
-            _ => t,
-        });
-        let doc = serde_json::to_value(&watch)
-            .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-        match state
-            .store
-            .put(
-                &loaded.item.key,
-                doc,
-                Some(schedule),
-                Expect::Version(loaded.item.version),
-            )
-            .await
-        {
-            Ok(_) => {
-                state.store.delete_history(&loaded.item.key).await?;
-                return Ok(true);
-            }
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
+        schedule.next_check_at =
+            next_due(&watch, &settings, 0, now, state.config.minimum_recheck_secs).map(|t| {
+                match last_due {
+                    Some(d) if d >= t => d + 1,
+                    _ => t,
+                }
+            });
+        Ok(Step::Write {
+            doc: docs::encode(&watch)?,
+            schedule: Some(schedule),
+            out: true,
+        })
+    })
+    .await?;
+    if found {
+        state.store.delete_history(&key).await?;
     }
-    Err(ApiError::Store(StoreError::Conflict(Key::watch(
-        &state.tenant,
-        uuid,
-    ))))
+    Ok(found)
 }
 
 async fn snapshot(

@@ -10,7 +10,7 @@ use changewatch_core::model::{
     NOTIFICATION_FORMAT_SYSTEM_DEFAULT, Settings, Tag, Watch, resolve_notification_settings,
     tags_for_watch,
 };
-use changewatch_engine::{checker, notifications};
+use changewatch_engine::{docs, notifications};
 use changewatch_store::Key;
 use serde_json::{Value, json};
 
@@ -36,7 +36,7 @@ pub async fn update_settings<T>(
     state: &AppState,
     mut change: impl FnMut(&mut Settings) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    checker::update_settings(state.store.as_ref(), &state.tenant, |s, _| {
+    docs::update_settings(state.store.as_ref(), &state.tenant, |s, _| {
         Ok((change(s)?, true))
     })
     .await

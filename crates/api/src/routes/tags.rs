@@ -14,10 +14,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use changewatch_core::model::Tag;
+use changewatch_engine::docs::{self, Step};
 use changewatch_store::{Expect, Item, Key, Kind, StoreError};
 use serde_json::{Map, Value, json};
 
-use super::watches::{CONFLICT_RETRIES, decode_watch, proxy_names, recheck_all};
+use super::watches::{decode_watch, proxy_names, recheck_all};
 use crate::apprise::is_valid_apprise_url;
 use crate::error::{ApiError, json_response, json_string, no_content};
 use crate::extract::{JsonBody, WatchUuid, query_switch, truthy};
@@ -179,29 +180,25 @@ async fn update(
     Ok(json_string(StatusCode::OK, "OK"))
 }
 
-/// Drops the tag from one watch's `tags`, re-reading the watch when a check or an edit wrote
-/// it in between (conditional writes never overwrite someone else's change).
+/// Drops the tag from one watch's `tags`, re-applied when a check or an edit wrote the watch
+/// in between (conditional writes never overwrite someone else's change).
 async fn unassign(state: &AppState, key: &Key, tag_uuid: &str) -> Result<(), ApiError> {
-    for _ in 0..CONFLICT_RETRIES {
-        let Some(item) = state.store.get(key).await? else {
-            return Ok(());
+    docs::read_modify_write(state.store.as_ref(), key, |current| {
+        let Some(item) = current else {
+            return Ok::<_, ApiError>(Step::Done(()));
         };
-        let mut watch = decode_watch(&item)?;
+        let mut watch = decode_watch(item)?;
         if !watch.tags.iter().any(|t| t == tag_uuid) {
-            return Ok(());
+            return Ok(Step::Done(()));
         }
         watch.tags.retain(|t| t != tag_uuid);
-        match state
-            .store
-            .put(key, encode(&watch)?, None, Expect::Version(item.version))
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::Store(StoreError::Conflict(key.clone())))
+        Ok(Step::Write {
+            doc: encode(&watch)?,
+            schedule: None,
+            out: (),
+        })
+    })
+    .await
 }
 
 async fn remove(

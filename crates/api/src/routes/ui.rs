@@ -23,7 +23,7 @@ use axum::{Extension, Router};
 use changewatch_core::model::{
     SessionKeys, Settings, TextOrFalse, TimeBetweenCheck, check_template_syntax,
 };
-use changewatch_engine::checker::update_settings;
+use changewatch_engine::docs::update_settings;
 use changewatch_store::Kind;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};

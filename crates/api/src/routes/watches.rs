@@ -13,9 +13,10 @@ use axum::routing::get;
 use changewatch_core::model::{
     self, HistoryInfo, Tag, Watch, assigned_tags, no_render, tags_for_watch,
 };
+use changewatch_engine::docs::{self, Step};
 use changewatch_engine::scheduler::request_recheck;
 use changewatch_engine::timing::next_due;
-use changewatch_store::{Expect, Item, Key, Kind, Schedule, StoreError};
+use changewatch_store::{Expect, Item, Key, Kind, Schedule};
 use serde_json::{Map, Value, json};
 
 use crate::apprise::is_valid_apprise_url;
@@ -69,71 +70,51 @@ pub fn history_info(item: &Item) -> HistoryInfo {
     HistoryInfo::new(item.history.count, item.history.newest)
 }
 
-/// Writes a watch back, recomputing its due time when `reschedule` is set (interval, pause or
-/// schedule edits); otherwise the schedule is left as it is.
-pub async fn save(
-    state: &AppState,
-    loaded: &Loaded,
-    watch: &Watch,
-    reschedule: bool,
-) -> Result<(), ApiError> {
-    let schedule = if reschedule {
-        let settings = state.settings().await?;
-        let mut s = loaded.item.schedule.clone().unwrap_or_default();
-        s.next_check_at = next_due(
-            watch,
-            &settings,
-            watch.last_checked,
-            state.now(),
-            state.config.minimum_recheck_secs,
-        );
-        Some(s)
-    } else {
-        None
-    };
-    let doc = serde_json::to_value(watch)
-        .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    state
-        .store
-        .put(
-            &loaded.item.key,
-            doc,
-            schedule,
-            Expect::Version(loaded.item.version),
-        )
-        .await?;
-    Ok(())
-}
-
-/// How often an edit is retried when a check commits the same watch between read and write.
-pub const CONFLICT_RETRIES: usize = 5;
-
-/// Applies `edit` to a fresh copy of the watch and saves it, re-reading and re-applying on a
-/// version conflict: a check committing the same watch in between is the normal case, not the
-/// client's problem. `Ok(None)` when the watch does not exist; `edit`'s error is returned as is
-/// (nothing saved).
+/// Applies `edit` to the current watch and writes it back, recomputing its due time when
+/// `reschedule` is set (interval, pause or schedule edits; otherwise the schedule is left as
+/// it is). A check committing the same watch in between is the normal case, not the client's
+/// problem: the edit is re-applied to the fresh copy ([`docs::read_modify_write`]). `Ok(None)`
+/// when the watch does not exist; `edit`'s error is returned as is (nothing saved).
 pub async fn edit_watch<T>(
     state: &AppState,
     uuid: &str,
     reschedule: bool,
     mut edit: impl FnMut(&mut Watch, &Loaded) -> Result<T, ApiError>,
 ) -> Result<Option<T>, ApiError> {
-    for _ in 0..CONFLICT_RETRIES {
-        let Some(loaded) = load(state, uuid).await? else {
-            return Ok(None);
+    let settings = match reschedule {
+        true => Some(state.settings().await?),
+        false => None,
+    };
+    let now = state.now();
+    let key = Key::watch(&state.tenant, uuid);
+    docs::read_modify_write(state.store.as_ref(), &key, |current| {
+        let Some(item) = current else {
+            return Ok(Step::Done(None));
+        };
+        let loaded = Loaded {
+            item: item.clone(),
+            watch: decode_watch(item)?,
         };
         let mut watch = loaded.watch.clone();
         let out = edit(&mut watch, &loaded)?;
-        match save(state, &loaded, &watch, reschedule).await {
-            Ok(()) => return Ok(Some(out)),
-            Err(ApiError::Store(StoreError::Conflict(_))) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(ApiError::Store(StoreError::Conflict(Key::watch(
-        &state.tenant,
-        uuid,
-    ))))
+        let schedule = settings.as_ref().map(|settings| {
+            let mut s = item.schedule.clone().unwrap_or_default();
+            s.next_check_at = next_due(
+                &watch,
+                settings,
+                watch.last_checked,
+                now,
+                state.config.minimum_recheck_secs,
+            );
+            s
+        });
+        Ok(Step::Write {
+            doc: docs::encode(&watch)?,
+            schedule,
+            out: Some(out),
+        })
+    })
+    .await
 }
 
 fn ok() -> Response {
