@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use changewatch_core::clock::Clock;
 use changewatch_core::model::{Settings, Tag};
 use changewatch_engine::docs;
 use changewatch_engine::notifications::Dispatcher;
@@ -45,7 +46,8 @@ pub struct AppState {
     pub tenant: String,
     pub config: ApiConfig,
     pub started: Instant,
-    pub clock: fn() -> i64,
+    /// The clock answers and edits are stamped with (`Clock::system()` outside tests).
+    pub clock: Clock,
     /// Where user templates are rendered (test notifications); a child process in servers.
     pub sandbox: changewatch_sandbox::Sandbox,
 }
@@ -60,7 +62,7 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     pub fn now(&self) -> i64 {
-        (self.clock)()
+        self.clock.now()
     }
 
     pub async fn settings(&self) -> Result<Settings, StoreError> {

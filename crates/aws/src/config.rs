@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use changewatch_api::{ApiConfig, AppState};
 use changewatch_core::Config;
-use changewatch_engine::checker::epoch_now;
 use changewatch_engine::notifications::Dispatcher;
 use changewatch_store::aws::{AwsResources, DynamoStore, SqsNotificationQueue, SqsQueue, StartAt};
 
@@ -200,7 +199,7 @@ impl Clients {
             },
             sandbox,
             started: Instant::now(),
-            clock: epoch_now,
+            clock: changewatch_core::clock::Clock::system(),
         }
     }
 }

@@ -186,7 +186,7 @@ async fn serve(config: Config) -> Result<(), String> {
             salted_pass: config.salted_pass.clone(),
         },
         started: Instant::now(),
-        clock: epoch_now,
+        clock: changewatch_core::clock::Clock::system(),
         sandbox: sandbox.clone(),
     };
 

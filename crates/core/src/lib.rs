@@ -2,8 +2,8 @@
 //!
 //! Module map, in the order a check runs through them:
 //! - [`config`]: process settings from environment variables (one typed struct).
-//! - [`model`]: watches, tags and settings with upstream's JSON shapes and defaults, the API's
-//!   validation (upstream's messages), and the watch + tag + global merge into [`pipeline::ProcessorSettings`].
+//! - [`model`]: watches, tags and settings with upstream's JSON shapes and defaults, and the
+//!   watch + tag + global merge into [`pipeline::ProcessorSettings`].
 //! - [`ssrf`]: which resolved addresses a fetch may connect to.
 //! - [`fetch`]: the HTTP fetcher (redirects, limits, timeouts, guard on every hop).
 //! - [`charset`]: bytes to text (header, BOM, XML declaration, meta, detection).
@@ -15,11 +15,13 @@
 //! - [`diff`]: the diff engine and its output formats.
 //! - [`error`]: check outcomes that are not a page, with upstream's `last_error` strings.
 //! - [`check`]: fetch + process in one call, for the CLI and the checkers.
+//! - [`clock`]: the epoch-seconds clock, shared by clones so tests can move it.
 //! - [`schedule`]: when a watch is next due (interval, jitter, weekly window in its time zone),
 //!   and upstream's "x minutes ago" texts.
 
 pub mod charset;
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod content;
 pub mod diff;

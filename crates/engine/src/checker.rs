@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use changewatch_core::clock::Clock;
 use changewatch_core::model::{
     Settings, Tag, TextOrFalse, Watch, processor_settings, resolve_notification_settings,
     tags_for_watch,
@@ -99,7 +100,7 @@ pub struct Checker {
     config: CheckerConfig,
     notify: Option<NotifySetup>,
     sandbox: Sandbox,
-    clock: fn() -> i64,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Checker {
@@ -110,12 +111,9 @@ impl std::fmt::Debug for Checker {
     }
 }
 
-/// Seconds since the epoch, the clock checks are stamped with.
-pub fn epoch_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+/// Seconds since the epoch on the system clock (re-exported: callers of the checker read it
+/// from here).
+pub use changewatch_core::clock::epoch_now;
 
 impl Checker {
     pub fn new(store: Arc<dyn WatchStore>, fetcher: Fetcher, config: CheckerConfig) -> Self {
@@ -125,8 +123,14 @@ impl Checker {
             config,
             notify: None,
             sandbox: Sandbox::in_process(),
-            clock: epoch_now,
+            clock: Clock::system(),
         }
+    }
+
+    /// The clock checks are stamped with; tests pass a clone of theirs to move time.
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Where filters, rules and notification templates run. Servers pass a child-process
@@ -146,7 +150,7 @@ impl Checker {
     pub async fn run_job(&self, job: &CheckJob) -> Result<JobOutcome, StoreError> {
         let key = job.key();
         let settings = load_settings(self.store.as_ref(), &key.tenant).await?;
-        let now = (self.clock)();
+        let now = self.clock.now();
         let timeout = Duration::from_secs(settings.requests.timeout.max(1) as u64);
         let timeout = self
             .config
@@ -328,7 +332,7 @@ impl Checker {
                 }
             }
         };
-        let now = (self.clock)();
+        let now = self.clock.now();
         let next_check_at = timing::next_due(
             watch,
             settings,
@@ -380,7 +384,7 @@ impl Checker {
                         tags: &watch_tags,
                         settings,
                         base_url: setup.base_url.as_deref(),
-                        now: (self.clock)(),
+                        now: self.clock.now(),
                     };
                     let queued = match (plan, prev, current) {
                         (Plan::Change, Some((from, prev)), Some((to, text, triggered))) => {

@@ -26,8 +26,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::checker::epoch_now;
 use crate::docs::{Step, read_modify_write};
+use changewatch_core::clock::epoch_now;
 
 /// What a watch shows after a notification finally failed (upstream's wording).
 pub const NOTIFICATION_ERROR: &str = "Notification error detected, goto notification log.";

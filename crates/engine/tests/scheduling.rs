@@ -125,9 +125,8 @@ async fn pool_runs_jobs_concurrently_and_reports_running() {
         .enqueue(vec![job("a"), job("b"), job("c"), job("d")])
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let state = pool.state();
-    assert_eq!(state.running_count(), 3, "three workers busy at once");
+    wait_until("three workers busy at once", || state.running_count() == 3).await;
     assert_eq!(queue.depth().await.unwrap().total(), 1);
     // Shutdown lets running checks finish within the grace period; the waiting job stays queued.
     let cut = pool.shutdown(Duration::from_secs(5)).await;
@@ -147,8 +146,19 @@ async fn shutdown_cuts_off_checks_that_overrun_the_grace_period() {
     });
     let pool = WorkerPool::start(1, queue.clone(), runner.clone());
     queue.enqueue(vec![job("slow")]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let state = pool.state();
+    wait_until("the slow check running", || state.running_count() == 1).await;
     let cut = pool.shutdown(Duration::from_millis(200)).await;
     assert_eq!(cut, ["slow"]);
     assert!(runner.seen.lock().unwrap().is_empty());
+}
+
+/// Polls `cond` until it holds (a loaded runner may take a while to start tasks); fails after
+/// 10 s. Asserting after a fixed sleep instead flakes on a busy 2-core machine.
+async fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

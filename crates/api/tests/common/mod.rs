@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use changewatch_api::{ApiConfig, AppState, Workers, bootstrap, router};
+use changewatch_core::clock::Clock;
 use changewatch_core::ssrf::AddressPolicy;
 use changewatch_core::{Fetcher, FetcherConfig};
-use changewatch_engine::checker::{Checker, CheckerConfig, JobOutcome, NotifySetup, epoch_now};
+use changewatch_engine::checker::{Checker, CheckerConfig, JobOutcome, NotifySetup};
 use changewatch_engine::notifications::Dispatcher;
 use changewatch_engine::scheduler::tick;
 use changewatch_store::queue::MemoryQueue;
@@ -25,6 +26,8 @@ pub struct TestApp {
     pub store: Arc<SqliteStore>,
     pub queue: Arc<MemoryQueue>,
     pub checker: Checker,
+    /// Shared by the API and the checker: `clock.advance(n)` moves time for both.
+    pub clock: Clock,
     _dir: tempfile::TempDir,
 }
 
@@ -51,6 +54,7 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
         .await
         .unwrap()
         .unwrap();
+    let clock = Clock::system();
     let state = AppState {
         store: store.clone(),
         queue: queue.clone(),
@@ -68,7 +72,7 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
         tenant: DEFAULT_TENANT.to_string(),
         config,
         started: Instant::now(),
-        clock: epoch_now,
+        clock: clock.clone(),
         sandbox: changewatch_sandbox::Sandbox::in_process(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -95,7 +99,8 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
     .with_notifications(NotifySetup {
         queue: store.clone(),
         base_url: None,
-    });
+    })
+    .with_clock(clock.clone());
     TestApp {
         base: format!("http://{addr}"),
         api_key,
@@ -103,6 +108,7 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
         store,
         queue,
         checker,
+        clock,
         _dir: dir,
     }
 }
@@ -136,9 +142,14 @@ impl TestApp {
 
     /// Queues whatever is due (as the scheduler would) and runs every queued job now.
     pub async fn run_checks(&self) -> Vec<JobOutcome> {
-        tick(self.store.as_ref(), self.queue.as_ref(), epoch_now(), 0)
-            .await
-            .unwrap();
+        tick(
+            self.store.as_ref(),
+            self.queue.as_ref(),
+            self.clock.now(),
+            0,
+        )
+        .await
+        .unwrap();
         let mut out = Vec::new();
         while let Some(job) = self.queue.dequeue(Duration::from_millis(10)).await.unwrap() {
             out.push(self.checker.run_job(&job).await.unwrap());
