@@ -1,0 +1,448 @@
+//! The embedded adapter: one SQLite file in WAL mode.
+//!
+//! One connection behind a mutex, used only from blocking threads, so store calls never block
+//! the async runtime and writes are serialised (SQLite has one writer anyway). Every method is one
+//! transaction; change events are published after the transaction commits, so subscribers never
+//! see a change that a crash could still undo. Snapshot text and HTML are zstd-compressed.
+//!
+//! This file opens the database (migrations, the connection, shared row helpers); each port
+//! has its own module: `watch_store` (`WatchStore` and `ChangeFeed`) and `notifications`
+//! (`NotificationQueue`, the outbox table).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tokio::sync::broadcast;
+use tracing::debug;
+
+use crate::feed::BroadcastFeed;
+use crate::types::*;
+use crate::{ChangeFeed, NotificationQueue, WatchStore};
+
+mod notifications;
+mod watch_store;
+
+/// Migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[
+    // 1: items and snapshots.
+    "CREATE TABLE items (
+        tenant TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        next_check_at INTEGER,
+        queued_at INTEGER,
+        lease_owner TEXT,
+        lease_until INTEGER,
+        last_due_at INTEGER,
+        last_job_id TEXT,
+        PRIMARY KEY (tenant, kind, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX items_due ON items (next_check_at) WHERE next_check_at IS NOT NULL;
+    CREATE TABLE snapshots (
+        tenant TEXT NOT NULL,
+        watch_id TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        text BLOB NOT NULL,
+        html BLOB,
+        PRIMARY KEY (tenant, watch_id, ts)
+    ) WITHOUT ROWID;",
+    // 2: the text before filters, for added/removed/replaced-only change detection.
+    "CREATE TABLE watch_text (
+        tenant TEXT NOT NULL,
+        watch_id TEXT NOT NULL,
+        text BLOB NOT NULL,
+        PRIMARY KEY (tenant, watch_id)
+    ) WITHOUT ROWID;",
+    // 3: the history summary lives on the item, written with the snapshots.
+    "ALTER TABLE items ADD COLUMN history_n INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE items ADD COLUMN history_newest INTEGER;
+    UPDATE items SET
+        history_n = (SELECT COUNT(*) FROM snapshots s WHERE s.tenant = items.tenant AND s.watch_id = items.id),
+        history_newest = (SELECT MAX(ts) FROM snapshots s WHERE s.tenant = items.tenant AND s.watch_id = items.id)
+    WHERE kind = 'W';",
+    // 4: the notification outbox (durable across restarts, like the SQS queue of AWS mode).
+    "CREATE TABLE notification_queue (
+        id TEXT PRIMARY KEY,
+        job TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        visible_at INTEGER NOT NULL
+    );
+    CREATE INDEX notification_queue_visible ON notification_queue (visible_at);",
+    // 5: checks that were running when the process died, per watch, until one commits.
+    "CREATE TABLE interrupted_checks (
+        tenant TEXT NOT NULL,
+        watch_id TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (tenant, watch_id)
+    ) WITHOUT ROWID;",
+];
+
+/// `last_error` of a watch paused because its checks kept dying with the process.
+pub const INTERRUPTED_ERROR: &str = "Paused: checks of this watch were interrupted by the server stopping unexpectedly several times in a row. Check its filters, then unpause it.";
+
+const ZSTD_LEVEL: i32 = 3;
+/// Raw HTML is kept for this many newest snapshots (upstream keeps two).
+const HTML_KEPT: i64 = 2;
+
+/// The embedded store. Cheap to clone; clones share the connection and the feed.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    feed: BroadcastFeed,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<dir>/changewatch.db` and migrates it.
+    pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(backend)?;
+        Self::open(&dir.join("changewatch.db"))
+    }
+
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path).map_err(backend)?;
+        // WAL: readers never block the writer; NORMAL sync is durable across a process crash
+        // (kill -9), which is the failure embedded mode must survive.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(backend)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            feed: BroadcastFeed::new(),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Clears every `queued_at` mark. The embedded queue lives in memory, so after a restart no
+    /// job is waiting for a watch marked queued; without this such watches would never run again.
+    pub async fn clear_queued_marks(&self) -> Result<usize, StoreError> {
+        self.run(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE items SET queued_at = NULL WHERE queued_at IS NOT NULL",
+                    [],
+                )
+                .map_err(backend)?;
+            Ok((n, Vec::new()))
+        })
+        .await
+    }
+
+    /// Clears every check lease. Only for a process that owns the file alone (embedded mode at
+    /// start-up or after cutting checks off at shutdown): no lease can be live then, and the
+    /// interrupted checks become due at once instead of after their leases expire.
+    pub async fn clear_leases(&self) -> Result<usize, StoreError> {
+        self.run(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE items SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+                    [],
+                )
+                .map_err(backend)?;
+            Ok((n, Vec::new()))
+        })
+        .await
+    }
+
+    /// Start-up recovery after a crash: every check that held a lease was running when the
+    /// process died. Each such watch's interruption count grows; a watch interrupted `limit`
+    /// times in a row (no commit in between) is paused with [`INTERRUPTED_ERROR`] instead of
+    /// being checked again, so a check that kills the process cannot do so on every start.
+    /// Then every lease is cleared. Returns (interrupted, paused).
+    pub async fn recover_interrupted(&self, limit: u32) -> Result<(usize, Vec<Key>), StoreError> {
+        self.run(move |tx| {
+            let leased: Vec<(String, String, String)> = {
+                let mut stmt = tx
+                    .prepare("SELECT tenant, kind, id FROM items WHERE lease_owner IS NOT NULL")
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(backend)?;
+                rows.collect::<Result<_, _>>().map_err(backend)?
+            };
+            let mut paused = Vec::new();
+            let mut events = Vec::new();
+            for (tenant, kind, id) in &leased {
+                if kind != Kind::Watch.as_str() {
+                    continue;
+                }
+                let count: i64 = tx
+                    .query_row(
+                        "INSERT INTO interrupted_checks (tenant, watch_id, count) VALUES (?1, ?2, 1)
+                         ON CONFLICT (tenant, watch_id) DO UPDATE SET count = count + 1
+                         RETURNING count",
+                        params![tenant, id],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                if count < i64::from(limit.max(1)) {
+                    continue;
+                }
+                let key = Key::watch(tenant, id);
+                let Some(old) = load(tx, &key)? else { continue };
+                let mut new = old.clone();
+                if let Some(obj) = new.doc.as_object_mut() {
+                    obj.insert("paused".into(), serde_json::Value::Bool(true));
+                    obj.insert(
+                        "last_error".into(),
+                        serde_json::Value::String(INTERRUPTED_ERROR.into()),
+                    );
+                }
+                new.version += 1;
+                let mut schedule = new.schedule.clone().unwrap_or_default();
+                schedule.next_check_at = None;
+                schedule.lease_owner = None;
+                schedule.lease_until = None;
+                new.schedule = Some(schedule);
+                store_item(tx, &new)?;
+                // Unpausing gives the watch a fresh count.
+                tx.execute(
+                    "DELETE FROM interrupted_checks WHERE tenant = ?1 AND watch_id = ?2",
+                    params![tenant, id],
+                )
+                .map_err(backend)?;
+                events.extend(event(Some(old), Some(new)));
+                paused.push(key);
+            }
+            tx.execute(
+                "UPDATE items SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL",
+                [],
+            )
+            .map_err(backend)?;
+            Ok(((leased.len(), paused), events))
+        })
+        .await
+    }
+
+    /// Runs `f` in one transaction on a blocking thread, then publishes its events.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<(T, Vec<ChangeEvent>), StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let (value, events) = tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            let tx = conn.transaction().map_err(backend)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(backend)?;
+            Ok::<_, StoreError>(out)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))??;
+        for ev in events {
+            self.feed.publish(ev);
+        }
+        Ok(value)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let applied: usize = conn
+        .pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+        .map_err(backend)?
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("negative schema version".into()))?;
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::Corrupt(format!(
+            "database schema version {applied} is newer than this changewatch ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute_batch(sql).map_err(backend)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)
+            .map_err(backend)?;
+        tx.commit().map_err(backend)?;
+        debug!(version = i + 1, "applied migration");
+    }
+    Ok(())
+}
+
+const ITEM_COLUMNS: &str = "tenant, kind, id, version, doc, next_check_at, queued_at, lease_owner, lease_until, last_due_at, last_job_id, history_n, history_newest";
+
+type RawItem = (Key, u64, String, Schedule, HistoryMeta);
+
+fn row_to_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawItem> {
+    let kind: String = row.get(1)?;
+    let key = Key {
+        tenant: row.get(0)?,
+        kind: Kind::parse(&kind).unwrap_or(Kind::Stats),
+        id: row.get(2)?,
+    };
+    let version: i64 = row.get(3)?;
+    Ok((
+        key,
+        version as u64,
+        row.get(4)?,
+        Schedule {
+            next_check_at: row.get(5)?,
+            queued_at: row.get(6)?,
+            lease_owner: row.get(7)?,
+            lease_until: row.get(8)?,
+            last_due_at: row.get(9)?,
+            last_job_id: row.get(10)?,
+        },
+        HistoryMeta {
+            count: usize::try_from(row.get::<_, i64>(11)?).unwrap_or(0),
+            newest: row.get(12)?,
+        },
+    ))
+}
+
+fn decode_item((key, version, doc, schedule, history): RawItem) -> Result<Item, StoreError> {
+    let doc =
+        serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(format!("{key:?}: {e}")))?;
+    let schedule = (key.kind == Kind::Watch).then_some(schedule);
+    Ok(Item {
+        key,
+        version,
+        doc,
+        schedule,
+        history,
+    })
+}
+
+fn load(tx: &Transaction<'_>, key: &Key) -> Result<Option<Item>, StoreError> {
+    let raw = tx
+        .query_row(
+            &format!(
+                "SELECT {ITEM_COLUMNS} FROM items WHERE tenant = ?1 AND kind = ?2 AND id = ?3"
+            ),
+            params![key.tenant, key.kind.as_str(), key.id],
+            row_to_item,
+        )
+        .optional()
+        .map_err(backend)?;
+    raw.map(decode_item).transpose()
+}
+
+fn store_item(tx: &Transaction<'_>, item: &Item) -> Result<(), StoreError> {
+    let doc = serde_json::to_string(&item.doc).map_err(backend)?;
+    let s = item.schedule.clone().unwrap_or_default();
+    tx.execute(
+        &format!(
+            "INSERT OR REPLACE INTO items ({ITEM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        ),
+        params![
+            item.key.tenant,
+            item.key.kind.as_str(),
+            item.key.id,
+            item.version as i64,
+            doc,
+            s.next_check_at,
+            s.queued_at,
+            s.lease_owner,
+            s.lease_until,
+            s.last_due_at,
+            s.last_job_id,
+            item.history.count as i64,
+            item.history.newest
+        ],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn check_expect(key: &Key, current: Option<&Item>, expect: Expect) -> Result<(), StoreError> {
+    let ok = match (expect, current) {
+        (Expect::Any, _) => true,
+        (Expect::Absent, None) => true,
+        (Expect::Exists, Some(_)) => true,
+        (Expect::Version(v), Some(item)) => item.version == v,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(key.clone()))
+    }
+}
+
+fn compress(s: &str) -> Result<Vec<u8>, StoreError> {
+    zstd::bulk::compress(s.as_bytes(), ZSTD_LEVEL).map_err(backend)
+}
+
+fn decompress(b: &[u8]) -> Result<String, StoreError> {
+    let bytes = zstd::stream::decode_all(b).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    String::from_utf8(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Snapshots and kept text of a watch.
+fn delete_watch_data(tx: &Transaction<'_>, key: &Key) -> Result<(), StoreError> {
+    for table in ["snapshots", "watch_text"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE tenant = ?1 AND watch_id = ?2"),
+            params![key.tenant, key.id],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn history_meta(tx: &Transaction<'_>, key: &Key) -> Result<HistoryMeta, StoreError> {
+    let (n, newest): (i64, Option<i64>) = tx
+        .query_row(
+            "SELECT COUNT(*), MAX(ts) FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
+            params![key.tenant, key.id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(backend)?;
+    Ok(HistoryMeta {
+        count: usize::try_from(n).unwrap_or(0),
+        newest,
+    })
+}
+
+/// Changes only the schedule of a watch; the version is left alone because the document did not
+/// change (an API edit racing a queue mark must not conflict).
+fn update_schedule(
+    tx: &Transaction<'_>,
+    key: &Key,
+    f: impl FnOnce(&mut Schedule) -> bool,
+) -> Result<Option<(Item, Item)>, StoreError> {
+    let Some(old) = load(tx, key)? else {
+        return Ok(None);
+    };
+    let mut new = old.clone();
+    let schedule = new.schedule.get_or_insert_with(Schedule::default);
+    if !f(schedule) {
+        return Ok(None);
+    }
+    store_item(tx, &new)?;
+    Ok(Some((old, new)))
+}
+
+fn event(old: Option<Item>, new: Option<Item>) -> Vec<ChangeEvent> {
+    let key = match (&old, &new) {
+        (_, Some(n)) => n.key.clone(),
+        (Some(o), None) => o.key.clone(),
+        (None, None) => return Vec::new(),
+    };
+    vec![ChangeEvent { key, old, new }]
+}

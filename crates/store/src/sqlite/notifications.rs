@@ -1,0 +1,126 @@
+//! The `NotificationQueue` port on SQLite: the outbox table, leases by receipt, retries with
+//! a due time, dead letters kept for the log.
+
+use super::*;
+
+pub(super) fn epoch_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A receipt names one delivery (`<id>:<attempt>`), so a sender whose lease ran out and whose
+/// job went to another sender cannot acknowledge or reschedule the newer delivery.
+pub(super) fn parse_receipt(receipt: &str) -> Result<(String, i64), StoreError> {
+    receipt
+        .rsplit_once(':')
+        .and_then(|(id, n)| Some((id.to_string(), n.parse().ok()?)))
+        .ok_or_else(|| StoreError::Backend(format!("not a notification receipt: {receipt}")))
+}
+
+#[async_trait]
+impl NotificationQueue for SqliteStore {
+    async fn send(&self, jobs: Vec<NotificationJob>) -> Result<(), StoreError> {
+        let now = epoch_millis();
+        let rows = jobs
+            .iter()
+            .map(|j| Ok((j.id.clone(), serde_json::to_string(j).map_err(backend)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.run(move |tx| {
+            for (id, job) in rows {
+                tx.execute(
+                    "INSERT OR IGNORE INTO notification_queue (id, job, attempt, visible_at) VALUES (?1, ?2, 0, ?3)",
+                    params![id, job, now],
+                )
+                .map_err(backend)?;
+            }
+            Ok(((), Vec::new()))
+        })
+        .await
+    }
+
+    async fn receive(
+        &self,
+        max: usize,
+        lease: std::time::Duration,
+    ) -> Result<Vec<ReceivedNotification>, StoreError> {
+        let now = epoch_millis();
+        let hidden_until = now + lease.as_millis() as i64;
+        let rows = self
+            .run(move |tx| {
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT id, job, attempt FROM notification_queue WHERE visible_at <= ?1 ORDER BY visible_at LIMIT ?2",
+                    )
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map(params![now, max as i64], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+                    })
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend)?;
+                for (id, _, attempt) in &rows {
+                    tx.execute(
+                        "UPDATE notification_queue SET attempt = ?2, visible_at = ?3 WHERE id = ?1",
+                        params![id, attempt + 1, hidden_until],
+                    )
+                    .map_err(backend)?;
+                }
+                Ok((rows, Vec::new()))
+            })
+            .await?;
+        rows.into_iter()
+            .map(|(id, job, attempt)| {
+                let job: NotificationJob = serde_json::from_str(&job)
+                    .map_err(|e| StoreError::Corrupt(format!("notification job {id}: {e}")))?;
+                Ok(ReceivedNotification {
+                    job,
+                    receipt: format!("{id}:{}", attempt + 1),
+                    attempt: u32::try_from(attempt + 1).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+
+    async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
+        let (id, attempt) = parse_receipt(receipt)?;
+        self.run(move |tx| {
+            tx.execute(
+                "DELETE FROM notification_queue WHERE id = ?1 AND attempt = ?2",
+                params![id, attempt],
+            )
+            .map_err(backend)?;
+            Ok(((), Vec::new()))
+        })
+        .await
+    }
+
+    async fn retry_after(
+        &self,
+        receipt: &str,
+        delay: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let (id, attempt) = parse_receipt(receipt)?;
+        let visible_at = epoch_millis() + delay.as_millis() as i64;
+        self.run(move |tx| {
+            tx.execute(
+                "UPDATE notification_queue SET visible_at = ?3 WHERE id = ?1 AND attempt = ?2",
+                params![id, attempt, visible_at],
+            )
+            .map_err(backend)?;
+            Ok(((), Vec::new()))
+        })
+        .await
+    }
+
+    async fn depth(&self) -> Result<usize, StoreError> {
+        self.run(|tx| {
+            let n: i64 = tx
+                .query_row("SELECT COUNT(*) FROM notification_queue", [], |r| r.get(0))
+                .map_err(backend)?;
+            Ok((usize::try_from(n).unwrap_or(0), Vec::new()))
+        })
+        .await
+    }
+}

@@ -1,0 +1,368 @@
+//! The `WatchStore` and `ChangeFeed` ports on SQLite: documents, leases, check commits,
+//! snapshots (zstd-compressed), and change events published after each commit.
+
+use super::*;
+
+#[async_trait]
+impl WatchStore for SqliteStore {
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| Ok((load(tx, &key)?, Vec::new()))).await
+    }
+
+    async fn list(&self, tenant: &str, kind: Kind) -> Result<Vec<Item>, StoreError> {
+        let tenant = tenant.to_string();
+        self.run(move |tx| {
+            let mut stmt = tx
+                .prepare(&format!(
+                    "SELECT {ITEM_COLUMNS} FROM items WHERE tenant = ?1 AND kind = ?2 ORDER BY id"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![tenant, kind.as_str()], row_to_item)
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(decode_item(row.map_err(backend)?)?);
+            }
+            Ok((out, Vec::new()))
+        })
+        .await
+    }
+
+    async fn put(
+        &self,
+        key: &Key,
+        doc: serde_json::Value,
+        schedule: Option<Schedule>,
+        expect: Expect,
+    ) -> Result<u64, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let old = load(tx, &key)?;
+            check_expect(&key, old.as_ref(), expect)?;
+            let version = old.as_ref().map_or(1, |o| o.version + 1);
+            let schedule = match key.kind {
+                Kind::Watch => Some(
+                    schedule
+                        .or_else(|| old.as_ref().and_then(|o| o.schedule.clone()))
+                        .unwrap_or_default(),
+                ),
+                _ => None,
+            };
+            let new = Item {
+                key: key.clone(),
+                version,
+                doc,
+                schedule,
+                history: old.as_ref().map(|o| o.history).unwrap_or_default(),
+            };
+            store_item(tx, &new)?;
+            Ok((version, event(old, Some(new))))
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &Key, expect: Expect) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let old = load(tx, &key)?;
+            if old.is_none() && matches!(expect, Expect::Any) {
+                return Ok((false, Vec::new()));
+            }
+            check_expect(&key, old.as_ref(), expect)?;
+            if old.is_none() {
+                return Ok((false, Vec::new()));
+            }
+            tx.execute(
+                "DELETE FROM items WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
+                params![key.tenant, key.kind.as_str(), key.id],
+            )
+            .map_err(backend)?;
+            if key.kind == Kind::Watch {
+                delete_watch_data(tx, &key)?;
+            }
+            Ok((true, event(old, None)))
+        })
+        .await
+    }
+
+    async fn due(&self, before: i64, now: i64, limit: usize) -> Result<Vec<DueWatch>, StoreError> {
+        self.run(move |tx| {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT tenant, id, next_check_at FROM items
+                     WHERE next_check_at IS NOT NULL AND next_check_at <= ?1 AND kind = 'W'
+                       AND (queued_at IS NULL OR queued_at <= ?4)
+                       AND (lease_until IS NULL OR lease_until <= ?2)
+                     ORDER BY next_check_at LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let stale = now - QUEUED_MARK_TTL_SECS;
+            let rows = stmt
+                .query_map(params![before, now, limit as i64, stale], |r| {
+                    Ok(DueWatch {
+                        key: Key::watch(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?),
+                        next_check_at: r.get(2)?,
+                    })
+                })
+                .map_err(backend)?;
+            let out = rows.collect::<Result<Vec<_>, _>>().map_err(backend)?;
+            Ok((out, Vec::new()))
+        })
+        .await
+    }
+
+    async fn mark_queued(&self, key: &Key, _due_at: i64, now: i64) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let changed = update_schedule(tx, &key, |s| {
+                if s.queued_at.is_some_and(|q| q > now - QUEUED_MARK_TTL_SECS) {
+                    return false;
+                }
+                s.queued_at = Some(now);
+                true
+            })?;
+            Ok(match changed {
+                Some((old, new)) => (true, event(Some(old), Some(new))),
+                None => (false, Vec::new()),
+            })
+        })
+        .await
+    }
+
+    async fn claim(
+        &self,
+        key: &Key,
+        owner: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Option<Item>, StoreError> {
+        let key = key.clone();
+        let owner = owner.to_string();
+        self.run(move |tx| {
+            let changed = update_schedule(tx, &key, |s| {
+                if s.leased(now) && s.lease_owner.as_deref() != Some(owner.as_str()) {
+                    return false;
+                }
+                s.lease_owner = Some(owner.clone());
+                s.lease_until = Some(lease_until);
+                s.queued_at = None;
+                true
+            })?;
+            Ok(match changed {
+                Some((old, new)) => (Some(new.clone()), event(Some(old), Some(new))),
+                None => (None, Vec::new()),
+            })
+        })
+        .await
+    }
+
+    async fn release(&self, key: &Key, owner: &str) -> Result<(), StoreError> {
+        let key = key.clone();
+        let owner = owner.to_string();
+        self.run(move |tx| {
+            let changed = update_schedule(tx, &key, |s| {
+                if s.lease_owner.as_deref() != Some(owner.as_str()) {
+                    return false;
+                }
+                s.lease_owner = None;
+                s.lease_until = None;
+                true
+            })?;
+            Ok((
+                (),
+                changed.map_or_else(Vec::new, |(o, n)| event(Some(o), Some(n))),
+            ))
+        })
+        .await
+    }
+
+    async fn commit_check(
+        &self,
+        key: &Key,
+        owner: &str,
+        commit: CheckCommit,
+    ) -> Result<CommitOutcome, StoreError> {
+        let key = key.clone();
+        let owner = owner.to_string();
+        self.run(move |tx| {
+            let Some(old) = load(tx, &key)? else {
+                return Err(StoreError::LeaseLost(key));
+            };
+            let schedule = old.schedule.clone().unwrap_or_default();
+            if schedule.lease_owner.as_deref() != Some(owner.as_str()) {
+                return Err(StoreError::LeaseLost(key));
+            }
+            let mut snapshot_ts = None;
+            if let Some(snap) = &commit.snapshot {
+                let newest: Option<i64> = tx
+                    .query_row(
+                        "SELECT MAX(ts) FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
+                        params![key.tenant, key.id],
+                        |r| r.get(0),
+                    )
+                    .map_err(backend)?;
+                let ts = match newest {
+                    Some(n) if snap.ts <= n => n + 1,
+                    _ => snap.ts,
+                };
+                let html = snap.html.as_deref().map(compress).transpose()?;
+                tx.execute(
+                    "INSERT INTO snapshots (tenant, watch_id, ts, text, html) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![key.tenant, key.id, ts, compress(&snap.text)?, html],
+                )
+                .map_err(backend)?;
+                tx.execute(
+                    "UPDATE snapshots SET html = NULL WHERE tenant = ?1 AND watch_id = ?2 AND html IS NOT NULL
+                     AND ts NOT IN (SELECT ts FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 ORDER BY ts DESC LIMIT ?3)",
+                    params![key.tenant, key.id, HTML_KEPT],
+                )
+                .map_err(backend)?;
+                snapshot_ts = Some(ts);
+            }
+            if let Some(text) = &commit.text_before_filters {
+                tx.execute(
+                    "INSERT OR REPLACE INTO watch_text (tenant, watch_id, text) VALUES (?1, ?2, ?3)",
+                    params![key.tenant, key.id, compress(text)?],
+                )
+                .map_err(backend)?;
+            }
+            if let Some(max) = commit.history_max.filter(|m| *m > 0) {
+                tx.execute(
+                    "DELETE FROM snapshots WHERE tenant = ?1 AND watch_id = ?2
+                     AND ts NOT IN (SELECT ts FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 ORDER BY ts DESC LIMIT ?3)",
+                    params![key.tenant, key.id, max as i64],
+                )
+                .map_err(backend)?;
+            }
+            let mut doc = old.doc.clone();
+            if let Some(obj) = doc.as_object_mut() {
+                for (k, v) in &commit.patch {
+                    obj.insert(k.clone(), v.clone());
+                }
+            } else {
+                return Err(StoreError::Corrupt(format!("{key:?}: document is not an object")));
+            }
+            let history = history_meta(tx, &key)?;
+            let new = Item {
+                key: key.clone(),
+                version: old.version + 1,
+                doc,
+                history,
+                schedule: Some(Schedule {
+                    next_check_at: commit.next_check_at,
+                    queued_at: schedule.queued_at,
+                    lease_owner: None,
+                    lease_until: None,
+                    last_due_at: Some(commit.due_at),
+                    last_job_id: Some(commit.job_id.clone()),
+                }),
+            };
+            store_item(tx, &new)?;
+            tx.execute(
+                "DELETE FROM interrupted_checks WHERE tenant = ?1 AND watch_id = ?2",
+                params![key.tenant, key.id],
+            )
+            .map_err(backend)?;
+            let outcome = CommitOutcome {
+                version: new.version,
+                snapshot_ts,
+                history_len: history.count,
+            };
+            Ok((outcome, event(Some(old), Some(new))))
+        })
+        .await
+    }
+
+    async fn snapshots(&self, key: &Key) -> Result<Vec<i64>, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let mut stmt = tx
+                .prepare("SELECT ts FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 ORDER BY ts")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![key.tenant, key.id], |r| r.get(0))
+                .map_err(backend)?;
+            let out = rows.collect::<Result<Vec<i64>, _>>().map_err(backend)?;
+            Ok((out, Vec::new()))
+        })
+        .await
+    }
+
+    async fn snapshot_text(&self, key: &Key, ts: i64) -> Result<Option<String>, StoreError> {
+        self.snapshot_column(key, ts, "text").await
+    }
+
+    async fn snapshot_html(&self, key: &Key, ts: i64) -> Result<Option<String>, StoreError> {
+        self.snapshot_column(key, ts, "html").await
+    }
+
+    async fn delete_history(&self, key: &Key) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            delete_watch_data(tx, &key)?;
+            let Some(old) = load(tx, &key)? else {
+                return Ok(((), Vec::new()));
+            };
+            if old.history == HistoryMeta::default() {
+                return Ok(((), Vec::new()));
+            }
+            // A version bump and an event: watchers of the feed see `history_n` drop to 0.
+            let new = Item {
+                version: old.version + 1,
+                history: HistoryMeta::default(),
+                ..old.clone()
+            };
+            store_item(tx, &new)?;
+            Ok(((), event(Some(old), Some(new))))
+        })
+        .await
+    }
+
+    async fn text_before_filters(&self, key: &Key) -> Result<Option<String>, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let blob: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT text FROM watch_text WHERE tenant = ?1 AND watch_id = ?2",
+                    params![key.tenant, key.id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            Ok((blob.map(|b| decompress(&b)).transpose()?, Vec::new()))
+        })
+        .await
+    }
+}
+
+impl SqliteStore {
+    async fn snapshot_column(
+        &self,
+        key: &Key,
+        ts: i64,
+        column: &'static str,
+    ) -> Result<Option<String>, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let blob: Option<Option<Vec<u8>>> = tx
+                .query_row(
+                    &format!("SELECT {column} FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 AND ts = ?3"),
+                    params![key.tenant, key.id, ts],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            let text = blob.flatten().map(|b| decompress(&b)).transpose()?;
+            Ok((text, Vec::new()))
+        })
+        .await
+    }
+}
+
+impl ChangeFeed for SqliteStore {
+    fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
+        self.feed.subscribe()
+    }
+}
