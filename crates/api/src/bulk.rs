@@ -57,8 +57,7 @@ pub async fn watch_operation(
             .map_err(|e| e.to_string())?;
             if found && now_paused {
                 state
-                    .queue
-                    .remove(&[uuid.to_string()])
+                    .unqueue(&[uuid.to_string()])
                     .await
                     .map_err(|e| e.to_string())?;
             }
@@ -158,12 +157,12 @@ pub async fn checkbox_operation(
                     .delete(&Key::watch(&state.tenant, uuid), Expect::Any)
                     .await?;
             }
-            state.queue.remove(uuids).await?;
+            state.unqueue(uuids).await?;
             Outcome::ok(format!("{n} watches deleted"))
         }
         "pause" => {
             set_all(|w| w.paused = true, true).await?;
-            state.queue.remove(uuids).await?;
+            state.unqueue(uuids).await?;
             Outcome::ok(format!("{n} watches paused"))
         }
         "unpause" => {

@@ -7,7 +7,7 @@ use changewatch_core::clock::Clock;
 use changewatch_core::model::{Settings, Tag};
 use changewatch_engine::docs;
 use changewatch_engine::notifications::Dispatcher;
-use changewatch_store::{JobQueue, StoreError, WatchStore};
+use changewatch_store::{CheckJob, JobQueue, QueueAdmin, StoreError, WatchStore};
 
 use crate::error::ApiError;
 
@@ -39,6 +39,9 @@ pub struct ApiConfig {
 pub struct AppState {
     pub store: Arc<dyn WatchStore>,
     pub queue: Arc<dyn JobQueue>,
+    /// The queue's listing and removal, where the queue has them (embedded mode's in-process
+    /// queue; not SQS).
+    pub queue_admin: Option<Arc<dyn QueueAdmin>>,
     pub workers: Option<Arc<dyn Workers>>,
     /// Sends test notifications (and, in embedded mode, queued ones). `None`: the action
     /// answers that notifications are not configured here.
@@ -61,6 +64,37 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// This tenant's waiting jobs in run order; empty where the queue cannot list them.
+    pub async fn queued_jobs(&self) -> Result<Vec<CheckJob>, StoreError> {
+        let Some(admin) = &self.queue_admin else {
+            return Ok(Vec::new());
+        };
+        Ok(admin
+            .snapshot()
+            .await?
+            .into_iter()
+            .filter(|j| j.tenant == self.tenant)
+            .collect())
+    }
+
+    /// How many checks wait: exact per tenant where the queue can list its jobs, else the
+    /// queue's own (stack-wide, approximate) depth.
+    pub async fn queue_size(&self) -> Result<usize, StoreError> {
+        match &self.queue_admin {
+            Some(_) => Ok(self.queued_jobs().await?.len()),
+            None => Ok(self.queue.depth().await?.total()),
+        }
+    }
+
+    /// Drops waiting jobs of paused or deleted watches where the queue allows it (elsewhere
+    /// the checker skips them when they come up).
+    pub async fn unqueue(&self, watch_ids: &[String]) -> Result<(), StoreError> {
+        if let Some(admin) = &self.queue_admin {
+            admin.remove(watch_ids).await?;
+        }
+        Ok(())
+    }
+
     pub fn now(&self) -> i64 {
         self.clock.now()
     }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use changewatch_store::JobQueue;
+use changewatch_store::QueueAdmin;
 use common::{TestApp, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};

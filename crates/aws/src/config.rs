@@ -188,6 +188,7 @@ impl Clients {
         AppState {
             store,
             queue: Arc::new(self.queue(config)),
+            queue_admin: None,
             workers: None,
             notifier,
             tenant: config.tenant.clone(),

@@ -173,6 +173,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let state = AppState {
         store: store.clone(),
         queue: queue.clone(),
+        queue_admin: Some(queue.clone()),
         workers: Some(Arc::new(PoolWorkers {
             state: pool.state(),
             size: pool.size(),

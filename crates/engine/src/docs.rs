@@ -64,7 +64,7 @@ pub fn decode<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
 
 /// A value as the document the store keeps.
 pub fn encode<T: serde::Serialize>(value: &T) -> Result<Value, StoreError> {
-    serde_json::to_value(value).map_err(|e| StoreError::Backend(format!("encoding: {e}")))
+    serde_json::to_value(value).map_err(StoreError::backend_source)
 }
 
 /// The tenant's settings; defaults when none are stored yet.

@@ -10,7 +10,7 @@ use changewatch_engine::pool::{JobRunner, WorkerPool};
 use changewatch_engine::scheduler::{request_recheck, tick};
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
-use changewatch_store::{CheckJob, Expect, JobQueue, Key, Lane, Schedule, WatchStore};
+use changewatch_store::{CheckJob, Expect, JobQueue, Key, Lane, QueueAdmin, Schedule, WatchStore};
 use serde_json::json;
 
 async fn store_with(due: &[(&str, Option<i64>)]) -> (tempfile::TempDir, SqliteStore) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::types::*;
-use crate::{ChangeFeed, JobQueue, NotificationQueue, WatchStore};
+use crate::{ChangeFeed, JobQueue, NotificationQueue, QueueAdmin, WatchStore};
 
 const T: &str = "tenant-a";
 
@@ -582,7 +582,7 @@ pub async fn job_queue<Q: JobQueue>(q: &Q) {
 
 /// Job queue, what an inspectable in-process queue adds: one entry per watch (the better
 /// priority wins), priority order within a lane, a snapshot of the order, removal.
-pub async fn job_queue_ordering<Q: JobQueue>(q: &Q) {
+pub async fn job_queue_ordering<Q: JobQueue + QueueAdmin>(q: &Q) {
     q.enqueue(vec![
         job("s2", Lane::Scheduled, 200),
         job("s1", Lane::Scheduled, 100),

@@ -110,7 +110,14 @@ pub trait JobQueue: Send + Sync + 'static {
     async fn dequeue(&self, wait: std::time::Duration) -> Result<Option<CheckJob>, StoreError>;
 
     async fn depth(&self) -> Result<QueueDepth, StoreError>;
+}
 
+/// What only a queue held by this process can do: list its waiting jobs and drop chosen ones.
+/// Embedded mode's in-process queue has it; SQS has neither operation, so AWS mode has no
+/// `QueueAdmin` (the checker skips jobs of paused or deleted watches, and the queue-status
+/// endpoints report depths only).
+#[async_trait]
+pub trait QueueAdmin: Send + Sync + 'static {
     /// The waiting jobs in the order they will run (for the queue-status endpoints).
     async fn snapshot(&self) -> Result<Vec<CheckJob>, StoreError>;
 

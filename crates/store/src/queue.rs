@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use crate::JobQueue;
 use crate::types::{CheckJob, Lane, QueueDepth, StoreError};
+use crate::{JobQueue, QueueAdmin};
 
 #[derive(Default)]
 struct Inner {
@@ -115,7 +115,10 @@ impl JobQueue for MemoryQueue {
             scheduled: inner.order.len() - rechecks,
         })
     }
+}
 
+#[async_trait]
+impl QueueAdmin for MemoryQueue {
     async fn snapshot(&self) -> Result<Vec<CheckJob>, StoreError> {
         let inner = self.lock();
         Ok(inner

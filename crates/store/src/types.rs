@@ -308,10 +308,49 @@ pub enum StoreError {
     /// The check lease is held by someone else or expired and was taken over.
     #[error("lease on {0:?} is not held by this checker")]
     LeaseLost(Key),
-    /// The backend failed (I/O, SQLite, AWS service error).
-    #[error("store backend error: {0}")]
-    Backend(String),
+    /// The backend failed (I/O, SQLite, AWS service error). `source` keeps the original error
+    /// (for logs that print the chain, and for callers that need to look at it).
+    #[error("store backend error: {message}")]
+    Backend {
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// Stored data could not be decoded: never silently dropped.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl StoreError {
+    /// A backend failure described in words (no underlying error to keep).
+    pub fn backend(message: impl Into<String>) -> Self {
+        StoreError::Backend {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A backend failure caused by `source`, kept as the error's source.
+    pub fn backend_source<E: std::error::Error + Send + Sync + 'static>(source: E) -> Self {
+        StoreError::Backend {
+            message: source.to_string(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_backend_error_keeps_its_cause() {
+        let cause = std::io::Error::other("disk on fire");
+        let e = StoreError::backend_source(cause);
+        assert_eq!(e.to_string(), "store backend error: disk on fire");
+        let source = e.source().map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk on fire"));
+        assert!(StoreError::backend("no URL").source().is_none());
+    }
 }

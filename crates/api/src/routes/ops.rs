@@ -37,13 +37,7 @@ const AUTO_LIMIT: usize = 50;
 
 /// This tenant's waiting jobs in run order.
 async fn jobs(state: &AppState) -> Result<Vec<CheckJob>, ApiError> {
-    Ok(state
-        .queue
-        .snapshot()
-        .await?
-        .into_iter()
-        .filter(|j| j.tenant == state.tenant)
-        .collect())
+    Ok(state.queued_jobs().await?)
 }
 
 async fn worker_health(State(state): State<AppState>) -> Response {

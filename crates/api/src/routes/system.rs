@@ -85,13 +85,7 @@ async fn systeminfo(State(state): State<AppState>) -> Result<Response, ApiError>
             overdue.push(item.key.id.clone());
         }
     }
-    let queue_size = state
-        .queue
-        .snapshot()
-        .await?
-        .iter()
-        .filter(|j| j.tenant == state.tenant)
-        .count();
+    let queue_size = state.queue_size().await?;
     let base_url = state
         .config
         .base_url

@@ -352,7 +352,7 @@ async fn read(
         .await?
         .ok_or_else(|| not_found(&uuid))?;
         if paused {
-            state.queue.remove(std::slice::from_ref(&uuid)).await?;
+            state.unqueue(std::slice::from_ref(&uuid)).await?;
         }
         return Ok(ok());
     }
@@ -405,6 +405,6 @@ async fn remove(
             format!("No watch exists with the UUID of {uuid}"),
         ));
     }
-    state.queue.remove(&[uuid]).await?;
+    state.unqueue(&[uuid]).await?;
     Ok(no_content())
 }

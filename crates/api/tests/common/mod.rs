@@ -58,6 +58,7 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
     let state = AppState {
         store: store.clone(),
         queue: queue.clone(),
+        queue_admin: Some(queue.clone()),
         workers,
         notifier: Some(Arc::new(
             Dispatcher::from_config(

@@ -37,17 +37,21 @@ pub struct AwsResources {
 }
 
 pub(crate) fn backend(e: impl std::fmt::Display) -> crate::StoreError {
-    crate::StoreError::Backend(e.to_string())
+    crate::StoreError::backend(e.to_string())
 }
 
-/// The full error chain of an SDK error (its `Display` alone is often just "service error").
-pub(crate) fn sdk_error<E: std::error::Error>(e: E) -> crate::StoreError {
-    let mut msg = e.to_string();
+/// An SDK error with its whole chain in the message (its `Display` alone is often just
+/// "service error"), and the error itself kept as the source.
+pub(crate) fn sdk_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> crate::StoreError {
+    let mut message = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
+        message.push_str(": ");
+        message.push_str(&s.to_string());
         source = s.source();
     }
-    crate::StoreError::Backend(msg)
+    crate::StoreError::Backend {
+        message,
+        source: Some(Box::new(e)),
+    }
 }

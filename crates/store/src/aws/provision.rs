@@ -52,7 +52,7 @@ async fn create_queue(
         .await
         .map_err(sdk_error)?;
     out.queue_url
-        .ok_or_else(|| StoreError::Backend(format!("queue {name}: no URL")))
+        .ok_or_else(|| StoreError::backend(format!("queue {name}: no URL")))
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, StoreError> {
@@ -65,7 +65,7 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, Store
         .map_err(sdk_error)?;
     out.attributes
         .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .ok_or_else(|| StoreError::Backend(format!("queue {url}: no ARN")))
+        .ok_or_else(|| StoreError::backend(format!("queue {url}: no ARN")))
 }
 
 /// A queue with its dead-letter queue; a message received `max_receives` times moves there.

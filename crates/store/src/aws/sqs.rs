@@ -178,16 +178,6 @@ impl JobQueue for SqsQueue {
             scheduled: self.count(Lane::Scheduled).await?,
         })
     }
-
-    /// SQS cannot list waiting messages without taking them.
-    async fn snapshot(&self) -> Result<Vec<CheckJob>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    /// SQS cannot remove chosen messages; the checker skips jobs of paused or deleted watches.
-    async fn remove(&self, _watch_ids: &[String]) -> Result<usize, StoreError> {
-        Ok(0)
-    }
 }
 
 /// `NotificationQueue` on the `notifications` SQS queue. Retries use the message's own

@@ -70,7 +70,7 @@ impl StreamFeed {
             .into_iter()
             .filter_map(|s| s.stream_arn)
             .next_back()
-            .ok_or_else(|| StoreError::Backend(format!("table {table} has no stream")))?;
+            .ok_or_else(|| StoreError::backend(format!("table {table} has no stream")))?;
         Ok(Self::start(client, arn, start, poll))
     }
 

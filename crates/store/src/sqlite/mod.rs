@@ -104,8 +104,8 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::backend_source(e)
 }
 
 impl SqliteStore {
@@ -253,7 +253,7 @@ impl SqliteStore {
             Ok::<_, StoreError>(out)
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))??;
+        .map_err(|e| StoreError::backend(format!("store task failed: {e}")))??;
         for ev in events {
             self.feed.publish(ev);
         }

@@ -15,7 +15,7 @@ pub(super) fn parse_receipt(receipt: &str) -> Result<(String, i64), StoreError> 
     receipt
         .rsplit_once(':')
         .and_then(|(id, n)| Some((id.to_string(), n.parse().ok()?)))
-        .ok_or_else(|| StoreError::Backend(format!("not a notification receipt: {receipt}")))
+        .ok_or_else(|| StoreError::backend(format!("not a notification receipt: {receipt}")))
 }
 
 #[async_trait]
