@@ -13,20 +13,19 @@ use std::time::Duration;
 use async_trait::async_trait;
 use changewatch_core::clock::Clock;
 use changewatch_core::model::{
-    Settings, Tag, TextOrFalse, Watch, processor_settings, resolve_notification_settings,
-    tags_for_watch,
+    Settings, Tag, Watch, processor_settings, resolve_notification_settings, tags_for_watch,
 };
 use changewatch_core::pipeline::{ChangeStatus, PreviousState, history_line_key};
 use changewatch_core::{CheckError, CheckResult, FetchRequest, Fetcher};
 use changewatch_sandbox::Sandbox;
 use changewatch_store::{
-    CheckCommit, CheckJob, Item, Key, Lane, NewSnapshot, NotificationQueue, StoreError, WatchStore,
+    CheckCommit, CheckJob, Item, Key, Lane, NotificationQueue, StoreError, WatchStore,
 };
-use serde_json::{Map, Value, json};
 use tracing::{info, warn};
 
 use crate::docs::{load_settings, load_tags};
 use crate::notifications;
+use crate::outcome::{self, Decision, Plan};
 use crate::pool::JobRunner;
 use crate::timing;
 
@@ -84,13 +83,16 @@ impl std::fmt::Debug for NotifySetup {
     }
 }
 
-/// Which notification a check will cause, decided before its commit so that the counters it
-/// moves are written in the same commit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Plan {
-    None,
-    Change,
-    FilterFailure,
+/// A job whose lease this checker holds, with what was read to run it.
+struct Claimed<'a> {
+    key: &'a Key,
+    item: &'a Item,
+    watch: &'a Watch,
+    settings: &'a Settings,
+    job: &'a CheckJob,
+    /// When the check started (before it is moved past the newest snapshot).
+    started: i64,
+    timeout: Duration,
 }
 
 /// Runs check jobs; cheap to share (`Arc`).
@@ -188,21 +190,28 @@ impl Checker {
         if job.lane == Lane::Scheduled && (watch.paused || settings.application.all_paused) {
             return skip("paused").await;
         }
-        self.check(&key, &item, &watch, &settings, job, now, timeout)
-            .await
+        self.check(Claimed {
+            key: &key,
+            item: &item,
+            watch: &watch,
+            settings: &settings,
+            job,
+            started: now,
+            timeout,
+        })
+        .await
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn check(
-        &self,
-        key: &Key,
-        item: &Item,
-        watch: &Watch,
-        settings: &Settings,
-        job: &CheckJob,
-        started: i64,
-        timeout: Duration,
-    ) -> Result<JobOutcome, StoreError> {
+    async fn check(&self, claimed: Claimed<'_>) -> Result<JobOutcome, StoreError> {
+        let Claimed {
+            key,
+            item,
+            watch,
+            settings,
+            job,
+            started,
+            timeout,
+        } = claimed;
         let tags = load_tags(self.store.as_ref(), &key.tenant).await?;
         let watch_tags: Vec<&Tag> = tags_for_watch(watch, &tags)
             .into_iter()
@@ -247,91 +256,30 @@ impl Checker {
             Err(e) => Err(CheckError::from(e)),
         };
 
-        let mut patch = Map::new();
-        patch.insert("last_checked".into(), json!(started));
-        patch.insert("check_count".into(), json!(watch.check_count + 1));
-        patch.insert("browser_steps_last_error_step".into(), Value::Null);
-        let mut snapshot = None;
-        let mut kept_text = None;
         let muted = watch.notification_muted || settings.application.all_muted;
-        let targets = if self.notify.is_some() && !muted {
-            notifications::active_urls(
+        let can_notify = self.notify.is_some()
+            && !muted
+            && !notifications::active_urls(
                 &resolve_notification_settings(watch, &watch_tags, settings).urls,
             )
-        } else {
-            Vec::new()
-        };
-        let mut plan = Plan::None;
-        let report = match &result {
-            Ok(r) => {
-                let p = &r.processed;
-                patch.insert("fetch_time".into(), json!(r.page.fetch_time));
-                patch.insert("last_error".into(), json!(TextOrFalse::default()));
-                patch.insert("consecutive_filter_failures".into(), json!(0));
-                patch.insert("content-type".into(), json!(r.page.content_type));
-                patch.insert("remote_server_reply".into(), json!(r.page.server));
-                patch.insert("last_check_status".into(), json!(r.page.status));
-                if let Some(title) = &p.title {
-                    patch.insert("page_title".into(), json!(title));
-                }
-                if diff_filtered {
-                    kept_text = Some(p.text_before_filters.clone());
-                }
-                if let Some(md5) = p.md5_to_record() {
-                    patch.insert("previous_md5".into(), json!(md5));
-                }
-                if p.status == ChangeStatus::Changed && !history.is_empty() && !targets.is_empty() {
-                    // The first check stores a baseline and never notifies (upstream).
-                    plan = Plan::Change;
-                    patch.insert(
-                        "notification_alert_count".into(),
-                        json!(watch.notification_alert_count + 1),
-                    );
-                }
-                if p.status == ChangeStatus::Changed || history.is_empty() {
-                    snapshot = Some(NewSnapshot {
-                        ts: started,
-                        text: p.text.clone(),
-                        html: Some(r.page.text.clone()),
-                    });
-                }
-                CheckReport {
-                    status: Some(p.status),
-                    error: None,
-                    history_len: history.len(),
-                    notify: false,
-                }
-            }
-            Err(e) => {
-                let mut failures = if e.is_filter_failure() {
-                    watch.consecutive_filter_failures + 1
-                } else {
-                    watch.consecutive_filter_failures
-                };
-                let threshold = settings
-                    .application
-                    .filter_failure_notification_threshold_attempts;
-                if e.is_filter_failure() && threshold > 0 && failures >= threshold {
-                    // Upstream starts counting again after the alert, sent or not.
-                    failures = 0;
-                    if watch.filter_failure_notification_send && !targets.is_empty() {
-                        plan = Plan::FilterFailure;
-                    }
-                }
-                patch.insert("last_error".into(), json!(e.last_error()));
-                patch.insert("consecutive_filter_failures".into(), json!(failures));
-                if let CheckError::Fetch(changewatch_core::fetch::FetchError::Status { status }) = e
-                {
-                    patch.insert("last_check_status".into(), json!(status));
-                }
-                CheckReport {
-                    status: None,
-                    error: Some(e.last_error()),
-                    history_len: history.len(),
-                    notify: false,
-                }
-            }
-        };
+            .is_empty();
+        let Decision {
+            patch,
+            snapshot,
+            text_before_filters: kept_text,
+            plan,
+            report,
+        } = outcome::decide(
+            &outcome::Context {
+                watch,
+                settings,
+                history_len: history.len(),
+                started,
+                diff_filtered,
+                can_notify,
+            },
+            &result,
+        );
         let now = self.clock.now();
         let next_check_at = timing::next_due(
             watch,
@@ -346,7 +294,7 @@ impl Checker {
             .filter(|n| *n > 0)
             .map(|n| n as usize);
         let commit = CheckCommit {
-            patch,
+            patch: patch.into_map(),
             next_check_at,
             due_at: job.due_at,
             job_id: job.id.clone(),

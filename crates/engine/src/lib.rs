@@ -6,6 +6,8 @@
 //! - [`checker`]: one job: lease, redelivery check, fetch + process, one atomic commit.
 //! - [`docs`]: typed loaders of the store's documents and the one read-modify-write loop
 //!   (conditional write, re-read and re-apply on a conflict) every writer uses.
+//! - [`outcome`]: what a check's result does to its watch, decided without I/O (the typed
+//!   status patch, the snapshot, the notification plan).
 //! - [`timing`]: a watch's next due time from its model and the tenant's settings.
 //! - [`notifications`]: queueing notifications after a check; delivering queued ones with
 //!   retries, the notification log, `last_notification_error`; the embedded sender task.
@@ -16,6 +18,7 @@
 pub mod checker;
 pub mod docs;
 pub mod notifications;
+pub mod outcome;
 pub mod pool;
 pub mod process;
 pub mod scheduler;
