@@ -6,7 +6,8 @@ use changewatch_core::diff::escape_html;
 use changewatch_core::model::{HistoryInfo, TextOrFalse, Watch, no_render};
 use changewatch_core::schedule::timeago;
 use changewatch_store::Item;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::routes::watches::history_info;
 
@@ -54,7 +55,38 @@ pub fn unread(watch: &Watch, history: &HistoryInfo) -> bool {
 
 /// The `watch` object of `watch_update` (every upstream field) plus what the dashboard needs to
 /// draw a row it has not seen yet (`url`, `title`, `tags`, …); upstream clients ignore extras.
-pub fn watch_status(item: &Item, watch: &Watch, now: i64) -> Map<String, Value> {
+/// The dashboard's `WatchRow` (`dashboard/src/types.ts`) is checked against this struct by a
+/// test (`tests/watch_row_type.rs`), so a renamed or retyped field fails the build there.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WatchRow {
+    pub checking_now: bool,
+    /// HTML (escaped stored text): upstream's `error_text`.
+    pub error_text: String,
+    pub event_timestamp: f64,
+    pub fetch_time: f64,
+    pub has_error: bool,
+    pub has_favicon: bool,
+    pub history_n: usize,
+    pub last_changed_text: String,
+    pub last_checked: i64,
+    pub last_checked_text: String,
+    pub notification_muted: bool,
+    pub paused: bool,
+    pub queued: bool,
+    pub unviewed: bool,
+    pub uuid: String,
+    // Extras for the dashboard.
+    pub url: String,
+    pub link: String,
+    pub title: Option<String>,
+    pub page_title: Option<String>,
+    pub tags: Vec<String>,
+    pub last_changed: i64,
+    pub last_error: TextOrFalse,
+}
+
+/// A watch's row, from its stored item (history summary and schedule included).
+pub fn watch_row(item: &Item, watch: &Watch, now: i64) -> WatchRow {
     let history = history_info(item);
     let schedule = item.schedule.clone().unwrap_or_default();
     let errors = error_text(watch);
@@ -68,38 +100,34 @@ pub fn watch_status(item: &Item, watch: &Watch, now: i64) -> Map<String, Value> 
             "Not yet".to_string()
         }
     };
-    let mut m = Map::new();
-    m.insert("checking_now".into(), json!(schedule.leased(now)));
-    m.insert("error_text".into(), json!(errors));
-    m.insert("event_timestamp".into(), json!(event_timestamp()));
-    m.insert("fetch_time".into(), json!(watch.fetch_time));
-    m.insert("has_error".into(), json!(!errors.is_empty()));
-    m.insert("has_favicon".into(), json!(false));
-    m.insert("history_n".into(), json!(history.count));
-    m.insert(
-        "last_changed_text".into(),
-        json!(if history.count >= 2 {
+    WatchRow {
+        checking_now: schedule.leased(now),
+        has_error: !errors.is_empty(),
+        error_text: errors,
+        event_timestamp: event_timestamp(),
+        fetch_time: watch.fetch_time,
+        has_favicon: false,
+        history_n: history.count,
+        last_changed_text: if history.count >= 2 {
             ago(last_changed)
         } else {
             "Not yet".to_string()
-        }),
-    );
-    m.insert("last_checked".into(), json!(watch.last_checked));
-    m.insert("last_checked_text".into(), json!(ago(watch.last_checked)));
-    m.insert("notification_muted".into(), json!(watch.notification_muted));
-    m.insert("paused".into(), json!(watch.paused));
-    m.insert("queued".into(), json!(schedule.queued_at.is_some()));
-    m.insert("unviewed".into(), json!(watch.has_unviewed(&history)));
-    m.insert("uuid".into(), json!(item.key.id));
-    // Extras for the dashboard.
-    m.insert("url".into(), json!(watch.url));
-    m.insert("link".into(), json!(watch.link(&no_render)));
-    m.insert("title".into(), json!(watch.title));
-    m.insert("page_title".into(), json!(watch.page_title));
-    m.insert("tags".into(), json!(watch.tags));
-    m.insert("last_changed".into(), json!(last_changed));
-    m.insert("last_error".into(), json!(watch.last_error));
-    m
+        },
+        last_checked: watch.last_checked,
+        last_checked_text: ago(watch.last_checked),
+        notification_muted: watch.notification_muted,
+        paused: watch.paused,
+        queued: schedule.queued_at.is_some(),
+        unviewed: watch.has_unviewed(&history),
+        uuid: item.key.id.clone(),
+        url: watch.url.clone(),
+        link: watch.link(&no_render),
+        title: watch.title.clone(),
+        page_title: watch.page_title.clone(),
+        tags: watch.tags.clone(),
+        last_changed,
+        last_error: watch.last_error.clone(),
+    }
 }
 
 /// Counters of `general_stats_update`.

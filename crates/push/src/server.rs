@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use changewatch_api::AppState;
 use changewatch_api::auth::key_matches;
 use changewatch_api::bulk::{checkbox_operation, watch_operation};
-use changewatch_api::live::{decode_watch_doc, event_timestamp, sanitize_status, watch_status};
+use changewatch_api::live::{decode_watch_doc, event_timestamp, sanitize_status, watch_row};
 use changewatch_api::session;
 use changewatch_core::model::Settings;
 use changewatch_store::{ChangeEvent, ChangeFeed, Item, Kind};
@@ -564,7 +564,7 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
                 return;
             };
             with_tenant(ctx, tenant, |t| t.set(uuid, flags));
-            let status = watch_status(item, &watch, now);
+            let status = watch_row(item, &watch, now);
             if let Err(e) = room
                 .clone()
                 .emit("watch_update", &json!({ "watch": status }))

@@ -34,7 +34,7 @@ use crate::auth::{api_key_ok, key_matches};
 use crate::bulk::{checkbox_operation, update_watch};
 use crate::error::{ApiError, json_response, no_content};
 use crate::extract::{JsonBody, WatchUuid};
-use crate::live::{Stats, unread, watch_status};
+use crate::live::{Stats, unread, watch_row};
 use crate::routes::watches::history_info;
 use crate::session::{self, Issued, LoginLimiter};
 use crate::state::AppState;
@@ -245,12 +245,12 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
     let mut queued = 0;
     for item in &items {
         let watch = decode_watch(item)?;
-        let row = watch_status(item, &watch, now);
-        if row.get("checking_now") == Some(&Value::Bool(true)) {
+        let row = watch_row(item, &watch, now);
+        if row.checking_now {
             checking += 1;
         }
         // The queue size the socket reports: watches marked queued (see changewatch-push).
-        if row.get("queued") == Some(&Value::Bool(true)) {
+        if row.queued {
             queued += 1;
         }
         if watch.last_error.is_set() {
@@ -259,7 +259,7 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
         if unread(&watch, &history_info(item)) {
             stats.unread_changes_count += 1;
         }
-        rows.push(Value::Object(row));
+        rows.push(row);
     }
     let tags: Vec<Value> = state
         .tags()
