@@ -19,6 +19,9 @@ use common::run_client;
 
 #[test]
 fn rest_api_survives_schemathesis_from_its_own_spec() {
+    testkit::setup::require_python_modules(&["schemathesis"], "schemathesis==4.*");
+    testkit::setup::require_command("unshare", "util-linux");
+    testkit::setup::require_command("ip", "iproute2");
     let examples = std::env::var("CW_API_FUZZ_EXAMPLES").unwrap_or_else(|_| "25".into());
     // A fixed seed keeps `make test` repeatable; `make fuzz` sets CW_API_FUZZ_SEED=random.
     let seed = std::env::var("CW_API_FUZZ_SEED").unwrap_or_else(|_| "20261205".into());

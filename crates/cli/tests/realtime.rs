@@ -50,6 +50,10 @@ fn socket_contract_with_socket_io_client() {
 
 #[test]
 fn socket_contract_with_python_socketio() {
+    testkit::setup::require_python_modules(
+        &["socketio", "websocket"],
+        "python-socketio[client]==5.* websocket-client",
+    );
     let data = tempfile::tempdir().unwrap();
     let srv = server(data.path());
     run_client(

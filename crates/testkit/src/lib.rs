@@ -9,9 +9,11 @@
 //!   replies, for notification delivery tests.
 //! - [`smtp::SmtpServer`]: a small real SMTP receiver capturing envelope and message data.
 //! - [`on_small_stack`]: runs a closure with a tokio blocking thread's stack.
+//! - [`setup`]: one-line failures naming what `make test` would have installed.
 
 pub mod capture;
 pub mod moto;
+pub mod setup;
 pub mod smtp;
 
 pub use capture::{CaptureServer, Captured};

@@ -22,6 +22,7 @@ impl MotoServer {
     /// The process's emulator, started on first call. Panics with what to install when moto
     /// cannot be started (`make test` installs it).
     pub fn shared() -> &'static MotoServer {
+        crate::setup::require_python_modules(&["moto.server", "flask_cors"], "moto[server]==5.*");
         match SHARED.get_or_init(start) {
             Ok(m) => m,
             Err(e) => panic!("{e}"),

@@ -1,0 +1,42 @@
+//! What `make test` installs, checked at the top of the tests that need it: a bare
+//! `cargo test` on a machine without that set-up fails those tests at once, each with one line
+//! saying what is missing and how to get it, instead of timing out or failing deep inside.
+
+use std::process::{Command, Stdio};
+
+/// The one-line failure every missing piece ends in.
+fn missing(what: &str, how: &str) -> ! {
+    panic!("{what} is missing: run `make test` once (it installs it), or {how}")
+}
+
+/// Python modules the test drives (`python3 -c "import …"` must succeed).
+pub fn require_python_modules(modules: &[&str], pip_spec: &str) {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        missing(
+            &format!("the Python module(s) {}", modules.join(", ")),
+            &format!("python3 -m pip install '{pip_spec}'"),
+        );
+    }
+}
+
+/// A program on `PATH`.
+pub fn require_command(program: &str, apt_package: &str) {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        missing(
+            &format!("`{program}`"),
+            &format!("apt-get install {apt_package}"),
+        );
+    }
+}
