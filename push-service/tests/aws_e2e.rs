@@ -20,8 +20,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::config::Credentials;
 use changewatch_aws::{AwsConfig, Clients, api, checker, scheduler};
-use changewatch_core::Fetcher;
-use changewatch_engine::checker::{Checker, CheckerConfig, epoch_now};
+use changewatch_engine::checker::{Checker, epoch_now};
 use changewatch_store::aws::provision::{Provisioned, provision};
 use changewatch_store::{CheckJob, JobQueue, Key, Lane, WatchStore};
 use serde_json::{Value, json};
@@ -88,6 +87,7 @@ async fn setup() -> Env {
         ("CW_DUE_SHARDS", "2"),
         ("API_ACCESS_TOKEN", KEY),
         ("ALLOW_PRIVATE_ADDRESSES", "true"),
+        ("MINIMUM_SECONDS_RECHECK_TIME", "0"),
         ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "test"),
@@ -107,18 +107,17 @@ async fn setup() -> Env {
 }
 
 impl Env {
+    /// The checker function's own wiring.
     fn checker(&self) -> Arc<Checker> {
-        Arc::new(Checker::new(
-            Arc::new(self.clients.store(&self.config)),
-            Fetcher::new(self.config.base.fetcher_config()).unwrap(),
-            CheckerConfig {
-                owner: "e2e-checker".into(),
-                lease_margin: Duration::from_secs(60),
-                minimum_recheck_secs: 0,
-                jq_allow_risky: false,
-                max_fetch_timeout: None,
-            },
-        ))
+        Arc::new(
+            self.clients
+                .checker(
+                    &self.config,
+                    "e2e-checker",
+                    changewatch_sandbox::Sandbox::in_process(),
+                )
+                .unwrap(),
+        )
     }
 
     /// The api function's router, served on a loopback port.

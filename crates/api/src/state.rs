@@ -35,6 +35,18 @@ pub struct ApiConfig {
     pub salted_pass: Option<String>,
 }
 
+impl ApiConfig {
+    /// The API's part of the process configuration.
+    pub fn from_config(config: &changewatch_core::Config) -> Self {
+        ApiConfig {
+            page_watch_limit: config.page_watch_limit,
+            minimum_recheck_secs: config.minimum_recheck_secs,
+            base_url: config.base_url.clone(),
+            salted_pass: config.salted_pass.clone(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn WatchStore>,

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use changewatch_api::{ApiConfig, AppState};
-use changewatch_core::Config;
+use changewatch_core::{Config, Fetcher};
+use changewatch_engine::checker::{Checker, CheckerConfig, NotifySetup};
 use changewatch_engine::notifications::Dispatcher;
 use changewatch_store::aws::{AwsResources, DynamoStore, SqsNotificationQueue, SqsQueue, StartAt};
 
@@ -174,6 +175,35 @@ impl Clients {
             .map(|url| SqsNotificationQueue::new(self.sqs.clone(), url))
     }
 
+    /// The checker function's checker as it runs in Lambda: the store, a fetcher from the
+    /// configuration, the fetch budget of one invocation, the notifications queue when the
+    /// deployment has one, and `sandbox` for filters, rules and templates. The function and
+    /// the tests build it here, so the tests run the Lambda's own wiring.
+    pub fn checker(
+        &self,
+        config: &AwsConfig,
+        owner: impl Into<String>,
+        sandbox: changewatch_sandbox::Sandbox,
+    ) -> Result<Checker, Box<dyn std::error::Error + Send + Sync>> {
+        let fetcher = Fetcher::new(config.base.fetcher_config())?;
+        let checker = Checker::new(
+            Arc::new(self.store(config)),
+            fetcher,
+            CheckerConfig {
+                max_fetch_timeout: config.checker_fetch_budget,
+                ..CheckerConfig::from_config(owner, &config.base)
+            },
+        );
+        let checker = match self.notification_queue(config) {
+            Some(queue) => checker.with_notifications(NotifySetup {
+                queue: Arc::new(queue),
+                base_url: config.base.base_url.clone(),
+            }),
+            None => checker,
+        };
+        Ok(checker.with_sandbox(sandbox))
+    }
+
     /// What the API handlers need, over DynamoDB and SQS. There are no workers to report:
     /// checks are Lambda invocations.
     pub fn app_state(&self, config: &AwsConfig, sandbox: changewatch_sandbox::Sandbox) -> AppState {
@@ -192,12 +222,7 @@ impl Clients {
             workers: None,
             notifier,
             tenant: config.tenant.clone(),
-            config: ApiConfig {
-                page_watch_limit: config.base.page_watch_limit,
-                minimum_recheck_secs: config.base.minimum_recheck_secs,
-                base_url: config.base.base_url.clone(),
-                salted_pass: config.base.salted_pass.clone(),
-            },
+            config: ApiConfig::from_config(&config.base),
             sandbox,
             started: Instant::now(),
             clock: changewatch_core::clock::Clock::system(),

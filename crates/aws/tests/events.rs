@@ -6,15 +6,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region};
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::config::Credentials;
 use base64::Engine;
 use changewatch_aws::{AwsConfig, Clients, api, checker, scheduler};
-use changewatch_core::Fetcher;
-use changewatch_engine::checker::{Checker, CheckerConfig, epoch_now};
+use changewatch_engine::checker::epoch_now;
+use changewatch_sandbox::Sandbox;
 use changewatch_store::aws::provision::provision;
 use serde_json::{Value, json};
 use testkit::moto::MotoServer;
@@ -56,6 +55,7 @@ async fn setup() -> (Clients, AwsConfig) {
             p.resources.rechecks_queue_url.clone(),
         ),
         ("API_ACCESS_TOKEN", KEY.to_string()),
+        ("MINIMUM_SECONDS_RECHECK_TIME", "0".to_string()),
     ]);
     let config = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
     (clients, config)
@@ -153,17 +153,11 @@ async fn api_handler_serves_http_api_events() {
 #[tokio::test]
 async fn checker_handler_reports_partial_batch_failures() {
     let (clients, config) = setup().await;
-    let checker = Arc::new(Checker::new(
-        Arc::new(clients.store(&config)),
-        Fetcher::new(config.base.fetcher_config()).unwrap(),
-        CheckerConfig {
-            owner: "events-test".into(),
-            lease_margin: Duration::from_secs(60),
-            minimum_recheck_secs: 0,
-            jq_allow_risky: false,
-            max_fetch_timeout: None,
-        },
-    ));
+    let checker = Arc::new(
+        clients
+            .checker(&config, "events-test", Sandbox::in_process())
+            .unwrap(),
+    );
     let mut ev = fixture("sqs-receive-message.json");
     let junk = ev["Records"][0].clone();
     let mut job = junk.clone();

@@ -14,9 +14,9 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use changewatch_aws::{AwsConfig, Clients, notifier};
-use changewatch_core::Fetcher;
-use changewatch_engine::checker::{Checker, CheckerConfig, JobOutcome, NotifySetup, epoch_now};
+use changewatch_engine::checker::{Checker, JobOutcome, epoch_now};
 use changewatch_engine::notifications::{Dispatcher, NOTIFICATION_ERROR, read_log};
+use changewatch_sandbox::Sandbox;
 use changewatch_store::aws::provision::{Provisioned, provision};
 use changewatch_store::{CheckJob, Expect, Key, Lane, NotificationQueue, Schedule, WatchStore};
 use serde_json::{Value, json};
@@ -70,6 +70,8 @@ async fn setup() -> Env {
         ("ALLOW_PRIVATE_ADDRESSES", "true".into()),
         ("NOTIFICATION_MAX_ATTEMPTS", ATTEMPTS.to_string()),
         ("NOTIFICATION_RETRY_DELAY_SECS", "1".into()),
+        ("MINIMUM_SECONDS_RECHECK_TIME", "0".into()),
+        ("BASE_URL", "https://cw.example".into()),
     ]);
     let config = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
     Env {
@@ -80,22 +82,11 @@ async fn setup() -> Env {
 }
 
 impl Env {
+    /// The checker function's own wiring (store, fetcher, notifications queue).
     fn checker(&self) -> Checker {
-        Checker::new(
-            Arc::new(self.clients.store(&self.config)),
-            Fetcher::new(self.config.base.fetcher_config()).unwrap(),
-            CheckerConfig {
-                owner: "notify-test".into(),
-                lease_margin: Duration::from_secs(60),
-                minimum_recheck_secs: 0,
-                jq_allow_risky: false,
-                max_fetch_timeout: None,
-            },
-        )
-        .with_notifications(NotifySetup {
-            queue: Arc::new(self.clients.notification_queue(&self.config).unwrap()),
-            base_url: Some("https://cw.example".into()),
-        })
+        self.clients
+            .checker(&self.config, "notify-test", Sandbox::in_process())
+            .unwrap()
     }
 
     /// A watch notifying `hook` on a page that changes between its two checks.

@@ -154,13 +154,7 @@ async fn serve(config: Config) -> Result<(), String> {
         Checker::new(
             store.clone(),
             fetcher,
-            CheckerConfig {
-                owner: format!("embedded-{}", std::process::id()),
-                lease_margin: Duration::from_secs(60),
-                minimum_recheck_secs: config.minimum_recheck_secs,
-                jq_allow_risky: config.jq_allow_risky,
-                max_fetch_timeout: None,
-            },
+            CheckerConfig::from_config(format!("embedded-{}", std::process::id()), &config),
         )
         .with_notifications(NotifySetup {
             queue: store.clone(),
@@ -180,12 +174,7 @@ async fn serve(config: Config) -> Result<(), String> {
         })),
         notifier: Some(dispatcher),
         tenant: DEFAULT_TENANT.to_string(),
-        config: ApiConfig {
-            page_watch_limit: config.page_watch_limit,
-            minimum_recheck_secs: config.minimum_recheck_secs,
-            base_url: config.base_url.clone(),
-            salted_pass: config.salted_pass.clone(),
-        },
+        config: ApiConfig::from_config(&config),
         started: Instant::now(),
         clock: changewatch_core::clock::Clock::system(),
         sandbox: sandbox.clone(),

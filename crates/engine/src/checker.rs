@@ -67,6 +67,20 @@ pub struct CheckerConfig {
     pub max_fetch_timeout: Option<Duration>,
 }
 
+impl CheckerConfig {
+    /// The settings both modes read from the process configuration; `owner` must be unique
+    /// among the checkers sharing a store. No fetch budget (see `max_fetch_timeout`).
+    pub fn from_config(owner: impl Into<String>, config: &changewatch_core::Config) -> Self {
+        CheckerConfig {
+            owner: owner.into(),
+            lease_margin: Duration::from_secs(60),
+            minimum_recheck_secs: config.minimum_recheck_secs,
+            jq_allow_risky: config.jq_allow_risky,
+            max_fetch_timeout: None,
+        }
+    }
+}
+
 /// Where a checker puts the notifications its checks cause.
 #[derive(Clone)]
 pub struct NotifySetup {

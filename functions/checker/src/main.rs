@@ -4,8 +4,6 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use changewatch_aws::{AwsConfig, Clients, checker};
-use changewatch_core::Fetcher;
-use changewatch_engine::checker::{Checker, CheckerConfig, NotifySetup};
 use changewatch_sandbox::{Sandbox, SandboxConfig};
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -22,31 +20,11 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     changewatch_engine::process::init_tracing(changewatch_engine::process::LogStyle::LambdaJson);
     let config = AwsConfig::from_env()?;
     let clients = Clients::from_env().await;
-    let fetcher = Fetcher::new(config.base.fetcher_config())?;
     let sandbox = Sandbox::child_process(SandboxConfig::current_exe(&config.base.sandbox)?);
-    let checker = Checker::new(
-        Arc::new(clients.store(&config)),
-        fetcher,
-        CheckerConfig {
-            // One execution environment runs one batch at a time: its id is a unique owner.
-            owner: format!("lambda-{}", std::process::id())
-                + &std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default(),
-            lease_margin: std::time::Duration::from_secs(60),
-            minimum_recheck_secs: config.base.minimum_recheck_secs,
-            jq_allow_risky: config.base.jq_allow_risky,
-            max_fetch_timeout: config.checker_fetch_budget,
-        },
-    );
-    let checker = Arc::new(
-        match clients.notification_queue(&config) {
-            Some(queue) => checker.with_notifications(NotifySetup {
-                queue: Arc::new(queue),
-                base_url: config.base.base_url.clone(),
-            }),
-            None => checker,
-        }
-        .with_sandbox(sandbox),
-    );
+    // One execution environment runs one batch at a time: its id is a unique owner.
+    let owner = format!("lambda-{}", std::process::id())
+        + &std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default();
+    let checker = Arc::new(clients.checker(&config, owner, sandbox)?);
     lambda_runtime::run(service_fn(|ev: LambdaEvent<SqsEvent>| {
         let checker = checker.clone();
         async move {
