@@ -125,3 +125,61 @@ async fn hostile_global_rules_are_refused_by_the_settings_page() {
     );
     assert_eq!(v["global_ignore_text"], json!([]), "nothing stored");
 }
+
+/// Notification templates are checked on save by the validator the test send uses (the
+/// notification engine's own): a token it does not know is refused wherever a template is
+/// saved, not only when a test is sent.
+#[tokio::test]
+async fn notification_templates_are_checked_on_save_as_the_test_send_checks_them() {
+    let app = spawn_app().await;
+    let want =
+        "notification_body: The following tokens used in the notification are not valid: wath_url";
+    let body = json!({"url": "https://example.com/", "notification_body": "{{ wath_url }}"});
+    let r = app
+        .req(Method::POST, "/api/v1/watch")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!(want));
+
+    let uuid = app
+        .create_watch(json!({"url": "https://example.com/", "notification_body": "{{ watch_url }} {{ diff }}"}))
+        .await;
+    let r = app
+        .req(Method::PUT, &format!("/api/v1/watch/{uuid}"))
+        .json(&json!({"notification_body": "{{ wath_url }}", "paused": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!(want));
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(w["paused"], false, "a refused PUT changes nothing");
+
+    let r = app
+        .req(Method::POST, "/api/v1/tag")
+        .json(&json!({"title": "t", "notification_title": "{{ nope }}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let msg = r.json::<Value>().await.unwrap();
+    assert!(
+        msg.as_str().unwrap().starts_with("notification_title: "),
+        "{msg}"
+    );
+
+    let r = app
+        .client
+        .put(format!("{}/ui/settings", app.base))
+        .header("x-changewatch-ui", "1")
+        .json(&json!({"notification_body": "{{ wath_url }}"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v.to_string().contains("wath_url"), "{v}");
+}

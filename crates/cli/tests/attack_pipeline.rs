@@ -111,7 +111,27 @@ fn a_notification_template_asking_for_gigabytes_fails_the_notification_only() {
     let api = Api::new(&server.base, "k");
     srv.set("/p", Page::text("Price: 10\n"));
     let bomb = r#"{% set a = "x" * 100000000 %}{% set a = a ~ a %}{% set a = a ~ a %}{% set a = a ~ a %}{{ a }}"#;
+    // Saving validates the template as the test send does, by rendering it against example
+    // values in the sandbox: this one is refused there, naming the field and the budget.
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/watch", server.base))
+        .header("x-api-key", "k")
+        .json(&json!({"url": srv.url("/p"), "notification_body": bomb}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let text = r.text().unwrap();
+    assert!(
+        text.contains("notification_body") && text.contains("more than 256 MB"),
+        "{text}"
+    );
+    // One that behaves with the example values and explodes only with the real watch's
+    // passes that check: its notification fails, nothing else does.
+    // (Built from the title: a constant expression would be folded when the template
+    // compiles, and so refused at save like the one above.)
+    let bomb = r#"{% if watch_title == "bomb me" %}{% set a = watch_title * 10000000 %}{% set a = a ~ a %}{% set a = a ~ a %}{% set a = a ~ a %}{{ a }}{% endif %}changed"#;
     let uuid = api.create(json!({
+        "title": "bomb me",
         "url": srv.url("/p"),
         "notification_urls": [format!("json://{}/hook", cap.host_port())],
         "notification_format": "text",

@@ -173,6 +173,15 @@ pub(crate) fn render_job(job: RenderJob) -> Result<Rendered, String> {
             message: None,
             urls: render_urls(urls, &ctx, format),
         }),
+        RenderJob::Validate { templates } => {
+            for (field, src) in &templates {
+                render::validate_template(src).map_err(|e| format!("{field}: {e}"))?;
+            }
+            Ok(Rendered {
+                message: None,
+                urls: Vec::new(),
+            })
+        }
         RenderJob::Test {
             title,
             body,

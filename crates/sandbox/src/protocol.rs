@@ -201,6 +201,10 @@ pub enum RenderJob {
         ctx: Box<ChangeContext>,
         format: DiffFormat,
     },
+    /// Saving notification templates: each `(field, template)` is validated as the test send
+    /// validates it (parses, names only known tokens, renders against example values within
+    /// the render limits), nothing is sent. The first failure names its field.
+    Validate { templates: Vec<(String, String)> },
     /// "Send test notification": both templates are validated as a form would validate them
     /// (errors name the field), then rendered as upstream's test action renders them.
     Test {

@@ -95,7 +95,8 @@ async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     check_urls(&body)?;
-    let created = validate::create_tag_from_json(body)?;
+    let created = validate::create_tag_from_json(body.clone())?;
+    validate::check_notification_templates(&state.sandbox, &body).await?;
     let wanted = created.title.to_lowercase();
     for item in state.store.list(&state.tenant, Kind::Tag).await? {
         let mut tag = decode_tag(&item)?;
@@ -174,8 +175,9 @@ async fn update(
             proxy_names: &proxies,
             notification_url_validator: Some(&is_valid_apprise_url),
         };
-        validate::apply_tag_update(&mut tag, body, &ctx)?;
+        validate::apply_tag_update(&mut tag, body.clone(), &ctx)?;
     }
+    validate::check_notification_templates(&state.sandbox, &body).await?;
     save(&state, &item, &tag).await?;
     Ok(json_string(StatusCode::OK, "OK"))
 }

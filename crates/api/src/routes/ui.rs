@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::validate::validate_rule_list;
+use crate::validate::{self, validate_rule_list};
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -449,6 +449,12 @@ async fn write_settings(
     let Some(body) = body.as_object().cloned() else {
         return Err(bad("Request body must be a JSON object"));
     };
+    // The page's own checks first (on a copy), then the notification templates in the
+    // sandbox, then the write.
+    apply_settings(&mut state.settings().await?, &body)?;
+    validate::check_notification_templates(&state.sandbox, &Value::Object(body.clone()))
+        .await
+        .map_err(|e| bad(e.to_string()))?;
     let salted = state.config.salted_pass.is_some();
     let mut view = update_settings(state.store.as_ref(), &state.tenant, |s, _| {
         apply_settings(s, &body)?;

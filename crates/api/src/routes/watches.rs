@@ -225,8 +225,9 @@ async fn create(
             proxy_names: &proxies,
             notification_url_validator: Some(&is_valid_apprise_url),
         };
-        validate::create_watch_from_json(body, &ctx)?
+        validate::create_watch_from_json(body.clone(), &ctx)?
     };
+    validate::check_notification_templates(&state.sandbox, &body).await?;
     let existing = state.store.list(&state.tenant, Kind::Watch).await?;
     if let Some(limit) = state.config.page_watch_limit
         && existing.len() >= limit
@@ -381,6 +382,19 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let settings = state.settings().await?;
     let proxies = proxy_names(&settings);
+    // The write rules first (their messages are upstream's), on a copy; then the notification
+    // templates in the sandbox; then the edit for real (re-applied on a conflict).
+    let Some(loaded) = load(&state, &uuid).await? else {
+        return Err(not_found(&uuid));
+    };
+    {
+        let ctx = ApiContext {
+            proxy_names: &proxies,
+            notification_url_validator: Some(&is_valid_apprise_url),
+        };
+        validate::apply_watch_update(&mut loaded.watch.clone(), body.clone(), &ctx)?;
+    }
+    validate::check_notification_templates(&state.sandbox, &body).await?;
     edit_watch(&state, &uuid, true, |w, _| {
         let ctx = ApiContext {
             proxy_names: &proxies,

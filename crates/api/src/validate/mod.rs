@@ -23,3 +23,37 @@ mod write;
 
 pub use schema::*;
 pub use write::*;
+
+/// Notification templates in a request body (`notification_title`, `notification_body`),
+/// checked by the notification engine's validator, the one the test send uses: it parses,
+/// knows the tokens, and renders against example values. Rendering user templates happens only
+/// in the sandbox, so this runs there. Empty ones mean "the default" and are skipped. Run after
+/// the synchronous write rules, whose syntax messages are upstream's.
+pub async fn check_notification_templates(
+    sandbox: &changewatch_sandbox::Sandbox,
+    body: &Value,
+) -> Result<(), ApiValidationError> {
+    let templates: Vec<(String, String)> = ["notification_title", "notification_body"]
+        .iter()
+        .filter_map(|field| {
+            let src = body.get(*field)?.as_str()?;
+            (!src.trim().is_empty()).then(|| ((*field).to_string(), src.to_string()))
+        })
+        .collect();
+    // One request per template, so that a blown budget (which ends the child, not with a
+    // message of its own) is still reported against its field.
+    for (field, src) in templates {
+        let job = changewatch_sandbox::RenderJob::Validate {
+            templates: vec![(field.clone(), src)],
+        };
+        if let Err(e) = sandbox.render(job).await {
+            let msg = e.to_string();
+            let msg = match msg.starts_with(&format!("{field}:")) {
+                true => msg,
+                false => format!("{field}: {msg}"),
+            };
+            return Err(ApiValidationError::NotificationTemplateRefused(msg));
+        }
+    }
+    Ok(())
+}

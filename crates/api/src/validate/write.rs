@@ -41,6 +41,11 @@ pub enum ApiValidationError {
     /// `notification_title` / `notification_body` does not compile.
     #[error("{field}: This is not a valid Jinja2 template: {error}")]
     NotificationTemplate { field: &'static str, error: String },
+    /// A notification template the notification engine's own validator refuses (unknown
+    /// token, a render error against example values, a blown render budget); the text names
+    /// the field.
+    #[error("{0}")]
+    NotificationTemplateRefused(String),
     #[error("time_schedule_limit.timezone: Not a valid timezone name")]
     InvalidTimezone(String),
     /// Sorted field names.

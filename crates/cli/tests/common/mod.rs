@@ -204,11 +204,10 @@ impl Api {
             .json(&body)
             .send()
             .unwrap();
-        assert_eq!(r.status().as_u16(), 201);
-        r.json::<Value>().unwrap()["uuid"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        let status = r.status().as_u16();
+        let body: Value = r.json().unwrap_or(Value::Null);
+        assert_eq!(status, 201, "{body}");
+        body["uuid"].as_str().unwrap().to_string()
     }
 
     /// Polls a watch until `pred` holds (bounded: 30 s).
