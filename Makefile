@@ -53,6 +53,7 @@ lint:
 	@command -v cargo-machete >/dev/null 2>&1 || $(CARGO) install --locked -q cargo-machete
 	cargo machete
 	cd dashboard && npm run typecheck
+	cd dashboard && npm run test:unit
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
