@@ -76,6 +76,58 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// The state every deployment starts from: the default tenant, the system clock, no
+    /// queue listing, no workers to report and no notifier until the `with_*` calls add them.
+    pub fn new(
+        store: Arc<dyn WatchStore>,
+        queue: Arc<dyn JobQueue>,
+        config: ApiConfig,
+        sandbox: changewatch_sandbox::Sandbox,
+    ) -> Self {
+        AppState {
+            store,
+            queue,
+            queue_admin: None,
+            workers: None,
+            notifier: None,
+            tenant: changewatch_store::DEFAULT_TENANT.to_string(),
+            config,
+            started: Instant::now(),
+            clock: Clock::system(),
+            sandbox,
+        }
+    }
+
+    /// The queue can list and drop its jobs (embedded mode's in-process queue).
+    pub fn with_queue_admin(mut self, admin: Arc<dyn QueueAdmin>) -> Self {
+        self.queue_admin = Some(admin);
+        self
+    }
+
+    /// Checkers run in this process: `/worker-health` and the queue pages report them.
+    pub fn with_workers(mut self, workers: Arc<dyn Workers>) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Test notifications can be sent from here.
+    pub fn with_notifier(mut self, notifier: Arc<Dispatcher>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// Another tenant than the default one.
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = tenant.into();
+        self
+    }
+
+    /// A clock tests can move (shared with their checker).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// This tenant's waiting jobs in run order; empty where the queue cannot list them.
     pub async fn queued_jobs(&self) -> Result<Vec<CheckJob>, StoreError> {
         let Some(admin) = &self.queue_admin else {

@@ -2,7 +2,6 @@
 //! settings embedded mode reads too, with the same names.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use changewatch_api::{ApiConfig, AppState};
 use changewatch_core::{Config, Fetcher};
@@ -215,17 +214,16 @@ impl Clients {
                 None
             }
         };
-        AppState {
+        let state = AppState::new(
             store,
-            queue: Arc::new(self.queue(config)),
-            queue_admin: None,
-            workers: None,
-            notifier,
-            tenant: config.tenant.clone(),
-            config: ApiConfig::from_config(&config.base),
+            Arc::new(self.queue(config)),
+            ApiConfig::from_config(&config.base),
             sandbox,
-            started: Instant::now(),
-            clock: changewatch_core::clock::Clock::system(),
+        )
+        .with_tenant(config.tenant.clone());
+        match notifier {
+            Some(n) => state.with_notifier(n),
+            None => state,
         }
     }
 }

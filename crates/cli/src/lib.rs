@@ -5,6 +5,7 @@
 //! - [`serve`]: `changewatch serve`: embedded mode (API, scheduler, checkers, one SQLite file).
 
 pub mod check;
+pub mod embedded;
 pub mod serve;
 
 use clap::{Parser, Subcommand};

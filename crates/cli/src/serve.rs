@@ -14,18 +14,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use changewatch_api::{ApiConfig, AppState, Workers, bootstrap};
-use changewatch_core::{Config, Fetcher};
-use changewatch_engine::checker::{Checker, CheckerConfig, NotifySetup, epoch_now};
+use changewatch_core::Config;
+use changewatch_engine::checker::epoch_now;
 use changewatch_engine::docs::load_settings;
-use changewatch_engine::notifications::{Dispatcher, NotificationSender};
-use changewatch_engine::pool::{PoolState, WorkerPool};
 use changewatch_engine::scheduler::tick;
 use changewatch_push::Push;
 use changewatch_push::web::{app, find_dashboard};
-use changewatch_sandbox::{Sandbox, SandboxConfig};
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
 use changewatch_store::{DEFAULT_TENANT, JobQueue, WatchStore};
@@ -33,8 +29,7 @@ use clap::Args;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-/// Crashes in a row during one watch's check after which start-up pauses it.
-const INTERRUPTED_LIMIT: u32 = 2;
+use crate::embedded::Embedded;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -51,23 +46,6 @@ pub struct ServeArgs {
 
 /// How long running checks may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
-struct PoolWorkers {
-    state: PoolState,
-    size: usize,
-}
-
-impl Workers for PoolWorkers {
-    fn running(&self) -> Vec<String> {
-        self.state.running()
-    }
-    fn configured(&self) -> usize {
-        self.size
-    }
-    fn alive(&self) -> usize {
-        self.size
-    }
-}
 
 pub async fn run(args: ServeArgs) -> ExitCode {
     let mut config = match Config::from_env() {
@@ -97,89 +75,14 @@ pub async fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let store = Arc::new(SqliteStore::open_dir(&config.datastore_path).map_err(|e| {
-        format!(
-            "cannot open the datastore at {}: {e}",
-            config.datastore_path.display()
-        )
-    })?);
-    let marks = store
-        .clear_queued_marks()
-        .await
-        .map_err(|e| e.to_string())?;
-    // Checks still leased were running when the previous process died. They run again,
-    // unless the same watch was interrupted twice in a row: then it is paused with an error,
-    // so a check that kills the process cannot do so on every start.
-    let (leases, paused) = store
-        .recover_interrupted(INTERRUPTED_LIMIT)
-        .await
-        .map_err(|e| e.to_string())?;
-    for key in &paused {
-        warn!(watch = %key.id, "paused: its checks were interrupted by a crash {INTERRUPTED_LIMIT} times in a row");
-    }
-    if marks + leases > 0 {
-        info!(
-            queued = marks,
-            interrupted = leases,
-            "recovered state left by the previous run"
-        );
-    }
-    bootstrap::ensure_settings(
-        store.as_ref(),
-        DEFAULT_TENANT,
-        config.api_access_token.as_deref(),
-        Some(config.request_timeout.as_secs()),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-
-    let queue = Arc::new(MemoryQueue::new());
-    let fetcher = Fetcher::new(config.fetcher_config())
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    let dispatcher = Arc::new(Dispatcher::from_config(store.clone(), &config)?);
-    // Filters, rules and templates run in children of this executable, each request with the
-    // time, memory and stack budgets of CW_SANDBOX_*: a hostile one costs one child.
-    let sandbox = Sandbox::child_process(
-        SandboxConfig::current_exe(&config.sandbox)
-            .map_err(|e| format!("cannot find this executable for the sandbox: {e}"))?,
-    );
-    // The outbox lives in the same SQLite file: queued notifications survive a restart.
-    let sender = NotificationSender::spawn(
-        store.clone(),
-        dispatcher.clone(),
-        Duration::from_millis(500),
-        config.notification_timeout + Duration::from_secs(30),
-    );
-    let checker = Arc::new(
-        Checker::new(
-            store.clone(),
-            fetcher,
-            CheckerConfig::from_config(format!("embedded-{}", std::process::id()), &config),
-        )
-        .with_notifications(NotifySetup {
-            queue: store.clone(),
-            base_url: config.base_url.clone(),
-        })
-        .with_sandbox(sandbox.clone()),
-    );
-    let pool = WorkerPool::start(config.fetch_workers, queue.clone(), checker);
-
-    let state = AppState {
-        store: store.clone(),
-        queue: queue.clone(),
-        queue_admin: Some(queue.clone()),
-        workers: Some(Arc::new(PoolWorkers {
-            state: pool.state(),
-            size: pool.size(),
-        })),
-        notifier: Some(dispatcher),
-        tenant: DEFAULT_TENANT.to_string(),
-        config: ApiConfig::from_config(&config),
-        started: Instant::now(),
-        clock: changewatch_core::clock::Clock::system(),
-        sandbox: sandbox.clone(),
-    };
-
+    let Embedded {
+        store,
+        queue,
+        sandbox,
+        pool,
+        sender,
+        state,
+    } = Embedded::build(&config).await?;
     let (socket_layer, push) = Push::start(
         state.clone(),
         store.as_ref(),
@@ -219,7 +122,7 @@ async fn serve(config: Config) -> Result<(), String> {
     // Names other than the instance's own are refused while nothing protects it (DNS rebinding).
     let hosts = changewatch_api::hosts::AllowedHosts::from_config(&config);
     let web = app(state.clone(), socket_layer, dashboard.as_deref());
-    let web = changewatch_api::hosts::guard(web, state, hosts);
+    let web = changewatch_api::hosts::guard(web, state.clone(), hosts);
     // Connect info: the login throttle counts attempts per client address.
     let web = web.into_make_service_with_connect_info::<SocketAddr>();
     let http = axum::serve(listener, web).with_graceful_shutdown(async move {
@@ -233,17 +136,16 @@ async fn serve(config: Config) -> Result<(), String> {
     // Open sockets would hold the graceful HTTP shutdown open.
     push.close().await;
     let _ = scheduler.await;
-    let cut = pool.shutdown(SHUTDOWN_GRACE).await;
-    if !cut.is_empty() {
-        warn!(
-            count = cut.len(),
-            "checks cut off at shutdown will run again on next start"
-        );
-        store.clear_leases().await.map_err(|e| e.to_string())?;
+    Embedded {
+        store,
+        queue,
+        sandbox,
+        pool,
+        sender,
+        state,
     }
-    sandbox.shutdown();
-    // Deliveries in flight finish or stay queued for the next start.
-    sender.shutdown(Duration::from_secs(5)).await;
+    .shutdown(SHUTDOWN_GRACE)
+    .await?;
     if let Ok(Err(e)) = http.await {
         warn!(error = %e, "HTTP server ended with an error");
     }

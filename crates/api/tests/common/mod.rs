@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // test support
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use changewatch_api::{ApiConfig, AppState, Workers, bootstrap, router};
 use changewatch_core::clock::Clock;
@@ -55,27 +55,27 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
         .unwrap()
         .unwrap();
     let clock = Clock::system();
-    let state = AppState {
-        store: store.clone(),
-        queue: queue.clone(),
-        queue_admin: Some(queue.clone()),
-        workers,
-        notifier: Some(Arc::new(
-            Dispatcher::from_config(
-                store.clone(),
-                &changewatch_core::Config {
-                    allow_private_addresses: true,
-                    ..changewatch_core::Config::default()
-                },
-            )
-            .unwrap(),
-        )),
-        tenant: DEFAULT_TENANT.to_string(),
+    let mut state = AppState::new(
+        store.clone(),
+        queue.clone(),
         config,
-        started: Instant::now(),
-        clock: clock.clone(),
-        sandbox: changewatch_sandbox::Sandbox::in_process(),
-    };
+        changewatch_sandbox::Sandbox::in_process(),
+    )
+    .with_queue_admin(queue.clone())
+    .with_notifier(Arc::new(
+        Dispatcher::from_config(
+            store.clone(),
+            &changewatch_core::Config {
+                allow_private_addresses: true,
+                ..changewatch_core::Config::default()
+            },
+        )
+        .unwrap(),
+    ))
+    .with_clock(clock.clone());
+    if let Some(w) = workers {
+        state = state.with_workers(w);
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
