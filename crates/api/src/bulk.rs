@@ -9,8 +9,9 @@ use changewatch_store::{Expect, Key};
 
 use crate::error::ApiError;
 use crate::routes::history::clear_history;
-use crate::routes::watches::{Loaded, edit_watch, load, resolve_tag_names};
+use crate::routes::watches::resolve_tag_names;
 use crate::state::AppState;
+use crate::stored::{Loaded, edit_watch, load};
 
 /// Applies an infallible `edit` with [`edit_watch`]'s conflict retries. `Ok(false)` when the
 /// watch does not exist.

@@ -11,6 +11,7 @@
 //! - [`bootstrap`]: first-start settings (the generated API key).
 //! - [`hosts`]: the `Host` check against DNS rebinding (`serve` wraps the whole app in it).
 //! - [`apprise`]: which notification URLs are acceptable (apprise-style schemes).
+//! - [`stored`]: loading, decoding and conflict-safe editing of a stored watch.
 //! - [`validate`]: what a watch or tag body may hold (schema, upstream's checks and messages),
 //!   and the same rules as the JSON Schemas `/api/v1/full-spec` publishes.
 //! - `routes::*`: the endpoints, one module per resource: `watches`, `history` (snapshots and
@@ -28,6 +29,7 @@ pub mod hosts;
 pub mod live;
 pub mod session;
 pub mod state;
+pub mod stored;
 pub mod validate;
 
 mod routes {

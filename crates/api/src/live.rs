@@ -9,7 +9,7 @@ use changewatch_store::Item;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::routes::watches::history_info;
+use crate::stored::history_info;
 
 /// Seconds since the epoch with a fraction, like Python's `time.time()` in upstream's events.
 pub fn event_timestamp() -> f64 {

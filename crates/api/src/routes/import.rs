@@ -16,8 +16,9 @@ use serde_json::{Map, Value, json};
 use crate::apprise::is_valid_apprise_url;
 use crate::error::{ApiError, json_response};
 use crate::extract::strtobool;
-use crate::routes::watches::{BACKGROUND_THRESHOLD, decode_watch, insert_watch, proxy_names};
+use crate::routes::watches::{BACKGROUND_THRESHOLD, insert_watch, proxy_names};
 use crate::state::AppState;
+use crate::stored::decode_watch;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/import", post(import))

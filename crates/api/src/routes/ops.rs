@@ -15,8 +15,8 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, json_response};
 use crate::extract::{query_count, truthy};
-use crate::routes::watches::decode_watch;
 use crate::state::AppState;
+use crate::stored::decode_watch;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -12,9 +12,9 @@ use changewatch_store::Kind;
 use serde_json::{Map, Value};
 
 use super::history::flag;
-use super::watches::{decode_watch, history_info};
 use crate::error::{ApiError, json_response};
 use crate::state::AppState;
+use crate::stored::{decode_watch, history_info};
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/search", get(search))

@@ -11,8 +11,8 @@ use serde_json::json;
 use std::sync::LazyLock;
 
 use crate::error::{ApiError, json_response};
-use crate::routes::watches::decode_watch;
 use crate::state::AppState;
+use crate::stored::decode_watch;
 use crate::validate::openapi;
 
 /// The OpenAPI document of exactly the endpoints this crate serves, before the request-body

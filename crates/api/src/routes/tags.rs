@@ -18,11 +18,12 @@ use changewatch_engine::docs::{self, Step};
 use changewatch_store::{Expect, Item, Key, Kind, StoreError};
 use serde_json::{Map, Value, json};
 
-use super::watches::{decode_watch, proxy_names, recheck_all};
+use super::watches::{proxy_names, recheck_all};
 use crate::apprise::is_valid_apprise_url;
 use crate::error::{ApiError, json_response, json_string, no_content};
 use crate::extract::{JsonBody, WatchUuid, query_switch, truthy};
 use crate::state::AppState;
+use crate::stored::decode_watch;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -28,16 +28,16 @@ use changewatch_store::Kind;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::watches::decode_watch;
 use crate::apprise::is_valid_apprise_url;
 use crate::auth::{api_key_ok, key_matches};
 use crate::bulk::{checkbox_operation, update_watch};
 use crate::error::{ApiError, json_response, no_content};
 use crate::extract::{JsonBody, WatchUuid};
 use crate::live::{Stats, unread, watch_row};
-use crate::routes::watches::history_info;
 use crate::session::{self, Issued, LoginLimiter};
 use crate::state::AppState;
+use crate::stored::decode_watch;
+use crate::stored::history_info;
 
 pub fn routes(state: AppState) -> Router<AppState> {
     let guarded = Router::new()
