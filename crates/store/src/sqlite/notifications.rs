@@ -1,5 +1,6 @@
 //! The `NotificationQueue` port on SQLite: the outbox table, leases by receipt, retries with
-//! a due time, dead letters kept for the log.
+//! a due time. A delivery that finally fails is acknowledged (removed) once the dispatcher has
+//! recorded it in the notification log and on its watch; there is no dead-letter table.
 
 use super::*;
 
