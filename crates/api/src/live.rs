@@ -36,14 +36,9 @@ pub fn error_text(watch: &Watch) -> String {
     out
 }
 
-/// A watch's history summary (from the item, never a second read).
-pub fn history_of(item: &Item) -> HistoryInfo {
-    history_info(item)
-}
-
 /// The watch of a stored item; `None` for a document that does not decode (logged).
 pub fn decode_watch_doc(item: &Item) -> Option<Watch> {
-    serde_json::from_value(item.doc.clone())
+    changewatch_engine::docs::decode(item)
         .inspect_err(|e| tracing::warn!(watch_id = %item.key.id, error = %e, "undecodable watch"))
         .ok()
 }

@@ -18,12 +18,7 @@ pub struct Loaded {
 }
 
 pub fn decode_watch(item: &Item) -> Result<Watch, ApiError> {
-    serde_json::from_value(item.doc.clone()).map_err(|e| {
-        ApiError::Store(changewatch_store::StoreError::Corrupt(format!(
-            "watch {}: {e}",
-            item.key.id
-        )))
-    })
+    Ok(docs::decode(item)?)
 }
 
 pub async fn load(state: &AppState, uuid: &str) -> Result<Option<Loaded>, ApiError> {

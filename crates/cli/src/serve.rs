@@ -75,17 +75,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let Embedded {
-        store,
-        queue,
-        sandbox,
-        pool,
-        sender,
-        state,
-    } = Embedded::build(&config).await?;
+    let embedded = Embedded::build(&config).await?;
+    let state = embedded.state.clone();
     let (socket_layer, push) = Push::start(
         state.clone(),
-        store.as_ref(),
+        embedded.store.as_ref(),
         changewatch_push::PushOptions {
             allowed_origins: config.allowed_origins.clone(),
             ..Default::default()
@@ -110,19 +104,19 @@ async fn serve(config: Config) -> Result<(), String> {
     let _ = tokio::time::timeout(Duration::ZERO, &mut shutdown).await;
     // Printed on stdout (not only logged) so scripts and tests can find a port chosen with 0.
     println!("changewatch listening on http://{bound}");
-    info!(%bound, workers = pool.size(), data = %config.datastore_path.display(), "serving");
+    info!(%bound, workers = embedded.pool.size(), data = %config.datastore_path.display(), "serving");
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let scheduler = tokio::spawn(scheduler_loop(
-        store.clone(),
-        queue.clone(),
+        embedded.store.clone(),
+        embedded.queue.clone(),
         stop_rx.clone(),
     ));
     let mut http_stop = stop_rx.clone();
     // Names other than the instance's own are refused while nothing protects it (DNS rebinding).
     let hosts = changewatch_api::hosts::AllowedHosts::from_config(&config);
     let web = app(state.clone(), socket_layer, dashboard.as_deref());
-    let web = changewatch_api::hosts::guard(web, state.clone(), hosts);
+    let web = changewatch_api::hosts::guard(web, state, hosts);
     // Connect info: the login throttle counts attempts per client address.
     let web = web.into_make_service_with_connect_info::<SocketAddr>();
     let http = axum::serve(listener, web).with_graceful_shutdown(async move {
@@ -136,16 +130,7 @@ async fn serve(config: Config) -> Result<(), String> {
     // Open sockets would hold the graceful HTTP shutdown open.
     push.close().await;
     let _ = scheduler.await;
-    Embedded {
-        store,
-        queue,
-        sandbox,
-        pool,
-        sender,
-        state,
-    }
-    .shutdown(SHUTDOWN_GRACE)
-    .await?;
+    embedded.shutdown(SHUTDOWN_GRACE).await?;
     if let Ok(Err(e)) = http.await {
         warn!(error = %e, "HTTP server ended with an error");
     }

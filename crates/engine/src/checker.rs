@@ -199,8 +199,7 @@ impl Checker {
         if job.lane == Lane::Scheduled && schedule.last_due_at.is_some_and(|d| d >= job.due_at) {
             return skip("already checked for this due time").await;
         }
-        let watch: Watch = serde_json::from_value(item.doc.clone())
-            .map_err(|e| StoreError::Corrupt(format!("watch {}: {e}", key.id)))?;
+        let watch: Watch = crate::docs::decode(&item)?;
         if job.lane == Lane::Scheduled && (watch.paused || settings.application.all_paused) {
             return skip("paused").await;
         }

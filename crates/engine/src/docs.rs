@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use changewatch_core::model::{Settings, Tag, Watch};
+use changewatch_core::model::{Settings, Tag};
 use changewatch_store::{Expect, Item, Key, Kind, Schedule, StoreError, WatchStore};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -113,18 +113,6 @@ pub async fn load_tags(
         out.insert(item.key.id, tag);
     }
     Ok(out)
-}
-
-/// A watch and the item it came from (version and schedule), `None` when there is none.
-pub async fn load_watch(
-    store: &dyn WatchStore,
-    key: &Key,
-) -> Result<Option<(Item, Watch)>, StoreError> {
-    let Some(item) = store.get(key).await? else {
-        return Ok(None);
-    };
-    let watch = decode(&item)?;
-    Ok(Some((item, watch)))
 }
 
 #[cfg(test)]

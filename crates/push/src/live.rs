@@ -3,7 +3,8 @@
 
 use std::collections::HashMap;
 
-use changewatch_api::live::{Stats, decode_watch_doc, history_of, unread};
+use changewatch_api::live::{Stats, decode_watch_doc, unread};
+use changewatch_api::stored::history_info;
 use changewatch_store::Item;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -22,7 +23,7 @@ impl Flags {
         let watch = decode_watch_doc(item)?;
         Some(Flags {
             has_error: watch.last_error.is_set(),
-            unread: unread(&watch, &history_of(item)),
+            unread: unread(&watch, &history_info(item)),
             checking: item.schedule.as_ref().is_some_and(|s| s.leased(now)),
             queued: item
                 .schedule

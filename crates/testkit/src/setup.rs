@@ -9,15 +9,22 @@ fn missing(what: &str, how: &str) -> ! {
     panic!("{what} is missing: run `make test` once (it installs it), or {how}")
 }
 
-/// Python modules the test drives (`python3 -c "import …"` must succeed).
-pub fn require_python_modules(modules: &[&str], pip_spec: &str) {
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {}", modules.join(", "))])
+/// Whether `program args` runs and exits 0 (output discarded).
+fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
+        .is_ok_and(|s| s.success())
+}
+
+/// Python modules the test drives (`python3 -c "import …"` must succeed).
+pub fn require_python_modules(modules: &[&str], pip_spec: &str) {
+    if !succeeds(
+        "python3",
+        &["-c", &format!("import {}", modules.join(", "))],
+    ) {
         missing(
             &format!("the Python module(s) {}", modules.join(", ")),
             &format!("python3 -m pip install '{pip_spec}'"),
@@ -27,13 +34,7 @@ pub fn require_python_modules(modules: &[&str], pip_spec: &str) {
 
 /// A program on `PATH`.
 pub fn require_command(program: &str, apt_package: &str) {
-    let ok = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
+    if !succeeds("sh", &["-c", &format!("command -v {program}")]) {
         missing(
             &format!("`{program}`"),
             &format!("apt-get install {apt_package}"),

@@ -18,6 +18,7 @@ use crate::apprise::is_valid_apprise_url;
 use crate::error::{ApiError, json_response, no_content};
 use crate::extract::JsonBody;
 use crate::state::AppState;
+use crate::validate::ApiValidationError;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -57,10 +58,7 @@ fn refuse_unknown(body: &Value, allowed: &[&str]) -> Result<(), ApiError> {
         return Ok(());
     }
     unknown.sort_unstable();
-    Err(ApiError::text(
-        StatusCode::BAD_REQUEST,
-        format!("Unknown field(s): {}", unknown.join(", ")),
-    ))
+    Err(ApiValidationError::UnknownFields(unknown.into_iter().map(str::to_string).collect()).into())
 }
 
 /// The body of the list endpoints: `notification_urls` and nothing else.
@@ -245,11 +243,7 @@ async fn send_test(
             let Some(item) = state.store.get(&key).await? else {
                 return Err(ApiError::message(StatusCode::NOT_FOUND, "Watch not found"));
             };
-            Some(serde_json::from_value(item.doc).map_err(|e| {
-                ApiError::from(changewatch_store::StoreError::Corrupt(format!(
-                    "watch: {e}"
-                )))
-            })?)
+            Some(docs::decode(&item)?)
         }
         None => None,
     };

@@ -15,7 +15,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use changewatch_core::model::Tag;
 use changewatch_engine::docs::{self, Step};
-use changewatch_store::{Expect, Item, Key, Kind, StoreError};
+use changewatch_store::{Expect, Item, Key, Kind};
 use serde_json::{Map, Value, json};
 
 use super::watches::{proxy_names, recheck_all};
@@ -33,13 +33,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn decode_tag(item: &Item) -> Result<Tag, ApiError> {
-    serde_json::from_value(item.doc.clone())
-        .map_err(|e| ApiError::Store(StoreError::Corrupt(format!("tag {}: {e}", item.key.id))))
+    Ok(docs::decode(item)?)
 }
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
-    serde_json::to_value(v)
-        .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    Ok(docs::encode(v)?)
 }
 
 fn not_found(uuid: &str) -> ApiError {

@@ -304,19 +304,22 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let settings = state.settings().await?;
     let proxies = proxy_names(&settings);
-    // The write rules first (their messages are upstream's), on a copy; then the notification
-    // templates in the sandbox; then the edit for real (re-applied on a conflict).
-    let Some(loaded) = load(&state, &uuid).await? else {
-        return Err(not_found(&uuid));
-    };
-    {
-        let ctx = ApiContext {
-            proxy_names: &proxies,
-            notification_url_validator: Some(&is_valid_apprise_url),
+    // With notification templates in the body: the write rules first (their messages are
+    // upstream's), on a copy; then the templates in the sandbox; then the edit for real
+    // (re-applied on a conflict), which alone is all a body without templates needs.
+    if !validate::notification_templates(&body).is_empty() {
+        let Some(loaded) = load(&state, &uuid).await? else {
+            return Err(not_found(&uuid));
         };
-        validate::apply_watch_update(&mut loaded.watch.clone(), body.clone(), &ctx)?;
+        {
+            let ctx = ApiContext {
+                proxy_names: &proxies,
+                notification_url_validator: Some(&is_valid_apprise_url),
+            };
+            validate::apply_watch_update(&mut loaded.watch.clone(), body.clone(), &ctx)?;
+        }
+        validate::check_notification_templates(&state.sandbox, &body).await?;
     }
-    validate::check_notification_templates(&state.sandbox, &body).await?;
     edit_watch(&state, &uuid, true, |w, _| {
         let ctx = ApiContext {
             proxy_names: &proxies,

@@ -24,6 +24,18 @@ mod write;
 pub use schema::*;
 pub use write::*;
 
+/// The non-empty notification templates of a request body, as `(field, template)`; a body
+/// without any needs no trip to the sandbox.
+pub fn notification_templates(body: &Value) -> Vec<(String, String)> {
+    ["notification_title", "notification_body"]
+        .iter()
+        .filter_map(|field| {
+            let src = body.get(*field)?.as_str()?;
+            (!src.trim().is_empty()).then(|| ((*field).to_string(), src.to_string()))
+        })
+        .collect()
+}
+
 /// Notification templates in a request body (`notification_title`, `notification_body`),
 /// checked by the notification engine's validator, the one the test send uses: it parses,
 /// knows the tokens, and renders against example values. Rendering user templates happens only
@@ -33,16 +45,9 @@ pub async fn check_notification_templates(
     sandbox: &changewatch_sandbox::Sandbox,
     body: &Value,
 ) -> Result<(), ApiValidationError> {
-    let templates: Vec<(String, String)> = ["notification_title", "notification_body"]
-        .iter()
-        .filter_map(|field| {
-            let src = body.get(*field)?.as_str()?;
-            (!src.trim().is_empty()).then(|| ((*field).to_string(), src.to_string()))
-        })
-        .collect();
     // One request per template, so that a blown budget (which ends the child, not with a
     // message of its own) is still reported against its field.
-    for (field, src) in templates {
+    for (field, src) in notification_templates(body) {
         let job = changewatch_sandbox::RenderJob::Validate {
             templates: vec![(field.clone(), src)],
         };
