@@ -3,14 +3,14 @@
 //!
 //! A failed delivery that may pass is hidden for its backoff (`ChangeMessageVisibility`) and
 //! reported as failed, so SQS offers it again when the backoff ends; its receive count is the
-//! attempt number. After the last attempt the failure is recorded (log, watch) and the message
-//! is made visible at once, so the queue's redrive policy (its `maxReceiveCount` equals the
-//! attempts) moves it to the dead-letter queue. A permanent failure (an unusable URL, a 4xx
-//! answer) is recorded and deleted: more tries cannot help it.
+//! attempt number. A final failure (the last attempt, or a permanent error such as an unusable
+//! URL or a 4xx answer) is recorded (log, watch) and settled with the queue's `dead_letter`:
+//! sent to the dead-letter queue with its reason, and deleted. If that fails the message is
+//! reported as failed, and the redrive policy (its `maxReceiveCount` equals the attempts) still
+//! moves it there in the end.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use changewatch_engine::notifications::{Dispatcher, Verdict};
@@ -60,14 +60,13 @@ async fn process(dispatcher: &Dispatcher, queue: &dyn NotificationQueue, msg: &S
                 }
                 true
             }
-            Verdict::Failed if rec.attempt >= dispatcher.policy().max_attempts => {
-                // Visible now: the next receive moves it to the dead-letter queue.
-                if let Err(e) = queue.retry_after(&rec.receipt, Duration::ZERO).await {
-                    warn!(error = %e, "could not release the failed notification");
+            Verdict::Failed(reason) => match queue.dead_letter(&rec, &reason).await {
+                Ok(()) => false,
+                Err(e) => {
+                    warn!(error = %e, "could not dead-letter the failed notification");
+                    true
                 }
-                true
-            }
-            Verdict::Failed => false,
+            },
         }
     }
     .instrument(span)

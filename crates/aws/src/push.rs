@@ -18,6 +18,7 @@ use axum::routing::get;
 use changewatch_push::web::app;
 use changewatch_push::{DepthFuture, DepthProbe, Push, QueueSize};
 use changewatch_store::aws::StreamFeed;
+use changewatch_store::aws::sqs::{DELAYED, IN_FLIGHT, WAITING, approximate_count};
 use serde_json::json;
 use tracing::info;
 
@@ -84,11 +85,7 @@ pub async fn serve(
 /// The attributes summed for `queue_size`: messages waiting, received but not yet deleted (a
 /// checker has them), and sent with a delay (a scheduler tick queues what falls due within the
 /// next minute with the delay that makes it run on time).
-const DEPTH_ATTRIBUTES: [QueueAttributeName; 3] = [
-    QueueAttributeName::ApproximateNumberOfMessages,
-    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-    QueueAttributeName::ApproximateNumberOfMessagesDelayed,
-];
+const DEPTH_ATTRIBUTES: [QueueAttributeName; 3] = [WAITING, IN_FLIGHT, DELAYED];
 
 /// The depth of the `checks` and `rechecks` queues, for `queue_size`.
 #[derive(Clone, Debug)]
@@ -112,24 +109,9 @@ impl SqsDepth {
     pub async fn read(&self) -> Result<usize, String> {
         let mut total = 0;
         for url in &self.queue_urls {
-            let out = self
-                .sqs
-                .get_queue_attributes()
-                .queue_url(url)
-                .set_attribute_names(Some(DEPTH_ATTRIBUTES.to_vec()))
-                .send()
+            total += approximate_count(&self.sqs, url, &DEPTH_ATTRIBUTES)
                 .await
-                .map_err(|e| {
-                    format!(
-                        "GetQueueAttributes {url}: {}",
-                        aws_sdk_sqs::error::DisplayErrorContext(&e)
-                    )
-                })?;
-            let attrs = out.attributes.unwrap_or_default();
-            total += DEPTH_ATTRIBUTES
-                .iter()
-                .filter_map(|name| attrs.get(name)?.parse::<usize>().ok())
-                .sum::<usize>();
+                .map_err(|e| format!("GetQueueAttributes {url}: {e}"))?;
         }
         Ok(total)
     }

@@ -231,6 +231,30 @@ async fn a_change_is_delivered_by_the_notifier_after_a_retry() {
     );
 }
 
+/// The one message in the dead-letter queue: its job and the reason it was given.
+async fn dead_letter(env: &Env) -> (Value, String) {
+    let out = env
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(&env.res.notifications_dlq_url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
+    let msgs = out.messages.unwrap_or_default();
+    assert_eq!(msgs.len(), 1, "one dead letter: {msgs:?}");
+    let body = serde_json::from_str(msgs[0].body.as_deref().unwrap()).unwrap();
+    let reason = msgs[0]
+        .message_attributes
+        .as_ref()
+        .and_then(|a| a.get("reason"))
+        .and_then(|v| v.string_value.clone())
+        .unwrap_or_default();
+    (body, reason)
+}
+
 #[tokio::test]
 async fn a_receiver_that_never_accepts_ends_in_the_dead_letter_queue() {
     let env = setup().await;
@@ -243,7 +267,11 @@ async fn a_receiver_that_never_accepts_ends_in_the_dead_letter_queue() {
     let failures = env
         .run_notifier(|| cap.requests().len() >= ATTEMPTS as usize)
         .await;
-    assert_eq!(failures, ATTEMPTS as usize);
+    assert_eq!(
+        failures,
+        ATTEMPTS as usize - 1,
+        "every try but the last is reported back for a retry"
+    );
 
     let store = env.clients.store(&env.config);
     let w = store.get(&key).await.unwrap().unwrap();
@@ -252,25 +280,36 @@ async fn a_receiver_that_never_accepts_ends_in_the_dead_letter_queue() {
     assert_eq!(log[0].outcome, "failed");
     assert_eq!(log[0].attempt, ATTEMPTS);
 
-    // The next receive of the source queue moves it to the DLQ (redrive policy).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let dead = loop {
-        assert!(
-            env.receive_event(&env.res.notifications_queue_url)
-                .await
-                .is_none()
-        );
-        if let Some(ev) = env.receive_event(&env.res.notifications_dlq_url).await {
-            break ev;
-        }
-        assert!(Instant::now() < deadline, "nothing reached the DLQ");
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    };
-    let body: Value = serde_json::from_str(dead.records[0].body.as_deref().unwrap()).unwrap();
+    // Settled by the notifier itself: in the DLQ with its reason, gone from the source queue.
+    let (body, reason) = dead_letter(&env).await;
     assert_eq!(body["watch_id"], "w-1");
+    assert!(reason.contains("500"), "{reason}");
+    assert!(
+        env.receive_event(&env.res.notifications_queue_url)
+            .await
+            .is_none()
+    );
     assert_eq!(
         cap.requests().len(),
         ATTEMPTS as usize,
         "no delivery after the last try"
     );
+}
+
+#[tokio::test]
+async fn a_permanent_failure_goes_to_the_dead_letter_queue_at_once() {
+    let env = setup().await;
+    let srv = FixtureServer::start();
+    let cap = CaptureServer::start();
+    cap.reply("/", 404, "text/plain", "no such hook");
+    env.changed_watch(&srv, &format!("json://{}/hook", cap.host_port()))
+        .await;
+    let failures = env.run_notifier(|| !cap.requests().is_empty()).await;
+    assert_eq!(failures, 0, "nothing to retry");
+    let (body, reason) = dead_letter(&env).await;
+    assert_eq!(body["watch_id"], "w-1");
+    assert!(reason.contains("404"), "{reason}");
+    let queue = env.clients.notification_queue(&env.config).unwrap();
+    assert_eq!(queue.depth().await.unwrap(), 0);
+    assert_eq!(cap.requests().len(), 1, "a 4xx is not tried again");
 }

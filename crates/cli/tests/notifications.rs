@@ -180,6 +180,16 @@ fn a_receiver_that_never_accepts_is_recorded_and_the_check_is_unaffected() {
         r.body_text()
     );
     server.terminate();
+
+    // Settled as a dead letter: out of the outbox, kept with its reason.
+    let store = changewatch_store::sqlite::SqliteStore::open_dir(data.path()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    use changewatch_store::NotificationQueue;
+    assert_eq!(rt.block_on(store.depth()).unwrap(), 0);
+    assert_eq!(rt.block_on(store.dead_letter_depth()).unwrap(), 1);
 }
 
 #[test]

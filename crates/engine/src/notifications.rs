@@ -238,8 +238,9 @@ pub enum Verdict {
     Delivered,
     /// Failed, worth another try after this long.
     Retry(Duration),
-    /// Failed for good; already recorded on the watch and in the log.
-    Failed,
+    /// Failed for good, and why; already recorded on the watch and in the log. The queue's
+    /// `dead_letter` settles it.
+    Failed(String),
 }
 
 /// Tries queued jobs and records what happened. Shared by the embedded sender and the notifier
@@ -307,7 +308,7 @@ impl Dispatcher {
         let (verdict, outcome, message) = match &result {
             Ok(()) => (Verdict::Delivered, "sent", String::from("delivered")),
             Err(e) if e.is_permanent() || rec.attempt >= self.policy.max_attempts => {
-                (Verdict::Failed, "failed", e.to_string())
+                (Verdict::Failed(e.to_string()), "failed", e.to_string())
             }
             Err(e) => {
                 let wait = self.policy.delay(rec.attempt);
@@ -328,7 +329,7 @@ impl Dispatcher {
             Verdict::Retry(_) => {
                 warn!(attempt = rec.attempt, error = %message, "notification failed; will retry")
             }
-            Verdict::Failed => {
+            Verdict::Failed(_) => {
                 warn!(attempt = rec.attempt, error = %message, "notification failed for good")
             }
         }
@@ -348,7 +349,7 @@ impl Dispatcher {
             let key = Key::watch(&job.tenant, watch_id);
             let error = match verdict {
                 Verdict::Delivered => Some(None),
-                Verdict::Failed => Some(Some(NOTIFICATION_ERROR)),
+                Verdict::Failed(_) => Some(Some(NOTIFICATION_ERROR)),
                 Verdict::Retry(_) => None,
             };
             if let Some(error) = error
@@ -441,9 +442,8 @@ impl NotificationSender {
                     set.spawn(
                         async move {
                             let settled = match dispatcher.attempt(&rec).await {
-                                Verdict::Delivered | Verdict::Failed => {
-                                    queue.ack(&rec.receipt).await
-                                }
+                                Verdict::Delivered => queue.ack(&rec.receipt).await,
+                                Verdict::Failed(reason) => queue.dead_letter(&rec, &reason).await,
                                 Verdict::Retry(wait) => queue.retry_after(&rec.receipt, wait).await,
                             };
                             if let Err(e) = settled {

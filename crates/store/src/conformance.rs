@@ -685,4 +685,24 @@ pub async fn notification_queue<Q: NotificationQueue>(q: &Q) {
     assert_eq!(third[0].attempt, 3);
     q.ack(&third[0].receipt).await.unwrap();
     assert_eq!(q.depth().await.unwrap(), 0);
+
+    // A final failure leaves the queue for the dead letters, and is not offered again.
+    let before = q.dead_letter_depth().await.unwrap();
+    q.send(vec![notification("c")]).await.unwrap();
+    let got = q.receive(10, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    q.dead_letter(&got[0], "HTTP 404 from the receiver")
+        .await
+        .unwrap();
+    assert_eq!(
+        q.depth().await.unwrap(),
+        0,
+        "a dead letter leaves the queue"
+    );
+    assert_eq!(q.dead_letter_depth().await.unwrap(), before + 1);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        q.receive(10, lease).await.unwrap().is_empty(),
+        "a dead letter is not offered again when its lease would have ended"
+    );
 }

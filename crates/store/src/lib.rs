@@ -141,8 +141,18 @@ pub trait NotificationQueue: Send + Sync + 'static {
         lease: std::time::Duration,
     ) -> Result<Vec<ReceivedNotification>, StoreError>;
 
-    /// Removes a delivered (or finally failed) job.
+    /// Removes a delivered job.
     async fn ack(&self, receipt: &str) -> Result<(), StoreError>;
+
+    /// Settles a job that failed for good (a permanent error or its last attempt): it leaves
+    /// the queue and is kept, with `reason`, where an operator finds it (the SQLite outbox's
+    /// dead-letter table, the SQS queue's dead-letter queue). The one way every adapter ends a
+    /// final failure, so nothing is dropped silently and nothing is tried again.
+    async fn dead_letter(&self, rec: &ReceivedNotification, reason: &str)
+    -> Result<(), StoreError>;
+
+    /// Jobs kept by `dead_letter` (approximate on SQS).
+    async fn dead_letter_depth(&self) -> Result<usize, StoreError>;
 
     /// Makes a job visible again after `delay`: the retry backoff.
     async fn retry_after(

@@ -20,6 +20,34 @@ const BATCH: usize = 10;
 /// SQS's largest per-message delay.
 const MAX_DELAY_SECS: i64 = 900;
 
+/// Messages waiting in a queue (`ApproximateNumberOfMessages`).
+pub const WAITING: QueueAttributeName = QueueAttributeName::ApproximateNumberOfMessages;
+/// Received and not yet deleted or released (`ApproximateNumberOfMessagesNotVisible`).
+pub const IN_FLIGHT: QueueAttributeName = QueueAttributeName::ApproximateNumberOfMessagesNotVisible;
+/// Sent with a delay that has not run out (`ApproximateNumberOfMessagesDelayed`).
+pub const DELAYED: QueueAttributeName = QueueAttributeName::ApproximateNumberOfMessagesDelayed;
+
+/// The sum of the approximate counts `attrs` of the queue at `url`: the one reading of queue
+/// depth for the ports here and the push service's `queue_size`.
+pub async fn approximate_count(
+    client: &Client,
+    url: &str,
+    attrs: &[QueueAttributeName],
+) -> Result<usize, StoreError> {
+    let out = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .set_attribute_names(Some(attrs.to_vec()))
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    let got = out.attributes.unwrap_or_default();
+    Ok(attrs
+        .iter()
+        .filter_map(|name| got.get(name)?.parse::<usize>().ok())
+        .sum())
+}
+
 #[derive(Clone, Debug)]
 pub struct SqsQueue {
     client: Client,
@@ -128,21 +156,7 @@ impl SqsQueue {
     }
 
     async fn count(&self, lane: Lane) -> Result<usize, StoreError> {
-        let out = self
-            .client
-            .get_queue_attributes()
-            .queue_url(self.url(lane))
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        let attrs = out.attributes.unwrap_or_default();
-        let get = |name: QueueAttributeName| -> usize {
-            attrs.get(&name).and_then(|v| v.parse().ok()).unwrap_or(0)
-        };
-        Ok(get(QueueAttributeName::ApproximateNumberOfMessages)
-            + get(QueueAttributeName::ApproximateNumberOfMessagesDelayed))
+        approximate_count(&self.client, self.url(lane), &[WAITING, DELAYED]).await
     }
 }
 
@@ -181,21 +195,74 @@ impl JobQueue for SqsQueue {
 }
 
 /// `NotificationQueue` on the `notifications` SQS queue. Retries use the message's own
-/// visibility (`ChangeMessageVisibility`), so a backoff needs no second queue; the queue's
-/// redrive policy moves a message that keeps failing to its dead-letter queue.
+/// visibility (`ChangeMessageVisibility`), so a backoff needs no second queue. A final failure
+/// is sent to the queue's dead-letter queue (found through its redrive policy, once per
+/// process) with its reason as a message attribute, then deleted; the redrive policy itself
+/// still catches a message whose handler died on every attempt.
 #[derive(Clone, Debug)]
 pub struct SqsNotificationQueue {
     client: Client,
     url: String,
+    dead_letter_url: std::sync::Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl SqsNotificationQueue {
     pub fn new(client: Client, url: String) -> Self {
-        SqsNotificationQueue { client, url }
+        SqsNotificationQueue {
+            client,
+            url,
+            dead_letter_url: Default::default(),
+        }
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The dead-letter queue named by the queue's redrive policy.
+    async fn dead_letter_url(&self) -> Result<&str, StoreError> {
+        self.dead_letter_url
+            .get_or_try_init(|| async {
+                let out = self
+                    .client
+                    .get_queue_attributes()
+                    .queue_url(&self.url)
+                    .attribute_names(QueueAttributeName::RedrivePolicy)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                let policy = out
+                    .attributes
+                    .unwrap_or_default()
+                    .remove(&QueueAttributeName::RedrivePolicy)
+                    .ok_or_else(|| {
+                        backend(format!(
+                            "{} has no redrive policy (no dead-letter queue)",
+                            self.url
+                        ))
+                    })?;
+                let arn = serde_json::from_str::<serde_json::Value>(&policy)
+                    .ok()
+                    .and_then(|p| p["deadLetterTargetArn"].as_str().map(str::to_string))
+                    .ok_or_else(|| backend(format!("unreadable redrive policy: {policy}")))?;
+                // arn:aws:sqs:<region>:<account>:<name>
+                let mut parts = arn.rsplitn(3, ':');
+                let (Some(name), Some(account)) = (parts.next(), parts.next()) else {
+                    return Err(backend(format!("not a queue ARN: {arn}")));
+                };
+                let out = self
+                    .client
+                    .get_queue_url()
+                    .queue_name(name)
+                    .queue_owner_aws_account_id(account)
+                    .send()
+                    .await
+                    .map_err(sdk_error)?;
+                out.queue_url
+                    .ok_or_else(|| backend(format!("no URL for the dead-letter queue {arn}")))
+            })
+            .await
+            .map(String::as_str)
     }
 }
 
@@ -290,6 +357,42 @@ impl NotificationQueue for SqsNotificationQueue {
         Ok(())
     }
 
+    async fn dead_letter(
+        &self,
+        rec: &ReceivedNotification,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let url = self.dead_letter_url().await?;
+        let body = serde_json::to_string(&rec.job).map_err(backend)?;
+        let text = |v: String| {
+            aws_sdk_sqs::types::MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .map_err(backend)
+        };
+        // SQS attribute values must not be empty and are capped with the message at 256 KiB.
+        let reason: String = match reason.trim() {
+            "" => "failed".to_string(),
+            r => r.chars().take(4096).collect(),
+        };
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .message_attributes("reason", text(reason)?)
+            .message_attributes("attempts", text(rec.attempt.to_string())?)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        self.ack(&rec.receipt).await
+    }
+
+    async fn dead_letter_depth(&self) -> Result<usize, StoreError> {
+        let url = self.dead_letter_url().await?;
+        approximate_count(&self.client, url, &[WAITING, IN_FLIGHT]).await
+    }
+
     async fn retry_after(&self, receipt: &str, delay: Duration) -> Result<(), StoreError> {
         self.client
             .change_message_visibility()
@@ -303,17 +406,6 @@ impl NotificationQueue for SqsNotificationQueue {
     }
 
     async fn depth(&self) -> Result<usize, StoreError> {
-        let out = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        let attrs = out.attributes.unwrap_or_default();
-        Ok(attrs.values().filter_map(|v| v.parse::<usize>().ok()).sum())
+        approximate_count(&self.client, &self.url, &[WAITING, IN_FLIGHT, DELAYED]).await
     }
 }

@@ -79,6 +79,14 @@ const MIGRATIONS: &[&str] = &[
         count INTEGER NOT NULL,
         PRIMARY KEY (tenant, watch_id)
     ) WITHOUT ROWID;",
+    // 6: notifications that failed for good, with why (the outbox's dead-letter table).
+    "CREATE TABLE notification_dead_letters (
+        id TEXT PRIMARY KEY,
+        job TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        failed_at INTEGER NOT NULL
+    );",
 ];
 
 /// `last_error` of a watch paused because its checks kept dying with the process.

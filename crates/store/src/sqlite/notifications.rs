@@ -1,6 +1,7 @@
 //! The `NotificationQueue` port on SQLite: the outbox table, leases by receipt, retries with
-//! a due time. A delivery that finally fails is acknowledged (removed) once the dispatcher has
-//! recorded it in the notification log and on its watch; there is no dead-letter table.
+//! a due time. A delivery that finally fails moves to the dead-letter table with its reason
+//! (newest `DEAD_LETTERS_KEPT` kept), once the dispatcher has recorded it in the notification
+//! log and on its watch.
 
 use super::*;
 
@@ -18,6 +19,10 @@ pub(super) fn parse_receipt(receipt: &str) -> Result<(String, i64), StoreError> 
         .and_then(|(id, n)| Some((id.to_string(), n.parse().ok()?)))
         .ok_or_else(|| StoreError::backend(format!("not a notification receipt: {receipt}")))
 }
+
+/// Dead letters kept: enough to read what went wrong, bounded so a receiver that is down for
+/// a month cannot grow the file without limit.
+const DEAD_LETTERS_KEPT: i64 = 1000;
 
 #[async_trait]
 impl NotificationQueue for SqliteStore {
@@ -111,6 +116,49 @@ impl NotificationQueue for SqliteStore {
             )
             .map_err(backend)?;
             Ok(((), Vec::new()))
+        })
+        .await
+    }
+
+    async fn dead_letter(
+        &self,
+        rec: &ReceivedNotification,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let (id, attempt) = parse_receipt(&rec.receipt)?;
+        let reason = reason.to_string();
+        let now = epoch_millis();
+        self.run(move |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO notification_dead_letters (id, job, attempt, reason, failed_at)
+                 SELECT id, job, attempt, ?3, ?4 FROM notification_queue WHERE id = ?1 AND attempt = ?2",
+                params![id, attempt, reason, now],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM notification_queue WHERE id = ?1 AND attempt = ?2",
+                params![id, attempt],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM notification_dead_letters WHERE id NOT IN
+                 (SELECT id FROM notification_dead_letters ORDER BY failed_at DESC, id LIMIT ?1)",
+                params![DEAD_LETTERS_KEPT],
+            )
+            .map_err(backend)?;
+            Ok(((), Vec::new()))
+        })
+        .await
+    }
+
+    async fn dead_letter_depth(&self) -> Result<usize, StoreError> {
+        self.run(|tx| {
+            let n: i64 = tx
+                .query_row("SELECT COUNT(*) FROM notification_dead_letters", [], |r| {
+                    r.get(0)
+                })
+                .map_err(backend)?;
+            Ok((usize::try_from(n).unwrap_or(0), Vec::new()))
         })
         .await
     }
