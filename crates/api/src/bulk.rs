@@ -1,17 +1,74 @@
-//! The dashboard's watch operations: the row actions (`watch_operation`) and the checkbox bulk
-//! bar (`checkbox-operation`), with upstream's messages. The socket layer and the REST fallback
+//! Operations on one or many watches, with upstream's messages: the dashboard's row actions
+//! (`watch_operation`) and checkbox bulk bar (`checkbox-operation`), and the REST API's
+//! "recheck all" of the watch list and of a tag. The socket layer and the REST fallback
 //! (`POST /ui/checkbox-operations`) both call these, so an operation behaves the same whether or
 //! not a socket is up.
 
+use axum::http::StatusCode;
+use axum::response::Response;
 use changewatch_core::model::{TextOrFalse, Watch};
 use changewatch_engine::scheduler::request_recheck;
-use changewatch_store::{Expect, Key};
+use changewatch_store::{Expect, Item, Key};
+use serde_json::json;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, json_response};
 use crate::routes::history::clear_history;
-use crate::routes::watches::resolve_tag_names;
 use crate::state::AppState;
-use crate::stored::{Loaded, edit_watch, load};
+use crate::stored::{Loaded, decode_watch, edit_watch, load, resolve_tag_names};
+use crate::validate::proxy_names;
+
+/// Upstream answers bulk rechecks of this many watches or more with 202 and queues them in the
+/// background.
+pub const BACKGROUND_THRESHOLD: usize = 20;
+
+/// Queues a manual recheck of every unpaused watch in `items`: at once for fewer than
+/// [`BACKGROUND_THRESHOLD`], else in the background with a 202. `report_busy` adds upstream's
+/// "(N already queued or running)" note, which only the watch list's `recheck_all` has; a tag's
+/// recheck reports every watch as queued.
+pub async fn recheck_all(
+    state: &AppState,
+    items: &[Item],
+    report_busy: bool,
+) -> Result<Response, ApiError> {
+    let mut keys = Vec::new();
+    let mut busy = 0;
+    for item in items {
+        let watch = decode_watch(item)?;
+        if watch.paused {
+            continue;
+        }
+        let s = item.schedule.clone().unwrap_or_default();
+        if report_busy && (s.queued_at.is_some() || s.leased(state.now())) {
+            busy += 1;
+        }
+        keys.push(item.key.clone());
+    }
+    let n = keys.len();
+    if n >= BACKGROUND_THRESHOLD {
+        let st = state.clone();
+        tokio::spawn(async move {
+            for key in keys {
+                if let Err(e) =
+                    request_recheck(st.store.as_ref(), st.queue.as_ref(), &key, st.now()).await
+                {
+                    tracing::warn!(watch_id = %key.id, error = %e, "background recheck failed");
+                }
+            }
+        });
+        return Ok(json_response(
+            StatusCode::ACCEPTED,
+            &json!({"status": format!("OK, queueing {n} watches in background")}),
+        ));
+    }
+    for key in &keys {
+        request_recheck(state.store.as_ref(), state.queue.as_ref(), key, state.now()).await?;
+    }
+    let mut status = format!("OK, queued {} watches for rechecking", n - busy);
+    if busy > 0 {
+        status.push_str(&format!(" ({busy} already queued or running)"));
+    }
+    Ok(json_response(StatusCode::OK, &json!({ "status": status })))
+}
 
 /// Applies an infallible `edit` with [`edit_watch`]'s conflict retries. `Ok(false)` when the
 /// watch does not exist.
@@ -258,7 +315,7 @@ pub async fn checkbox_operation(
         "set-proxy" => {
             let proxy = extra_data.unwrap_or("");
             let settings = state.settings().await?;
-            if proxy.is_empty() || settings.requests.ui_proxy_keys().iter().any(|k| k == proxy) {
+            if proxy.is_empty() || proxy_names(&settings).iter().any(|k| k == proxy) {
                 for uuid in uuids {
                     update_watch(state, uuid, false, |w, _| {
                         w.proxy = (!proxy.is_empty()).then(|| proxy.to_string());

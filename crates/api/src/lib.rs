@@ -6,12 +6,14 @@
 //! - [`auth`]: the `x-api-key` check (the dashboard passes with its session instead).
 //! - [`session`]: the dashboard password (upstream's PBKDF2 format) and signed session cookies.
 //! - [`live`]: a watch's live state, shared by `GET /ui/watches` and the socket's `watch_update`.
-//! - [`bulk`]: the dashboard's row and bulk operations, shared by the socket and REST.
+//! - [`bulk`]: operations on many watches: the dashboard's row and bulk operations (socket and
+//!   REST) and the API's "recheck all" of the watch list and of a tag.
 //! - [`extract`]: strict `{uuid}` paths, JSON bodies, upstream's flag parsing.
 //! - [`bootstrap`]: first-start settings (the generated API key).
 //! - [`hosts`]: the `Host` check against DNS rebinding (`serve` wraps the whole app in it).
 //! - [`apprise`]: which notification URLs are acceptable (apprise-style schemes).
-//! - [`stored`]: loading, decoding and conflict-safe editing of a stored watch.
+//! - [`stored`]: stored watches and tags: loading, creating (`insert_watch`, legacy tag
+//!   names) and conflict-safe editing (`edit_watch`, `edit_tag`).
 //! - [`validate`]: what a watch or tag body may hold (schema, upstream's checks and messages),
 //!   and the same rules as the JSON Schemas `/api/v1/full-spec` publishes.
 //! - `routes::*`: the endpoints, one module per resource: `watches`, `history` (snapshots and

@@ -1,14 +1,25 @@
-//! The stored watch as the handlers use it: read and decode it, and edit it with the
-//! conflict-safe loop. Shared by the routes, the bulk operations and the live rows, so none of
-//! them reaches into another's module for it.
+//! Stored watches and tags as the handlers use them: read and decode, create (watches due at
+//! once, tags by legacy name), and edit with the conflict-safe loop. Shared by the routes, the
+//! import, the bulk operations and the live rows, so none of them reaches into another's
+//! module for it.
 
-use changewatch_core::model::{HistoryInfo, Watch};
+use axum::http::StatusCode;
+use changewatch_core::model::{self, HistoryInfo, Tag, Watch};
 use changewatch_engine::docs::{self, Step};
 use changewatch_engine::timing::next_due;
-use changewatch_store::{Item, Key};
+use changewatch_store::{Expect, Item, Key, Schedule};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::validate;
+
+/// Upstream's 404 for a watch uuid that names nothing.
+pub fn not_found(uuid: &str) -> ApiError {
+    ApiError::message(
+        StatusCode::NOT_FOUND,
+        format!("No watch exists with the UUID of {uuid}"),
+    )
+}
 
 /// A watch document decoded, with its item (version, schedule).
 #[derive(Debug)]
@@ -75,6 +86,124 @@ pub async fn edit_watch<T>(
         Ok(Step::Write {
             doc: docs::encode(&watch)?,
             schedule,
+            out: Some(out),
+        })
+    })
+    .await
+}
+
+/// Stores a validated new watch (tags resolved, due now) and returns its uuid. Shared by
+/// POST /watch and POST /import so that both create watches the same way.
+pub async fn insert_watch(
+    state: &AppState,
+    settings: &model::Settings,
+    created: validate::WatchCreate,
+) -> Result<String, ApiError> {
+    let mut watch = created.watch;
+    let uuid = uuid::Uuid::new_v4().to_string();
+    watch.uuid = uuid.clone();
+    watch.date_created = Some(state.now());
+    for tag_uuid in resolve_tag_names(state, &created.tag_names).await? {
+        if !watch.tags.contains(&tag_uuid) {
+            watch.tags.push(tag_uuid);
+        }
+    }
+    let next = next_due(
+        &watch,
+        settings,
+        0,
+        state.now(),
+        state.config.minimum_recheck_secs,
+    );
+    let doc = serde_json::to_value(&watch)
+        .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    state
+        .store
+        .put(
+            &Key::watch(&state.tenant, &uuid),
+            doc,
+            Some(Schedule {
+                next_check_at: next,
+                ..Schedule::default()
+            }),
+            Expect::Absent,
+        )
+        .await?;
+    Ok(uuid)
+}
+
+/// Legacy `tag` names: an existing tag with that title (case-insensitive), an existing tag's
+/// uuid, or a new tag. Unknown uuid-looking names are ignored, as upstream does.
+pub async fn resolve_tag_names(
+    state: &AppState,
+    names: &[String],
+) -> Result<Vec<String>, ApiError> {
+    let mut tags = state.tags().await?;
+    let mut out = Vec::new();
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if tags.contains_key(name) {
+            out.push(name.to_string());
+            continue;
+        }
+        if crate::extract::is_canonical_uuid(name) {
+            continue;
+        }
+        if let Some((uuid, _)) = tags
+            .iter()
+            .find(|(_, t)| t.title().eq_ignore_ascii_case(name))
+        {
+            out.push(uuid.clone());
+            continue;
+        }
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let mut tag = Tag::new(name);
+        tag.base.uuid = uuid.clone();
+        tag.base.date_created = Some(state.now());
+        let doc = serde_json::to_value(&tag)
+            .map_err(|e| ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        state
+            .store
+            .put(&Key::tag(&state.tenant, &uuid), doc, None, Expect::Absent)
+            .await?;
+        tags.insert(uuid.clone(), tag);
+        out.push(uuid);
+    }
+    Ok(out)
+}
+
+/// Upstream's 404 for a tag uuid that names nothing.
+pub fn tag_not_found(uuid: &str) -> ApiError {
+    ApiError::message(
+        StatusCode::NOT_FOUND,
+        format!("No tag exists with the UUID of {uuid}"),
+    )
+}
+
+pub async fn load_tag(state: &AppState, uuid: &str) -> Result<Option<(Item, Tag)>, ApiError> {
+    let Some(item) = state.store.get(&Key::tag(&state.tenant, uuid)).await? else {
+        return Ok(None);
+    };
+    let tag = docs::decode(&item)?;
+    Ok(Some((item, tag)))
+}
+
+/// [`edit_watch`] for tags: `edit` is re-applied to a fresh copy when another write (a second
+/// client, the dashboard) committed the tag in between. `Ok(None)` when the tag does not exist.
+pub async fn edit_tag<T>(
+    state: &AppState,
+    uuid: &str,
+    mut edit: impl FnMut(&mut Tag) -> Result<T, ApiError>,
+) -> Result<Option<T>, ApiError> {
+    let key = Key::tag(&state.tenant, uuid);
+    docs::read_modify_write(state.store.as_ref(), &key, |current| {
+        let Some(item) = current else {
+            return Ok(Step::Done(None));
+        };
+        let mut tag: Tag = docs::decode(item)?;
+        let out = edit(&mut tag)?;
+        Ok(Step::Write {
+            doc: docs::encode(&tag)?,
+            schedule: None,
             out: Some(out),
         })
     })

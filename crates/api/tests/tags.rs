@@ -286,3 +286,34 @@ async fn tag_notification_urls_and_templates_are_validated() {
         "unchanged"
     );
 }
+
+/// Concurrent writes of one tag (two clients, or a client and the dashboard) are re-applied to
+/// the fresh copy, never answered with a version conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_tag_writes_all_land() {
+    let app = spawn_app().await;
+    let (_, v) = post_tag(&app, json!({"title": "Busy"})).await;
+    let uuid = v["uuid"].as_str().unwrap().to_string();
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let req = if i % 2 == 0 {
+            app.req(Method::PUT, &format!("/api/v1/tag/{uuid}"))
+                .json(&json!({"notification_urls": [format!("json://127.0.0.1/{i}")]}))
+        } else {
+            let switch = if i % 4 == 1 { "muted" } else { "unmuted" };
+            app.req(Method::GET, &format!("/api/v1/tag/{uuid}?muted={switch}"))
+        };
+        tasks.push(tokio::spawn(async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }));
+    }
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, tag) = app.get_json(&format!("/api/v1/tag/{uuid}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(tag["title"], "Busy", "no write lost the others' fields");
+    assert_eq!(tag["notification_urls"].as_array().unwrap().len(), 1);
+}

@@ -18,10 +18,10 @@ use changewatch_engine::timing::next_due;
 use changewatch_store::Key;
 use serde_json::{Map, Value};
 
-use super::watches::not_found;
 use crate::error::{ApiError, json_response, no_content};
 use crate::extract::{WatchUuid, strtobool, truthy};
 use crate::state::AppState;
+use crate::stored::not_found;
 use crate::stored::{Loaded, decode_watch, load};
 
 pub fn routes() -> Router<AppState> {

@@ -14,11 +14,13 @@ use changewatch_store::Kind;
 use serde_json::{Map, Value, json};
 
 use crate::apprise::is_valid_apprise_url;
+use crate::bulk::BACKGROUND_THRESHOLD;
 use crate::error::{ApiError, json_response};
 use crate::extract::strtobool;
-use crate::routes::watches::{BACKGROUND_THRESHOLD, insert_watch, proxy_names};
 use crate::state::AppState;
 use crate::stored::decode_watch;
+use crate::stored::insert_watch;
+use crate::validate::proxy_names;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/import", post(import))

@@ -18,12 +18,13 @@ use changewatch_engine::docs::{self, Step};
 use changewatch_store::{Expect, Item, Key, Kind};
 use serde_json::{Map, Value, json};
 
-use super::watches::{proxy_names, recheck_all};
 use crate::apprise::is_valid_apprise_url;
+use crate::bulk::recheck_all;
 use crate::error::{ApiError, json_response, json_string, no_content};
 use crate::extract::{JsonBody, WatchUuid, query_switch, truthy};
 use crate::state::AppState;
-use crate::stored::decode_watch;
+use crate::stored::{decode_watch, edit_tag, load_tag, tag_not_found};
+use crate::validate::proxy_names;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -38,29 +39,6 @@ fn decode_tag(item: &Item) -> Result<Tag, ApiError> {
 
 fn encode<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
     Ok(docs::encode(v)?)
-}
-
-fn not_found(uuid: &str) -> ApiError {
-    ApiError::message(
-        StatusCode::NOT_FOUND,
-        format!("No tag exists with the UUID of {uuid}"),
-    )
-}
-
-async fn load(state: &AppState, uuid: &str) -> Result<Option<(Item, Tag)>, ApiError> {
-    let Some(item) = state.store.get(&Key::tag(&state.tenant, uuid)).await? else {
-        return Ok(None);
-    };
-    let tag = decode_tag(&item)?;
-    Ok(Some((item, tag)))
-}
-
-async fn save(state: &AppState, item: &Item, tag: &Tag) -> Result<(), ApiError> {
-    state
-        .store
-        .put(&item.key, encode(tag)?, None, Expect::Version(item.version))
-        .await?;
-    Ok(())
 }
 
 async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
@@ -98,10 +76,15 @@ async fn create(
     validate::check_notification_templates(&state.sandbox, &body).await?;
     let wanted = created.title.to_lowercase();
     for item in state.store.list(&state.tenant, Kind::Tag).await? {
-        let mut tag = decode_tag(&item)?;
-        if tag.title().trim().to_lowercase() == wanted {
-            created.apply_to(&mut tag);
-            save(&state, &item, &tag).await?;
+        let tag = decode_tag(&item)?;
+        if tag.title().trim().to_lowercase() == wanted
+            && edit_tag(&state, &item.key.id, |tag| {
+                created.apply_to(tag);
+                Ok(())
+            })
+            .await?
+            .is_some()
+        {
             return Ok(json_response(
                 StatusCode::CREATED,
                 &json!({ "uuid": item.key.id }),
@@ -129,8 +112,8 @@ async fn read(
     WatchUuid(uuid): WatchUuid,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let Some((item, mut tag)) = load(&state, &uuid).await? else {
-        return Err(not_found(&uuid));
+    let Some((_, tag)) = load_tag(&state, &uuid).await? else {
+        return Err(tag_not_found(&uuid));
     };
     let muted = query_switch(&q, "muted", "muted", "unmuted")?;
     if truthy(q.get("recheck")) {
@@ -148,8 +131,12 @@ async fn read(
         return recheck_all(&state, &items, false).await;
     }
     if let Some(muted) = muted {
-        tag.base.notification_muted = muted;
-        save(&state, &item, &tag).await?;
+        edit_tag(&state, &uuid, |tag| {
+            tag.base.notification_muted = muted;
+            Ok(())
+        })
+        .await?
+        .ok_or_else(|| tag_not_found(&uuid))?;
         return Ok(json_string(StatusCode::OK, "OK"));
     }
     Ok(json_response(StatusCode::OK, &tag.api_view()))
@@ -164,11 +151,14 @@ async fn update(
     WatchUuid(uuid): WatchUuid,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let Some((item, mut tag)) = load(&state, &uuid).await? else {
-        return Err(not_found(&uuid));
+    let Some((_, mut tag)) = load_tag(&state, &uuid).await? else {
+        return Err(tag_not_found(&uuid));
     };
     let settings = state.settings().await?;
     let proxies = proxy_names(&settings);
+    // Refused before the sandbox is asked about templates, in upstream's order; applied again
+    // to the copy the write starts from. The context holds a non-Send validator reference:
+    // keep it out of the awaits.
     {
         let ctx = ApiContext {
             proxy_names: &proxies,
@@ -177,7 +167,15 @@ async fn update(
         validate::apply_tag_update(&mut tag, body.clone(), &ctx)?;
     }
     validate::check_notification_templates(&state.sandbox, &body).await?;
-    save(&state, &item, &tag).await?;
+    edit_tag(&state, &uuid, |tag| {
+        let ctx = ApiContext {
+            proxy_names: &proxies,
+            notification_url_validator: Some(&is_valid_apprise_url),
+        };
+        Ok(validate::apply_tag_update(tag, body.clone(), &ctx)?)
+    })
+    .await?
+    .ok_or_else(|| tag_not_found(&uuid))?;
     Ok(json_string(StatusCode::OK, "OK"))
 }
 

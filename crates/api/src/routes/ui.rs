@@ -290,7 +290,7 @@ async fn viewed(
     })
     .await?;
     if !found {
-        return Err(super::watches::not_found(&uuid));
+        return Err(crate::stored::not_found(&uuid));
     }
     Ok(no_content())
 }

@@ -857,3 +857,8 @@ pub fn apply_tag_update(
     *tag = updated;
     Ok(())
 }
+
+/// Proxy keys a watch may name: the UI proxies of the settings.
+pub fn proxy_names(settings: &Settings) -> Vec<String> {
+    settings.requests.ui_proxy_keys()
+}
