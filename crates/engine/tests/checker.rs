@@ -44,11 +44,8 @@ fn rig_with(max_fetch_timeout: Option<Duration>) -> Rig {
         store.clone(),
         fetcher,
         CheckerConfig {
-            owner: "test-worker".into(),
-            lease_margin: Duration::from_secs(60),
-            minimum_recheck_secs: 3,
-            jq_allow_risky: false,
             max_fetch_timeout,
+            ..CheckerConfig::from_config("test-worker", &changewatch_core::Config::default())
         },
     )
     .with_notifications(NotifySetup {

@@ -89,13 +89,7 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
     let checker = Checker::new(
         store.clone(),
         fetcher,
-        CheckerConfig {
-            owner: "test".into(),
-            lease_margin: Duration::from_secs(60),
-            minimum_recheck_secs: 3,
-            jq_allow_risky: false,
-            max_fetch_timeout: None,
-        },
+        CheckerConfig::from_config("test", &changewatch_core::Config::default()),
     )
     .with_notifications(NotifySetup {
         queue: store.clone(),
