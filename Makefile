@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test deps test-deps dashboard lint unit bench bench-socket check fmt sam-build fuzz
+.PHONY: run test deps test-deps dashboard lint unit bench bench-socket check fmt sam-build fuzz password-hash push-image
 
 ## Run the product: embedded mode on http://localhost:5000 (data in ./data), the dashboard at /.
 ## Installs the build's system packages and builds the dashboard first.
@@ -91,18 +91,39 @@ fuzz: test-deps
 fmt:
 	$(CARGO) fmt --all
 
-## AWS mode: `sam build` of the Lambda functions (cargo-lambda cross-compiles with Zig, no
-## Docker), with libxml2 built from source and linked statically into the checker
-## (infra/build-libxml2.sh, cached in ~/.cache/changewatch), then a check that every bootstrap
-## needs only what provided.al2023 has (glibc <= 2.34). Slow (about 15 min cold): not part of
-## `test`. SAM_ARCH must match the Architecture you deploy with (the template's default is
-## arm64, untested here); SAM_ARGS passes more `sam build` arguments; cargo builds into
-## SAM_TARGET_DIR, not the workspace's target/, so other builds are not locked out.
+## AWS mode: `sam build` of the Lambda functions from the repository root (samconfig.toml points
+## at infra/template.yaml; cargo-lambda cross-compiles with Zig, no Docker), with libxml2 built
+## from source and linked statically into the checker (infra/build-libxml2.sh, cached in
+## ~/.cache/changewatch), then a check that every bootstrap needs only what provided.al2023 has
+## (glibc <= 2.34). Slow (about 15 min cold): not part of `test`. The architecture is
+## samconfig.toml's one `Architecture=` setting (SAM_ARCH overrides it for both the build and the
+## check); SAM_ARGS passes more `sam build` arguments; cargo builds into SAM_TARGET_DIR, not the
+## workspace's target/, so other builds are not locked out.
 SAM ?= sam
-SAM_ARCH ?= x86_64
+SAM_ARCH ?= $(shell sed -n 's/.*Architecture=\(arm64\|x86_64\).*/\1/p' samconfig.toml | head -n 1)
 SAM_TARGET_DIR ?= $(CURDIR)/target/sam
 sam-build:
+	@deployed="$$(sed -n '/^\[default.deploy.parameters\]/,/^\[/p' samconfig.toml | sed -n 's/.*Architecture=\([a-z0-9_]*\).*/\1/p')"; \
+	  if [ -n "$$deployed" ] && [ "$$deployed" != "$(SAM_ARCH)" ]; then \
+	    echo "samconfig.toml deploys Architecture=$$deployed but builds $(SAM_ARCH): make them one" >&2; exit 2; fi
 	set -euo pipefail; eval "$$(bash infra/build-libxml2.sh $(SAM_ARCH))"; \
 	  export CARGO_TARGET_DIR="$(SAM_TARGET_DIR)"; \
-	  cd infra && $(SAM) build --parameter-overrides Architecture=$(SAM_ARCH) $(SAM_ARGS)
-	bash infra/check-lambda-binaries.sh infra/.aws-sam/build
+	  $(SAM) build --parameter-overrides Architecture=$(SAM_ARCH) $(SAM_ARGS)
+	bash infra/check-lambda-binaries.sh .aws-sam/build
+
+## A dashboard password as SALTED_PASS / the stack's DashboardPasswordHash: asks for it without
+## echoing it and prints the hash (the password never reaches the command line or a file).
+password-hash:
+	@$(CARGO) build -q -p changewatch
+	@read -rsp "Dashboard password: " pw && echo >&2 && printf '%s' "$$pw" | $(CURDIR)/target/debug/changewatch hash-password
+
+## The push service image for the deployed stack: the binary for SAM_ARCH with libxml2 linked
+## statically (cargo-lambda + Zig, as the functions), the dashboard, then infra/push-image.sh
+## (Docker's buildx when it works, else skopeo + umoci; PUSH_ARGS passes more options, e.g.
+## PUSH_ARGS=--deploy to roll the stack onto the new image).
+push-image: dashboard
+	set -euo pipefail; eval "$$(bash infra/build-libxml2.sh $(SAM_ARCH))"; \
+	  export CARGO_TARGET_DIR="$(SAM_TARGET_DIR)"; \
+	  cargo lambda build --release -p changewatch-push-service $(if $(filter arm64,$(SAM_ARCH)),--arm64,--x86-64); \
+	  bash infra/push-image.sh --arch $(SAM_ARCH) --method oci \
+	    --binary "$(SAM_TARGET_DIR)/lambda/changewatch-push-service/bootstrap" $(PUSH_ARGS)

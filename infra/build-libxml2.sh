@@ -3,7 +3,7 @@
 # environment that makes the `libxml` crate link it statically:
 #
 #   eval "$(bash infra/build-libxml2.sh x86_64)"    # or arm64
-#   cd infra && sam build --parameter-overrides Architecture=x86_64
+#   sam build --parameter-overrides Architecture=x86_64     # from the repository root
 #
 # Why: the checker function parses pages with libxml2. Linked against the build machine's
 # libxml2 it needs libxml2.so, ICU, zlib and liblzma at run time, and `provided.al2023` has none

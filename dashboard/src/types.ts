@@ -141,10 +141,18 @@ export interface UiSettings {
   api_access_token: string;
   api_access_token_enabled: boolean;
   password_set: boolean;
+  /** The password comes from the deployment (SALTED_PASS) and cannot be changed here. */
+  password_fixed?: boolean;
+  /** The server is reachable from the network: a password cannot be removed. */
+  password_required?: boolean;
+  /** The key comes from the deployment (API_ACCESS_TOKEN) and cannot be regenerated. */
+  api_key_fixed?: boolean;
 }
 
 /** The writable part of the settings (PUT /ui/settings takes any subset). */
-export type UiSettingsUpdate = Partial<Omit<UiSettings, 'api_access_token' | 'password_set'>>;
+export type UiSettingsUpdate = Partial<
+  Omit<UiSettings, 'api_access_token' | 'password_set' | 'password_fixed' | 'password_required' | 'api_key_fixed'>
+>;
 
 /** Bulk operations of the bulk bar (socket `checkbox-operation` / POST /ui/checkbox-operations). */
 export const BULK_OPS = [

@@ -255,6 +255,7 @@ impl Listener {
             .arg("dashboard/tests/socket_listen.mjs")
             .current_dir(&root)
             .env("CW_BASE_URL", base)
+            .env("CW_API_KEY", KEY)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

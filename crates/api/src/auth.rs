@@ -21,7 +21,7 @@ pub async fn require_api_key(State(state): State<AppState>, req: Request, next: 
     let dashboard = session::dashboard_allowed(
         req.headers(),
         &settings,
-        state.dashboard_password(&settings),
+        state.access(&settings),
         state.now(),
     );
     if !dashboard && !api_key_ok(req.headers(), &settings) {
@@ -59,13 +59,15 @@ pub async fn require_login_if_password(
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let password = state.dashboard_password(&settings);
-    if session::session_ok(req.headers(), &settings, password, state.now())
-        || key_matches(
-            req.headers().get("x-api-key").and_then(|v| v.to_str().ok()),
-            &settings,
-        )
-    {
+    if session::session_ok(
+        req.headers(),
+        &settings,
+        state.access(&settings),
+        state.now(),
+    ) || key_matches(
+        req.headers().get("x-api-key").and_then(|v| v.to_str().ok()),
+        &settings,
+    ) {
         next.run(req).await
     } else {
         ApiError::message(axum::http::StatusCode::UNAUTHORIZED, "Login required").into_response()

@@ -36,7 +36,7 @@ use changewatch_core::config::Config;
 use changewatch_core::model::Settings;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{Access, AppState};
 
 /// The host names a server answers to; see the module docs.
 #[derive(Clone, Debug, Default)]
@@ -140,7 +140,7 @@ async fn check_host(State(guard): State<Guard>, req: Request, next: Next) -> Res
                 Ok(s) => s,
                 Err(e) => return ApiError::from(e).into_response(),
             };
-            if protected(guard.state.dashboard_password(&settings), &settings) {
+            if protected(guard.state.access(&settings), &settings) {
                 next.run(req).await
             } else {
                 tracing::debug!(%host, "refused a request for an unknown host name");
@@ -160,11 +160,12 @@ async fn check_host(State(guard): State<Guard>, req: Request, next: Next) -> Res
     }
 }
 
-/// Whether nothing is open to a caller without credentials: a dashboard password in force and the
-/// API key required (with a key to compare against).
-fn protected(password: Option<&str>, settings: &Settings) -> bool {
+/// Whether nothing is open to a caller without credentials: the dashboard closed without a
+/// login (a password in force, or none and network-facing) and the API key required (with a key
+/// to compare against).
+fn protected(access: Access, settings: &Settings) -> bool {
     let app = &settings.application;
-    password.is_some()
+    access != Access::Open
         && app.api_access_token_enabled
         && app
             .api_access_token
@@ -306,18 +307,18 @@ mod tests {
     fn protection_needs_password_and_required_key() {
         let mut s = Settings::new_with_tokens();
         assert!(s.application.api_access_token_enabled);
-        assert!(protected(Some("hash"), &s));
+        assert!(protected(Access::Password("hash"), &s));
         assert!(
-            !protected(None, &s),
+            !protected(Access::Open, &s),
             "no password: /ui/settings reads the key"
         );
         s.application.api_access_token_enabled = false;
         assert!(
-            !protected(Some("hash"), &s),
+            !protected(Access::Password("hash"), &s),
             "no key check: /api/v1 is open"
         );
         s.application.api_access_token_enabled = true;
         s.application.api_access_token = Some(String::new());
-        assert!(!protected(Some("hash"), &s));
+        assert!(!protected(Access::Password("hash"), &s));
     }
 }

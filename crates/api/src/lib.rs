@@ -50,7 +50,7 @@ use axum::Router;
 use axum::middleware;
 
 pub use routes::system::{SPEC_YAML, full_spec_yaml};
-pub use state::{ApiConfig, AppState, Workers};
+pub use state::{Access, ApiConfig, AppState, Workers};
 
 /// The whole API. Unknown routes get Flask's HTML 404, as upstream.
 pub fn router(state: AppState) -> Router {

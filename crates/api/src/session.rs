@@ -20,6 +20,8 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use changewatch_core::model::{SessionKeys, Settings};
+
+use crate::state::Access;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -199,30 +201,26 @@ pub fn set_cookie(session: Option<&Issued>) -> String {
 }
 
 /// Whether a request comes from a dashboard allowed in: the UI header, and with a password set,
-/// a valid session cookie. `password` is the hash in force (`None` when no password is set).
+/// a valid session cookie; with no password, only where [`Access::Open`] says so.
 pub fn dashboard_allowed(
     headers: &HeaderMap,
     settings: &Settings,
-    password: Option<&str>,
+    access: Access,
     now: i64,
 ) -> bool {
     if !headers.contains_key(UI_HEADER) {
         return false;
     }
-    session_ok(headers, settings, password, now)
+    session_ok(headers, settings, access, now)
 }
 
 /// The session half of [`dashboard_allowed`], for the socket handshake, which cannot carry
 /// custom headers from a browser (its cookie is same-site already).
-pub fn session_ok(
-    headers: &HeaderMap,
-    settings: &Settings,
-    password: Option<&str>,
-    now: i64,
-) -> bool {
-    match password {
-        None => true,
-        Some(hash) => cookie_value(headers)
+pub fn session_ok(headers: &HeaderMap, settings: &Settings, access: Access, now: i64) -> bool {
+    match access {
+        Access::Open => true,
+        Access::KeyOnly => false,
+        Access::Password(hash) => cookie_value(headers)
             .is_some_and(|c| valid(settings.application.session_keys.as_ref(), hash, &c, now)),
     }
 }
@@ -486,10 +484,17 @@ mod tests {
             axum::http::header::COOKIE,
             format!("{COOKIE}={}", b.value).parse().unwrap(),
         );
-        assert!(session_ok(&headers, &s, Some(&h), 1000));
+        assert!(session_ok(&headers, &s, Access::Password(&h), 1000));
         assert!(
-            !dashboard_allowed(&headers, &s, Some(&h), 1000),
+            !dashboard_allowed(&headers, &s, Access::Password(&h), 1000),
             "no UI header"
+        );
+        let mut ui = HeaderMap::new();
+        ui.insert(UI_HEADER, "1".parse().unwrap());
+        assert!(dashboard_allowed(&ui, &s, Access::Open, 1000));
+        assert!(
+            !dashboard_allowed(&ui, &s, Access::KeyOnly, 1000),
+            "the UI header alone never opens a network-facing server"
         );
     }
 

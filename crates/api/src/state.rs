@@ -33,6 +33,13 @@ pub struct ApiConfig {
     pub base_url: Option<String>,
     /// `SALTED_PASS` (wins over the stored dashboard password, as upstream).
     pub salted_pass: Option<String>,
+    /// Whether, with no password in force, the dashboard gets in on its UI header alone
+    /// (`Config::no_password_is_open`; AWS mode: `CW_ALLOW_NO_PASSWORD` only). When false and
+    /// no password is set, only the API key opens anything, and a password cannot be removed.
+    pub open_without_password: bool,
+    /// `API_ACCESS_TOKEN` fixes the key: the dashboard cannot regenerate it, since every cold
+    /// start or restart would write the configured one back.
+    pub api_key_fixed: bool,
 }
 
 impl ApiConfig {
@@ -43,6 +50,30 @@ impl ApiConfig {
             minimum_recheck_secs: config.minimum_recheck_secs,
             base_url: config.base_url.clone(),
             salted_pass: config.salted_pass.clone(),
+            open_without_password: config.no_password_is_open(),
+            api_key_fixed: config.api_access_token.is_some(),
+        }
+    }
+}
+
+/// What lets a browser's dashboard in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access<'a> {
+    /// No password, on a loopback listener or a network the operator trusts: the UI header
+    /// is enough (upstream's behaviour).
+    Open,
+    /// A session signed for this password hash.
+    Password(&'a str),
+    /// No password on a network-facing server: nothing but the API key, until a password is
+    /// set (with the key, `POST /ui/settings/password`).
+    KeyOnly,
+}
+
+impl<'a> Access<'a> {
+    pub fn password(self) -> Option<&'a str> {
+        match self {
+            Access::Password(h) => Some(h),
+            Access::Open | Access::KeyOnly => None,
         }
     }
 }
@@ -165,6 +196,15 @@ impl AppState {
 
     pub async fn settings(&self) -> Result<Settings, StoreError> {
         docs::load_settings(self.store.as_ref(), &self.tenant).await
+    }
+
+    /// Who the dashboard lets in under these settings: see [`Access`].
+    pub fn access<'a>(&'a self, settings: &'a Settings) -> Access<'a> {
+        match self.dashboard_password(settings) {
+            Some(hash) => Access::Password(hash),
+            None if self.config.open_without_password => Access::Open,
+            None => Access::KeyOnly,
+        }
     }
 
     /// The dashboard password hash in force: `SALTED_PASS`, else the stored one.

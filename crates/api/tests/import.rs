@@ -142,6 +142,8 @@ async fn watch_limit_refuses_the_import() {
         minimum_recheck_secs: 3,
         base_url: None,
         salted_pass: None,
+        open_without_password: true,
+        api_key_fixed: false,
     })
     .await;
     app.create_watch(json!({"url": "https://example.com/x"}))

@@ -142,6 +142,8 @@ async fn worker_health_and_running_checks_of_a_local_pool() {
             minimum_recheck_secs: 3,
             base_url: None,
             salted_pass: None,
+            open_without_password: true,
+            api_key_fixed: false,
         },
         Some(Arc::new(Pool {
             watch: watch.clone(),

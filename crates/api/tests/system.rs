@@ -16,6 +16,8 @@ async fn systeminfo_counts_and_overdue() {
         minimum_recheck_secs: 3,
         base_url: Some("https://cw.example".into()),
         salted_pass: None,
+        open_without_password: true,
+        api_key_fixed: false,
     })
     .await;
     let never = app

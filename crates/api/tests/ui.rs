@@ -47,7 +47,7 @@ async fn without_a_password_the_dashboard_needs_only_its_header() {
     assert_eq!(s, 200);
     assert_eq!(
         v,
-        json!({"password_required": false, "authenticated": true})
+        json!({"password_required": false, "password_set": false, "authenticated": true})
     );
     // The UI header stands in for the API key on API v1 as well...
     let (s, _, _) = ui(&app, Method::GET, "/api/v1/watch", None, None).await;
@@ -87,7 +87,7 @@ async fn password_login_session_and_logout() {
     let (s, v, _) = ui(&app, Method::GET, "/ui/session", None, None).await;
     assert_eq!(
         v,
-        json!({"password_required": true, "authenticated": false})
+        json!({"password_required": true, "password_set": true, "authenticated": false})
     );
     assert_eq!(s, 200);
     let (s, v, _) = ui(&app, Method::GET, "/ui/watches", None, None).await;
@@ -435,6 +435,8 @@ async fn salted_pass_from_the_environment_wins_and_cannot_be_changed_here() {
         minimum_recheck_secs: 3,
         base_url: None,
         salted_pass: Some(changewatch_api::session::hash_password("from-env")),
+        open_without_password: true,
+        api_key_fixed: false,
     })
     .await;
     let (_, v, _) = ui(&app, Method::GET, "/ui/session", None, None).await;
@@ -655,6 +657,8 @@ async fn holding_the_password_hash_mints_no_session() {
         minimum_recheck_secs: 3,
         base_url: None,
         salted_pass: Some(hash.clone()),
+        open_without_password: true,
+        api_key_fixed: false,
     })
     .await;
     // A real login first, so the instance has its signing secret.
@@ -689,4 +693,122 @@ async fn holding_the_password_hash_mints_no_session() {
         let (_, v, _) = ui(&app, Method::GET, "/ui/session", Some(&cookie), None).await;
         assert_eq!(v["authenticated"], false);
     }
+}
+
+fn network_facing() -> ApiConfig {
+    ApiConfig {
+        page_watch_limit: None,
+        minimum_recheck_secs: 3,
+        base_url: None,
+        salted_pass: None,
+        open_without_password: false,
+        api_key_fixed: false,
+    }
+}
+
+/// A network-facing server without a password (an AWS stack without `SALTED_PASS`, `serve`
+/// on 0.0.0.0 with `CW_ALLOW_NO_PASSWORD`'s opposite): the UI header alone opens nothing; the
+/// API key does, and is how the first password gets set. It cannot be removed again.
+#[tokio::test]
+async fn without_a_password_a_network_facing_server_opens_only_to_the_key() {
+    let app = spawn_app_with(network_facing()).await;
+    let (_, v, _) = ui(&app, Method::GET, "/ui/session", None, None).await;
+    assert_eq!(
+        (
+            v["password_required"].as_bool(),
+            v["authenticated"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+    for path in ["/ui/settings", "/ui/watches"] {
+        let (s, _, _) = ui(&app, Method::GET, path, None, None).await;
+        assert_eq!(s, 401, "{path}: the UI header alone");
+    }
+    let r = app
+        .client
+        .get(format!("{}/api/v1/watch", app.base))
+        .header(UI, "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "the API with the UI header alone");
+    let (s, v, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/login",
+        None,
+        Some(json!({"password": "x"})),
+    )
+    .await;
+    assert_eq!(s, 401);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("POST /ui/settings/password"),
+        "{v}"
+    );
+
+    // The key sets the first password; the UI then needs a session like any protected one.
+    let r = app
+        .req(Method::POST, "/ui/settings/password")
+        .json(&json!({"password": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        400,
+        "no password is not an option here"
+    );
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("CW_ALLOW_NO_PASSWORD"),
+        "{body}"
+    );
+    let r = app
+        .req(Method::POST, "/ui/settings/password")
+        .json(&json!({"password": "first"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let (s, _, cookie) = ui(
+        &app,
+        Method::POST,
+        "/ui/login",
+        None,
+        Some(json!({"password": "first"})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, v, _) = ui(&app, Method::GET, "/ui/settings", cookie.as_deref(), None).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["password_required"], true);
+    assert_eq!(v["api_key_fixed"], false);
+}
+
+/// `API_ACCESS_TOKEN` fixes the key: regenerating it from the dashboard would last only until
+/// the next start (or Lambda cold start) wrote the configured key back, so it is refused.
+#[tokio::test]
+async fn a_key_fixed_by_the_environment_is_not_regenerated() {
+    let app = spawn_app_with(ApiConfig {
+        api_key_fixed: true,
+        open_without_password: true,
+        ..network_facing()
+    })
+    .await;
+    let (s, v, _) = ui(&app, Method::POST, "/ui/settings/api-key", None, None).await;
+    assert_eq!(s, 400);
+    assert!(
+        v["message"].as_str().unwrap().contains("API_ACCESS_TOKEN"),
+        "{v}"
+    );
+    let (_, v, _) = ui(&app, Method::GET, "/ui/settings", None, None).await;
+    assert_eq!(v["api_key_fixed"], true);
+    let (s, _) = app.get_json("/api/v1/watch").await;
+    assert_eq!(s, 200, "the key in force still works");
 }

@@ -342,6 +342,8 @@ async fn watch_limit() {
         minimum_recheck_secs: 3,
         base_url: None,
         salted_pass: None,
+        open_without_password: true,
+        api_key_fixed: false,
     })
     .await;
     app.create_watch(json!({"url": "https://example.com/1"}))

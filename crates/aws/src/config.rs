@@ -45,6 +45,10 @@ pub struct AwsConfig {
     /// `checks` and `rechecks` queues' depth for `queue_size`, while at least one client is
     /// connected.
     pub queue_poll: std::time::Duration,
+    /// `CW_STREAM_STALL_SECS` (default 60, 1 to 3600): the push service's `/healthz` answers
+    /// 503 when its stream reader has not finished a clean pass over the shards for this long
+    /// (or has stopped), so the load balancer replaces a task that no longer hears of changes.
+    pub stream_stall: std::time::Duration,
     /// Everything embedded mode reads as well (`DEFAULT_SETTINGS_REQUESTS_TIMEOUT`,
     /// `MINIMUM_SECONDS_RECHECK_TIME`, `API_ACCESS_TOKEN`, …; `CHANGEDETECTION_PORT` is the push
     /// service's port).
@@ -100,22 +104,23 @@ impl AwsConfig {
                 }
             },
         };
-        let queue_poll = match text("CW_QUEUE_POLL_SECS") {
-            None => std::time::Duration::from_secs(5),
+        let seconds = |name: &'static str, default: u64| match text(name) {
+            None => Ok(std::time::Duration::from_secs(default)),
             Some(v) => match v.parse::<u64>() {
-                Ok(n) if (1..=3600).contains(&n) => std::time::Duration::from_secs(n),
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "CW_QUEUE_POLL_SECS",
-                        value: v,
-                        reason: "expected a whole number of seconds from 1 to 3600",
-                    });
-                }
+                Ok(n) if (1..=3600).contains(&n) => Ok(std::time::Duration::from_secs(n)),
+                _ => Err(ConfigError::Invalid {
+                    name,
+                    value: v,
+                    reason: "expected a whole number of seconds from 1 to 3600",
+                }),
             },
         };
+        let queue_poll = seconds("CW_QUEUE_POLL_SECS", 5)?;
+        let stream_stall = seconds("CW_STREAM_STALL_SECS", 60)?;
         Ok(AwsConfig {
             checker_fetch_budget,
             queue_poll,
+            stream_stall,
             stream_start,
             resources: AwsResources {
                 watches_table: required("CW_WATCHES_TABLE")?,
@@ -217,7 +222,12 @@ impl Clients {
         let state = AppState::new(
             store,
             Arc::new(self.queue(config)),
-            ApiConfig::from_config(&config.base),
+            ApiConfig {
+                // Lambda and the push service's container always face a network, whatever
+                // address they bind: no password is open only when the operator says so.
+                open_without_password: config.base.allow_no_password,
+                ..ApiConfig::from_config(&config.base)
+            },
             sandbox,
         )
         .with_tenant(config.tenant.clone());

@@ -17,8 +17,8 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use axum::routing::get;
 use changewatch_push::web::app;
 use changewatch_push::{DepthFuture, DepthProbe, Push, QueueSize};
-use changewatch_store::aws::StreamFeed;
 use changewatch_store::aws::sqs::{DELAYED, IN_FLIGHT, WAITING, approximate_count};
+use changewatch_store::aws::{FeedHealth, StreamFeed};
 use serde_json::json;
 use tracing::info;
 
@@ -54,9 +54,14 @@ pub async fn serve(
         allowed_origins: config.base.allowed_origins.clone(),
     };
     let (socket_layer, push) = Push::start(state.clone(), &feed, options);
+    let health = feed.health();
+    let stall = config.stream_stall;
     let router = app(state, socket_layer, dashboard).route(
         "/healthz",
-        get(|| async { axum::Json(json!({"status": "ok"})) }),
+        get(move || {
+            let health = health.clone();
+            async move { healthz(&health, stall) }
+        }),
     );
     info!(addr = ?listener.local_addr().ok(), "push service listening");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -80,6 +85,36 @@ pub async fn serve(
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// 200 while the stream reader keeps up, 503 (with why) when it stopped or has not finished a
+/// clean pass for `stall`: the load balancer's health check, so a task that no longer hears
+/// of changes is replaced rather than left serving a dashboard that never updates.
+fn healthz(health: &FeedHealth, stall: Duration) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let since = health.since_last_pass().map(|d| d.as_secs());
+    let (code, status) = if health.healthy(stall) {
+        (axum::http::StatusCode::OK, "ok")
+    } else if !health.running() {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "stream reader stopped",
+        )
+    } else {
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "stream reader stalled",
+        )
+    };
+    (
+        code,
+        axum::Json(json!({
+            "status": status,
+            "stream_last_pass_secs_ago": since,
+            "stall_after_secs": stall.as_secs(),
+        })),
+    )
+        .into_response()
 }
 
 /// The attributes summed for `queue_size`: messages waiting, received but not yet deleted (a

@@ -97,6 +97,17 @@ impl Embedded {
         )
         .await
         .map_err(|e| e.to_string())?;
+        if !config.no_password_is_open() && config.salted_pass.is_none() {
+            let settings = changewatch_engine::docs::load_settings(store.as_ref(), DEFAULT_TENANT)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !settings.application.password.is_set() {
+                return Err(format!(
+                    "refusing to listen on {} without a dashboard password: anyone who can reach it could read the API key and set the password first. Give it one with SALTED_PASS (`changewatch hash-password` makes the value), or set one while listening on 127.0.0.1, or set CW_ALLOW_NO_PASSWORD=true if this network is trusted",
+                    config.host
+                ));
+            }
+        }
 
         let queue = Arc::new(MemoryQueue::new());
         let fetcher = Fetcher::new(config.fetcher_config())

@@ -3,9 +3,12 @@
 //! - [`Cli`] / [`Command`]: argument parsing (clap).
 //! - [`check`]: `changewatch check URL`: one check with no storage, printed for a human or as JSON.
 //! - [`serve`]: `changewatch serve`: embedded mode (API, scheduler, checkers, one SQLite file).
+//! - [`embedded`]: embedded mode's composition root (`Embedded::build`).
+//! - [`password`]: `changewatch hash-password`: a `SALTED_PASS` value for fixed passwords.
 
 pub mod check;
 pub mod embedded;
+pub mod password;
 pub mod serve;
 
 use clap::{Parser, Subcommand};
@@ -27,4 +30,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Fetch one URL now and print the text changewatch would store, its md5, title and status.
     Check(check::CheckArgs),
+    /// Read a dashboard password on standard input and print it hashed as SALTED_PASS wants it
+    /// (upstream's format): for `serve` on a network address, or the AWS stack's
+    /// DashboardPasswordHash parameter.
+    HashPassword,
 }

@@ -26,6 +26,7 @@ async fn run() -> ExitCode {
     match cli.command {
         changewatch::Command::Check(args) => changewatch::check::run(args).await,
         changewatch::Command::Serve(args) => changewatch::serve::run(args).await,
+        changewatch::Command::HashPassword => changewatch::password::run(),
     }
 }
 
@@ -33,6 +34,6 @@ async fn run() -> ExitCode {
 fn default_level(cli: &changewatch::Cli) -> &'static str {
     match cli.command {
         changewatch::Command::Serve(_) => "info",
-        changewatch::Command::Check(_) => "warn",
+        changewatch::Command::Check(_) | changewatch::Command::HashPassword => "warn",
     }
 }

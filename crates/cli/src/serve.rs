@@ -36,7 +36,8 @@ pub struct ServeArgs {
     /// Data directory (env DATASTORE_PATH, default ./data).
     #[arg(short = 'd', long = "datastore-path")]
     pub datastore_path: Option<PathBuf>,
-    /// Address to listen on (env CHANGEDETECTION_HOST, default 0.0.0.0).
+    /// Address to listen on (env CHANGEDETECTION_HOST, default 127.0.0.1; any other address
+    /// needs a dashboard password or CW_ALLOW_NO_PASSWORD=true).
     #[arg(long)]
     pub host: Option<String>,
     /// Port (env CHANGEDETECTION_PORT, default 5000; 0 picks a free one).

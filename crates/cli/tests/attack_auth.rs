@@ -365,7 +365,9 @@ fn dashboard_endpoints_need_a_session_when_the_key_check_is_off() {
 #[test]
 fn sockets_are_disconnected_when_their_credentials_end() {
     let data = tempfile::tempdir().unwrap();
-    let srv = Server::start(data.path(), Some(KEY));
+    // A generated key: one fixed by API_ACCESS_TOKEN cannot be regenerated.
+    let srv = Server::start(data.path(), None);
+    let key = srv.logged_api_key();
     let base = srv.base.as_str();
 
     // No password yet: an anonymous socket is let in, and dropped once a password is set.
@@ -388,7 +390,7 @@ fn sockets_are_disconnected_when_their_credentials_end() {
     let b = session_cookie(&login(&srv, "hunter2")).unwrap();
     let mut sa = Sock::open(base, &[("cookie", &a)], None).unwrap();
     let mut sb = Sock::open(base, &[("cookie", &b)], None).unwrap();
-    let mut sk = Sock::open(base, &[], Some(json!({"api_key": KEY}))).unwrap();
+    let mut sk = Sock::open(base, &[], Some(json!({"api_key": key}))).unwrap();
     assert!(sa.alive() && sb.alive() && sk.alive());
 
     // Logout of A: A's socket goes, the others stay; A's cookie opens nothing any more.
@@ -410,7 +412,7 @@ fn sockets_are_disconnected_when_their_credentials_end() {
         "key regenerated"
     );
     assert!(sb.alive());
-    assert!(Sock::open(base, &[], Some(json!({"api_key": KEY}))).is_err());
+    assert!(Sock::open(base, &[], Some(json!({"api_key": key}))).is_err());
     let mut sk2 = Sock::open(base, &[], Some(json!({"api_key": new_key}))).unwrap();
 
     // A new password: every old session's socket goes; the key's socket and the setter's

@@ -82,3 +82,63 @@ fn kill_9_during_a_slow_fetch_then_restart_rechecks() {
     assert!(srv.hits("/slow") >= 2);
     server.terminate();
 }
+
+/// Listening beyond loopback without a dashboard password would hand the API key and the
+/// password to the first visitor: `serve` refuses to start and says what to do. With a
+/// password made by `changewatch hash-password` it starts, and the UI header alone opens
+/// nothing.
+#[test]
+fn a_network_address_needs_a_dashboard_password() {
+    let data = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_changewatch"))
+        .args(["serve", "--host", "0.0.0.0", "--port", "0"])
+        .env("DATASTORE_PATH", data.path())
+        .env_remove("SALTED_PASS")
+        .env_remove("CW_ALLOW_NO_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("without a dashboard password") && err.contains("hash-password"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "nothing was served");
+
+    let mut hasher = std::process::Command::new(env!("CARGO_BIN_EXE_changewatch"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    hasher
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse\n")
+        .unwrap();
+    let hashed = hasher.wait_with_output().unwrap();
+    assert!(hashed.status.success());
+    let hash = String::from_utf8(hashed.stdout).unwrap().trim().to_string();
+    assert_eq!(hash.len(), 88, "{hash}");
+
+    let server = Server::start_on(data.path(), "0.0.0.0", &[("SALTED_PASS", hash.as_str())]);
+    let port = server.base.rsplit(':').next().unwrap().to_string();
+    let local = format!("http://127.0.0.1:{port}");
+    let client = reqwest::blocking::Client::new();
+    let r = client
+        .get(format!("{local}/ui/settings"))
+        .header("x-changewatch-ui", "1")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401, "the UI header alone");
+    let r = client
+        .post(format!("{local}/ui/login"))
+        .header("x-changewatch-ui", "1")
+        .json(&json!({"password": "correct horse"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "the hashed password logs in");
+    server.terminate();
+}

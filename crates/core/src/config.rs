@@ -35,7 +35,8 @@ pub struct Config {
     pub jq_allow_risky: bool,
     /// `DATASTORE_PATH`: where embedded mode keeps its SQLite file (default `./data`).
     pub datastore_path: std::path::PathBuf,
-    /// `CHANGEDETECTION_HOST` (default `0.0.0.0`).
+    /// `CHANGEDETECTION_HOST` (default `127.0.0.1`: a first run is reachable from this machine
+    /// only; listening on the network needs a dashboard password, see `allow_no_password`).
     pub host: String,
     /// `CHANGEDETECTION_PORT` (default 5000).
     pub port: u16,
@@ -52,6 +53,11 @@ pub struct Config {
     /// `SALTED_PASS`: the dashboard password hash (upstream's format), fixed by the deployment;
     /// it wins over the one stored in the settings, as upstream.
     pub salted_pass: Option<String>,
+    /// `CW_ALLOW_NO_PASSWORD`: serve the dashboard without a password although the server is
+    /// reachable from the network (upstream's "trusted network" default, now opt-in). Without
+    /// it, no password means open only on a loopback address; see
+    /// [`Config::no_password_is_open`].
+    pub allow_no_password: bool,
     /// `DASHBOARD_DIR`: the built dashboard (`dashboard/dist`); unset, it is looked for beside
     /// the working directory and the executable.
     pub dashboard_dir: Option<std::path::PathBuf>,
@@ -113,7 +119,7 @@ impl Default for Config {
             user_agent: DEFAULT_USER_AGENT.to_string(),
             jq_allow_risky: false,
             datastore_path: std::path::PathBuf::from("./data"),
-            host: "0.0.0.0".to_string(),
+            host: "127.0.0.1".to_string(),
             port: 5000,
             fetch_workers: 10,
             minimum_recheck_secs: 3,
@@ -122,6 +128,7 @@ impl Default for Config {
             api_access_token: None,
             dashboard_dir: None,
             salted_pass: None,
+            allow_no_password: false,
             notification_max_attempts: 5,
             notification_retry_delay: Duration::from_secs(10),
             notification_timeout: Duration::from_secs(30),
@@ -133,6 +140,15 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Whether an instance without a dashboard password may let the dashboard in on its UI
+    /// header alone: only when it listens on a loopback address, or the operator said the
+    /// network is trusted (`CW_ALLOW_NO_PASSWORD`). Anywhere else the first visitor could read
+    /// the API key and set the password. AWS mode never listens on loopback, so there it is
+    /// the flag alone (the caller decides that).
+    pub fn no_password_is_open(&self) -> bool {
+        self.allow_no_password || is_loopback_host(&self.host)
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
@@ -229,6 +245,7 @@ impl Config {
             jq_allow_risky: flag("JQ_ALLOW_RISKY_EXPRESSIONS")?.unwrap_or(false),
             dashboard_dir: text("DASHBOARD_DIR").map(std::path::PathBuf::from),
             salted_pass: text("SALTED_PASS"),
+            allow_no_password: flag("CW_ALLOW_NO_PASSWORD")?.unwrap_or(false),
             datastore_path: text("DATASTORE_PATH")
                 .map(std::path::PathBuf::from)
                 .unwrap_or(d.datastore_path),
@@ -413,6 +430,14 @@ pub fn parse_bool(name: &'static str, v: &str) -> Result<bool, ConfigError> {
     }
 }
 
+/// A listen address that only this machine can reach: `localhost` or a loopback IP.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim().trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -521,5 +546,28 @@ mod tests {
                 "CW_ALLOWED_ORIGINS"
             );
         }
+    }
+
+    #[test]
+    fn only_loopback_listeners_are_open_without_a_password() {
+        for h in [
+            "127.0.0.1",
+            "127.0.0.2",
+            "::1",
+            "[::1]",
+            "localhost",
+            "LocalHost",
+        ] {
+            assert!(is_loopback_host(h), "{h}");
+        }
+        for h in ["0.0.0.0", "::", "192.168.1.5", "example.com", ""] {
+            assert!(!is_loopback_host(h), "{h}");
+        }
+        let mut c = Config::default();
+        assert!(c.no_password_is_open(), "the default listens on loopback");
+        c.host = "0.0.0.0".into();
+        assert!(!c.no_password_is_open());
+        c.allow_no_password = true;
+        assert!(c.no_password_is_open());
     }
 }

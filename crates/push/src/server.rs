@@ -21,11 +21,11 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use changewatch_api::AppState;
 use changewatch_api::auth::key_matches;
 use changewatch_api::bulk::{checkbox_operation, watch_operation};
 use changewatch_api::live::{decode_watch_doc, event_timestamp, sanitize_status, watch_row};
 use changewatch_api::session;
+use changewatch_api::{Access, AppState};
 use changewatch_core::model::Settings;
 use changewatch_store::{ChangeEvent, ChangeFeed, Item, Kind};
 use serde_json::{Value, json};
@@ -89,15 +89,17 @@ impl Cred {
     /// Open without a dashboard password, as upstream's dashboard; with one, a valid session
     /// or the API key.
     /// `password`: the hash in force under `settings` (`SALTED_PASS` or the stored one).
-    fn admits(&self, password: Option<&str>, settings: &Settings, now: i64) -> bool {
-        let Some(hash) = password else {
-            return true;
-        };
+    fn admits(&self, access: Access, settings: &Settings, now: i64) -> bool {
         let keys = settings.application.session_keys.as_ref();
-        self.cookie
-            .as_deref()
-            .is_some_and(|c| session::valid(keys, hash, c, now))
-            || self.keys.iter().any(|k| key_matches(Some(k), settings))
+        let session = match access {
+            Access::Open => return true,
+            Access::KeyOnly => false,
+            Access::Password(hash) => self
+                .cookie
+                .as_deref()
+                .is_some_and(|c| session::valid(keys, hash, c, now)),
+        };
+        session || self.keys.iter().any(|k| key_matches(Some(k), settings))
     }
 }
 
@@ -242,8 +244,8 @@ async fn authorize(
         .settings()
         .await
         .map_err(|_| Refused("Settings unavailable"))?;
-    let password = ctx.state.dashboard_password(&settings);
-    if Cred::of(&parts.headers, auth.ok().as_ref()).admits(password, &settings, ctx.state.now()) {
+    let access = ctx.state.access(&settings);
+    if Cred::of(&parts.headers, auth.ok().as_ref()).admits(access, &settings, ctx.state.now()) {
         Ok(())
     } else {
         info!(sid = %s.id, "socket handshake refused: not logged in");
@@ -476,7 +478,7 @@ fn revalidate(io: &SocketIo, ctx: &Ctx, settings: &Settings, reason: &str) {
     let refused: Vec<Sid> = ctx
         .creds()
         .iter()
-        .filter(|(_, c)| !c.admits(ctx.state.dashboard_password(settings), settings, now))
+        .filter(|(_, c)| !c.admits(ctx.state.access(settings), settings, now))
         .map(|(sid, _)| *sid)
         .collect();
     if refused.is_empty() {
@@ -687,21 +689,38 @@ mod tests {
         };
         let anonymous = Cred::default();
 
-        assert!(anonymous.admits(None, &s, 1000), "no password: open");
-        assert!(!anonymous.admits(Some(&hash), &s, 1000));
-        assert!(by_cookie.admits(Some(&hash), &s, 1000));
-        assert!(by_key.admits(Some(&hash), &s, 1000));
         assert!(
-            !by_cookie.admits(Some(&hash), &s, 1001 + session::SESSION_SECS),
+            anonymous.admits(Access::Open, &s, 1000),
+            "no password, loopback or trusted: open"
+        );
+        assert!(
+            !anonymous.admits(Access::KeyOnly, &s, 1000),
+            "no password, network-facing: closed"
+        );
+        assert!(by_key.admits(Access::KeyOnly, &s, 1000));
+        assert!(!anonymous.admits(Access::Password(&hash), &s, 1000));
+        assert!(by_cookie.admits(Access::Password(&hash), &s, 1000));
+        assert!(by_key.admits(Access::Password(&hash), &s, 1000));
+        assert!(
+            !by_cookie.admits(Access::Password(&hash), &s, 1001 + session::SESSION_SECS),
             "expired"
         );
         let new_hash = session::hash_password("pw2");
-        assert!(!by_cookie.admits(Some(&new_hash), &s, 1000), "new password");
+        assert!(
+            !by_cookie.admits(Access::Password(&new_hash), &s, 1000),
+            "new password"
+        );
         let (id, exp) = session::parse(&cookie).unwrap();
         session::revoke(&mut keys, id, exp, 1000);
         s.application.session_keys = Some(keys);
-        assert!(!by_cookie.admits(Some(&hash), &s, 1000), "logged out");
+        assert!(
+            !by_cookie.admits(Access::Password(&hash), &s, 1000),
+            "logged out"
+        );
         s.application.api_access_token = Some("key-2".into());
-        assert!(!by_key.admits(Some(&hash), &s, 1000), "key regenerated");
+        assert!(
+            !by_key.admits(Access::Password(&hash), &s, 1000),
+            "key regenerated"
+        );
     }
 }

@@ -102,6 +102,59 @@ async fn change_feed() {
     conformance::change_feed(&aws.store(), &feed).await;
 }
 
+/// The feed's health is what the push service's `/healthz` answers with: a reader that keeps
+/// finishing passes is healthy; one that cannot read its stream turns unhealthy after the stall
+/// time, while the process itself is fine.
+#[tokio::test]
+async fn feed_health_follows_the_reader() {
+    let aws = fresh().await;
+    let feed = StreamFeed::for_table(
+        aws.streams.clone(),
+        &aws.res.resources.watches_table,
+        StartAt::Latest,
+        Duration::from_millis(100),
+    )
+    .await
+    .unwrap();
+    let health = feed.health();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while health.since_last_pass().is_none() {
+        assert!(std::time::Instant::now() < deadline, "no clean pass");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(health.healthy(Duration::from_secs(2)) && health.running());
+
+    // A stream that cannot be read (it names no stream the emulator has).
+    let broken = StreamFeed::start(
+        aws.streams.clone(),
+        "arn:aws:dynamodb:us-east-1:123456789012:table/none/stream/2026-01-01T00:00:00.000".into(),
+        StartAt::Latest,
+        Duration::from_millis(100),
+    );
+    let bad = broken.health();
+    assert!(
+        bad.healthy(Duration::from_secs(60)),
+        "a fresh start has its grace"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bad.healthy(Duration::from_secs(1)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reported stalled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(bad.since_last_pass().is_none());
+    assert!(bad.running(), "stalled, not stopped");
+    assert!(
+        health.healthy(Duration::from_secs(2)),
+        "the good reader is unaffected"
+    );
+    drop(broken);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!bad.running(), "a reader whose task ended is stopped");
+}
+
 #[tokio::test]
 async fn job_queue() {
     let aws = fresh().await;

@@ -197,6 +197,10 @@ export const settingsView: View = ({ root, signal }) => {
     // --- API key -------------------------------------------------------------------------
     const keyText = h('code', { id: 'api-key', class: 'api-key' }, current.api_access_token ?? '');
     const regen = h('button', { type: 'button', id: 'regenerate-api-key' }, 'Regenerate key');
+    if (current.api_key_fixed) {
+      regen.disabled = true;
+      regen.title = 'The key is set by the API_ACCESS_TOKEN environment variable';
+    }
     regen.addEventListener('click', () => {
       if (!window.confirm('Regenerate the API key? Clients using the current key will stop working.')) return;
       regen.disabled = true;
@@ -209,7 +213,7 @@ export const settingsView: View = ({ root, signal }) => {
         })
         .catch((err: unknown) => toastError(api.errorMessage(err)))
         .finally(() => {
-          regen.disabled = false;
+          regen.disabled = Boolean(current.api_key_fixed);
         });
     });
     const copy = h('button', { type: 'button', class: 'link' }, 'Copy');
@@ -250,10 +254,13 @@ export const settingsView: View = ({ root, signal }) => {
       removeBtn,
     );
     const renderPasswordState = (set: boolean): void => {
-      pwState.textContent = set
-        ? 'A password protects this dashboard.'
-        : 'No password: anyone who can reach this server can use the dashboard.';
-      removeBtn.hidden = !set;
+      pwState.textContent = current.password_fixed
+        ? 'The password is set by the deployment (SALTED_PASS).'
+        : set
+          ? 'A password protects this dashboard.'
+          : 'No password: anyone who can reach this server can use the dashboard.';
+      // A network-facing server refuses to drop its password; do not offer it.
+      removeBtn.hidden = !set || Boolean(current.password_required) || Boolean(current.password_fixed);
     };
     renderPasswordState(current.password_set);
 

@@ -35,7 +35,7 @@ use crate::error::{ApiError, json_response, no_content};
 use crate::extract::{JsonBody, WatchUuid};
 use crate::live::{Stats, unread, watch_row};
 use crate::session::{self, Issued, LoginLimiter};
-use crate::state::AppState;
+use crate::state::{Access, AppState};
 use crate::stored::decode_watch;
 use crate::stored::history_info;
 
@@ -57,6 +57,16 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(guarded)
 }
 
+/// Why a network-facing server without a password lets no browser in.
+const PASSWORD_REQUIRED: &str = "A dashboard password is required on a server reachable from the network (set CW_ALLOW_NO_PASSWORD=true only on a trusted network)";
+
+fn no_password_yet() -> ApiError {
+    ApiError::message(
+        StatusCode::UNAUTHORIZED,
+        "No dashboard password is set on this server and it is reachable from the network: set one with the API key (POST /ui/settings/password with the x-api-key header), or start it with SALTED_PASS (changewatch hash-password makes one)",
+    )
+}
+
 fn login_required() -> ApiError {
     ApiError::message(StatusCode::UNAUTHORIZED, "Login required")
 }
@@ -68,16 +78,16 @@ async fn require_dashboard(State(state): State<AppState>, req: Request, next: Ne
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
     };
-    let password = state.dashboard_password(&settings);
+    let access = state.access(&settings);
     let headers = req.headers();
-    let key_ok = match password {
-        Some(_) => key_matches(
+    let key_ok = match access {
+        Access::Password(_) | Access::KeyOnly => key_matches(
             headers.get("x-api-key").and_then(|v| v.to_str().ok()),
             &settings,
         ),
-        None => api_key_ok(headers, &settings),
+        Access::Open => api_key_ok(headers, &settings),
     };
-    if key_ok || session::dashboard_allowed(headers, &settings, password, state.now()) {
+    if key_ok || session::dashboard_allowed(headers, &settings, access, state.now()) {
         next.run(req).await
     } else {
         login_required().into_response()
@@ -89,12 +99,13 @@ async fn session_state(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let settings = state.settings().await?;
-    let password = state.dashboard_password(&settings);
+    let access = state.access(&settings);
     Ok(json_response(
         StatusCode::OK,
         &json!({
-            "password_required": password.is_some(),
-            "authenticated": session::session_ok(&headers, &settings, password, state.now()),
+            "password_required": access != Access::Open,
+            "password_set": access.password().is_some(),
+            "authenticated": session::session_ok(&headers, &settings, access, state.now()),
         }),
     ))
 }
@@ -164,11 +175,15 @@ async fn login(
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     let settings = state.settings().await?;
-    let Some(hash) = state.dashboard_password(&settings).map(str::to_string) else {
-        return Ok(json_response(
-            StatusCode::OK,
-            &json!({"authenticated": true}),
-        ));
+    let hash = match state.access(&settings) {
+        Access::Password(hash) => hash.to_string(),
+        Access::Open => {
+            return Ok(json_response(
+                StatusCode::OK,
+                &json!({"authenticated": true}),
+            ));
+        }
+        Access::KeyOnly => return Err(no_password_yet()),
     };
     if let Err(wait) = limiter.attempt(ip, Instant::now()) {
         let secs = wait.as_secs() + 1;
@@ -342,8 +357,19 @@ fn settings_view(s: &Settings) -> Value {
 async fn read_settings(State(state): State<AppState>) -> Result<Response, ApiError> {
     let settings = state.settings().await?;
     let mut view = settings_view(&settings);
-    view["password_set"] = json!(state.dashboard_password(&settings).is_some());
+    fixed_by_deployment(&state, &mut view);
     Ok(json_response(StatusCode::OK, &view))
+}
+
+/// What the deployment decides and the settings page must show as not editable: a password
+/// or key fixed by the environment, and whether a password may be removed.
+fn fixed_by_deployment(state: &AppState, view: &mut Value) {
+    if state.config.salted_pass.is_some() {
+        view["password_set"] = json!(true);
+    }
+    view["password_fixed"] = json!(state.config.salted_pass.is_some());
+    view["password_required"] = json!(!state.config.open_without_password);
+    view["api_key_fixed"] = json!(state.config.api_key_fixed);
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -458,15 +484,12 @@ async fn write_settings(
             .await
             .map_err(|e| bad(e.to_string()))?;
     }
-    let salted = state.config.salted_pass.is_some();
     let mut view = update_settings(state.store.as_ref(), &state.tenant, |s, _| {
         apply_settings(s, &body)?;
         Ok::<_, ApiError>((settings_view(s), true))
     })
     .await?;
-    if salted {
-        view["password_set"] = json!(true);
-    }
+    fixed_by_deployment(&state, &mut view);
     Ok(json_response(StatusCode::OK, &view))
 }
 
@@ -487,6 +510,9 @@ async fn set_password(
         .ok_or_else(|| bad("password: must be a string"))?
         .to_string();
     let hash = if password.is_empty() {
+        if !state.config.open_without_password {
+            return Err(bad(PASSWORD_REQUIRED));
+        }
         None
     } else {
         Some(blocking(move || session::hash_password(&password)).await?)
@@ -504,6 +530,11 @@ async fn set_password(
 }
 
 async fn regenerate_key(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if state.config.api_key_fixed {
+        return Err(bad(
+            "The API key is set by the API_ACCESS_TOKEN environment variable",
+        ));
+    }
     let key = changewatch_core::model::new_token_hex();
     let stored = key.clone();
     update_settings(state.store.as_ref(), &state.tenant, |s, _| {

@@ -37,6 +37,8 @@ pub async fn spawn_app() -> TestApp {
         minimum_recheck_secs: 3,
         base_url: None,
         salted_pass: None,
+        open_without_password: true,
+        api_key_fixed: false,
     })
     .await
 }

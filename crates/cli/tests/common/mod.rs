@@ -24,9 +24,18 @@ impl Server {
 
     /// With extra environment variables.
     pub fn start_with(data: &Path, api_key: Option<&str>, env: &[(&str, &str)]) -> Server {
+        Self::launch(data, "127.0.0.1", api_key, env)
+    }
+
+    /// Listening on `host` (tests connect over loopback only).
+    pub fn start_on(data: &Path, host: &str, env: &[(&str, &str)]) -> Server {
+        Self::launch(data, host, None, env)
+    }
+
+    fn launch(data: &Path, host: &str, api_key: Option<&str>, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_changewatch"));
         cmd.envs(env.iter().copied());
-        cmd.args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        cmd.args(["serve", "--host", host, "--port", "0"])
             .env("DATASTORE_PATH", data)
             .env("ALLOW_PRIVATE_ADDRESSES", "true")
             .env("FETCH_WORKERS", "2")

@@ -22,7 +22,7 @@ pub mod streams;
 
 pub use dynamo::DynamoStore;
 pub use sqs::{SqsNotificationQueue, SqsQueue};
-pub use streams::{StartAt, StreamFeed};
+pub use streams::{FeedHealth, StartAt, StreamFeed};
 
 /// Names of the resources one deployment uses (the functions read them from the environment).
 #[derive(Clone, Debug)]

@@ -8,6 +8,8 @@
 //! durable checkpoint.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodbstreams::Client;
@@ -37,6 +39,69 @@ const REDESCRIBE: Duration = Duration::from_secs(10);
 pub struct StreamFeed {
     tx: broadcast::Sender<ChangeEvent>,
     task: JoinHandle<()>,
+    health: FeedHealth,
+}
+
+/// Whether the reader keeps up, for a health check: a process whose reader died or cannot
+/// reach the stream still answers HTTP, but its browsers would never hear of a change, so the
+/// load balancer must replace it.
+#[derive(Clone, Debug)]
+pub struct FeedHealth {
+    started: Instant,
+    /// Milliseconds after `started` of the end of the last pass over every shard without an
+    /// error; `u64::MAX` before the first.
+    last_pass: Arc<AtomicU64>,
+    running: Arc<AtomicBool>,
+}
+
+impl FeedHealth {
+    fn new() -> Self {
+        FeedHealth {
+            started: Instant::now(),
+            last_pass: Arc::new(AtomicU64::new(u64::MAX)),
+            running: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    fn record_pass(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.last_pass.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long ago the last clean pass ended (`None`: none yet).
+    pub fn since_last_pass(&self) -> Option<Duration> {
+        match self.last_pass.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            ms => Some(
+                self.started
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms)),
+            ),
+        }
+    }
+
+    /// The reader task runs and finished a clean pass within `stall` (before the first pass,
+    /// the process's start counts, so a slow first describe is not a failure).
+    pub fn healthy(&self, stall: Duration) -> bool {
+        self.running.load(Ordering::Relaxed)
+            && self
+                .since_last_pass()
+                .unwrap_or_else(|| self.started.elapsed())
+                <= stall
+    }
+
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+}
+
+/// Marks the reader stopped however its task ends (a panic included).
+struct Stopped(FeedHealth);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -76,8 +141,20 @@ impl StreamFeed {
 
     pub fn start(client: Client, stream_arn: String, start: StartAt, poll: Duration) -> StreamFeed {
         let (tx, _) = broadcast::channel(1024);
-        let task = tokio::spawn(follow(client, stream_arn, start, poll, tx.clone()));
-        StreamFeed { tx, task }
+        let health = FeedHealth::new();
+        let task = tokio::spawn(follow(
+            client,
+            stream_arn,
+            start,
+            poll,
+            tx.clone(),
+            health.clone(),
+        ));
+        StreamFeed { tx, task, health }
+    }
+
+    pub fn health(&self) -> FeedHealth {
+        self.health.clone()
     }
 }
 
@@ -153,7 +230,9 @@ async fn follow(
     start: StartAt,
     poll: Duration,
     tx: broadcast::Sender<ChangeEvent>,
+    health: FeedHealth,
 ) {
+    let _stopped = Stopped(health.clone());
     let first = match start {
         StartAt::Latest => ShardIteratorType::Latest,
         StartAt::TrimHorizon => ShardIteratorType::TrimHorizon,
@@ -164,12 +243,14 @@ async fn follow(
     }
     let mut described = Instant::now();
     loop {
+        let mut clean = true;
         if described.elapsed() >= REDESCRIBE || shards.is_empty() {
             // Shards that appear later are children: read them from their start.
             if let Err(e) =
                 describe(&client, &arn, &mut shards, ShardIteratorType::TrimHorizon).await
             {
                 warn!(error = %e, "describing the stream failed; retrying");
+                clean = false;
             }
             described = Instant::now();
         }
@@ -188,7 +269,11 @@ async fn follow(
             }
             if let Err(e) = read_shard(&client, &arn, &id, &mut shards, &tx).await {
                 warn!(shard = %id, error = %e, "reading a stream shard failed; retrying");
+                clean = false;
             }
+        }
+        if clean && !shards.is_empty() {
+            health.record_pass();
         }
         tokio::time::sleep(poll).await;
     }
