@@ -56,6 +56,16 @@ impl ApiConfig {
     }
 }
 
+/// What [`DepthProbe::depth`] returns.
+pub type DepthFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, String>> + Send + 'a>>;
+
+/// Reads the number of check jobs waiting (or running) in queues this process does not hold
+/// (AWS mode's SQS queues). Where one is set, it is `queue_size` for REST and the socket alike.
+pub trait DepthProbe: Send + Sync + 'static {
+    fn depth(&self) -> DepthFuture<'_>;
+}
+
 /// What lets a browser's dashboard in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access<'a> {
@@ -96,6 +106,9 @@ pub struct AppState {
     pub clock: Clock,
     /// Where user templates are rendered (test notifications); a child process in servers.
     pub sandbox: changewatch_sandbox::Sandbox,
+    /// `queue_size` read from the queues themselves (AWS mode); `None`: counted from the
+    /// watches' queue marks, as the socket does in embedded mode.
+    pub queue_depth: Option<Arc<dyn DepthProbe>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -126,7 +139,14 @@ impl AppState {
             started: Instant::now(),
             clock: Clock::system(),
             sandbox,
+            queue_depth: None,
         }
+    }
+
+    /// `queue_size` comes from this probe (the one the push service polls for the socket).
+    pub fn with_queue_depth(mut self, probe: Arc<dyn DepthProbe>) -> Self {
+        self.queue_depth = Some(probe);
+        self
     }
 
     /// The queue can list and drop its jobs (embedded mode's in-process queue).

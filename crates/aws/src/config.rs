@@ -208,6 +208,17 @@ impl Clients {
         Ok(checker.with_sandbox(sandbox))
     }
 
+    /// The checker function's control of when a busy job's message comes back.
+    pub fn redelivery(&self, config: &AwsConfig) -> crate::checker::Redelivery {
+        crate::checker::Redelivery::new(
+            self.sqs.clone(),
+            &[
+                config.resources.checks_queue_url.as_str(),
+                config.resources.rechecks_queue_url.as_str(),
+            ],
+        )
+    }
+
     /// What the API handlers need, over DynamoDB and SQS. There are no workers to report:
     /// checks are Lambda invocations.
     pub fn app_state(&self, config: &AwsConfig, sandbox: changewatch_sandbox::Sandbox) -> AppState {
@@ -230,7 +241,12 @@ impl Clients {
             },
             sandbox,
         )
-        .with_tenant(config.tenant.clone());
+        .with_tenant(config.tenant.clone())
+        // The queues' depth, as the push service's socket reports it: one count everywhere.
+        .with_queue_depth(Arc::new(crate::push::SqsDepth::new(
+            self.sqs.clone(),
+            config,
+        )));
         match notifier {
             Some(n) => state.with_notifier(n),
             None => state,

@@ -46,7 +46,10 @@ pub async fn serve(
     .await
     .map_err(|e| format!("cannot follow the watches table's stream: {e}"))?;
     let queue_size = QueueSize::Polled {
-        probe: Arc::new(SqsDepth::new(clients.sqs.clone(), config)),
+        probe: state
+            .queue_depth
+            .clone()
+            .unwrap_or_else(|| Arc::new(SqsDepth::new(clients.sqs.clone(), config))),
         every: config.queue_poll,
     };
     let options = changewatch_push::PushOptions {

@@ -192,3 +192,149 @@ async fn scheduler_handler_accepts_the_schedule_event_and_ticks() {
         .unwrap();
     assert_eq!(report.queued, 0, "nothing to queue in an empty table");
 }
+
+/// `GET /ui/watches`' `queue_size` is the queues' depth the push service's socket reports
+/// (`SqsDepth`), not a count of queue marks: the dashboard shows one number whichever way it
+/// heard it. Behind API Gateway the UI header alone opens nothing (no password here).
+#[tokio::test]
+async fn ui_rows_count_the_queues_as_the_socket_does() {
+    use changewatch_store::{CheckJob, JobQueue, Key, Lane};
+    let (clients, config) = setup().await;
+    let app = api::app(&clients, &config, Sandbox::in_process())
+        .await
+        .unwrap();
+    let (status, body) = call(
+        &app,
+        http_event(
+            "POST",
+            "/api/v1/watch",
+            Some(KEY),
+            Some(json!({"url": "https://example.com/"})),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let store = clients.store(&config);
+    let queue = clients.queue(&config);
+    let report = scheduler::run_tick(&store, &queue, epoch_now())
+        .await
+        .unwrap();
+    assert_eq!(report.queued, 1);
+    // A job no watch is marked queued for: marks would say 1, the queues hold 2.
+    let now = epoch_now();
+    queue
+        .enqueue(vec![CheckJob::new(
+            &Key::watch("default", "no-such-watch"),
+            now,
+            Lane::Recheck,
+            1,
+            now,
+        )])
+        .await
+        .unwrap();
+    let depth = changewatch_aws::push::SqsDepth::new(clients.sqs.clone(), &config)
+        .read()
+        .await
+        .unwrap();
+    assert_eq!(depth, 2);
+    let (status, rows) = call(&app, http_event("GET", "/ui/watches", Some(KEY), None)).await;
+    assert_eq!(status, 200, "{rows}");
+    assert_eq!(rows["queue_size"], 2, "{rows}");
+
+    let mut ev: Value =
+        serde_json::from_str(&http_event("GET", "/ui/watches", None, None)).unwrap();
+    ev["headers"]["x-changewatch-ui"] = json!("1");
+    let (status, _) = call(&app, ev.to_string()).await;
+    assert_eq!(status, 401, "the UI header alone, no password: closed");
+}
+
+/// A manual recheck that meets the lease of another checker (a killed one, say) comes back
+/// just after that lease ends, not after the queue's whole visibility timeout (30 s here, six
+/// times the function timeout when deployed).
+#[tokio::test]
+async fn a_busy_watch_is_offered_again_when_its_lease_ends() {
+    use changewatch_store::{Key, WatchStore};
+    let (clients, config) = setup().await;
+    let app = api::app(&clients, &config, Sandbox::in_process())
+        .await
+        .unwrap();
+    let (status, body) = call(
+        &app,
+        http_event(
+            "POST",
+            "/api/v1/watch",
+            Some(KEY),
+            Some(json!({"url": "https://example.com/"})),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let uuid = body["uuid"].as_str().unwrap().to_string();
+    let key = Key::watch("default", &uuid);
+    let store = clients.store(&config);
+    let now = epoch_now();
+    assert!(
+        store
+            .claim(&key, "killed-checker", now + 3, now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    changewatch_engine::scheduler::request_recheck(&store, &clients.queue(&config), &key, now)
+        .await
+        .unwrap();
+    let url = config.resources.rechecks_queue_url.clone();
+    let receive = || async {
+        clients
+            .sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    };
+    let msgs = receive().await;
+    assert_eq!(msgs.len(), 1);
+    let name = url.rsplit('/').next().unwrap();
+    let records: Vec<Value> = msgs
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m.message_id,
+                "receiptHandle": m.receipt_handle,
+                "body": m.body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": format!("arn:aws:sqs:us-east-1:123456789012:{name}"),
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).unwrap();
+    let checker = Arc::new(
+        clients
+            .checker(&config, "events-test", Sandbox::in_process())
+            .unwrap(),
+    );
+    let redelivery = Arc::new(clients.redelivery(&config));
+    let started = std::time::Instant::now();
+    let resp = checker::handle_batch_with(checker, Some(redelivery), event).await;
+    assert_eq!(resp.batch_item_failures.len(), 1, "busy: not deleted");
+    let again = loop {
+        let got = receive().await;
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "not offered again within 15 s (visibility timeout 30 s)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(again[0].body, msgs[0].body, "the same job, after the lease");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(2));
+}

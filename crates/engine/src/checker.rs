@@ -34,8 +34,10 @@ use crate::timing;
 pub enum JobOutcome {
     /// The check ran and was committed.
     Checked(CheckReport),
-    /// Another checker holds the lease: the job should be retried later (SQS: not deleted).
-    Busy,
+    /// Another checker holds the lease: the job should be retried later (SQS: not deleted),
+    /// best just after `lease_until` (epoch seconds), when the lease runs out if nobody ends
+    /// it first; `None` when unknown.
+    Busy { lease_until: Option<i64> },
     /// Nothing to do: the watch is gone, paused, or this job's check is already committed.
     Skipped(&'static str),
 }
@@ -179,7 +181,9 @@ impl Checker {
             .await?
         else {
             return Ok(match self.store.get(&key).await? {
-                Some(_) => JobOutcome::Busy,
+                Some(item) => JobOutcome::Busy {
+                    lease_until: item.schedule.and_then(|s| s.lease_until),
+                },
                 None => JobOutcome::Skipped("watch deleted"),
             });
         };
@@ -390,7 +394,7 @@ impl Checker {
             Err(StoreError::LeaseLost(_)) => {
                 // Our lease expired and another checker took over: its result wins.
                 warn!("lease lost before commit; result dropped");
-                Ok(JobOutcome::Busy)
+                Ok(JobOutcome::Busy { lease_until: None })
             }
             Err(e) => Err(e),
         }

@@ -263,7 +263,13 @@ async fn a_leased_watch_is_busy_and_an_expired_lease_is_taken_over() {
         priority: now,
         enqueued_at: now,
     };
-    assert_eq!(r.checker.run_job(&job).await.unwrap(), JobOutcome::Busy);
+    assert_eq!(
+        r.checker.run_job(&job).await.unwrap(),
+        JobOutcome::Busy {
+            lease_until: Some(now + 5)
+        },
+        "busy, and until when"
+    );
     // After expiry the watch is claimable again and the check runs.
     assert!(
         r.store

@@ -7,21 +7,14 @@
 //! changes. With nobody connected the poller sleeps until the next connection, so an idle
 //! dashboard costs no queue API calls.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+/// Defined beside the API state, which answers `GET /ui/watches`' `queue_size` from the same
+/// probe, so the REST count and the socket's never disagree.
+pub use changewatch_api::state::{DepthFuture, DepthProbe};
 use tokio::sync::Notify;
 use tracing::{debug, warn};
-
-/// What [`DepthProbe::depth`] returns.
-pub type DepthFuture<'a> = Pin<Box<dyn Future<Output = Result<usize, String>> + Send + 'a>>;
-
-/// Reads the number of jobs waiting (or running) in the queues behind the checks.
-pub trait DepthProbe: Send + Sync + 'static {
-    fn depth(&self) -> DepthFuture<'_>;
-}
 
 /// The source of the `queue_size` events.
 #[derive(Clone, Default)]

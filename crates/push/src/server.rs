@@ -27,7 +27,7 @@ use changewatch_api::live::{decode_watch_doc, event_timestamp, sanitize_status, 
 use changewatch_api::session;
 use changewatch_api::{Access, AppState};
 use changewatch_core::model::Settings;
-use changewatch_store::{ChangeEvent, ChangeFeed, Item, Kind};
+use changewatch_store::{ChangeEvent, ChangeFeed, Item, Key, Kind};
 use serde_json::{Value, json};
 use socketioxide::SocketIo;
 use socketioxide::extract::{SocketRef, State, TryData};
@@ -55,11 +55,26 @@ struct Ctx {
     poller: Option<Arc<Poller>>,
     /// What each connected socket proved at its handshake.
     creds: Arc<Mutex<HashMap<Sid, Cred>>>,
+    /// Per watch, the sequence number of its latest feed record: a lease-expiry timer fires
+    /// only if no newer record arrived since the one that started it.
+    latest: Arc<Mutex<HashMap<Key, u64>>>,
+    seq: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Ctx {
     fn creds(&self) -> std::sync::MutexGuard<'_, HashMap<Sid, Cred>> {
         self.creds.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn latest(&self) -> std::sync::MutexGuard<'_, HashMap<Key, u64>> {
+        self.latest.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a new feed record for `key`; returns its sequence number.
+    fn saw(&self, key: &Key) -> u64 {
+        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.latest().insert(key.clone(), n);
+        n
     }
 }
 
@@ -193,6 +208,8 @@ impl Push {
             tenants: Arc::new(Mutex::new(HashMap::new())),
             poller: poller.clone(),
             creds: Arc::new(Mutex::new(HashMap::new())),
+            latest: Arc::new(Mutex::new(HashMap::new())),
+            seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         };
         let (layer, io) = SocketIo::builder().with_state(ctx.clone()).build_layer();
         io.ns("/", on_connect.with(authorize));
@@ -550,8 +567,10 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
     let now = ctx.state.now();
     let room = io.to(tenant.to_string());
     let queued_before = with_tenant(ctx, tenant, |t| t.queued()).unwrap_or(0);
+    let seq = ctx.saw(&ev.key);
     match &ev.new {
         None => {
+            ctx.latest().remove(&ev.key);
             with_tenant(ctx, tenant, |t| t.remove(uuid));
             let data = json!({"uuid": uuid, "event_timestamp": event_timestamp()});
             if let Err(e) = room.clone().emit("watch_deleted", &data).await {
@@ -593,6 +612,20 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
                 .as_ref()
                 .and_then(|o| o.schedule.as_ref())
                 .is_some_and(|s| s.leased(now));
+            // A checker that dies (a killed Lambda) writes nothing when its lease runs out, so
+            // no record would ever clear the row's "checking": a timer does, unless a newer
+            // record for the watch arrives first.
+            if flags.checking
+                && let Some(until) = item.schedule.as_ref().and_then(|s| s.lease_until)
+            {
+                tokio::spawn(expire_lease(
+                    io.clone(),
+                    ctx.clone(),
+                    item.clone(),
+                    seq,
+                    until,
+                ));
+            }
             if flags.checking && !was_checking {
                 let data = json!({
                     "uuid": uuid,
@@ -613,6 +646,36 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
             debug!(error = %e, "emit queue_size failed");
         }
     }
+}
+
+/// At the end of a lease that no feed record ended, sends the row again as it is now (no
+/// longer checking) and the counters with it.
+async fn expire_lease(io: SocketIo, ctx: Ctx, item: Item, seq: u64, until: i64) {
+    let wait = (until - ctx.state.now()).max(0).unsigned_abs() + 1;
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let key = &item.key;
+    if ctx.latest().get(key) != Some(&seq) {
+        return;
+    }
+    let now = ctx.state.now();
+    let (Some(watch), Some(flags)) = (decode_watch_doc(&item), Flags::of(&item, now)) else {
+        return;
+    };
+    if flags.checking {
+        return;
+    }
+    let tenant = key.tenant.as_str();
+    with_tenant(&ctx, tenant, |t| t.set(&key.id, flags));
+    debug!(watch_id = %key.id, "lease ran out without a write; row no longer checking");
+    let status = watch_row(&item, &watch, now);
+    if let Err(e) = io
+        .to(tenant.to_string())
+        .emit("watch_update", &json!({ "watch": status }))
+        .await
+    {
+        debug!(error = %e, "emit watch_update failed");
+    }
+    emit_counters(&io, &ctx, tenant).await;
 }
 
 #[cfg(test)]

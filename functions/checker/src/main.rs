@@ -25,10 +25,13 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     let owner = format!("lambda-{}", std::process::id())
         + &std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default();
     let checker = Arc::new(clients.checker(&config, owner, sandbox)?);
+    let redelivery = Arc::new(clients.redelivery(&config));
     lambda_runtime::run(service_fn(|ev: LambdaEvent<SqsEvent>| {
-        let checker = checker.clone();
+        let (checker, redelivery) = (checker.clone(), redelivery.clone());
         async move {
-            Ok::<_, lambda_runtime::Error>(checker::handle_batch(checker, ev.payload).await)
+            Ok::<_, lambda_runtime::Error>(
+                checker::handle_batch_with(checker, Some(redelivery), ev.payload).await,
+            )
         }
     }))
     .await

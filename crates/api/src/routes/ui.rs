@@ -264,7 +264,7 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
         if row.checking_now {
             checking += 1;
         }
-        // The queue size the socket reports: watches marked queued (see changewatch-push).
+        // The queue size the socket reports in embedded mode: watches marked queued.
         if row.queued {
             queued += 1;
         }
@@ -282,6 +282,15 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
         .iter()
         .map(|(uuid, t)| json!({"uuid": uuid, "title": t.title()}))
         .collect();
+    // Where the socket reads the queues' depth (AWS mode), so does this: the two must agree.
+    if let Some(probe) = &state.queue_depth {
+        queued = probe.depth().await.map_err(|e| {
+            ApiError::message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot read the queue depth: {e}"),
+            )
+        })?;
+    }
     Ok(json_response(
         StatusCode::OK,
         &json!({
