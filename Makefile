@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test deps test-deps dashboard lint unit bench bench-socket check fmt sam-build fuzz password-hash push-image
+.PHONY: run test deps test-deps dashboard lint unit bench bench-socket check fmt sam-build fuzz password-hash push-image \
+  build-ApiFunction build-SchedulerFunction build-CheckerFunction build-NotifierFunction
 
 ## Run the product: embedded mode on http://localhost:5000 (data in ./data), the dashboard at /.
 ## Installs the build's system packages and builds the dashboard first.
@@ -106,10 +107,14 @@ sam-build:
 	@deployed="$$(sed -n '/^\[default.deploy.parameters\]/,/^\[/p' samconfig.toml | sed -n 's/.*Architecture=\([a-z0-9_]*\).*/\1/p')"; \
 	  if [ -n "$$deployed" ] && [ "$$deployed" != "$(SAM_ARCH)" ]; then \
 	    echo "samconfig.toml deploys Architecture=$$deployed but builds $(SAM_ARCH): make them one" >&2; exit 2; fi
-	set -euo pipefail; eval "$$(bash infra/build-libxml2.sh $(SAM_ARCH))"; \
-	  export CARGO_TARGET_DIR="$(SAM_TARGET_DIR)"; \
+	SAM_ARCH=$(SAM_ARCH) SAM_TARGET_DIR="$(SAM_TARGET_DIR)" \
 	  $(SAM) build --parameter-overrides Architecture=$(SAM_ARCH) $(SAM_ARGS)
 	bash infra/check-lambda-binaries.sh .aws-sam/build
+
+## SAM's makefile build method: `sam build` (from the root, in source) runs these with
+## ARTIFACTS_DIR set; infra/build-function.sh does the work.
+build-ApiFunction build-SchedulerFunction build-CheckerFunction build-NotifierFunction:
+	bash infra/build-function.sh $(patsubst build-%,%,$@) "$(ARTIFACTS_DIR)"
 
 ## A dashboard password as SALTED_PASS / the stack's DashboardPasswordHash: asks for it without
 ## echoing it and prints the hash (the password never reaches the command line or a file).

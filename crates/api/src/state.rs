@@ -40,6 +40,8 @@ pub struct ApiConfig {
     /// `API_ACCESS_TOKEN` fixes the key: the dashboard cannot regenerate it, since every cold
     /// start or restart would write the configured one back.
     pub api_key_fixed: bool,
+    /// `CW_TRUSTED_PROXY_HOPS`: where in `X-Forwarded-For` the client's address is.
+    pub trusted_proxy_hops: usize,
 }
 
 impl ApiConfig {
@@ -52,6 +54,7 @@ impl ApiConfig {
             salted_pass: config.salted_pass.clone(),
             open_without_password: config.no_password_is_open(),
             api_key_fixed: config.api_access_token.is_some(),
+            trusted_proxy_hops: config.trusted_proxy_hops,
         }
     }
 }

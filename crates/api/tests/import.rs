@@ -144,6 +144,7 @@ async fn watch_limit_refuses_the_import() {
         salted_pass: None,
         open_without_password: true,
         api_key_fixed: false,
+        trusted_proxy_hops: 0,
     })
     .await;
     app.create_watch(json!({"url": "https://example.com/x"}))

@@ -144,6 +144,7 @@ async fn worker_health_and_running_checks_of_a_local_pool() {
             salted_pass: None,
             open_without_password: true,
             api_key_fixed: false,
+            trusted_proxy_hops: 0,
         },
         Some(Arc::new(Pool {
             watch: watch.clone(),

@@ -18,6 +18,7 @@ async fn systeminfo_counts_and_overdue() {
         salted_pass: None,
         open_without_password: true,
         api_key_fixed: false,
+        trusted_proxy_hops: 0,
     })
     .await;
     let never = app

@@ -437,6 +437,7 @@ async fn salted_pass_from_the_environment_wins_and_cannot_be_changed_here() {
         salted_pass: Some(changewatch_api::session::hash_password("from-env")),
         open_without_password: true,
         api_key_fixed: false,
+        trusted_proxy_hops: 0,
     })
     .await;
     let (_, v, _) = ui(&app, Method::GET, "/ui/session", None, None).await;
@@ -659,6 +660,7 @@ async fn holding_the_password_hash_mints_no_session() {
         salted_pass: Some(hash.clone()),
         open_without_password: true,
         api_key_fixed: false,
+        trusted_proxy_hops: 0,
     })
     .await;
     // A real login first, so the instance has its signing secret.
@@ -703,6 +705,7 @@ fn network_facing() -> ApiConfig {
         salted_pass: None,
         open_without_password: false,
         api_key_fixed: false,
+        trusted_proxy_hops: 0,
     }
 }
 
@@ -797,6 +800,7 @@ async fn without_a_password_a_network_facing_server_opens_only_to_the_key() {
 async fn a_key_fixed_by_the_environment_is_not_regenerated() {
     let app = spawn_app_with(ApiConfig {
         api_key_fixed: true,
+        trusted_proxy_hops: 0,
         open_without_password: true,
         ..network_facing()
     })

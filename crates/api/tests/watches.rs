@@ -344,6 +344,7 @@ async fn watch_limit() {
         salted_pass: None,
         open_without_password: true,
         api_key_fixed: false,
+        trusted_proxy_hops: 0,
     })
     .await;
     app.create_watch(json!({"url": "https://example.com/1"}))

@@ -81,7 +81,7 @@ impl Redelivery {
     }
 }
 
-async fn process(checker: &Checker, body: Option<&str>) -> Fate {
+async fn process(checker: &Checker, body: Option<&str>, deadline: Option<i64>) -> Fate {
     let Some(body) = body else {
         warn!("SQS message without a body");
         return Fate::Retry;
@@ -95,7 +95,7 @@ async fn process(checker: &Checker, body: Option<&str>) -> Fate {
     };
     let span = info_span!("check", watch_id = %job.watch_id, job_id = %job.id);
     async {
-        match checker.run_job(&job).await {
+        match checker.run_job_by(&job, deadline).await {
             Ok(JobOutcome::Checked(r)) => {
                 info!(status = ?r.status, error = ?r.error, "checked");
                 Fate::Done
@@ -127,27 +127,47 @@ async fn process(checker: &Checker, body: Option<&str>) -> Fate {
     .await
 }
 
-/// One batch, with the messages of busy watches left to the visibility timeout. The checker
-/// function uses [`handle_batch_with`].
-pub async fn handle_batch(checker: Arc<Checker>, event: SqsEvent) -> SqsBatchResponse {
-    handle_batch_with(checker, None, event).await
+/// What the function knows about its invocation beyond the batch.
+#[derive(Clone, Debug, Default)]
+pub struct Invocation {
+    /// Sets when a busy watch's message comes back (just after the lease ends).
+    pub redelivery: Option<Arc<Redelivery>>,
+    /// When Lambda stops the invocation (epoch seconds): no lease outlives it.
+    pub deadline: Option<i64>,
 }
 
-/// One batch; with `redelivery`, a message whose watch is leased by another checker comes back
-/// just after that lease ends.
+impl Invocation {
+    /// From the runtime's context: its deadline is in epoch milliseconds.
+    pub fn new(redelivery: Arc<Redelivery>, deadline_ms: u64) -> Self {
+        Invocation {
+            redelivery: Some(redelivery),
+            deadline: i64::try_from(deadline_ms / 1000).ok(),
+        }
+    }
+}
+
+/// One batch, with the messages of busy watches left to the visibility timeout and leases of
+/// the usual length. The checker function uses [`handle_batch_with`].
+pub async fn handle_batch(checker: Arc<Checker>, event: SqsEvent) -> SqsBatchResponse {
+    handle_batch_with(checker, Invocation::default(), event).await
+}
+
+/// One batch of one invocation: leases end by its deadline, and a message whose watch is
+/// leased by another checker comes back just after that lease ends.
 pub async fn handle_batch_with(
     checker: Arc<Checker>,
-    redelivery: Option<Arc<Redelivery>>,
+    invocation: Invocation,
     event: SqsEvent,
 ) -> SqsBatchResponse {
     let mut set = JoinSet::new();
     let mut ids = HashMap::new();
     for msg in event.records {
         let checker = checker.clone();
-        let redelivery = redelivery.clone();
+        let redelivery = invocation.redelivery.clone();
+        let deadline = invocation.deadline;
         let id = msg.message_id.clone();
         let handle = set.spawn(async move {
-            let fate = process(&checker, msg.body.as_deref()).await;
+            let fate = process(&checker, msg.body.as_deref(), deadline).await;
             if let (Fate::RetryAt(until), Some(r)) = (&fate, &redelivery) {
                 let delay = until - epoch_now() + 1;
                 if let Err(e) = r.after(&msg, delay).await {

@@ -37,6 +37,18 @@ pub async fn serve(
 ) -> Result<(), String> {
     // The socket's operations (pause, delete, recheck, ...) render no templates.
     let state = clients.app_state(config, changewatch_sandbox::Sandbox::in_process());
+    // The dashboard's server may be the first process of a fresh stack to run: it creates the
+    // tenant's settings as the api function would (the configured key, the default timeout),
+    // so the template's API key works here before any API call, and whichever starts first
+    // sets the same defaults.
+    changewatch_api::bootstrap::ensure_settings(
+        state.store.as_ref(),
+        &config.tenant,
+        config.base.api_access_token.as_deref(),
+        Some(config.base.request_timeout.as_secs()),
+    )
+    .await
+    .map_err(|e| format!("cannot create the first settings: {e}"))?;
     let feed = StreamFeed::for_table(
         clients.streams.clone(),
         &config.resources.watches_table,

@@ -322,7 +322,11 @@ async fn a_busy_watch_is_offered_again_when_its_lease_ends() {
     );
     let redelivery = Arc::new(clients.redelivery(&config));
     let started = std::time::Instant::now();
-    let resp = checker::handle_batch_with(checker, Some(redelivery), event).await;
+    let invocation = checker::Invocation {
+        redelivery: Some(redelivery),
+        deadline: None,
+    };
+    let resp = checker::handle_batch_with(checker, invocation, event).await;
     assert_eq!(resp.batch_item_failures.len(), 1, "busy: not deleted");
     let again = loop {
         let got = receive().await;

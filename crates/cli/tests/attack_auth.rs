@@ -529,3 +529,44 @@ fn a_session_minted_from_the_password_hash_is_refused() {
     }
     srv.terminate();
 }
+
+/// Behind a load balancer (`CW_TRUSTED_PROXY_HOPS=1`, as the AWS stack's task runs) every
+/// client arrives from the balancer's address: the throttle counts the address the balancer
+/// appended to `X-Forwarded-For`, so one guesser cannot lock everyone out, and a forged entry
+/// on the left changes nothing.
+#[test]
+fn behind_a_proxy_the_throttle_counts_each_client() {
+    let data = tempfile::tempdir().unwrap();
+    let srv = Server::start_with(data.path(), Some(KEY), &[("CW_TRUSTED_PROXY_HOPS", "1")]);
+    set_password(&srv, None, "hunter2");
+    let attempt = |forwarded: &str, password: &str| {
+        http()
+            .post(format!("{}/ui/login", srv.base))
+            .header("x-changewatch-ui", "1")
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"password": password}))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let mut throttled = false;
+    for i in 0..25 {
+        // The guesser varies a forged left-hand entry: the balancer's entry is what counts.
+        match attempt(&format!("10.9.9.{i}, 203.0.113.7"), "guess") {
+            401 => {}
+            429 => {
+                throttled = true;
+                break;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(throttled, "the guessing client was throttled");
+    assert_eq!(
+        attempt("203.0.113.8", "hunter2"),
+        200,
+        "another client logs in meanwhile"
+    );
+    srv.terminate();
+}

@@ -58,6 +58,11 @@ pub struct Config {
     /// it, no password means open only on a loopback address; see
     /// [`Config::no_password_is_open`].
     pub allow_no_password: bool,
+    /// `CW_TRUSTED_PROXY_HOPS` (default 0): how many proxies in front of the server append to
+    /// `X-Forwarded-For` (1 behind the AWS stack's load balancer). The client is then that many
+    /// entries from the right, so the login throttle counts clients, not the proxy; 0 ignores
+    /// the header (a client could write anything into it).
+    pub trusted_proxy_hops: usize,
     /// `DASHBOARD_DIR`: the built dashboard (`dashboard/dist`); unset, it is looked for beside
     /// the working directory and the executable.
     pub dashboard_dir: Option<std::path::PathBuf>,
@@ -129,6 +134,7 @@ impl Default for Config {
             dashboard_dir: None,
             salted_pass: None,
             allow_no_password: false,
+            trusted_proxy_hops: 0,
             notification_max_attempts: 5,
             notification_retry_delay: Duration::from_secs(10),
             notification_timeout: Duration::from_secs(30),
@@ -246,6 +252,12 @@ impl Config {
             dashboard_dir: text("DASHBOARD_DIR").map(std::path::PathBuf::from),
             salted_pass: text("SALTED_PASS"),
             allow_no_password: flag("CW_ALLOW_NO_PASSWORD")?.unwrap_or(false),
+            trusted_proxy_hops: parse_num(
+                "CW_TRUSTED_PROXY_HOPS",
+                text("CW_TRUSTED_PROXY_HOPS"),
+                "expected a number of proxies",
+            )?
+            .unwrap_or(0),
             datastore_path: text("DATASTORE_PATH")
                 .map(std::path::PathBuf::from)
                 .unwrap_or(d.datastore_path),

@@ -166,6 +166,17 @@ impl Checker {
 
     /// Runs one job to completion. Store errors are returned; check failures are results.
     pub async fn run_job(&self, job: &CheckJob) -> Result<JobOutcome, StoreError> {
+        self.run_job_by(job, None).await
+    }
+
+    /// [`Checker::run_job`] in a process that is stopped at `deadline` (epoch seconds; a Lambda
+    /// invocation's end): the lease ends then at the latest, since nothing can hold it longer,
+    /// so a killed invocation's watch is free (and shown idle) as soon as it is dead.
+    pub async fn run_job_by(
+        &self,
+        job: &CheckJob,
+        deadline: Option<i64>,
+    ) -> Result<JobOutcome, StoreError> {
         let key = job.key();
         let settings = load_settings(self.store.as_ref(), &key.tenant).await?;
         let now = self.clock.now();
@@ -175,6 +186,7 @@ impl Checker {
             .max_fetch_timeout
             .map_or(timeout, |max| timeout.min(max));
         let lease_until = now + (timeout + self.config.lease_margin).as_secs() as i64;
+        let lease_until = deadline.map_or(lease_until, |d| lease_until.min(d.max(now + 1)));
         let Some(item) = self
             .store
             .claim(&key, &self.config.owner, lease_until, now)

@@ -330,3 +330,42 @@ async fn the_fetch_budget_caps_a_longer_timeout_setting() {
     assert!(err.to_lowercase().contains("timed out"), "{err}");
     assert!(r.store.snapshots(&key).await.unwrap().is_empty());
 }
+
+/// In a process stopped at a deadline (a Lambda invocation), the lease ends by then: a killed
+/// invocation's watch is free as soon as nothing can be holding it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_never_outlives_the_deadline() {
+    let r = Arc::new(rig());
+    r.srv.set(
+        "/slow",
+        Page::html("<p>slow</p>").delay(Duration::from_secs(2)),
+    );
+    let key = r.add("w", Watch::new(r.srv.url("/slow"))).await;
+    let now = epoch_now();
+    let job = CheckJob {
+        id: "job-d".into(),
+        tenant: "default".into(),
+        watch_id: "w".into(),
+        due_at: now,
+        lane: Lane::Recheck,
+        priority: now,
+        enqueued_at: now,
+    };
+    let deadline = now + 30;
+    let running = {
+        let (r, job) = (r.clone(), job.clone());
+        tokio::spawn(async move { r.checker.run_job_by(&job, Some(deadline)).await })
+    };
+    let lease = loop {
+        let s = r.store.get(&key).await.unwrap().unwrap().schedule.unwrap();
+        if let Some(until) = s.lease_until.filter(|_| s.lease_owner.is_some()) {
+            break until;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(
+        lease <= deadline,
+        "lease until {lease}, deadline {deadline} (the usual lease: 45 s + 60 s)"
+    );
+    checked(running.await.unwrap().unwrap());
+}

@@ -29,8 +29,9 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|ev: LambdaEvent<SqsEvent>| {
         let (checker, redelivery) = (checker.clone(), redelivery.clone());
         async move {
+            let invocation = checker::Invocation::new(redelivery, ev.context.deadline);
             Ok::<_, lambda_runtime::Error>(
-                checker::handle_batch_with(checker, Some(redelivery), ev.payload).await,
+                checker::handle_batch_with(checker, invocation, ev.payload).await,
             )
         }
     }))

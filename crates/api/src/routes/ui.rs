@@ -121,21 +121,43 @@ fn internal(what: &str) -> ApiError {
     ApiError::message(StatusCode::INTERNAL_SERVER_ERROR, what)
 }
 
-/// The peer address when the server was started with connect info (`changewatch serve`, the
-/// push service); `None` behind Lambda, where only the global login bucket applies.
+/// The client's address for the login throttle: behind `CW_TRUSTED_PROXY_HOPS` proxies (the
+/// AWS stack's load balancer), the entry that many from the right of `X-Forwarded-For` (what
+/// the nearest trusted proxy saw; entries further left are the client's own claims); else the
+/// peer address when the server was started with connect info (`changewatch serve`, the push
+/// service); `None` behind Lambda, where only the global login bucket applies.
 struct ClientIp(Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let hops = state.config.trusted_proxy_hops;
+        if hops == 0 {
+            return Ok(ClientIp(peer));
+        }
+        Ok(ClientIp(forwarded_client(&parts.headers, hops).or(peer)))
     }
+}
+
+/// The address `hops` entries from the right of all `X-Forwarded-For` headers together.
+fn forwarded_client(headers: &HeaderMap, hops: usize) -> Option<IpAddr> {
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let i = entries.len().checked_sub(hops)?;
+    entries.get(i)?.parse().ok()
 }
 
 /// Usable session keys of `s`, created in it when missing.
@@ -556,4 +578,30 @@ async fn regenerate_key(State(state): State<AppState>) -> Result<Response, ApiEr
         StatusCode::OK,
         &json!({"api_access_token": key}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_client_is_counted_from_the_trusted_end() {
+        // A client that forges the header only adds entries on the left.
+        let h = xff(&["6.6.6.6, 203.0.113.7"]);
+        assert_eq!(forwarded_client(&h, 1), "203.0.113.7".parse().ok());
+        assert_eq!(forwarded_client(&h, 2), "6.6.6.6".parse().ok());
+        assert_eq!(forwarded_client(&h, 3), None, "fewer entries than proxies");
+        let h = xff(&["6.6.6.6", "2001:db8::1"]);
+        assert_eq!(forwarded_client(&h, 1), "2001:db8::1".parse().ok());
+        assert_eq!(forwarded_client(&xff(&["not an address"]), 1), None);
+        assert_eq!(forwarded_client(&HeaderMap::new(), 1), None);
+    }
 }

@@ -39,6 +39,7 @@ pub async fn spawn_app() -> TestApp {
         salted_pass: None,
         open_without_password: true,
         api_key_fixed: false,
+        trusted_proxy_hops: 0,
     })
     .await
 }

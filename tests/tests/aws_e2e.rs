@@ -5,6 +5,9 @@
 //! `watch_update`s. Also: a redelivered message changes nothing, a poisoned message ends in the
 //! dead-letter queue, a checker that died mid-check leaves a lease that expires, and a connected
 //! client's `queue_size` is the SQS queues' depth.
+//!
+//! The handlers run in this process here; `aws_lambda.rs` runs the same paths through the
+//! built function binaries under the Lambda Runtime API emulator.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -20,6 +23,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::config::Credentials;
 use changewatch_aws::{AwsConfig, Clients, api, checker, scheduler};
+use changewatch_e2e::binaries;
 use changewatch_engine::checker::{Checker, epoch_now};
 use changewatch_store::aws::provision::{Provisioned, provision};
 use changewatch_store::{CheckJob, JobQueue, Key, Lane, WatchStore};
@@ -205,7 +209,7 @@ impl PushService {
     /// With more environment variables than the template's.
     fn start_with(env: &Env, extra: &[(&str, &str)]) -> PushService {
         let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dashboard/dist");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_changewatch-push-service"))
+        let mut child = Command::new(binaries::built(binaries::PUSH_SERVICE))
             .envs(env.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("CHANGEDETECTION_HOST", "127.0.0.1")
             .env("CHANGEDETECTION_PORT", "0")
