@@ -59,9 +59,12 @@ lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 ## The summary line at the end adds up every test binary's result, so the last line printed is
-## the whole suite's count, not the count of whichever binary happened to run last.
+## the whole suite's count, not the count of whichever binary happened to run last. The
+## workspace's binaries are built first: `cargo test` builds another package's binaries only in
+## test mode, and the e2e suite (tests/) runs the real function and push-service executables.
 unit:
 	@mkdir -p target
+	$(CARGO) build --workspace --bins --locked
 	set -o pipefail; $(CARGO) test --workspace --all-targets --locked 2>&1 | tee target/test.log
 	set -o pipefail; $(CARGO) test --workspace --doc --locked 2>&1 | tee -a target/test.log
 	@awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($$(i+1) ~ /^passed/) p += $$i; if ($$(i+1) ~ /^failed/) f += $$i; if ($$(i+1) ~ /^ignored/) s += $$i } } \
