@@ -139,6 +139,28 @@ impl Template {
         out
     }
 
+    /// The variables one function declares (`Globals.Function` and its own `Environment`):
+    /// the only ones `sam local --env-vars` can set for it (others are dropped silently).
+    pub fn declared_variables(&self, function: &str) -> Result<std::collections::BTreeSet<String>> {
+        if self.resource_type(function)? != "AWS::Serverless::Function" {
+            return fail(format!("{function} is not a function"));
+        }
+        let keys = |props: Option<&Value>| -> Vec<String> {
+            props
+                .and_then(|p| p.get("Environment"))
+                .and_then(|e| e.get("Variables"))
+                .and_then(Value::as_mapping)
+                .map(|m| m.keys().filter_map(scalar).collect())
+                .unwrap_or_default()
+        };
+        let mut out: std::collections::BTreeSet<String> =
+            keys(self.section("Globals").and_then(|g| g.get("Function")))
+                .into_iter()
+                .collect();
+        out.extend(keys(self.resource(function)?.get("Properties")));
+        Ok(out)
+    }
+
     /// Logical ids of the resources of one type, in the template's order.
     pub fn resources_of_type(&self, ty: &str) -> Vec<String> {
         self.section("Resources")

@@ -22,7 +22,11 @@ use tower::ServiceExt;
 const KEY: &str = "events-key";
 
 fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    // The same files `sam local invoke -e` takes (infra/local/events, see infra/README.md).
+    let path = format!(
+        "{}/../../infra/local/events/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -63,7 +67,7 @@ async fn setup() -> (Clients, AwsConfig) {
 
 /// The HTTP API (payload v2) event, turned into a request for `method path` with `body`.
 fn http_event(method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> String {
-    let mut ev = fixture("apigw-http-api-proxy.json");
+    let mut ev = fixture("http-api.json");
     ev["rawPath"] = json!(path);
     ev["rawQueryString"] = json!("");
     ev["queryStringParameters"] = json!({});
@@ -158,7 +162,7 @@ async fn checker_handler_reports_partial_batch_failures() {
             .checker(&config, "events-test", Sandbox::in_process())
             .unwrap(),
     );
-    let mut ev = fixture("sqs-receive-message.json");
+    let mut ev = fixture("sqs-not-a-job.json");
     let junk = ev["Records"][0].clone();
     let mut job = junk.clone();
     job["messageId"] = json!("job-message");
@@ -184,7 +188,7 @@ async fn checker_handler_reports_partial_batch_failures() {
 async fn scheduler_handler_accepts_the_schedule_event_and_ticks() {
     let (clients, config) = setup().await;
     // The function takes any JSON payload; this is the shape a schedule delivers.
-    let _payload: Value = fixture("scheduled-event.json");
+    let _payload: Value = fixture("schedule.json");
     let store = clients.store(&config);
     let queue = clients.queue(&config);
     let report = scheduler::run_tick(&store, &queue, epoch_now())
