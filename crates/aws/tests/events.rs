@@ -197,14 +197,9 @@ async fn scheduler_handler_accepts_the_schedule_event_and_ticks() {
     assert_eq!(report.queued, 0, "nothing to queue in an empty table");
 }
 
-/// `GET /ui/watches`' `queue_size` is the queues' depth the push service's socket reports
-/// (`SqsDepth`), not a count of queue marks: the dashboard shows one number whichever way it
-/// heard it. Behind API Gateway the UI header alone opens nothing (no password here).
-#[tokio::test]
-async fn ui_rows_count_the_queues_as_the_socket_does() {
-    use changewatch_store::{CheckJob, JobQueue, Key, Lane};
-    let (clients, config) = setup().await;
-    let app = api::app(&clients, &config, Sandbox::in_process())
+/// The api function's router with one watch created through it; the watch's uuid.
+async fn app_with_a_watch(clients: &Clients, config: &AwsConfig) -> (axum::Router, String) {
+    let app = api::app(clients, config, Sandbox::in_process())
         .await
         .unwrap();
     let (status, body) = call(
@@ -218,6 +213,18 @@ async fn ui_rows_count_the_queues_as_the_socket_does() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+    let uuid = body["uuid"].as_str().unwrap().to_string();
+    (app, uuid)
+}
+
+/// `GET /ui/watches`' `queue_size` is the queues' depth the push service's socket reports
+/// (`SqsDepth`), not a count of queue marks: the dashboard shows one number whichever way it
+/// heard it. Behind API Gateway the UI header alone opens nothing (no password here).
+#[tokio::test]
+async fn ui_rows_count_the_queues_as_the_socket_does() {
+    use changewatch_store::{CheckJob, JobQueue, Key, Lane};
+    let (clients, config) = setup().await;
+    let (app, _uuid) = app_with_a_watch(&clients, &config).await;
     let store = clients.store(&config);
     let queue = clients.queue(&config);
     let report = scheduler::run_tick(&store, &queue, epoch_now())
@@ -259,21 +266,7 @@ async fn ui_rows_count_the_queues_as_the_socket_does() {
 async fn a_busy_watch_is_offered_again_when_its_lease_ends() {
     use changewatch_store::{Key, WatchStore};
     let (clients, config) = setup().await;
-    let app = api::app(&clients, &config, Sandbox::in_process())
-        .await
-        .unwrap();
-    let (status, body) = call(
-        &app,
-        http_event(
-            "POST",
-            "/api/v1/watch",
-            Some(KEY),
-            Some(json!({"url": "https://example.com/"})),
-        ),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let uuid = body["uuid"].as_str().unwrap().to_string();
+    let (_app, uuid) = app_with_a_watch(&clients, &config).await;
     let key = Key::watch("default", &uuid);
     let store = clients.store(&config);
     let now = epoch_now();
