@@ -10,9 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
 use changewatch_store::aws::DynamoStore;
 use changewatch_store::aws::provision::{Provisioned, provision};
@@ -55,15 +53,6 @@ pub struct Stack {
     queues: BTreeMap<String, String>,
 }
 
-fn unique_prefix() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() % 1_000_000_000_000)
-        .unwrap_or_default();
-    format!("e2e{nanos}x{}", NEXT.fetch_add(1, Ordering::SeqCst))
-}
-
 fn must<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
     match r {
         Ok(v) => v,
@@ -80,14 +69,7 @@ impl Stack {
     /// variable, parameter or resource).
     pub async fn deploy(parameters: &[(&str, &str)]) -> Stack {
         let moto = MotoServer::shared();
-        let conf = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(&moto.endpoint)
-            .region(Region::new(REGION))
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "test", "test", None, None, "e2e",
-            ))
-            .load()
-            .await;
+        let conf = moto.sdk_config().await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&conf);
         let sqs = aws_sdk_sqs::Client::new(&conf);
         let mut overrides: Vec<(&str, &str)> = parameters.to_vec();
@@ -113,7 +95,7 @@ impl Stack {
             provision(
                 &dynamodb,
                 &sqs,
-                &unique_prefix(),
+                &testkit::moto::unique_prefix("e2e"),
                 number("DueShards"),
                 VISIBILITY_SECS,
                 number("MaxReceiveCount"),

@@ -19,9 +19,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region};
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_dynamodb::config::Credentials;
 use changewatch_aws::{AwsConfig, Clients, api, checker, scheduler};
 use changewatch_e2e::binaries;
 use changewatch_engine::checker::{Checker, epoch_now};
@@ -44,21 +42,9 @@ struct Env {
 
 async fn setup() -> Env {
     let moto = MotoServer::shared();
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&moto.endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .load()
-        .await;
+    let conf = moto.sdk_config().await;
     let clients = Clients::from_conf(&conf);
-    let prefix = format!(
-        "e2e{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000_000
-    );
+    let prefix = testkit::moto::unique_prefix("e2e");
     let prov = provision(
         &clients.dynamodb,
         &clients.sqs,

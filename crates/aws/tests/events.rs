@@ -7,9 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, Region};
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_dynamodb::config::Credentials;
 use base64::Engine;
 use changewatch_aws::{AwsConfig, Clients, api, checker, scheduler};
 use changewatch_engine::checker::epoch_now;
@@ -32,21 +30,9 @@ fn fixture(name: &str) -> Value {
 
 async fn setup() -> (Clients, AwsConfig) {
     let moto = MotoServer::shared();
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&moto.endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .load()
-        .await;
+    let conf = moto.sdk_config().await;
     let clients = Clients::from_conf(&conf);
-    let prefix = format!(
-        "ev{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000_000
-    );
+    let prefix = testkit::moto::unique_prefix("ev");
     let p = provision(&clients.dynamodb, &clients.sqs, &prefix, 2, 30, 3)
         .await
         .unwrap();

@@ -9,9 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region};
 use aws_lambda_events::event::sqs::SqsEvent;
-use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use changewatch_aws::{AwsConfig, Clients, notifier};
 use changewatch_engine::checker::{Checker, JobOutcome, epoch_now};
@@ -34,21 +32,9 @@ struct Env {
 
 async fn setup() -> Env {
     let moto = MotoServer::shared();
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&moto.endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .load()
-        .await;
+    let conf = moto.sdk_config().await;
     let clients = Clients::from_conf(&conf);
-    let prefix = format!(
-        "nt{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-            % 1_000_000_000_000
-    );
+    let prefix = testkit::moto::unique_prefix("nt");
     let res = provision(&clients.dynamodb, &clients.sqs, &prefix, 2, 30, ATTEMPTS)
         .await
         .unwrap();

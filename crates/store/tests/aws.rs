@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::config::Credentials;
 use changewatch_store::aws::provision::{Provisioned, provision};
 use changewatch_store::aws::{DynamoStore, SqsNotificationQueue, SqsQueue, StartAt, StreamFeed};
 use changewatch_store::conformance;
@@ -24,16 +22,11 @@ struct Aws {
 /// Fresh tables and queues (unique names) on the shared emulator.
 async fn fresh() -> Aws {
     let moto = MotoServer::shared();
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&moto.endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-        .load()
-        .await;
+    let conf = moto.sdk_config().await;
     let ddb = aws_sdk_dynamodb::Client::new(&conf);
     let sqs = aws_sdk_sqs::Client::new(&conf);
     let streams = aws_sdk_dynamodbstreams::Client::new(&conf);
-    let prefix = format!("t{}", &uuid_like()[..12]);
+    let prefix = testkit::moto::unique_prefix("t");
     let res = provision(&ddb, &sqs, &prefix, 4, 30, 3).await.unwrap();
     Aws {
         ddb,
@@ -41,19 +34,6 @@ async fn fresh() -> Aws {
         streams,
         res,
     }
-}
-
-fn uuid_like() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{:x}{:04x}", t, N.fetch_add(1, Ordering::Relaxed))
-        .chars()
-        .rev()
-        .collect()
 }
 
 impl Aws {

@@ -18,7 +18,23 @@ pub struct MotoServer {
 
 static SHARED: OnceLock<Result<MotoServer, String>> = OnceLock::new();
 
+/// The region every test client and resource uses.
+pub const REGION: &str = "us-east-1";
+
 impl MotoServer {
+    /// What every test's AWS SDK clients are built from: this emulator's endpoint, [`REGION`],
+    /// fixed test credentials (moto accepts any).
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "test", "test", None, None, "tests",
+            ))
+            .load()
+            .await
+    }
+
     /// The process's emulator, started on first call. Panics with what to install when moto
     /// cannot be started (`make test` installs it).
     pub fn shared() -> &'static MotoServer {
@@ -65,4 +81,15 @@ fn start() -> Result<MotoServer, String> {
          python3 -m pip install 'moto[server]')"
             .into(),
     )
+}
+
+/// A prefix for table and queue names that no other test uses, in this process (a counter) or
+/// in another one running at the same time on the shared emulator (the clock).
+pub fn unique_prefix(tag: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() % 1_000_000_000_000);
+    format!("{tag}{nanos}x{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
