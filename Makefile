@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test deps test-deps dashboard lint unit bench bench-socket check fmt sam-build fuzz password-hash push-image \
+.PHONY: run test deps test-deps dashboard lint unit bench bench-socket bench-aws-cost check fmt sam-build fuzz password-hash push-image \
   build-ApiFunction build-SchedulerFunction build-CheckerFunction build-NotifierFunction
 
 ## Run the product: embedded mode on http://localhost:5000 (data in ./data), the dashboard at /.
@@ -80,6 +80,11 @@ bench:
 bench-socket: dashboard
 	$(CARGO) build --release -p changewatch
 	bash bench/socket_compare.sh
+
+## What a check costs in AWS mode: the release function binaries under the e2e suite's Lambda
+## runtime against moto behind bench/aws_cost/pricing_proxy.py; $ per million checks per round.
+bench-aws-cost:
+	bash bench/aws_cost/run.sh
 
 ## Longer fuzzing than `make test` does: the pipeline and templates through the sandbox
 ## (hostile pages x filters, rules and templates; FUZZ_CASES cases per property), then the REST

@@ -16,10 +16,15 @@ pub const PUSH_SERVICE: &str = "changewatch-push-service";
 /// # Panics
 /// When it is not built, with one line saying how to build it.
 pub fn built(name: &str) -> PathBuf {
+    // A test executable is in `target/<profile>/deps/`, a binary of this package (the cost
+    // benchmark) in `target/<profile>/`.
     let dir = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|deps| deps.to_path_buf()))
-        .and_then(|deps| deps.parent().map(|profile| profile.to_path_buf()));
+        .and_then(|exe| exe.parent().map(|dir| dir.to_path_buf()))
+        .and_then(|dir| match dir.file_name() {
+            Some(name) if name == "deps" => dir.parent().map(|profile| profile.to_path_buf()),
+            _ => Some(dir),
+        });
     let Some(dir) = dir else {
         panic!("cannot locate the target directory from the test executable");
     };

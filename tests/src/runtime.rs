@@ -229,6 +229,10 @@ pub struct Function {
     platform: BTreeMap<String, String>,
     current: Mutex<Option<Arc<Environment>>>,
     cold_starts: AtomicU64,
+    /// Invocations answered and their billed milliseconds (each rounded up to 1 ms, as Lambda
+    /// bills): what the cost benchmark prices as GB-seconds and requests.
+    invocations: AtomicU64,
+    billed_ms: AtomicU64,
     logs: Logs,
 }
 
@@ -253,6 +257,8 @@ impl Function {
             platform,
             current: Mutex::new(None),
             cold_starts: AtomicU64::new(0),
+            invocations: AtomicU64::new(0),
+            billed_ms: AtomicU64::new(0),
             logs: Logs::default(),
         }
     }
@@ -276,6 +282,14 @@ impl Function {
     /// Execution environments started so far.
     pub fn cold_starts(&self) -> u64 {
         self.cold_starts.load(Ordering::SeqCst)
+    }
+
+    /// Invocations so far and their billed duration in milliseconds.
+    pub fn billing(&self) -> (u64, u64) {
+        (
+            self.invocations.load(Ordering::SeqCst),
+            self.billed_ms.load(Ordering::SeqCst),
+        )
     }
 
     /// What the function's processes wrote (the last lines).
@@ -410,6 +424,15 @@ impl Function {
     /// Invokes the function synchronously with `event` (`RequestResponse`), as Lambda does:
     /// the result, the handler's error, or how the environment failed.
     pub async fn invoke(&self, event: &Value) -> Outcome {
+        let started = Instant::now();
+        let outcome = self.invoke_in_environment(event).await;
+        let ms = u64::try_from(started.elapsed().as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+        self.invocations.fetch_add(1, Ordering::SeqCst);
+        self.billed_ms.fetch_add(ms.max(1), Ordering::SeqCst);
+        outcome
+    }
+
+    async fn invoke_in_environment(&self, event: &Value) -> Outcome {
         let env = self.environment_for_invoke()?;
         let id = uuid::Uuid::new_v4().to_string();
         let (reply, mut result) = oneshot::channel();

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use changewatch_engine::checker::{Checker, JobOutcome, epoch_now};
+use changewatch_engine::checker::{BatchDocs, Checker, JobOutcome, epoch_now};
 use changewatch_store::CheckJob;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
@@ -81,7 +81,12 @@ impl Redelivery {
     }
 }
 
-async fn process(checker: &Checker, body: Option<&str>, deadline: Option<i64>) -> Fate {
+async fn process(
+    checker: &Checker,
+    body: Option<&str>,
+    deadline: Option<i64>,
+    docs: &BatchDocs,
+) -> Fate {
     let Some(body) = body else {
         warn!("SQS message without a body");
         return Fate::Retry;
@@ -95,7 +100,7 @@ async fn process(checker: &Checker, body: Option<&str>, deadline: Option<i64>) -
     };
     let span = info_span!("check", watch_id = %job.watch_id, job_id = %job.id);
     async {
-        match checker.run_job_by(&job, deadline).await {
+        match checker.run_job_in(&job, deadline, docs).await {
             Ok(JobOutcome::Checked(r)) => {
                 info!(status = ?r.status, error = ?r.error, "checked");
                 Fate::Done
@@ -161,13 +166,16 @@ pub async fn handle_batch_with(
 ) -> SqsBatchResponse {
     let mut set = JoinSet::new();
     let mut ids = HashMap::new();
+    // The batch's checks read the tenant's settings and tags once.
+    let docs = Arc::new(BatchDocs::default());
     for msg in event.records {
         let checker = checker.clone();
+        let docs = docs.clone();
         let redelivery = invocation.redelivery.clone();
         let deadline = invocation.deadline;
         let id = msg.message_id.clone();
         let handle = set.spawn(async move {
-            let fate = process(&checker, msg.body.as_deref(), deadline).await;
+            let fate = process(&checker, msg.body.as_deref(), deadline, &docs).await;
             if let (Fate::RetryAt(until), Some(r)) = (&fate, &redelivery) {
                 let delay = until - epoch_now() + 1;
                 if let Err(e) = r.after(&msg, delay).await {

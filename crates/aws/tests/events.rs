@@ -177,7 +177,7 @@ async fn scheduler_handler_accepts_the_schedule_event_and_ticks() {
     let _payload: Value = fixture("schedule.json");
     let store = clients.store(&config);
     let queue = clients.queue(&config);
-    let report = scheduler::run_tick(&store, &queue, epoch_now())
+    let report = scheduler::run_tick(&store, &queue, epoch_now(), None)
         .await
         .unwrap();
     assert_eq!(report.queued, 0, "nothing to queue in an empty table");
@@ -213,7 +213,7 @@ async fn ui_rows_count_the_queues_as_the_socket_does() {
     let (app, _uuid) = app_with_a_watch(&clients, &config).await;
     let store = clients.store(&config);
     let queue = clients.queue(&config);
-    let report = scheduler::run_tick(&store, &queue, epoch_now())
+    let report = scheduler::run_tick(&store, &queue, epoch_now(), None)
         .await
         .unwrap();
     assert_eq!(report.queued, 1);

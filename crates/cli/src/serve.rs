@@ -18,13 +18,12 @@ use std::time::Duration;
 
 use changewatch_core::Config;
 use changewatch_engine::checker::epoch_now;
-use changewatch_engine::docs::load_settings;
 use changewatch_engine::scheduler::tick;
 use changewatch_push::Push;
 use changewatch_push::web::{app, find_dashboard};
+use changewatch_store::JobQueue;
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
-use changewatch_store::{DEFAULT_TENANT, JobQueue, WatchStore};
 use clap::Args;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -152,14 +151,7 @@ async fn scheduler_loop(
             _ = interval.tick() => {}
             _ = stop.changed() => return,
         }
-        match load_settings(store.as_ref() as &dyn WatchStore, DEFAULT_TENANT).await {
-            Ok(s) if s.application.all_paused => continue,
-            Ok(_) => {}
-            Err(e) => {
-                warn!(error = %e, "cannot read settings; skipping this tick");
-                continue;
-            }
-        }
+        // The tick skips the due watches of a tenant whose settings pause everything.
         if let Err(e) = tick(
             store.as_ref(),
             queue.as_ref() as &dyn JobQueue,

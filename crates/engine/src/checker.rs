@@ -6,7 +6,7 @@
 //! a job either finds the lease held (and is retried later by its queue) or finds its `due_at`
 //! already committed and does nothing.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use changewatch_sandbox::Sandbox;
 use changewatch_store::{
     CheckCommit, CheckJob, Item, Key, Lane, NotificationQueue, StoreError, WatchStore,
 };
+use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
 use crate::docs::{load_settings, load_tags};
@@ -99,12 +100,61 @@ impl std::fmt::Debug for NotifySetup {
     }
 }
 
+/// The tenant documents every check reads (settings, tags), read once for a batch of jobs:
+/// the checker function's batch of ten reads them once instead of ten times. A batch lives
+/// for one invocation, so an edit is seen by the next one.
+#[derive(Debug, Default)]
+pub struct BatchDocs {
+    settings: PerTenant<Settings>,
+    tags: PerTenant<BTreeMap<String, Tag>>,
+}
+
+/// One document per tenant, loaded once by whichever check asks first.
+type PerTenant<T> = std::sync::Mutex<HashMap<String, Arc<OnceCell<Arc<T>>>>>;
+
+/// The cell of `tenant` in `map` (a poisoned lock only means another check panicked: the map
+/// is still whole).
+fn cell<T>(
+    map: &std::sync::Mutex<HashMap<String, Arc<OnceCell<T>>>>,
+    tenant: &str,
+) -> Arc<OnceCell<T>> {
+    let mut map = map
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    map.entry(tenant.to_string()).or_default().clone()
+}
+
+impl BatchDocs {
+    async fn settings(
+        &self,
+        store: &dyn WatchStore,
+        tenant: &str,
+    ) -> Result<Arc<Settings>, StoreError> {
+        cell(&self.settings, tenant)
+            .get_or_try_init(|| async { load_settings(store, tenant).await.map(Arc::new) })
+            .await
+            .cloned()
+    }
+
+    async fn tags(
+        &self,
+        store: &dyn WatchStore,
+        tenant: &str,
+    ) -> Result<Arc<BTreeMap<String, Tag>>, StoreError> {
+        cell(&self.tags, tenant)
+            .get_or_try_init(|| async { load_tags(store, tenant).await.map(Arc::new) })
+            .await
+            .cloned()
+    }
+}
+
 /// A job whose lease this checker holds, with what was read to run it.
 struct Claimed<'a> {
     key: &'a Key,
     item: &'a Item,
     watch: &'a Watch,
     settings: &'a Settings,
+    tags: &'a BTreeMap<String, Tag>,
     job: &'a CheckJob,
     /// When the check started (before it is moved past the newest snapshot).
     started: i64,
@@ -177,8 +227,19 @@ impl Checker {
         job: &CheckJob,
         deadline: Option<i64>,
     ) -> Result<JobOutcome, StoreError> {
+        self.run_job_in(job, deadline, &BatchDocs::default()).await
+    }
+
+    /// [`Checker::run_job_by`] as one job of a batch that shares `docs`.
+    pub async fn run_job_in(
+        &self,
+        job: &CheckJob,
+        deadline: Option<i64>,
+        docs: &BatchDocs,
+    ) -> Result<JobOutcome, StoreError> {
         let key = job.key();
-        let settings = load_settings(self.store.as_ref(), &key.tenant).await?;
+        let settings = docs.settings(self.store.as_ref(), &key.tenant).await?;
+        let settings = settings.as_ref();
         let now = self.clock.now();
         let timeout = Duration::from_secs(settings.requests.timeout.max(1) as u64);
         let timeout = self
@@ -189,7 +250,7 @@ impl Checker {
         let lease_until = deadline.map_or(lease_until, |d| lease_until.min(d.max(now + 1)));
         let Some(item) = self
             .store
-            .claim(&key, &self.config.owner, lease_until, now)
+            .begin_check(job, &self.config.owner, lease_until, now)
             .await?
         else {
             return Ok(match self.store.get(&key).await? {
@@ -199,12 +260,9 @@ impl Checker {
                 None => JobOutcome::Skipped("watch deleted"),
             });
         };
-        let skip = |why| {
-            let key = key.clone();
-            async move {
-                self.store.release(&key, &self.config.owner).await?;
-                Ok::<_, StoreError>(JobOutcome::Skipped(why))
-            }
+        let skip = |why| async move {
+            self.store.end_check(job, &self.config.owner).await?;
+            Ok::<_, StoreError>(JobOutcome::Skipped(why))
         };
         let schedule = item.schedule.clone().unwrap_or_default();
         if schedule.last_job_id.as_deref() == Some(job.id.as_str()) {
@@ -219,11 +277,13 @@ impl Checker {
         if job.lane == Lane::Scheduled && (watch.paused || settings.application.all_paused) {
             return skip("paused").await;
         }
+        let tags = docs.tags(self.store.as_ref(), &key.tenant).await?;
         self.check(Claimed {
             key: &key,
             item: &item,
             watch: &watch,
-            settings: &settings,
+            settings,
+            tags: tags.as_ref(),
             job,
             started: now,
             timeout,
@@ -237,28 +297,31 @@ impl Checker {
             item,
             watch,
             settings,
+            tags,
             job,
             started,
             timeout,
         } = claimed;
-        let tags = load_tags(self.store.as_ref(), &key.tenant).await?;
-        let watch_tags: Vec<&Tag> = tags_for_watch(watch, &tags)
+        let watch_tags: Vec<&Tag> = tags_for_watch(watch, tags)
             .into_iter()
             .map(|(_, t)| t)
             .collect();
         let mut rules = processor_settings(watch, &watch_tags, settings);
         rules.jq_allow_risky = self.config.jq_allow_risky;
 
-        let history = self.store.snapshots(key).await?;
+        // The history summary the claim returned: an unchanged check lists no snapshots (in
+        // AWS mode a listing is billed for every snapshot's full size).
+        let history = item.history;
         // Two checks within one second: stamp this one a second later so that its snapshot
         // (whose timestamp must be unique) and `last_checked` stay equal, as clients expect of
         // `last_changed == last_checked` after a change.
         let started = history
-            .last()
-            .map_or(started, |&newest| started.max(newest + 1));
+            .newest
+            .map_or(started, |newest| started.max(newest + 1));
         let history_lines = if rules.check_unique_lines {
+            let all = self.store.snapshots(key).await?;
             Some(Arc::new(
-                self.history_lines(key, &history, rules.ignore_whitespace)
+                self.history_lines(key, &all, rules.ignore_whitespace)
                     .await?,
             ))
         } else {
@@ -267,7 +330,7 @@ impl Checker {
         let diff_filtered = watch.has_special_diff_filter_options_set();
         let previous = PreviousState {
             md5: watch.previous_md5.as_str().map(str::to_string),
-            has_history: !history.is_empty(),
+            has_history: history.count > 0,
             text_before_filters: if diff_filtered {
                 self.store.text_before_filters(key).await?
             } else {
@@ -302,7 +365,7 @@ impl Checker {
             &outcome::Context {
                 watch,
                 settings,
-                history_len: history.len(),
+                history_len: history.count,
                 started,
                 diff_filtered,
                 can_notify,
@@ -328,6 +391,7 @@ impl Checker {
             due_at: job.due_at,
             job_id: job.id.clone(),
             snapshot,
+            base: Some(item.clone()),
             history_max,
             text_before_filters: kept_text,
         };
@@ -343,8 +407,8 @@ impl Checker {
                     Plan::None => false,
                 };
                 if notify && let Some(setup) = &self.notify {
-                    let prev = match history.last() {
-                        Some(ts) => self.store.snapshot_text(key, *ts).await?.map(|t| (*ts, t)),
+                    let prev = match history.newest {
+                        Some(ts) => self.store.snapshot_text(key, ts).await?.map(|t| (ts, t)),
                         None => None,
                     };
                     let current = match (&result, out.snapshot_ts) {

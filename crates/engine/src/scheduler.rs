@@ -1,40 +1,195 @@
 //! The scheduler tick.
 //!
-//! Each due watch is marked queued with a conditional write before its job is sent, so two
-//! overlapping ticks (a slow Lambda invocation and the next one, or a tick racing a manual
-//! recheck) never queue one watch twice. Jobs go out in batches.
+//! Due watches are read page by page from every part of the store at once (DynamoDB: the
+//! shards of the `due` index), and each page's jobs are sent before the next page is read, so
+//! a tick that stops half-way (an error, its deadline) has sent everything it took. A job is
+//! sent first and its watch marked queued after: a tick that dies between the two leaves a
+//! watch that is still due, so the next tick sends it again (its check runs once: the checker
+//! skips a job whose due time is already committed), never a marked watch without a job. The
+//! mark is conditional, so two overlapping ticks (a slow invocation and the next one, or a tick
+//! racing a manual recheck) queue a watch once: a job whose mark failed is a duplicate the
+//! checker drops.
 
-use changewatch_store::{CheckJob, JobQueue, Key, Lane, StoreError, WatchStore};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use changewatch_store::{CheckJob, DueWatch, JobQueue, Key, Lane, StoreError, WatchStore};
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use tokio::sync::OnceCell;
 use tracing::{debug, warn};
+
+use crate::docs::load_settings;
 
 /// What one tick did, for logs and the ops endpoints.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TickReport {
+    /// Due watches read.
     pub due: usize,
+    /// Jobs sent and marked.
     pub queued: usize,
-    /// Due watches another tick or a recheck had queued already.
+    /// Due watches another tick or a recheck had queued already (their job is a duplicate).
     pub already_queued: usize,
+    /// Due watches of tenants whose settings pause everything (`all_paused`).
+    pub paused: usize,
+    /// Pages read over all parts.
+    pub pages: usize,
+    /// Watches whose lost job was found by the sweep and that are due again.
+    pub recovered: usize,
+    /// The tick stopped at its deadline or its cap with due watches left for the next one.
+    pub cut_short: bool,
 }
 
-/// Upstream stops scheduling when its queue holds this many items; so do we (per tick).
+impl TickReport {
+    fn add(&mut self, other: &TickReport) {
+        self.due += other.due;
+        self.queued += other.queued;
+        self.already_queued += other.already_queued;
+        self.paused += other.paused;
+        self.pages += other.pages;
+        self.recovered += other.recovered;
+        self.cut_short |= other.cut_short;
+    }
+}
+
+/// Upstream stops scheduling when its queue holds this many items; so does embedded mode (per
+/// tick, which comes every second).
 pub const MAX_PER_TICK: usize = 5000;
 
-/// Queues every watch due before `now + horizon`. `horizon` is 0 in embedded mode (a tick every
-/// second); AWS mode ticks once a minute and sends jobs due within the minute with a delay.
+/// How one tick runs.
+#[derive(Clone, Debug)]
+pub struct TickOptions {
+    /// Queue what is due before `now + horizon`: 0 in embedded mode (a tick every second); AWS
+    /// mode ticks once a minute and sends jobs due within the minute with a delay.
+    pub horizon: i64,
+    /// Due watches read per page.
+    pub page: usize,
+    /// Queue marks written at once, per part.
+    pub concurrency: usize,
+    /// At most this many due watches per tick.
+    pub max: usize,
+    /// No new page is read after this instant (a Lambda invocation's end, with a margin).
+    pub deadline: Option<Instant>,
+    /// Sweep this part of that many for lost jobs ([`WatchStore::recover_stranded`]).
+    pub sweep: Option<(u32, u32)>,
+}
+
+impl TickOptions {
+    /// Embedded mode's tick: everything due now, up to [`MAX_PER_TICK`].
+    pub fn embedded(horizon: i64) -> Self {
+        TickOptions {
+            horizon,
+            page: 500,
+            concurrency: 8,
+            max: MAX_PER_TICK,
+            deadline: None,
+            sweep: None,
+        }
+    }
+}
+
+/// Queues every watch due before `now + horizon`, with embedded mode's options.
 pub async fn tick(
     store: &dyn WatchStore,
     queue: &dyn JobQueue,
     now: i64,
     horizon: i64,
 ) -> Result<TickReport, StoreError> {
-    let due = store.due(now + horizon, now, MAX_PER_TICK).await?;
-    let mut report = TickReport {
-        due: due.len(),
-        ..TickReport::default()
-    };
-    let mut jobs = Vec::with_capacity(due.len());
-    for d in due {
-        if store.mark_queued(&d.key, d.next_check_at, now).await? {
+    tick_with(store, queue, now, &TickOptions::embedded(horizon)).await
+}
+
+/// One tick: every part paged at once, each page sent and marked before the next is read.
+pub async fn tick_with(
+    store: &dyn WatchStore,
+    queue: &dyn JobQueue,
+    now: i64,
+    opts: &TickOptions,
+) -> Result<TickReport, StoreError> {
+    let mut total = TickReport::default();
+    if let Some((part, parts)) = opts.sweep {
+        total.recovered = store.recover_stranded(now, part, parts).await?;
+    }
+    let parts = store.due_parts().max(1);
+    let per_part = opts.max.div_ceil(parts as usize).max(1);
+    // Futures built before they are polled together: a closure producing them inside the
+    // stream would make the tick's future not `Send` for every lifetime (rustc's limits).
+    let tenants = PausedTenants::default();
+    let parts_ticks: Vec<BoxFuture<'_, Result<TickReport, StoreError>>> = (0..parts)
+        .map(|part| tick_part(store, queue, now, part, per_part, opts, &tenants).boxed())
+        .collect();
+    let reports = futures::future::join_all(parts_ticks).await;
+    let mut first_error = None;
+    for r in reports {
+        match r {
+            Ok(r) => total.add(&r),
+            Err(e) => {
+                warn!(error = %e, "a part of the tick failed; the next tick takes it up");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    debug!(?total, "tick");
+    Ok(total)
+}
+
+/// Which tenants' settings pause everything (`all_paused`): read once per tenant per tick,
+/// shared by the parts paged at once.
+#[derive(Default)]
+struct PausedTenants {
+    map: std::sync::Mutex<HashMap<String, Arc<OnceCell<bool>>>>,
+}
+
+impl PausedTenants {
+    async fn paused(&self, store: &dyn WatchStore, tenant: &str) -> Result<bool, StoreError> {
+        let cell = {
+            // A poisoned lock only means another part panicked: the map is still whole.
+            let mut map = self
+                .map
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            map.entry(tenant.to_string()).or_default().clone()
+        };
+        cell.get_or_try_init(|| async {
+            Ok::<_, StoreError>(load_settings(store, tenant).await?.application.all_paused)
+        })
+        .await
+        .copied()
+    }
+}
+
+async fn tick_part(
+    store: &dyn WatchStore,
+    queue: &dyn JobQueue,
+    now: i64,
+    part: u32,
+    max: usize,
+    opts: &TickOptions,
+    tenants: &PausedTenants,
+) -> Result<TickReport, StoreError> {
+    let mut report = TickReport::default();
+    let mut after: Option<DueWatch> = None;
+    loop {
+        if report.due >= max || opts.deadline.is_some_and(|d| Instant::now() >= d) {
+            report.cut_short = true;
+            return Ok(report);
+        }
+        let limit = opts.page.min(max - report.due).max(1);
+        let page = store
+            .due_page(part, now + opts.horizon, now, after.as_ref(), limit)
+            .await?;
+        report.pages += 1;
+        report.due += page.len();
+        let full = page.len() == limit;
+        let mut jobs = Vec::with_capacity(page.len());
+        for d in &page {
+            if tenants.paused(store, &d.key.tenant).await? {
+                report.paused += 1;
+                continue;
+            }
             // Upstream's scheduled priority is the epoch it was queued at: older first.
             jobs.push(CheckJob::new(
                 &d.key,
@@ -43,21 +198,24 @@ pub async fn tick(
                 d.next_check_at,
                 now,
             ));
-        } else {
-            report.already_queued += 1;
+        }
+        after = page.last().cloned();
+        if !jobs.is_empty() {
+            queue.enqueue(jobs.clone()).await?;
+            let marks: Vec<BoxFuture<'_, Result<bool, StoreError>>> =
+                jobs.iter().map(|job| store.mark_queued(job, now)).collect();
+            let marked: Vec<bool> = stream::iter(marks)
+                .buffer_unordered(opts.concurrency.max(1))
+                .try_collect()
+                .await?;
+            let queued = marked.iter().filter(|m| **m).count();
+            report.queued += queued;
+            report.already_queued += marked.len() - queued;
+        }
+        if !full {
+            return Ok(report);
         }
     }
-    report.queued = jobs.len();
-    if !jobs.is_empty() {
-        if let Err(e) = queue.enqueue(jobs).await {
-            // The marks stay set; without a job the watches would never run. Surface the error:
-            // the caller retries the tick, and embedded mode clears marks on restart.
-            warn!(error = %e, "enqueue failed after marking watches queued");
-            return Err(e);
-        }
-        debug!(queued = report.queued, "tick queued watches");
-    }
-    Ok(report)
 }
 
 /// Queues a manual recheck ahead of scheduled work (API `?recheck=1`, the dashboard button).
@@ -72,9 +230,8 @@ pub async fn request_recheck(
     if store.get(key).await?.is_none() {
         return Ok(false);
     }
-    store.mark_queued(key, now, now).await?;
-    queue
-        .enqueue(vec![CheckJob::new(key, now, Lane::Recheck, 1, now)])
-        .await?;
+    let job = CheckJob::new(key, now, Lane::Recheck, 1, now);
+    store.mark_queued(&job, now).await?;
+    queue.enqueue(vec![job]).await?;
     Ok(true)
 }

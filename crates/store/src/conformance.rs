@@ -181,13 +181,28 @@ pub async fn scheduling<S: WatchStore>(store: &S) {
     );
 
     // Queue marks: only the first marker wins.
-    assert!(store.mark_queued(&a, now - 10, now).await.unwrap());
-    assert!(!store.mark_queued(&a, now - 10, now).await.unwrap());
+    let job_a = scheduled(&a, now - 10, now);
+    assert!(store.mark_queued(&job_a, now).await.unwrap());
+    assert!(!store.mark_queued(&job_a, now).await.unwrap());
     assert!(
         !store
-            .mark_queued(&Key::watch(T, "gone"), now, now)
+            .mark_queued(&scheduled(&a, now - 10, now), now)
+            .await
+            .unwrap(),
+        "a second job for the same due time is not marked"
+    );
+    assert!(
+        !store
+            .mark_queued(&scheduled(&Key::watch(T, "gone"), now, now), now)
             .await
             .unwrap()
+    );
+    assert!(
+        !store
+            .mark_queued(&scheduled(&b, now, now), now)
+            .await
+            .unwrap(),
+        "a scheduled job for a due time the watch no longer has is not marked"
     );
     assert!(
         store.due(now, now, 100).await.unwrap().is_empty(),
@@ -195,13 +210,24 @@ pub async fn scheduling<S: WatchStore>(store: &S) {
     );
     // A mark whose job was lost stops blocking after QUEUED_MARK_TTL_SECS.
     let later = now + QUEUED_MARK_TTL_SECS;
+    store.recover_stranded(later, 0, 1).await.unwrap();
     assert_eq!(
         store.due(now, later, 100).await.unwrap().len(),
         1,
         "a stale queue mark does not keep a watch from being due"
     );
-    assert!(store.mark_queued(&a, now, later).await.unwrap());
-    assert!(!store.mark_queued(&a, now, later).await.unwrap());
+    assert!(
+        store
+            .mark_queued(&scheduled(&a, now - 10, later), later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .mark_queued(&scheduled(&a, now - 10, later), later)
+            .await
+            .unwrap()
+    );
     let version_before = store.get(&a).await.unwrap().unwrap().version;
 
     // Leases: one holder at a time; an expired lease can be taken over.
@@ -234,6 +260,7 @@ pub async fn scheduling<S: WatchStore>(store: &S) {
         store.due(now, now + 1, 100).await.unwrap().is_empty(),
         "leased watches are not due"
     );
+    store.recover_stranded(now + 61, 0, 1).await.unwrap();
     assert!(
         store.due(now, now + 61, 100).await.unwrap().len() == 1,
         "an expired lease makes it due again"
@@ -256,6 +283,7 @@ pub async fn scheduling<S: WatchStore>(store: &S) {
         due_at: now - 10,
         job_id: format!("job-{n}"),
         snapshot: snap,
+        base: None,
         history_max: None,
         text_before_filters: None,
     };
@@ -318,6 +346,143 @@ pub async fn scheduling<S: WatchStore>(store: &S) {
     assert!(store.claim(&b, "x", now + 60, now).await.unwrap().is_none());
     store.release(&b, "w").await.unwrap();
     assert!(store.claim(&b, "x", now + 60, now).await.unwrap().is_some());
+
+    // A scheduled job runs on its mark (with or without a lease: the adapter's choice), and
+    // its commit ends the mark; a job whose check is given back leaves the watch due.
+    let c = Key::watch(T, "c");
+    store
+        .put(
+            &c,
+            json!({"url": "c"}),
+            Some(Schedule::due_at(now)),
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    let job_c = scheduled(&c, now, now);
+    assert!(store.mark_queued(&job_c, now).await.unwrap());
+    let begun = store
+        .begin_check(&job_c, "w-c", now + 60, now)
+        .await
+        .unwrap()
+        .unwrap();
+    store.end_check(&job_c, "w-c").await.unwrap();
+    assert_eq!(
+        store.due(now, now, 100).await.unwrap(),
+        vec![DueWatch {
+            key: c.clone(),
+            next_check_at: now
+        }],
+        "a check given back leaves the watch due"
+    );
+    let job_c2 = scheduled(&c, now, now);
+    assert!(store.mark_queued(&job_c2, now).await.unwrap());
+    let begun2 = store
+        .begin_check(&job_c2, "w-c", now + 60, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(begun2.version, begun.version);
+    let commit_c = |job: &CheckJob, base: Option<Item>| CheckCommit {
+        patch: serde_json::Map::from_iter([("last_checked".to_string(), json!(now))]),
+        next_check_at: Some(now + 600),
+        due_at: job.due_at,
+        job_id: job.id.clone(),
+        snapshot: None,
+        base,
+        history_max: None,
+        text_before_filters: None,
+    };
+    assert!(
+        matches!(
+            store
+                .commit_check(&c, "w-other", commit_c(&job_c, None))
+                .await,
+            Err(StoreError::LeaseLost(_))
+        ),
+        "a job whose mark was given back cannot commit"
+    );
+    let out = store
+        .commit_check(&c, "w-c", commit_c(&job_c2, Some(begun2.clone())))
+        .await
+        .unwrap();
+    assert_eq!(out.version, begun2.version + 1);
+    let s = store.get(&c).await.unwrap().unwrap().schedule.unwrap();
+    assert_eq!(
+        (s.queued_at, s.lease_owner, s.next_check_at, s.last_job_id),
+        (None, None, Some(now + 600), Some(job_c2.id.clone())),
+        "the commit ends the mark and moves the due time"
+    );
+    assert!(
+        matches!(
+            store
+                .commit_check(&c, "w-c", commit_c(&job_c2, Some(begun2)))
+                .await,
+            Err(StoreError::LeaseLost(_))
+        ),
+        "a job commits once, even with a stale base"
+    );
+    assert_eq!(
+        store
+            .due(now + 600, now, 100)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|d| d.key == c)
+            .count(),
+        1,
+        "committed, the watch is due at its new time"
+    );
+}
+
+/// A scheduled job for `key` due at `due`.
+fn scheduled(key: &Key, due: i64, now: i64) -> CheckJob {
+    CheckJob::new(key, due, Lane::Scheduled, due, now)
+}
+
+/// Due watches read page by page, part by part: every one exactly once, in order per part.
+pub async fn due_pages<S: WatchStore>(store: &S) {
+    let now = 2_000_000;
+    let mut expected = Vec::new();
+    for i in 0..23 {
+        let k = Key::watch(T, &format!("page{i:02}"));
+        // Some share a due time: pages must not lose or repeat ties.
+        let due = now - 100 + (i / 3);
+        store
+            .put(
+                &k,
+                json!({"url": i}),
+                Some(Schedule::due_at(due)),
+                Expect::Absent,
+            )
+            .await
+            .unwrap();
+        expected.push(k);
+    }
+    let mut seen = Vec::new();
+    for part in 0..store.due_parts() {
+        let mut after: Option<DueWatch> = None;
+        let mut last_due = i64::MIN;
+        loop {
+            let page = store
+                .due_page(part, now, now, after.as_ref(), 4)
+                .await
+                .unwrap();
+            assert!(page.len() <= 4);
+            for d in &page {
+                assert!(d.next_check_at >= last_due, "soonest first within a part");
+                last_due = d.next_check_at;
+                seen.push(d.key.clone());
+            }
+            if page.len() < 4 {
+                break;
+            }
+            after = page.last().cloned();
+        }
+    }
+    seen.retain(|k| k.id.starts_with("page"));
+    seen.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(seen, expected, "every due watch once");
 }
 
 /// Snapshots: timestamps, collisions, compression round trip, HTML kept for two, trimming,
@@ -356,6 +521,7 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
                         text: text.clone(),
                         html: Some(format!("<p>{i}</p>")),
                     }),
+                    base: None,
                     history_max: Some(3),
                     text_before_filters: Some(format!("before filters {i}")),
                 },
@@ -423,6 +589,7 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
                     text: big.clone(),
                     html: None,
                 }),
+                base: None,
                 history_max: None,
                 text_before_filters: None,
             },
@@ -499,7 +666,10 @@ pub async fn change_feed<S: WatchStore, F: ChangeFeed>(store: &S, feed: &F) {
     let _ = store
         .put(&k, json!({"url": "x"}), None, Expect::Version(1))
         .await;
-    store.mark_queued(&k, 5, 10).await.unwrap();
+    store
+        .mark_queued(&CheckJob::new(&k, 10, Lane::Recheck, 1, 10), 10)
+        .await
+        .unwrap();
     let ev = next_event(&mut rx).await;
     assert_eq!(
         ev.new

@@ -53,13 +53,82 @@ pub trait WatchStore: Send + Sync + 'static {
     /// Deletes an item (and a watch's snapshots) if `expect` holds. `Ok(false)` when absent.
     async fn delete(&self, key: &Key, expect: Expect) -> Result<bool, StoreError>;
 
-    /// Watches of every tenant whose `next_check_at` is at or before `before`, not queued, not
-    /// leased (or with an expired lease), soonest first.
-    async fn due(&self, before: i64, now: i64, limit: usize) -> Result<Vec<DueWatch>, StoreError>;
+    /// Due watches are kept in this many parts, each paged on its own (DynamoDB: the shards of
+    /// the `due` index, which a scheduler tick reads in parallel).
+    fn due_parts(&self) -> u32 {
+        1
+    }
 
-    /// Marks a watch queued for `due_at`, unless it is queued already. `Ok(false)` when it was
-    /// (or when it no longer exists): the caller must not enqueue a second job.
-    async fn mark_queued(&self, key: &Key, due_at: i64, now: i64) -> Result<bool, StoreError>;
+    /// One page of part `part` (`0..due_parts()`): watches whose `next_check_at` is at or
+    /// before `before`, not queued, not leased, soonest first, starting after `after` (the
+    /// last watch of the previous page). A page may hold a watch that was queued or leased a
+    /// moment ago (an index that is eventually consistent): [`WatchStore::mark_queued`] is
+    /// what decides.
+    async fn due_page(
+        &self,
+        part: u32,
+        before: i64,
+        now: i64,
+        after: Option<&DueWatch>,
+        limit: usize,
+    ) -> Result<Vec<DueWatch>, StoreError>;
+
+    /// The first `limit` due watches over every part, soonest first (embedded mode's tick,
+    /// tests and tools).
+    async fn due(&self, before: i64, now: i64, limit: usize) -> Result<Vec<DueWatch>, StoreError> {
+        let mut all = Vec::new();
+        for part in 0..self.due_parts().max(1) {
+            all.extend(self.due_page(part, before, now, None, limit).await?);
+        }
+        all.sort_by(|a, b| {
+            (a.next_check_at, &a.key.tenant, &a.key.id).cmp(&(
+                b.next_check_at,
+                &b.key.tenant,
+                &b.key.id,
+            ))
+        });
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Marks the watch queued for `job` (its due time and id), unless it is queued already, or
+    /// (a scheduled job) no longer due at `job.due_at`. `Ok(false)` when it was not marked
+    /// (or no longer exists): the caller must not send the job. A marked watch is not due
+    /// again until its check is committed, or the mark runs out
+    /// ([`QUEUED_MARK_TTL_SECS`], see [`WatchStore::recover_stranded`]).
+    async fn mark_queued(&self, job: &CheckJob, now: i64) -> Result<bool, StoreError>;
+
+    /// Makes due again the watches whose queue mark or lease ran out without a check (their
+    /// job was lost: a dead-letter queue, a tick that died between marking and sending), in
+    /// part `part` of `parts` of the store, so a caller can spread the sweep over its ticks.
+    /// Returns how many. Adapters whose [`WatchStore::due_page`] already reads run-out marks
+    /// and leases as due have nothing to do.
+    async fn recover_stranded(&self, now: i64, part: u32, parts: u32) -> Result<usize, StoreError> {
+        let _ = (now, part, parts);
+        Ok(0)
+    }
+
+    /// Starts `job`'s check: the watch as it is now when `job` may run it, `None` when
+    /// another checker holds the lease or the watch is gone. The default takes the lease
+    /// ([`WatchStore::claim`]); an adapter may instead let a scheduled job whose queue mark
+    /// names it run on that mark alone (no write: DynamoDB bills every one), the commit then
+    /// being conditional on the mark.
+    async fn begin_check(
+        &self,
+        job: &CheckJob,
+        owner: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Option<Item>, StoreError> {
+        let _ = job.lane;
+        self.claim(&job.key(), owner, lease_until, now).await
+    }
+
+    /// Ends a check begun by [`WatchStore::begin_check`] without a result (a stale job, a
+    /// paused watch, shutdown): the lease or the job's queue mark is given back.
+    async fn end_check(&self, job: &CheckJob, owner: &str) -> Result<(), StoreError> {
+        self.release(&job.key(), owner).await
+    }
 
     /// Takes the check lease: succeeds when no unexpired lease is held by another owner.
     /// Returns the watch as it is now, or `None` when it is leased elsewhere or gone.
@@ -74,8 +143,9 @@ pub trait WatchStore: Send + Sync + 'static {
     /// Gives a lease back without a result (shutdown, or a job that turned out to be stale).
     async fn release(&self, key: &Key, owner: &str) -> Result<(), StoreError>;
 
-    /// Commits a check atomically: snapshot (if any), document, schedule, lease released.
-    /// Fails with [`StoreError::LeaseLost`] when `owner` no longer holds the lease.
+    /// Commits a check atomically: snapshot (if any), document, schedule, lease (or the job's
+    /// queue mark) released. Fails with [`StoreError::LeaseLost`] when neither `owner`'s lease
+    /// nor the mark of the job `commit.job_id` is held any more.
     async fn commit_check(
         &self,
         key: &Key,

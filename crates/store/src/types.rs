@@ -193,6 +193,11 @@ pub struct CheckCommit {
     pub due_at: i64,
     pub job_id: String,
     pub snapshot: Option<NewSnapshot>,
+    /// The watch as the check began with it (what `begin_check` returned). An adapter may
+    /// build the new document from it instead of reading the watch again: the commit is
+    /// conditional on its version, so a base that a user's edit overtook costs a retry, never
+    /// a lost edit. `None`: the adapter reads the watch.
+    pub base: Option<Item>,
     /// Keep at most this many snapshots (oldest removed first).
     pub history_max: Option<usize>,
     /// The check's text before ignore/extract rules, kept (replacing the previous one) for the

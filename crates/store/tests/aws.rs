@@ -63,6 +63,12 @@ async fn scheduling() {
 }
 
 #[tokio::test]
+async fn due_pages() {
+    let aws = fresh().await;
+    conformance::due_pages(&aws.store()).await;
+}
+
+#[tokio::test]
 async fn snapshots() {
     let aws = fresh().await;
     conformance::snapshots(&aws.store()).await;
@@ -186,6 +192,7 @@ async fn snapshots_over_the_item_limit_are_chunked() {
                     text: text.clone(),
                     html: Some(text.clone()),
                 }),
+                base: None,
                 history_max: None,
                 text_before_filters: None,
             },

@@ -6,7 +6,7 @@
 use changewatch_store::conformance;
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
-use changewatch_store::{Expect, Key, Schedule, WatchStore};
+use changewatch_store::{CheckJob, Expect, Key, Lane, Schedule, WatchStore};
 use serde_json::json;
 
 fn fresh() -> (tempfile::TempDir, SqliteStore) {
@@ -25,6 +25,12 @@ async fn documents() {
 async fn scheduling() {
     let (_d, s) = fresh();
     conformance::scheduling(&s).await;
+}
+
+#[tokio::test]
+async fn due_pages() {
+    let (_d, s) = fresh();
+    conformance::due_pages(&s).await;
 }
 
 #[tokio::test]
@@ -65,7 +71,8 @@ async fn reopening_keeps_everything_and_clears_queue_marks() {
         )
         .await
         .unwrap();
-        assert!(s.mark_queued(&k, 5, 10).await.unwrap());
+        let job = CheckJob::new(&k, 5, Lane::Scheduled, 5, 10);
+        assert!(s.mark_queued(&job, 10).await.unwrap());
     }
     let s = SqliteStore::open_dir(dir.path()).unwrap();
     let item = s.get(&k).await.unwrap().unwrap();

@@ -14,11 +14,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let store = clients.store(&config);
     let queue = clients.queue(&config);
     // The schedule's payload carries nothing the tick needs.
-    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let (store, queue) = (&store, &queue);
         async move {
-            let r = scheduler::run_tick(store, queue, epoch_now()).await?;
-            Ok::<_, lambda_runtime::Error>(json!({"due": r.due, "queued": r.queued}))
+            let deadline = scheduler::deadline_of(event.context.deadline);
+            let r = scheduler::run_tick(store, queue, epoch_now(), Some(deadline)).await?;
+            Ok::<_, lambda_runtime::Error>(json!({
+                "due": r.due,
+                "queued": r.queued,
+                "recovered": r.recovered,
+                "cut_short": r.cut_short,
+            }))
         }
     }))
     .await

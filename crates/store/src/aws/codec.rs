@@ -5,7 +5,8 @@
 //! | `pk` | `T#<tenant>` |
 //! | `sk` | `W#<uuid>`, `TAG#<uuid>`, `SETTINGS`, `STATS` |
 //! | `version` | N, the optimistic-concurrency token |
-//! | `doc` | S, the JSON document |
+//! | `docz` | B, the JSON document, zstd against a dictionary (see [`encode_doc`]) |
+//! | `doc` | S, the JSON document as items written before `docz` hold it (read, never written) |
 //! | `next_check_at`, `due_shard` | N and S, both present or both absent: the sparse `due` index |
 //! | `queued_at`, `lease_owner`, `lease_until`, `last_due_at`, `last_job_id` | the schedule |
 //! | `history_n`, `history_newest` | the history summary |
@@ -90,12 +91,67 @@ pub fn num(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// The dictionary `docz` version 1 is compressed against: a watch document with every field
+/// at a typical value. Most of a watch document is field names and defaults, which the
+/// dictionary turns into back-references, so a watch item stays under the 1 KB that one write
+/// unit pays for (a plain 2.6 KB document makes every write of a check cost 3 units). Stored
+/// items name the dictionary they were written with: this file must never change; a better
+/// one is added as version 2.
+const DOC_DICT_V1: &[u8] = include_bytes!("doc_dict_v1.json");
+const DOC_ZSTD_LEVEL: i32 = 9;
+/// No document is larger than an item (400 KB); this bounds a corrupt or hostile frame.
+const DOC_MAX_BYTES: usize = 4 * 1024 * 1024;
+
+fn doc_encoder() -> &'static zstd::dict::EncoderDictionary<'static> {
+    static DICT: std::sync::OnceLock<zstd::dict::EncoderDictionary<'static>> =
+        std::sync::OnceLock::new();
+    DICT.get_or_init(|| zstd::dict::EncoderDictionary::copy(DOC_DICT_V1, DOC_ZSTD_LEVEL))
+}
+
+fn doc_decoder() -> &'static zstd::dict::DecoderDictionary<'static> {
+    static DICT: std::sync::OnceLock<zstd::dict::DecoderDictionary<'static>> =
+        std::sync::OnceLock::new();
+    DICT.get_or_init(|| zstd::dict::DecoderDictionary::copy(DOC_DICT_V1))
+}
+
+/// `docz`: a version byte (the dictionary's), then the zstd frame of the JSON document.
+pub fn encode_doc(doc: &serde_json::Value) -> Result<AttributeValue, StoreError> {
+    let json = serde_json::to_vec(doc).map_err(|e| StoreError::backend(e.to_string()))?;
+    let mut c = zstd::bulk::Compressor::with_prepared_dictionary(doc_encoder())
+        .map_err(|e| StoreError::backend(e.to_string()))?;
+    let frame = c
+        .compress(&json)
+        .map_err(|e| StoreError::backend(e.to_string()))?;
+    let mut out = Vec::with_capacity(frame.len() + 1);
+    out.push(1u8);
+    out.extend_from_slice(&frame);
+    Ok(AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
+        out,
+    )))
+}
+
+fn decode_doc(key: &Key, bytes: &[u8]) -> Result<serde_json::Value, StoreError> {
+    let json = match bytes.split_first() {
+        Some((1, frame)) => zstd::bulk::Decompressor::with_prepared_dictionary(doc_decoder())
+            .and_then(|mut d| d.decompress(frame, DOC_MAX_BYTES))
+            .map_err(|e| corrupt(format!("{key:?}: docz: {e}")))?,
+        Some((v, _)) => return Err(corrupt(format!("{key:?}: docz version {v} unknown"))),
+        None => return Err(corrupt(format!("{key:?}: empty docz"))),
+    };
+    serde_json::from_slice(&json).map_err(|e| corrupt(format!("{key:?}: {e}")))
+}
+
 /// An item from a table or stream image.
 pub fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
     let key = key_of(attrs)?;
     let version = n(attrs, "version")?.unwrap_or(0);
-    let doc = s(attrs, "doc").ok_or_else(|| corrupt(format!("{key:?}: no doc")))?;
-    let doc = serde_json::from_str(doc).map_err(|e| corrupt(format!("{key:?}: {e}")))?;
+    let doc = match (attrs.get("docz"), s(attrs, "doc")) {
+        (Some(AttributeValue::B(b)), _) => decode_doc(&key, b.as_ref())?,
+        (_, Some(doc)) => {
+            serde_json::from_str(doc).map_err(|e| corrupt(format!("{key:?}: {e}")))?
+        }
+        _ => return Err(corrupt(format!("{key:?}: no doc"))),
+    };
     let schedule = (key.kind == Kind::Watch)
         .then(|| -> Result<Schedule, StoreError> {
             Ok(Schedule {
@@ -171,6 +227,34 @@ mod tests {
         ] {
             assert_eq!(key_of(&key_attrs(&key)).unwrap(), key);
         }
+    }
+
+    #[test]
+    fn documents_round_trip_small() {
+        let dict: serde_json::Value = serde_json::from_slice(DOC_DICT_V1).unwrap();
+        let mut doc = dict.clone();
+        doc["uuid"] = serde_json::json!("5f0b1e36-0000-4000-8000-000000000001");
+        doc["url"] = serde_json::json!("https://shop.example/item/1234?colour=red");
+        doc["previous_md5"] = serde_json::json!("c3b766f4dbb41d0f16f26174a2b8917f");
+        doc["last_checked"] = serde_json::json!(1_796_498_983);
+        let key = Key::watch("t", "w");
+        let AttributeValue::B(b) = encode_doc(&doc).unwrap() else {
+            panic!("docz is binary")
+        };
+        assert!(
+            b.as_ref().len() < 300,
+            "a typical watch compresses to {} bytes",
+            b.as_ref().len()
+        );
+        assert_eq!(decode_doc(&key, b.as_ref()).unwrap(), doc);
+        let other = serde_json::json!({"application": {"x": [1, 2, 3]}, "uni": "ü ✓"});
+        let AttributeValue::B(b) = encode_doc(&other).unwrap() else {
+            panic!("docz is binary")
+        };
+        assert_eq!(decode_doc(&key, b.as_ref()).unwrap(), other);
+        assert!(decode_doc(&key, &[9, 1, 2]).is_err());
+        assert!(decode_doc(&key, &[1, 1, 2]).is_err());
+        assert!(decode_doc(&key, &[]).is_err());
     }
 
     #[test]

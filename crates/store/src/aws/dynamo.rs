@@ -1,11 +1,25 @@
-//! `WatchStore` on DynamoDB.
+//! `WatchStore` on DynamoDB, laid out for what a check costs: DynamoDB bills every write by
+//! the KB of the item (and again for each index entry it touches) and every Query by the size
+//! of all items it reads, whatever the projection.
 //!
-//! Every document write is one conditional `UpdateItem` (the `version` attribute is the
-//! optimistic-concurrency token; schedule-only writes leave it alone, as in SQLite). A check
-//! commits with one `TransactWriteItems`: the snapshot's text chunks and the watch update,
-//! conditional on the lease and on the version the patch was computed from. Raw HTML chunks are
-//! written before it and trimming happens after it; both are idempotent and invisible to readers
-//! until the commit references them (HTML) or harmless if they lag (trims).
+//! - Document writes are one conditional `UpdateItem` (the `version` attribute is the
+//!   optimistic-concurrency token; schedule-only writes leave it alone, as in SQLite).
+//! - The `due` index is sparse and KEYS_ONLY: a watch is in it (carries `due_shard`) only while
+//!   it can be queued — a due time, no queue mark, no lease. Marking a watch queued takes it
+//!   out (one small index delete), its commit puts it back (one index put): nothing else
+//!   touches the index, and the scheduler never reads a queued watch again.
+//! - A scheduled job runs on its queue mark (`queued_job` names it): `begin_check` reads the
+//!   watch instead of writing a lease, and the commit is conditional on the mark. Manual
+//!   rechecks take a lease, as in SQLite.
+//! - A check commits with one conditional `UpdateItem` when it adds no snapshot, and with one
+//!   `TransactWriteItems` (the snapshot's text chunks and the watch) when it does. Its new
+//!   document is built from the watch `begin_check` returned; only a conflict reads it again.
+//!   The history summary on the item (`history_n`, `history_newest`) replaces listing
+//!   snapshots: an unchanged check reads no snapshot at all. Raw HTML chunks are written
+//!   before the commit; trimming happens after it and reads only what it trims.
+//! - Marks and leases that run out without a commit (a lost job) are found by
+//!   `recover_stranded`, a Scan spread over the scheduler's ticks, which puts the watch back
+//!   in the index.
 //!
 //! `Snapshots` items: `pk = W#<tenant>#<uuid>`, `sk = S#<ts>#<chunk>` (text), `H#<ts>#<chunk>`
 //! (raw HTML), `TEXT` (text before filters). Timestamps and chunk numbers are zero-padded so
@@ -29,10 +43,13 @@ use crate::types::*;
 /// Compressed bytes per snapshot item: under the 400 KB item limit with room for the keys.
 const CHUNK: usize = 350 * 1024;
 const ZSTD_LEVEL: i32 = 3;
-/// Raw HTML is kept for this many newest snapshots (upstream keeps two).
-const HTML_KEPT: usize = 2;
 /// Commits retried when a user's edit lands between reading the watch and committing.
 const COMMIT_RETRIES: usize = 5;
+/// The scheduled job a queue mark is for (see the module's doc).
+const QUEUED_JOB: &str = "queued_job";
+/// At most this many snapshot items are read per page while looking for the oldest ones to
+/// trim (a page of `n + 1` is enough unless snapshots span chunks).
+const TRIM_PAGE: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct DynamoStore {
@@ -70,6 +87,21 @@ fn is_conditional_failure<E: ProvideErrorMetadata>(e: &E) -> bool {
     e.code() == Some("ConditionalCheckFailedException")
 }
 
+/// A watch whose queue mark ran out, or that has neither a mark nor a live lease, yet is out
+/// of the `due` index: its job was lost, nothing else will queue it again.
+fn stranded_condition(e: &mut Expr, now: i64) -> String {
+    let next = e.name("next_check_at");
+    let shard = e.name("due_shard");
+    let q = e.name("queued_at");
+    let stale = e.value(num(now - QUEUED_MARK_TTL_SECS));
+    let lu = e.name("lease_until");
+    let now_v = e.value(num(now));
+    format!(
+        "attribute_exists({next}) AND attribute_not_exists({shard}) AND \
+         ({q} <= {stale} OR (attribute_not_exists({q}) AND (attribute_not_exists({lu}) OR {lu} <= {now_v})))"
+    )
+}
+
 impl DynamoStore {
     pub fn new(client: Client, res: AwsResources) -> Self {
         DynamoStore { client, res }
@@ -79,16 +111,35 @@ impl DynamoStore {
         &self.res
     }
 
-    /// Sets the schedule attributes (and the sparse index key with `next_check_at`).
+    /// The raw item: `consistent` for a strongly consistent read (twice the price).
+    async fn get_attrs(&self, key: &Key, consistent: bool) -> Result<Option<Attrs>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.res.watches_table)
+            .set_key(Some(key_attrs(key)))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(out.item.filter(|a| !a.is_empty()))
+    }
+
+    fn shard_of(&self, key: &Key) -> AttributeValue {
+        AttributeValue::S(codec::due_shard(key, self.res.due_shards))
+    }
+
+    /// Sets the schedule attributes, and the `due` index key while the watch can be queued.
     fn set_schedule(&self, e: &mut Expr, key: &Key, s: &Schedule) {
         e.set_opt_n("next_check_at", s.next_check_at);
-        match s.next_check_at {
-            Some(_) => e.set(
-                "due_shard",
-                AttributeValue::S(codec::due_shard(key, self.res.due_shards)),
-            ),
-            None => e.remove("due_shard"),
-        };
+        if s.next_check_at.is_some() && s.queued_at.is_none() && s.lease_owner.is_none() {
+            e.set("due_shard", self.shard_of(key));
+        } else {
+            e.remove("due_shard");
+        }
+        if s.queued_at.is_none() {
+            e.remove(QUEUED_JOB);
+        }
         e.set_opt_n("queued_at", s.queued_at)
             .set_opt_s("lease_owner", s.lease_owner.as_deref())
             .set_opt_n("lease_until", s.lease_until)
@@ -303,26 +354,28 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// One commit attempt; `Ok(None)` when the watch changed since it was read (retry).
+    /// One commit attempt on `base` (the watch as this check last saw it); `Ok(None)` when
+    /// the watch changed since (a user's edit, or the mark or lease gone: the caller reads it
+    /// again and decides).
     async fn try_commit(
         &self,
         key: &Key,
         owner: &str,
         commit: &CheckCommit,
+        base: &Item,
     ) -> Result<Option<CommitOutcome>, StoreError> {
-        let Some(old) = self.get(key).await? else {
-            return Err(StoreError::LeaseLost(key.clone()));
-        };
-        let schedule = old.schedule.clone().unwrap_or_default();
-        if schedule.lease_owner.as_deref() != Some(owner) {
-            return Err(StoreError::LeaseLost(key.clone()));
-        }
-        let mut history: Vec<i64> = self.snapshots(key).await?;
+        let leased = base
+            .schedule
+            .as_ref()
+            .and_then(|s| s.lease_owner.as_deref())
+            == Some(owner);
         let mut writes: Vec<TransactWriteItem> = Vec::new();
         let mut snapshot_ts = None;
+        let mut count = base.history.count;
+        let mut newest = base.history.newest;
         if let Some(snap) = &commit.snapshot {
-            let ts = match history.last() {
-                Some(&n) if snap.ts <= n => n + 1,
+            let ts = match newest {
+                Some(n) if snap.ts <= n => n + 1,
                 _ => snap.ts,
             };
             if let Some(html) = &snap.html {
@@ -335,7 +388,8 @@ impl DynamoStore {
             for put in self.chunk_puts(key, 'S', ts, &compress(&snap.text)?) {
                 writes.push(TransactWriteItem::builder().put(put).build());
             }
-            history.push(ts);
+            count += 1;
+            newest = Some(ts);
             snapshot_ts = Some(ts);
         }
         if let Some(text) = &commit.text_before_filters {
@@ -348,16 +402,13 @@ impl DynamoStore {
                 .map_err(backend)?;
             writes.push(TransactWriteItem::builder().put(put).build());
         }
-        let trimmed: Vec<i64> = match commit.history_max.filter(|m| *m > 0) {
-            Some(max) if history.len() > max => history.drain(..history.len() - max).collect(),
-            _ => Vec::new(),
+        let trim = match commit.history_max.filter(|m| *m > 0) {
+            Some(max) if commit.snapshot.is_some() && count > max => count - max,
+            _ => 0,
         };
-        let meta = HistoryMeta {
-            count: history.len(),
-            newest: history.last().copied(),
-        };
+        let kept = count - trim;
 
-        let mut doc = old.doc.clone();
+        let mut doc = base.doc.clone();
         let Some(obj) = doc.as_object_mut() else {
             return Err(StoreError::Corrupt(format!(
                 "{key:?}: document is not an object"
@@ -366,104 +417,172 @@ impl DynamoStore {
         for (k, v) in &commit.patch {
             obj.insert(k.clone(), v.clone());
         }
-        let doc_json = serde_json::to_string(&doc).map_err(backend)?;
         let mut e = Expr::new();
-        e.set("doc", AttributeValue::S(doc_json))
-            .set("version", num(old.version as i64 + 1))
-            .set("history_n", num(meta.count as i64))
-            .set_opt_n("history_newest", meta.newest);
-        self.set_schedule(
-            &mut e,
-            key,
-            &Schedule {
-                next_check_at: commit.next_check_at,
-                queued_at: schedule.queued_at,
-                lease_owner: None,
-                lease_until: None,
-                last_due_at: Some(commit.due_at),
-                last_job_id: Some(commit.job_id.clone()),
-            },
-        );
+        e.set("docz", codec::encode_doc(&doc)?)
+            .remove("doc")
+            .set("version", num(base.version as i64 + 1))
+            .set("history_n", num(kept as i64))
+            .set_opt_n("history_newest", newest)
+            .set_opt_n("next_check_at", commit.next_check_at)
+            .set("last_due_at", num(commit.due_at))
+            .set("last_job_id", AttributeValue::S(commit.job_id.clone()))
+            .remove("lease_owner")
+            .remove("lease_until")
+            .remove(QUEUED_JOB);
+        match commit.next_check_at {
+            Some(_) => e.set("due_shard", self.shard_of(key)),
+            None => e.remove("due_shard"),
+        };
+        if !leased {
+            // The mark this job ran on is used up. (Under a lease the claim removed it; a mark
+            // set since is a manual recheck's, which stays.)
+            e.remove("queued_at");
+        }
         e.condition(|e| {
+            let v = e.name("version");
+            let vv = e.value(num(base.version as i64));
             let o = e.name("lease_owner");
             let ov = e.value(AttributeValue::S(owner.to_string()));
-            let v = e.name("version");
-            let vv = e.value(num(old.version as i64));
-            format!("{o} = {ov} AND {v} = {vv}")
+            let j = e.name(QUEUED_JOB);
+            let jv = e.value(AttributeValue::S(commit.job_id.clone()));
+            format!("{v} = {vv} AND ({o} = {ov} OR ({j} = {jv} AND attribute_not_exists({o})))")
         });
-        let update = Update::builder()
-            .table_name(&self.res.watches_table)
-            .set_key(Some(key_attrs(key)))
-            .set_update_expression(e.update_expression())
-            .set_condition_expression(e.condition_expression())
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .build()
-            .map_err(backend)?;
-        writes.push(TransactWriteItem::builder().update(update).build());
-        let watch_index = writes.len() - 1;
 
-        let res = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await;
-        if let Err(err) = res {
-            let watch_failed = err
-                .as_service_error()
-                .and_then(|se| match se {
-                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(ex) => Some(
-                        ex.cancellation_reasons()
-                            .get(watch_index)
-                            .and_then(|r| r.code())
-                            == Some("ConditionalCheckFailed"),
-                    ),
-                    _ => None,
-                })
-                .unwrap_or(false);
-            if watch_failed {
+        if writes.is_empty() {
+            // Nothing but the watch: a plain conditional update costs half a transaction.
+            if self.update(key, &e, ReturnValue::None).await?.is_none() {
                 return Ok(None);
             }
-            return Err(sdk_error(err));
-        }
-
-        // Cleanup after the commit: trimmed snapshots, and raw HTML older than the newest two.
-        let mut stale: Vec<String> = Vec::new();
-        let html_keep: Vec<i64> = history.iter().rev().take(HTML_KEPT).copied().collect();
-        for sk in self.snapshot_keys(key, "").await? {
-            match parse_chunk_sk(&sk) {
-                Some(('S', ts, _)) if trimmed.contains(&ts) => stale.push(sk),
-                Some(('H', ts, _)) if !html_keep.contains(&ts) => stale.push(sk),
-                _ => {}
+        } else {
+            let update = Update::builder()
+                .table_name(&self.res.watches_table)
+                .set_key(Some(key_attrs(key)))
+                .set_update_expression(e.update_expression())
+                .set_condition_expression(e.condition_expression())
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .build()
+                .map_err(backend)?;
+            writes.push(TransactWriteItem::builder().update(update).build());
+            let watch_index = writes.len() - 1;
+            let res = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes))
+                .send()
+                .await;
+            if let Err(err) = res {
+                let watch_failed = err
+                    .as_service_error()
+                    .and_then(|se| match se {
+                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(ex) => Some(
+                            ex.cancellation_reasons()
+                                .get(watch_index)
+                                .and_then(|r| r.code())
+                                == Some("ConditionalCheckFailed"),
+                        ),
+                        _ => None,
+                    })
+                    .unwrap_or(false);
+                if watch_failed {
+                    return Ok(None);
+                }
+                return Err(sdk_error(err));
             }
         }
-        if !stale.is_empty()
-            && let Err(e) = self.delete_snapshot_items(key, stale).await
-        {
-            warn!(watch_id = %key.id, error = %e, "trimming old snapshots failed; the next commit retries");
+
+        // Clean-up after the commit, reading only what it removes: raw HTML of all but the
+        // newest two snapshots (upstream keeps two), and the `trim` oldest snapshots.
+        if let Some(ts) = snapshot_ts {
+            if commit.snapshot.as_ref().is_some_and(|s| s.html.is_some())
+                && let Err(e) = self
+                    .trim_html(key, &[ts, base.history.newest.unwrap_or(ts)])
+                    .await
+            {
+                warn!(watch_id = %key.id, error = %e, "removing old raw HTML failed; the next change retries");
+            }
+            if trim > 0
+                && let Err(e) = self.trim_oldest(key, trim).await
+            {
+                warn!(watch_id = %key.id, error = %e, "trimming old snapshots failed; the next change retries");
+            }
         }
         Ok(Some(CommitOutcome {
-            version: old.version + 1,
+            version: base.version + 1,
             snapshot_ts,
-            history_len: meta.count,
+            history_len: kept,
         }))
+    }
+
+    /// Deletes raw HTML chunks of every snapshot but `keep`.
+    async fn trim_html(&self, key: &Key, keep: &[i64]) -> Result<(), StoreError> {
+        let stale: Vec<String> = self
+            .snapshot_keys(key, "H#")
+            .await?
+            .into_iter()
+            .filter(|sk| matches!(parse_chunk_sk(sk), Some((_, ts, _)) if !keep.contains(&ts)))
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        self.delete_snapshot_items(key, stale).await
+    }
+
+    /// Deletes the `n` oldest text snapshots, reading them in small pages from the oldest, so
+    /// the read costs what is trimmed, not the whole history.
+    async fn trim_oldest(&self, key: &Key, n: usize) -> Result<(), StoreError> {
+        let mut e = Expr::new();
+        let pk_n = e.name("pk");
+        let sk_n = e.name("sk");
+        let pk_v = e.value(AttributeValue::S(snap_pk(key)));
+        let p = e.value(AttributeValue::S("S#".into()));
+        let cond = format!("{pk_n} = {pk_v} AND begins_with({sk_n}, {p})");
+        let mut doomed: Vec<String> = Vec::new();
+        let mut seen: Vec<i64> = Vec::new();
+        let mut start: Option<Attrs> = None;
+        'pages: loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.res.snapshots_table)
+                .key_condition_expression(&cond)
+                .projection_expression(&sk_n)
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .set_exclusive_start_key(start.take())
+                .limit(i32::try_from((n + 1).min(TRIM_PAGE)).unwrap_or(1))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in page.items.unwrap_or_default() {
+                let Some(sk) = codec::s(&item, "sk") else {
+                    continue;
+                };
+                let Some((_, ts, _)) = parse_chunk_sk(sk) else {
+                    continue;
+                };
+                if !seen.contains(&ts) {
+                    if seen.len() == n {
+                        break 'pages;
+                    }
+                    seen.push(ts);
+                }
+                doomed.push(sk.to_string());
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        self.delete_snapshot_items(key, doomed).await
     }
 }
 
 #[async_trait]
 impl WatchStore for DynamoStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.res.watches_table)
-            .set_key(Some(key_attrs(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_error)?;
-        out.item
+        self.get_attrs(key, true)
+            .await?
             .map(|attrs| codec::item_from_attrs(&attrs))
             .transpose()
     }
@@ -497,8 +616,8 @@ impl WatchStore for DynamoStore {
         expect: Expect,
     ) -> Result<u64, StoreError> {
         let mut e = Expr::new();
-        let doc_json = serde_json::to_string(&doc).map_err(backend)?;
-        e.set("doc", AttributeValue::S(doc_json))
+        e.set("docz", codec::encode_doc(&doc)?)
+            .remove("doc")
             .increment("version");
         if key.kind == Kind::Watch
             && let Some(s) = &schedule
@@ -586,56 +705,149 @@ impl WatchStore for DynamoStore {
         Ok(existed)
     }
 
-    async fn due(&self, before: i64, now: i64, limit: usize) -> Result<Vec<DueWatch>, StoreError> {
-        let mut all = Vec::new();
-        for shard in 0..self.res.due_shards.max(1) {
-            let mut e = Expr::new();
-            let shard_n = e.name("due_shard");
-            let next_n = e.name("next_check_at");
-            let shard_v = e.value(AttributeValue::S(shard.to_string()));
-            let before_v = e.value(num(before));
-            let q = e.name("queued_at");
-            let stale_v = e.value(num(now - QUEUED_MARK_TTL_SECS));
-            let lu = e.name("lease_until");
-            let now_v = e.value(num(now));
-            let filter = format!(
-                "(attribute_not_exists({q}) OR {q} <= {stale_v}) AND (attribute_not_exists({lu}) OR {lu} <= {now_v})"
-            );
-            let items = self
-                .query_all(
-                    &self.res.watches_table,
-                    Some("due"),
-                    &e,
-                    format!("{shard_n} = {shard_v} AND {next_n} <= {before_v}"),
-                    Some(filter),
-                    None,
-                )
-                .await?;
-            for attrs in items {
+    fn due_parts(&self) -> u32 {
+        self.res.due_shards.max(1)
+    }
+
+    async fn due_page(
+        &self,
+        part: u32,
+        before: i64,
+        _now: i64,
+        after: Option<&DueWatch>,
+        limit: usize,
+    ) -> Result<Vec<DueWatch>, StoreError> {
+        let mut e = Expr::new();
+        let shard_n = e.name("due_shard");
+        let next_n = e.name("next_check_at");
+        let shard_v = e.value(AttributeValue::S(part.to_string()));
+        let before_v = e.value(num(before));
+        let mut start: Option<Attrs> = after.map(|d| {
+            let mut k = key_attrs(&d.key);
+            k.insert("due_shard".into(), AttributeValue::S(part.to_string()));
+            k.insert("next_check_at".into(), num(d.next_check_at));
+            k
+        });
+        let mut out = Vec::new();
+        // No filter: the index holds only watches that can be queued (see the module's doc),
+        // and its entries are keys only, so a page is as cheap as a read can be.
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.res.watches_table)
+                .index_name("due")
+                .key_condition_expression(format!(
+                    "{shard_n} = {shard_v} AND {next_n} <= {before_v}"
+                ))
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .set_exclusive_start_key(start.take())
+                .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for attrs in page.items.unwrap_or_default() {
                 let key = codec::key_of(&attrs)?;
                 if let Some(next) = codec::n(&attrs, "next_check_at")? {
-                    all.push(DueWatch {
+                    out.push(DueWatch {
                         key,
                         next_check_at: next,
                     });
                 }
             }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
         }
-        all.sort_by_key(|d| d.next_check_at);
-        all.truncate(limit);
-        Ok(all)
+        Ok(out)
     }
 
-    async fn mark_queued(&self, key: &Key, _due_at: i64, now: i64) -> Result<bool, StoreError> {
+    async fn mark_queued(&self, job: &CheckJob, now: i64) -> Result<bool, StoreError> {
         let mut e = Expr::new();
-        e.set("queued_at", num(now));
+        e.set("queued_at", num(now))
+            .set(QUEUED_JOB, AttributeValue::S(job.id.clone()))
+            .remove("due_shard");
+        let scheduled = job.lane == Lane::Scheduled;
+        if scheduled {
+            // The lease this mark replaces has run out (the condition says so): left in place,
+            // it would fail the commit of the job that runs on the mark.
+            e.remove("lease_owner").remove("lease_until");
+        }
         e.condition(|e| {
             let pk = e.name("pk");
             let q = e.name("queued_at");
             let stale = e.value(num(now - QUEUED_MARK_TTL_SECS));
-            format!("attribute_exists({pk}) AND (attribute_not_exists({q}) OR {q} <= {stale})")
+            let mut c =
+                format!("attribute_exists({pk}) AND (attribute_not_exists({q}) OR {q} <= {stale})");
+            if scheduled {
+                // Not leased, and still due when the index said it was: an index entry that
+                // lags behind a commit must not queue the watch again.
+                let lu = e.name("lease_until");
+                let now_v = e.value(num(now));
+                let next = e.name("next_check_at");
+                let due = e.value(num(job.due_at));
+                c.push_str(&format!(
+                    " AND (attribute_not_exists({lu}) OR {lu} <= {now_v}) AND {next} = {due}"
+                ));
+            }
+            c
         });
-        Ok(self.update(key, &e, ReturnValue::None).await?.is_some())
+        Ok(self
+            .update(&job.key(), &e, ReturnValue::None)
+            .await?
+            .is_some())
+    }
+
+    async fn recover_stranded(&self, now: i64, part: u32, parts: u32) -> Result<usize, StoreError> {
+        let parts = parts.max(1);
+        let mut e = Expr::new();
+        let sk_n = e.name("sk");
+        let w = e.value(AttributeValue::S(codec::sk_prefix(Kind::Watch)));
+        let stranded = stranded_condition(&mut e, now);
+        let filter = format!("begins_with({sk_n}, {w}) AND {stranded}");
+        let projection = format!("{}, {sk_n}", e.name("pk"));
+        let mut start: Option<Attrs> = None;
+        let mut keys = Vec::new();
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.res.watches_table)
+                .segment(i32::try_from(part % parts).unwrap_or(0))
+                .total_segments(i32::try_from(parts).unwrap_or(1))
+                .filter_expression(&filter)
+                .projection_expression(&projection)
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for attrs in page.items.unwrap_or_default() {
+                keys.push(codec::key_of(&attrs)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        let mut recovered = 0;
+        for key in keys {
+            let mut e = Expr::new();
+            e.set("due_shard", self.shard_of(&key))
+                .remove("queued_at")
+                .remove(QUEUED_JOB)
+                .remove("lease_owner")
+                .remove("lease_until");
+            e.condition(|e| stranded_condition(e, now));
+            if self.update(&key, &e, ReturnValue::None).await?.is_some() {
+                warn!(watch_id = %key.id, "queue mark or lease ran out without a check; due again");
+                recovered += 1;
+            }
+        }
+        Ok(recovered)
     }
 
     async fn claim(
@@ -648,7 +860,9 @@ impl WatchStore for DynamoStore {
         self.schedule_update(key, |e| {
             e.set("lease_owner", AttributeValue::S(owner.to_string()))
                 .set("lease_until", num(lease_until))
-                .remove("queued_at");
+                .remove("queued_at")
+                .remove(QUEUED_JOB)
+                .remove("due_shard");
             e.condition(|e| {
                 let o = e.name("lease_owner");
                 let u = e.name("lease_until");
@@ -663,12 +877,56 @@ impl WatchStore for DynamoStore {
     }
 
     async fn release(&self, key: &Key, owner: &str) -> Result<(), StoreError> {
+        let shard = self.shard_of(key);
         self.schedule_update(key, |e| {
-            e.remove("lease_owner").remove("lease_until");
+            e.remove("lease_owner")
+                .remove("lease_until")
+                .set("due_shard", shard);
             e.condition(|e| {
                 let o = e.name("lease_owner");
                 let ov = e.value(AttributeValue::S(owner.to_string()));
                 format!("{o} = {ov}")
+            });
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn begin_check(
+        &self,
+        job: &CheckJob,
+        owner: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Option<Item>, StoreError> {
+        let key = job.key();
+        if job.lane == Lane::Scheduled
+            && let Some(attrs) = self.get_attrs(&key, false).await?
+            && codec::s(&attrs, QUEUED_JOB) == Some(job.id.as_str())
+            && codec::s(&attrs, "lease_owner").is_none()
+        {
+            // The mark names this job: it runs on the mark, without a lease write. (A read
+            // that lags behind the mark falls through to the lease, which is always right.)
+            return codec::item_from_attrs(&attrs).map(Some);
+        }
+        self.claim(&key, owner, lease_until, now).await
+    }
+
+    async fn end_check(&self, job: &CheckJob, owner: &str) -> Result<(), StoreError> {
+        let key = job.key();
+        let shard = self.shard_of(&key);
+        self.schedule_update(&key, |e| {
+            e.remove("lease_owner")
+                .remove("lease_until")
+                .remove("queued_at")
+                .remove(QUEUED_JOB)
+                .set("due_shard", shard);
+            e.condition(|e| {
+                let o = e.name("lease_owner");
+                let ov = e.value(AttributeValue::S(owner.to_string()));
+                let j = e.name(QUEUED_JOB);
+                let jv = e.value(AttributeValue::S(job.id.clone()));
+                format!("{o} = {ov} OR {j} = {jv}")
             });
         })
         .await?;
@@ -681,8 +939,26 @@ impl WatchStore for DynamoStore {
         owner: &str,
         commit: CheckCommit,
     ) -> Result<CommitOutcome, StoreError> {
+        let mut base = commit.base.clone();
         for _ in 0..COMMIT_RETRIES {
-            if let Some(out) = self.try_commit(key, owner, &commit).await? {
+            let item = match base.take() {
+                Some(item) => item,
+                None => {
+                    // First commit without a base, or a retry: the watch as it is now, and
+                    // whether this check still holds it.
+                    let Some(attrs) = self.get_attrs(key, true).await? else {
+                        return Err(StoreError::LeaseLost(key.clone()));
+                    };
+                    let holds = codec::s(&attrs, "lease_owner") == Some(owner)
+                        || (codec::s(&attrs, QUEUED_JOB) == Some(commit.job_id.as_str())
+                            && codec::s(&attrs, "lease_owner").is_none());
+                    if !holds {
+                        return Err(StoreError::LeaseLost(key.clone()));
+                    }
+                    codec::item_from_attrs(&attrs)?
+                }
+            };
+            if let Some(out) = self.try_commit(key, owner, &commit, &item).await? {
                 return Ok(out);
             }
         }

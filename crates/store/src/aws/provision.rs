@@ -114,7 +114,7 @@ pub async fn provision(
         .key_schema(key("next_check_at", KeyType::Range)?)
         .projection(
             Projection::builder()
-                .projection_type(ProjectionType::All)
+                .projection_type(ProjectionType::KeysOnly)
                 .build(),
         )
         .build()

@@ -87,7 +87,17 @@ impl WatchStore for SqliteStore {
         .await
     }
 
-    async fn due(&self, before: i64, now: i64, limit: usize) -> Result<Vec<DueWatch>, StoreError> {
+    async fn due_page(
+        &self,
+        _part: u32,
+        before: i64,
+        now: i64,
+        after: Option<&DueWatch>,
+        limit: usize,
+    ) -> Result<Vec<DueWatch>, StoreError> {
+        // Pages follow the order (next_check_at, tenant, id), so a page starts strictly after
+        // the previous page's last watch.
+        let after = after.map(|d| (d.next_check_at, d.key.tenant.clone(), d.key.id.clone()));
         self.run(move |tx| {
             let mut stmt = tx
                 .prepare(
@@ -95,17 +105,25 @@ impl WatchStore for SqliteStore {
                      WHERE next_check_at IS NOT NULL AND next_check_at <= ?1 AND kind = 'W'
                        AND (queued_at IS NULL OR queued_at <= ?4)
                        AND (lease_until IS NULL OR lease_until <= ?2)
-                     ORDER BY next_check_at LIMIT ?3",
+                       AND (?5 IS NULL OR (next_check_at, tenant, id) > (?5, ?6, ?7))
+                     ORDER BY next_check_at, tenant, id LIMIT ?3",
                 )
                 .map_err(backend)?;
             let stale = now - QUEUED_MARK_TTL_SECS;
+            let (a_next, a_tenant, a_id) = match &after {
+                Some((n, t, i)) => (Some(*n), Some(t.as_str()), Some(i.as_str())),
+                None => (None, None, None),
+            };
             let rows = stmt
-                .query_map(params![before, now, limit as i64, stale], |r| {
-                    Ok(DueWatch {
-                        key: Key::watch(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?),
-                        next_check_at: r.get(2)?,
-                    })
-                })
+                .query_map(
+                    params![before, now, limit as i64, stale, a_next, a_tenant, a_id],
+                    |r| {
+                        Ok(DueWatch {
+                            key: Key::watch(&r.get::<_, String>(0)?, &r.get::<_, String>(1)?),
+                            next_check_at: r.get(2)?,
+                        })
+                    },
+                )
                 .map_err(backend)?;
             let out = rows.collect::<Result<Vec<_>, _>>().map_err(backend)?;
             Ok((out, Vec::new()))
@@ -113,11 +131,18 @@ impl WatchStore for SqliteStore {
         .await
     }
 
-    async fn mark_queued(&self, key: &Key, _due_at: i64, now: i64) -> Result<bool, StoreError> {
-        let key = key.clone();
+    async fn mark_queued(&self, job: &CheckJob, now: i64) -> Result<bool, StoreError> {
+        let key = job.key();
+        let scheduled = job.lane == Lane::Scheduled;
+        let due_at = job.due_at;
         self.run(move |tx| {
             let changed = update_schedule(tx, &key, |s| {
                 if s.queued_at.is_some_and(|q| q > now - QUEUED_MARK_TTL_SECS) {
+                    return false;
+                }
+                // A scheduled job is for one due time of an unleased watch: once that time
+                // moved (a commit), the job is stale and must not be sent.
+                if scheduled && (s.leased(now) || s.next_check_at != Some(due_at)) {
                     return false;
                 }
                 s.queued_at = Some(now);
