@@ -14,30 +14,9 @@ use changewatch_core::{FetchedPage, charset};
 use changewatch_notify::render::{self, ChangeContext};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-/// A news-style page of about `target` bytes: nav, scripts, articles, a price table per section.
+/// The benchmarks' news page (`testkit::news_page`).
 fn page_of(target: usize, version: u32) -> String {
-    let mut body = String::from(
-        "<!DOCTYPE html><html><head><title>Bench Gazette</title><style>body{font:serif}</style>\
-         <script>var tracking = 'x';</script></head><body><nav><a href=/>Home</a> <a href=/w>World</a></nav><main>",
-    );
-    let mut i = 0u32;
-    while body.len() < target {
-        let price = if i.is_multiple_of(7) {
-            10 + version
-        } else {
-            10
-        };
-        body.push_str(&format!(
-            "<article class=story id=s{i}><h2>Story {i}: harbour news</h2>\
-             <p>The <b>ferry</b> number {i} leaves at 06:{m:02}. Passengers should check the timetable.</p>\
-             <table class=prices><tr><td>Cod</td><td>£{price}.40</td></tr><tr><td>Hake</td><td>£9.{m:02}</td></tr></table>\
-             <div class=ad>Advert {i}</div></article>",
-            m = i % 60
-        ));
-        i += 1;
-    }
-    body.push_str("</main><footer>Visitors: 1234</footer></body></html>");
-    body
+    testkit::news_page(target, "Bench Gazette", version)
 }
 
 fn fetched(html: String) -> FetchedPage {

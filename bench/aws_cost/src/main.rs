@@ -35,30 +35,9 @@ const PAGE_BYTES: usize = 50 * 1024;
 /// How long one round may take before the benchmark gives up.
 const ROUND_LIMIT: Duration = Duration::from_secs(900);
 
-/// A news-style page of about `target` bytes whose prices change with `version`.
+/// Watch `watch`'s page: the benchmarks' news page, its own title, prices at `version`.
 fn page(target: usize, watch: usize, version: u32) -> String {
-    let mut body = format!(
-        "<!DOCTYPE html><html><head><title>Harbour Gazette {watch}</title>\
-         <script>var t = 'x';</script></head><body><nav><a href=/>Home</a></nav><main>"
-    );
-    let mut i = 0u32;
-    while body.len() < target {
-        let price = if i.is_multiple_of(7) {
-            10 + version
-        } else {
-            10
-        };
-        body.push_str(&format!(
-            "<article id=s{i}><h2>Story {i} of watch {watch}</h2>\
-             <p>The ferry number {i} leaves at 06:{m:02}. Passengers should check the timetable.</p>\
-             <table><tr><td>Cod</td><td>£{price}.40</td></tr><tr><td>Hake</td><td>£9.{m:02}</td></tr></table>\
-             </article>",
-            m = i % 60
-        ));
-        i += 1;
-    }
-    body.push_str("</main></body></html>");
-    body
+    testkit::news_page(target, &format!("Harbour Gazette {watch}"), version)
 }
 
 /// `pricing_proxy.py` in front of moto, for as long as this value lives.
@@ -463,7 +442,21 @@ async fn scheduler_run() -> Res<()> {
     let out: PathBuf = std::env::var("CW_BENCH_OUT")
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace_root().join("target/aws-scheduler.json"));
-    let bench = Bench::new().await?;
+    let mut bench = Bench::new().await?;
+    // moto answers a few hundred calls a second, DynamoDB thousands: one tick over 20,000 due
+    // watches cannot finish within the template's 50 s here. `CW_BENCH_TICK_TIMEOUT` (default
+    // 900 s) gives the scheduler long enough to show what one tick does: its calls, and that
+    // every due watch is queued exactly once. The time per call on AWS turns that into the
+    // time of a tick there (bench/aws_cost/README.md).
+    let timeout = arg("CW_BENCH_TICK_TIMEOUT", 900)?;
+    let mut spec = bench.stack.deployment.function("SchedulerFunction")?;
+    spec.timeout = Duration::from_secs(timeout as u64);
+    let binary = changewatch_e2e::binaries::built(&spec.binary);
+    bench.scheduler = Arc::new(Function::new(
+        spec,
+        binary,
+        bench.stack.platform_environment(),
+    ));
     let now = epoch_now();
     // Set-up straight to moto (not billed): watches due over the last minute.
     let store = &bench.store;
@@ -491,11 +484,21 @@ async fn scheduler_run() -> Res<()> {
     let mut queued = 0u64;
     for _ in 0..10 {
         let started = Instant::now();
-        let result = bench
+        let result = match bench
             .scheduler
             .invoke(&bench.stack.schedule_event(&bench.scheduler))
             .await
-            .map_err(|e| format!("scheduler tick: {e}"))?;
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let stats = bench.proxy.stats().await.unwrap_or_default();
+                return Err(format!(
+                    "scheduler tick: {e}\nits log:\n{}\nproxy: {stats}",
+                    bench.scheduler.logs()
+                )
+                .into());
+            }
+        };
         let ms = started.elapsed().as_millis() as u64;
         queued += result.get("queued").and_then(Value::as_u64).unwrap_or(0);
         eprintln!("tick: {result} in {ms} ms");

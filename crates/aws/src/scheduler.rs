@@ -21,14 +21,15 @@ pub const HORIZON_SECS: i64 = 60;
 pub const MAX_PER_TICK: usize = 200_000;
 /// The sweep for lost jobs covers the table in this many ticks.
 pub const SWEEP_PARTS: u32 = 60;
-/// No page is read this close to the invocation's end.
+/// No page is read this close to the invocation's end (nor one that, as long as the longest
+/// page so far, could run past it).
 const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
 /// The options of one tick at `now`, ending before `deadline`.
 pub fn options(now: i64, deadline: Option<Instant>) -> TickOptions {
     TickOptions {
         horizon: HORIZON_SECS,
-        page: 500,
+        page: 200,
         concurrency: 16,
         max: MAX_PER_TICK,
         deadline: deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d)),

@@ -172,11 +172,18 @@ async fn tick_part(
 ) -> Result<TickReport, StoreError> {
     let mut report = TickReport::default();
     let mut after: Option<DueWatch> = None;
+    // The longest page so far: no page is started that could run past the deadline.
+    let mut longest = std::time::Duration::ZERO;
     loop {
-        if report.due >= max || opts.deadline.is_some_and(|d| Instant::now() >= d) {
+        if report.due >= max
+            || opts
+                .deadline
+                .is_some_and(|d| Instant::now() + longest * 2 >= d)
+        {
             report.cut_short = true;
             return Ok(report);
         }
+        let page_started = Instant::now();
         let limit = opts.page.min(max - report.due).max(1);
         let page = store
             .due_page(part, now + opts.horizon, now, after.as_ref(), limit)
@@ -212,6 +219,7 @@ async fn tick_part(
             report.queued += queued;
             report.already_queued += marked.len() - queued;
         }
+        longest = longest.max(page_started.elapsed());
         if !full {
             return Ok(report);
         }

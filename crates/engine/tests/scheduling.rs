@@ -3,11 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use changewatch_engine::pool::{JobRunner, WorkerPool};
-use changewatch_engine::scheduler::{request_recheck, tick};
+use changewatch_engine::scheduler::{TickOptions, request_recheck, tick, tick_with};
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
 use changewatch_store::{CheckJob, Expect, JobQueue, Key, Lane, QueueAdmin, Schedule, WatchStore};
@@ -60,6 +60,57 @@ async fn tick_queues_each_due_watch_once() {
     // A horizon reaches ahead (AWS mode sends those with a delay).
     let r = tick(&store, &queue, 101, 400).await.unwrap();
     assert_eq!(r.queued, 1);
+}
+
+#[tokio::test]
+async fn a_tick_pages_stops_at_its_deadline_and_skips_paused_tenants() {
+    let due: Vec<(String, Option<i64>)> = (0..25)
+        .map(|i| (format!("w{i:02}"), Some(50 + i)))
+        .collect();
+    let refs: Vec<(&str, Option<i64>)> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+    let (_d, store) = store_with(&refs).await;
+    let queue = MemoryQueue::new();
+    let opts = |deadline| TickOptions {
+        page: 4,
+        deadline,
+        ..TickOptions::embedded(0)
+    };
+    // A deadline already passed: nothing is read, nothing is left half-done.
+    let r = tick_with(&store, &queue, 100, &opts(Some(Instant::now())))
+        .await
+        .unwrap();
+    assert!(r.cut_short);
+    assert_eq!((r.due, r.queued), (0, 0));
+    // Everything paused in the settings: read, not queued.
+    store
+        .put(
+            &Key::settings("default"),
+            json!({"application": {"all_paused": true}}),
+            None,
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    let r = tick_with(&store, &queue, 100, &opts(None)).await.unwrap();
+    assert_eq!((r.due, r.paused, r.queued), (25, 25, 0));
+    assert_eq!(queue.depth().await.unwrap().total(), 0);
+    store
+        .put(
+            &Key::settings("default"),
+            json!({"application": {"all_paused": false}}),
+            None,
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    // Pages of four: all 25 in seven pages, each once.
+    let r = tick_with(&store, &queue, 100, &opts(None)).await.unwrap();
+    assert_eq!((r.due, r.queued, r.pages, r.cut_short), (25, 25, 7, false));
+    let jobs = queue.snapshot().await.unwrap();
+    let mut ids: Vec<&str> = jobs.iter().map(|j| j.watch_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 25);
 }
 
 #[tokio::test]

@@ -276,6 +276,35 @@ async fn serve(State(state): State<SharedState>, req: Request) -> Response {
     resp
 }
 
+/// A news-style page of about `target` bytes titled `title`: nav, scripts, articles, a price
+/// table per section; every seventh price follows `version`, so two versions differ in a few
+/// lines as real edits do. The benchmarks' page (the criterion pipeline benches use the title
+/// "Bench Gazette").
+pub fn news_page(target: usize, title: &str, version: u32) -> String {
+    let mut body = format!(
+        "<!DOCTYPE html><html><head><title>{title}</title><style>body{{font:serif}}</style>\
+         <script>var tracking = 'x';</script></head><body><nav><a href=/>Home</a> <a href=/w>World</a></nav><main>",
+    );
+    let mut i = 0u32;
+    while body.len() < target {
+        let price = if i.is_multiple_of(7) {
+            10 + version
+        } else {
+            10
+        };
+        body.push_str(&format!(
+            "<article class=story id=s{i}><h2>Story {i}: harbour news</h2>\
+             <p>The <b>ferry</b> number {i} leaves at 06:{m:02}. Passengers should check the timetable.</p>\
+             <table class=prices><tr><td>Cod</td><td>£{price}.40</td></tr><tr><td>Hake</td><td>£9.{m:02}</td></tr></table>\
+             <div class=ad>Advert {i}</div></article>",
+            m = i % 60
+        ));
+        i += 1;
+    }
+    body.push_str("</main><footer>Visitors: 1234</footer></body></html>");
+    body
+}
+
 /// Path of a fixture page kept in the repository's `fixtures/` folder.
 pub fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -2,7 +2,7 @@
 //!
 //! | attribute | |
 //! |---|---|
-//! | `pk` | `T#<tenant>` |
+//! | `pk` | `T#<tenant>`; a watch `T#<tenant>#W<bucket>` (see [`WATCH_BUCKETS`]) |
 //! | `sk` | `W#<uuid>`, `TAG#<uuid>`, `SETTINGS`, `STATS` |
 //! | `version` | N, the optimistic-concurrency token |
 //! | `docz` | B, the JSON document, zstd against a dictionary (see [`encode_doc`]) |
@@ -20,8 +20,28 @@ use crate::types::{HistoryMeta, Item, Key, Kind, Schedule};
 
 pub type Attrs = HashMap<String, AttributeValue>;
 
+/// A tenant's watches are spread over this many partition keys: every check writes its watch
+/// twice (mark, commit), so a million watches checked hourly under one key would write ~570
+/// units a second to it, half of DynamoDB's 1,000 per partition key; spread, each key takes a
+/// sixteenth. Tags, settings and stats stay under the tenant's own key.
+pub const WATCH_BUCKETS: u32 = 16;
+
+/// The tenant's own partition key (tags, settings, stats).
 pub fn pk(tenant: &str) -> String {
     format!("T#{tenant}")
+}
+
+/// The partition key of watch bucket `bucket`.
+pub fn watch_pk(tenant: &str, bucket: u32) -> String {
+    format!("T#{tenant}#W{bucket:02}")
+}
+
+/// The partition key an item lives under.
+pub fn pk_of(key: &Key) -> String {
+    match key.kind {
+        Kind::Watch => watch_pk(&key.tenant, fnv1a(key.id.bytes()) % WATCH_BUCKETS),
+        _ => pk(&key.tenant),
+    }
 }
 
 pub fn sk(key: &Key) -> String {
@@ -41,7 +61,7 @@ pub fn sk_prefix(kind: Kind) -> String {
 
 pub fn key_attrs(key: &Key) -> Attrs {
     HashMap::from([
-        ("pk".to_string(), AttributeValue::S(pk(&key.tenant))),
+        ("pk".to_string(), AttributeValue::S(pk_of(key))),
         ("sk".to_string(), AttributeValue::S(sk(key))),
     ])
 }
@@ -58,6 +78,11 @@ pub fn key_of(attrs: &Attrs) -> Result<Key, StoreError> {
         None => (Kind::parse(sk), ""),
     };
     let kind = kind.ok_or_else(|| corrupt(format!("unexpected sk {sk}")))?;
+    // A watch's key carries its bucket after the tenant.
+    let tenant = match (kind, tenant.rsplit_once("#W")) {
+        (Kind::Watch, Some((t, bucket))) if bucket.parse::<u32>().is_ok() => t,
+        _ => tenant,
+    };
     Ok(Key {
         tenant: tenant.to_string(),
         kind,
@@ -180,13 +205,17 @@ pub fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
 /// The shard of the `due` index a watch lives in: a stable hash of tenant and id, so the shard
 /// never changes with the process or the build.
 pub fn due_shard(key: &Key, shards: u32) -> String {
-    // FNV-1a: tiny, stable, spreads uuids evenly.
+    (fnv1a(key.tenant.bytes().chain([0]).chain(key.id.bytes())) % shards.max(1)).to_string()
+}
+
+/// FNV-1a: tiny, stable across processes and builds, spreads uuids evenly.
+fn fnv1a(bytes: impl Iterator<Item = u8>) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
-    for b in key.tenant.bytes().chain([0]).chain(key.id.bytes()) {
+    for b in bytes {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
-    (h % shards.max(1)).to_string()
+    h
 }
 
 /// A stream image's attributes in the table's type (the two SDK crates have their own
@@ -255,6 +284,19 @@ mod tests {
         assert!(decode_doc(&key, &[9, 1, 2]).is_err());
         assert!(decode_doc(&key, &[1, 1, 2]).is_err());
         assert!(decode_doc(&key, &[]).is_err());
+    }
+
+    #[test]
+    fn a_tenants_watches_spread_over_buckets() {
+        let mut pks = std::collections::HashSet::new();
+        for i in 0..400 {
+            let key = Key::watch("acme#W1", &format!("5f0b1e36-0000-4000-8000-{i:012}"));
+            let attrs = key_attrs(&key);
+            assert_eq!(key_of(&attrs).unwrap(), key, "a tenant with #W in its name");
+            pks.insert(s(&attrs, "pk").unwrap().to_string());
+        }
+        assert_eq!(pks.len(), WATCH_BUCKETS as usize);
+        assert_eq!(s(&key_attrs(&Key::tag("acme", "x")), "pk"), Some("T#acme"));
     }
 
     #[test]

@@ -588,24 +588,35 @@ impl WatchStore for DynamoStore {
     }
 
     async fn list(&self, tenant: &str, kind: Kind) -> Result<Vec<Item>, StoreError> {
-        let mut e = Expr::new();
-        let pk_n = e.name("pk");
-        let sk_n = e.name("sk");
-        let pk_v = e.value(AttributeValue::S(codec::pk(tenant)));
-        let cond = match kind {
-            Kind::Watch | Kind::Tag => {
-                let p = e.value(AttributeValue::S(codec::sk_prefix(kind)));
-                format!("{pk_n} = {pk_v} AND begins_with({sk_n}, {p})")
-            }
-            Kind::Settings | Kind::Stats | Kind::NotificationLog => {
-                let p = e.value(AttributeValue::S(codec::sk_prefix(kind)));
-                format!("{pk_n} = {pk_v} AND {sk_n} = {p}")
-            }
+        let pks: Vec<String> = match kind {
+            Kind::Watch => (0..codec::WATCH_BUCKETS)
+                .map(|b| codec::watch_pk(tenant, b))
+                .collect(),
+            _ => vec![codec::pk(tenant)],
         };
-        let items = self
-            .query_all(&self.res.watches_table, None, &e, cond, None, None)
-            .await?;
-        items.iter().map(codec::item_from_attrs).collect()
+        let mut out = Vec::new();
+        for pk in pks {
+            let mut e = Expr::new();
+            let pk_n = e.name("pk");
+            let sk_n = e.name("sk");
+            let pk_v = e.value(AttributeValue::S(pk));
+            let p = e.value(AttributeValue::S(codec::sk_prefix(kind)));
+            let cond = match kind {
+                Kind::Watch | Kind::Tag => format!("{pk_n} = {pk_v} AND begins_with({sk_n}, {p})"),
+                Kind::Settings | Kind::Stats | Kind::NotificationLog => {
+                    format!("{pk_n} = {pk_v} AND {sk_n} = {p}")
+                }
+            };
+            for attrs in self
+                .query_all(&self.res.watches_table, None, &e, cond, None, None)
+                .await?
+            {
+                out.push(codec::item_from_attrs(&attrs)?);
+            }
+        }
+        // In id order, as the port promises (buckets interleave ids).
+        out.sort_by(|a, b| a.key.id.cmp(&b.key.id));
+        Ok(out)
     }
 
     async fn put(

@@ -17,6 +17,8 @@ use crate::{JobQueue, NotificationQueue};
 
 /// SQS's batch size limit.
 const BATCH: usize = 10;
+/// `SendMessageBatch` requests in flight at once per `enqueue`.
+const SENDS_AT_ONCE: usize = 8;
 /// SQS's largest per-message delay.
 const MAX_DELAY_SECS: i64 = 900;
 
@@ -80,46 +82,61 @@ impl SqsQueue {
     }
 
     /// Sends jobs with the delay that makes each run at its due time (a scheduler tick queues
-    /// what falls due within the next minute).
+    /// what falls due within the next minute), [`SENDS_AT_ONCE`] batches at a time: a tick's
+    /// page of hundreds of jobs takes a few round trips, not one per ten jobs.
     async fn send(&self, lane: Lane, jobs: &[CheckJob]) -> Result<(), StoreError> {
+        use futures::stream::{self, StreamExt, TryStreamExt};
         let now = (self.clock)();
-        for batch in jobs.chunks(BATCH) {
-            let entries = batch
-                .iter()
-                .enumerate()
-                .map(|(i, job)| {
-                    let body = serde_json::to_string(job).map_err(backend)?;
-                    let delay = (job.due_at - now).clamp(0, MAX_DELAY_SECS);
-                    SendMessageBatchRequestEntry::builder()
-                        .id(format!("m{i}"))
-                        .message_body(body)
-                        .delay_seconds(if lane == Lane::Recheck {
-                            0
-                        } else {
-                            delay as i32
-                        })
-                        .build()
-                        .map_err(backend)
-                })
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let out = self
-                .client
-                .send_message_batch()
-                .queue_url(self.url(lane))
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(sdk_error)?;
-            if let Some(f) = out.failed.first() {
-                return Err(backend(format!(
-                    "SQS refused {} of {} messages: {} {}",
-                    out.failed.len(),
-                    batch.len(),
-                    f.code,
-                    f.message.as_deref().unwrap_or("")
-                )));
-            }
-        }
+        let batches = jobs
+            .chunks(BATCH)
+            .map(|batch| {
+                batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, job)| {
+                        let body = serde_json::to_string(job).map_err(backend)?;
+                        let delay = (job.due_at - now).clamp(0, MAX_DELAY_SECS);
+                        SendMessageBatchRequestEntry::builder()
+                            .id(format!("m{i}"))
+                            .message_body(body)
+                            .delay_seconds(if lane == Lane::Recheck {
+                                0
+                            } else {
+                                delay as i32
+                            })
+                            .build()
+                            .map_err(backend)
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let sends: Vec<_> = batches
+            .into_iter()
+            .map(|entries| {
+                let count = entries.len();
+                let request = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(self.url(lane))
+                    .set_entries(Some(entries));
+                async move {
+                    let out = request.send().await.map_err(sdk_error)?;
+                    match out.failed.first() {
+                        Some(f) => Err(backend(format!(
+                            "SQS refused {} of {count} messages: {} {}",
+                            out.failed.len(),
+                            f.code,
+                            f.message.as_deref().unwrap_or("")
+                        ))),
+                        None => Ok(()),
+                    }
+                }
+            })
+            .collect();
+        stream::iter(sends)
+            .buffer_unordered(SENDS_AT_ONCE)
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(())
     }
 
