@@ -240,10 +240,11 @@ impl Push {
     /// Disconnects every socket (so a graceful HTTP shutdown is not held open by websockets)
     /// and stops the tasks.
     pub async fn close(self) {
-        self.io.close().await;
+        // The tasks first: none of them emits into a namespace that is being torn down.
         for t in self.tasks {
             t.abort();
         }
+        self.io.close().await;
     }
 }
 
@@ -419,6 +420,13 @@ async fn run_feed(io: SocketIo, ctx: Ctx, mut rx: tokio::sync::broadcast::Receiv
     }
 }
 
+/// The tenant's room on the default namespace; `None` once the server is closing (the
+/// namespace is gone, and `SocketIo::to` would panic): whatever wanted to emit then has no
+/// listener left. Timers and the feed can outlive `close` by a moment.
+fn tenant_room(io: &SocketIo, tenant: &str) -> Option<socketioxide::operators::BroadcastOperators> {
+    io.of("/").map(|ns| ns.to(tenant.to_string()))
+}
+
 /// [`QueueSize::Polled`]: the poll loop, counting the sockets in the tenant's room (every
 /// socket joins it) as the listeners.
 async fn run_queue_poll(io: SocketIo, tenant: String, poller: Arc<Poller>) {
@@ -430,8 +438,9 @@ async fn run_queue_poll(io: SocketIo, tenant: String, poller: Arc<Poller>) {
         }
     };
     let emit = move |depth: usize| {
-        let room = io.to(tenant.clone());
+        let room = tenant_room(&io, &tenant);
         async move {
+            let Some(room) = room else { return };
             let data = json!({"q_length": depth, "event_timestamp": event_timestamp()});
             if let Err(e) = room.emit("queue_size", &data).await {
                 debug!(error = %e, "emit queue_size failed");
@@ -445,7 +454,9 @@ async fn emit_counters(io: &SocketIo, ctx: &Ctx, tenant: &str) {
     let Some((stats, checking)) = with_tenant(ctx, tenant, |t| (t.stats(), t.checking())) else {
         return;
     };
-    let room = io.to(tenant.to_string());
+    let Some(room) = tenant_room(io, tenant) else {
+        return;
+    };
     let ts = event_timestamp();
     if let Err(e) = room
         .clone()
@@ -565,7 +576,9 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
         return;
     }
     let now = ctx.state.now();
-    let room = io.to(tenant.to_string());
+    let Some(room) = tenant_room(io, tenant) else {
+        return;
+    };
     let queued_before = with_tenant(ctx, tenant, |t| t.queued()).unwrap_or(0);
     let seq = ctx.saw(&ev.key);
     match &ev.new {
@@ -668,11 +681,10 @@ async fn expire_lease(io: SocketIo, ctx: Ctx, item: Item, seq: u64, until: i64) 
     with_tenant(&ctx, tenant, |t| t.set(&key.id, flags));
     debug!(watch_id = %key.id, "lease ran out without a write; row no longer checking");
     let status = watch_row(&item, &watch, now);
-    if let Err(e) = io
-        .to(tenant.to_string())
-        .emit("watch_update", &json!({ "watch": status }))
-        .await
-    {
+    let Some(room) = tenant_room(&io, tenant) else {
+        return;
+    };
+    if let Err(e) = room.emit("watch_update", &json!({ "watch": status })).await {
         debug!(error = %e, "emit watch_update failed");
     }
     emit_counters(&io, &ctx, tenant).await;
@@ -683,6 +695,18 @@ mod tests {
     use super::*;
     use changewatch_core::model::TextOrFalse;
     use changewatch_store::Key;
+
+    /// A lease timer or the feed that emits after `close` finds no room instead of panicking
+    /// in socketioxide (`SocketIo::to` on a removed namespace), which the API fuzz run caught
+    /// at shutdown.
+    #[tokio::test]
+    async fn emitting_after_close_is_a_no_op() {
+        let (_layer, io) = SocketIo::new_layer();
+        io.ns("/", async |_: SocketRef| {});
+        assert!(tenant_room(&io, "t").is_some());
+        io.close().await;
+        assert!(tenant_room(&io, "t").is_none());
+    }
 
     fn item(settings: &Settings) -> Item {
         Item {
