@@ -88,20 +88,17 @@ impl Proxy {
 
     /// The last `n` calls the proxy priced, for finding where units go (`CW_BENCH_LOG=n`).
     async fn log(&self, n: usize) -> Res<Value> {
-        Ok(self
-            .http
-            .get(format!("{}/__log?n={n}", self.endpoint))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
+        self.get_json(&format!("__log?n={n}")).await
     }
 
     async fn stats(&self) -> Res<Value> {
+        self.get_json("__stats").await
+    }
+
+    async fn get_json(&self, path: &str) -> Res<Value> {
         Ok(self
             .http
-            .get(format!("{}/__stats", self.endpoint))
+            .get(format!("{}/{path}", self.endpoint))
             .send()
             .await?
             .error_for_status()?
