@@ -234,6 +234,9 @@ pub struct Function {
     invocations: AtomicU64,
     billed_ms: AtomicU64,
     logs: Logs,
+    /// A cgroup (v1 memory controller directory) each new environment's process joins, so
+    /// that it and its children live under a memory limit as they would in Lambda.
+    cgroup: Mutex<Option<PathBuf>>,
 }
 
 impl std::fmt::Debug for Environment {
@@ -260,6 +263,15 @@ impl Function {
             invocations: AtomicU64::new(0),
             billed_ms: AtomicU64::new(0),
             logs: Logs::default(),
+            cgroup: Mutex::new(None),
+        }
+    }
+
+    /// Environments started from now on run in the cgroup `dir` (its `cgroup.procs` gets
+    /// their process id; the sandbox children they start inherit it).
+    pub fn place_in_cgroup(&self, dir: PathBuf) {
+        if let Ok(mut cgroup) = self.cgroup.lock() {
+            *cgroup = Some(dir);
         }
     }
 
@@ -406,6 +418,18 @@ impl Function {
                 )));
             }
         };
+        let cgroup = self.cgroup.lock().ok().and_then(|c| c.clone());
+        if let Some(dir) = cgroup
+            && let Err(e) = std::fs::write(dir.join("cgroup.procs"), child.id().to_string())
+        {
+            let _ = child.kill();
+            let _ = child.wait();
+            server.abort();
+            return Err(FunctionError::Emulator(format!(
+                "cannot place the process in {}: {e}",
+                dir.display()
+            )));
+        }
         let label = format!("{} #{generation}", self.spec.logical_id);
         if let Some(out) = child.stdout.take() {
             self.logs.capture(label.clone(), out, None);

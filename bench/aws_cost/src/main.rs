@@ -28,6 +28,8 @@ use serde_json::{Value, json};
 use testkit::moto::MotoServer;
 use testkit::{FixtureServer, Page};
 
+mod memory;
+
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const KEY: &str = "bench0123456789abcdef0123456789abcdef";
@@ -542,10 +544,10 @@ async fn scheduler_run() -> Res<()> {
 #[tokio::main]
 async fn main() {
     let mode = std::env::var("CW_BENCH_MODE").unwrap_or_default();
-    let result = if mode == "scheduler" {
-        scheduler_run().await
-    } else {
-        run().await
+    let result = match mode.as_str() {
+        "scheduler" => scheduler_run().await,
+        "memory" => memory::run().await,
+        _ => run().await,
     };
     if let Err(e) = result {
         eprintln!("aws-cost: {e}");

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use changewatch_api::{ApiConfig, AppState};
+use changewatch_core::budget::PageBudget;
 use changewatch_core::{Config, Fetcher};
 use changewatch_engine::checker::{Checker, CheckerConfig, NotifySetup};
 use changewatch_engine::notifications::Dispatcher;
@@ -21,6 +22,42 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Core(#[from] changewatch_core::config::ConfigError),
+}
+
+/// How a checker invocation divides its function's memory, so that no batch, page or filter
+/// can exceed it: a Lambda environment that runs out of memory is killed with its whole batch,
+/// which SQS then redelivers and counts towards the dead-letter queue.
+///
+/// - the process itself keeps [`CheckerSizing::RUNTIME_MB`];
+/// - sandbox children run at most `sandbox_children` at once, each capped at its
+///   `CW_SANDBOX_MEMORY_MB` (at least one; more only while half of the rest stays for pages);
+/// - pages get the rest as a [`PageBudget`] for the batch's ten checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckerSizing {
+    pub sandbox_children: usize,
+    /// Memory for fetched pages, in MB (divided by the per-byte cost in the budget).
+    pub page_memory_mb: u64,
+}
+
+impl CheckerSizing {
+    /// The checker's own memory: runtime, SDK clients, TLS, buffers, allocator slack.
+    pub const RUNTIME_MB: u64 = 64;
+    /// Checks of one invocation that run at once: SQS's largest Lambda batch.
+    pub const CHECKS: usize = 10;
+
+    pub fn new(function_mb: u64, sandbox_mb: u64) -> Self {
+        let rest = function_mb.saturating_sub(Self::RUNTIME_MB);
+        let children = (rest / 2 / sandbox_mb.max(1)).max(1);
+        CheckerSizing {
+            sandbox_children: usize::try_from(children).unwrap_or(1),
+            page_memory_mb: rest.saturating_sub(children * sandbox_mb),
+        }
+    }
+
+    /// The page budget of one invocation, for pages of up to `max_page` bytes.
+    pub fn page_budget(&self, max_page: usize) -> PageBudget {
+        PageBudget::for_memory(self.page_memory_mb * 1024 * 1024, Self::CHECKS, max_page)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -41,6 +78,9 @@ pub struct AwsConfig {
     /// below its timeout with room for processing and the commit (the template sets it from
     /// the function timeout). Per-tenant settings cannot raise a fetch past it.
     pub checker_fetch_budget: Option<std::time::Duration>,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (MB, set by Lambda): the checker divides it between
+    /// sandbox children and pages ([`CheckerSizing`]); unset (outside Lambda), no budget.
+    pub function_memory_mb: Option<u64>,
     /// `CW_QUEUE_POLL_SECS` (default 5, 1 to 3600): how often the push service reads the
     /// `checks` and `rechecks` queues' depth for `queue_size`, while at least one client is
     /// connected.
@@ -56,6 +96,22 @@ pub struct AwsConfig {
 }
 
 impl AwsConfig {
+    /// The checker's division of its function memory (`None` outside Lambda).
+    pub fn checker_sizing(&self) -> Option<CheckerSizing> {
+        self.function_memory_mb
+            .map(|mb| CheckerSizing::new(mb, self.base.sandbox.memory_mb))
+    }
+
+    /// The sandbox limits of the checker function: the configured ones, with no more
+    /// children at once than its memory holds.
+    pub fn checker_sandbox_limits(&self) -> changewatch_core::config::SandboxLimits {
+        let mut limits = self.base.sandbox.clone();
+        if let Some(sizing) = self.checker_sizing() {
+            limits.max_running = sizing.sandbox_children;
+        }
+        limits
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -115,10 +171,24 @@ impl AwsConfig {
                 }),
             },
         };
+        let function_memory_mb = match text("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
+            None => None,
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if n >= 128 => Some(n),
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                        value: v,
+                        reason: "expected the function's memory in MB, 128 or more",
+                    });
+                }
+            },
+        };
         let queue_poll = seconds("CW_QUEUE_POLL_SECS", 5)?;
         let stream_stall = seconds("CW_STREAM_STALL_SECS", 60)?;
         Ok(AwsConfig {
             checker_fetch_budget,
+            function_memory_mb,
             queue_poll,
             stream_stall,
             stream_start,
@@ -190,11 +260,20 @@ impl Clients {
         sandbox: changewatch_sandbox::Sandbox,
     ) -> Result<Checker, Box<dyn std::error::Error + Send + Sync>> {
         let fetcher = Fetcher::new(config.base.fetcher_config())?;
+        let sizing = config.checker_sizing();
+        if let Some(sizing) = sizing {
+            tracing::info!(
+                sandbox_children = sizing.sandbox_children,
+                page_memory_mb = sizing.page_memory_mb,
+                "checker memory divided"
+            );
+        }
         let checker = Checker::new(
             Arc::new(self.store(config)),
             fetcher,
             CheckerConfig {
                 max_fetch_timeout: config.checker_fetch_budget,
+                page_budget: sizing.map(|s| Arc::new(s.page_budget(config.base.fetch_max_bytes))),
                 ..CheckerConfig::from_config(owner, &config.base)
             },
         );
@@ -279,6 +358,52 @@ mod tests {
         assert_eq!(c.tenant, "default");
         assert_eq!(c.resources.watches_table, "w");
         assert_eq!(c.queue_poll, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_checker_divides_its_function_memory() {
+        // The template's defaults: 512 MB, children capped at 320 MB: one child, and the
+        // 128 MB left after the runtime hold a full 10 MiB page plus ten ordinary ones.
+        let s = CheckerSizing::new(512, 320);
+        assert_eq!(s.sandbox_children, 1);
+        assert_eq!(s.page_memory_mb, 128);
+        let budget = s.page_budget(10 * 1024 * 1024);
+        assert!(budget.max_page() >= 10 * 1024 * 1024);
+        assert!(budget.share_bytes() >= 256 * 1024);
+        // More memory: more children at once while half the rest stays for pages.
+        assert_eq!(CheckerSizing::new(2048, 320).sandbox_children, 3);
+        assert_eq!(
+            CheckerSizing::new(2048, 320).page_memory_mb,
+            2048 - 64 - 960
+        );
+        // A cap above the function's memory still leaves one child (its cap then is not
+        // what protects the function) and no page memory beyond the minimum shares.
+        let tight = CheckerSizing::new(256, 320);
+        assert_eq!((tight.sandbox_children, tight.page_memory_mb), (1, 0));
+
+        let base = [
+            ("CW_WATCHES_TABLE", "w"),
+            ("CW_SNAPSHOTS_TABLE", "s"),
+            ("CW_CHECKS_QUEUE_URL", "c"),
+            ("CW_RECHECKS_QUEUE_URL", "r"),
+            ("CW_SANDBOX_MEMORY_MB", "320"),
+        ];
+        let outside = AwsConfig::from_lookup(env(&base)).unwrap();
+        assert_eq!(outside.checker_sizing(), None);
+        assert_eq!(outside.checker_sandbox_limits().max_running, usize::MAX);
+        let mut pairs = base.to_vec();
+        pairs.push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512"));
+        let lambda = AwsConfig::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(lambda.checker_sizing(), Some(s));
+        assert_eq!(lambda.checker_sandbox_limits().max_running, 1);
+        pairs.pop();
+        pairs.push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots"));
+        let e = AwsConfig::from_lookup(env(&pairs)).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("AWS_LAMBDA_FUNCTION_MEMORY_SIZE="),
+            "{e}"
+        );
     }
 
     #[test]

@@ -50,6 +50,7 @@ fn sandbox() -> Sandbox {
         memory_mb: 384,
         stack_mb: 16,
         max_idle: 2,
+        max_running: usize::MAX,
     })
 }
 

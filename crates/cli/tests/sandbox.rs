@@ -12,14 +12,19 @@ use changewatch_core::pipeline::{ChangeStatus, PreviousState, ProcessorSettings}
 use changewatch_notify::render::ChangeContext;
 use changewatch_sandbox::{RenderJob, Sandbox, SandboxConfig};
 
-fn sandbox(timeout_secs: u64, memory_mb: u64) -> Sandbox {
-    Sandbox::child_process(SandboxConfig {
+fn sandbox_config(timeout_secs: u64, memory_mb: u64) -> SandboxConfig {
+    SandboxConfig {
         program: PathBuf::from(env!("CARGO_BIN_EXE_changewatch")),
         timeout: Duration::from_secs(timeout_secs),
         memory_mb,
         stack_mb: 16,
         max_idle: 2,
-    })
+        max_running: usize::MAX,
+    }
+}
+
+fn sandbox(timeout_secs: u64, memory_mb: u64) -> Sandbox {
+    Sandbox::child_process(sandbox_config(timeout_secs, memory_mb))
 }
 
 fn page(content_type: &str, body: &str) -> FetchedPage {
@@ -183,4 +188,70 @@ async fn concurrent_requests_each_get_a_child() {
         t.await.unwrap();
     }
     sb.shutdown();
+}
+
+/// This process's children now with a memory cap of `memory_mb` (each thread lists those it
+/// started; the cap tells them from the children of tests running alongside).
+fn live_children(memory_mb: u64) -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let marker = format!("CHANGEWATCH_SANDBOX_MEMORY_MB={memory_mb}\0");
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| String::from_utf8_lossy(&env).contains(&marker))
+        })
+        .count()
+}
+
+/// Runs `n` requests that each spin until the 2 s deadline, at once, and returns the most
+/// children seen alive meanwhile and every request's error.
+async fn spinning_at_once(max_running: usize, n: usize) -> (usize, Vec<String>) {
+    let sb = Sandbox::child_process(SandboxConfig {
+        max_running,
+        max_idle: 0,
+        ..sandbox_config(2, 1021)
+    });
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let sb = sb.clone();
+            tokio::spawn(async move {
+                process_error(
+                    &sb,
+                    page("application/json", r#"{"a": 1}"#),
+                    filtered("jq:last(range(1e15))"),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut most = 0;
+    while !tasks.iter().all(|t| t.is_finished()) {
+        most = most.max(live_children(1021));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut errors = Vec::new();
+    for t in tasks {
+        errors.push(t.await.unwrap());
+    }
+    (most, errors)
+}
+
+/// The checker function caps the children working at once (each may grow to its memory
+/// cap): requests beyond the cap wait for a child instead of starting another.
+#[tokio::test]
+async fn children_at_once_are_capped_and_the_rest_wait() {
+    let (most, errors) = spinning_at_once(1, 3).await;
+    assert_eq!(most, 1, "never more than one child at once");
+    for e in &errors {
+        assert!(e.contains("took longer than 2 seconds"), "{e}");
+    }
+    // The control: uncapped, the same requests run side by side (so the count above is not
+    // blind to children).
+    let (most, _) = spinning_at_once(usize::MAX, 3).await;
+    assert_eq!(most, 3);
 }

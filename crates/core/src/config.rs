@@ -101,6 +101,9 @@ pub struct SandboxLimits {
     pub stack_mb: u64,
     /// Idle children kept for reuse (`FETCH_WORKERS`, so every worker has one warm).
     pub max_idle: usize,
+    /// Children working at once (unlimited in embedded mode; the checker function sets it
+    /// from its memory, see `changewatch_aws::config::CheckerSizing`).
+    pub max_running: usize,
 }
 
 impl Default for SandboxLimits {
@@ -110,6 +113,7 @@ impl Default for SandboxLimits {
             memory_mb: 1024,
             stack_mb: 64,
             max_idle: 10,
+            max_running: usize::MAX,
         }
     }
 }
@@ -232,6 +236,7 @@ impl Config {
             memory_mb: positive("CW_SANDBOX_MEMORY_MB", d.sandbox.memory_mb)?,
             stack_mb: positive("CW_SANDBOX_STACK_MB", d.sandbox.stack_mb)?,
             max_idle: d.sandbox.max_idle,
+            max_running: d.sandbox.max_running,
         };
         let mut config = Config {
             allow_private_addresses: allow_private,

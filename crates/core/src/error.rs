@@ -33,6 +33,12 @@ pub enum CheckError {
     /// time, memory or stack budget.
     #[error("{0}")]
     Processor(String),
+    /// The check (fetch and processing, with any wait for the checker's memory or sandbox)
+    /// ran into the checker's own deadline: in a Lambda invocation, the time left to commit
+    /// before the function is stopped. The watch gets this error; the batch's other checks
+    /// are unaffected.
+    #[error("the check did not finish within the {secs} seconds the checker had left for it")]
+    Deadline { secs: u64 },
 }
 
 impl CheckError {
@@ -57,6 +63,7 @@ impl CheckError {
             CheckError::Rule(e) => format!("Exception: {e}"),
             CheckError::Internal(e) => format!("Worker error: {e}"),
             CheckError::Processor(e) => e.clone(),
+            CheckError::Deadline { .. } => format!("Exception: {self}"),
         }
     }
 

@@ -21,6 +21,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use tracing::debug;
 use url::Url;
 
+use crate::budget::{BudgetError, PageHold};
 use crate::charset;
 use crate::ssrf::{AddressPolicy, Refusal};
 
@@ -118,6 +119,12 @@ pub enum FetchError {
     TooManyRedirects,
     #[error("Page too large: the reply is over the {limit} byte limit (FETCH_MAX_BYTES)")]
     TooLarge { limit: usize },
+    /// The page fits `FETCH_MAX_BYTES` but not the memory this checker has for one page
+    /// (`crate::budget`): a bigger function (or fewer checks at once) would take it.
+    #[error(
+        "Page too large for this checker's memory: the reply is over the {limit} bytes one check may hold (give the checker more memory)"
+    )]
+    OverBudget { limit: usize },
     #[error("Invalid request header '{name}'")]
     BadHeader { name: String },
     #[error("Empty reply with status code {status}")]
@@ -245,6 +252,17 @@ impl Fetcher {
     }
 
     pub async fn fetch(&self, req: &FetchRequest) -> Result<FetchedPage, FetchError> {
+        self.fetch_within(req, &mut PageHold::unbounded()).await
+    }
+
+    /// [`Fetcher::fetch`] with the page's bytes counted against `hold` as they arrive: a page
+    /// that outgrows the check's share waits for the budget's large lane, and one that can
+    /// never fit fails before it is read (from its `Content-Length`) or as soon as it is over.
+    pub async fn fetch_within(
+        &self,
+        req: &FetchRequest,
+        hold: &mut PageHold,
+    ) -> Result<FetchedPage, FetchError> {
         let started = Instant::now();
         let mut url = parse_fetch_url(&req.url)?;
         let mut method = reqwest::Method::from_bytes(req.method.to_ascii_uppercase().as_bytes())
@@ -297,7 +315,7 @@ impl Fetcher {
                 url = next;
                 continue;
             }
-            return self.read(resp, req, &url, started).await;
+            return self.read(resp, req, &url, started, hold).await;
         }
         Err(FetchError::TooManyRedirects)
     }
@@ -346,10 +364,23 @@ impl Fetcher {
         req: &FetchRequest,
         url: &Url,
         started: Instant,
+        hold: &mut PageHold,
     ) -> Result<FetchedPage, FetchError> {
         let limit = self.config.max_bytes;
-        if resp.content_length().is_some_and(|n| n > limit as u64) {
+        let announced = resp.content_length();
+        if announced.is_some_and(|n| n > limit as u64) {
             return Err(FetchError::TooLarge { limit });
+        }
+        let over_budget = |e: BudgetError| FetchError::OverBudget { limit: e.limit };
+        if let Some(n) = announced {
+            // Waiting for the lane counts against the request's own timeout.
+            let wait = tokio::time::timeout(remaining(req.timeout, started), hold.grow(n as usize));
+            wait.await
+                .map_err(|_| FetchError::Timeout {
+                    url: url.to_string(),
+                    secs: req.timeout.as_secs(),
+                })?
+                .map_err(over_budget)?;
         }
         let status = resp.status().as_u16();
         let header = |name: reqwest::header::HeaderName| {
@@ -370,7 +401,8 @@ impl Fetcher {
             })
             .collect();
 
-        let mut raw = Vec::new();
+        // Sized once when the length is known (and counted above): no doubling buffer.
+        let mut raw = Vec::with_capacity(announced.map_or(0, |n| n as usize));
         loop {
             let chunk = tokio::time::timeout(remaining(req.timeout, started), resp.chunk())
                 .await
@@ -380,9 +412,17 @@ impl Fetcher {
                 })?
                 .map_err(|e| classify(e, url, 0, req.timeout))?;
             let Some(chunk) = chunk else { break };
-            if raw.len() + chunk.len() > limit {
+            let size = raw.len() + chunk.len();
+            if size > limit {
                 return Err(FetchError::TooLarge { limit });
             }
+            tokio::time::timeout(remaining(req.timeout, started), hold.grow(size))
+                .await
+                .map_err(|_| FetchError::Timeout {
+                    url: url.to_string(),
+                    secs: req.timeout.as_secs(),
+                })?
+                .map_err(over_budget)?;
             raw.extend_from_slice(&chunk);
         }
 

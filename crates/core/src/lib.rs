@@ -19,6 +19,7 @@
 //! - [`schedule`]: when a watch is next due (interval, jitter, weekly window in its time zone),
 //!   and upstream's "x minutes ago" texts.
 
+pub mod budget;
 pub mod charset;
 pub mod check;
 pub mod clock;

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use changewatch_core::budget::PageBudget;
 use changewatch_core::fetch::{FetchError, FetchRequest, Fetcher, FetcherConfig};
 use changewatch_core::ssrf::AddressPolicy;
 use testkit::{FixtureServer, Page, fixture};
@@ -186,6 +187,71 @@ async fn page_over_the_size_cap_is_refused() {
         .await
         .unwrap_err();
     assert!(matches!(err, FetchError::TooLarge { limit: 500 }));
+}
+
+/// A page that outgrows its check's share takes the budget's large lane, while it is free; a
+/// page over share + lane fails alone, from its `Content-Length` or while streaming.
+#[tokio::test]
+async fn pages_are_held_within_the_page_budget() {
+    let srv = FixtureServer::start();
+    srv.set("/small", Page::html(vec![b'a'; 1_000]));
+    srv.set("/large", Page::html(vec![b'b'; 200_000]));
+    srv.set("/large-chunked", Page::html(vec![b'c'; 200_000]).chunked());
+    srv.set("/huge", Page::html(vec![b'd'; 400_000]));
+    srv.set("/huge-chunked", Page::html(vec![b'e'; 400_000]).chunked());
+    let f = open_fetcher();
+    let budget = std::sync::Arc::new(PageBudget::new(4, 100_000, 200_000));
+
+    let mut hold = budget.enter().await;
+    f.fetch_within(&FetchRequest::get(srv.url("/small")), &mut hold)
+        .await
+        .unwrap();
+    assert!(!hold.holds_lane(), "a small page stays in its share");
+    let page = f
+        .fetch_within(&FetchRequest::get(srv.url("/large")), &mut hold)
+        .await
+        .unwrap();
+    assert_eq!(page.raw.len(), 200_000);
+    assert!(hold.holds_lane());
+
+    // While this check holds the lane, another large page waits for it (here past its
+    // request timeout, which covers the wait), and a small one does not.
+    let mut other = budget.enter().await;
+    let mut req = FetchRequest::get(srv.url("/large-chunked"));
+    req.timeout = Duration::from_millis(300);
+    let err = f.fetch_within(&req, &mut other).await.unwrap_err();
+    assert!(matches!(err, FetchError::Timeout { .. }), "{err:?}");
+    f.fetch_within(
+        &FetchRequest::get(srv.url("/small")),
+        &mut budget.enter().await,
+    )
+    .await
+    .unwrap();
+    drop(hold);
+    let mut other = budget.enter().await;
+    let page = f
+        .fetch_within(&FetchRequest::get(srv.url("/large-chunked")), &mut other)
+        .await
+        .unwrap();
+    assert_eq!(page.raw.len(), 200_000);
+    drop(other);
+
+    for path in ["/huge", "/huge-chunked"] {
+        let err = f
+            .fetch_within(&FetchRequest::get(srv.url(path)), &mut budget.enter().await)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, FetchError::OverBudget { limit: 300_000 }),
+            "{path}: {err:?}"
+        );
+        assert!(
+            err.last_error()
+                .contains("over the 300000 bytes one check may hold"),
+            "{}",
+            err.last_error()
+        );
+    }
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use changewatch_core::budget::{PageBudget, PageHold};
 use changewatch_core::clock::Clock;
 use changewatch_core::model::{
     Settings, Tag, Watch, processor_settings, resolve_notification_settings, tags_for_watch,
@@ -68,6 +69,13 @@ pub struct CheckerConfig {
     /// The longest a fetch may take here, whatever the settings say: a Lambda checker must
     /// finish (and commit) inside its invocation timeout. `None` in embedded mode.
     pub max_fetch_timeout: Option<Duration>,
+    /// The memory pages may take while checks run at once (`None`: unlimited, as embedded
+    /// mode runs). A check holds its share from the fetch to the commit.
+    pub page_budget: Option<Arc<PageBudget>>,
+    /// Time kept free before a job's deadline (a Lambda invocation's end) to commit its
+    /// result: a check whose fetch and processing run past `deadline - commit_margin` is
+    /// committed with a deadline error, alone, instead of the invocation dying with its batch.
+    pub commit_margin: Duration,
 }
 
 impl CheckerConfig {
@@ -80,6 +88,8 @@ impl CheckerConfig {
             minimum_recheck_secs: config.minimum_recheck_secs,
             jq_allow_risky: config.jq_allow_risky,
             max_fetch_timeout: None,
+            page_budget: None,
+            commit_margin: Duration::from_secs(5),
         }
     }
 }
@@ -159,6 +169,8 @@ struct Claimed<'a> {
     /// When the check started (before it is moved past the newest snapshot).
     started: i64,
     timeout: Duration,
+    /// When fetch and processing must be over (the job's deadline less the commit margin).
+    work_deadline: Option<tokio::time::Instant>,
 }
 
 /// Runs check jobs; cheap to share (`Arc`).
@@ -278,6 +290,12 @@ impl Checker {
             return skip("paused").await;
         }
         let tags = docs.tags(self.store.as_ref(), &key.tenant).await?;
+        // The deadline is the system clock's (Lambda's), whatever clock stamps the checks.
+        let work_deadline = deadline.map(|d| {
+            let left = (d - epoch_now()).max(0) as u64;
+            let left = Duration::from_secs(left).saturating_sub(self.config.commit_margin);
+            tokio::time::Instant::now() + left
+        });
         self.check(Claimed {
             key: &key,
             item: &item,
@@ -287,6 +305,7 @@ impl Checker {
             job,
             started: now,
             timeout,
+            work_deadline,
         })
         .await
     }
@@ -301,6 +320,7 @@ impl Checker {
             job,
             started,
             timeout,
+            work_deadline,
         } = claimed;
         let watch_tags: Vec<&Tag> = tags_for_watch(watch, tags)
             .into_iter()
@@ -339,13 +359,33 @@ impl Checker {
             history_lines,
         };
         let request = fetch_request(watch, settings, timeout);
-        let result = match self.fetcher.fetch(&request).await {
-            Ok(page) => self
-                .sandbox
-                .process(page, rules, previous)
-                .await
-                .map(|(page, processed)| CheckResult { page, processed }),
-            Err(e) => Err(CheckError::from(e)),
+        // Held until the result is committed: the page and its text live that long.
+        let mut hold = match &self.config.page_budget {
+            Some(budget) => budget.enter().await,
+            None => PageHold::unbounded(),
+        };
+        let work = async {
+            match self.fetcher.fetch_within(&request, &mut hold).await {
+                Ok(page) => self
+                    .sandbox
+                    .process(page, rules, previous)
+                    .await
+                    .map(|(page, processed)| CheckResult { page, processed }),
+                Err(e) => Err(CheckError::from(e)),
+            }
+        };
+        let result = match work_deadline {
+            Some(at) => {
+                let secs = at
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .as_secs()
+                    .max(1);
+                tokio::time::timeout_at(at, work).await.unwrap_or_else(|_| {
+                    warn!(secs, "check stopped at its deadline");
+                    Err(CheckError::Deadline { secs })
+                })
+            }
+            None => work.await,
         };
 
         let muted = watch.notification_muted || settings.application.all_muted;

@@ -21,7 +21,7 @@ use changewatch_store::{
     Key, NotificationJob, NotificationQueue, ReceivedNotification, StoreError, WatchStore,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span, warn};
@@ -82,44 +82,40 @@ pub struct LogEntry {
     pub message: String,
 }
 
-/// The tenant's notification log, newest first.
+/// The tenant's notification log, newest first: the entries of the append-only log, then
+/// those of the single log item that earlier versions rewrote on every delivery (read, never
+/// written any more), up to [`LOG_LEN`].
 pub async fn read_log(store: &dyn WatchStore, tenant: &str) -> Result<Vec<LogEntry>, StoreError> {
-    let Some(item) = store.get(&Key::notification_log(tenant)).await? else {
-        return Ok(Vec::new());
-    };
-    let entries = item.doc.get("entries").cloned().unwrap_or(Value::Null);
-    if entries.is_null() {
-        return Ok(Vec::new());
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("notification log: {e}"));
+    let mut entries = store
+        .log_recent(tenant, LOG_LEN)
+        .await?
+        .into_iter()
+        .map(serde_json::from_value::<LogEntry>)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(corrupt)?;
+    if entries.len() < LOG_LEN
+        && let Some(item) = store.get(&Key::notification_log(tenant)).await?
+        && let Some(old) = item.doc.get("entries").filter(|v| !v.is_null())
+    {
+        let old: Vec<LogEntry> = serde_json::from_value(old.clone()).map_err(corrupt)?;
+        entries.extend(old);
+        entries.truncate(LOG_LEN);
     }
-    serde_json::from_value(entries)
-        .map_err(|e| StoreError::Corrupt(format!("notification log: {e}")))
+    Ok(entries)
 }
 
-/// Adds an entry to the front of the log, keeping the newest [`LOG_LEN`]; retried on a
-/// concurrent writer (another sender) so that no entry is lost.
+/// Adds an entry to the log: one write of the entry alone, so a delivery costs the same
+/// whatever the log holds and concurrent senders never conflict.
 pub async fn append_log(
     store: &dyn WatchStore,
     tenant: &str,
     entry: LogEntry,
 ) -> Result<(), StoreError> {
-    let key = Key::notification_log(tenant);
-    read_modify_write(store, &key, |current| {
-        let mut entries = match current {
-            Some(item) => serde_json::from_value::<Vec<LogEntry>>(
-                item.doc.get("entries").cloned().unwrap_or(json!([])),
-            )
-            .map_err(|e| StoreError::Corrupt(format!("notification log: {e}")))?,
-            None => Vec::new(),
-        };
-        entries.insert(0, entry.clone());
-        entries.truncate(LOG_LEN);
-        Ok(Step::Write {
-            doc: json!({ "entries": entries }),
-            schedule: None,
-            out: (),
-        })
-    })
-    .await
+    let ts = entry.ts;
+    let value = serde_json::to_value(&entry)
+        .map_err(|e| StoreError::Corrupt(format!("notification log entry: {e}")))?;
+    store.log_append(tenant, ts, value, LOG_LEN).await
 }
 
 /// Sets (or clears, with `None`) the watch's `last_notification_error`, leaving every other

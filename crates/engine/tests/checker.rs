@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use changewatch_core::budget::PageBudget;
 use changewatch_core::model::Watch;
 use changewatch_core::pipeline::ChangeStatus;
 use changewatch_core::ssrf::AddressPolicy;
@@ -33,6 +34,13 @@ fn rig() -> Rig {
 }
 
 fn rig_with(max_fetch_timeout: Option<Duration>) -> Rig {
+    rig_config(|c| c.max_fetch_timeout = max_fetch_timeout)
+}
+
+fn rig_config(adjust: impl FnOnce(&mut CheckerConfig)) -> Rig {
+    let mut config =
+        CheckerConfig::from_config("test-worker", &changewatch_core::Config::default());
+    adjust(&mut config);
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open_dir(dir.path()).unwrap());
     let fetcher = Fetcher::new(FetcherConfig {
@@ -40,15 +48,7 @@ fn rig_with(max_fetch_timeout: Option<Duration>) -> Rig {
         ..FetcherConfig::default()
     })
     .unwrap();
-    let checker = Checker::new(
-        store.clone(),
-        fetcher,
-        CheckerConfig {
-            max_fetch_timeout,
-            ..CheckerConfig::from_config("test-worker", &changewatch_core::Config::default())
-        },
-    )
-    .with_notifications(NotifySetup {
+    let checker = Checker::new(store.clone(), fetcher, config).with_notifications(NotifySetup {
         queue: store.clone(),
         base_url: None,
     });
@@ -368,4 +368,68 @@ async fn a_lease_never_outlives_the_deadline() {
         "lease until {lease}, deadline {deadline} (the usual lease: 45 s + 60 s)"
     );
     checked(running.await.unwrap().unwrap());
+}
+
+fn recheck_job(id: &str, watch_id: &str) -> CheckJob {
+    let now = epoch_now();
+    CheckJob {
+        id: id.into(),
+        tenant: "default".into(),
+        watch_id: watch_id.into(),
+        due_at: now,
+        lane: Lane::Recheck,
+        priority: now,
+        enqueued_at: now,
+    }
+}
+
+/// A check that would run past its invocation's end is stopped in time to commit: the watch
+/// gets an error and its lease back, instead of the invocation dying with the whole batch.
+#[tokio::test]
+async fn a_check_past_its_deadline_is_committed_with_an_error_in_time() {
+    let r = rig_config(|c| c.commit_margin = Duration::from_secs(5));
+    r.srv.set(
+        "/slow",
+        Page::html("<p>late</p>").delay(Duration::from_secs(30)),
+    );
+    let key = r.add("slow", Watch::new(r.srv.url("/slow"))).await;
+    let deadline = epoch_now() + 7;
+    let out = r
+        .checker
+        .run_job_by(&recheck_job("j1", "slow"), Some(deadline))
+        .await
+        .unwrap();
+    assert!(epoch_now() < deadline, "committed before the deadline");
+    let err = checked(out).error.expect("the check is stopped");
+    assert!(err.contains("did not finish within"), "{err}");
+    let w = r.watch(&key).await;
+    assert!(w.last_error.is_set());
+    let schedule = r.store.get(&key).await.unwrap().unwrap().schedule.unwrap();
+    assert!(schedule.lease_owner.is_none(), "the lease is released");
+}
+
+/// A page larger than the checker's page budget fails its own check with a clear error; the
+/// next check of an ordinary page is unaffected.
+#[tokio::test]
+async fn a_page_over_the_page_budget_fails_its_own_check() {
+    let r =
+        rig_config(|c| c.page_budget = Some(Arc::new(PageBudget::new(2, 64 * 1024, 100 * 1024))));
+    r.srv.set(
+        "/big",
+        Page::html(format!("<p>{}</p>", "x".repeat(300_000))),
+    );
+    r.srv.set("/small", Page::html("<p>fine</p>"));
+    r.add("big", Watch::new(r.srv.url("/big"))).await;
+    r.add("small", Watch::new(r.srv.url("/small"))).await;
+    let big = checked(r.checker.run_job(&recheck_job("j1", "big")).await.unwrap());
+    let err = big.error.expect("over the budget");
+    assert!(err.contains("one check may hold"), "{err}");
+    let small = checked(
+        r.checker
+            .run_job(&recheck_job("j2", "small"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(small.error, None);
+    assert_eq!(small.status, Some(ChangeStatus::Baseline));
 }

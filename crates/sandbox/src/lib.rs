@@ -31,7 +31,7 @@ use changewatch_notify::RenderError;
 pub use child::{CHILD_ENV, run_child_if_requested};
 pub use protocol::{RenderJob, Rendered};
 
-use protocol::{ProcessInput, Request, Response};
+use protocol::{Request, Response};
 
 /// How children are started and what they may use.
 #[derive(Clone, Debug)]
@@ -47,6 +47,9 @@ pub struct SandboxConfig {
     pub stack_mb: u64,
     /// Children kept alive between requests; more run while more requests are in flight.
     pub max_idle: usize,
+    /// Children working at once; further requests wait for one to finish. Each child may
+    /// use up to `memory_mb`, so this times that is the sandbox's share of the memory.
+    pub max_running: usize,
 }
 
 impl SandboxConfig {
@@ -58,6 +61,7 @@ impl SandboxConfig {
             memory_mb: limits.memory_mb,
             stack_mb: limits.stack_mb,
             max_idle: limits.max_idle,
+            max_running: limits.max_running,
         })
     }
 }
@@ -129,9 +133,17 @@ impl Sandbox {
             .await
             .map_err(|e| CheckError::Internal(e.to_string()))?,
             Mode::Child(pool) => {
-                let request =
-                    Request::Process(Box::new(ProcessInput::new(&page, settings, &previous)));
-                match pool.call(&request).await {
+                // Framed straight from the page (no copies of it besides the frame), and the
+                // previous state dropped before the wait for a child.
+                let payload =
+                    protocol::process_frame(&page, &settings, &previous).map_err(|e| {
+                        CheckError::Processor(format!(
+                            "Exception: {}",
+                            SandboxError::Protocol(e.to_string())
+                        ))
+                    })?;
+                drop((settings, previous));
+                match pool.call_with(payload).await {
                     Ok(Response::Processed(result)) => {
                         result.map(|p| (page, p)).map_err(CheckError::from)
                     }

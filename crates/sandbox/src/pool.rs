@@ -25,6 +25,9 @@ const STDERR_LINES: usize = 20;
 pub(crate) struct Pool {
     config: SandboxConfig,
     idle: Mutex<Vec<Worker>>,
+    /// Children working at once (`SandboxConfig::max_running`): each may grow to its memory
+    /// cap, so their number times the cap is what the sandbox can cost.
+    running: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug)]
@@ -39,9 +42,15 @@ struct Worker {
 
 impl Pool {
     pub(crate) fn new(config: SandboxConfig) -> Self {
+        let running = Arc::new(tokio::sync::Semaphore::new(
+            config
+                .max_running
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ));
         Pool {
             config,
             idle: Mutex::new(Vec::new()),
+            running,
         }
     }
 
@@ -121,12 +130,22 @@ impl Pool {
     pub(crate) async fn call(&self, request: &Request) -> Result<Response, SandboxError> {
         let payload =
             serde_json::to_vec(request).map_err(|e| SandboxError::Protocol(e.to_string()))?;
+        self.call_with(payload).await
+    }
+
+    /// [`Pool::call`] with the request already framed, so the caller can drop what it was
+    /// made of first. Waits while `max_running` children are busy; the wait is not counted in
+    /// the request's deadline (the caller's own deadline covers it).
+    pub(crate) async fn call_with(&self, payload: Vec<u8>) -> Result<Response, SandboxError> {
+        // Never closed; were it, the request would run unlimited rather than not at all.
+        let _running = self.running.clone().acquire_owned().await.ok();
         let mut worker = match self.take_idle() {
             Some(w) => w,
             None => self.spawn()?,
         };
         let exchange = async {
             write_frame(&mut worker.stdin, &payload).await?;
+            drop(payload);
             read_frame(&mut worker.stdout).await
         };
         match tokio::time::timeout(self.config.timeout, exchange).await {

@@ -51,7 +51,9 @@ struct WirePage {
     server: Option<String>,
     headers: Vec<(String, String)>,
     raw_base64: String,
-    text: String,
+    /// Base64 too: JSON would escape a control character as six bytes, so a hostile page's
+    /// text could frame at six times its size; base64 is 4/3 whatever the text.
+    text_base64: String,
     encoding: String,
     fetch_time: f64,
 }
@@ -64,37 +66,89 @@ struct WirePrevious {
     history_lines: Option<Vec<String>>,
 }
 
-impl ProcessInput {
-    pub(crate) fn new(
-        page: &FetchedPage,
-        settings: ProcessorSettings,
-        previous: &PreviousState,
-    ) -> Self {
-        ProcessInput {
-            page: WirePage {
-                final_url: page.final_url.clone(),
-                status: page.status,
-                content_type: page.content_type.clone(),
-                server: page.server.clone(),
-                headers: page.headers.clone(),
-                raw_base64: STANDARD.encode(&page.raw),
-                text: page.text.clone(),
-                encoding: page.encoding.to_string(),
-                fetch_time: page.fetch_time,
-            },
-            settings,
-            previous: WirePrevious {
-                md5: previous.md5.clone(),
-                has_history: previous.has_history,
-                text_before_filters: previous.text_before_filters.clone(),
-                history_lines: previous
-                    .history_lines
-                    .as_ref()
-                    .map(|lines| lines.iter().cloned().collect()),
-            },
-        }
-    }
+/// The frame of a processing request, written straight from the caller's page: the same
+/// JSON as `Request::Process(ProcessInput)`, with the page's bytes and text base64-encoded as
+/// they are written, so framing a page costs the frame and nothing besides.
+pub(crate) fn process_frame(
+    page: &FetchedPage,
+    settings: &ProcessorSettings,
+    previous: &PreviousState,
+) -> serde_json::Result<Vec<u8>> {
+    let history_lines: Option<Vec<&str>> = previous
+        .history_lines
+        .as_ref()
+        .map(|lines| lines.iter().map(String::as_str).collect());
+    let request = RequestRef::Process(ProcessInputRef {
+        page: WirePageRef {
+            final_url: &page.final_url,
+            status: page.status,
+            content_type: page.content_type.as_deref(),
+            server: page.server.as_deref(),
+            headers: &page.headers,
+            raw_base64: Base64(&page.raw),
+            text_base64: Base64(page.text.as_bytes()),
+            encoding: page.encoding,
+            fetch_time: page.fetch_time,
+        },
+        settings,
+        previous: WirePreviousRef {
+            md5: previous.md5.as_deref(),
+            has_history: previous.has_history,
+            text_before_filters: previous.text_before_filters.as_deref(),
+            history_lines,
+        },
+    });
+    // Base64 is 4/3 of its input; the rest of the frame is small next to the page.
+    let mut frame = Vec::with_capacity((page.raw.len() + page.text.len()) / 3 * 4 + 4096);
+    serde_json::to_writer(&mut frame, &request)?;
+    Ok(frame)
+}
 
+#[derive(Serialize)]
+enum RequestRef<'a> {
+    Process(ProcessInputRef<'a>),
+}
+
+#[derive(Serialize)]
+struct ProcessInputRef<'a> {
+    page: WirePageRef<'a>,
+    settings: &'a ProcessorSettings,
+    previous: WirePreviousRef<'a>,
+}
+
+/// [`WirePage`] borrowed; field for field the same JSON.
+#[derive(Serialize)]
+struct WirePageRef<'a> {
+    final_url: &'a str,
+    status: u16,
+    content_type: Option<&'a str>,
+    server: Option<&'a str>,
+    headers: &'a [(String, String)],
+    raw_base64: Base64<'a>,
+    text_base64: Base64<'a>,
+    encoding: &'a str,
+    fetch_time: f64,
+}
+
+/// [`WirePrevious`] borrowed.
+#[derive(Serialize)]
+struct WirePreviousRef<'a> {
+    md5: Option<&'a str>,
+    has_history: bool,
+    text_before_filters: Option<&'a str>,
+    history_lines: Option<Vec<&'a str>>,
+}
+
+/// Bytes written as a base64 JSON string without an intermediate `String`.
+struct Base64<'a>(&'a [u8]);
+
+impl Serialize for Base64<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&base64::display::Base64Display::new(self.0, &STANDARD))
+    }
+}
+
+impl ProcessInput {
     /// Back to the processor's types, on the child's side.
     pub(crate) fn into_parts(
         self,
@@ -102,6 +156,10 @@ impl ProcessInput {
         let raw = STANDARD
             .decode(self.page.raw_base64.as_bytes())
             .map_err(|e| format!("page bytes: {e}"))?;
+        let text = STANDARD
+            .decode(self.page.text_base64.as_bytes())
+            .map_err(|e| format!("page text: {e}"))
+            .and_then(|t| String::from_utf8(t).map_err(|e| format!("page text: {e}")))?;
         // The label came from `Encoding::name()`, so it always resolves; UTF-8 is only a
         // fallback for a frame that was not written by this code.
         let encoding = encoding_rs::Encoding::for_label(self.page.encoding.as_bytes())
@@ -113,7 +171,7 @@ impl ProcessInput {
             server: self.page.server,
             headers: self.page.headers,
             raw,
-            text: self.page.text,
+            text,
             encoding,
             fetch_time: self.page.fetch_time,
         };
@@ -221,4 +279,54 @@ pub struct Rendered {
     /// `None` for [`RenderJob::Urls`].
     pub message: Option<Message>,
     pub urls: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+    use super::*;
+
+    /// The borrowed frame the parent writes is what the child's owned types read, for every
+    /// byte value and for text JSON would have escaped.
+    #[test]
+    fn a_process_frame_reads_back_as_the_same_page_and_state() {
+        let raw: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        let page = FetchedPage {
+            final_url: "http://127.0.0.1/p".into(),
+            status: 203,
+            content_type: Some("text/html; charset=x".into()),
+            server: Some("srv".into()),
+            headers: vec![("a".into(), "b\"c".into())],
+            text: "\u{1}\u{2}\"\\ é ✓ \u{fffd}".repeat(50),
+            raw,
+            encoding: "windows-1252",
+            fetch_time: 0.25,
+        };
+        let previous = PreviousState {
+            md5: Some("abc".into()),
+            has_history: true,
+            text_before_filters: Some("before\u{0}".into()),
+            history_lines: Some(Arc::new(["x".to_string(), "y".to_string()].into())),
+        };
+        let settings = ProcessorSettings::default();
+        let frame = process_frame(&page, &settings, &previous).unwrap();
+        // Text that JSON escapes six bytes a character costs base64's 4/3 here.
+        assert!(frame.len() < (page.raw.len() + page.text.len()) * 4 / 3 + 4096);
+        let Request::Process(input) = serde_json::from_slice(&frame).unwrap() else {
+            panic!("not a processing request");
+        };
+        let (back, _, prev) = input.into_parts().unwrap();
+        assert_eq!(back.raw, page.raw);
+        assert_eq!(back.text, page.text);
+        assert_eq!(back.headers, page.headers);
+        assert_eq!(
+            (back.status, back.encoding, back.fetch_time),
+            (203, "windows-1252", 0.25)
+        );
+        assert_eq!(back.content_type, page.content_type);
+        assert_eq!(prev.md5.as_deref(), Some("abc"));
+        assert_eq!(prev.text_before_filters.as_deref(), Some("before\u{0}"));
+        assert_eq!(prev.history_lines.unwrap().len(), 2);
+    }
 }

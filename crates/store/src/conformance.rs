@@ -15,6 +15,41 @@ use crate::{ChangeFeed, JobQueue, NotificationQueue, QueueAdmin, WatchStore};
 
 const T: &str = "tenant-a";
 
+/// The notification log: appends read nothing back, the newest come first, `keep` newest
+/// always stay, tenants are kept apart.
+pub async fn notification_log<S: WatchStore>(store: &S) {
+    assert!(store.log_recent(T, 10).await.unwrap().is_empty());
+    // Two entries in the same second stay two entries, in the order they were added.
+    for (i, ts) in [100, 101, 101, 102, 103].into_iter().enumerate() {
+        store
+            .log_append(T, ts, json!({"n": i, "ts": ts}), 3)
+            .await
+            .unwrap();
+    }
+    store
+        .log_append("tenant-b", 200, json!({"n": "b"}), 3)
+        .await
+        .unwrap();
+    let recent = store.log_recent(T, 10).await.unwrap();
+    let ns: Vec<_> = recent.iter().map(|e| e["n"].clone()).collect();
+    // SQLite drops what is past `keep` at once, DynamoDB when the TTL says: at least the
+    // newest three, newest first, and nothing out of order.
+    assert!(ns.len() >= 3 && ns.len() <= 5, "{ns:?}");
+    assert_eq!(ns[..3], [json!(4), json!(3), json!(2)][..], "{ns:?}");
+    if ns.len() == 5 {
+        assert_eq!(ns[3..], [json!(1), json!(0)][..]);
+    }
+    let two = store.log_recent(T, 2).await.unwrap();
+    assert_eq!(
+        two,
+        vec![json!({"n": 4, "ts": 103}), json!({"n": 3, "ts": 102})]
+    );
+    assert_eq!(
+        store.log_recent("tenant-b", 10).await.unwrap(),
+        vec![json!({"n": "b"})]
+    );
+}
+
 /// Documents: create, conditional writes, list, delete, tenants kept apart.
 pub async fn documents<S: WatchStore>(store: &S) {
     let k = Key::watch(T, "w1");

@@ -166,7 +166,30 @@ pub trait WatchStore: Send + Sync + 'static {
 
     /// The text before filters that the last check kept ([`CheckCommit::text_before_filters`]).
     async fn text_before_filters(&self, key: &Key) -> Result<Option<String>, StoreError>;
+
+    /// Adds one entry (at epoch second `ts`) to the tenant's notification log: one small
+    /// write that reads nothing, however long the log is. Only the newest `keep` entries must
+    /// stay readable; older ones go (SQLite drops them here, DynamoDB by TTL after
+    /// [`LOG_RETENTION_SECS`]).
+    async fn log_append(
+        &self,
+        tenant: &str,
+        ts: i64,
+        entry: serde_json::Value,
+        keep: usize,
+    ) -> Result<(), StoreError>;
+
+    /// The newest `limit` log entries, newest first.
+    async fn log_recent(
+        &self,
+        tenant: &str,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError>;
 }
+
+/// How long DynamoDB keeps a notification log entry (its TTL): the log shows the newest
+/// hundred, and a tenant that sends fewer in a month sees them all.
+pub const LOG_RETENTION_SECS: i64 = 30 * 86_400;
 
 /// Check jobs waiting to run. Embedded mode dequeues from it; in AWS mode Lambda's event source
 /// does, but the adapter implements dequeue too (used by tests and tools).

@@ -69,6 +69,12 @@ async fn due_pages() {
 }
 
 #[tokio::test]
+async fn notification_log() {
+    let aws = fresh().await;
+    conformance::notification_log(&aws.store()).await;
+}
+
+#[tokio::test]
 async fn snapshots() {
     let aws = fresh().await;
     conformance::snapshots(&aws.store()).await;

@@ -34,6 +34,12 @@ async fn due_pages() {
 }
 
 #[tokio::test]
+async fn notification_log() {
+    let (_d, s) = fresh();
+    conformance::notification_log(&s).await;
+}
+
+#[tokio::test]
 async fn snapshots() {
     let (_d, s) = fresh();
     conformance::snapshots(&s).await;

@@ -40,6 +40,9 @@ pub struct Page {
     pub body: Vec<u8>,
     /// Sleep before answering: lets tests exercise timeouts and "checking" states.
     pub delay: Option<Duration>,
+    /// Sent in 64 KiB chunks without a `Content-Length`, so a client learns the size only
+    /// while reading.
+    pub chunked: bool,
 }
 
 impl Page {
@@ -49,6 +52,7 @@ impl Page {
             headers: vec![("content-type".into(), content_type.into())],
             body: body.into(),
             delay: None,
+            chunked: false,
         }
     }
 
@@ -71,6 +75,7 @@ impl Page {
             headers: Vec::new(),
             body: body.into(),
             delay: None,
+            chunked: false,
         }
     }
 
@@ -80,6 +85,7 @@ impl Page {
             headers: vec![("location".into(), location.into())],
             body: Vec::new(),
             delay: None,
+            chunked: false,
         }
     }
 
@@ -95,6 +101,11 @@ impl Page {
 
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
+        self
+    }
+
+    pub fn chunked(mut self) -> Self {
+        self.chunked = true;
         self
     }
 }
@@ -263,7 +274,17 @@ async fn serve(State(state): State<SharedState>, req: Request) -> Response {
     if let Some(d) = page.delay {
         tokio::time::sleep(d).await;
     }
-    let mut resp = Response::new(Body::from(page.body));
+    let body = if page.chunked {
+        let chunks: Vec<Result<Vec<u8>, std::convert::Infallible>> = page
+            .body
+            .chunks(64 * 1024)
+            .map(|c| Ok(c.to_vec()))
+            .collect();
+        Body::from_stream(futures::stream::iter(chunks))
+    } else {
+        Body::from(page.body)
+    };
+    let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::from_u16(page.status).unwrap_or(StatusCode::OK);
     for (k, v) in &page.headers {
         if let (Ok(k), Ok(v)) = (

@@ -20,7 +20,10 @@ async fn run() -> Result<(), lambda_runtime::Error> {
     changewatch_engine::process::init_tracing(changewatch_engine::process::LogStyle::LambdaJson);
     let config = AwsConfig::from_env()?;
     let clients = Clients::from_env().await;
-    let sandbox = Sandbox::child_process(SandboxConfig::current_exe(&config.base.sandbox)?);
+    // No more children at once than the function's memory holds (see `CheckerSizing`).
+    let sandbox = Sandbox::child_process(SandboxConfig::current_exe(
+        &config.checker_sandbox_limits(),
+    )?);
     // One execution environment runs one batch at a time: its id is a unique owner.
     let owner = format!("lambda-{}", std::process::id())
         + &std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default();

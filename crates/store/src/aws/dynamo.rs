@@ -70,6 +70,14 @@ fn snap_pk(key: &Key) -> String {
     format!("W#{}#{}", key.tenant, key.id)
 }
 
+/// The partition of a tenant's notification log entries in the snapshots table.
+fn log_pk(tenant: &str) -> String {
+    format!("L#{tenant}")
+}
+
+/// The snapshots table's TTL attribute (epoch seconds); only log entries carry it.
+pub const LOG_TTL_ATTRIBUTE: &str = "expires_at";
+
 fn chunk_sk(prefix: char, ts: i64, chunk: usize) -> String {
     format!("{prefix}#{ts:015}#{chunk:04}")
 }
@@ -1030,5 +1038,79 @@ impl WatchStore for DynamoStore {
             Some(AttributeValue::B(b)) => decompress(b.as_ref()).map(Some),
             _ => Ok(None),
         }
+    }
+
+    /// One item per entry in the snapshots table (no stream there, so the push service never
+    /// sees the log): under `L#<tenant>`, sorted by time, gone after its TTL.
+    async fn log_append(
+        &self,
+        tenant: &str,
+        ts: i64,
+        entry: serde_json::Value,
+        _keep: usize,
+    ) -> Result<(), StoreError> {
+        // Entries of one second sort in the order they were written (the clock's nanoseconds),
+        // and never collide (the random part).
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let sk = format!("{ts:015}#{nanos:020}#{}", uuid::Uuid::new_v4().simple());
+        self.client
+            .put_item()
+            .table_name(&self.res.snapshots_table)
+            .item("pk", AttributeValue::S(log_pk(tenant)))
+            .item("sk", AttributeValue::S(sk))
+            .item("entry", AttributeValue::S(entry.to_string()))
+            .item(
+                LOG_TTL_ATTRIBUTE,
+                AttributeValue::N((ts + crate::LOG_RETENTION_SECS).to_string()),
+            )
+            .send()
+            .await
+            .map_err(sdk_error)?;
+        Ok(())
+    }
+
+    async fn log_recent(
+        &self,
+        tenant: &str,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut e = Expr::new();
+        let pk_n = e.name("pk");
+        let pk_v = e.value(AttributeValue::S(log_pk(tenant)));
+        let mut out = Vec::new();
+        let mut start: Option<Attrs> = None;
+        // Newest first, one page of `limit` at most (a page ends at 1 MB before that).
+        while out.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.res.snapshots_table)
+                .key_condition_expression(format!("{pk_n} = {pk_v}"))
+                .set_expression_attribute_names(e.names())
+                .set_expression_attribute_values(e.values())
+                .scan_index_forward(false)
+                .limit(i32::try_from(limit - out.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_error)?;
+            for item in page.items.unwrap_or_default() {
+                let Some(text) = codec::s(&item, "entry") else {
+                    continue;
+                };
+                out.push(
+                    serde_json::from_str(text)
+                        .map_err(|e| StoreError::Corrupt(format!("notification log: {e}")))?,
+                );
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
     }
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
@@ -146,6 +147,19 @@ pub async fn provision(
         .key_schema(key("sk", KeyType::Range)?)
         .attribute_definitions(attr("pk", ScalarAttributeType::S)?)
         .attribute_definitions(attr("sk", ScalarAttributeType::S)?)
+        .send()
+        .await
+        .map_err(sdk_error)?;
+    // Notification log entries expire (the template's TimeToLiveSpecification).
+    ddb.update_time_to_live()
+        .table_name(&snapshots)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(crate::aws::dynamo::LOG_TTL_ATTRIBUTE)
+                .enabled(true)
+                .build()
+                .map_err(backend)?,
+        )
         .send()
         .await
         .map_err(sdk_error)?;

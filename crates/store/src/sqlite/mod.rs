@@ -87,6 +87,14 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL,
         failed_at INTEGER NOT NULL
     );",
+    // 7: the notification log, an entry per row (appending reads nothing).
+    "CREATE TABLE notification_log (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        entry TEXT NOT NULL
+    );
+    CREATE INDEX notification_log_tenant ON notification_log (tenant, seq);",
 ];
 
 /// `last_error` of a watch paused because its checks kept dying with the process.

@@ -360,6 +360,65 @@ impl WatchStore for SqliteStore {
         })
         .await
     }
+
+    async fn log_append(
+        &self,
+        tenant: &str,
+        ts: i64,
+        entry: serde_json::Value,
+        keep: usize,
+    ) -> Result<(), StoreError> {
+        let tenant = tenant.to_string();
+        let entry = entry.to_string();
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        self.run(move |tx| {
+            tx.execute(
+                "INSERT INTO notification_log (tenant, ts, entry) VALUES (?1, ?2, ?3)",
+                params![tenant, ts, entry],
+            )
+            .map_err(backend)?;
+            // The `keep` newest stay; the index makes this a short range delete.
+            tx.execute(
+                "DELETE FROM notification_log WHERE tenant = ?1 AND seq <= (
+                    SELECT seq FROM notification_log WHERE tenant = ?1
+                    ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+                params![tenant, keep],
+            )
+            .map_err(backend)?;
+            Ok(((), Vec::new()))
+        })
+        .await
+    }
+
+    async fn log_recent(
+        &self,
+        tenant: &str,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let tenant = tenant.to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |tx| {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT entry FROM notification_log WHERE tenant = ?1
+                     ORDER BY seq DESC LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![tenant, limit], |r| r.get::<_, String>(0))
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let text = row.map_err(backend)?;
+                out.push(
+                    serde_json::from_str(&text)
+                        .map_err(|e| StoreError::Corrupt(format!("notification log: {e}")))?,
+                );
+            }
+            Ok((out, Vec::new()))
+        })
+        .await
+    }
 }
 
 impl SqliteStore {
