@@ -185,6 +185,8 @@ async fn init_error(State(api): State<Arc<RuntimeApi>>, body: Bytes) -> Response
 /// One execution environment: the process and its Runtime API.
 struct Environment {
     child: Mutex<Child>,
+    /// Invocations sent and not yet answered: the process is frozen when none is left.
+    in_flight: Mutex<usize>,
     api: Arc<RuntimeApi>,
     sender: mpsc::UnboundedSender<Pending>,
     server: tokio::task::JoinHandle<()>,
@@ -197,6 +199,35 @@ impl Environment {
             Ok(Some(status)) => Some(status.to_string()),
             Ok(None) => None,
             Err(e) => Some(format!("cannot wait for it: {e}")),
+        }
+    }
+
+    /// Stops (`STOP`) or resumes (`CONT`) the process, as Lambda freezes an environment between
+    /// invocations: nothing a function leaves running after its reply (a spawned task, a
+    /// timer) gets any time until the next event, if one ever comes.
+    fn signal(&self, signal: &str) {
+        let pid = lock(&self.child).id();
+        // `kill` is there wherever the suite runs (procps); no unsafe FFI for two signals.
+        let _ = std::process::Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+
+    /// An invocation begins: the process runs.
+    fn begin(&self) {
+        let mut n = lock(&self.in_flight);
+        *n += 1;
+        self.signal("CONT");
+    }
+
+    /// An invocation was answered: the process is frozen unless another one is under way.
+    fn answered(&self) {
+        let mut n = lock(&self.in_flight);
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            self.signal("STOP");
         }
     }
 
@@ -439,6 +470,7 @@ impl Function {
         }
         Ok(Environment {
             child: Mutex::new(child),
+            in_flight: Mutex::new(0),
             api,
             sender,
             server,
@@ -474,6 +506,7 @@ impl Function {
             ),
             reply,
         };
+        env.begin();
         if env.sender.send(pending).is_err() {
             return Err(FunctionError::Emulator("the Runtime API is gone".into()));
         }
@@ -481,6 +514,7 @@ impl Function {
         loop {
             tokio::select! {
                 r = &mut result => {
+                    env.answered();
                     return r.unwrap_or_else(|_| Err(FunctionError::Emulator("the invocation was dropped".into())));
                 }
                 () = tokio::time::sleep(WATCH_EVERY) => {}

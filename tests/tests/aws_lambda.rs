@@ -687,3 +687,47 @@ fn every_variable_the_template_sets_is_one_the_product_reads() {
         "set by infra/template.yaml but read nowhere in the product: {unread:?}"
     );
 }
+
+/// Upstream answers an import or "recheck all" of 20 or more watches with 202 "in background".
+/// Lambda freezes the environment once the reply is out (the emulator does too), so the api
+/// function finishes that work before replying: every watch exists, every recheck is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_announced_in_background_is_done_before_the_reply() {
+    let stack = Stack::deploy(&parameters()).await;
+    let gw = stack.gateway(stack.function(API)).await;
+    let api = gw.url();
+    let http = reqwest::Client::new();
+    let urls: Vec<String> = (0..25).map(|i| format!("http://127.0.0.1:9/{i}")).collect();
+    let r = http
+        .post(format!("{api}/api/v1/import"))
+        .header("x-api-key", KEY)
+        .header("content-type", "text/plain")
+        .body(urls.join("\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["count"], 25, "{body}");
+    let store = changewatch_store::aws::DynamoStore::new(
+        stack.dynamodb.clone(),
+        stack.provisioned.resources.clone(),
+    );
+    let watches = store
+        .list(&tenant(&stack), changewatch_store::Kind::Watch)
+        .await
+        .unwrap();
+    assert_eq!(
+        watches.len(),
+        25,
+        "every imported watch exists at the reply"
+    );
+
+    let (status, body) = get(&http, &format!("{api}/api/v1/watch?recheck_all=1")).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        stack.depth("RechecksQueue").await,
+        25,
+        "every recheck is queued at the reply"
+    );
+}

@@ -9,6 +9,7 @@ use axum::response::Response;
 use changewatch_core::model::{TextOrFalse, Watch};
 use changewatch_engine::scheduler::request_recheck;
 use changewatch_store::{Expect, Item, Key};
+use futures::StreamExt;
 use serde_json::json;
 
 use crate::error::{ApiError, json_response};
@@ -20,6 +21,22 @@ use crate::validate::proxy_names;
 /// Upstream answers bulk rechecks of this many watches or more with 202 and queues them in the
 /// background.
 pub const BACKGROUND_THRESHOLD: usize = 20;
+
+/// Store or queue calls a background operation keeps in flight.
+pub const BACKGROUND_CONCURRENCY: usize = 16;
+
+/// Runs `work` after the reply where the process keeps running (a spawned task), or before it
+/// where it does not ([`crate::ApiConfig::work_after_reply`]: Lambda).
+pub async fn in_background(
+    state: &AppState,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    if state.config.work_after_reply {
+        tokio::spawn(work);
+    } else {
+        work.await;
+    }
+}
 
 /// Queues a manual recheck of every unpaused watch in `items`: at once for fewer than
 /// [`BACKGROUND_THRESHOLD`], else in the background with a 202. `report_busy` adds upstream's
@@ -46,15 +63,22 @@ pub async fn recheck_all(
     let n = keys.len();
     if n >= BACKGROUND_THRESHOLD {
         let st = state.clone();
-        tokio::spawn(async move {
-            for key in keys {
-                if let Err(e) =
-                    request_recheck(st.store.as_ref(), st.queue.as_ref(), &key, st.now()).await
-                {
-                    tracing::warn!(watch_id = %key.id, error = %e, "background recheck failed");
-                }
-            }
-        });
+        in_background(state, async move {
+            futures::stream::iter(keys)
+                .for_each_concurrent(BACKGROUND_CONCURRENCY, |key| {
+                    let st = &st;
+                    async move {
+                        if let Err(e) =
+                            request_recheck(st.store.as_ref(), st.queue.as_ref(), &key, st.now())
+                                .await
+                        {
+                            tracing::warn!(watch_id = %key.id, error = %e, "background recheck failed");
+                        }
+                    }
+                })
+                .await;
+        })
+        .await;
         return Ok(json_response(
             StatusCode::ACCEPTED,
             &json!({"status": format!("OK, queueing {n} watches in background")}),

@@ -42,6 +42,11 @@ pub struct ApiConfig {
     pub api_key_fixed: bool,
     /// `CW_TRUSTED_PROXY_HOPS`: where in `X-Forwarded-For` the client's address is.
     pub trusted_proxy_hops: usize,
+    /// Whether work a reply announces as "in background" (imports and rechecks of 20 or more
+    /// watches, upstream's 202) may run after the reply. Not in Lambda: the environment is
+    /// frozen once the reply is out, so the work is done first (concurrently) and the reply
+    /// keeps upstream's status and body.
+    pub work_after_reply: bool,
 }
 
 impl ApiConfig {
@@ -55,6 +60,7 @@ impl ApiConfig {
             open_without_password: config.no_password_is_open(),
             api_key_fixed: config.api_access_token.is_some(),
             trusted_proxy_hops: config.trusted_proxy_hops,
+            work_after_reply: true,
         }
     }
 }

@@ -145,6 +145,7 @@ async fn watch_limit_refuses_the_import() {
         open_without_password: true,
         api_key_fixed: false,
         trusted_proxy_hops: 0,
+        work_after_reply: true,
     })
     .await;
     app.create_watch(json!({"url": "https://example.com/x"}))

@@ -145,6 +145,7 @@ async fn worker_health_and_running_checks_of_a_local_pool() {
             open_without_password: true,
             api_key_fixed: false,
             trusted_proxy_hops: 0,
+            work_after_reply: true,
         },
         Some(Arc::new(Pool {
             watch: watch.clone(),

@@ -19,6 +19,7 @@ async fn systeminfo_counts_and_overdue() {
         open_without_password: true,
         api_key_fixed: false,
         trusted_proxy_hops: 0,
+        work_after_reply: true,
     })
     .await;
     let never = app

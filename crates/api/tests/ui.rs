@@ -438,6 +438,7 @@ async fn salted_pass_from_the_environment_wins_and_cannot_be_changed_here() {
         open_without_password: true,
         api_key_fixed: false,
         trusted_proxy_hops: 0,
+        work_after_reply: true,
     })
     .await;
     let (_, v, _) = ui(&app, Method::GET, "/ui/session", None, None).await;
@@ -661,6 +662,7 @@ async fn holding_the_password_hash_mints_no_session() {
         open_without_password: true,
         api_key_fixed: false,
         trusted_proxy_hops: 0,
+        work_after_reply: true,
     })
     .await;
     // A real login first, so the instance has its signing secret.
@@ -706,6 +708,7 @@ fn network_facing() -> ApiConfig {
         open_without_password: false,
         api_key_fixed: false,
         trusted_proxy_hops: 0,
+        work_after_reply: true,
     }
 }
 
@@ -801,6 +804,7 @@ async fn a_key_fixed_by_the_environment_is_not_regenerated() {
     let app = spawn_app_with(ApiConfig {
         api_key_fixed: true,
         trusted_proxy_hops: 0,
+        work_after_reply: true,
         open_without_password: true,
         ..network_facing()
     })

@@ -345,6 +345,7 @@ async fn watch_limit() {
         open_without_password: true,
         api_key_fixed: false,
         trusted_proxy_hops: 0,
+        work_after_reply: true,
     })
     .await;
     app.create_watch(json!({"url": "https://example.com/1"}))

@@ -316,6 +316,9 @@ impl Clients {
                 // Lambda and the push service's container always face a network, whatever
                 // address they bind: no password is open only when the operator says so.
                 open_without_password: config.base.allow_no_password,
+                // The push service's container could, but it serves the same requests as
+                // the api function, which cannot: one behaviour for both.
+                work_after_reply: false,
                 ..ApiConfig::from_config(&config.base)
             },
             sandbox,

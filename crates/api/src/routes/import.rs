@@ -14,13 +14,14 @@ use changewatch_store::Kind;
 use serde_json::{Map, Value, json};
 
 use crate::apprise::is_valid_apprise_url;
-use crate::bulk::BACKGROUND_THRESHOLD;
+use crate::bulk::{BACKGROUND_CONCURRENCY, BACKGROUND_THRESHOLD, in_background};
 use crate::error::{ApiError, json_response};
 use crate::extract::strtobool;
 use crate::state::AppState;
 use crate::stored::decode_watch;
 use crate::stored::insert_watch;
 use crate::validate::proxy_names;
+use futures::StreamExt;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/import", post(import))
@@ -144,7 +145,12 @@ async fn import(
         )));
     }
 
-    let existing = state.store.list(&state.tenant, Kind::Watch).await?;
+    // Read only when something needs it: a tenant's every watch is billed in AWS mode.
+    let existing = if dedupe || state.config.page_watch_limit.is_some() {
+        state.store.list(&state.tenant, Kind::Watch).await?
+    } else {
+        Vec::new()
+    };
     let mut known: Vec<String> = Vec::new();
     if dedupe {
         for item in &existing {
@@ -192,16 +198,26 @@ async fn import(
     let n = created.len();
     if n >= BACKGROUND_THRESHOLD {
         let st = state.clone();
-        tokio::spawn(async move {
-            let mut added = 0;
-            for c in created {
-                match insert_watch(&st, &settings, c).await {
-                    Ok(_) => added += 1,
-                    Err(e) => tracing::error!(error = %e, "background import: a watch failed"),
-                }
-            }
+        in_background(&state, async move {
+            let added: usize = futures::stream::iter(created)
+                .map(|c| {
+                    let (st, settings) = (&st, &settings);
+                    async move {
+                        match insert_watch(st, settings, c).await {
+                            Ok(_) => 1,
+                            Err(e) => {
+                                tracing::error!(error = %e, "background import: a watch failed");
+                                0
+                            }
+                        }
+                    }
+                })
+                .buffer_unordered(BACKGROUND_CONCURRENCY)
+                .fold(0, |sum, n| async move { sum + n })
+                .await;
             tracing::info!(added, "background import complete");
-        });
+        })
+        .await;
         return Ok(json_response(
             StatusCode::ACCEPTED,
             &json!({"status": format!("Importing {n} URLs in background"), "count": n}),

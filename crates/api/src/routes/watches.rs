@@ -86,17 +86,18 @@ async fn create(
         validate::create_watch_from_json(body.clone(), &ctx)?
     };
     validate::check_notification_templates(&state.sandbox, &body).await?;
-    let existing = state.store.list(&state.tenant, Kind::Watch).await?;
-    if let Some(limit) = state.config.page_watch_limit
-        && existing.len() >= limit
-    {
-        return Err(ApiError::text(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Watch limit reached ({}/{limit} watches). Cannot add more watches.",
-                existing.len()
-            ),
-        ));
+    // The tenant's watches are read only to enforce a limit (in AWS mode a listing is billed
+    // for every watch): creating the thousandth watch costs what creating the first does.
+    if let Some(limit) = state.config.page_watch_limit {
+        let existing = state.store.list(&state.tenant, Kind::Watch).await?.len();
+        if existing >= limit {
+            return Err(ApiError::text(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Watch limit reached ({existing}/{limit} watches). Cannot add more watches."
+                ),
+            ));
+        }
     }
     let uuid = insert_watch(&state, &settings, created).await?;
     Ok(json_response(StatusCode::CREATED, &json!({ "uuid": uuid })))

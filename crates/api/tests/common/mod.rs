@@ -40,6 +40,7 @@ pub async fn spawn_app() -> TestApp {
         open_without_password: true,
         api_key_fixed: false,
         trusted_proxy_hops: 0,
+        work_after_reply: true,
     })
     .await
 }
