@@ -371,16 +371,20 @@ impl Fetcher {
         if announced.is_some_and(|n| n > limit as u64) {
             return Err(FetchError::TooLarge { limit });
         }
-        let over_budget = |e: BudgetError| FetchError::OverBudget { limit: e.limit };
+        let timed_out = || FetchError::Timeout {
+            url: url.to_string(),
+            secs: req.timeout.as_secs(),
+        };
+        // Room for `size` page bytes; waiting for the budget's lane counts against the
+        // request's own timeout.
+        let grow = async |hold: &mut PageHold, size: usize| {
+            tokio::time::timeout(remaining(req.timeout, started), hold.grow(size))
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(|e: BudgetError| FetchError::OverBudget { limit: e.limit })
+        };
         if let Some(n) = announced {
-            // Waiting for the lane counts against the request's own timeout.
-            let wait = tokio::time::timeout(remaining(req.timeout, started), hold.grow(n as usize));
-            wait.await
-                .map_err(|_| FetchError::Timeout {
-                    url: url.to_string(),
-                    secs: req.timeout.as_secs(),
-                })?
-                .map_err(over_budget)?;
+            grow(hold, n as usize).await?;
         }
         let status = resp.status().as_u16();
         let header = |name: reqwest::header::HeaderName| {
@@ -406,23 +410,14 @@ impl Fetcher {
         loop {
             let chunk = tokio::time::timeout(remaining(req.timeout, started), resp.chunk())
                 .await
-                .map_err(|_| FetchError::Timeout {
-                    url: url.to_string(),
-                    secs: req.timeout.as_secs(),
-                })?
+                .map_err(|_| timed_out())?
                 .map_err(|e| classify(e, url, 0, req.timeout))?;
             let Some(chunk) = chunk else { break };
             let size = raw.len() + chunk.len();
             if size > limit {
                 return Err(FetchError::TooLarge { limit });
             }
-            tokio::time::timeout(remaining(req.timeout, started), hold.grow(size))
-                .await
-                .map_err(|_| FetchError::Timeout {
-                    url: url.to_string(),
-                    secs: req.timeout.as_secs(),
-                })?
-                .map_err(over_budget)?;
+            grow(hold, size).await?;
             raw.extend_from_slice(&chunk);
         }
 
