@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test deps test-deps dashboard lint unit bench bench-socket bench-aws-cost check fmt sam-build fuzz password-hash push-image \
+.PHONY: run test deps test-deps dashboard lint unit bench bench-socket bench-serve bench-aws-cost check fmt sam-build fuzz password-hash push-image \
   build-ApiFunction build-SchedulerFunction build-CheckerFunction build-NotifierFunction
 
 ## Run the product: embedded mode on http://localhost:5000 (data in ./data), the dashboard at /.
@@ -80,6 +80,17 @@ bench:
 bench-socket: dashboard
 	$(CARGO) build --release -p changewatch
 	bash bench/socket_compare.sh
+
+## Checks per CPU-second and memory of `changewatch serve` beside upstream changedetection.io
+## (installed from PyPI into a venv under /tmp), the same rounds on the same fixture pages
+## (bench/serve_compare.py; N, WORKERS, VALIDATORS, BASELINE_BIN, ONLY change the run).
+CDIO_VENV ?= /tmp/cdio-venv
+CDIO_VERSION ?= 0.60.10
+bench-serve:
+	$(CARGO) build --release --locked -p changewatch
+	@"$(CDIO_VENV)/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("changedetection.io") != "$(CDIO_VERSION)")' 2>/dev/null || \
+	  { python3 -m venv "$(CDIO_VENV)" && "$(CDIO_VENV)/bin/pip" install -q "changedetection.io==$(CDIO_VERSION)"; }
+	CDIO_VENV="$(CDIO_VENV)" python3 bench/serve_compare.py
 
 ## What a check costs in AWS mode: the release function binaries under the e2e suite's Lambda
 ## runtime against moto behind bench/aws_cost/pricing_proxy.py; $ per million checks per round.

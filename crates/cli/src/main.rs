@@ -6,6 +6,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     // A sandbox child (filters, rules and templates under budgets) never becomes a server.
     changewatch_sandbox::run_child_if_requested();
+    changewatch_engine::process::limit_malloc_arenas(2);
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -18,6 +18,14 @@ fn serve_checks_on_schedule_and_on_recheck() {
     let srv = FixtureServer::start();
     srv.set("/p", Page::html("<p>Price: 10</p>"));
     let server = Server::start(data.path(), Some("test-key-123"));
+    // The server re-executed itself (same pid) with glibc's arenas limited.
+    let environ = std::fs::read(format!("/proc/{}/environ", server.child.id())).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|var| var == b"MALLOC_ARENA_MAX=2"),
+        "MALLOC_ARENA_MAX=2 is in the server's environment"
+    );
     let api = Api::new(&server.base, "test-key-123");
     let uuid = api.create(json!({"url": srv.url("/p")}));
     // The scheduler picks the new watch up by itself: the first check is the baseline.

@@ -99,10 +99,12 @@ pub struct SandboxLimits {
     pub memory_mb: u64,
     /// `CW_SANDBOX_STACK_MB` (default 64): stack of a child's work thread.
     pub stack_mb: u64,
-    /// Idle children kept for reuse (`FETCH_WORKERS`, so every worker has one warm).
+    /// Idle children kept for reuse (as many as may run at once).
     pub max_idle: usize,
-    /// Children working at once (unlimited in embedded mode; the checker function sets it
-    /// from its memory, see `changewatch_aws::config::CheckerSizing`).
+    /// `CW_SANDBOX_CHILDREN`: children working at once. From the environment it defaults to
+    /// the number of CPUs (at least 2): the work is CPU-bound, so more children only add
+    /// memory (a few MB each) and time-slice the same cores. The checker function sets it
+    /// from its memory (`changewatch_aws::config::CheckerSizing`).
     pub max_running: usize,
 }
 
@@ -236,7 +238,11 @@ impl Config {
             memory_mb: positive("CW_SANDBOX_MEMORY_MB", d.sandbox.memory_mb)?,
             stack_mb: positive("CW_SANDBOX_STACK_MB", d.sandbox.stack_mb)?,
             max_idle: d.sandbox.max_idle,
-            max_running: d.sandbox.max_running,
+            max_running: usize::try_from(positive(
+                "CW_SANDBOX_CHILDREN",
+                default_sandbox_children() as u64,
+            )?)
+            .unwrap_or(usize::MAX),
         };
         let mut config = Config {
             allow_private_addresses: allow_private,
@@ -338,7 +344,7 @@ impl Config {
             },
             sandbox,
         };
-        config.sandbox.max_idle = config.fetch_workers;
+        config.sandbox.max_idle = config.sandbox.max_running.min(config.fetch_workers);
         Ok(config)
     }
 
@@ -453,6 +459,12 @@ pub fn is_loopback_host(host: &str) -> bool {
     h.eq_ignore_ascii_case("localhost")
         || h.parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `CW_SANDBOX_CHILDREN`'s default: one child per CPU, at least two so that one slow page
+/// does not hold up every other check.
+fn default_sandbox_children() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use url::Url;
 
 use crate::budget::{BudgetError, PageHold};
 use crate::charset;
+use crate::reuse::Validators;
 use crate::ssrf::{AddressPolicy, Refusal};
 
 /// Upstream follows at most 10 redirects; clients' expectations were set by that.
@@ -61,6 +62,10 @@ pub struct FetchRequest {
     pub timeout: Duration,
     pub ignore_status_codes: bool,
     pub empty_pages_are_a_change: bool,
+    /// The last processed reply's validators: sent as `If-None-Match` / `If-Modified-Since`
+    /// (unless the watch sets those headers itself), and a `304 Not Modified` is then a page
+    /// with no body rather than an error ([`FetchedPage::not_modified`]).
+    pub validators: Option<Validators>,
 }
 
 impl FetchRequest {
@@ -73,6 +78,7 @@ impl FetchRequest {
             timeout: Duration::from_secs(45),
             ignore_status_codes: false,
             empty_pages_are_a_change: false,
+            validators: None,
         }
     }
 }
@@ -93,6 +99,14 @@ pub struct FetchedPage {
     pub encoding: &'static str,
     /// Seconds from the first request to the last byte.
     pub fetch_time: f64,
+}
+
+impl FetchedPage {
+    /// The server answered a conditional request with `304 Not Modified`: the content is
+    /// what the validators' reply had, and this page carries no body.
+    pub fn not_modified(&self) -> bool {
+        self.status == 304
+    }
 }
 
 /// Everything that can go wrong before there is a page to process. [`FetchError::last_error`]
@@ -285,8 +299,8 @@ impl Fetcher {
                 .await
                 .map_err(|e| classify(e, &url, hop, req.timeout))?;
             let status = resp.status();
-            if let Some(loc) = status
-                .is_redirection()
+            // A 304 is an answer to a conditional request, not a redirect.
+            if let Some(loc) = (status.is_redirection() && status.as_u16() != 304)
                 .then(|| resp.headers().get(reqwest::header::LOCATION))
                 .flatten()
             {
@@ -338,6 +352,24 @@ impl Fetcher {
             let name = HeaderName::from_bytes(k.trim().as_bytes()).map_err(|_| bad())?;
             let value = HeaderValue::from_str(v.trim()).map_err(|_| bad())?;
             map.insert(name, value);
+        }
+        if let Some(v) = &req.validators {
+            // Stored from a reply's headers, so they are valid values; one that is not is
+            // simply not sent (the check then fetches the whole page).
+            let conditional = [
+                (reqwest::header::IF_NONE_MATCH, v.etag.as_deref()),
+                (
+                    reqwest::header::IF_MODIFIED_SINCE,
+                    v.last_modified.as_deref(),
+                ),
+            ];
+            for (name, value) in conditional {
+                if let Some(value) = value.and_then(|s| HeaderValue::from_str(s).ok())
+                    && !map.contains_key(&name)
+                {
+                    map.insert(name, value);
+                }
+            }
         }
         Ok(map)
     }
@@ -421,10 +453,11 @@ impl Fetcher {
             raw.extend_from_slice(&chunk);
         }
 
-        if raw.is_empty() && !req.empty_pages_are_a_change {
+        let not_modified = status == 304 && req.validators.is_some();
+        if raw.is_empty() && !req.empty_pages_are_a_change && !not_modified {
             return Err(FetchError::EmptyReply { status });
         }
-        if !(200..300).contains(&status) && !req.ignore_status_codes {
+        if !(200..300).contains(&status) && !req.ignore_status_codes && !not_modified {
             return Err(FetchError::Status { status });
         }
         let (text, encoding, source) = charset::decode(&raw, content_type.as_deref());

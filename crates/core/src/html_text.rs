@@ -127,6 +127,11 @@ pub fn html_to_text(html: &str, opts: &TextOptions) -> String {
     render(&doc, opts)
 }
 
+/// The text of a page already parsed with [`parse_document`] (and perhaps pruned).
+pub fn render_document(doc: &Html, opts: &TextOptions) -> String {
+    render(doc, opts)
+}
+
 /// [`Html::parse_document`] with nesting capped at [`MAX_OPEN_ELEMENTS`]: every HTML parse of
 /// fetched content goes through here so that a hostile page costs linear time.
 pub fn parse_document(html: &str) -> Html {
@@ -877,51 +882,92 @@ struct Renderer<'o> {
 }
 
 fn render(doc: &Html, opts: &TextOptions) -> String {
-    let mut r = Renderer {
-        opts,
-        bufs: vec![LineBuf::default()],
-        lists: Vec::new(),
-        rows: Vec::new(),
-        pre: false,
-        bracket_pending: false,
-    };
-    let mut stack: Vec<Frame<'_>> = Vec::new();
-    let mut next = doc.tree.root().first_child();
-    while let Some(node) = next {
-        match node.value() {
-            Node::Text(t) => r.text(t),
-            Node::Element(_) => {
-                if let Some(frame) = ElementRef::wrap(node).and_then(|el| r.open(el)) {
-                    match node.first_child() {
-                        Some(child) => {
-                            stack.push(frame);
-                            next = Some(child);
-                            continue;
-                        }
-                        None => r.close(frame),
-                    }
-                }
-            }
-            _ => {}
+    let mut r = Renderer::new(opts);
+    if let Some(first) = doc.tree.root().first_child() {
+        r.walk(first, false);
+    }
+    r.finish()
+}
+
+/// One element picked out of a parsed page, to be rendered as if its markup had been cut out
+/// and parsed on its own (see [`render_selection`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Pick<'a> {
+    pub element: ElementRef<'a>,
+    /// A line break before it: the `<br>` that separates two matches of one filter.
+    pub break_before: bool,
+}
+
+/// The text of `picks`, rendered in place in the page they were selected from: what
+/// [`html_to_text`] gives for their outer HTML concatenated (with a `<br>` where
+/// `break_before`), without serialising and parsing them again. Which elements render the
+/// same in place as cut out is the caller's to judge (`filters::select_in_place`).
+pub fn render_selection(picks: &[Pick<'_>], opts: &TextOptions) -> String {
+    let mut r = Renderer::new(opts);
+    for pick in picks {
+        if pick.break_before {
+            r.top().br();
         }
-        let mut cur = node;
-        next = loop {
-            if let Some(sibling) = cur.next_sibling() {
-                break Some(sibling);
-            }
-            match stack.pop() {
-                Some(frame) => {
-                    cur = *frame.node;
-                    r.close(frame);
-                }
-                None => break None,
-            }
-        };
+        r.walk(*pick.element, true);
     }
     r.finish()
 }
 
 impl<'o> Renderer<'o> {
+    fn new(opts: &'o TextOptions) -> Self {
+        Renderer {
+            opts,
+            bufs: vec![LineBuf::default()],
+            lists: Vec::new(),
+            rows: Vec::new(),
+            pre: false,
+            bracket_pending: false,
+        }
+    }
+
+    /// Renders `first` and what follows it in document order: its whole subtree, then (unless
+    /// `subtree_only`) its following siblings and theirs, as a depth-first walk without
+    /// recursion (a hostile page's depth costs no stack).
+    fn walk<'a>(&mut self, first: ego_tree::NodeRef<'a, Node>, subtree_only: bool) {
+        let mut stack: Vec<Frame<'a>> = Vec::new();
+        let mut next = Some(first);
+        while let Some(node) = next {
+            match node.value() {
+                Node::Text(t) => self.text(t),
+                Node::Element(_) => {
+                    if let Some(frame) = ElementRef::wrap(node).and_then(|el| self.open(el)) {
+                        match node.first_child() {
+                            Some(child) => {
+                                stack.push(frame);
+                                next = Some(child);
+                                continue;
+                            }
+                            None => self.close(frame),
+                        }
+                    }
+                }
+                _ => {}
+            }
+            let mut cur = node;
+            next = loop {
+                if subtree_only && stack.is_empty() {
+                    // Back at `first`: its siblings are not part of the selection.
+                    break None;
+                }
+                if let Some(sibling) = cur.next_sibling() {
+                    break Some(sibling);
+                }
+                match stack.pop() {
+                    Some(frame) => {
+                        cur = *frame.node;
+                        self.close(frame);
+                    }
+                    None => break None,
+                }
+            };
+        }
+    }
+
     fn top(&mut self) -> &mut LineBuf {
         // `bufs` starts with the page buffer and cells only pop what they
         // pushed; the fallback only keeps this total.

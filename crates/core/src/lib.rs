@@ -12,6 +12,8 @@
 //! - [`html_text`]: HTML to the plain text that is stored and compared.
 //! - [`text_rules`]: ignore / trigger / extract / sort / dedupe rules and the checksum.
 //! - [`pipeline`]: the text_json_diff processor tying the above together.
+//! - [`reuse`]: when a reply is known to process to the last check's result (checksum and
+//!   validators of the last processed reply).
 //! - [`diff`]: the diff engine and its output formats.
 //! - [`error`]: check outcomes that are not a page, with upstream's `last_error` strings.
 //! - [`check`]: fetch + process in one call, for the CLI and the checkers.
@@ -32,6 +34,7 @@ pub mod filters;
 pub mod html_text;
 pub mod model;
 pub mod pipeline;
+pub mod reuse;
 pub mod schedule;
 pub mod ssrf;
 pub mod text_rules;

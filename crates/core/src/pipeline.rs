@@ -182,42 +182,53 @@ pub fn process(
         _ => page.text.clone(),
     };
 
-    // --- filters -----------------------------------------------------------------------------
-    let kind = content_kind(stream_type);
-    if stream_type.is_markup()
-        && settings
-            .subtractive_selectors
-            .iter()
-            .any(|s| !s.trim().is_empty())
-    {
-        content = filters::remove_elements(&content, &settings.subtractive_selectors, kind)?;
-    }
+    // --- filters and text extraction ---------------------------------------------------------
     let filtered = settings.has_include_filters() && stream_type != StreamType::Binary;
-    if filtered {
-        let opts = filters::FilterOptions {
-            content_kind: kind,
-            separate_matches: !settings.source_mode,
-            allow_risky_jq: settings.jq_allow_risky,
-        };
-        content = filters::apply_include_filters(&content, &settings.include_filters, &opts)?;
-        if content.trim().is_empty() {
-            return Err(CheckError::FilterNotFound {
-                filters: settings.include_filters.clone(),
-            });
-        }
-    }
-
-    // --- text extraction ---------------------------------------------------------------------
-    // `content` stays alive: a page without text is diagnosed from the filtered markup.
     let opts = TextOptions {
         render_anchor_tag_content: settings.render_anchor_tag_content,
         is_rss: false,
     };
-    let mut text = match stream_type {
-        _ if settings.source_mode => content.clone(),
-        StreamType::Html => html_text::html_to_text(&content, &opts),
-        StreamType::Rss => rss_to_text(&content, settings.render_anchor_tag_content),
-        _ => content.clone(),
+    let one_parse = stream_type == StreamType::Html
+        && !settings.source_mode
+        && filters::all_css(&settings.subtractive_selectors)
+        && filters::all_css(&settings.include_filters);
+    let mut text = if one_parse {
+        let (text, markup) = html_text_one_parse(&content, settings, filtered, &opts)?;
+        // A page without text is diagnosed from the filtered markup.
+        if let Some(markup) = markup {
+            content = markup;
+        }
+        text
+    } else {
+        let kind = content_kind(stream_type);
+        if stream_type.is_markup()
+            && settings
+                .subtractive_selectors
+                .iter()
+                .any(|s| !s.trim().is_empty())
+        {
+            content = filters::remove_elements(&content, &settings.subtractive_selectors, kind)?;
+        }
+        if filtered {
+            let opts = filters::FilterOptions {
+                content_kind: kind,
+                separate_matches: !settings.source_mode,
+                allow_risky_jq: settings.jq_allow_risky,
+            };
+            content = filters::apply_include_filters(&content, &settings.include_filters, &opts)?;
+            if content.trim().is_empty() {
+                return Err(CheckError::FilterNotFound {
+                    filters: settings.include_filters.clone(),
+                });
+            }
+        }
+        // `content` stays alive: a page without text is diagnosed from the filtered markup.
+        match stream_type {
+            _ if settings.source_mode => content.clone(),
+            StreamType::Html => html_text::html_to_text(&content, &opts),
+            StreamType::Rss => rss_to_text(&content, settings.render_anchor_tag_content),
+            _ => content.clone(),
+        }
     };
 
     if settings.trim_text_whitespace {
@@ -410,6 +421,56 @@ fn content_kind(t: StreamType) -> ContentKind {
 }
 
 /// Upstream's hint for a filter that kept only images: "contain only an image".
+/// An HTML page through CSS subtractive selectors, CSS include filters and HTML-to-text on
+/// one parsed tree (`filters::inplace`), where the other path parses it three times. Gives
+/// the text, and the filtered markup when the text is empty (for the diagnosis).
+fn html_text_one_parse(
+    content: &str,
+    settings: &ProcessorSettings,
+    filtered: bool,
+    opts: &TextOptions,
+) -> Result<(String, Option<String>), CheckError> {
+    let mut html = html_text::parse_document(content);
+    let removed = filters::remove_in_place(&mut html, &settings.subtractive_selectors)?;
+    if !filtered {
+        return Ok((html_text::render_document(&html, opts), None));
+    }
+    let not_found = || CheckError::FilterNotFound {
+        filters: settings.include_filters.clone(),
+    };
+    match filters::select_in_place(&html, &settings.include_filters)? {
+        Some(picks) if picks.is_empty() => Err(not_found()),
+        Some(picks) => {
+            let text = html_text::render_selection(&picks, opts);
+            let markup = text
+                .trim()
+                .is_empty()
+                .then(|| filters::picks_markup(&picks));
+            Ok((text, markup))
+        }
+        // Matches that must be cut out and parsed on their own: what is left of the page
+        // goes the other path's way from here.
+        None => {
+            let rest = if removed {
+                html.html()
+            } else {
+                content.to_string()
+            };
+            let options = filters::FilterOptions {
+                content_kind: ContentKind::Html,
+                separate_matches: true,
+                allow_risky_jq: settings.jq_allow_risky,
+            };
+            let markup =
+                filters::apply_include_filters(&rest, &settings.include_filters, &options)?;
+            if markup.trim().is_empty() {
+                return Err(not_found());
+            }
+            Ok((html_text::html_to_text(&markup, opts), Some(markup)))
+        }
+    }
+}
+
 fn contains_images(html: &str) -> bool {
     let opts = filters::FilterOptions::for_kind(ContentKind::Html);
     filters::apply_include_filters(html, &["img"], &opts).is_ok_and(|m| !m.trim().is_empty())
@@ -423,4 +484,245 @@ fn has_unique_line(text: &str, previous: &PreviousState, settings: &ProcessorSet
         .map(|l| history_line_key(l, settings.ignore_whitespace))
         .filter(|k| !k.is_empty())
         .any(|k| !seen.contains(&k))
+}
+
+#[cfg(test)]
+mod one_parse_tests {
+    //! The single-parse path must give the text the three-parse path gives.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the pipeline did before the single-parse path: cut out, serialise, parse again.
+    fn three_parses(
+        content: &str,
+        settings: &ProcessorSettings,
+        opts: &TextOptions,
+    ) -> Result<String, CheckError> {
+        let mut content = content.to_string();
+        if settings
+            .subtractive_selectors
+            .iter()
+            .any(|s| !s.trim().is_empty())
+        {
+            content = filters::remove_elements(
+                &content,
+                &settings.subtractive_selectors,
+                ContentKind::Html,
+            )?;
+        }
+        if settings.has_include_filters() {
+            let options = filters::FilterOptions {
+                content_kind: ContentKind::Html,
+                separate_matches: true,
+                allow_risky_jq: false,
+            };
+            content =
+                filters::apply_include_filters(&content, &settings.include_filters, &options)?;
+            if content.trim().is_empty() {
+                return Err(CheckError::FilterNotFound {
+                    filters: settings.include_filters.clone(),
+                });
+            }
+        }
+        Ok(html_text::html_to_text(&content, opts))
+    }
+
+    const WORDS: &[&str] = &[
+        "alpha",
+        "beta  gamma",
+        " delta\n",
+        "£12.40",
+        "x&amp;y",
+        "  ",
+    ];
+    const TAGS: &[&str] = &[
+        "div",
+        "p",
+        "span",
+        "b",
+        "i",
+        "em",
+        "a",
+        "ul",
+        "ol",
+        "li",
+        "h1",
+        "h2",
+        "pre",
+        "q",
+        "blockquote",
+        "section",
+        "article",
+        "main",
+        "nav",
+        "footer",
+        "code",
+        "small",
+        "label",
+        "button",
+        "dl",
+        "dt",
+        "dd",
+        "details",
+        "summary",
+        "table",
+        "td",
+        "tr",
+        "textarea",
+        "script",
+        "style",
+        "title",
+        "select",
+        "option",
+        "sup",
+    ];
+    const CLASSES: &[&str] = &["a", "b", "ad", "a b"];
+    const SELECTORS: &[&str] = &[
+        "div",
+        "p",
+        ".a",
+        ".b",
+        "span",
+        "li",
+        "main",
+        "td",
+        "table",
+        "article",
+        "#x",
+        "div > p",
+        "ul li",
+        "a",
+        "pre",
+        "h1, h2",
+        "section .a",
+        "b",
+        "q",
+        "title",
+        "option",
+        "p:first-child",
+    ];
+    const SUBTRACTIVE: &[&str] = &[".ad", "nav", "footer", "script", "b", ".b", "li"];
+
+    fn markup() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            prop::sample::select(WORDS).prop_map(str::to_string),
+            Just("<br>".to_string()),
+            Just("<img src=x>".to_string()),
+            Just("<hr>".to_string()),
+        ];
+        leaf.prop_recursive(5, 60, 4, |inner| {
+            (
+                prop::sample::select(TAGS),
+                prop::option::of(prop::sample::select(CLASSES)),
+                any::<bool>(),
+                prop::option::of(prop_oneof![
+                    Just(" style=\"display:none\""),
+                    Just(" hidden"),
+                    Just(" href=\"/x\""),
+                    Just(" style=\"white-space: pre\""),
+                ]),
+                prop::collection::vec(inner, 0..4),
+            )
+                .prop_map(|(tag, class, id, attr, children)| {
+                    let class = class.map(|c| format!(" class=\"{c}\"")).unwrap_or_default();
+                    let id = if id { " id=\"x\"" } else { "" };
+                    format!(
+                        "<{tag}{class}{id}{}>{}</{tag}>",
+                        attr.unwrap_or(""),
+                        children.concat()
+                    )
+                })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn one_parse_gives_the_text_of_three(
+            body in prop::collection::vec(markup(), 1..5),
+            include in prop::collection::vec(prop::sample::select(SELECTORS), 0..3),
+            subtract in prop::collection::vec(prop::sample::select(SUBTRACTIVE), 0..2),
+            anchors in any::<bool>(),
+        ) {
+            let page = format!(
+                "<!DOCTYPE html><html><head><title>t</title></head><body>{}</body></html>",
+                body.concat()
+            );
+            let settings = ProcessorSettings {
+                include_filters: include.iter().map(|s| s.to_string()).collect(),
+                subtractive_selectors: subtract.iter().map(|s| s.to_string()).collect(),
+                ..ProcessorSettings::default()
+            };
+            let opts = TextOptions { render_anchor_tag_content: anchors, is_rss: false };
+            let filtered = settings.has_include_filters();
+            let one = html_text_one_parse(&page, &settings, filtered, &opts).map(|(t, _)| t);
+            let three = three_parses(&page, &settings, &opts);
+            prop_assert_eq!(
+                format!("{one:?}"),
+                format!("{three:?}"),
+                "page {} include {:?} subtract {:?}",
+                page,
+                include,
+                subtract
+            );
+        }
+    }
+
+    #[test]
+    fn a_removed_element_is_not_matched_and_matches_come_in_document_order() {
+        // The first page: a match inside a removed element. The second: the parser moves the
+        // `div` out of the table ahead of it (foster parenting), after creating the table.
+        let opts = TextOptions::default();
+        for (page, include, subtract) in [
+            (
+                "<body><section class=ad><div class=a>gone</div></section><p class=a>kept</p></body>",
+                "section .a, .a",
+                ".ad",
+            ),
+            (
+                "<body><table class=a><tr><td>cell</td></tr><div class=a>moved</div></table><nav>n</nav></body>",
+                ".a",
+                "nav",
+            ),
+        ] {
+            let settings = ProcessorSettings {
+                include_filters: vec![include.into()],
+                subtractive_selectors: vec![subtract.into()],
+                ..ProcessorSettings::default()
+            };
+            let one = html_text_one_parse(page, &settings, true, &opts).map(|(t, _)| t);
+            let three = three_parses(page, &settings, &opts);
+            assert_eq!(format!("{one:?}"), format!("{three:?}"), "{page}");
+        }
+        let settings = ProcessorSettings {
+            include_filters: vec![".a".into()],
+            subtractive_selectors: vec!["nav".into()],
+            ..ProcessorSettings::default()
+        };
+        let page = "<body><table class=a><tr><td>cell</td></tr><div class=a>moved</div></table><nav>n</nav></body>";
+        let text = three_parses(page, &settings, &opts).unwrap_or_default();
+        assert!(
+            text.find("moved") < text.find("cell"),
+            "document order: {text:?}"
+        );
+    }
+
+    #[test]
+    fn a_filtered_page_is_parsed_once_and_nested_or_table_matches_take_the_other_path() {
+        let page = "<html><body><main class=a><p>one</p><div class=a>two</div></main>\
+                    <table><tr><td class=b>cell</td><td>c2</td></tr></table></body></html>";
+        let html = html_text::parse_document(page);
+        let picks = filters::select_in_place(&html, &["p", "div"])
+            .unwrap_or_default()
+            .unwrap_or_default();
+        assert_eq!(picks.len(), 2);
+        for nested_or_table in [&[".a"][..], &["td"][..]] {
+            let picks = filters::select_in_place(&html, nested_or_table).unwrap_or_default();
+            assert!(picks.is_none(), "{nested_or_table:?}");
+        }
+        assert!(!filters::all_css(&["xpath://p"]));
+        assert!(filters::all_css(&["p", " ", "main .a"]));
+    }
 }

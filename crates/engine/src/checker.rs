@@ -17,17 +17,18 @@ use changewatch_core::model::{
     Settings, Tag, Watch, processor_settings, resolve_notification_settings, tags_for_watch,
 };
 use changewatch_core::pipeline::{ChangeStatus, PreviousState, history_line_key};
-use changewatch_core::{CheckError, CheckResult, FetchRequest, Fetcher};
+use changewatch_core::reuse::{Fingerprint, Stamp};
+use changewatch_core::{CheckError, CheckResult, FetchRequest, Fetcher, ProcessorSettings};
 use changewatch_sandbox::Sandbox;
 use changewatch_store::{
-    CheckCommit, CheckJob, Item, Key, Lane, NotificationQueue, StoreError, WatchStore,
+    CheckCommit, CheckJob, HistoryMeta, Item, Key, Lane, NotificationQueue, StoreError, WatchStore,
 };
 use tokio::sync::OnceCell;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::docs::{load_settings, load_tags};
 use crate::notifications;
-use crate::outcome::{self, Decision, Plan};
+use crate::outcome::{self, Checked, Decision, Plan};
 use crate::pool::JobRunner;
 use crate::timing;
 
@@ -53,6 +54,8 @@ pub struct CheckReport {
     /// A notification was due: a change after the first check, or a filter missing too often,
     /// with somewhere to send it.
     pub notify: bool,
+    /// The reply was the last processed one (same bytes, or a 304): not processed again.
+    pub reused: bool,
 }
 
 /// Settings of the checker itself.
@@ -338,41 +341,48 @@ impl Checker {
         let started = history
             .newest
             .map_or(started, |newest| started.max(newest + 1));
-        let history_lines = if rules.check_unique_lines {
-            let all = self.store.snapshots(key).await?;
-            Some(Arc::new(
-                self.history_lines(key, &all, rules.ignore_whitespace)
-                    .await?,
-            ))
-        } else {
-            None
-        };
         let diff_filtered = watch.has_special_diff_filter_options_set();
-        let previous = PreviousState {
-            md5: watch.previous_md5.as_str().map(str::to_string),
-            has_history: history.count > 0,
-            text_before_filters: if diff_filtered {
-                self.store.text_before_filters(key).await?
-            } else {
-                None
-            },
-            history_lines,
-        };
-        let request = fetch_request(watch, settings, timeout);
+        let mut request = fetch_request(watch, settings, timeout);
+        let fingerprint = Fingerprint::of(&rules, &request);
+        // The last processed reply stands for this one only under the same settings and
+        // request, and only while its result is still the watch's (history kept, a checksum
+        // recorded).
+        let last = watch
+            .last_raw_checksum
+            .as_deref()
+            .and_then(Stamp::parse)
+            .filter(|s| {
+                *s.fingerprint() == fingerprint && history.count > 0 && watch.previous_md5.is_set()
+            });
+        if last.is_some() {
+            request.validators = watch.last_validators.clone();
+        }
         // Held until the result is committed: the page and its text live that long.
         let mut hold = match &self.config.page_budget {
             Some(budget) => budget.enter().await,
             None => PageHold::unbounded(),
         };
         let work = async {
-            match self.fetcher.fetch_within(&request, &mut hold).await {
-                Ok(page) => self
-                    .sandbox
+            let page = match self.fetcher.fetch_within(&request, &mut hold).await {
+                Ok(page) => page,
+                Err(e) => return Ok(Err(CheckError::from(e))),
+            };
+            if let Some(last) = &last
+                && (page.not_modified() || Stamp::new(fingerprint.clone(), &page) == *last)
+            {
+                debug!("reply unchanged since the last processed one: not processed again");
+                return Ok(Ok(Checked::Reused(page)));
+            }
+            // Read only now: an unchanged reply needs none of the history.
+            let previous = self
+                .previous_state(key, watch, &rules, &history, diff_filtered)
+                .await?;
+            Ok::<_, StoreError>(
+                self.sandbox
                     .process(page, rules, previous)
                     .await
-                    .map(|(page, processed)| CheckResult { page, processed }),
-                Err(e) => Err(CheckError::from(e)),
-            }
+                    .map(|(page, processed)| Checked::Processed(CheckResult { page, processed })),
+            )
         };
         let result = match work_deadline {
             Some(at) => {
@@ -380,12 +390,15 @@ impl Checker {
                     .saturating_duration_since(tokio::time::Instant::now())
                     .as_secs()
                     .max(1);
-                tokio::time::timeout_at(at, work).await.unwrap_or_else(|_| {
-                    warn!(secs, "check stopped at its deadline");
-                    Err(CheckError::Deadline { secs })
-                })
+                match tokio::time::timeout_at(at, work).await {
+                    Ok(result) => result?,
+                    Err(_) => {
+                        warn!(secs, "check stopped at its deadline");
+                        Err(CheckError::Deadline { secs })
+                    }
+                }
             }
-            None => work.await,
+            None => work.await?,
         };
 
         let muted = watch.notification_muted || settings.application.all_muted;
@@ -409,6 +422,7 @@ impl Checker {
                 started,
                 diff_filtered,
                 can_notify,
+                fingerprint: &fingerprint,
             },
             &result,
         );
@@ -452,7 +466,7 @@ impl Checker {
                         None => None,
                     };
                     let current = match (&result, out.snapshot_ts) {
-                        (Ok(r), Some(ts)) => Some((
+                        (Ok(Checked::Processed(r)), Some(ts)) => Some((
                             ts,
                             r.processed.text.as_str(),
                             r.processed.triggered_text.join("\n"),
@@ -516,6 +530,38 @@ impl Checker {
         }
     }
 
+    /// What processing compares the reply with: the last checksum, and the stored texts the
+    /// watch's settings need (the unfiltered text for a diff filter, every line ever seen for
+    /// `check_unique_lines`).
+    async fn previous_state(
+        &self,
+        key: &Key,
+        watch: &Watch,
+        rules: &ProcessorSettings,
+        history: &HistoryMeta,
+        diff_filtered: bool,
+    ) -> Result<PreviousState, StoreError> {
+        let history_lines = if rules.check_unique_lines {
+            let all = self.store.snapshots(key).await?;
+            Some(Arc::new(
+                self.history_lines(key, &all, rules.ignore_whitespace)
+                    .await?,
+            ))
+        } else {
+            None
+        };
+        Ok(PreviousState {
+            md5: watch.previous_md5.as_str().map(str::to_string),
+            has_history: history.count > 0,
+            text_before_filters: if diff_filtered {
+                self.store.text_before_filters(key).await?
+            } else {
+                None
+            },
+            history_lines,
+        })
+    }
+
     async fn history_lines(
         &self,
         key: &Key,
@@ -569,5 +615,6 @@ fn fetch_request(watch: &Watch, settings: &Settings, timeout: Duration) -> Fetch
             .ignore_status_codes
             .unwrap_or(settings.application.ignore_status_codes),
         empty_pages_are_a_change: settings.application.empty_pages_are_a_change,
+        validators: None,
     }
 }

@@ -5,7 +5,8 @@
 
 use changewatch_core::model::{Settings, TextOrFalse, Watch};
 use changewatch_core::pipeline::ChangeStatus;
-use changewatch_core::{CheckError, CheckResult};
+use changewatch_core::reuse::{Fingerprint, Stamp, Validators};
+use changewatch_core::{CheckError, CheckResult, FetchedPage};
 use changewatch_store::NewSnapshot;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -40,6 +41,21 @@ pub struct StatusPatch {
     pub previous_md5: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification_alert_count: Option<i64>,
+    /// `Some(None)` clears it: the last processing failed, so its reply proves nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_raw_checksum: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_validators: Option<Option<Validators>>,
+}
+
+/// A check that got as far as a reply.
+#[derive(Clone, Debug)]
+pub enum Checked {
+    /// The reply was processed.
+    Processed(CheckResult),
+    /// The reply is the last processed one (the same checksum, or a `304` to its validators)
+    /// under the same settings, so it is unchanged and was not processed again.
+    Reused(FetchedPage),
 }
 
 impl StatusPatch {
@@ -75,6 +91,8 @@ pub struct Context<'a> {
     pub diff_filtered: bool,
     /// Somewhere to send a notification (URLs after the cascade, watch and settings unmuted).
     pub can_notify: bool,
+    /// What the reply was processed with, for the stamp a processed check leaves.
+    pub fingerprint: &'a Fingerprint,
 }
 
 /// Everything the commit writes and reports, from one check's result.
@@ -90,7 +108,7 @@ pub struct Decision {
 /// Decides what a check's result does to its watch, as upstream's worker does: a baseline
 /// snapshot on the first check, a snapshot and (from the second one on) a notification on a
 /// change, the filter-failure counter and its alert, and the error texts.
-pub fn decide(ctx: &Context<'_>, result: &Result<CheckResult, CheckError>) -> Decision {
+pub fn decide(ctx: &Context<'_>, result: &Result<Checked, CheckError>) -> Decision {
     let watch = ctx.watch;
     let mut patch = StatusPatch {
         last_checked: ctx.started,
@@ -103,7 +121,30 @@ pub fn decide(ctx: &Context<'_>, result: &Result<CheckResult, CheckError>) -> De
     let mut plan = Plan::None;
     let first = ctx.history_len == 0;
     let report = match result {
-        Ok(r) => {
+        Ok(Checked::Reused(page)) => {
+            patch.fetch_time = Some(page.fetch_time);
+            patch.last_error = Some(TextOrFalse::default());
+            patch.consecutive_filter_failures = Some(0);
+            patch.last_check_status = Some(page.status);
+            if !page.not_modified() {
+                // A 304 carries no content headers: the stored ones still describe the page.
+                patch.content_type = Some(page.content_type.clone());
+                patch.remote_server_reply = Some(page.server.clone());
+            }
+            // Newer validators for the same content (a 304 may carry a new ETag) replace the
+            // old ones; a reply without any leaves them.
+            if let Some(v) = Validators::of(page) {
+                patch.last_validators = Some(Some(v));
+            }
+            CheckReport {
+                status: Some(ChangeStatus::Unchanged),
+                error: None,
+                history_len: ctx.history_len,
+                notify: false,
+                reused: true,
+            }
+        }
+        Ok(Checked::Processed(r)) => {
             let p = &r.processed;
             patch.fetch_time = Some(r.page.fetch_time);
             patch.last_error = Some(TextOrFalse::default());
@@ -113,6 +154,12 @@ pub fn decide(ctx: &Context<'_>, result: &Result<CheckResult, CheckError>) -> De
             patch.last_check_status = Some(r.page.status);
             patch.page_title = p.title.clone();
             patch.previous_md5 = p.md5_to_record().map(str::to_string);
+            // A blocked check's verdict is not "unchanged": only a reply whose processing
+            // recorded its result may stand in for the next one.
+            let reusable = p.status != ChangeStatus::Blocked;
+            patch.last_raw_checksum =
+                Some(reusable.then(|| Stamp::new(ctx.fingerprint.clone(), &r.page).to_string()));
+            patch.last_validators = Some(reusable.then(|| Validators::of(&r.page)).flatten());
             if ctx.diff_filtered {
                 text_before_filters = Some(p.text_before_filters.clone());
             }
@@ -133,6 +180,7 @@ pub fn decide(ctx: &Context<'_>, result: &Result<CheckResult, CheckError>) -> De
                 error: None,
                 history_len: ctx.history_len,
                 notify: false,
+                reused: false,
             }
         }
         Err(e) => {
@@ -153,6 +201,12 @@ pub fn decide(ctx: &Context<'_>, result: &Result<CheckResult, CheckError>) -> De
             }
             patch.last_error = Some(TextOrFalse::Text(e.last_error()));
             patch.consecutive_filter_failures = Some(failures);
+            // A reply that failed to process must be processed again, even unchanged; a
+            // failed fetch says nothing about the last processed reply.
+            if !matches!(e, CheckError::Fetch(_)) {
+                patch.last_raw_checksum = Some(None);
+                patch.last_validators = Some(None);
+            }
             if let CheckError::Fetch(changewatch_core::fetch::FetchError::Status { status }) = e {
                 patch.last_check_status = Some(*status);
             }
@@ -161,6 +215,7 @@ pub fn decide(ctx: &Context<'_>, result: &Result<CheckResult, CheckError>) -> De
                 error: Some(e.last_error()),
                 history_len: ctx.history_len,
                 notify: false,
+                reused: false,
             }
         }
     };
@@ -194,8 +249,8 @@ mod tests {
         }
     }
 
-    fn processed(status: ChangeStatus) -> Result<CheckResult, CheckError> {
-        Ok(CheckResult {
+    fn processed(status: ChangeStatus) -> Result<Checked, CheckError> {
+        Ok(Checked::Processed(CheckResult {
             page: page(),
             processed: Processed {
                 status,
@@ -206,8 +261,15 @@ mod tests {
                 title: Some("Hi".into()),
                 stream_type: StreamType::Html,
             },
-        })
+        }))
     }
+
+    static FINGERPRINT: std::sync::LazyLock<Fingerprint> = std::sync::LazyLock::new(|| {
+        Fingerprint::of(
+            &changewatch_core::ProcessorSettings::default(),
+            &changewatch_core::FetchRequest::get("https://example.com/"),
+        )
+    });
 
     fn ctx<'a>(watch: &'a Watch, settings: &'a Settings, history_len: usize) -> Context<'a> {
         Context {
@@ -217,6 +279,7 @@ mod tests {
             started: 1_000,
             diff_filtered: false,
             can_notify: true,
+            fingerprint: &FINGERPRINT,
         }
     }
 
@@ -232,6 +295,11 @@ mod tests {
             page_title: Some("t".into()),
             previous_md5: Some("x".into()),
             notification_alert_count: Some(1),
+            last_raw_checksum: Some(Some("0123456789abcdef:0123456789abcdef".into())),
+            last_validators: Some(Some(Validators {
+                etag: Some("\"e\"".into()),
+                last_modified: None,
+            })),
             ..StatusPatch::default()
         }
         .into_map();
@@ -246,7 +314,7 @@ mod tests {
         for (key, value) in &full {
             assert_eq!(back.get(key), Some(value), "{key} is not a watch field");
         }
-        assert_eq!(full.len(), 12);
+        assert_eq!(full.len(), 14);
     }
 
     #[test]
@@ -350,5 +418,78 @@ mod tests {
                 TextOrFalse::False => None,
             })
         );
+    }
+
+    #[test]
+    fn a_processed_reply_leaves_its_stamp_and_a_failed_processing_clears_it() {
+        let (watch, settings) = (Watch::default(), Settings::default());
+        let mut with_etag = processed(ChangeStatus::Unchanged);
+        if let Ok(Checked::Processed(r)) = &mut with_etag {
+            r.page.headers.push(("ETag".into(), "\"v1\"".into()));
+        }
+        let d = decide(&ctx(&watch, &settings, 2), &with_etag);
+        let stamp = Stamp::new(FINGERPRINT.clone(), &page()).to_string();
+        assert_eq!(d.patch.last_raw_checksum, Some(Some(stamp)));
+        assert_eq!(
+            d.patch.last_validators,
+            Some(Some(Validators {
+                etag: Some("\"v1\"".into()),
+                last_modified: None
+            }))
+        );
+        for cleared in [
+            processed(ChangeStatus::Blocked),
+            Err(CheckError::FilterNotFound {
+                filters: vec!["#gone".into()],
+            }),
+        ] {
+            let d = decide(&ctx(&watch, &settings, 2), &cleared);
+            assert_eq!(d.patch.last_raw_checksum, Some(None));
+            assert_eq!(d.patch.last_validators, Some(None));
+        }
+        let d = decide(
+            &ctx(&watch, &settings, 2),
+            &Err(CheckError::Fetch(FetchError::Status { status: 500 })),
+        );
+        assert_eq!(
+            d.patch.last_raw_checksum, None,
+            "a failed fetch proves nothing"
+        );
+        assert_eq!(d.patch.last_validators, None);
+    }
+
+    #[test]
+    fn a_reused_reply_is_unchanged_and_keeps_what_processing_wrote() {
+        let watch = Watch {
+            page_title: Some("Old".into()),
+            ..Watch::default()
+        };
+        let settings = Settings::default();
+        let mut not_modified = page();
+        not_modified.status = 304;
+        not_modified.raw.clear();
+        not_modified.content_type = None;
+        let d = decide(
+            &ctx(&watch, &settings, 2),
+            &Ok(Checked::Reused(not_modified)),
+        );
+        assert_eq!(d.report.status, Some(ChangeStatus::Unchanged));
+        assert!(d.snapshot.is_none() && d.text_before_filters.is_none());
+        assert_eq!(d.plan, Plan::None);
+        assert_eq!(d.patch.last_error, Some(TextOrFalse::False));
+        assert_eq!(d.patch.last_check_status, Some(304));
+        let map = d.patch.into_map();
+        for kept in [
+            "page_title",
+            "previous_md5",
+            "content-type",
+            "last_raw_checksum",
+            "last_validators",
+        ] {
+            assert!(!map.contains_key(kept), "{kept} is left as it was");
+        }
+        let d = decide(&ctx(&watch, &settings, 2), &Ok(Checked::Reused(page())));
+        assert_eq!(d.patch.content_type, Some(Some("text/html".into())));
+        assert_eq!(d.patch.last_raw_checksum, None);
     }
 }

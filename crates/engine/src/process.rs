@@ -1,9 +1,37 @@
-//! What every changewatch process sets up the same way: its logs and its stop signal. The
-//! binaries (`changewatch`, the Lambda functions, the push service) call these instead of
-//! each writing its own, so a change of log format or signal handling happens once.
+//! What every changewatch process sets up the same way: its logs and its stop signal (and,
+//! for the long-running server, its allocator's arenas). The binaries (`changewatch`, the
+//! Lambda functions, the push service) call these instead of each writing its own, so a
+//! change of log format or signal handling happens once.
 
 use tracing::warn;
 use tracing_subscriber::EnvFilter;
+
+/// glibc's malloc gives every thread that allocates an arena of its own (up to eight per
+/// core) and keeps what was freed there for that arena: a server whose checks run on the
+/// runtime's threads and its blocking pool holds several times the memory it uses (bench
+/// figures in bench/README.md). `MALLOC_ARENA_MAX` is read only when a process starts, so a
+/// process started without it re-executes itself once with it set to `arenas` (same pid,
+/// arguments and environment otherwise; a value the user set is kept). Returns only when it
+/// did not re-execute: already set, or the exec failed (then it runs on, untuned). Call it
+/// first thing in `main`, before any thread exists.
+#[cfg(unix)]
+pub fn limit_malloc_arenas(arenas: u32) {
+    use std::os::unix::process::CommandExt;
+    const VAR: &str = "MALLOC_ARENA_MAX";
+    if std::env::var_os(VAR).is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new(exe);
+    if let Some(arg0) = args.next() {
+        command.arg0(arg0);
+    }
+    let err = command.args(args).env(VAR, arenas.to_string()).exec();
+    eprintln!("could not restart with {VAR}={arenas} ({err}); running with glibc's default");
+}
 
 /// How a process writes its logs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -78,6 +78,17 @@ impl Rig {
         key
     }
 
+    /// Edits the stored watch document as a user's PUT would.
+    async fn edit(&self, key: &Key, change: impl FnOnce(&mut serde_json::Value)) {
+        let item = self.store.get(key).await.unwrap().unwrap();
+        let mut doc = item.doc.clone();
+        change(&mut doc);
+        self.store
+            .put(key, doc, None, Expect::Version(item.version))
+            .await
+            .unwrap();
+    }
+
     async fn watch(&self, key: &Key) -> Watch {
         serde_json::from_value(self.store.get(key).await.unwrap().unwrap().doc).unwrap()
     }
@@ -223,13 +234,10 @@ async fn errors_are_recorded_on_the_watch() {
     assert_eq!(w.consecutive_filter_failures, 1);
 
     // The filter is fixed: the error clears and the failure count resets.
-    let item = r.store.get(&filtered).await.unwrap().unwrap();
-    let mut doc = item.doc.clone();
-    doc["include_filters"] = serde_json::json!(["#a"]);
-    r.store
-        .put(&filtered, doc, None, Expect::Version(item.version))
-        .await
-        .unwrap();
+    r.edit(&filtered, |doc| {
+        doc["include_filters"] = serde_json::json!(["#a"])
+    })
+    .await;
     request_recheck(r.store.as_ref(), &r.queue, &filtered, epoch_now() + 1)
         .await
         .unwrap();
@@ -432,4 +440,143 @@ async fn a_page_over_the_page_budget_fails_its_own_check() {
     );
     assert_eq!(small.error, None);
     assert_eq!(small.status, Some(ChangeStatus::Baseline));
+}
+
+/// Rechecks `key` now and runs its job.
+async fn recheck(r: &Rig, key: &Key, at: i64) -> CheckReport {
+    request_recheck(r.store.as_ref(), &r.queue, key, at)
+        .await
+        .unwrap();
+    checked(r.run_next().await.1)
+}
+
+#[tokio::test]
+async fn an_unchanged_reply_is_not_processed_again_until_the_settings_change() {
+    let r = rig();
+    r.srv.set("/p", Page::html("<main><p>Price: 10</p></main>"));
+    let key = r.add("w", Watch::new(r.srv.url("/p"))).await;
+    let now = epoch_now();
+    let first = recheck(&r, &key, now).await;
+    assert_eq!(
+        (first.status, first.reused),
+        (Some(ChangeStatus::Baseline), false)
+    );
+    assert!(r.watch(&key).await.last_raw_checksum.is_some());
+
+    // The same bytes: known unchanged without processing.
+    let same = recheck(&r, &key, now + 1).await;
+    assert_eq!(
+        (same.status, same.reused),
+        (Some(ChangeStatus::Unchanged), true)
+    );
+    assert_eq!(r.watch(&key).await.check_count, 2);
+
+    // An edited filter must be applied to the same bytes: processed, and its error shows.
+    r.edit(&key, |doc| {
+        doc["include_filters"] = serde_json::json!(["#missing"])
+    })
+    .await;
+    let missing = recheck(&r, &key, now + 2).await;
+    assert!(!missing.reused);
+    assert!(missing.error.is_some());
+    let w = r.watch(&key).await;
+    assert_eq!(
+        w.last_raw_checksum, None,
+        "a failed processing proves nothing"
+    );
+
+    // And the failure is not "reused" into a success: the same bytes fail again.
+    let again = recheck(&r, &key, now + 3).await;
+    assert!(!again.reused && again.error.is_some());
+
+    // Global settings are part of the fingerprint too.
+    r.edit(&key, |doc| {
+        doc["include_filters"] = serde_json::json!(["main"])
+    })
+    .await;
+    assert!(!recheck(&r, &key, now + 4).await.reused);
+    assert!(recheck(&r, &key, now + 5).await.reused);
+    let settings_key = Key::settings("default");
+    let mut settings = changewatch_core::model::Settings::default();
+    settings.application.global_ignore_text = vec!["nothing".into()];
+    r.store
+        .put(
+            &settings_key,
+            serde_json::to_value(&settings).unwrap(),
+            None,
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    assert!(!recheck(&r, &key, now + 6).await.reused);
+
+    // New bytes are processed and recorded as a change.
+    r.srv.set("/p", Page::html("<main><p>Price: 11</p></main>"));
+    let changed = recheck(&r, &key, now + 7).await;
+    assert_eq!(
+        (changed.status, changed.reused),
+        (Some(ChangeStatus::Changed), false)
+    );
+    assert_eq!(r.store.snapshots(&key).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_server_with_validators_answers_304_and_the_page_is_not_fetched_again() {
+    let r = rig();
+    let v1 = Page::html("<p>Price: 10</p>")
+        .header("etag", "\"v1\"")
+        .header("last-modified", "Sat, 05 Dec 2026 10:00:00 GMT");
+    r.srv.set("/p", v1);
+    let key = r.add("w", Watch::new(r.srv.url("/p"))).await;
+    let now = epoch_now();
+    recheck(&r, &key, now).await;
+    let w = r.watch(&key).await;
+    let validators = w.last_validators.clone().expect("validators kept");
+    assert_eq!(validators.etag.as_deref(), Some("\"v1\""));
+
+    let same = recheck(&r, &key, now + 1).await;
+    assert_eq!(
+        (same.status, same.reused),
+        (Some(ChangeStatus::Unchanged), true)
+    );
+    let seen = r.srv.seen("/p");
+    let last = seen.last().unwrap();
+    assert_eq!(last.header("if-none-match"), Some("\"v1\""));
+    assert_eq!(
+        last.header("if-modified-since"),
+        Some("Sat, 05 Dec 2026 10:00:00 GMT")
+    );
+    let w = r.watch(&key).await;
+    assert_eq!(w.last_check_status, Some(304));
+    assert_eq!(
+        w.content_type.as_deref(),
+        Some("text/html; charset=utf-8"),
+        "a 304 leaves the page's content type"
+    );
+    assert!(!w.last_error.is_set());
+
+    // A new version with a new ETag is fetched whole and processed.
+    r.srv.set(
+        "/p",
+        Page::html("<p>Price: 12</p>").header("etag", "\"v2\""),
+    );
+    let changed = recheck(&r, &key, now + 2).await;
+    assert_eq!(changed.status, Some(ChangeStatus::Changed));
+    assert_eq!(
+        r.watch(&key).await.last_validators.unwrap().etag.as_deref(),
+        Some("\"v2\"")
+    );
+
+    // The watch's own If-None-Match header wins, and a changed request (another header)
+    // sends no validators at all: a 304 speaks only for the request it answers.
+    r.edit(&key, |doc| {
+        doc["headers"] = serde_json::json!({"X-Token": "a"})
+    })
+    .await;
+    let other = recheck(&r, &key, now + 3).await;
+    assert!(!other.reused);
+    assert_eq!(
+        r.srv.seen("/p").last().unwrap().header("if-none-match"),
+        None
+    );
 }

@@ -55,9 +55,11 @@ struct Ctx {
     poller: Option<Arc<Poller>>,
     /// What each connected socket proved at its handshake.
     creds: Arc<Mutex<HashMap<Sid, Cred>>>,
-    /// Per watch, the sequence number of its latest feed record: a lease-expiry timer fires
-    /// only if no newer record arrived since the one that started it.
-    latest: Arc<Mutex<HashMap<Key, u64>>>,
+    /// Per watch whose latest feed record started a lease-expiry timer, that record's sequence
+    /// number and the timer: a newer record stops the timer at once (a check's own commit
+    /// usually follows its start within milliseconds, and a timer would otherwise sleep out
+    /// the whole lease). Only watches being checked have an entry.
+    latest: Arc<Mutex<HashMap<Key, (u64, tokio::task::AbortHandle)>>>,
     seq: Arc<std::sync::atomic::AtomicU64>,
 }
 
@@ -66,15 +68,17 @@ impl Ctx {
         self.creds.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn latest(&self) -> std::sync::MutexGuard<'_, HashMap<Key, u64>> {
+    fn latest(&self) -> std::sync::MutexGuard<'_, HashMap<Key, (u64, tokio::task::AbortHandle)>> {
         self.latest.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records a new feed record for `key`; returns its sequence number.
+    /// Records a new feed record for `key`, which ends any lease timer an older record of it
+    /// started; returns its sequence number.
     fn saw(&self, key: &Key) -> u64 {
-        let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.latest().insert(key.clone(), n);
-        n
+        if let Some((_, timer)) = self.latest().remove(key) {
+            timer.abort();
+        }
+        self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -631,13 +635,17 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
             if flags.checking
                 && let Some(until) = item.schedule.as_ref().and_then(|s| s.lease_until)
             {
-                tokio::spawn(expire_lease(
+                // The timer holds the key, not the item: a burst of checks would otherwise
+                // keep every watch's document in memory for a whole lease.
+                let timer = tokio::spawn(expire_lease(
                     io.clone(),
                     ctx.clone(),
-                    item.clone(),
+                    ev.key.clone(),
                     seq,
                     until,
                 ));
+                ctx.latest()
+                    .insert(ev.key.clone(), (seq, timer.abort_handle()));
             }
             if flags.checking && !was_checking {
                 let data = json!({
@@ -663,13 +671,27 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
 
 /// At the end of a lease that no feed record ended, sends the row again as it is now (no
 /// longer checking) and the counters with it.
-async fn expire_lease(io: SocketIo, ctx: Ctx, item: Item, seq: u64, until: i64) {
+async fn expire_lease(io: SocketIo, ctx: Ctx, key: Key, seq: u64, until: i64) {
     let wait = (until - ctx.state.now()).max(0).unsigned_abs() + 1;
     tokio::time::sleep(Duration::from_secs(wait)).await;
-    let key = &item.key;
-    if ctx.latest().get(key) != Some(&seq) {
-        return;
+    {
+        let mut latest = ctx.latest();
+        if latest.get(&key).map(|(s, _)| *s) != Some(seq) {
+            return;
+        }
+        latest.remove(&key);
     }
+    // No record since the one that started the timer: the watch is as that record left it
+    // (or newer, if the stream lags behind the store), read once now that it is needed.
+    let item = match ctx.state.store.get(&key).await {
+        Ok(Some(item)) => item,
+        Ok(None) => return,
+        Err(e) => {
+            debug!(watch_id = %key.id, error = %e, "lease expiry: the watch could not be read");
+            return;
+        }
+    };
+    let key = &item.key;
     let now = ctx.state.now();
     let (Some(watch), Some(flags)) = (decode_watch_doc(&item), Flags::of(&item, now)) else {
         return;
@@ -706,6 +728,86 @@ mod tests {
         assert!(tenant_room(&io, "t").is_some());
         io.close().await;
         assert!(tenant_room(&io, "t").is_none());
+    }
+
+    /// A check's start arms a timer for its lease and the check's next record (its commit)
+    /// stops it at once, so a burst of checks leaves no sleeping timers holding memory; a
+    /// lease that runs out with no record after it is read back from the store, and the row
+    /// no longer counts as checking.
+    #[tokio::test]
+    async fn lease_timers_stop_at_the_next_record_or_read_the_store_when_the_lease_ends() {
+        use changewatch_store::queue::MemoryQueue;
+        use changewatch_store::sqlite::SqliteStore;
+        use changewatch_store::{DEFAULT_TENANT, Expect, Schedule, WatchStore};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open_dir(dir.path()).unwrap());
+        let config = changewatch_api::ApiConfig::from_config(&changewatch_core::Config::default());
+        let state = AppState::new(
+            store.clone(),
+            Arc::new(MemoryQueue::new()),
+            config,
+            changewatch_sandbox::Sandbox::in_process(),
+        );
+        let ctx = Ctx {
+            state,
+            tenants: Arc::new(Mutex::new(HashMap::new())),
+            poller: None,
+            creds: Arc::new(Mutex::new(HashMap::new())),
+            latest: Arc::new(Mutex::new(HashMap::new())),
+            seq: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        };
+        let (_layer, io) = SocketIo::builder().with_state(ctx.clone()).build_layer();
+        io.ns("/", async |_: SocketRef| {});
+        let key = Key::watch(DEFAULT_TENANT, "w");
+        let leased = |until: i64| Schedule {
+            lease_owner: Some("checker".into()),
+            lease_until: Some(until),
+            ..Schedule::default()
+        };
+        let doc = json!({"url": "http://127.0.0.1/", "uuid": "w"});
+        let now = ctx.state.now();
+        store
+            .put(&key, doc.clone(), Some(leased(now + 60)), Expect::Absent)
+            .await
+            .unwrap();
+        let record = |item: Item| ChangeEvent {
+            key: key.clone(),
+            old: None,
+            new: Some(item),
+        };
+        let checking = || with_tenant(&ctx, DEFAULT_TENANT, |t| t.checking());
+
+        let started = store.get(&key).await.unwrap().unwrap();
+        on_change(&io, &ctx, record(started)).await;
+        assert_eq!(checking(), Some(1));
+        let timer = ctx.latest().get(&key).map(|(_, t)| t.clone()).unwrap();
+        store
+            .put(&key, doc.clone(), Some(Schedule::default()), Expect::Any)
+            .await
+            .unwrap();
+        let committed = store.get(&key).await.unwrap().unwrap();
+        on_change(&io, &ctx, record(committed)).await;
+        assert!(ctx.latest().is_empty(), "the commit ended the timer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(timer.is_finished(), "and stopped its task");
+        assert_eq!(checking(), Some(0));
+
+        // A checker that dies writes nothing more: the lease runs out by itself.
+        store
+            .put(&key, doc, Some(leased(ctx.state.now() + 1)), Expect::Any)
+            .await
+            .unwrap();
+        let dying = store.get(&key).await.unwrap().unwrap();
+        on_change(&io, &ctx, record(dying)).await;
+        assert_eq!(checking(), Some(1));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(ctx.latest().is_empty());
+        assert_eq!(
+            checking(),
+            Some(0),
+            "the row stopped checking when the lease ended"
+        );
     }
 
     fn item(settings: &Settings) -> Item {

@@ -8,8 +8,10 @@ use tokio::sync::broadcast;
 use crate::ChangeFeed;
 use crate::types::ChangeEvent;
 
-/// Events buffered per subscriber before the oldest are dropped for it.
-const CAPACITY: usize = 4096;
+/// Events buffered per subscriber before the oldest are dropped for it. The buffer is
+/// allocated whole (a slot per event, ~0.5 KB each) and a subscriber that lags resyncs from
+/// the store, so a larger one only costs memory.
+const CAPACITY: usize = 1024;
 
 #[derive(Clone, Debug)]
 pub struct BroadcastFeed {

@@ -46,6 +46,14 @@ pub struct Page {
 }
 
 impl Page {
+    /// The value of one of the reply's headers.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn new(content_type: &str, body: impl Into<Vec<u8>>) -> Self {
         Page {
             status: 200,
@@ -273,6 +281,19 @@ async fn serve(State(state): State<SharedState>, req: Request) -> Response {
     };
     if let Some(d) = page.delay {
         tokio::time::sleep(d).await;
+    }
+    // A page with an `ETag` answers a matching `If-None-Match` as servers do: 304, no body.
+    let etag = page.header_value("etag");
+    let if_none_match = parts.headers.get("if-none-match").map(|v| v.as_bytes());
+    if let Some(etag) = etag
+        && if_none_match == Some(etag.as_bytes())
+    {
+        let mut resp = Response::new(Body::empty());
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        if let Ok(v) = HeaderValue::from_str(etag) {
+            resp.headers_mut().insert("etag", v);
+        }
+        return resp;
     }
     let body = if page.chunked {
         let chunks: Vec<Result<Vec<u8>, std::convert::Infallible>> = page

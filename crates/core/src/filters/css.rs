@@ -45,6 +45,20 @@ impl Budget<'_> {
     }
 }
 
+/// The elements `selector` matches, in document order, among those attached to the page.
+/// (`Html::select` walks scraper's node arena instead: creation order, which the parser's
+/// foster parenting makes differ from document order, and nodes detached by a subtractive
+/// selector are still in it.)
+pub(super) fn select_attached<'a, 'b>(
+    html: &'a Html,
+    selector: &'b Selector,
+) -> impl Iterator<Item = ElementRef<'a>> + use<'a, 'b> {
+    let root = html.root_element();
+    std::iter::once(root)
+        .filter(|el| selector.matches(el))
+        .chain(root.select(selector))
+}
+
 pub(super) fn css_matches(
     html: &Html,
     selector: &Selector,
@@ -52,7 +66,7 @@ pub(super) fn css_matches(
     budget: &Budget<'_>,
 ) -> Result<String, FilterError> {
     let mut block = String::new();
-    for element in html.select(selector) {
+    for element in select_attached(html, selector) {
         push_match(
             &mut block,
             &element.html(),
@@ -68,7 +82,7 @@ pub(super) fn remove_css_matches(content: &str, selectors: &[Selector]) -> Optio
     let mut html = parse_document(content);
     let ids: Vec<_> = selectors
         .iter()
-        .flat_map(|selector| html.select(selector).map(|element| element.id()))
+        .flat_map(|selector| select_attached(&html, selector).map(|element| element.id()))
         .collect();
     if ids.is_empty() {
         return None;

@@ -39,8 +39,9 @@
 //! This file holds the rule types and the two entry points ([`remove_elements`],
 //! [`apply_include_filters`]); each engine has its own module: `css` (scraper),
 //! `xpath` (libxml2), `json` (JSON sources and JSONPath), `jq` (jaq), with
-//! `documents` sharing one parse per engine between a watch's filters and `limits`
-//! holding what a rule may be before any parser runs.
+//! `documents` sharing one parse per engine between a watch's filters, `limits`
+//! holding what a rule may be before any parser runs, and `inplace` applying CSS rules to
+//! the page's one parsed tree for the pipeline's single-parse path.
 //!
 //! # Known differences from upstream
 //!
@@ -75,7 +76,7 @@ use libxml::parser::{Parser, ParserOptions};
 use libxml::readonly::RoNode;
 use libxml::tree::{Document, Node, NodeType, SaveOptions};
 use libxml::xpath::{Context, Expression};
-use scraper::{Html, Selector};
+use scraper::{ElementRef, Html, Selector};
 
 use crate::html_text::parse_document;
 use serde::Serialize;
@@ -84,6 +85,7 @@ use serde_json_path::JsonPath;
 
 mod css;
 mod documents;
+mod inplace;
 mod jq;
 mod json;
 mod limits;
@@ -93,6 +95,7 @@ mod xpath;
 
 use css::*;
 use documents::*;
+pub use inplace::*;
 use jq::*;
 use json::*;
 pub use limits::*;
@@ -472,14 +475,7 @@ pub fn remove_elements<S: AsRef<str>>(
                 }
                 xpaths.push((expr.to_owned(), compile_xpath(expr)?));
             }
-            _ => {
-                // Upstream joins CSS selectors with commas, so stray leading
-                // or trailing commas are tolerated.
-                let expr = rule.trim_matches(|c: char| c == ',' || c.is_whitespace());
-                if !expr.is_empty() {
-                    css.push(css_selector(expr)?);
-                }
-            }
+            _ => css.extend(subtractive_css(rule)?),
         }
     }
 
@@ -493,6 +489,24 @@ pub fn remove_elements<S: AsRef<str>>(
         false => remove_css_matches(&current, &css),
     };
     Ok(after_css.unwrap_or_else(|| current.into_owned()))
+}
+
+/// The non-blank include rules, checked and split (not yet compiled).
+fn split_rules<S: AsRef<str>>(filters: &[S]) -> Result<Vec<Filter>, FilterError> {
+    filters
+        .iter()
+        .map(|rule| rule.as_ref())
+        .filter(|rule| !rule.trim().is_empty())
+        .map(Filter::split)
+        .collect()
+}
+
+/// A subtractive CSS rule (already trimmed and checked), compiled; `None` when only commas
+/// are left. Upstream joins CSS selectors with commas, so stray leading or trailing commas
+/// are tolerated.
+fn subtractive_css(rule: &str) -> Result<Option<Selector>, FilterError> {
+    let expr = rule.trim_matches(|c: char| c == ',' || c.is_whitespace());
+    (!expr.is_empty()).then(|| css_selector(expr)).transpose()
 }
 
 /// Applies the include `filters` in order and concatenates their results.
@@ -513,12 +527,7 @@ pub fn apply_include_filters<S: AsRef<str>>(
     filters: &[S],
     options: &FilterOptions,
 ) -> Result<String, FilterError> {
-    let parsed = filters
-        .iter()
-        .map(|rule| rule.as_ref())
-        .filter(|rule| !rule.trim().is_empty())
-        .map(Filter::split)
-        .collect::<Result<Vec<_>, _>>()?;
+    let parsed = split_rules(filters)?;
 
     let mut docs = Documents::new(content, options.content_kind);
     let limit = filter_output_limit(content.len());

@@ -79,6 +79,8 @@ pub const PRICE_DATA_TRACK_REJECT: &str = "rejected";
 pub const SYSTEM_MANAGED_FIELDS: &[&str] = &[
     "last_check_status",
     "last_filter_config_hash",
+    "last_raw_checksum",
+    "last_validators",
     "restock",
     "_llm_result",
     "_llm_intent",

@@ -313,6 +313,14 @@ pub(super) mod lenient {
         }
     }
 
+    /// A value only the checker writes: one it cannot read is as good as none (the check
+    /// then does the work the value would have let it skip), never a watch that cannot load.
+    pub fn or_none<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+        d: D,
+    ) -> Result<Option<T>, D::Error> {
+        Ok(serde_json::from_value(Value::deserialize(d)?).ok())
+    }
+
     pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         match Value::deserialize(d)? {
             Value::Null => Ok(0.0),

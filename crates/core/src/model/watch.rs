@@ -149,6 +149,21 @@ pub struct Watch {
     /// Hash of the merged filter config: the raw-unchanged shortcut is only valid while it holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_filter_config_hash: Option<String>,
+    /// [`crate::reuse::Stamp`] of the last successfully processed reply: the same reply with
+    /// the same settings is known to be unchanged without processing it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::or_none"
+    )]
+    pub last_raw_checksum: Option<String>,
+    /// That reply's `ETag` / `Last-Modified`, for conditional requests.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::or_none"
+    )]
+    pub last_validators: Option<crate::reuse::Validators>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub restock: Option<Restock>,
     #[serde(rename = "_llm_result", skip_serializing_if = "Option::is_none")]
@@ -245,6 +260,8 @@ impl Default for Watch {
             llm_tokens_used_cumulative: None,
             last_check_status: None,
             last_filter_config_hash: None,
+            last_raw_checksum: None,
+            last_validators: None,
             restock: None,
             llm_result: None,
             llm_intent_state: None,
@@ -473,6 +490,8 @@ impl Watch {
         self.last_notification_error = Some(TextOrFalse::False);
         self.last_viewed = 0;
         self.previous_md5 = TextOrFalse::False;
+        self.last_raw_checksum = None;
+        self.last_validators = None;
         self.remote_server_reply = None;
         self.track_ldjson_price_data = None;
     }
