@@ -20,16 +20,20 @@ pub struct Flags {
 impl Flags {
     /// Flags of a stored watch at `now`; `None` when the document does not decode.
     pub fn of(item: &Item, now: i64) -> Option<Flags> {
-        let watch = decode_watch_doc(item)?;
-        Some(Flags {
+        Some(Flags::of_watch(item, &decode_watch_doc(item)?, now))
+    }
+
+    /// [`Flags::of`] for a caller that has decoded the document already.
+    pub fn of_watch(item: &Item, watch: &changewatch_core::model::Watch, now: i64) -> Flags {
+        Flags {
             has_error: watch.last_error.is_set(),
-            unread: unread(&watch, &history_info(item)),
+            unread: unread(watch, &history_info(item)),
             checking: item.schedule.as_ref().is_some_and(|s| s.leased(now)),
             queued: item
                 .schedule
                 .as_ref()
                 .is_some_and(|s| s.queued_at.is_some()),
-        })
+        }
     }
 }
 

@@ -431,15 +431,18 @@ fn tenant_room(io: &SocketIo, tenant: &str) -> Option<socketioxide::operators::B
     io.of("/").map(|ns| ns.to(tenant.to_string()))
 }
 
+/// The sockets in the tenant's room (every socket of the tenant joins it).
+fn listeners(io: &SocketIo, tenant: &str) -> usize {
+    io.of("/")
+        .map_or(0, |ns| ns.within(tenant.to_string()).sockets().len())
+}
+
 /// [`QueueSize::Polled`]: the poll loop, counting the sockets in the tenant's room (every
 /// socket joins it) as the listeners.
 async fn run_queue_poll(io: SocketIo, tenant: String, poller: Arc<Poller>) {
     let listeners = {
         let (io, tenant) = (io.clone(), tenant.clone());
-        move || {
-            io.of("/")
-                .map_or(0, |ns| ns.within(tenant.clone()).sockets().len())
-        }
+        move || listeners(&io, &tenant)
     };
     let emit = move |depth: usize| {
         let room = tenant_room(&io, &tenant);
@@ -583,14 +586,21 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
     let Some(room) = tenant_room(io, tenant) else {
         return;
     };
-    let queued_before = with_tenant(ctx, tenant, |t| t.queued()).unwrap_or(0);
+    // With nobody connected only the counters' flags (and lease timers) are kept current: a
+    // socket that connects later gets the rows over REST and the counters at its connect.
+    let listening = listeners(io, tenant) > 0;
+    let queued_before = if listening {
+        with_tenant(ctx, tenant, |t| t.queued()).unwrap_or(0)
+    } else {
+        0
+    };
     let seq = ctx.saw(&ev.key);
     match &ev.new {
         None => {
             ctx.latest().remove(&ev.key);
             with_tenant(ctx, tenant, |t| t.remove(uuid));
             let data = json!({"uuid": uuid, "event_timestamp": event_timestamp()});
-            if let Err(e) = room.clone().emit("watch_deleted", &data).await {
+            if listening && let Err(e) = room.clone().emit("watch_deleted", &data).await {
                 debug!(error = %e, "emit watch_deleted failed");
             }
         }
@@ -598,15 +608,16 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
             let Some(watch) = decode_watch_doc(item) else {
                 return;
             };
-            let Some(flags) = Flags::of(item, now) else {
-                return;
-            };
+            let flags = Flags::of_watch(item, &watch, now);
             with_tenant(ctx, tenant, |t| t.set(uuid, flags));
-            let status = watch_row(item, &watch, now);
-            if let Err(e) = room
-                .clone()
-                .emit("watch_update", &json!({ "watch": status }))
-                .await
+            if listening
+                && let Err(e) = room
+                    .clone()
+                    .emit(
+                        "watch_update",
+                        &json!({ "watch": watch_row(item, &watch, now) }),
+                    )
+                    .await
             {
                 debug!(error = %e, "emit watch_update failed");
             }
@@ -618,7 +629,7 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
                     .and_then(serde_json::Value::as_i64)
                     .unwrap_or(0)
             };
-            if ev.old.as_ref().is_some_and(|o| alerts(item) > alerts(o)) {
+            if listening && ev.old.as_ref().is_some_and(|o| alerts(item) > alerts(o)) {
                 let data = json!({"watch_uuid": uuid, "event_timestamp": event_timestamp()});
                 if let Err(e) = room.clone().emit("notification_event", &data).await {
                     debug!(error = %e, "emit notification_event failed");
@@ -647,7 +658,7 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
                 ctx.latest()
                     .insert(ev.key.clone(), (seq, timer.abort_handle()));
             }
-            if flags.checking && !was_checking {
+            if listening && flags.checking && !was_checking {
                 let data = json!({
                     "uuid": uuid,
                     "status": sanitize_status("Fetching..."),
@@ -658,6 +669,9 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
                 }
             }
         }
+    }
+    if !listening {
+        return;
     }
     emit_counters(io, ctx, tenant).await;
     let queued_after = with_tenant(ctx, tenant, |t| t.queued()).unwrap_or(0);
