@@ -650,7 +650,7 @@ fn title_of(doc: &Html) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-fn in_html_ns(el: &Element) -> bool {
+pub(crate) fn in_html_ns(el: &Element) -> bool {
     &*el.name.ns == HTML_NS
 }
 

@@ -11,12 +11,13 @@
 
 use std::collections::HashSet;
 
-use crate::html_text::Pick;
+use crate::html_text::{Pick, in_html_ns};
 
 use super::*;
 
-/// Elements that, at the start of a document or outside their usual parent, the HTML parser
-/// files elsewhere or reads differently than where they were matched.
+/// Elements that, at the start of a document, the HTML parser files elsewhere or reads
+/// differently than where they were matched (with `TABLE_PARTS`, which it drops outside a
+/// table).
 const NOT_IN_PLACE: &[&str] = &[
     "html",
     "head",
@@ -34,15 +35,6 @@ const NOT_IN_PLACE: &[&str] = &[
     "frameset",
     "frame",
     "plaintext",
-    "caption",
-    "colgroup",
-    "col",
-    "thead",
-    "tbody",
-    "tfoot",
-    "tr",
-    "td",
-    "th",
 ];
 
 /// Whether every non-blank rule is a CSS selector (the rules this module applies).
@@ -60,15 +52,8 @@ pub fn remove_in_place<S: AsRef<str>>(
     html: &mut Html,
     selectors: &[S],
 ) -> Result<bool, FilterError> {
-    let mut compiled = Vec::new();
-    for selector in selectors {
-        let rule = selector.as_ref().trim();
-        if rule.is_empty() {
-            continue;
-        }
-        check_complexity(rule)?;
-        compiled.extend(subtractive_css(rule)?);
-    }
+    // The caller sends only CSS rules here (`all_css`): there are no XPath ones to apply.
+    let (_, compiled) = compile_subtractive(selectors)?;
     let ids: Vec<_> = compiled
         .iter()
         .flat_map(|selector| select_attached(html, selector).map(|element| element.id()))
@@ -99,7 +84,7 @@ pub fn select_in_place<'a, S: AsRef<str>>(
         for (i, element) in select_attached(html, &selector).enumerate() {
             let el = element.value();
             let name = el.name();
-            if &*el.name.ns != "http://www.w3.org/1999/xhtml" || NOT_IN_PLACE.contains(&name) {
+            if !in_html_ns(el) || NOT_IN_PLACE.contains(&name) || TABLE_PARTS.contains(&name) {
                 return Ok(None);
             }
             picks.push(Pick {

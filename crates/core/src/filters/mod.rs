@@ -458,26 +458,7 @@ pub fn remove_elements<S: AsRef<str>>(
     selectors: &[S],
     kind: ContentKind,
 ) -> Result<String, FilterError> {
-    let mut xpaths = Vec::new();
-    let mut css = Vec::new();
-    for selector in selectors {
-        let rule = selector.as_ref().trim();
-        if rule.is_empty() {
-            continue;
-        }
-        check_complexity(rule)?;
-        match FilterKind::split(rule) {
-            (FilterKind::XPath | FilterKind::XPath1, expr) => {
-                if expr.is_empty() {
-                    return Err(FilterError::Empty {
-                        rule: rule.to_owned(),
-                    });
-                }
-                xpaths.push((expr.to_owned(), compile_xpath(expr)?));
-            }
-            _ => css.extend(subtractive_css(rule)?),
-        }
-    }
+    let (xpaths, css) = compile_subtractive(selectors)?;
 
     let after_xpath = match xpaths.is_empty() {
         true => None,
@@ -501,12 +482,39 @@ fn split_rules<S: AsRef<str>>(filters: &[S]) -> Result<Vec<Filter>, FilterError>
         .collect()
 }
 
-/// A subtractive CSS rule (already trimmed and checked), compiled; `None` when only commas
-/// are left. Upstream joins CSS selectors with commas, so stray leading or trailing commas
-/// are tolerated.
-fn subtractive_css(rule: &str) -> Result<Option<Selector>, FilterError> {
-    let expr = rule.trim_matches(|c: char| c == ',' || c.is_whitespace());
-    (!expr.is_empty()).then(|| css_selector(expr)).transpose()
+/// The non-blank subtractive rules, checked and compiled: XPath rules with their source,
+/// and CSS selectors. Upstream joins CSS selectors with commas, so stray leading or
+/// trailing commas are tolerated.
+#[allow(clippy::type_complexity)]
+fn compile_subtractive<S: AsRef<str>>(
+    selectors: &[S],
+) -> Result<(Vec<(String, Expression)>, Vec<Selector>), FilterError> {
+    let mut xpaths = Vec::new();
+    let mut css = Vec::new();
+    for selector in selectors {
+        let rule = selector.as_ref().trim();
+        if rule.is_empty() {
+            continue;
+        }
+        check_complexity(rule)?;
+        match FilterKind::split(rule) {
+            (FilterKind::XPath | FilterKind::XPath1, expr) => {
+                if expr.is_empty() {
+                    return Err(FilterError::Empty {
+                        rule: rule.to_owned(),
+                    });
+                }
+                xpaths.push((expr.to_owned(), compile_xpath(expr)?));
+            }
+            _ => {
+                let expr = rule.trim_matches(|c: char| c == ',' || c.is_whitespace());
+                if !expr.is_empty() {
+                    css.push(css_selector(expr)?);
+                }
+            }
+        }
+    }
+    Ok((xpaths, css))
 }
 
 /// Applies the include `filters` in order and concatenates their results.
