@@ -58,7 +58,8 @@ pub async fn read_modify_write<T, E: From<StoreError>>(
 /// A stored document as its type; a document that does not decode is the store's corruption,
 /// named with its key.
 pub fn decode<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    serde_json::from_value(item.doc.clone())
+    // From the shared document by reference: no copy of its tree per decode.
+    T::deserialize(&*item.doc)
         .map_err(|e| StoreError::Corrupt(format!("{:?} {}: {e}", item.key.kind, item.key.id)))
 }
 

@@ -139,7 +139,7 @@ pub async fn set_notification_error(
         if now == wanted || (error.is_none() && is_clear(&now)) {
             return Ok(Step::Done(()));
         }
-        let mut doc = item.doc.clone();
+        let mut doc = (*item.doc).clone();
         if let Some(obj) = doc.as_object_mut() {
             obj.insert("last_notification_error".into(), wanted.clone());
         }

@@ -81,7 +81,7 @@ impl Rig {
     /// Edits the stored watch document as a user's PUT would.
     async fn edit(&self, key: &Key, change: impl FnOnce(&mut serde_json::Value)) {
         let item = self.store.get(key).await.unwrap().unwrap();
-        let mut doc = item.doc.clone();
+        let mut doc = (*item.doc).clone();
         change(&mut doc);
         self.store
             .put(key, doc, None, Expect::Version(item.version))
@@ -90,7 +90,7 @@ impl Rig {
     }
 
     async fn watch(&self, key: &Key) -> Watch {
-        serde_json::from_value(self.store.get(key).await.unwrap().unwrap().doc).unwrap()
+        changewatch_engine::docs::decode(&self.store.get(key).await.unwrap().unwrap()).unwrap()
     }
 
     /// Queues whatever is due (or a manual recheck) and runs the next job.

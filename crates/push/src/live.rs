@@ -28,11 +28,23 @@ impl Flags {
         Flags {
             has_error: watch.last_error.is_set(),
             unread: unread(watch, &history_info(item)),
+            checking: false,
+            queued: false,
+        }
+        .with_schedule(item, now)
+    }
+
+    /// These flags with the two that come from the item's schedule taken from `item`: all a
+    /// schedule-only write (a queue mark, a lease) can change, known without decoding the
+    /// document.
+    pub fn with_schedule(self, item: &Item, now: i64) -> Flags {
+        Flags {
             checking: item.schedule.as_ref().is_some_and(|s| s.leased(now)),
             queued: item
                 .schedule
                 .as_ref()
                 .is_some_and(|s| s.queued_at.is_some()),
+            ..self
         }
     }
 }
@@ -54,7 +66,14 @@ impl Tenant {
 
     /// Records a watch's flags; returns the previous ones.
     pub fn set(&mut self, uuid: &str, flags: Flags) -> Option<Flags> {
-        self.watches.insert(uuid.to_string(), flags)
+        match self.watches.get_mut(uuid) {
+            Some(f) => Some(std::mem::replace(f, flags)),
+            None => self.watches.insert(uuid.to_string(), flags),
+        }
+    }
+
+    pub fn get(&self, uuid: &str) -> Option<Flags> {
+        self.watches.get(uuid).copied()
     }
 
     pub fn remove(&mut self, uuid: &str) -> Option<Flags> {

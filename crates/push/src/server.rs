@@ -492,7 +492,7 @@ fn credentials_changed(ev: &ChangeEvent) -> bool {
 /// The settings a record leaves behind: defaults when deleted, `None` when undecodable.
 fn settings_after(ev: &ChangeEvent) -> Option<Settings> {
     match &ev.new {
-        Some(item) => serde_json::from_value::<Settings>(item.doc.clone()).ok(),
+        Some(item) => serde_json::from_value::<Settings>((*item.doc).clone()).ok(),
         None => Some(Settings::default()),
     }
 }
@@ -605,17 +605,31 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
             }
         }
         Some(item) => {
-            let Some(watch) = decode_watch_doc(item) else {
-                return;
+            // A schedule-only write (queue mark, lease) keeps the document's version: with no
+            // row to send, the flags it can change come from the schedule, no decode needed.
+            let same_doc = ev.old.as_ref().is_some_and(|o| o.version == item.version);
+            let known = if !listening && same_doc {
+                with_tenant(ctx, tenant, |t| t.get(uuid)).flatten()
+            } else {
+                None
             };
-            let flags = Flags::of_watch(item, &watch, now);
+            let (flags, watch) = match known {
+                Some(prev) => (prev.with_schedule(item, now), None),
+                None => {
+                    let Some(watch) = decode_watch_doc(item) else {
+                        return;
+                    };
+                    (Flags::of_watch(item, &watch, now), Some(watch))
+                }
+            };
             with_tenant(ctx, tenant, |t| t.set(uuid, flags));
             if listening
+                && let Some(watch) = &watch
                 && let Err(e) = room
                     .clone()
                     .emit(
                         "watch_update",
-                        &json!({ "watch": watch_row(item, &watch, now) }),
+                        &json!({ "watch": watch_row(item, watch, now) }),
                     )
                     .await
             {
@@ -828,7 +842,7 @@ mod tests {
         Item {
             key: Key::settings("t"),
             version: 1,
-            doc: serde_json::to_value(settings).unwrap(),
+            doc: serde_json::to_value(settings).unwrap().into(),
             schedule: None,
             history: Default::default(),
         }

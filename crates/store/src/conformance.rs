@@ -147,7 +147,7 @@ pub async fn documents<S: WatchStore>(store: &S) {
     assert_eq!(tags.len(), 1);
     assert!(tags[0].schedule.is_none());
     assert_eq!(
-        store.get(&Key::settings(T)).await.unwrap().unwrap().doc,
+        *store.get(&Key::settings(T)).await.unwrap().unwrap().doc,
         json!({"application": {}})
     );
 
@@ -159,6 +159,34 @@ pub async fn documents<S: WatchStore>(store: &S) {
     ));
     assert!(store.get(&k).await.unwrap().is_none());
     assert_eq!(store.list("tenant-b", Kind::Watch).await.unwrap().len(), 1);
+
+    // Made again after its deletion, a key starts over at version 1 with the new document:
+    // nothing read before the deletion comes back under the same key and version.
+    let v = store
+        .put(
+            &k,
+            json!({"url": "https://c.example/"}),
+            None,
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    assert_eq!(v, 1);
+    let again = store.get(&k).await.unwrap().unwrap();
+    assert_eq!(again.doc["url"], "https://c.example/");
+    store
+        .put(
+            &k,
+            (*again.doc).clone(),
+            Some(Schedule::due_at(1_000)),
+            Expect::Version(1),
+        )
+        .await
+        .unwrap();
+    let scheduled = store.get(&k).await.unwrap().unwrap();
+    assert_eq!(scheduled.schedule.unwrap().next_check_at, Some(1_000));
+    assert_eq!(scheduled.doc["url"], "https://c.example/");
+    assert!(store.delete(&k, Expect::Exists).await.unwrap());
 }
 
 /// Scheduling: due query, queue marks, leases, commits, redelivery bookkeeping.
@@ -329,7 +357,7 @@ pub async fn scheduling<S: WatchStore>(store: &S) {
 
     // A user edit during the check is kept: the commit patches status fields only.
     let current = store.get(&a).await.unwrap().unwrap();
-    let mut edited = current.doc.clone();
+    let mut edited = (*current.doc).clone();
     edited["url"] = json!("a-edited");
     store
         .put(&a, edited, None, Expect::Version(current.version))

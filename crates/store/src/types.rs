@@ -1,6 +1,7 @@
 //! The values that cross the store ports.
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// What an item is. The names are the sort-key prefixes of the DynamoDB layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -132,7 +133,10 @@ pub struct Item {
     pub key: Key,
     /// Starts at 1 and grows by one with every write: the optimistic-concurrency token.
     pub version: u64,
-    pub doc: serde_json::Value,
+    /// Shared: a change event carries the item before and after a write to every feed
+    /// subscriber, and a schedule-only write (queue mark, lease) leaves the document as it was,
+    /// so copies of an item share one parsed document instead of each cloning the tree.
+    pub doc: Arc<serde_json::Value>,
     /// Present for watches.
     pub schedule: Option<Schedule>,
     /// Watches only; changed in the same atomic write as the snapshots.

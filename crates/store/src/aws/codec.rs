@@ -196,7 +196,7 @@ pub fn item_from_attrs(attrs: &Attrs) -> Result<Item, StoreError> {
     Ok(Item {
         key,
         version: u64::try_from(version).unwrap_or(0),
-        doc,
+        doc: doc.into(),
         schedule,
         history,
     })

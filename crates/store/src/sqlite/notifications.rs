@@ -34,7 +34,7 @@ impl NotificationQueue for SqliteStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         self.run(move |tx| {
             for (id, job) in rows {
-                tx.execute(
+                exec(tx,
                     "INSERT OR IGNORE INTO notification_queue (id, job, attempt, visible_at) VALUES (?1, ?2, 0, ?3)",
                     params![id, job, now],
                 )
@@ -67,7 +67,7 @@ impl NotificationQueue for SqliteStore {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(backend)?;
                 for (id, _, attempt) in &rows {
-                    tx.execute(
+                    exec(tx,
                         "UPDATE notification_queue SET attempt = ?2, visible_at = ?3 WHERE id = ?1",
                         params![id, attempt + 1, hidden_until],
                     )
@@ -92,7 +92,8 @@ impl NotificationQueue for SqliteStore {
     async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
         let (id, attempt) = parse_receipt(receipt)?;
         self.run(move |tx| {
-            tx.execute(
+            exec(
+                tx,
                 "DELETE FROM notification_queue WHERE id = ?1 AND attempt = ?2",
                 params![id, attempt],
             )
@@ -110,7 +111,8 @@ impl NotificationQueue for SqliteStore {
         let (id, attempt) = parse_receipt(receipt)?;
         let visible_at = epoch_millis() + delay.as_millis() as i64;
         self.run(move |tx| {
-            tx.execute(
+            exec(
+                tx,
                 "UPDATE notification_queue SET visible_at = ?3 WHERE id = ?1 AND attempt = ?2",
                 params![id, attempt, visible_at],
             )
@@ -129,18 +131,18 @@ impl NotificationQueue for SqliteStore {
         let reason = reason.to_string();
         let now = epoch_millis();
         self.run(move |tx| {
-            tx.execute(
+            exec(tx,
                 "INSERT OR REPLACE INTO notification_dead_letters (id, job, attempt, reason, failed_at)
                  SELECT id, job, attempt, ?3, ?4 FROM notification_queue WHERE id = ?1 AND attempt = ?2",
                 params![id, attempt, reason, now],
             )
             .map_err(backend)?;
-            tx.execute(
+            exec(tx,
                 "DELETE FROM notification_queue WHERE id = ?1 AND attempt = ?2",
                 params![id, attempt],
             )
             .map_err(backend)?;
-            tx.execute(
+            exec(tx,
                 "DELETE FROM notification_dead_letters WHERE id NOT IN
                  (SELECT id FROM notification_dead_letters ORDER BY failed_at DESC, id LIMIT ?1)",
                 params![DEAD_LETTERS_KEPT],
@@ -153,11 +155,13 @@ impl NotificationQueue for SqliteStore {
 
     async fn dead_letter_depth(&self) -> Result<usize, StoreError> {
         self.run(|tx| {
-            let n: i64 = tx
-                .query_row("SELECT COUNT(*) FROM notification_dead_letters", [], |r| {
-                    r.get(0)
-                })
-                .map_err(backend)?;
+            let n: i64 = query_row(
+                tx,
+                "SELECT COUNT(*) FROM notification_dead_letters",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(backend)?;
             Ok((usize::try_from(n).unwrap_or(0), Vec::new()))
         })
         .await
@@ -165,9 +169,10 @@ impl NotificationQueue for SqliteStore {
 
     async fn depth(&self) -> Result<usize, StoreError> {
         self.run(|tx| {
-            let n: i64 = tx
-                .query_row("SELECT COUNT(*) FROM notification_queue", [], |r| r.get(0))
-                .map_err(backend)?;
+            let n: i64 = query_row(tx, "SELECT COUNT(*) FROM notification_queue", [], |r| {
+                r.get(0)
+            })
+            .map_err(backend)?;
             Ok((usize::try_from(n).unwrap_or(0), Vec::new()))
         })
         .await

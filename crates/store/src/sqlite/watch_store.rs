@@ -53,7 +53,7 @@ impl WatchStore for SqliteStore {
             let new = Item {
                 key: key.clone(),
                 version,
-                doc,
+                doc: doc.into(),
                 schedule,
                 history: old.as_ref().map(|o| o.history).unwrap_or_default(),
             };
@@ -74,11 +74,13 @@ impl WatchStore for SqliteStore {
             if old.is_none() {
                 return Ok((false, Vec::new()));
             }
-            tx.execute(
+            exec(
+                tx,
                 "DELETE FROM items WHERE tenant = ?1 AND kind = ?2 AND id = ?3",
                 params![key.tenant, key.kind.as_str(), key.id],
             )
             .map_err(backend)?;
+            tx.forget(&key);
             if key.kind == Kind::Watch {
                 delete_watch_data(tx, &key)?;
             }
@@ -221,8 +223,7 @@ impl WatchStore for SqliteStore {
             }
             let mut snapshot_ts = None;
             if let Some(snap) = &commit.snapshot {
-                let newest: Option<i64> = tx
-                    .query_row(
+                let newest: Option<i64> = query_row(tx,
                         "SELECT MAX(ts) FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
                         params![key.tenant, key.id],
                         |r| r.get(0),
@@ -233,12 +234,12 @@ impl WatchStore for SqliteStore {
                     _ => snap.ts,
                 };
                 let html = snap.html.as_deref().map(compress).transpose()?;
-                tx.execute(
+                exec(tx,
                     "INSERT INTO snapshots (tenant, watch_id, ts, text, html) VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![key.tenant, key.id, ts, compress(&snap.text)?, html],
                 )
                 .map_err(backend)?;
-                tx.execute(
+                exec(tx,
                     "UPDATE snapshots SET html = NULL WHERE tenant = ?1 AND watch_id = ?2 AND html IS NOT NULL
                      AND ts NOT IN (SELECT ts FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 ORDER BY ts DESC LIMIT ?3)",
                     params![key.tenant, key.id, HTML_KEPT],
@@ -247,21 +248,26 @@ impl WatchStore for SqliteStore {
                 snapshot_ts = Some(ts);
             }
             if let Some(text) = &commit.text_before_filters {
-                tx.execute(
+                exec(tx,
                     "INSERT OR REPLACE INTO watch_text (tenant, watch_id, text) VALUES (?1, ?2, ?3)",
                     params![key.tenant, key.id, compress(text)?],
                 )
                 .map_err(backend)?;
             }
-            if let Some(max) = commit.history_max.filter(|m| *m > 0) {
-                tx.execute(
+            let mut trimmed = 0;
+            // A history that cannot be over the cap needs no delete.
+            if let Some(max) = commit
+                .history_max
+                .filter(|&m| m > 0 && (snapshot_ts.is_some() || old.history.count > m))
+            {
+                trimmed = exec(tx,
                     "DELETE FROM snapshots WHERE tenant = ?1 AND watch_id = ?2
                      AND ts NOT IN (SELECT ts FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 ORDER BY ts DESC LIMIT ?3)",
                     params![key.tenant, key.id, max as i64],
                 )
                 .map_err(backend)?;
             }
-            let mut doc = old.doc.clone();
+            let mut doc = (*old.doc).clone();
             if let Some(obj) = doc.as_object_mut() {
                 for (k, v) in &commit.patch {
                     obj.insert(k.clone(), v.clone());
@@ -269,11 +275,16 @@ impl WatchStore for SqliteStore {
             } else {
                 return Err(StoreError::Corrupt(format!("{key:?}: document is not an object")));
             }
-            let history = history_meta(tx, &key)?;
+            // Unchanged without a new snapshot or a trim: most checks skip the count.
+            let history = if snapshot_ts.is_some() || trimmed > 0 {
+                history_meta(tx, &key)?
+            } else {
+                old.history
+            };
             let new = Item {
                 key: key.clone(),
                 version: old.version + 1,
-                doc,
+                doc: doc.into(),
                 history,
                 schedule: Some(Schedule {
                     next_check_at: commit.next_check_at,
@@ -285,7 +296,7 @@ impl WatchStore for SqliteStore {
                 }),
             };
             store_item(tx, &new)?;
-            tx.execute(
+            exec(tx,
                 "DELETE FROM interrupted_checks WHERE tenant = ?1 AND watch_id = ?2",
                 params![key.tenant, key.id],
             )
@@ -348,14 +359,14 @@ impl WatchStore for SqliteStore {
     async fn text_before_filters(&self, key: &Key) -> Result<Option<String>, StoreError> {
         let key = key.clone();
         self.run(move |tx| {
-            let blob: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT text FROM watch_text WHERE tenant = ?1 AND watch_id = ?2",
-                    params![key.tenant, key.id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
+            let blob: Option<Vec<u8>> = query_row(
+                tx,
+                "SELECT text FROM watch_text WHERE tenant = ?1 AND watch_id = ?2",
+                params![key.tenant, key.id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
             Ok((blob.map(|b| decompress(&b)).transpose()?, Vec::new()))
         })
         .await
@@ -372,13 +383,15 @@ impl WatchStore for SqliteStore {
         let entry = entry.to_string();
         let keep = i64::try_from(keep).unwrap_or(i64::MAX);
         self.run(move |tx| {
-            tx.execute(
+            exec(
+                tx,
                 "INSERT INTO notification_log (tenant, ts, entry) VALUES (?1, ?2, ?3)",
                 params![tenant, ts, entry],
             )
             .map_err(backend)?;
             // The `keep` newest stay; the index makes this a short range delete.
-            tx.execute(
+            exec(
+                tx,
                 "DELETE FROM notification_log WHERE tenant = ?1 AND seq <= (
                     SELECT seq FROM notification_log WHERE tenant = ?1
                     ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
@@ -430,14 +443,16 @@ impl SqliteStore {
     ) -> Result<Option<String>, StoreError> {
         let key = key.clone();
         self.run(move |tx| {
-            let blob: Option<Option<Vec<u8>>> = tx
-                .query_row(
-                    &format!("SELECT {column} FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 AND ts = ?3"),
-                    params![key.tenant, key.id, ts],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
+            let blob: Option<Option<Vec<u8>>> = query_row(
+                tx,
+                &format!(
+                    "SELECT {column} FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 AND ts = ?3"
+                ),
+                params![key.tenant, key.id, ts],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
             let text = blob.flatten().map(|b| decompress(&b)).transpose()?;
             Ok((text, Vec::new()))
         })
