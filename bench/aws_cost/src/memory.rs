@@ -189,7 +189,7 @@ pub(crate) async fn run() -> Res<()> {
             .store
             .get(&Key::watch(&bench.tenant, id))
             .await?
-            .map(|i| i.doc)
+            .map(|i| (*i.doc).clone())
             .unwrap_or(Value::Null);
         let checked = doc["last_checked"].as_i64().unwrap_or(0) >= now;
         checks.push(json!({
