@@ -52,8 +52,12 @@ struct WirePage {
     headers: Vec<(String, String)>,
     raw_base64: String,
     /// Base64 too: JSON would escape a control character as six bytes, so a hostile page's
-    /// text could frame at six times its size; base64 is 4/3 whatever the text.
+    /// text could frame at six times its size; base64 is 4/3 whatever the text. Empty when
+    /// `text_is_raw`.
     text_base64: String,
+    /// The text is the raw bytes (a UTF-8 page, most pages): sent once, not twice.
+    #[serde(default)]
+    text_is_raw: bool,
     encoding: String,
     fetch_time: f64,
 }
@@ -78,6 +82,7 @@ pub(crate) fn process_frame(
         .history_lines
         .as_ref()
         .map(|lines| lines.iter().map(String::as_str).collect());
+    let text_is_raw = page.text.as_bytes() == page.raw.as_slice();
     let request = RequestRef::Process(ProcessInputRef {
         page: WirePageRef {
             final_url: &page.final_url,
@@ -86,7 +91,12 @@ pub(crate) fn process_frame(
             server: page.server.as_deref(),
             headers: &page.headers,
             raw_base64: Base64(&page.raw),
-            text_base64: Base64(page.text.as_bytes()),
+            text_base64: Base64(if text_is_raw {
+                &[]
+            } else {
+                page.text.as_bytes()
+            }),
+            text_is_raw,
             encoding: page.encoding,
             fetch_time: page.fetch_time,
         },
@@ -99,7 +109,8 @@ pub(crate) fn process_frame(
         },
     });
     // Base64 is 4/3 of its input; the rest of the frame is small next to the page.
-    let mut frame = Vec::with_capacity((page.raw.len() + page.text.len()) / 3 * 4 + 4096);
+    let text_len = if text_is_raw { 0 } else { page.text.len() };
+    let mut frame = Vec::with_capacity((page.raw.len() + text_len) / 3 * 4 + 4096);
     serde_json::to_writer(&mut frame, &request)?;
     Ok(frame)
 }
@@ -126,6 +137,7 @@ struct WirePageRef<'a> {
     headers: &'a [(String, String)],
     raw_base64: Base64<'a>,
     text_base64: Base64<'a>,
+    text_is_raw: bool,
     encoding: &'a str,
     fetch_time: f64,
 }
@@ -156,10 +168,14 @@ impl ProcessInput {
         let raw = STANDARD
             .decode(self.page.raw_base64.as_bytes())
             .map_err(|e| format!("page bytes: {e}"))?;
-        let text = STANDARD
-            .decode(self.page.text_base64.as_bytes())
-            .map_err(|e| format!("page text: {e}"))
-            .and_then(|t| String::from_utf8(t).map_err(|e| format!("page text: {e}")))?;
+        let text = if self.page.text_is_raw {
+            Ok(raw.clone())
+        } else {
+            STANDARD
+                .decode(self.page.text_base64.as_bytes())
+                .map_err(|e| format!("page text: {e}"))
+        }
+        .and_then(|t| String::from_utf8(t).map_err(|e| format!("page text: {e}")))?;
         // The label came from `Encoding::name()`, so it always resolves; UTF-8 is only a
         // fallback for a frame that was not written by this code.
         let encoding = encoding_rs::Encoding::for_label(self.page.encoding.as_bytes())
@@ -328,5 +344,35 @@ mod tests {
         assert_eq!(prev.md5.as_deref(), Some("abc"));
         assert_eq!(prev.text_before_filters.as_deref(), Some("before\u{0}"));
         assert_eq!(prev.history_lines.unwrap().len(), 2);
+    }
+
+    /// A UTF-8 page's text is its bytes: the frame carries them once and the child gets both.
+    #[test]
+    fn a_utf8_page_is_framed_once_and_read_back_whole() {
+        let text = "<p>caf\u{e9} \u{2713}</p>\n".repeat(400);
+        let page = FetchedPage {
+            final_url: "http://127.0.0.1/u".into(),
+            status: 200,
+            content_type: Some("text/html".into()),
+            server: None,
+            headers: Vec::new(),
+            raw: text.clone().into_bytes(),
+            text: text.clone(),
+            encoding: "UTF-8",
+            fetch_time: 0.1,
+        };
+        let previous = PreviousState::default();
+        let frame = process_frame(&page, &ProcessorSettings::default(), &previous).unwrap();
+        assert!(
+            frame.len() < page.raw.len() * 4 / 3 + 4096,
+            "{}",
+            frame.len()
+        );
+        let Request::Process(input) = serde_json::from_slice(&frame).unwrap() else {
+            panic!("not a processing request");
+        };
+        let (back, _, _) = input.into_parts().unwrap();
+        assert_eq!(back.raw, page.raw);
+        assert_eq!(back.text, text);
     }
 }
