@@ -8,14 +8,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use changewatch_core::model::{TextOrFalse, Watch};
 use changewatch_engine::scheduler::request_recheck;
-use changewatch_store::{Expect, Item, Key};
+use changewatch_store::{Expect, Item, Key, StoreError};
 use futures::StreamExt;
 use serde_json::json;
 
 use crate::error::{ApiError, json_response};
 use crate::routes::history::clear_history;
 use crate::state::AppState;
-use crate::stored::{Loaded, decode_watch, edit_watch, load, resolve_tag_names};
+use crate::stored::{Loaded, edit_watch, load, resolve_tag_names};
 use crate::validate::proxy_names;
 
 /// Upstream answers bulk rechecks of this many watches or more with 202 and queues them in the
@@ -38,28 +38,36 @@ pub async fn in_background(
     }
 }
 
-/// Queues a manual recheck of every unpaused watch in `items`: at once for fewer than
-/// [`BACKGROUND_THRESHOLD`], else in the background with a 202. `report_busy` adds upstream's
-/// "(N already queued or running)" note, which only the watch list's `recheck_all` has; a tag's
-/// recheck reports every watch as queued.
+/// A watch `recheck_all` would queue: its key and whether it is queued or running already;
+/// `None` for a paused watch. Taken from each item as a listing walks past it, so a recheck
+/// of every watch never holds every document.
+pub fn recheck_target(item: &Item, now: i64) -> Result<Option<(Key, bool)>, StoreError> {
+    let watch: Watch = changewatch_engine::docs::decode(item)?;
+    if watch.paused {
+        return Ok(None);
+    }
+    let busy = item
+        .schedule
+        .as_ref()
+        .is_some_and(|s| s.queued_at.is_some() || s.leased(now));
+    Ok(Some((item.key.clone(), busy)))
+}
+
+/// Queues a manual recheck of every watch in `targets` ([`recheck_target`]): at once for
+/// fewer than [`BACKGROUND_THRESHOLD`], else in the background with a 202. `report_busy` adds
+/// upstream's "(N already queued or running)" note, which only the watch list's `recheck_all`
+/// has; a tag's recheck reports every watch as queued.
 pub async fn recheck_all(
     state: &AppState,
-    items: &[Item],
+    targets: Vec<(Key, bool)>,
     report_busy: bool,
 ) -> Result<Response, ApiError> {
-    let mut keys = Vec::new();
-    let mut busy = 0;
-    for item in items {
-        let watch = decode_watch(item)?;
-        if watch.paused {
-            continue;
-        }
-        let s = item.schedule.clone().unwrap_or_default();
-        if report_busy && (s.queued_at.is_some() || s.leased(state.now())) {
-            busy += 1;
-        }
-        keys.push(item.key.clone());
-    }
+    let busy = if report_busy {
+        targets.iter().filter(|(_, busy)| *busy).count()
+    } else {
+        0
+    };
+    let keys: Vec<Key> = targets.into_iter().map(|(key, _)| key).collect();
     let n = keys.len();
     if n >= BACKGROUND_THRESHOLD {
         let st = state.clone();

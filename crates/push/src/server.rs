@@ -380,14 +380,22 @@ async fn ensure_tenant(ctx: &Ctx, tenant: &str) -> Option<()> {
     if known {
         return Some(());
     }
-    let items = match ctx.state.store.list(tenant, Kind::Watch).await {
-        Ok(items) => items,
-        Err(e) => {
-            warn!(tenant, error = %e, "cannot load watches for the live counters");
-            return None;
-        }
-    };
-    let loaded = Tenant::from_items(&items, ctx.state.now());
+    let now = ctx.state.now();
+    let mut loaded = Tenant::default();
+    let walk = ctx
+        .state
+        .store
+        .list_each(tenant, Kind::Watch, &mut |item| {
+            if let Some(flags) = Flags::of(&item, now) {
+                loaded.set(&item.key.id, flags);
+            }
+            Ok(())
+        })
+        .await;
+    if let Err(e) = walk {
+        warn!(tenant, error = %e, "cannot load watches for the live counters");
+        return None;
+    }
     ctx.tenants
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

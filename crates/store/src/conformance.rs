@@ -143,6 +143,32 @@ pub async fn documents<S: WatchStore>(store: &S) {
         .map(|i| i.key.id)
         .collect();
     assert_eq!(ids, ["w0", "w1"]);
+    // The same items one at a time; an error from the callback stops the walk.
+    let mut seen = Vec::new();
+    store
+        .list_each(T, Kind::Watch, &mut |item| {
+            seen.push((item.key.id, item.doc["url"].clone()));
+            Ok(())
+        })
+        .await
+        .unwrap();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        [
+            ("w0".to_string(), json!("0")),
+            ("w1".to_string(), json!("https://b.example/"))
+        ]
+    );
+    let mut calls = 0;
+    let stopped = store
+        .list_each(T, Kind::Watch, &mut |_| {
+            calls += 1;
+            Err(StoreError::backend("stop"))
+        })
+        .await;
+    assert!(stopped.is_err());
+    assert_eq!(calls, 1);
     let tags = store.list(T, Kind::Tag).await.unwrap();
     assert_eq!(tags.len(), 1);
     assert!(tags[0].schedule.is_none());

@@ -13,13 +13,13 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use changewatch_core::model::Tag;
+use changewatch_core::model::{Tag, Watch};
 use changewatch_engine::docs::{self, Step};
 use changewatch_store::{Expect, Item, Key, Kind};
 use serde_json::{Map, Value, json};
 
 use crate::apprise::is_valid_apprise_url;
-use crate::bulk::recheck_all;
+use crate::bulk::{recheck_all, recheck_target};
 use crate::error::{ApiError, json_response, json_string, no_content};
 use crate::extract::{JsonBody, WatchUuid, query_switch, truthy};
 use crate::state::AppState;
@@ -119,16 +119,23 @@ async fn read(
     if truthy(q.get("recheck")) {
         // Members by assignment only (not by url_match_pattern), least recently checked
         // first, muted ones included: upstream's selection.
+        let now = state.now();
         let mut members = Vec::new();
-        for w in state.store.list(&state.tenant, Kind::Watch).await? {
-            let watch = decode_watch(&w)?;
-            if watch.tags.contains(&uuid) {
-                members.push((watch.last_checked, w));
-            }
-        }
-        members.sort_by_key(|(last_checked, _)| *last_checked);
-        let items: Vec<Item> = members.into_iter().map(|(_, w)| w).collect();
-        return recheck_all(&state, &items, false).await;
+        state
+            .store
+            .list_each(&state.tenant, Kind::Watch, &mut |w| {
+                let watch: Watch = docs::decode(&w)?;
+                if watch.tags.contains(&uuid)
+                    && let Some(target) = recheck_target(&w, now)?
+                {
+                    members.push((watch.last_checked, target));
+                }
+                Ok(())
+            })
+            .await?;
+        members.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.0.id.cmp(&b.1.0.id)));
+        let targets = members.into_iter().map(|(_, t)| t).collect();
+        return recheck_all(&state, targets, false).await;
     }
     if let Some(muted) = muted {
         edit_tag(&state, &uuid, |tag| {

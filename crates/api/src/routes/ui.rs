@@ -36,7 +36,6 @@ use crate::extract::{JsonBody, WatchUuid};
 use crate::live::{Stats, unread, watch_row};
 use crate::session::{self, Issued, LoginLimiter};
 use crate::state::{Access, AppState};
-use crate::stored::decode_watch;
 use crate::stored::history_info;
 
 pub fn routes(state: AppState) -> Router<AppState> {
@@ -275,29 +274,35 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
 
 async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
     let now = state.now();
-    let items = state.store.list(&state.tenant, Kind::Watch).await?;
-    let mut rows = Vec::with_capacity(items.len());
+    let mut rows = Vec::new();
     let mut stats = Stats::default();
     let mut checking = 0;
     let mut queued = 0;
-    for item in &items {
-        let watch = decode_watch(item)?;
-        let row = watch_row(item, &watch, now);
-        if row.checking_now {
-            checking += 1;
-        }
-        // The queue size the socket reports in embedded mode: watches marked queued.
-        if row.queued {
-            queued += 1;
-        }
-        if watch.last_error.is_set() {
-            stats.count_errors += 1;
-        }
-        if unread(&watch, &history_info(item)) {
-            stats.unread_changes_count += 1;
-        }
-        rows.push(row);
-    }
+    // One watch at a time: the rows are kept, the documents are not.
+    state
+        .store
+        .list_each(&state.tenant, Kind::Watch, &mut |item| {
+            let watch: changewatch_core::model::Watch = changewatch_engine::docs::decode(&item)?;
+            let row = watch_row(&item, &watch, now);
+            if row.checking_now {
+                checking += 1;
+            }
+            // The queue size the socket reports in embedded mode: watches marked queued.
+            if row.queued {
+                queued += 1;
+            }
+            if watch.last_error.is_set() {
+                stats.count_errors += 1;
+            }
+            if unread(&watch, &history_info(&item)) {
+                stats.unread_changes_count += 1;
+            }
+            rows.push(row);
+            Ok(())
+        })
+        .await?;
+    // In id order, as the list always came.
+    rows.sort_by(|a, b| a.uuid.cmp(&b.uuid));
     let tags: Vec<Value> = state
         .tags()
         .await?

@@ -10,17 +10,18 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use changewatch_core::model::{Tag, assigned_tags, no_render, tags_for_watch};
+use changewatch_core::model::{Tag, Watch, assigned_tags, no_render, tags_for_watch};
+use changewatch_engine::docs;
 use changewatch_engine::scheduler::request_recheck;
 use changewatch_store::{Expect, Key, Kind};
 use serde_json::{Map, Value, json};
 
 use crate::apprise::is_valid_apprise_url;
-use crate::bulk::recheck_all;
+use crate::bulk::{recheck_all, recheck_target};
 use crate::error::{ApiError, json_response, json_string, no_content};
 use crate::extract::{JsonBody, WatchUuid, query_switch, truthy};
 use crate::state::AppState;
-use crate::stored::{decode_watch, edit_watch, history_info, insert_watch, load, not_found};
+use crate::stored::{edit_watch, history_info, insert_watch, load, not_found};
 use crate::validate::proxy_names;
 
 pub fn routes() -> Router<AppState> {
@@ -37,37 +38,53 @@ async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let items = state.store.list(&state.tenant, Kind::Watch).await?;
-    let tags = state.tags().await?;
     if truthy(q.get("recheck_all")) {
-        return recheck_all(&state, &items, true).await;
+        let now = state.now();
+        let mut targets = Vec::new();
+        state
+            .store
+            .list_each(&state.tenant, Kind::Watch, &mut |item| {
+                targets.extend(recheck_target(&item, now)?);
+                Ok(())
+            })
+            .await?;
+        // In id order, as the listing always queued them.
+        targets.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        return recheck_all(&state, targets, true).await;
     }
+    let tags = state.tags().await?;
     let tag_filter: Option<&str> = q.get("tag").map(|name| {
         tags.iter()
             .find(|(_, t)| t.title().eq_ignore_ascii_case(name.trim()))
             .map_or("\u{0}no such tag", |(uuid, _)| uuid.as_str())
     });
+    let with_errors = truthy(q.get("with_errors"));
     let mut out = Map::new();
-    for item in &items {
-        let watch = decode_watch(item)?;
-        if truthy(q.get("with_errors")) && !watch.last_error.is_set() {
-            continue;
-        }
-        let tag_uuids: Vec<String> = tags_for_watch(&watch, &tags)
-            .into_iter()
-            .map(|(u, _)| u.to_string())
-            .collect();
-        if let Some(t) = tag_filter
-            && !tag_uuids.iter().any(|u| u == t)
-        {
-            continue;
-        }
-        let history = history_info(item);
-        out.insert(
-            item.key.id.clone(),
-            watch.api_list_entry(&history, &tag_uuids, &no_render),
-        );
-    }
+    // One watch at a time: only the small list entries are kept, never every document.
+    state
+        .store
+        .list_each(&state.tenant, Kind::Watch, &mut |item| {
+            let watch: Watch = docs::decode(&item)?;
+            if with_errors && !watch.last_error.is_set() {
+                return Ok(());
+            }
+            let tag_uuids: Vec<String> = tags_for_watch(&watch, &tags)
+                .into_iter()
+                .map(|(u, _)| u.to_string())
+                .collect();
+            if let Some(t) = tag_filter
+                && !tag_uuids.iter().any(|u| u == t)
+            {
+                return Ok(());
+            }
+            let history = history_info(&item);
+            out.insert(
+                item.key.id,
+                watch.api_list_entry(&history, &tag_uuids, &no_render),
+            );
+            Ok(())
+        })
+        .await?;
     Ok(json_response(StatusCode::OK, &Value::Object(out)))
 }
 
@@ -89,7 +106,14 @@ async fn create(
     // The tenant's watches are read only to enforce a limit (in AWS mode a listing is billed
     // for every watch): creating the thousandth watch costs what creating the first does.
     if let Some(limit) = state.config.page_watch_limit {
-        let existing = state.store.list(&state.tenant, Kind::Watch).await?.len();
+        let mut existing = 0;
+        state
+            .store
+            .list_each(&state.tenant, Kind::Watch, &mut |_| {
+                existing += 1;
+                Ok(())
+            })
+            .await?;
         if existing >= limit {
             return Err(ApiError::text(
                 StatusCode::TOO_MANY_REQUESTS,

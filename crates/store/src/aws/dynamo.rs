@@ -596,13 +596,30 @@ impl WatchStore for DynamoStore {
     }
 
     async fn list(&self, tenant: &str, kind: Kind) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        self.list_each(tenant, kind, &mut |item| {
+            out.push(item);
+            Ok(())
+        })
+        .await?;
+        // In id order, as the port promises (buckets interleave ids).
+        out.sort_by(|a, b| a.key.id.cmp(&b.key.id));
+        Ok(out)
+    }
+
+    async fn list_each(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        f: &mut (dyn FnMut(Item) -> Result<(), StoreError> + Send),
+    ) -> Result<(), StoreError> {
         let pks: Vec<String> = match kind {
             Kind::Watch => (0..codec::WATCH_BUCKETS)
                 .map(|b| codec::watch_pk(tenant, b))
                 .collect(),
             _ => vec![codec::pk(tenant)],
         };
-        let mut out = Vec::new();
+        // One partition key's items at a time, each decoded only as it is handed over.
         for pk in pks {
             let mut e = Expr::new();
             let pk_n = e.name("pk");
@@ -619,12 +636,10 @@ impl WatchStore for DynamoStore {
                 .query_all(&self.res.watches_table, None, &e, cond, None, None)
                 .await?
             {
-                out.push(codec::item_from_attrs(&attrs)?);
+                f(codec::item_from_attrs(&attrs)?)?;
             }
         }
-        // In id order, as the port promises (buckets interleave ids).
-        out.sort_by(|a, b| a.key.id.cmp(&b.key.id));
-        Ok(out)
+        Ok(())
     }
 
     async fn put(

@@ -30,6 +30,36 @@ impl WatchStore for SqliteStore {
         .await
     }
 
+    async fn list_each(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        f: &mut (dyn FnMut(Item) -> Result<(), StoreError> + Send),
+    ) -> Result<(), StoreError> {
+        // The rows' JSON leaves the blocking thread unparsed; each document is parsed only
+        // while `f` looks at it.
+        let tenant = tenant.to_string();
+        let rows = self
+            .run(move |tx| {
+                let mut stmt = tx
+                    .prepare_cached(&format!(
+                        "SELECT {ITEM_COLUMNS} FROM items WHERE tenant = ?1 AND kind = ?2"
+                    ))
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map(params![tenant, kind.as_str()], row_to_item)
+                    .map_err(backend)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(backend)?;
+                Ok((rows, Vec::new()))
+            })
+            .await?;
+        for raw in rows {
+            f(decode_item(raw)?)?;
+        }
+        Ok(())
+    }
+
     async fn put(
         &self,
         key: &Key,
