@@ -500,15 +500,6 @@ async fn scheduler_run() -> Res<()> {
         .await?;
     eprintln!("{n} due watches written");
     bench.proxy.reset().await?;
-    // The checker's stand-in: it takes every message off the queue as it arrives and records
-    // its watch. Two reasons: moto computes a queue's attributes on each message it receives,
-    // a walk over every message already queued (20,000 sends into a full queue spent most of
-    // a 90-minute run there), and nothing marked stays unchecked for an hour, which would make
-    // the sweep queue it again; on AWS the checker keeps the queue as short.
-    let drained = Drainer::start(
-        bench.stack.sqs.clone(),
-        bench.stack.queue_url("ChecksQueue").to_string(),
-    );
     let mut ticks = Vec::new();
     let mut queued = 0u64;
     for _ in 0..10 {
@@ -536,7 +527,6 @@ async fn scheduler_run() -> Res<()> {
             break;
         }
     }
-    let received = drained.finish().await?;
     let stats = bench.proxy.stats().await?;
     let mut depth = 0u64;
     let attrs = bench
@@ -563,17 +553,15 @@ async fn scheduler_run() -> Res<()> {
             .sum()
     };
     let (already, recovered) = (sum("already_queued"), sum("recovered"));
-    let distinct = received.len() as u64;
-    let messages: u64 = received.values().map(|&c| u64::from(c)).sum();
-    let more_than_once = received.values().filter(|&&c| c > 1).count();
+    let marks = queue_marks(&bench).await?;
     let result = json!({
         "due": n,
         "queued": queued,
         "already_queued": already,
         "recovered": recovered,
-        "messages_received": messages,
-        "watches_received": distinct,
-        "watches_received_more_than_once": more_than_once,
+        "watches_marked": marks.marked,
+        "distinct_jobs": marks.jobs,
+        "still_in_due_index": marks.in_due_index,
         "messages_in_queue": depth,
         "ticks": ticks,
         "proxy": stats,
@@ -581,83 +569,69 @@ async fn scheduler_run() -> Res<()> {
     });
     std::fs::write(&out, serde_json::to_string_pretty(&result)?)?;
     eprintln!("results in {}", out.display());
-    // Every due watch reached the queue, and a watch sent twice is one whose second send lost
-    // its mark to the first (`already_queued`: the checker drops that job) or one the sweep
-    // found stranded: nothing else may send a job twice.
-    if distinct != n as u64 || queued != n as u64 {
-        return Err(
-            format!("{distinct} watches received and {queued} marked for {n} due watches").into(),
-        );
+    // Every due watch marked once with its own job and out of the due index, and one message
+    // per job sent (a second send whose mark lost to the first is `already_queued`: the
+    // checker drops that job). Read from the table and the queue's depth: receiving 20,000
+    // messages back from moto, which walks the whole queue per call, would take hours.
+    let n = n as u64;
+    if marks.marked != n || marks.jobs != n || marks.in_due_index != 0 || queued != n {
+        return Err(format!("for {n} due watches: {marks:?}, {queued} queued").into());
     }
-    if messages != queued + already || depth != 0 {
+    if depth != queued + already + recovered {
         return Err(format!(
-            "{messages} messages received, {depth} left, for {queued} queued + {already} \
-             already queued"
+            "{depth} messages for {queued} queued + {already} already queued + {recovered} recovered"
         )
         .into());
     }
     Ok(())
 }
 
-/// Receives and deletes the checks queue's messages until told to stop, counting each watch.
-struct Drainer {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    task: tokio::task::JoinHandle<Result<BTreeMap<String, u32>, String>>,
+/// What a scheduler run left on the watches: marked (a `queued_job`), how many distinct jobs,
+/// and how many are still in the `due` index.
+#[derive(Debug)]
+struct Marks {
+    marked: u64,
+    jobs: u64,
+    in_due_index: u64,
 }
 
-impl Drainer {
-    fn start(sqs: aws_sdk_sqs::Client, url: String) -> Drainer {
-        use std::sync::atomic::Ordering;
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let task = tokio::spawn(async move {
-            let mut seen: BTreeMap<String, u32> = BTreeMap::new();
-            loop {
-                let stopping = flag.load(Ordering::SeqCst);
-                let got = sqs
-                    .receive_message()
-                    .queue_url(&url)
-                    .max_number_of_messages(10)
-                    .wait_time_seconds(1)
-                    .visibility_timeout(600)
-                    .send()
-                    .await
-                    .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
-                let messages = got.messages.unwrap_or_default();
-                if messages.is_empty() {
-                    if stopping {
-                        return Ok(seen);
-                    }
-                    continue;
-                }
-                let mut delete = sqs.delete_message_batch().queue_url(&url);
-                for (i, m) in messages.iter().enumerate() {
-                    let job: Value = serde_json::from_str(m.body().unwrap_or_default())
-                        .map_err(|e| format!("a message that is not a job: {e}"))?;
-                    let watch = job["watch_id"].as_str().unwrap_or_default().to_string();
-                    *seen.entry(watch).or_default() += 1;
-                    delete = delete.entries(
-                        aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                            .id(format!("d{i}"))
-                            .set_receipt_handle(m.receipt_handle().map(str::to_string))
-                            .build()
-                            .map_err(|e| e.to_string())?,
-                    );
-                }
-                delete
-                    .send()
-                    .await
-                    .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())?;
+async fn queue_marks(bench: &Bench) -> Res<Marks> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let table = &bench.stack.provisioned.resources.watches_table;
+    let mut jobs = std::collections::HashSet::new();
+    let (mut marked, mut in_due_index) = (0u64, 0u64);
+    let mut start = None;
+    loop {
+        let page = bench
+            .stack
+            .dynamodb
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await?;
+        for item in page.items.unwrap_or_default() {
+            let watch =
+                matches!(item.get("sk"), Some(AttributeValue::S(sk)) if sk.starts_with("W#"));
+            if !watch {
+                continue;
             }
-        });
-        Drainer { stop, task }
+            if let Some(AttributeValue::S(job)) = item.get("queued_job") {
+                marked += 1;
+                jobs.insert(job.clone());
+            }
+            in_due_index += u64::from(item.contains_key("due_shard"));
+        }
+        match page.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
     }
-
-    /// Stops once the queue answers empty after the last tick.
-    async fn finish(self) -> Res<BTreeMap<String, u32>> {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        Ok(self.task.await??)
-    }
+    Ok(Marks {
+        marked,
+        jobs: jobs.len() as u64,
+        in_due_index,
+    })
 }
 
 #[tokio::main]
