@@ -56,14 +56,6 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    pub fn from_items(items: &[Item], now: i64) -> Self {
-        let watches = items
-            .iter()
-            .filter_map(|i| Some((i.key.id.clone(), Flags::of(i, now)?)))
-            .collect();
-        Tenant { watches }
-    }
-
     /// Records a watch's flags; returns the previous ones.
     pub fn set(&mut self, uuid: &str, flags: Flags) -> Option<Flags> {
         match self.watches.get_mut(uuid) {

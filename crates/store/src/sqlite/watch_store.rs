@@ -13,19 +13,11 @@ impl WatchStore for SqliteStore {
     async fn list(&self, tenant: &str, kind: Kind) -> Result<Vec<Item>, StoreError> {
         let tenant = tenant.to_string();
         self.run(move |tx| {
-            let mut stmt = tx
-                .prepare(&format!(
-                    "SELECT {ITEM_COLUMNS} FROM items WHERE tenant = ?1 AND kind = ?2 ORDER BY id"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![tenant, kind.as_str()], row_to_item)
-                .map_err(backend)?;
-            let mut out = Vec::new();
-            for row in rows {
-                out.push(decode_item(row.map_err(backend)?)?);
-            }
-            Ok((out, Vec::new()))
+            let items = raw_items(tx, &tenant, kind)?
+                .into_iter()
+                .map(decode_item)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((items, Vec::new()))
         })
         .await
     }
@@ -40,19 +32,7 @@ impl WatchStore for SqliteStore {
         // while `f` looks at it.
         let tenant = tenant.to_string();
         let rows = self
-            .run(move |tx| {
-                let mut stmt = tx
-                    .prepare_cached(&format!(
-                        "SELECT {ITEM_COLUMNS} FROM items WHERE tenant = ?1 AND kind = ?2"
-                    ))
-                    .map_err(backend)?;
-                let rows = stmt
-                    .query_map(params![tenant, kind.as_str()], row_to_item)
-                    .map_err(backend)?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(backend)?;
-                Ok((rows, Vec::new()))
-            })
+            .run(move |tx| Ok((raw_items(tx, &tenant, kind)?, Vec::new())))
             .await?;
         for raw in rows {
             f(decode_item(raw)?)?;
@@ -494,4 +474,17 @@ impl ChangeFeed for SqliteStore {
     fn subscribe(&self) -> broadcast::Receiver<ChangeEvent> {
         self.feed.subscribe()
     }
+}
+
+/// Every row of one kind for a tenant, in id order, documents still as JSON text.
+fn raw_items(tx: &Tx<'_>, tenant: &str, kind: Kind) -> Result<Vec<RawItem>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS} FROM items WHERE tenant = ?1 AND kind = ?2 ORDER BY id"
+        ))
+        .map_err(backend)?;
+    stmt.query_map(params![tenant, kind.as_str()], row_to_item)
+        .map_err(backend)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(backend)
 }
