@@ -24,7 +24,9 @@ Env: CW_BIN (target/release/changewatch), CDIO_VENV (/tmp/cdio-venv, made by the
 target), N (500), WORKERS (10), VALIDATORS (1: the fixture sends ETag and Last-Modified and
 answers conditional requests, as a static file server does; 0: it does not), ONLY
 (changewatch | upstream), OUT (target/bench-serve.json), BASELINE_BIN (a second changewatch
-binary to run as a third column, e.g. the previous commit's build).
+binary to run as a third column, e.g. the previous commit's build), PERF_ROUND (a round's name:
+`perf record` the server's main process during it; the extra CPU perf takes shows in that
+round's figures), SMAPS_DIR (copies each process's /proc/<pid>/smaps there at the end).
 """
 
 import json
@@ -185,6 +187,10 @@ def breakdown(pid: int) -> list:
                         if l.startswith("VmHWM")), 0)
         except OSError:
             continue
+        if os.environ.get("SMAPS_DIR"):
+            dest = pathlib.Path(os.environ["SMAPS_DIR"])
+            dest.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(f"/proc/{p}/smaps", dest / f"{comm}-{p}.smaps")
         out.append({"pid": p, "comm": comm, "rss_kb": roll.get("Rss", 0),
                     "pss_kb": roll.get("Pss", 0), "private_dirty_kb": roll.get("Private_Dirty", 0),
                     "hwm_kb": hwm})
@@ -336,6 +342,25 @@ def next_second() -> int:
     return int(now) + 1
 
 
+def start_perf(server, name):
+    """PERF_ROUND=<round>: records the server process (not its children) with perf during
+    that round, to target/perf-<label>-<round>.data (read with `perf report -i ...`)."""
+    if os.environ.get("PERF_ROUND") != name:
+        return None
+    out = ROOT / f"target/perf-{server.label}-{name}.data"
+    proc = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "--call-graph",
+                             "dwarf,16000", "-p", str(server.proc.pid), "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc
+
+
+def stop_perf(proc):
+    if proc is not None:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+
+
 def run(server, n, fixture_port, versions, served) -> dict:
     sampler = Sampler(server.proc.pid)
     sampler.start()
@@ -349,6 +374,7 @@ def run(server, n, fixture_port, versions, served) -> dict:
                 for i in rnd.sample(range(n), int(n * share)):
                     versions[i] += 1
             since = next_second()
+            perf = start_perf(server, name)
             cpu0, t0 = cpu_seconds(server.proc.pid), time.time()
             if name == "first":
                 for i in range(n):
@@ -359,6 +385,7 @@ def run(server, n, fixture_port, versions, served) -> dict:
                 server.api("GET", "/api/v1/watch?recheck_all=1")
             watches, polls = wait_round(server, n, since, served)
             wall, cpu = time.time() - t0, cpu_seconds(server.proc.pid) - cpu0
+            stop_perf(perf)
             changed = sum(1 for w in watches.values() if (w.get("last_changed") or 0) >= since)
             expect = n if name == "first" else int(n * share)
             errors = [w.get("last_error") for w in watches.values() if w.get("last_error")]

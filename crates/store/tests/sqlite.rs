@@ -107,6 +107,108 @@ async fn a_newer_schema_is_refused_not_damaged() {
     );
 }
 
+/// Migration 8 moves rows from WITHOUT ROWID tables into rowid tables: every column of an
+/// item (document, schedule, history summary), snapshot texts and the text before filters
+/// must read back as they were, and the keys must stay unique.
+#[tokio::test]
+async fn migration_8_keeps_every_row_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("changewatch.db");
+    let zst = |s: &str| zstd::bulk::compress(s.as_bytes(), 3).unwrap();
+    {
+        let s = SqliteStore::open(&path).unwrap();
+        drop(s);
+        // Rebuild the file as schema version 7 left it (the tables as WITHOUT ROWID).
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE items; DROP TABLE snapshots; DROP TABLE watch_text;
+             CREATE TABLE items (tenant TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+                version INTEGER NOT NULL, doc TEXT NOT NULL, next_check_at INTEGER,
+                queued_at INTEGER, lease_owner TEXT, lease_until INTEGER, last_due_at INTEGER,
+                last_job_id TEXT, history_n INTEGER NOT NULL DEFAULT 0, history_newest INTEGER,
+                PRIMARY KEY (tenant, kind, id)) WITHOUT ROWID;
+             CREATE INDEX items_due ON items (next_check_at) WHERE next_check_at IS NOT NULL;
+             CREATE TABLE snapshots (tenant TEXT NOT NULL, watch_id TEXT NOT NULL,
+                ts INTEGER NOT NULL, text BLOB NOT NULL, html BLOB,
+                PRIMARY KEY (tenant, watch_id, ts)) WITHOUT ROWID;
+             CREATE TABLE watch_text (tenant TEXT NOT NULL, watch_id TEXT NOT NULL,
+                text BLOB NOT NULL, PRIMARY KEY (tenant, watch_id)) WITHOUT ROWID;
+             PRAGMA user_version = 7;",
+        )
+        .unwrap();
+        let big = format!("{{\"title\": \"{}\"}}", "x".repeat(5000));
+        conn.execute(
+            "INSERT INTO items VALUES ('default', 'W', 'w', 4, ?1, 100, 90, 'me', 200, 80, 'job-1', 2, 20)",
+            [&big],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO items (tenant, kind, id, version, doc) VALUES ('default', 'W', 'v', 1, '{}')",
+            [],
+        )
+        .unwrap();
+        for (ts, text) in [(10, "first"), (20, "second")] {
+            conn.execute(
+                "INSERT INTO snapshots VALUES ('default', 'w', ?1, ?2, NULL)",
+                rusqlite::params![ts, zst(text)],
+            )
+            .unwrap();
+        }
+        conn.execute(
+            "INSERT INTO watch_text VALUES ('default', 'w', ?1)",
+            [zst("before filters")],
+        )
+        .unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap();
+    let key = Key::watch("default", "w");
+    let w = s.get(&key).await.unwrap().unwrap();
+    assert_eq!(w.version, 4);
+    assert_eq!(w.doc["title"].as_str().map(str::len), Some(5000));
+    assert_eq!(
+        w.schedule,
+        Some(Schedule {
+            next_check_at: Some(100),
+            queued_at: Some(90),
+            lease_owner: Some("me".into()),
+            lease_until: Some(200),
+            last_due_at: Some(80),
+            last_job_id: Some("job-1".into()),
+        })
+    );
+    assert_eq!((w.history.count, w.history.newest), (2, Some(20)));
+    assert_eq!(s.snapshots(&key).await.unwrap(), vec![10, 20]);
+    assert_eq!(
+        s.snapshot_text(&key, 10).await.unwrap().as_deref(),
+        Some("first")
+    );
+    assert_eq!(
+        s.text_before_filters(&key).await.unwrap().as_deref(),
+        Some("before filters")
+    );
+    // The keys are still unique: writing an item again replaces it, listing keeps key order.
+    s.put(&key, json!({"title": "t"}), None, Expect::Version(4))
+        .await
+        .unwrap();
+    let ids: Vec<String> = s
+        .list("default", changewatch_store::Kind::Watch)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.key.id)
+        .collect();
+    assert_eq!(ids, vec!["v".to_string(), "w".to_string()]);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let without_rowid: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('items', 'snapshots', 'watch_text') AND sql LIKE '%WITHOUT ROWID%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(without_rowid, 0);
+}
+
 #[tokio::test]
 async fn migration_3_fills_the_history_summary_of_an_existing_file() {
     let dir = tempfile::tempdir().unwrap();

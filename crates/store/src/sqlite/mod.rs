@@ -1,9 +1,11 @@
 //! The embedded adapter: one SQLite file in WAL mode.
 //!
-//! One connection behind a mutex, used only from blocking threads, so store calls never block
-//! the async runtime and writes are serialised (SQLite has one writer anyway). Every method is one
-//! transaction; change events are published after the transaction commits, so subscribers never
-//! see a change that a crash could still undo. Snapshot text and HTML are zstd-compressed.
+//! One connection, owned by a thread of its own that runs the store's transactions one after
+//! the other in the order they were asked for, so store calls never block the async runtime and
+//! writes are serialised (SQLite has one writer anyway). Every method is one transaction; change
+//! events are published by that thread right after the transaction commits, so subscribers
+//! never see a change that a crash could still undo, and see changes in commit order. Snapshot
+//! text and HTML are zstd-compressed.
 //!
 //! This file opens the database (migrations, the connection, shared row helpers); each port
 //! has its own module: `watch_store` (`WatchStore` and `ChangeFeed`) and `notifications`
@@ -11,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, mpsc};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -96,6 +98,56 @@ const MIGRATIONS: &[&str] = &[
         entry TEXT NOT NULL
     );
     CREATE INDEX notification_log_tenant ON notification_log (tenant, seq);",
+    // 8: items, snapshots and texts in rowid tables, their keys in unique indexes. A WITHOUT
+    // ROWID table keeps whole rows in its b-tree's interior pages too, so rows of more than a
+    // tenth of a page (a watch document is ~3 KB, a snapshot more) spill into overflow pages
+    // that every seek on the key had to read and copy: the point reads of a check cost more
+    // than their transactions. Same columns, same order of rows by key.
+    "CREATE TABLE items_r (
+        tenant TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        next_check_at INTEGER,
+        queued_at INTEGER,
+        lease_owner TEXT,
+        lease_until INTEGER,
+        last_due_at INTEGER,
+        last_job_id TEXT,
+        history_n INTEGER NOT NULL DEFAULT 0,
+        history_newest INTEGER
+    );
+    INSERT INTO items_r (tenant, kind, id, version, doc, next_check_at, queued_at, lease_owner,
+        lease_until, last_due_at, last_job_id, history_n, history_newest)
+    SELECT tenant, kind, id, version, doc, next_check_at, queued_at, lease_owner, lease_until,
+        last_due_at, last_job_id, history_n, history_newest FROM items ORDER BY tenant, kind, id;
+    DROP TABLE items;
+    ALTER TABLE items_r RENAME TO items;
+    CREATE UNIQUE INDEX items_key ON items (tenant, kind, id);
+    CREATE INDEX items_due ON items (next_check_at) WHERE next_check_at IS NOT NULL;
+    CREATE TABLE snapshots_r (
+        tenant TEXT NOT NULL,
+        watch_id TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        text BLOB NOT NULL,
+        html BLOB
+    );
+    INSERT INTO snapshots_r (tenant, watch_id, ts, text, html)
+    SELECT tenant, watch_id, ts, text, html FROM snapshots ORDER BY tenant, watch_id, ts;
+    DROP TABLE snapshots;
+    ALTER TABLE snapshots_r RENAME TO snapshots;
+    CREATE UNIQUE INDEX snapshots_key ON snapshots (tenant, watch_id, ts);
+    CREATE TABLE watch_text_r (
+        tenant TEXT NOT NULL,
+        watch_id TEXT NOT NULL,
+        text BLOB NOT NULL
+    );
+    INSERT INTO watch_text_r (tenant, watch_id, text)
+    SELECT tenant, watch_id, text FROM watch_text ORDER BY tenant, watch_id;
+    DROP TABLE watch_text;
+    ALTER TABLE watch_text_r RENAME TO watch_text;
+    CREATE UNIQUE INDEX watch_text_key ON watch_text (tenant, watch_id);",
 ];
 
 /// `last_error` of a watch paused because its checks kept dying with the process.
@@ -108,10 +160,15 @@ const HTML_KEPT: i64 = 2;
 /// The embedded store. Cheap to clone; clones share the connection and the feed.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Db>>,
+    /// The connection's thread takes its work from here; it ends (closing the connection)
+    /// when the last clone of the store is dropped.
+    jobs: mpsc::Sender<DbJob>,
     feed: BroadcastFeed,
     path: PathBuf,
 }
+
+/// A transaction for the connection's thread to run.
+type DbJob = Box<dyn FnOnce(&mut Db) + Send>;
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,11 +218,25 @@ impl SqliteStore {
         migrate(&mut conn)?;
         // Room for every statement the store runs (about 30), so none evicts another.
         conn.set_prepared_statement_cache_capacity(64);
+        let mut db = Db {
+            conn,
+            docs: RefCell::new(DocCache::default()),
+        };
+        let (jobs, queue) = mpsc::channel::<DbJob>();
+        // One long-lived thread instead of a blocking-pool task per call behind a mutex: the
+        // pool's hand-offs (a thread woken per call, the others waking to wait on the mutex)
+        // cost as much CPU as an unchanged check's queries, and a busy thread takes the next
+        // call without going to sleep.
+        std::thread::Builder::new()
+            .name("sqlite-store".into())
+            .spawn(move || {
+                while let Ok(job) = queue.recv() {
+                    job(&mut db);
+                }
+            })
+            .map_err(backend)?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(Db {
-                conn,
-                docs: RefCell::new(DocCache::default()),
-            })),
+            jobs,
             feed: BroadcastFeed::new(),
             path: path.to_path_buf(),
         })
@@ -275,49 +346,69 @@ impl SqliteStore {
         .await
     }
 
-    /// Runs `f` in one transaction on a blocking thread, then publishes its events.
+    /// Runs `f` in one transaction on the connection's thread, which publishes its events
+    /// once it has committed. A panic in `f` rolls its transaction back and is returned as an
+    /// error; the thread goes on with the next call.
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Tx<'_>) -> Result<(T, Vec<ChangeEvent>), StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        let (value, events) = tokio::task::spawn_blocking(move || {
-            let mut db = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            let Db { conn, docs } = &mut *db;
-            let tx = Tx {
-                tx: conn.transaction().map_err(backend)?,
-                docs,
-                read: RefCell::new(Vec::new()),
-                deleted: RefCell::new(Vec::new()),
-            };
-            let out = f(&tx)?;
-            let Tx {
-                tx,
-                docs,
-                read,
-                deleted,
-            } = tx;
-            tx.commit().map_err(backend)?;
-            // Only what a committed transaction read or wrote: a rolled-back write's version
-            // may be written again later with another document.
-            let mut docs = docs.borrow_mut();
-            for (key, version, doc) in read.into_inner() {
-                docs.insert(key, version, doc);
-            }
-            // A key deleted and created again starts over at version 1.
-            for key in deleted.into_inner() {
-                docs.remove(&key);
-            }
-            Ok::<_, StoreError>(out)
-        })
-        .await
-        .map_err(|e| StoreError::backend(format!("store task failed: {e}")))??;
-        for ev in events {
-            self.feed.publish(ev);
-        }
-        Ok(value)
+        let (done, result) = tokio::sync::oneshot::channel();
+        let feed = self.feed.clone();
+        let job: DbJob = Box::new(move |db: &mut Db| {
+            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(db, f)))
+                .unwrap_or_else(|_| Err(StoreError::backend("store task failed: it panicked")));
+            let out = out.map(|(value, events)| {
+                for ev in events {
+                    feed.publish(ev);
+                }
+                value
+            });
+            // The caller may have stopped waiting (its future was dropped): nothing to do.
+            let _ = done.send(out);
+        });
+        self.jobs.send(job).map_err(|_| {
+            StoreError::backend("store task failed: the connection's thread is gone")
+        })?;
+        result.await.map_err(|_| {
+            StoreError::backend("store task failed: no reply from the connection's thread")
+        })?
     }
+}
+
+/// One transaction of `f` on `db`: committed when `f` succeeds, and the documents it read or
+/// wrote then remembered.
+fn transaction<T>(
+    db: &mut Db,
+    f: impl FnOnce(&Tx<'_>) -> Result<(T, Vec<ChangeEvent>), StoreError>,
+) -> Result<(T, Vec<ChangeEvent>), StoreError> {
+    let Db { conn, docs } = db;
+    let tx = Tx {
+        tx: conn.transaction().map_err(backend)?,
+        docs,
+        read: RefCell::new(Vec::new()),
+        deleted: RefCell::new(Vec::new()),
+    };
+    let out = f(&tx)?;
+    let Tx {
+        tx,
+        docs,
+        read,
+        deleted,
+    } = tx;
+    tx.commit().map_err(backend)?;
+    // Only what a committed transaction read or wrote: a rolled-back write's version may be
+    // written again later with another document.
+    let mut docs = docs.borrow_mut();
+    for (key, version, doc) in read.into_inner() {
+        docs.insert(key, version, doc);
+    }
+    // A key deleted and created again starts over at version 1.
+    for key in deleted.into_inner() {
+        docs.remove(&key);
+    }
+    Ok(out)
 }
 
 /// The connection and what outlives one transaction on it.
