@@ -26,7 +26,8 @@ answers conditional requests, as a static file server does; 0: it does not), ONL
 (changewatch | upstream), OUT (target/bench-serve.json), BASELINE_BIN (a second changewatch
 binary to run as a third column, e.g. the previous commit's build), PERF_ROUND (a round's name:
 `perf record` the server's main process during it; the extra CPU perf takes shows in that
-round's figures), SMAPS_DIR (copies each process's /proc/<pid>/smaps there at the end).
+round's figures), SMAPS_DIR (copies each process's /proc/<pid>/smaps there at the end), REPEAT (1: runs each
+server this many times, alternating their order, and reports the median of each figure).
 """
 
 import json
@@ -430,27 +431,54 @@ def main():
     results = {"n": n, "workers": workers, "validators": os.environ.get("VALIDATORS", "1") != "0",
                "page_bytes": len(page(0, 0)), "date": time.strftime("%Y-%m-%d %H:%M"),
                "cpus": os.cpu_count(), "servers": {}}
-    for label, start in servers:
-        versions = multiprocessing.Array("l", n, lock=False)
-        served = multiprocessing.Value("l", 0)
-        port, ready = multiprocessing.Value("i", 0), multiprocessing.Event()
-        fx = multiprocessing.Process(target=fixture, daemon=True,
-                                     args=(port, versions, served, results["validators"], ready))
-        fx.start()
-        ready.wait(10)
-        work = pathlib.Path(tempfile.mkdtemp(prefix=f"bench-serve-{label}-"))
-        server = start(work)
-        print(f"# {label}: pid {server.proc.pid}, {n} watches, {workers} workers", file=sys.stderr)
-        try:
-            results["servers"][label] = run(server, n, port.value, versions, served)
-        finally:
-            server.stop()
-            fx.terminate()
-            shutil.rmtree(work, ignore_errors=True)
-        time.sleep(2)
+    repeat = max(1, int(os.environ.get("REPEAT", "1")))
+    runs = {label: [] for label, _ in servers}
+    for rep in range(repeat):
+        # Alternating order, so that neither server always runs on a warmer machine.
+        for label, start in (servers if rep % 2 == 0 else servers[::-1]):
+            runs[label].append(run_server(label, start, n, workers, results["validators"]))
+    for label, rs in runs.items():
+        results["servers"][label] = median_of(rs)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     report(results)
+
+
+def run_server(label, start, n, workers, validators) -> dict:
+    versions = multiprocessing.Array("l", n, lock=False)
+    served = multiprocessing.Value("l", 0)
+    port, ready = multiprocessing.Value("i", 0), multiprocessing.Event()
+    fx = multiprocessing.Process(target=fixture, daemon=True,
+                                 args=(port, versions, served, validators, ready))
+    fx.start()
+    ready.wait(10)
+    work = pathlib.Path(tempfile.mkdtemp(prefix=f"bench-serve-{label}-"))
+    server = start(work)
+    print(f"# {label}: pid {server.proc.pid}, {n} watches, {workers} workers", file=sys.stderr)
+    try:
+        return run(server, n, port.value, versions, served)
+    finally:
+        server.stop()
+        fx.terminate()
+        shutil.rmtree(work, ignore_errors=True)
+        time.sleep(2)
+
+
+def median_of(rs: list) -> dict:
+    """One server's runs (REPEAT): the first run's record with each figure replaced by the
+    median over the runs; every run's record is kept under `runs`."""
+    if len(rs) == 1:
+        return rs[0]
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    out = dict(rs[0])
+    for name, _ in ROUNDS:
+        out[name] = dict(rs[0][name])
+        for k in ("cpu_ms_per_check", "checks_per_s", "cpu_s", "wall_s"):
+            out[name][k] = med([r[name][k] for r in rs])
+    for k in ("peak_rss_kb", "peak_pss_kb"):
+        out[k] = med([r[k] for r in rs])
+    out["runs"] = rs
+    return out
 
 
 def report(results):

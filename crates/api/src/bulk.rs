@@ -7,9 +7,8 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 use changewatch_core::model::{TextOrFalse, Watch};
-use changewatch_engine::scheduler::request_recheck;
+use changewatch_engine::scheduler::{request_recheck, request_rechecks};
 use changewatch_store::{Expect, Item, Key, StoreError};
-use futures::StreamExt;
 use serde_json::json;
 
 use crate::error::{ApiError, json_response};
@@ -24,6 +23,9 @@ pub const BACKGROUND_THRESHOLD: usize = 20;
 
 /// Store or queue calls a background operation keeps in flight.
 pub const BACKGROUND_CONCURRENCY: usize = 16;
+
+/// Watches a background recheck marks and queues per store call.
+const RECHECK_BATCH: usize = 256;
 
 /// Runs `work` after the reply where the process keeps running (a spawned task), or before it
 /// where it does not ([`crate::ApiConfig::work_after_reply`]: Lambda).
@@ -72,19 +74,14 @@ pub async fn recheck_all(
     if n >= BACKGROUND_THRESHOLD {
         let st = state.clone();
         in_background(state, async move {
-            futures::stream::iter(keys)
-                .for_each_concurrent(BACKGROUND_CONCURRENCY, |key| {
-                    let st = &st;
-                    async move {
-                        if let Err(e) =
-                            request_recheck(st.store.as_ref(), st.queue.as_ref(), &key, st.now())
-                                .await
-                        {
-                            tracing::warn!(watch_id = %key.id, error = %e, "background recheck failed");
-                        }
-                    }
-                })
-                .await;
+            // In batches: each is one store call, and a failed one leaves the others queued.
+            for batch in keys.chunks(RECHECK_BATCH) {
+                if let Err(e) =
+                    request_rechecks(st.store.as_ref(), st.queue.as_ref(), batch, st.now()).await
+                {
+                    tracing::warn!(watches = batch.len(), error = %e, "background recheck failed");
+                }
+            }
         })
         .await;
         return Ok(json_response(
@@ -92,9 +89,13 @@ pub async fn recheck_all(
             &json!({"status": format!("OK, queueing {n} watches in background")}),
         ));
     }
-    for key in &keys {
-        request_recheck(state.store.as_ref(), state.queue.as_ref(), key, state.now()).await?;
-    }
+    request_rechecks(
+        state.store.as_ref(),
+        state.queue.as_ref(),
+        &keys,
+        state.now(),
+    )
+    .await?;
     let mut status = format!("OK, queued {} watches for rechecking", n - busy);
     if busy > 0 {
         status.push_str(&format!(" ({busy} already queued or running)"));
@@ -300,9 +301,8 @@ pub async fn checkbox_operation(
         "recheck" => {
             for uuid in uuids {
                 let key = Key::watch(&state.tenant, uuid);
-                if state.store.get(&key).await?.is_some() {
-                    request_recheck(state.store.as_ref(), state.queue.as_ref(), &key, now).await?;
-                }
+                // A watch that is gone is left out.
+                request_recheck(state.store.as_ref(), state.queue.as_ref(), &key, now).await?;
             }
             Outcome::ok(format!("{n} watches queued for rechecking"))
         }

@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use changewatch_store::{CheckJob, DueWatch, JobQueue, Key, Lane, StoreError, WatchStore};
 use futures::future::{BoxFuture, FutureExt};
-use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
 use tracing::{debug, warn};
 
@@ -209,12 +208,7 @@ async fn tick_part(
         after = page.last().cloned();
         if !jobs.is_empty() {
             queue.enqueue(jobs.clone()).await?;
-            let marks: Vec<BoxFuture<'_, Result<bool, StoreError>>> =
-                jobs.iter().map(|job| store.mark_queued(job, now)).collect();
-            let marked: Vec<bool> = stream::iter(marks)
-                .buffer_unordered(opts.concurrency.max(1))
-                .try_collect()
-                .await?;
+            let marked = store.mark_queued_many(&jobs, now, opts.concurrency).await?;
             let queued = marked.iter().filter(|m| **m).count();
             report.queued += queued;
             report.already_queued += marked.len() - queued;
@@ -243,3 +237,27 @@ pub async fn request_recheck(
     queue.enqueue(vec![job]).await?;
     Ok(true)
 }
+
+/// [`request_recheck`] of many watches that a listing has just shown to exist: their marks in
+/// one store call ([`WatchStore::mark_queued_many`]), their jobs in one send. A watch deleted
+/// since gets a job that its checker skips.
+pub async fn request_rechecks(
+    store: &dyn WatchStore,
+    queue: &dyn JobQueue,
+    keys: &[Key],
+    now: i64,
+) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let jobs: Vec<CheckJob> = keys
+        .iter()
+        .map(|key| CheckJob::new(key, now, Lane::Recheck, 1, now))
+        .collect();
+    store.mark_queued_many(&jobs, now, MARK_CONCURRENCY).await?;
+    queue.enqueue(jobs).await?;
+    Ok(())
+}
+
+/// Marks a batch of manual rechecks keeps in flight where the store writes them one by one.
+const MARK_CONCURRENCY: usize = 16;

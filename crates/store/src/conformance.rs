@@ -530,6 +530,64 @@ fn scheduled(key: &Key, due: i64, now: i64) -> CheckJob {
 }
 
 /// Due watches read page by page, part by part: every one exactly once, in order per part.
+/// `mark_queued_many` marks exactly what `mark_queued` would, job by job, in order.
+pub async fn mark_many<S: WatchStore>(store: &S) {
+    let now = 2_000_000;
+    let m1 = Key::watch(T, "many-1");
+    let m2 = Key::watch(T, "many-2");
+    let m3 = Key::watch(T, "many-3");
+    for key in [&m1, &m2, &m3] {
+        store
+            .put(
+                key,
+                json!({"url": key.id}),
+                Some(Schedule::due_at(now - 10)),
+                Expect::Absent,
+            )
+            .await
+            .unwrap();
+    }
+    let recheck = |key: &Key| CheckJob::new(key, now, Lane::Recheck, 1, now);
+    assert!(store.mark_queued(&recheck(&m2), now).await.unwrap());
+    let marked = store
+        .mark_queued_many(
+            &[
+                recheck(&m1),
+                recheck(&m2),
+                recheck(&Key::watch(T, "many-gone")),
+                scheduled(&m3, now - 5, now),
+            ],
+            now,
+            4,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        marked,
+        [true, false, false, false],
+        "marked; already queued; no such watch; a scheduled job for a due time it does not have"
+    );
+    let s = store.get(&m1).await.unwrap().unwrap().schedule.unwrap();
+    assert_eq!(s.queued_at, Some(now));
+    assert!(
+        store
+            .due(now, now, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.key.id.as_str())
+            .eq(["many-3"]),
+        "marked watches are not due"
+    );
+    assert!(
+        store
+            .mark_queued_many(&[], now, 4)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 pub async fn due_pages<S: WatchStore>(store: &S) {
     let now = 2_000_000;
     let mut expected = Vec::new();

@@ -110,6 +110,27 @@ pub trait WatchStore: Send + Sync + 'static {
     /// ([`QUEUED_MARK_TTL_SECS`], see [`WatchStore::recover_stranded`]).
     async fn mark_queued(&self, job: &CheckJob, now: i64) -> Result<bool, StoreError>;
 
+    /// [`WatchStore::mark_queued`] for each of `jobs`: whether each one's watch was marked, in
+    /// the order given. Adapters write the marks in as few round trips as they can (SQLite:
+    /// one transaction, where a transaction per watch cost more than the unchanged checks
+    /// that follow); the default keeps `concurrency` marks in flight, so two jobs of one call
+    /// for the same watch may be tried in either order.
+    async fn mark_queued_many(
+        &self,
+        jobs: &[CheckJob],
+        now: i64,
+        concurrency: usize,
+    ) -> Result<Vec<bool>, StoreError> {
+        use futures::future::BoxFuture;
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let marks: Vec<BoxFuture<'_, Result<bool, StoreError>>> =
+            jobs.iter().map(|job| self.mark_queued(job, now)).collect();
+        stream::iter(marks)
+            .buffered(concurrency.max(1))
+            .try_collect()
+            .await
+    }
+
     /// Makes due again the watches whose queue mark or lease ran out without a check (their
     /// job was lost: a dead-letter queue, a tick that died between marking and sending), in
     /// part `part` of `parts` of the store, so a caller can spread the sweep over its ticks.

@@ -63,6 +63,12 @@ async fn scheduling() {
 }
 
 #[tokio::test]
+async fn mark_many() {
+    let aws = fresh().await;
+    conformance::mark_many(&aws.store()).await;
+}
+
+#[tokio::test]
 async fn due_pages() {
     let aws = fresh().await;
     conformance::due_pages(&aws.store()).await;

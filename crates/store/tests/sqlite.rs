@@ -28,6 +28,12 @@ async fn scheduling() {
 }
 
 #[tokio::test]
+async fn mark_many() {
+    let (_d, s) = fresh();
+    conformance::mark_many(&s).await;
+}
+
+#[tokio::test]
 async fn due_pages() {
     let (_d, s) = fresh();
     conformance::due_pages(&s).await;

@@ -144,26 +144,34 @@ impl WatchStore for SqliteStore {
     }
 
     async fn mark_queued(&self, job: &CheckJob, now: i64) -> Result<bool, StoreError> {
-        let key = job.key();
-        let scheduled = job.lane == Lane::Scheduled;
-        let due_at = job.due_at;
+        let job = job.clone();
         self.run(move |tx| {
-            let changed = update_schedule(tx, &key, |s| {
-                if s.queued_at.is_some_and(|q| q > now - QUEUED_MARK_TTL_SECS) {
-                    return false;
-                }
-                // A scheduled job is for one due time of an unleased watch: once that time
-                // moved (a commit), the job is stale and must not be sent.
-                if scheduled && (s.leased(now) || s.next_check_at != Some(due_at)) {
-                    return false;
-                }
-                s.queued_at = Some(now);
-                true
-            })?;
-            Ok(match changed {
+            Ok(match mark(tx, &job, now)? {
                 Some((old, new)) => (true, event(Some(old), Some(new))),
                 None => (false, Vec::new()),
             })
+        })
+        .await
+    }
+
+    async fn mark_queued_many(
+        &self,
+        jobs: &[CheckJob],
+        now: i64,
+        _concurrency: usize,
+    ) -> Result<Vec<bool>, StoreError> {
+        let jobs = jobs.to_vec();
+        self.run(move |tx| {
+            let mut marked = Vec::with_capacity(jobs.len());
+            let mut events = Vec::new();
+            for job in &jobs {
+                let change = mark(tx, job, now)?;
+                marked.push(change.is_some());
+                if let Some((old, new)) = change {
+                    events.extend(event(Some(old), Some(new)));
+                }
+            }
+            Ok((marked, events))
         })
         .await
     }
@@ -223,6 +231,20 @@ impl WatchStore for SqliteStore {
     ) -> Result<CommitOutcome, StoreError> {
         let key = key.clone();
         let owner = owner.to_string();
+        // Compressed here, on the caller's thread: the connection's thread runs every
+        // transaction, and the changed checks' zstd work kept it from running the others.
+        let snapshot_blobs = match &commit.snapshot {
+            Some(snap) => Some((
+                compress(&snap.text)?,
+                snap.html.as_deref().map(compress).transpose()?,
+            )),
+            None => None,
+        };
+        let text_blob = commit
+            .text_before_filters
+            .as_deref()
+            .map(compress)
+            .transpose()?;
         self.run(move |tx| {
             let Some(old) = load(tx, &key)? else {
                 return Err(StoreError::LeaseLost(key));
@@ -232,7 +254,7 @@ impl WatchStore for SqliteStore {
                 return Err(StoreError::LeaseLost(key));
             }
             let mut snapshot_ts = None;
-            if let Some(snap) = &commit.snapshot {
+            if let (Some(snap), Some((text, html))) = (&commit.snapshot, &snapshot_blobs) {
                 let newest: Option<i64> = query_row(tx,
                         "SELECT MAX(ts) FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
                         params![key.tenant, key.id],
@@ -243,10 +265,9 @@ impl WatchStore for SqliteStore {
                     Some(n) if snap.ts <= n => n + 1,
                     _ => snap.ts,
                 };
-                let html = snap.html.as_deref().map(compress).transpose()?;
                 exec(tx,
                     "INSERT INTO snapshots (tenant, watch_id, ts, text, html) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![key.tenant, key.id, ts, compress(&snap.text)?, html],
+                    params![key.tenant, key.id, ts, text, html],
                 )
                 .map_err(backend)?;
                 exec(tx,
@@ -257,10 +278,10 @@ impl WatchStore for SqliteStore {
                 .map_err(backend)?;
                 snapshot_ts = Some(ts);
             }
-            if let Some(text) = &commit.text_before_filters {
+            if let Some(text) = &text_blob {
                 exec(tx,
                     "INSERT OR REPLACE INTO watch_text (tenant, watch_id, text) VALUES (?1, ?2, ?3)",
-                    params![key.tenant, key.id, compress(text)?],
+                    params![key.tenant, key.id, text],
                 )
                 .map_err(backend)?;
             }
@@ -377,9 +398,12 @@ impl WatchStore for SqliteStore {
             )
             .optional()
             .map_err(backend)?;
-            Ok((blob.map(|b| decompress(&b)).transpose()?, Vec::new()))
+            Ok((blob, Vec::new()))
         })
-        .await
+        .await?
+        // Off the connection's thread (see `commit_check`).
+        .map(|b| decompress(&b))
+        .transpose()
     }
 
     async fn log_append(
@@ -463,10 +487,12 @@ impl SqliteStore {
             )
             .optional()
             .map_err(backend)?;
-            let text = blob.flatten().map(|b| decompress(&b)).transpose()?;
-            Ok((text, Vec::new()))
+            Ok((blob.flatten(), Vec::new()))
         })
-        .await
+        .await?
+        // Off the connection's thread (see `commit_check`).
+        .map(|b| decompress(&b))
+        .transpose()
     }
 }
 
@@ -487,4 +513,22 @@ fn raw_items(tx: &Tx<'_>, tenant: &str, kind: Kind) -> Result<Vec<RawItem>, Stor
         .map_err(backend)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(backend)
+}
+
+/// [`WatchStore::mark_queued`] of one job inside `tx`: the item before and after when marked.
+fn mark(tx: &Tx<'_>, job: &CheckJob, now: i64) -> Result<Option<(Item, Item)>, StoreError> {
+    let scheduled = job.lane == Lane::Scheduled;
+    let due_at = job.due_at;
+    update_schedule(tx, &job.key(), |s| {
+        if s.queued_at.is_some_and(|q| q > now - QUEUED_MARK_TTL_SECS) {
+            return false;
+        }
+        // A scheduled job is for one due time of an unleased watch: once that time moved (a
+        // commit), the job is stale and must not be sent.
+        if scheduled && (s.leased(now) || s.next_check_at != Some(due_at)) {
+            return false;
+        }
+        s.queued_at = Some(now);
+        true
+    })
 }
