@@ -238,7 +238,7 @@ impl Bench {
             self.store
                 .put(
                     &key,
-                    (*item.doc).clone(),
+                    item.doc.to_value()?,
                     Some(schedule),
                     Expect::Version(item.version),
                 )
@@ -298,7 +298,7 @@ impl Bench {
             let item = self.store.get(&Key::watch(&self.tenant, id)).await?;
             let last = item
                 .as_ref()
-                .and_then(|i| i.doc.get("last_checked"))
+                .and_then(|i| i.doc.value().ok()?.get("last_checked"))
                 .and_then(Value::as_i64)
                 .unwrap_or(0);
             if last < now {

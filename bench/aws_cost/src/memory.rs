@@ -189,7 +189,8 @@ pub(crate) async fn run() -> Res<()> {
             .store
             .get(&Key::watch(&bench.tenant, id))
             .await?
-            .map(|i| (*i.doc).clone())
+            .map(|i| i.doc.to_value())
+            .transpose()?
             .unwrap_or(Value::Null);
         let checked = doc["last_checked"].as_i64().unwrap_or(0) >= now;
         checks.push(json!({

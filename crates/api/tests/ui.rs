@@ -609,7 +609,7 @@ async fn sessions_expire_are_revoked_by_logout_and_end_with_a_new_password() {
     .await
     .unwrap()
     .unwrap();
-    let secret = stored.doc["application"]["session_keys"]["secret"]
+    let secret = stored.doc.value().unwrap()["application"]["session_keys"]["secret"]
         .as_str()
         .unwrap()
         .to_string();

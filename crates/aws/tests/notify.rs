@@ -207,7 +207,7 @@ async fn a_change_is_delivered_by_the_notifier_after_a_retry() {
     assert_eq!(log[0].attempt, 2);
     assert_eq!(log[1].outcome, "retrying");
     let w = store.get(&key).await.unwrap().unwrap();
-    assert_eq!(w.doc["notification_alert_count"], 1);
+    assert_eq!(w.doc.value().unwrap()["notification_alert_count"], 1);
     // Delivered: nothing waits any more.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
@@ -261,7 +261,10 @@ async fn a_receiver_that_never_accepts_ends_in_the_dead_letter_queue() {
 
     let store = env.clients.store(&env.config);
     let w = store.get(&key).await.unwrap().unwrap();
-    assert_eq!(w.doc["last_notification_error"], NOTIFICATION_ERROR);
+    assert_eq!(
+        w.doc.value().unwrap()["last_notification_error"],
+        NOTIFICATION_ERROR
+    );
     let log = read_log(&store, "default").await.unwrap();
     assert_eq!(log[0].outcome, "failed");
     assert_eq!(log[0].attempt, ATTEMPTS);

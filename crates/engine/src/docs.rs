@@ -58,8 +58,9 @@ pub async fn read_modify_write<T, E: From<StoreError>>(
 /// A stored document as its type; a document that does not decode is the store's corruption,
 /// named with its key.
 pub fn decode<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
-    // From the shared document by reference: no copy of its tree per decode.
-    T::deserialize(&*item.doc)
+    // From the stored text, or the shared tree by reference: no copy of a tree per decode.
+    item.doc
+        .decode()
         .map_err(|e| StoreError::Corrupt(format!("{:?} {}: {e}", item.key.kind, item.key.id)))
 }
 
@@ -139,7 +140,9 @@ mod tests {
         let mut calls = 0;
         let seen = read_modify_write::<i64, StoreError>(&store, &key, |item| {
             calls += 1;
-            let n = item.and_then(|i| i.doc["n"].as_i64()).unwrap_or(0);
+            let n = item
+                .and_then(|i| i.doc.value().unwrap()["n"].as_i64())
+                .unwrap_or(0);
             if calls == 1 {
                 // Another writer gets in between this read and this write.
                 tokio::task::block_in_place(|| {
@@ -162,7 +165,7 @@ mod tests {
         assert_eq!(calls, 2, "the change ran again after the conflict");
         assert_eq!(seen, 10, "on the other writer's copy");
         let item = store.get(&key).await.expect("get").expect("present");
-        assert_eq!(item.doc["n"], 11, "neither write was lost");
+        assert_eq!(item.doc.value().unwrap()["n"], 11, "neither write was lost");
     }
 
     #[tokio::test]

@@ -96,7 +96,7 @@ pub async fn read_log(store: &dyn WatchStore, tenant: &str) -> Result<Vec<LogEnt
         .map_err(corrupt)?;
     if entries.len() < LOG_LEN
         && let Some(item) = store.get(&Key::notification_log(tenant)).await?
-        && let Some(old) = item.doc.get("entries").filter(|v| !v.is_null())
+        && let Some(old) = item.doc.value()?.get("entries").filter(|v| !v.is_null())
     {
         let old: Vec<LogEntry> = serde_json::from_value(old.clone()).map_err(corrupt)?;
         entries.extend(old);
@@ -132,6 +132,7 @@ pub async fn set_notification_error(
         };
         let now = item
             .doc
+            .value()?
             .get("last_notification_error")
             .cloned()
             .unwrap_or(Value::Null);
@@ -139,7 +140,7 @@ pub async fn set_notification_error(
         if now == wanted || (error.is_none() && is_clear(&now)) {
             return Ok(Step::Done(()));
         }
-        let mut doc = (*item.doc).clone();
+        let mut doc = item.doc.to_value()?;
         if let Some(obj) = doc.as_object_mut() {
             obj.insert("last_notification_error".into(), wanted.clone());
         }

@@ -81,7 +81,7 @@ impl Rig {
     /// Edits the stored watch document as a user's PUT would.
     async fn edit(&self, key: &Key, change: impl FnOnce(&mut serde_json::Value)) {
         let item = self.store.get(key).await.unwrap().unwrap();
-        let mut doc = (*item.doc).clone();
+        let mut doc = item.doc.to_value().unwrap();
         change(&mut doc);
         self.store
             .put(key, doc, None, Expect::Version(item.version))

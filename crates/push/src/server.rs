@@ -500,7 +500,7 @@ fn credentials_changed(ev: &ChangeEvent) -> bool {
 /// The settings a record leaves behind: defaults when deleted, `None` when undecodable.
 fn settings_after(ev: &ChangeEvent) -> Option<Settings> {
     match &ev.new {
-        Some(item) => serde_json::from_value::<Settings>((*item.doc).clone()).ok(),
+        Some(item) => item.doc.decode::<Settings>().ok(),
         None => Some(Settings::default()),
     }
 }
@@ -512,7 +512,7 @@ fn auth_fields(item: Option<&Item>) -> [Option<&Value>; 3] {
         "/application/api_access_token",
         "/application/session_keys",
     ]
-    .map(|p| item.and_then(|i| i.doc.pointer(p)))
+    .map(|p| item.and_then(|i| i.doc.value().ok()?.pointer(p)))
 }
 
 /// Disconnects the sockets whose handshake credentials `settings` no longer admit.
@@ -647,7 +647,9 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
             // in its commit, so the stream record (old and new image) tells.
             let alerts = |i: &changewatch_store::Item| {
                 i.doc
-                    .get("notification_alert_count")
+                    .value()
+                    .ok()
+                    .and_then(|d| d.get("notification_alert_count"))
                     .and_then(serde_json::Value::as_i64)
                     .unwrap_or(0)
             };

@@ -90,7 +90,7 @@ pub async fn documents<S: WatchStore>(store: &S) {
     ));
     let item = store.get(&k).await.unwrap().unwrap();
     assert_eq!(item.version, 2);
-    assert_eq!(item.doc["url"], "https://b.example/");
+    assert_eq!(item.doc.value().unwrap()["url"], "https://b.example/");
     assert!(item.schedule.is_some(), "watches carry a schedule");
     assert!(matches!(
         store
@@ -147,7 +147,7 @@ pub async fn documents<S: WatchStore>(store: &S) {
     let mut seen = Vec::new();
     store
         .list_each(T, Kind::Watch, &mut |item| {
-            seen.push((item.key.id, item.doc["url"].clone()));
+            seen.push((item.key.id, item.doc.value().unwrap()["url"].clone()));
             Ok(())
         })
         .await
@@ -173,7 +173,14 @@ pub async fn documents<S: WatchStore>(store: &S) {
     assert_eq!(tags.len(), 1);
     assert!(tags[0].schedule.is_none());
     assert_eq!(
-        *store.get(&Key::settings(T)).await.unwrap().unwrap().doc,
+        *store
+            .get(&Key::settings(T))
+            .await
+            .unwrap()
+            .unwrap()
+            .doc
+            .value()
+            .unwrap(),
         json!({"application": {}})
     );
 
@@ -199,11 +206,11 @@ pub async fn documents<S: WatchStore>(store: &S) {
         .unwrap();
     assert_eq!(v, 1);
     let again = store.get(&k).await.unwrap().unwrap();
-    assert_eq!(again.doc["url"], "https://c.example/");
+    assert_eq!(again.doc.value().unwrap()["url"], "https://c.example/");
     store
         .put(
             &k,
-            (*again.doc).clone(),
+            again.doc.to_value().unwrap(),
             Some(Schedule::due_at(1_000)),
             Expect::Version(1),
         )
@@ -211,7 +218,7 @@ pub async fn documents<S: WatchStore>(store: &S) {
         .unwrap();
     let scheduled = store.get(&k).await.unwrap().unwrap();
     assert_eq!(scheduled.schedule.unwrap().next_check_at, Some(1_000));
-    assert_eq!(scheduled.doc["url"], "https://c.example/");
+    assert_eq!(scheduled.doc.value().unwrap()["url"], "https://c.example/");
     assert!(store.delete(&k, Expect::Exists).await.unwrap());
 }
 
@@ -383,7 +390,7 @@ pub async fn scheduling<S: WatchStore>(store: &S) {
 
     // A user edit during the check is kept: the commit patches status fields only.
     let current = store.get(&a).await.unwrap().unwrap();
-    let mut edited = (*current.doc).clone();
+    let mut edited = current.doc.to_value().unwrap();
     edited["url"] = json!("a-edited");
     store
         .put(&a, edited, None, Expect::Version(current.version))
@@ -414,8 +421,8 @@ pub async fn scheduling<S: WatchStore>(store: &S) {
     assert_eq!(out.snapshot_ts, Some(now));
     assert_eq!(out.history_len, 1);
     let after = store.get(&a).await.unwrap().unwrap();
-    assert_eq!(after.doc["url"], "a-edited");
-    assert_eq!(after.doc["n"], 2);
+    assert_eq!(after.doc.value().unwrap()["url"], "a-edited");
+    assert_eq!(after.doc.value().unwrap()["n"], 2);
     let s = after.schedule.unwrap();
     assert_eq!(
         (s.lease_owner, s.lease_until, s.next_check_at, s.last_due_at),
@@ -799,15 +806,15 @@ pub async fn change_feed<S: WatchStore, F: ChangeFeed>(store: &S, feed: &F) {
     let ev = next_event(&mut rx).await;
     assert_eq!(ev.key, k);
     assert!(ev.old.is_none());
-    assert_eq!(ev.new.as_ref().unwrap().doc["url"], "1");
+    assert_eq!(ev.new.as_ref().unwrap().doc.value().unwrap()["url"], "1");
 
     store
         .put(&k, json!({"url": "2"}), None, Expect::Version(1))
         .await
         .unwrap();
     let ev = next_event(&mut rx).await;
-    assert_eq!(ev.old.as_ref().unwrap().doc["url"], "1");
-    assert_eq!(ev.new.as_ref().unwrap().doc["url"], "2");
+    assert_eq!(ev.old.as_ref().unwrap().doc.value().unwrap()["url"], "1");
+    assert_eq!(ev.new.as_ref().unwrap().doc.value().unwrap()["url"], "2");
 
     // A failed conditional write publishes nothing.
     let _ = store
@@ -829,12 +836,12 @@ pub async fn change_feed<S: WatchStore, F: ChangeFeed>(store: &S, feed: &F) {
         Some(10),
         "queue marks are published"
     );
-    assert_eq!(ev.new.as_ref().unwrap().doc["url"], "2");
+    assert_eq!(ev.new.as_ref().unwrap().doc.value().unwrap()["url"], "2");
 
     store.delete(&k, Expect::Exists).await.unwrap();
     let ev = next_event(&mut rx).await;
     assert!(ev.new.is_none());
-    assert_eq!(ev.old.unwrap().doc["url"], "2");
+    assert_eq!(ev.old.unwrap().doc.value().unwrap()["url"], "2");
 }
 
 /// The next event, within a bound (a stream-backed feed delivers after a poll, not at once).

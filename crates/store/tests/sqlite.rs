@@ -88,7 +88,7 @@ async fn reopening_keeps_everything_and_clears_queue_marks() {
     }
     let s = SqliteStore::open_dir(dir.path()).unwrap();
     let item = s.get(&k).await.unwrap().unwrap();
-    assert_eq!(item.doc["url"], "u");
+    assert_eq!(item.doc.value().unwrap()["url"], "u");
     assert_eq!(item.schedule.as_ref().unwrap().queued_at, Some(10));
     assert_eq!(s.clear_queued_marks().await.unwrap(), 1);
     assert_eq!(
@@ -170,7 +170,10 @@ async fn migration_8_keeps_every_row_and_column() {
     let key = Key::watch("default", "w");
     let w = s.get(&key).await.unwrap().unwrap();
     assert_eq!(w.version, 4);
-    assert_eq!(w.doc["title"].as_str().map(str::len), Some(5000));
+    assert_eq!(
+        w.doc.value().unwrap()["title"].as_str().map(str::len),
+        Some(5000)
+    );
     assert_eq!(
         w.schedule,
         Some(Schedule {

@@ -416,7 +416,7 @@ impl DynamoStore {
         };
         let kept = count - trim;
 
-        let mut doc = (*base.doc).clone();
+        let mut doc = base.doc.to_value()?;
         let Some(obj) = doc.as_object_mut() else {
             return Err(StoreError::Corrupt(format!(
                 "{key:?}: document is not an object"

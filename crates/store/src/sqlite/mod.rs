@@ -13,7 +13,7 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -313,13 +313,15 @@ impl SqliteStore {
                 let key = Key::watch(tenant, id);
                 let Some(old) = load(tx, &key)? else { continue };
                 let mut new = old.clone();
-                if let Some(obj) = Arc::make_mut(&mut new.doc).as_object_mut() {
+                let mut doc = old.doc.to_value()?;
+                if let Some(obj) = doc.as_object_mut() {
                     obj.insert("paused".into(), serde_json::Value::Bool(true));
                     obj.insert(
                         "last_error".into(),
                         serde_json::Value::String(INTERRUPTED_ERROR.into()),
                     );
                 }
+                new.doc = Doc::new(doc);
                 new.version += 1;
                 let mut schedule = new.schedule.clone().unwrap_or_default();
                 schedule.next_check_at = None;
@@ -422,7 +424,7 @@ struct Db {
 pub(crate) struct Tx<'a> {
     tx: Transaction<'a>,
     docs: &'a RefCell<DocCache>,
-    read: RefCell<Vec<(Key, u64, Arc<serde_json::Value>)>>,
+    read: RefCell<Vec<(Key, u64, Doc)>>,
     deleted: RefCell<Vec<Key>>,
 }
 
@@ -434,7 +436,7 @@ impl<'a> std::ops::Deref for Tx<'a> {
 }
 
 impl Tx<'_> {
-    fn cached(&self, key: &Key, version: u64) -> Option<Arc<serde_json::Value>> {
+    fn cached(&self, key: &Key, version: u64) -> Option<Doc> {
         self.docs.borrow().get(key, version)
     }
 
@@ -449,20 +451,21 @@ impl Tx<'_> {
     }
 }
 
-/// Parsed documents of the items read or written last, by key and version. A check reads its
+/// Documents of the items read or written last, by key and version (each parsed at most once,
+/// see [`Doc`]), so the reads of one check share one. A check reads its
 /// watch three times in a few milliseconds (queue mark, lease, commit) and the settings once:
 /// parsing each document again, and freeing it, was a fifth of an unchanged check's CPU. A
 /// document's version grows with every write of it, so a (key, version) pair names one
 /// document for good. A few dozen entries: the checks in flight, not the whole table.
 #[derive(Default)]
 pub(crate) struct DocCache {
-    entries: std::collections::VecDeque<(Key, u64, Arc<serde_json::Value>)>,
+    entries: std::collections::VecDeque<(Key, u64, Doc)>,
 }
 
 impl DocCache {
     const CAPACITY: usize = 64;
 
-    fn get(&self, key: &Key, version: u64) -> Option<Arc<serde_json::Value>> {
+    fn get(&self, key: &Key, version: u64) -> Option<Doc> {
         self.entries
             .iter()
             .find(|(k, v, _)| *v == version && k == key)
@@ -473,7 +476,7 @@ impl DocCache {
         self.entries.retain(|(k, _, _)| k != key);
     }
 
-    fn insert(&mut self, key: Key, version: u64, doc: Arc<serde_json::Value>) {
+    fn insert(&mut self, key: Key, version: u64, doc: Doc) {
         self.remove(&key);
         if self.entries.len() >= Self::CAPACITY {
             self.entries.pop_front();
@@ -540,17 +543,13 @@ fn decode_item(raw: RawItem) -> Result<Item, StoreError> {
     decode_item_with(raw, None)
 }
 
-/// [`decode_item`] with the document already parsed when the cache had it.
+/// [`decode_item`] with the document the cache had for this version, if any (it may have been
+/// parsed already). The stored text is not parsed here: see [`Doc`].
 fn decode_item_with(
     (key, version, doc, schedule, history): RawItem,
-    parsed: Option<Arc<serde_json::Value>>,
+    cached: Option<Doc>,
 ) -> Result<Item, StoreError> {
-    let doc = match parsed {
-        Some(doc) => doc,
-        None => Arc::new(
-            serde_json::from_str(&doc).map_err(|e| StoreError::Corrupt(format!("{key:?}: {e}")))?,
-        ),
-    };
+    let doc = cached.unwrap_or_else(|| Doc::from_json(doc));
     let schedule = (key.kind == Kind::Watch).then_some(schedule);
     Ok(Item {
         key,
@@ -581,7 +580,7 @@ fn load(tx: &Tx<'_>, key: &Key) -> Result<Option<Item>, StoreError> {
 
 fn store_item(tx: &Tx<'_>, item: &Item) -> Result<(), StoreError> {
     tx.remember(item);
-    let doc = serde_json::to_string(&item.doc).map_err(backend)?;
+    let doc = item.doc.to_json()?;
     let s = item.schedule.clone().unwrap_or_default();
     exec(tx,
         &format!(

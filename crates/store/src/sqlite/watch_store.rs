@@ -298,7 +298,7 @@ impl WatchStore for SqliteStore {
                 )
                 .map_err(backend)?;
             }
-            let mut doc = (*old.doc).clone();
+            let mut doc = old.doc.to_value()?;
             if let Some(obj) = doc.as_object_mut() {
                 for (k, v) in &commit.patch {
                     obj.insert(k.clone(), v.clone());
