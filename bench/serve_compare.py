@@ -25,7 +25,7 @@ target), N (500), WORKERS (10), VALIDATORS (1: the fixture sends ETag and Last-M
 answers conditional requests, as a static file server does; 0: it does not), ONLY
 (changewatch | upstream), OUT (target/bench-serve.json), BASELINE_BIN (a second changewatch
 binary to run as a third column, e.g. the previous commit's build), PERF_ROUND (a round's name:
-`perf record` the server's main process during it; the extra CPU perf takes shows in that
+`perf record` the server's processes during it; the extra CPU perf takes shows in that
 round's figures), SMAPS_DIR (copies each process's /proc/<pid>/smaps there at the end), REPEAT (1: runs each
 server this many times, alternating their order, and reports the median of each figure).
 """
@@ -344,13 +344,14 @@ def next_second() -> int:
 
 
 def start_perf(server, name):
-    """PERF_ROUND=<round>: records the server process (not its children) with perf during
-    that round, to target/perf-<label>-<round>.data (read with `perf report -i ...`)."""
+    """PERF_ROUND=<round>: records the server's process tree as it is at the round's start
+    (the server and its warm sandbox children) with perf during that round, to
+    target/perf-<label>-<round>.data (read with `perf report -i ...`)."""
     if os.environ.get("PERF_ROUND") != name:
         return None
     out = ROOT / f"target/perf-{server.label}-{name}.data"
     proc = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "--call-graph",
-                             "dwarf,16000", "-p", str(server.proc.pid), "-o", str(out)],
+                             "dwarf,16000", "-p", ",".join(map(str, tree(server.proc.pid))), "-o", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     return proc

@@ -430,7 +430,58 @@ impl Doc {
 
     /// A copy of the tree to change and write back.
     pub fn to_value(&self) -> Result<serde_json::Value, StoreError> {
-        self.value().cloned()
+        match (self.0.value.get(), &self.0.json) {
+            (Some(v), _) => Ok(v.clone()),
+            // Parsed into a tree of its own: no shared tree built only to be copied.
+            (None, Some(json)) => serde_json::from_str(json)
+                .map_err(|e| StoreError::Corrupt(format!("stored document: {e}"))),
+            (None, None) => Ok(serde_json::Value::Null),
+        }
+    }
+
+    /// The document with `patch`'s top-level fields set (a check's status fields). From stored
+    /// text, the fields are replaced in the text, each other field's value copied as it is,
+    /// never parsed: a check's commit did that to the whole ~3 KB watch document, and wrote
+    /// it back out, for a dozen fields. The new document is text again.
+    pub fn patched(
+        &self,
+        patch: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Doc, StoreError> {
+        let not_object = || StoreError::Corrupt("stored document is not an object".into());
+        let Some(json) = self
+            .0
+            .json
+            .as_deref()
+            .filter(|_| self.0.value.get().is_none())
+        else {
+            let mut value = self.to_value()?;
+            let obj = value.as_object_mut().ok_or_else(not_object)?;
+            for (k, v) in patch {
+                obj.insert(k.clone(), v.clone());
+            }
+            return Ok(Doc::new(value));
+        };
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("stored document: {e}"));
+        // Sorted by key, as a tree's map is: the same text either way, but for each untouched
+        // value's own spelling (kept as stored).
+        let mut fields: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
+            serde_json::from_str(json).map_err(|e| {
+                if json.trim_start().starts_with('{') {
+                    corrupt(e)
+                } else {
+                    not_object()
+                }
+            })?;
+        let patched = patch
+            .iter()
+            .map(|(k, v)| Ok((k, serde_json::value::to_raw_value(v).map_err(corrupt)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for (k, v) in &patched {
+            fields.insert((*k).clone(), v.as_ref());
+        }
+        serde_json::to_string(&fields)
+            .map(Doc::from_json)
+            .map_err(corrupt)
     }
 }
 
@@ -485,6 +536,31 @@ mod doc_tests {
         assert!(std::ptr::eq(doc.value().unwrap(), copy.value().unwrap()));
         assert_eq!(doc.to_json().unwrap(), r#"{"a": 1, "b": [true]}"#);
         assert_eq!(doc, Doc::new(serde_json::json!({"b": [true], "a": 1})));
+    }
+
+    #[test]
+    fn a_patch_of_stored_text_is_the_patch_of_its_tree() {
+        let stored = r#"{"b": {"x": [1, 2.5, "\u00e9"]}, "a": 1, "c": "keep", "d": null}"#;
+        let patch = serde_json::json!({"a": 2, "d": {"n": true}, "z": "new"});
+        let patch = patch.as_object().unwrap();
+        let from_text = Doc::from_json(stored.into()).patched(patch).unwrap();
+        let from_tree = Doc::new(serde_json::from_str(stored).unwrap())
+            .patched(patch)
+            .unwrap();
+        assert!(from_text.0.value.get().is_none(), "still text");
+        assert_eq!(from_text, from_tree);
+        assert_eq!(
+            from_text.value().unwrap(),
+            &serde_json::json!({"a": 2, "b": {"x": [1, 2.5, "é"]}, "c": "keep", "d": {"n": true}, "z": "new"})
+        );
+        assert!(matches!(
+            Doc::from_json("[1]".into()).patched(patch),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            Doc::from_json("{\"a\": ".into()).patched(patch),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]

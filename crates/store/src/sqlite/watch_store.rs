@@ -298,14 +298,7 @@ impl WatchStore for SqliteStore {
                 )
                 .map_err(backend)?;
             }
-            let mut doc = old.doc.to_value()?;
-            if let Some(obj) = doc.as_object_mut() {
-                for (k, v) in &commit.patch {
-                    obj.insert(k.clone(), v.clone());
-                }
-            } else {
-                return Err(StoreError::Corrupt(format!("{key:?}: document is not an object")));
-            }
+            let doc = old.doc.patched(&commit.patch)?;
             // Unchanged without a new snapshot or a trim: most checks skip the count.
             let history = if snapshot_ts.is_some() || trimmed > 0 {
                 history_meta(tx, &key)?
@@ -315,7 +308,7 @@ impl WatchStore for SqliteStore {
             let new = Item {
                 key: key.clone(),
                 version: old.version + 1,
-                doc: doc.into(),
+                doc,
                 history,
                 schedule: Some(Schedule {
                     next_check_at: commit.next_check_at,
