@@ -92,9 +92,8 @@ fn serve_stdin() -> io::Result<()> {
     let mut input = BufReader::new(io::stdin().lock());
     let mut output = BufWriter::new(io::stdout().lock());
     while let Some(frame) = read_frame(&mut input)? {
-        let request: Request = serde_json::from_slice(&frame)
+        let request = crate::protocol::read_request(frame)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        drop(frame);
         let is_render = matches!(request, Request::Render(_));
         // A panic in a dependency is that request's error, not the end of the child.
         let response = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(request)))
