@@ -59,6 +59,17 @@ pub fn json_response(code: StatusCode, v: &serde_json::Value) -> Response {
     resp
 }
 
+/// [`json_response`] for a body already serialized (the same trailing newline and type).
+pub fn json_bytes_response(code: StatusCode, mut body: Vec<u8>) -> Response {
+    body.push(b'\n');
+    let mut resp = (code, body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 /// 204 with the empty body HTTP requires.
 pub fn no_content() -> Response {
     let mut r = Response::new(axum::body::Body::empty());
