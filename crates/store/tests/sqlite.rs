@@ -27,6 +27,34 @@ async fn scheduling() {
     conformance::scheduling(&s).await;
 }
 
+/// `list_each` reads in pages: every item once, across page boundaries, in id order.
+#[tokio::test]
+async fn list_each_walks_every_page() {
+    let (_d, s) = fresh();
+    for i in 0..600 {
+        s.put(
+            &Key::watch("default", &format!("w{i:04}")),
+            json!({"n": i}),
+            None,
+            Expect::Absent,
+        )
+        .await
+        .unwrap();
+    }
+    s.put(&Key::watch("other", "x"), json!({}), None, Expect::Absent)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    s.list_each("default", changewatch_store::Kind::Watch, &mut |item| {
+        seen.push(item.key.id);
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let expected: Vec<String> = (0..600).map(|i| format!("w{i:04}")).collect();
+    assert_eq!(seen, expected);
+}
+
 #[tokio::test]
 async fn mark_many() {
     let (_d, s) = fresh();

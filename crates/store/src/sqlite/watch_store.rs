@@ -28,16 +28,25 @@ impl WatchStore for SqliteStore {
         kind: Kind,
         f: &mut (dyn FnMut(Item) -> Result<(), StoreError> + Send),
     ) -> Result<(), StoreError> {
-        // The rows' JSON leaves the blocking thread unparsed; each document is parsed only
-        // while `f` looks at it.
-        let tenant = tenant.to_string();
-        let rows = self
-            .run(move |tx| Ok((raw_items(tx, &tenant, kind)?, Vec::new())))
-            .await?;
-        for raw in rows {
-            f(decode_item(raw)?)?;
+        // A page of rows at a time, in id order from where the last page ended: the rows'
+        // JSON leaves the connection's thread unparsed, each document is parsed only while `f`
+        // looks at it, and no more than a page of documents is held at once (the whole
+        // table's text was the peak of the heap at 3,000 watches: ~3 KB per watch).
+        let mut after: Option<String> = None;
+        loop {
+            let (tenant, from) = (tenant.to_string(), after.clone());
+            let rows = self
+                .run(move |tx| Ok((items_page(tx, &tenant, kind, from.as_deref())?, Vec::new())))
+                .await?;
+            let full = rows.len() == LIST_PAGE;
+            after = rows.last().map(|raw| raw.0.id.clone());
+            for raw in rows {
+                f(decode_item(raw)?)?;
+            }
+            if !full {
+                return Ok(());
+            }
         }
-        Ok(())
     }
 
     async fn put(
@@ -506,6 +515,31 @@ fn raw_items(tx: &Tx<'_>, tenant: &str, kind: Kind) -> Result<Vec<RawItem>, Stor
         .map_err(backend)?
         .collect::<Result<Vec<_>, _>>()
         .map_err(backend)
+}
+
+/// Rows `list_each` reads per transaction.
+const LIST_PAGE: usize = 256;
+
+/// Up to [`LIST_PAGE`] of a tenant's items of `kind` in id order, after the id `after`.
+fn items_page(
+    tx: &Tx<'_>,
+    tenant: &str,
+    kind: Kind,
+    after: Option<&str>,
+) -> Result<Vec<RawItem>, StoreError> {
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {ITEM_COLUMNS} FROM items WHERE tenant = ?1 AND kind = ?2
+             AND (?3 IS NULL OR id > ?3) ORDER BY id LIMIT ?4"
+        ))
+        .map_err(backend)?;
+    stmt.query_map(
+        params![tenant, kind.as_str(), after, LIST_PAGE as i64],
+        row_to_item,
+    )
+    .map_err(backend)?
+    .collect::<Result<Vec<_>, _>>()
+    .map_err(backend)
 }
 
 /// [`WatchStore::mark_queued`] of one job inside `tx`: the item before and after when marked.
