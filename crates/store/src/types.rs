@@ -403,8 +403,7 @@ impl Doc {
             return Ok(v);
         }
         let json = self.0.json.as_deref().unwrap_or("null");
-        let parsed = serde_json::from_str(json)
-            .map_err(|e| StoreError::Corrupt(format!("stored document: {e}")))?;
+        let parsed = serde_json::from_str(json).map_err(corrupt_doc)?;
         Ok(self.0.value.get_or_init(|| parsed))
     }
 
@@ -433,8 +432,7 @@ impl Doc {
         match (self.0.value.get(), &self.0.json) {
             (Some(v), _) => Ok(v.clone()),
             // Parsed into a tree of its own: no shared tree built only to be copied.
-            (None, Some(json)) => serde_json::from_str(json)
-                .map_err(|e| StoreError::Corrupt(format!("stored document: {e}"))),
+            (None, Some(json)) => serde_json::from_str(json).map_err(corrupt_doc),
             (None, None) => Ok(serde_json::Value::Null),
         }
     }
@@ -461,28 +459,26 @@ impl Doc {
             }
             return Ok(Doc::new(value));
         };
-        let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("stored document: {e}"));
         // Sorted by key, as a tree's map is: the same text either way, but for each untouched
-        // value's own spelling (kept as stored).
+        // value's own spelling (kept as stored). Text that is not an object does not read.
         let mut fields: std::collections::BTreeMap<String, &serde_json::value::RawValue> =
-            serde_json::from_str(json).map_err(|e| {
-                if json.trim_start().starts_with('{') {
-                    corrupt(e)
-                } else {
-                    not_object()
-                }
-            })?;
+            serde_json::from_str(json).map_err(corrupt_doc)?;
         let patched = patch
             .iter()
-            .map(|(k, v)| Ok((k, serde_json::value::to_raw_value(v).map_err(corrupt)?)))
+            .map(|(k, v)| Ok((k, serde_json::value::to_raw_value(v).map_err(corrupt_doc)?)))
             .collect::<Result<Vec<_>, StoreError>>()?;
         for (k, v) in &patched {
             fields.insert((*k).clone(), v.as_ref());
         }
         serde_json::to_string(&fields)
             .map(Doc::from_json)
-            .map_err(corrupt)
+            .map_err(corrupt_doc)
     }
+}
+
+/// A document's text that does not read (or write) as JSON of the expected shape.
+fn corrupt_doc(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(format!("stored document: {e}"))
 }
 
 impl From<serde_json::Value> for Doc {
