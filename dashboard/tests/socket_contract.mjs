@@ -189,6 +189,9 @@ async function main() {
   await waitFor(a, "watch_update", (d) => mine(d) && d.watch.notification_muted === true, "muted row");
   a.log.length = 0;
   a.emit("watch_operation", { op: "mute", uuid });
+  // Its reply too: the row's update can come before it, and a reply still in flight would be
+  // taken for the next operation's.
+  eq(await waitFor(a, "operation_result"), { operation: "mute", success: true, uuid }, "second mute result");
   await waitFor(a, "watch_update", (d) => mine(d) && d.watch.notification_muted === false, "mute toggles back");
   ok("watch_operation mute toggles");
 
