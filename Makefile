@@ -75,8 +75,9 @@ unit:
 bench:
 	bash bench/run.sh
 
-## Socket.IO fan-out (N clients, time until all have one watch_update; memory per connection),
-## changewatch's release build beside upstream changedetection.io installed in a venv under /tmp.
+## Socket.IO fan-out (N clients, time until all have one watch_update; memory per connection)
+## and latency (recheck of a changed 46 KB page -> the completing watch_update, alone and with N
+## clients), changewatch's release build beside upstream changedetection.io in a venv under /tmp.
 bench-socket: dashboard
 	$(CARGO) build --release -p changewatch
 	bash bench/socket_compare.sh

@@ -79,7 +79,7 @@ echo "# upstream changedetection.io $version pid $pid on 127.0.0.1:$port; N=$n r
 result="${RESULT_JSON:-$work/result.json}"
 status=0
 node bench/socket_load.mjs --url "http://127.0.0.1:$port" --key "$key" --pid "$pid" \
-    --n "$n" --rounds "$rounds" --trigger socket --label "upstream-$version" \
+    --n "$n" --rounds "$rounds" --recheck-rounds "${RECHECK_ROUNDS:-100}" --trigger socket --label "upstream-$version" \
     --delete-other-watches --json "$result" >/dev/null || status=$?
 if [ -s "$result" ]; then
     python3 bench/socket_report.py "$result"

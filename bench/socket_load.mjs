@@ -3,11 +3,20 @@
 // received the `watch_update` carrying the new state. Also the server's RSS before and after the
 // N connections (from /proc/<pid>/status) and its CPU time over the rounds.
 //
+// Latency phase (--recheck-rounds K, default 100; 0 skips it): the watch's page is a ~46 KB news
+// page whose prices change on every fetch, so every recheck is a changed check. K rechecks with
+// only the controller connected (recheck -> the `watch_update` that completes the check, as the
+// controller sees it: `check_*`), then K more with the N clients connected: when the first and
+// the last of them had the completing update (`fanout_*` = last - first, the time to serve all N
+// after the check; `check_all_*` = recheck -> last client). Completing = `checking_now` false and
+// `history_n` above the value before the recheck.
+//
 // Works against changewatch and against upstream changedetection.io (Flask-SocketIO): both serve
 // REST API v1 and the same Socket.IO events. Loopback only; every wait is bounded.
 //
 //   node bench/socket_load.mjs --url http://127.0.0.1:PORT --key API_KEY --pid SERVER_PID \
-//        [--n 500] [--rounds 50] [--trigger socket|rest] [--label name] [--json out.json]
+//        [--n 500] [--rounds 50] [--recheck-rounds 100] [--trigger socket|rest] [--label name]
+//        [--json out.json]
 //
 // --trigger socket (default): a separate controller client sends `watch_operation
 //   {op:'pause', uuid}` (a toggle), which both servers answer with a broadcast `watch_update`.
@@ -38,6 +47,7 @@ function parseArgs(argv) {
     pid: 0,
     n: 500,
     rounds: 50,
+    recheckRounds: 100,
     trigger: "socket",
     label: "server",
     json: "",
@@ -59,6 +69,7 @@ function parseArgs(argv) {
       case "--pid": o.pid = Number(v()); break;
       case "--n": o.n = Number(v()); break;
       case "--rounds": o.rounds = Number(v()); break;
+      case "--recheck-rounds": o.recheckRounds = Number(v()); break;
       case "--trigger": o.trigger = v(); break;
       case "--label": o.label = v(); break;
       case "--json": o.json = v(); break;
@@ -78,6 +89,7 @@ function parseArgs(argv) {
   if (!o.key) throw new Error("--key (or CW_API_KEY) is required");
   if (!Number.isInteger(o.n) || o.n < 1 || o.n > 2000) throw new Error("--n must be 1..2000");
   if (!Number.isInteger(o.rounds) || o.rounds < 1 || o.rounds > 1000) throw new Error("--rounds must be 1..1000");
+  if (!Number.isInteger(o.recheckRounds) || o.recheckRounds < 0 || o.recheckRounds > 1000) throw new Error("--recheck-rounds must be 0..1000");
   if (!["socket", "rest"].includes(o.trigger)) throw new Error("--trigger is socket or rest");
   return o;
 }
@@ -133,10 +145,42 @@ async function api(o, method, p, body) {
   }
 }
 
+const WORDS = ("market city council report weather river school festival budget vote station museum " +
+  "harbour league season transport housing energy garden library bridge election review").split(" ");
+
+// A news front page of ~46 KB (the shape of bench/serve_compare.py's pages): 60 stories with
+// prices; `version` moves every 7th story's price, as a real edit would.
+function newsPage(version) {
+  let seed = 7;
+  const rnd = (n) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed % n;
+  };
+  const word = () => WORDS[rnd(WORDS.length)];
+  const parts = [
+    "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Daily</title>",
+    "<style>body{font-family:sans-serif}.ad{color:red}</style></head><body><nav><ul>",
+  ];
+  for (let k = 0; k < 12; k++) parts.push(`<li><a href='/s/${k}'>Section ${k}</a></li>`);
+  parts.push("</ul></nav><main>");
+  for (let k = 0; k < 60; k++) {
+    const words = Array.from({ length: 76 }, word).join(" ");
+    const price = 5 + rnd(496) + (k % 7 === 0 ? version : 0);
+    parts.push(`<article id='s${k}'><h2><a href='/story/${k}'>Story ${k}: ${word()} ${word()}</a></h2>` +
+      `<p class='meta'>By Reporter ${k % 9} · <time>2026-12-0${1 + (k % 5)}</time></p><p>${words}.</p>` +
+      `<p class='price'>Price: $${price}.00</p></article>`);
+    if (k % 10 === 5) parts.push(`<div class='ad'><img src='/ad/${k}.png' alt='ad'>Buy now ${k}</div>`);
+  }
+  parts.push("</main><footer><p>© Daily</p></footer></body></html>");
+  return parts.join("");
+}
+
+// Every fetch gets the next version: each check is a changed check.
 function startFixture() {
+  let version = 0;
   const srv = http.createServer((req, res) => {
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
-    res.end("<html><body><p>socket fan-out benchmark page</p></body></html>");
+    res.end(newsPage(++version));
   });
   return new Promise((resolve) => srv.listen(0, "127.0.0.1", () => resolve(srv)));
 }
@@ -154,6 +198,79 @@ function connectOne(o, i) {
     s.once("connect_error", (e) => { clearTimeout(t); s.close(); reject(new Error(`client ${i}: ${e.message}`)); });
   });
 }
+
+// One recheck of the watch, timed until every socket in `listeners` has had the update that
+// completes it (checking_now false, history_n above `h0`). Returns the times after the trigger
+// of the first and the last of them (null when none had it within the round's timeout).
+async function recheckRound(o, uuid, controller, listeners, h0) {
+  const times = new Array(listeners.length).fill(null);
+  let count = 0;
+  let history = h0;
+  let resolve;
+  const done = new Promise((r) => { resolve = r; });
+  const handlers = listeners.map((s, idx) => {
+    const h = (data) => {
+      const w = data && data.watch;
+      if (!w || w.uuid !== uuid || w.checking_now !== false || !(w.history_n > h0) || times[idx] !== null) return;
+      times[idx] = now();
+      history = Math.max(history, w.history_n);
+      if (++count === listeners.length) resolve();
+    };
+    s.on("watch_update", h);
+    return h;
+  });
+  const timer = setTimeout(resolve, o.roundTimeoutMs);
+  const t0 = now();
+  if (o.trigger === "socket") {
+    controller.emit("watch_operation", { op: "recheck", uuid });
+  } else {
+    const res = await api(o, "GET", `/api/v1/watch/${uuid}?recheck=1`);
+    if (res.status !== 200) throw new Error(`recheck: ${res.status} ${JSON.stringify(res.data)}`);
+  }
+  await done;
+  clearTimeout(timer);
+  listeners.forEach((s, idx) => s.off("watch_update", handlers[idx]));
+  let first = null;
+  let last = null;
+  for (const t of times) {
+    if (t === null) continue;
+    first = first === null ? t : Math.min(first, t);
+    last = last === null ? t : Math.max(last, t);
+  }
+  return {
+    count,
+    first: first === null ? null : first - t0,
+    last: last === null ? null : last - t0,
+    history,
+  };
+}
+
+// K rechecks, one after the other; the sorted figures and how many rounds fell short.
+async function recheckPhase(o, uuid, controller, listeners, h0, log, name) {
+  const firsts = [];
+  const lasts = [];
+  const spreads = [];
+  let incomplete = 0;
+  let h = h0;
+  for (let r = 0; r < o.recheckRounds; r++) {
+    const rd = await recheckRound(o, uuid, controller, listeners, h);
+    h = rd.history;
+    if (rd.count < listeners.length) {
+      incomplete++;
+      log(`${name} recheck ${r}: ${rd.count}/${listeners.length} had the completing update within ${o.roundTimeoutMs} ms`);
+      if (rd.count === 0) break;
+    } else {
+      firsts.push(rd.first);
+      lasts.push(rd.last);
+      spreads.push(rd.last - rd.first);
+    }
+    await sleep(o.gapMs);
+  }
+  const sort = (a) => [...a].sort((x, y) => x - y);
+  return { first: sort(firsts), last: sort(lasts), spread: sort(spreads), incomplete, history: h };
+}
+
+const fig = (sorted, p) => (sorted.length ? +pct(sorted, p).toFixed(2) : null);
 
 // ----------------------------------------------------------------------------------------------
 // The run
@@ -207,6 +324,16 @@ async function main() {
     }
     for (const s of ws) s.close();
   }
+  // The controller: sends the socket triggers, and is the one listener of the solo rechecks.
+  const controller = await connectOne(o, "controller");
+  let solo = null;
+  let history = 0;
+  if (o.recheckRounds > 0) {
+    history = Number((await api(o, "GET", `/api/v1/watch/${uuid}`)).data.history_n) || 0;
+    solo = await recheckPhase(o, uuid, controller, [controller], history, log, "solo");
+    history = solo.history;
+    log(`solo rechecks: p50 ${fig(solo.first, 50)} ms, p99 ${fig(solo.first, 99)} ms`);
+  }
   await sleep(o.settleMs);
 
   const rssBefore = rssKb(o.pid);
@@ -222,7 +349,6 @@ async function main() {
     clients.push(...(await Promise.all(batch)));
   }
   const connectMs = now() - tConnect;
-  const controller = o.trigger === "socket" ? await connectOne(o, "controller") : null;
 
   // Per round: when each client saw the watch_update with the expected paused state.
   let round = null; // {expect, t0, seen: Uint8Array, count, first, last, resolve}
@@ -260,7 +386,7 @@ async function main() {
       timer = setTimeout(resolve, o.roundTimeoutMs);
     });
     round.t0 = now();
-    if (controller) {
+    if (o.trigger === "socket") {
       controller.emit("watch_operation", { op: "pause", uuid });
     } else {
       const res = await api(o, "GET", `/api/v1/watch/${uuid}?paused=${expect ? "paused" : "unpaused"}`);
@@ -288,9 +414,16 @@ async function main() {
   const clientCpu = process.cpuUsage(clientCpu0);
   const rssEnd = rssKb(o.pid);
 
+  // The rechecks again, now with the N clients listening.
+  let fan = null;
+  if (o.recheckRounds > 0) {
+    fan = await recheckPhase(o, uuid, controller, clients, history, log, "fan-out");
+    log(`rechecks with ${o.n} clients: last-first p50 ${fig(fan.spread, 50)} ms, p99 ${fig(fan.spread, 99)} ms`);
+  }
+
   const lostConnections = disconnects;
   for (const s of clients) s.close();
-  if (controller) controller.close();
+  controller.close();
   fixture.close();
   await api(o, "DELETE", `/api/v1/watch/${uuid}`).catch(() => {});
 
@@ -320,10 +453,22 @@ async function main() {
     // near the all-received latency, the client side, not the server, is the limit.
     client_cpu_ms_per_round: +((clientCpu.user + clientCpu.system) / 1000 / all.length).toFixed(2),
     rounds_wall_ms: Math.round(roundsWallMs),
+    recheck_rounds: o.recheckRounds,
+    // recheck -> completing watch_update, only the controller connected
+    check_p50_ms: solo && fig(solo.first, 50),
+    check_p99_ms: solo && fig(solo.first, 99),
+    check_max_ms: solo && fig(solo.first, 100),
+    // with N connected: recheck -> the last client; first client -> last client
+    check_all_p50_ms: fan && fig(fan.last, 50),
+    check_all_p99_ms: fan && fig(fan.last, 99),
+    fanout_p50_ms: fan && fig(fan.spread, 50),
+    fanout_p99_ms: fan && fig(fan.spread, 99),
+    fanout_max_ms: fan && fig(fan.spread, 100),
+    recheck_incomplete: (solo ? solo.incomplete : 0) + (fan ? fan.incomplete : 0),
   };
   console.log(JSON.stringify(result));
   if (o.json) writeFileSync(o.json, JSON.stringify(result) + "\n");
-  process.exit(incomplete === 0 ? 0 : 2);
+  process.exit(incomplete === 0 && result.recheck_incomplete === 0 ? 0 : 2);
 }
 
 main().catch((e) => {

@@ -71,7 +71,7 @@ echo "# changewatch ($build build, $bin) pid $pid on 127.0.0.1:$port; N=$n round
 result="${RESULT_JSON:-$work/result.json}"
 status=0
 node bench/socket_load.mjs --url "http://127.0.0.1:$port" --key "$key" --pid "$pid" \
-    --n "$n" --rounds "$rounds" --trigger "$trigger" --label "changewatch-$build" \
+    --n "$n" --rounds "$rounds" --recheck-rounds "${RECHECK_ROUNDS:-100}" --trigger "$trigger" --label "changewatch-$build" \
     --json "$result" >/dev/null || status=$?
 if [ -s "$result" ]; then
     python3 bench/socket_report.py "$result"

@@ -26,6 +26,22 @@ COLUMNS = [
     ("incomplete_rounds", "incomplete", "{}"),
 ]
 
+# The latency phase (recheck of a changed ~46 KB page), when the run had one.
+LATENCY_COLUMNS = [
+    ("label", "server", "{}"),
+    ("trigger", "trigger", "{}"),
+    ("n", "N", "{}"),
+    ("recheck_rounds", "K", "{}"),
+    ("check_p50_ms", "recheck->done p50 ms", "{:.1f}"),
+    ("check_p99_ms", "p99 ms", "{:.1f}"),
+    ("check_all_p50_ms", "recheck->last of N p50 ms", "{:.1f}"),
+    ("check_all_p99_ms", "p99 ms", "{:.1f}"),
+    ("fanout_p50_ms", "first->last of N p50 ms", "{:.1f}"),
+    ("fanout_p99_ms", "p99 ms", "{:.1f}"),
+    ("fanout_max_ms", "max ms", "{:.1f}"),
+    ("recheck_incomplete", "incomplete", "{}"),
+]
+
 RATIOS = [
     ("all_p50_ms", "all-recv p50"),
     ("all_p95_ms", "all-recv p95"),
@@ -33,6 +49,11 @@ RATIOS = [
     ("server_cpu_ms_per_round", "server CPU per round"),
     ("connect_ms", "connect N clients"),
     ("rss_per_conn_kb", "RSS per connection"),
+    ("check_p50_ms", "recheck -> done p50"),
+    ("check_p99_ms", "recheck -> done p99"),
+    ("check_all_p99_ms", "recheck -> last of N p99"),
+    ("fanout_p50_ms", "first -> last of N p50"),
+    ("fanout_p99_ms", "first -> last of N p99"),
 ]
 
 
@@ -60,6 +81,11 @@ def main():
         print("no results")
         return 1
     table([h for _, h, _ in COLUMNS], [[cell(r, k, f) for k, _, f in COLUMNS] for r in results])
+    timed = [r for r in results if r.get("check_p50_ms") is not None]
+    if timed:
+        print()
+        table([h for _, h, _ in LATENCY_COLUMNS],
+              [[cell(r, k, f) for k, _, f in LATENCY_COLUMNS] for r in timed])
 
     pairs = []
     for ours in results:
