@@ -198,6 +198,21 @@ fn query_row<T>(
     tx.prepare_cached(sql)?.query_row(p, f)
 }
 
+/// Plans that do not depend on the values bound. SQLite (3.54) marks a parameter compared with
+/// `=` or used as `LIMIT` so that a new value can get a better plan, and rusqlite clears a
+/// statement's bindings when it goes back to the cache, which expires such a statement: every
+/// cached statement was parsed and planned again on its next use (a quarter of the connection
+/// thread's CPU in a changed-pages round). The store's queries are key lookups and index scans
+/// whose plan is the same for any value.
+fn keep_plans(conn: &Connection) -> Result<(), StoreError> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) `<dir>/changewatch.db` and migrates it.
     pub fn open_dir(dir: &Path) -> Result<Self, StoreError> {
@@ -215,6 +230,7 @@ impl SqliteStore {
             .map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
+        keep_plans(&conn)?;
         migrate(&mut conn)?;
         // Room for every statement the store runs (about 30), so none evicts another.
         conn.set_prepared_statement_cache_capacity(64);
@@ -702,4 +718,44 @@ fn event(old: Option<Item>, new: Option<Item>) -> Vec<ChangeEvent> {
         (None, None) => return Vec::new(),
     };
     vec![ChangeEvent { key, old, new }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    /// How many times a cached `WHERE … = ? LIMIT ?` statement was planned again over five
+    /// uses with different values.
+    fn reprepares(conn: &Connection) -> i32 {
+        conn.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER)")
+            .unwrap();
+        for i in 0..5 {
+            let mut stmt = conn
+                .prepare_cached("SELECT count(*) FROM t WHERE id = ?1 AND n = ?2 LIMIT ?3")
+                .unwrap();
+            let _: i64 = stmt
+                .query_row(rusqlite::params![format!("w{i}"), i, i + 1], |r| r.get(0))
+                .unwrap();
+            if i == 4 {
+                return stmt.get_status(StatementStatus::RePrepare);
+            }
+        }
+        unreachable!()
+    }
+
+    /// The store's connection plans a cached statement once. Without `keep_plans`, the
+    /// bundled SQLite plans it again on every use after the first (the control).
+    #[test]
+    fn cached_statements_are_not_planned_again() {
+        let conn = Connection::open_in_memory().unwrap();
+        keep_plans(&conn).unwrap();
+        assert_eq!(reprepares(&conn), 0);
+
+        let control = Connection::open_in_memory().unwrap();
+        assert!(
+            reprepares(&control) >= 4,
+            "SQLite no longer replans: keep_plans may go"
+        );
+    }
 }
