@@ -112,7 +112,7 @@ fn serve_stdin() -> io::Result<()> {
                     ))))
                 }
             });
-        let bytes = serde_json::to_vec(&response)
+        let bytes = crate::protocol::response_frame(response)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         write_frame(&mut output, &bytes)?;
         output.flush()?;

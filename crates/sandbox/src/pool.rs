@@ -150,8 +150,8 @@ impl Pool {
         };
         match tokio::time::timeout(self.config.timeout, exchange).await {
             Ok(Ok(reply)) => {
-                let response = serde_json::from_slice(&reply)
-                    .map_err(|e| SandboxError::Protocol(e.to_string()));
+                let response =
+                    crate::protocol::read_response(&reply).map_err(SandboxError::Protocol);
                 if response.is_ok() {
                     self.put_back(worker);
                 }

@@ -150,6 +150,92 @@ pub(crate) fn read_request(mut frame: Vec<u8>) -> Result<Request, String> {
     }
 }
 
+/// A reply frame starts with this JSON. A processing result's two texts (the snapshot and the
+/// text before filters, each the size of the page's text) follow it as raw bytes, the second
+/// only when it differs from the first: escaping them into JSON and parsing them back was a
+/// twentieth of a changed check's CPU, and most watches have no filters, so the two are equal.
+#[derive(Serialize, Deserialize)]
+struct ResponseHead {
+    response: Response,
+    tail: Option<TextTail>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TextTail {
+    text_len: usize,
+    /// None: the text before filters is the text.
+    before_len: Option<usize>,
+}
+
+/// The child's reply frame (see [`ResponseHead`]).
+pub(crate) fn response_frame(response: Response) -> serde_json::Result<Vec<u8>> {
+    let Response::Processed(Ok(mut processed)) = response else {
+        return serde_json::to_vec(&ResponseHead {
+            response,
+            tail: None,
+        });
+    };
+    let text = std::mem::take(&mut processed.text);
+    let before = std::mem::take(&mut processed.text_before_filters);
+    let before = (before != text).then_some(before);
+    let head = ResponseHead {
+        response: Response::Processed(Ok(processed)),
+        tail: Some(TextTail {
+            text_len: text.len(),
+            before_len: before.as_ref().map(String::len),
+        }),
+    };
+    let tail_len = text.len() + before.as_ref().map_or(0, String::len);
+    let mut frame = Vec::with_capacity(tail_len + 1024);
+    serde_json::to_writer(&mut frame, &head)?;
+    frame.extend_from_slice(text.as_bytes());
+    if let Some(before) = &before {
+        frame.extend_from_slice(before.as_bytes());
+    }
+    Ok(frame)
+}
+
+/// A reply frame as the server reads it; a tail that is not what the head announces, or not
+/// UTF-8, is refused (a broken or hostile child), never read short.
+pub(crate) fn read_response(frame: &[u8]) -> Result<Response, String> {
+    let mut values = serde_json::Deserializer::from_slice(frame).into_iter::<ResponseHead>();
+    let head = match values.next() {
+        Some(Ok(head)) => head,
+        Some(Err(e)) => return Err(format!("reply: {e}")),
+        None => return Err("reply: empty frame".into()),
+    };
+    let rest = frame.get(values.byte_offset()..).unwrap_or_default();
+    let (mut response, tail) = (head.response, head.tail);
+    let Some(tail) = tail else {
+        return if rest.is_empty() {
+            Ok(response)
+        } else {
+            Err("reply: bytes after a reply without texts".into())
+        };
+    };
+    let Response::Processed(Ok(processed)) = &mut response else {
+        return Err("reply: texts after a reply that has none".into());
+    };
+    let announced = tail.text_len.checked_add(tail.before_len.unwrap_or(0));
+    if announced != Some(rest.len()) {
+        return Err(format!(
+            "reply: {} text bytes after the reply, {} announced",
+            rest.len(),
+            tail.text_len.saturating_add(tail.before_len.unwrap_or(0))
+        ));
+    }
+    let (text, before) = rest.split_at(tail.text_len);
+    let utf8 = |b: &[u8]| {
+        String::from_utf8(b.to_vec()).map_err(|e| format!("reply: text is not UTF-8: {e}"))
+    };
+    processed.text = utf8(text)?;
+    processed.text_before_filters = match tail.before_len {
+        Some(_) => utf8(before)?,
+        None => processed.text.clone(),
+    };
+    Ok(response)
+}
+
 #[derive(Serialize)]
 enum RequestRef<'a> {
     Process(ProcessInputRef<'a>),
@@ -404,6 +490,81 @@ mod tests {
         let (back, _, _) = input.into_parts().unwrap();
         assert_eq!(back.raw, page.raw);
         assert_eq!(back.text, text);
+    }
+
+    fn processed(text: &str, before: &str) -> Response {
+        Response::Processed(Ok(Processed {
+            status: changewatch_core::pipeline::ChangeStatus::Changed,
+            text: text.into(),
+            md5: "m".into(),
+            triggered_text: vec!["t".into()],
+            text_before_filters: before.into(),
+            title: Some("T".into()),
+            stream_type: changewatch_core::content::StreamType::Html,
+        }))
+    }
+
+    fn texts(r: Response) -> (String, String) {
+        match r {
+            Response::Processed(Ok(p)) => (p.text, p.text_before_filters),
+            _ => panic!("not a processing result"),
+        }
+    }
+
+    /// The texts travel as raw bytes after the JSON (once when they are equal) and read back
+    /// whole, text JSON would escape included; other replies read back as they were.
+    #[test]
+    fn a_reply_frame_reads_back_as_the_same_reply() {
+        let text = "\u{1}\"\\ é ✓\n".repeat(300);
+        let frame = response_frame(processed(&text, &text)).unwrap();
+        assert!(frame.len() < text.len() + 512, "{}", frame.len());
+        assert_eq!(
+            texts(read_response(&frame).unwrap()),
+            (text.clone(), text.clone())
+        );
+
+        let frame = response_frame(processed(&text, "before\u{0}")).unwrap();
+        assert_eq!(
+            texts(read_response(&frame).unwrap()),
+            (text.clone(), "before\u{0}".to_string())
+        );
+        let frame = response_frame(processed("", "")).unwrap();
+        assert_eq!(
+            texts(read_response(&frame).unwrap()),
+            (String::new(), String::new())
+        );
+
+        let error = Response::Processed(Err(WireCheckError::Other("boom".into())));
+        let frame = response_frame(error).unwrap();
+        assert!(matches!(
+            read_response(&frame).unwrap(),
+            Response::Processed(Err(WireCheckError::Other(m))) if m == "boom"
+        ));
+        let rendered = Response::Rendered(Err("bad".into()));
+        let frame = response_frame(rendered).unwrap();
+        assert!(matches!(read_response(&frame).unwrap(), Response::Rendered(Err(m)) if m == "bad"));
+    }
+
+    /// A reply whose tail is longer, shorter or not UTF-8 is refused.
+    #[test]
+    fn a_reply_with_the_wrong_tail_is_refused() {
+        let frame = response_frame(processed("abc", "xy")).unwrap();
+        let mut long = frame.clone();
+        long.push(b'x');
+        assert!(read_response(&long).unwrap_err().contains("6 text bytes"));
+        assert!(
+            read_response(&frame[..frame.len() - 1])
+                .unwrap_err()
+                .contains("4 text bytes")
+        );
+        let mut bad = frame.clone();
+        let n = bad.len();
+        bad[n - 1] = 0xff;
+        assert!(read_response(&bad).unwrap_err().contains("UTF-8"));
+        let mut extra = response_frame(Response::Rendered(Err("x".into()))).unwrap();
+        extra.push(b'x');
+        assert!(read_response(&extra).is_err());
+        assert!(read_response(&[]).is_err());
     }
 
     /// A frame whose tail does not match what its request announces is refused, not read
