@@ -142,9 +142,12 @@ impl BatchDocs {
         &self,
         store: &dyn WatchStore,
         tenant: &str,
+        kept: &KeptDocs,
     ) -> Result<Arc<Settings>, StoreError> {
         cell(&self.settings, tenant)
-            .get_or_try_init(|| async { load_settings(store, tenant).await.map(Arc::new) })
+            .get_or_try_init(|| {
+                KeptDocs::get(&kept.settings, store, tenant, load_settings(store, tenant))
+            })
             .await
             .cloned()
     }
@@ -153,11 +156,62 @@ impl BatchDocs {
         &self,
         store: &dyn WatchStore,
         tenant: &str,
+        kept: &KeptDocs,
     ) -> Result<Arc<BTreeMap<String, Tag>>, StoreError> {
         cell(&self.tags, tenant)
-            .get_or_try_init(|| async { load_tags(store, tenant).await.map(Arc::new) })
+            .get_or_try_init(|| KeptDocs::get(&kept.tags, store, tenant, load_tags(store, tenant)))
             .await
             .cloned()
+    }
+}
+
+/// Tenants whose documents a checker keeps; past this many it starts over (embedded mode has
+/// one tenant).
+const KEPT_TENANTS: usize = 64;
+
+/// Settings and tags kept from one check to the next while the store's
+/// [`WatchStore::docs_generation`] stays the same (embedded mode: the store moves it before a
+/// settings or tag write returns, so a check started after the write reads the new ones).
+/// Reading and decoding both for every check was two of an unchanged check's four round
+/// trips to the store's thread. Stores without a generation are read every time.
+#[derive(Debug, Default)]
+pub(crate) struct KeptDocs {
+    settings: KeptMap<Settings>,
+    tags: KeptMap<BTreeMap<String, Tag>>,
+}
+
+/// Per tenant: the generation a document was read at, and what it decoded to.
+type KeptMap<T> = std::sync::Mutex<HashMap<String, (u64, Arc<T>)>>;
+
+impl KeptDocs {
+    /// What `map` kept for `tenant` if the store's generation has not moved since; else
+    /// `load`, kept under the generation read before it (a write during the load moves the
+    /// generation past it, so that value is read again next time).
+    async fn get<T>(
+        map: &KeptMap<T>,
+        store: &dyn WatchStore,
+        tenant: &str,
+        load: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<Arc<T>, StoreError> {
+        let lock = || {
+            map.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        let Some(generation) = store.docs_generation() else {
+            return load.await.map(Arc::new);
+        };
+        if let Some((at, value)) = lock().get(tenant)
+            && *at == generation
+        {
+            return Ok(value.clone());
+        }
+        let value = Arc::new(load.await?);
+        let mut kept = lock();
+        if kept.len() >= KEPT_TENANTS && !kept.contains_key(tenant) {
+            kept.clear();
+        }
+        kept.insert(tenant.to_string(), (generation, value.clone()));
+        Ok(value)
     }
 }
 
@@ -184,6 +238,7 @@ pub struct Checker {
     notify: Option<NotifySetup>,
     sandbox: Sandbox,
     clock: Clock,
+    kept: KeptDocs,
 }
 
 impl std::fmt::Debug for Checker {
@@ -207,6 +262,7 @@ impl Checker {
             notify: None,
             sandbox: Sandbox::in_process(),
             clock: Clock::system(),
+            kept: KeptDocs::default(),
         }
     }
 
@@ -253,7 +309,9 @@ impl Checker {
         docs: &BatchDocs,
     ) -> Result<JobOutcome, StoreError> {
         let key = job.key();
-        let settings = docs.settings(self.store.as_ref(), &key.tenant).await?;
+        let settings = docs
+            .settings(self.store.as_ref(), &key.tenant, &self.kept)
+            .await?;
         let settings = settings.as_ref();
         let now = self.clock.now();
         let timeout = Duration::from_secs(settings.requests.timeout.max(1) as u64);
@@ -292,7 +350,9 @@ impl Checker {
         if job.lane == Lane::Scheduled && (watch.paused || settings.application.all_paused) {
             return skip("paused").await;
         }
-        let tags = docs.tags(self.store.as_ref(), &key.tenant).await?;
+        let tags = docs
+            .tags(self.store.as_ref(), &key.tenant, &self.kept)
+            .await?;
         // The deadline is the system clock's (Lambda's), whatever clock stamps the checks.
         let work_deadline = deadline.map(|d| {
             let left = (d - epoch_now()).max(0) as u64;
@@ -616,5 +676,78 @@ fn fetch_request(watch: &Watch, settings: &Settings, timeout: Duration) -> Fetch
             .unwrap_or(settings.application.ignore_status_codes),
         empty_pages_are_a_change: settings.application.empty_pages_are_a_change,
         validators: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+    use super::*;
+    use changewatch_store::sqlite::SqliteStore;
+    use changewatch_store::{DEFAULT_TENANT, Expect};
+    use serde_json::json;
+
+    /// Kept settings and tags are the same decoded value while nothing was written, and the
+    /// written one as soon as the write has returned (no wait, no event to catch up with).
+    #[tokio::test]
+    async fn kept_documents_follow_every_write_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let kept = KeptDocs::default();
+        let settings = || async {
+            BatchDocs::default()
+                .settings(&store, DEFAULT_TENANT, &kept)
+                .await
+                .unwrap()
+        };
+        let tags = || async {
+            BatchDocs::default()
+                .tags(&store, DEFAULT_TENANT, &kept)
+                .await
+                .unwrap()
+        };
+        let settings_key = Key::settings(DEFAULT_TENANT);
+        let write_settings = |timeout: i64| {
+            store.put(
+                &settings_key,
+                json!({"requests": {"timeout": timeout}}),
+                None,
+                Expect::Any,
+            )
+        };
+
+        write_settings(21).await.unwrap();
+        let first = settings().await;
+        assert_eq!(first.requests.timeout, 21);
+        assert!(Arc::ptr_eq(&first, &settings().await), "read again");
+        write_settings(22).await.unwrap();
+        assert_eq!(settings().await.requests.timeout, 22);
+
+        assert!(tags().await.is_empty());
+        let none = tags().await;
+        store
+            .put(
+                &Key::tag(DEFAULT_TENANT, "t1"),
+                json!({"title": "News"}),
+                None,
+                Expect::Any,
+            )
+            .await
+            .unwrap();
+        let one = tags().await;
+        assert!(!Arc::ptr_eq(&none, &one));
+        assert_eq!(one["t1"].title(), "News");
+        // A watch's write leaves them kept.
+        store
+            .put(
+                &Key::watch(DEFAULT_TENANT, "w"),
+                json!({"url": "http://127.0.0.1/"}),
+                None,
+                Expect::Any,
+            )
+            .await
+            .unwrap();
+        assert!(Arc::ptr_eq(&one, &tags().await));
     }
 }

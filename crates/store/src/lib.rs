@@ -65,6 +65,15 @@ pub trait WatchStore: Send + Sync + 'static {
     /// Deletes an item (and a watch's snapshots) if `expect` holds. `Ok(false)` when absent.
     async fn delete(&self, key: &Key, expect: Expect) -> Result<bool, StoreError>;
 
+    /// A number that changes, before the write that changed them returns, whenever any
+    /// tenant's settings or tags may have changed; a reader may keep what it decoded while
+    /// the number stays the same. `None` (the default): this adapter keeps no such number
+    /// (DynamoDB: other processes write without telling this one), so readers read the
+    /// documents each time.
+    fn docs_generation(&self) -> Option<u64> {
+        None
+    }
+
     /// Due watches are kept in this many parts, each paged on its own (DynamoDB: the shards of
     /// the `due` index, which a scheduler tick reads in parallel).
     fn due_parts(&self) -> u32 {

@@ -13,6 +13,8 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use async_trait::async_trait;
@@ -165,6 +167,10 @@ pub struct SqliteStore {
     jobs: mpsc::Sender<DbJob>,
     feed: BroadcastFeed,
     path: PathBuf,
+    /// See [`WatchStore::docs_generation`]: bumped on the connection's thread after a
+    /// commit that wrote settings or tags, before the caller hears back, and when another
+    /// connection has written the file since this one's last transaction.
+    generation: Arc<AtomicU64>,
 }
 
 /// A transaction for the connection's thread to run.
@@ -234,9 +240,12 @@ impl SqliteStore {
         migrate(&mut conn)?;
         // Room for every statement the store runs (about 30), so none evicts another.
         conn.set_prepared_statement_cache_capacity(64);
+        let generation = Arc::new(AtomicU64::new(0));
         let mut db = Db {
             conn,
             docs: RefCell::new(DocCache::default()),
+            data_version: None,
+            generation: generation.clone(),
         };
         let (jobs, queue) = mpsc::channel::<DbJob>();
         // One long-lived thread instead of a blocking-pool task per call behind a mutex: the
@@ -255,6 +264,7 @@ impl SqliteStore {
             jobs,
             feed: BroadcastFeed::new(),
             path: path.to_path_buf(),
+            generation,
         })
     }
 
@@ -378,6 +388,12 @@ impl SqliteStore {
             let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(db, f)))
                 .unwrap_or_else(|_| Err(StoreError::backend("store task failed: it panicked")));
             let out = out.map(|(value, events)| {
+                if events
+                    .iter()
+                    .any(|ev| matches!(ev.key.kind, Kind::Settings | Kind::Tag))
+                {
+                    db.generation.fetch_add(1, Ordering::SeqCst);
+                }
                 for ev in events {
                     feed.publish(ev);
                 }
@@ -401,13 +417,25 @@ fn transaction<T>(
     db: &mut Db,
     f: impl FnOnce(&Tx<'_>) -> Result<(T, Vec<ChangeEvent>), StoreError>,
 ) -> Result<(T, Vec<ChangeEvent>), StoreError> {
-    let Db { conn, docs } = db;
+    let Db {
+        conn,
+        docs,
+        data_version,
+        generation,
+    } = db;
     let tx = Tx {
         tx: conn.transaction().map_err(backend)?,
         docs,
         read: RefCell::new(Vec::new()),
         deleted: RefCell::new(Vec::new()),
     };
+    // Another connection (another process on the same file) wrote since this one's last
+    // transaction: what it wrote is unknown, so kept settings and tags are stale.
+    let seen: i64 = query_row(&tx.tx, "PRAGMA data_version", [], |r| r.get(0)).map_err(backend)?;
+    if data_version.is_some_and(|v| v != seen) {
+        generation.fetch_add(1, Ordering::SeqCst);
+    }
+    *data_version = Some(seen);
     let out = f(&tx)?;
     let Tx {
         tx,
@@ -433,6 +461,10 @@ fn transaction<T>(
 struct Db {
     conn: Connection,
     docs: RefCell<DocCache>,
+    /// `PRAGMA data_version` at the last transaction: it moves only for other connections'
+    /// commits.
+    data_version: Option<i64>,
+    generation: Arc<AtomicU64>,
 }
 
 /// One transaction, with the parsed-document cache it may read and the documents it saw
@@ -757,5 +789,85 @@ mod tests {
             reprepares(&control) >= 4,
             "SQLite no longer replans: keep_plans may go"
         );
+    }
+}
+
+#[cfg(test)]
+mod generation_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(kind: Kind, id: &str) -> Key {
+        Key {
+            tenant: DEFAULT_TENANT.to_string(),
+            kind,
+            id: id.to_string(),
+        }
+    }
+
+    /// The number moves as soon as a settings or tag write returns (no waiting), not for
+    /// watch writes, and when another connection writes the file (seen at this store's next
+    /// transaction).
+    #[tokio::test]
+    async fn the_docs_generation_moves_with_settings_and_tag_writes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let g = || store.docs_generation().unwrap();
+        let g0 = g();
+        store
+            .put(
+                &key(Kind::Watch, "w"),
+                json!({"url": "http://x"}),
+                None,
+                Expect::Any,
+            )
+            .await
+            .unwrap();
+        assert_eq!(g(), g0);
+        store
+            .put(
+                &key(Kind::Settings, "settings"),
+                json!({"a": 1}),
+                None,
+                Expect::Any,
+            )
+            .await
+            .unwrap();
+        let g1 = g();
+        assert!(g1 > g0);
+        store
+            .put(
+                &key(Kind::Tag, "t"),
+                json!({"title": "x"}),
+                None,
+                Expect::Any,
+            )
+            .await
+            .unwrap();
+        let g2 = g();
+        assert!(g2 > g1);
+        assert!(
+            store
+                .delete(&key(Kind::Tag, "t"), Expect::Any)
+                .await
+                .unwrap()
+        );
+        let g3 = g();
+        assert!(g3 > g2);
+        store.get(&key(Kind::Watch, "w")).await.unwrap();
+        assert_eq!(g(), g3);
+
+        let other = SqliteStore::open_dir(dir.path()).unwrap();
+        other
+            .put(
+                &key(Kind::Watch, "w2"),
+                json!({"url": "http://y"}),
+                None,
+                Expect::Any,
+            )
+            .await
+            .unwrap();
+        store.get(&key(Kind::Watch, "w")).await.unwrap();
+        assert!(g() > g3, "another connection's write is not seen");
     }
 }

@@ -5,6 +5,10 @@ use super::*;
 
 #[async_trait]
 impl WatchStore for SqliteStore {
+    fn docs_generation(&self) -> Option<u64> {
+        Some(self.generation.load(Ordering::SeqCst))
+    }
+
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let key = key.clone();
         self.run(move |tx| Ok((load(tx, &key)?, Vec::new()))).await
