@@ -707,47 +707,38 @@ mod tests {
                 .await
                 .unwrap()
         };
-        let settings_key = Key::settings(DEFAULT_TENANT);
-        let write_settings = |timeout: i64| {
-            store.put(
-                &settings_key,
-                json!({"requests": {"timeout": timeout}}),
-                None,
-                Expect::Any,
-            )
+        let store = &store;
+        let put = |key: Key, doc: serde_json::Value| async move {
+            store.put(&key, doc, None, Expect::Any).await.unwrap();
         };
 
-        write_settings(21).await.unwrap();
+        put(
+            Key::settings(DEFAULT_TENANT),
+            json!({"requests": {"timeout": 21}}),
+        )
+        .await;
         let first = settings().await;
         assert_eq!(first.requests.timeout, 21);
         assert!(Arc::ptr_eq(&first, &settings().await), "read again");
-        write_settings(22).await.unwrap();
+        put(
+            Key::settings(DEFAULT_TENANT),
+            json!({"requests": {"timeout": 22}}),
+        )
+        .await;
         assert_eq!(settings().await.requests.timeout, 22);
 
         assert!(tags().await.is_empty());
         let none = tags().await;
-        store
-            .put(
-                &Key::tag(DEFAULT_TENANT, "t1"),
-                json!({"title": "News"}),
-                None,
-                Expect::Any,
-            )
-            .await
-            .unwrap();
+        put(Key::tag(DEFAULT_TENANT, "t1"), json!({"title": "News"})).await;
         let one = tags().await;
         assert!(!Arc::ptr_eq(&none, &one));
         assert_eq!(one["t1"].title(), "News");
         // A watch's write leaves them kept.
-        store
-            .put(
-                &Key::watch(DEFAULT_TENANT, "w"),
-                json!({"url": "http://127.0.0.1/"}),
-                None,
-                Expect::Any,
-            )
-            .await
-            .unwrap();
+        put(
+            Key::watch(DEFAULT_TENANT, "w"),
+            json!({"url": "http://127.0.0.1/"}),
+        )
+        .await;
         assert!(Arc::ptr_eq(&one, &tags().await));
     }
 }

@@ -169,16 +169,14 @@ async fn origin_guard(
     req: Request,
     next: Next,
 ) -> Response {
-    if req.uri().path().starts_with("/socket.io")
-        && let Err(e) = policy.check(req.headers(), req.uri())
-    {
+    if !req.uri().path().starts_with("/socket.io") {
+        return next.run(req).await;
+    }
+    if let Err(e) = policy.check(req.headers(), req.uri()) {
         info!(error = %e, "socket handshake refused");
         return (StatusCode::FORBIDDEN, format!("{e}\n")).into_response();
     }
-    if req.uri().path().starts_with("/socket.io") {
-        return next.run(detach_head(req)).await;
-    }
-    next.run(req).await
+    next.run(detach_head(req)).await
 }
 
 /// The engine keeps each session's request head for as long as the socket is connected (the

@@ -125,13 +125,7 @@ pub(crate) fn process_frame(
 /// A request frame as the child reads it: the JSON value, then the bytes after it (a
 /// processing request's raw page, exactly `raw_len` of them; nothing for the others).
 pub(crate) fn read_request(mut frame: Vec<u8>) -> Result<Request, String> {
-    let mut values = serde_json::Deserializer::from_slice(&frame).into_iter::<Request>();
-    let request = match values.next() {
-        Some(Ok(request)) => request,
-        Some(Err(e)) => return Err(format!("request: {e}")),
-        None => return Err("request: empty frame".into()),
-    };
-    let end = values.byte_offset();
+    let (request, end) = json_head::<Request>(&frame, "request")?;
     frame.drain(..end);
     match request {
         Request::Process(mut input) => {
@@ -198,13 +192,8 @@ pub(crate) fn response_frame(response: Response) -> serde_json::Result<Vec<u8>> 
 /// A reply frame as the server reads it; a tail that is not what the head announces, or not
 /// UTF-8, is refused (a broken or hostile child), never read short.
 pub(crate) fn read_response(frame: &[u8]) -> Result<Response, String> {
-    let mut values = serde_json::Deserializer::from_slice(frame).into_iter::<ResponseHead>();
-    let head = match values.next() {
-        Some(Ok(head)) => head,
-        Some(Err(e)) => return Err(format!("reply: {e}")),
-        None => return Err("reply: empty frame".into()),
-    };
-    let rest = frame.get(values.byte_offset()..).unwrap_or_default();
+    let (head, end) = json_head::<ResponseHead>(frame, "reply")?;
+    let rest = frame.get(end..).unwrap_or_default();
     let (mut response, tail) = (head.response, head.tail);
     let Some(tail) = tail else {
         return if rest.is_empty() {
@@ -216,12 +205,11 @@ pub(crate) fn read_response(frame: &[u8]) -> Result<Response, String> {
     let Response::Processed(Ok(processed)) = &mut response else {
         return Err("reply: texts after a reply that has none".into());
     };
-    let announced = tail.text_len.checked_add(tail.before_len.unwrap_or(0));
-    if announced != Some(rest.len()) {
+    let announced = tail.text_len.saturating_add(tail.before_len.unwrap_or(0));
+    if announced != rest.len() {
         return Err(format!(
-            "reply: {} text bytes after the reply, {} announced",
-            rest.len(),
-            tail.text_len.saturating_add(tail.before_len.unwrap_or(0))
+            "reply: {} text bytes after the reply, {announced} announced",
+            rest.len()
         ));
     }
     let (text, before) = rest.split_at(tail.text_len);
@@ -234,6 +222,20 @@ pub(crate) fn read_response(frame: &[u8]) -> Result<Response, String> {
         None => processed.text.clone(),
     };
     Ok(response)
+}
+
+/// The JSON value a frame starts with, and where the bytes after it begin; `what` names the
+/// frame in errors.
+fn json_head<T: serde::de::DeserializeOwned>(
+    frame: &[u8],
+    what: &str,
+) -> Result<(T, usize), String> {
+    let mut values = serde_json::Deserializer::from_slice(frame).into_iter::<T>();
+    match values.next() {
+        Some(Ok(head)) => Ok((head, values.byte_offset())),
+        Some(Err(e)) => Err(format!("{what}: {e}")),
+        None => Err(format!("{what}: empty frame")),
+    }
 }
 
 #[derive(Serialize)]

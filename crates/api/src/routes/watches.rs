@@ -1,7 +1,7 @@
 //! /api/v1/watch and /api/v1/watch/{uuid}: list, create, read (with the recheck / pause / mute
 //! operations), update, delete.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::validate;
 use crate::validate::ApiContext;
@@ -15,6 +15,7 @@ use changewatch_engine::docs;
 use changewatch_engine::scheduler::request_recheck;
 use changewatch_store::{Expect, Key, Kind, StoreError};
 use serde_json::json;
+use serde_json::value::RawValue;
 
 use crate::apprise::is_valid_apprise_url;
 use crate::bulk::{recheck_all, recheck_target};
@@ -62,7 +63,8 @@ async fn list(
     // One watch at a time, each entry serialized as soon as it is made: only the entries'
     // JSON is kept (a tree per entry was 3-4 times its size: ~15 MB more at 5,000 watches),
     // never every document.
-    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    // By uuid, as the object's keys always came.
+    let mut out: BTreeMap<String, Box<RawValue>> = BTreeMap::new();
     state
         .store
         .list_each(&state.tenant, Kind::Watch, &mut |item| {
@@ -81,31 +83,14 @@ async fn list(
             }
             let history = history_info(&item);
             let entry = watch.api_list_entry(&history, &tag_uuids, &no_render);
-            let json = serde_json::to_vec(&entry)
+            let json = serde_json::value::to_raw_value(&entry)
                 .map_err(|e| StoreError::Corrupt(format!("watch {}: {e}", item.key.id)))?;
-            out.push((item.key.id, json));
+            out.insert(item.key.id, json);
             Ok(())
         })
         .await?;
-    // By uuid, as the object's keys always came.
-    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut body = Vec::with_capacity(
-        out.iter()
-            .map(|(k, v)| k.len() + v.len() + 4)
-            .sum::<usize>()
-            + 2,
-    );
-    body.push(b'{');
-    for (i, (uuid, json)) in out.iter().enumerate() {
-        if i > 0 {
-            body.push(b',');
-        }
-        serde_json::to_writer(&mut body, uuid)
-            .map_err(|e| StoreError::Corrupt(format!("watch {uuid}: {e}")))?;
-        body.push(b':');
-        body.extend_from_slice(json);
-    }
-    body.push(b'}');
+    let body =
+        serde_json::to_vec(&out).map_err(|e| StoreError::Corrupt(format!("watch list: {e}")))?;
     Ok(json_bytes_response(StatusCode::OK, body))
 }
 

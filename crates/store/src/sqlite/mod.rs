@@ -805,6 +805,13 @@ mod generation_tests {
         }
     }
 
+    async fn put(store: &SqliteStore, kind: Kind, id: &str, doc: serde_json::Value) {
+        store
+            .put(&key(kind, id), doc, None, Expect::Any)
+            .await
+            .unwrap();
+    }
+
     /// The number moves as soon as a settings or tag write returns (no waiting), not for
     /// watch writes, and when another connection writes the file (seen at this store's next
     /// transaction).
@@ -814,36 +821,12 @@ mod generation_tests {
         let store = SqliteStore::open_dir(dir.path()).unwrap();
         let g = || store.docs_generation().unwrap();
         let g0 = g();
-        store
-            .put(
-                &key(Kind::Watch, "w"),
-                json!({"url": "http://x"}),
-                None,
-                Expect::Any,
-            )
-            .await
-            .unwrap();
+        put(&store, Kind::Watch, "w", json!({"url": "http://x"})).await;
         assert_eq!(g(), g0);
-        store
-            .put(
-                &key(Kind::Settings, "settings"),
-                json!({"a": 1}),
-                None,
-                Expect::Any,
-            )
-            .await
-            .unwrap();
+        put(&store, Kind::Settings, "settings", json!({"a": 1})).await;
         let g1 = g();
         assert!(g1 > g0);
-        store
-            .put(
-                &key(Kind::Tag, "t"),
-                json!({"title": "x"}),
-                None,
-                Expect::Any,
-            )
-            .await
-            .unwrap();
+        put(&store, Kind::Tag, "t", json!({"title": "x"})).await;
         let g2 = g();
         assert!(g2 > g1);
         assert!(
@@ -858,15 +841,7 @@ mod generation_tests {
         assert_eq!(g(), g3);
 
         let other = SqliteStore::open_dir(dir.path()).unwrap();
-        other
-            .put(
-                &key(Kind::Watch, "w2"),
-                json!({"url": "http://y"}),
-                None,
-                Expect::Any,
-            )
-            .await
-            .unwrap();
+        put(&other, Kind::Watch, "w2", json!({"url": "http://y"})).await;
         store.get(&key(Kind::Watch, "w")).await.unwrap();
         assert!(g() > g3, "another connection's write is not seen");
     }
