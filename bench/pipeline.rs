@@ -1,6 +1,7 @@
 //! Criterion benchmarks of the check pipeline on a 50 KB and a 1 MB HTML page:
 //! filter (subtractive + CSS include) → HTML to text → rules → md5, and the diff between two
-//! versions of the result, and the notification rendered from those two versions. Run with
+//! versions of the result, the notification rendered from those two versions, and the decode
+//! of a stored watch document (every check reads one). Run with
 //! `make bench`; figures are recorded in bench/README.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -178,5 +179,38 @@ fn bench_notification(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_pipeline, bench_diff, bench_notification);
+/// A watch as the API stores it after a few checks: every check decodes one of these, so
+/// what decoding costs beyond parsing (defaults built and thrown away) shows here.
+fn bench_documents(c: &mut Criterion) {
+    use changewatch_core::model::Watch;
+    let watch = Watch {
+        url: "https://example.com/news/front-page".into(),
+        uuid: "0b0f6a43-5ad1-4b77-8e0a-3f8c7d4c9e21".into(),
+        title: Some("Front page".into()),
+        include_filters: vec!["main".into()],
+        subtractive_selectors: vec![".ad".into()],
+        tags: vec!["4f1c2d9e-8a7b-4c3d-9e0f-1a2b3c4d5e6f".into()],
+        check_count: 12,
+        last_checked: 1_765_000_000,
+        previous_md5: changewatch_core::model::TextOrFalse::Text(
+            "9e107d9d372bb6826bd81d3542a419d6".into(),
+        ),
+        ..Watch::default()
+    };
+    let text = serde_json::to_string(&watch).unwrap();
+    let mut group = c.benchmark_group("documents");
+    group.throughput(Throughput::Bytes(text.len() as u64));
+    group.bench_function("watch_decode", |b| {
+        b.iter(|| serde_json::from_str::<Watch>(black_box(&text)).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_pipeline,
+    bench_diff,
+    bench_notification,
+    bench_documents
+);
 criterion_main!(benches);

@@ -75,6 +75,7 @@ impl Default for Tag {
 impl Tag {
     pub fn new(title: &str) -> Self {
         let mut t = Tag::default();
+        t.base.uuid = uuid::Uuid::new_v4().to_string();
         t.base.title = Some(title.trim().to_string());
         t.base.date_created = Some(now_epoch());
         t

@@ -123,28 +123,50 @@ impl TimeBetweenCheck {
 }
 
 /// Length of a day's check window; strings because the UI form stores them that way.
+///
+/// Defaults are per field here and in the two types below: a container default builds a whole
+/// default value, strings included, for every document decoded (seven days in every watch).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct ScheduleDuration {
+    #[serde(default = "day_hours")]
     pub hours: String,
+    #[serde(default = "zero_minutes")]
     pub minutes: String,
+}
+
+fn day_hours() -> String {
+    "24".into()
+}
+
+fn zero_minutes() -> String {
+    "00".into()
+}
+
+fn midnight() -> String {
+    "00:00".into()
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for ScheduleDuration {
     fn default() -> Self {
         ScheduleDuration {
-            hours: "24".into(),
-            minutes: "00".into(),
+            hours: day_hours(),
+            minutes: zero_minutes(),
         }
     }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct DaySchedule {
+    #[serde(default = "yes")]
     pub enabled: bool,
     /// "HH:MM" in the schedule's timezone.
+    #[serde(default = "midnight")]
     pub start_time: String,
+    #[serde(default)]
     pub duration: ScheduleDuration,
 }
 
@@ -152,7 +174,7 @@ impl Default for DaySchedule {
     fn default() -> Self {
         DaySchedule {
             enabled: true,
-            start_time: "00:00".into(),
+            start_time: midnight(),
             duration: ScheduleDuration::default(),
         }
     }
@@ -160,18 +182,25 @@ impl Default for DaySchedule {
 
 /// Weekly window outside which scheduled checks are skipped (manual rechecks still run).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct TimeScheduleLimit {
+    #[serde(default)]
     pub enabled: bool,
+    #[serde(default)]
     pub monday: DaySchedule,
+    #[serde(default)]
     pub tuesday: DaySchedule,
+    #[serde(default)]
     pub wednesday: DaySchedule,
+    #[serde(default)]
     pub thursday: DaySchedule,
+    #[serde(default)]
     pub friday: DaySchedule,
+    #[serde(default)]
     pub saturday: DaySchedule,
+    #[serde(default)]
     pub sunday: DaySchedule,
     /// IANA name; absent or empty means the global `scheduler_timezone_default`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
 }
 

@@ -6,107 +6,167 @@ use super::*;
 ///
 /// Fields are in key order. Scheduling state the store adds later (next check time, queue
 /// position) does not belong here: it is runtime state, not part of the watch's JSON.
+///
+/// Defaults are per field, not the container's `Default`: a container default would build a
+/// whole `Watch::default()` for every document decoded, once per check.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Watch {
     /// Request body; a Jinja2 template.
+    #[serde(default)]
     pub body: Option<String>,
+    #[serde(default)]
     pub browser_steps: Vec<BrowserStep>,
-    #[serde(deserialize_with = "lenient::opt_i64")]
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub browser_steps_last_error_step: Option<i64>,
-    #[serde(deserialize_with = "lenient::i64")]
+    #[serde(default, deserialize_with = "lenient::i64")]
     pub check_count: i64,
     /// Only a line never seen in any snapshot counts as a change.
+    #[serde(default)]
     pub check_unique_lines: bool,
+    #[serde(default)]
     pub conditions: Vec<Condition>,
     /// `ALL` | `ANY`.
+    #[serde(default = "defaults::all")]
     pub conditions_match_logic: String,
-    #[serde(deserialize_with = "lenient::i64")]
+    #[serde(default, deserialize_with = "lenient::i64")]
     pub consecutive_filter_failures: i64,
     /// Lowercased Content-Type of the last reply; also decides PDF handling.
-    #[serde(rename = "content-type")]
+    #[serde(default, rename = "content-type")]
     pub content_type: Option<String>,
-    #[serde(deserialize_with = "lenient::opt_i64")]
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub date_created: Option<i64>,
+    #[serde(default)]
     pub extract_lines_containing: Vec<String>,
+    #[serde(default)]
     pub extract_text: Vec<String>,
     /// `system` means "the global fetch_backend".
+    #[serde(default = "defaults::system")]
     pub fetch_backend: String,
-    #[serde(deserialize_with = "lenient::f64")]
+    #[serde(default, deserialize_with = "lenient::f64")]
     pub fetch_time: f64,
+    #[serde(default = "defaults::yes")]
     pub filter_failure_notification_send: bool,
+    #[serde(default = "defaults::yes")]
     pub filter_text_added: bool,
+    #[serde(default = "defaults::yes")]
     pub filter_text_removed: bool,
+    #[serde(default = "defaults::yes")]
     pub filter_text_replaced: bool,
+    #[serde(default = "defaults::yes")]
     pub follow_price_changes: bool,
+    #[serde(default)]
     pub has_ldjson_price_data: Option<bool>,
     /// Extra request headers; values are Jinja2 templates.
+    #[serde(default)]
     pub headers: BTreeMap<String, String>,
-    #[serde(deserialize_with = "lenient::opt_i64")]
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub history_snapshot_max_length: Option<i64>,
+    #[serde(default)]
     pub ignore_status_codes: Option<bool>,
+    #[serde(default)]
     pub ignore_text: Vec<String>,
+    #[serde(default = "defaults::yes")]
     pub in_stock_only: bool,
+    #[serde(default)]
     pub include_filters: Vec<String>,
     /// Set when a check *starts*, so an in-flight watch is not queued again.
-    #[serde(deserialize_with = "lenient::i64")]
+    #[serde(default, deserialize_with = "lenient::i64")]
     pub last_checked: i64,
+    #[serde(default)]
     pub last_error: TextOrFalse,
+    #[serde(default)]
     pub last_notification_error: Option<TextOrFalse>,
     /// A watch is "viewed" when this is >= the newest snapshot's timestamp.
-    #[serde(deserialize_with = "lenient::i64")]
+    #[serde(default, deserialize_with = "lenient::i64")]
     pub last_viewed: i64,
     /// Human-facing URL opened instead of `url` (for API or feed URLs); empty = use `url`.
+    #[serde(default)]
     pub link_to_open: String,
+    #[serde(default = "defaults::some_yes")]
     pub llm_backend_profile: Option<bool>,
+    #[serde(default)]
     pub llm_change_summary: String,
     /// `replace` | `append` (to the inherited summary prompt).
+    #[serde(default = "defaults::replace")]
     pub llm_change_summary_mode: String,
+    #[serde(default)]
     pub llm_intent: String,
     /// `GET` | `POST` | `DELETE` | `PUT`.
+    #[serde(default = "defaults::get")]
     pub method: String,
-    #[serde(deserialize_with = "lenient::i64")]
+    #[serde(default, deserialize_with = "lenient::i64")]
     pub notification_alert_count: i64,
     /// null = inherit from tag / global.
+    #[serde(default)]
     pub notification_body: Option<String>,
+    #[serde(default = "defaults::notification_format")]
     pub notification_format: String,
+    #[serde(default)]
     pub notification_muted: bool,
+    #[serde(default)]
     pub notification_screenshot: bool,
+    #[serde(default)]
     pub notification_title: Option<String>,
+    #[serde(default)]
     pub notification_urls: Vec<String>,
+    #[serde(default)]
     pub page_title: Option<String>,
+    #[serde(default)]
     pub paused: bool,
     /// md5 of the last processed text; `false` until the first unblocked check.
+    #[serde(default)]
     pub previous_md5: TextOrFalse,
+    #[serde(default)]
     pub price_change_threshold_percent: Option<f64>,
+    #[serde(default = "defaults::processor")]
     pub processor: String,
     /// Key into the proxy list; null = tag / global choice.
+    #[serde(default)]
     pub proxy: Option<String>,
+    #[serde(default)]
     pub remote_server_reply: Option<String>,
+    #[serde(default)]
     pub remove_duplicate_lines: bool,
+    #[serde(default)]
     pub sort_text_alphabetically: bool,
     /// null = global `strip_ignored_lines`.
+    #[serde(default)]
     pub strip_ignored_lines: Option<bool>,
+    #[serde(default)]
     pub subtractive_selectors: Vec<String>,
     /// Deprecated single-tag field, kept because API v1 still accepts it.
+    #[serde(default)]
     pub tag: String,
     /// Tag UUIDs (not validated: unknown ones are ignored at use).
+    #[serde(default)]
     pub tags: Vec<String>,
+    #[serde(default)]
     pub text_should_not_be_present: Vec<String>,
+    #[serde(default)]
     pub time_between_check: TimeBetweenCheck,
+    #[serde(default = "defaults::yes")]
     pub time_between_check_use_default: bool,
+    #[serde(default)]
     pub time_schedule_limit: TimeScheduleLimit,
     /// User title; wins over `page_title` for display.
+    #[serde(default)]
     pub title: Option<String>,
+    #[serde(default)]
     pub track_ldjson_price_data: Option<BoolOrText>,
+    #[serde(default)]
     pub trigger_text: Vec<String>,
+    #[serde(default)]
     pub trim_text_whitespace: bool,
     /// May carry a `source:` prefix (keep the raw source) and Jinja2 markup.
+    #[serde(default)]
     pub url: String,
+    #[serde(default)]
     pub use_page_title_in_list: Option<bool>,
+    #[serde(default)]
     pub uuid: String,
-    #[serde(deserialize_with = "lenient::opt_i64")]
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
     pub webdriver_delay: Option<i64>,
+    #[serde(default)]
     pub webdriver_js_execute_code: Option<String>,
 
     // ---- readOnly, exposed by GET when present -------------------------------------------
@@ -116,16 +176,18 @@ pub struct Watch {
         deserialize_with = "lenient::opt_i64"
     )]
     pub llm_tokens_this_period: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub llm_tokens_period_key: Option<String>,
 
     /// Upstream keeps this in `<watch dir>/restock_diff.json`, not `watch.json`; the store may
     /// take it out before writing. For a tag it is stored inline, as upstream does.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processor_config_restock_diff: Option<RestockConfig>,
 
     // ---- system-managed: persisted, never exposed or accepted by the API ------------------
+    #[serde(default)]
     pub llm_prefilter: Option<String>,
+    #[serde(default)]
     pub llm_evaluation_cache: Map<String, Value>,
     #[serde(
         default,
@@ -147,7 +209,7 @@ pub struct Watch {
     )]
     pub last_check_status: Option<i64>,
     /// Hash of the merged filter config: the raw-unchanged shortcut is only valid while it holds.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_filter_config_hash: Option<String>,
     /// [`crate::reuse::Stamp`] of the last successfully processed reply: the same reply with
     /// the same settings is known to be unchanged without processing it.
@@ -164,17 +226,55 @@ pub struct Watch {
         deserialize_with = "lenient::or_none"
     )]
     pub last_validators: Option<crate::reuse::Validators>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restock: Option<Restock>,
-    #[serde(rename = "_llm_result", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "_llm_result",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub llm_result: Option<Value>,
-    #[serde(rename = "_llm_intent", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "_llm_intent",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub llm_intent_state: Option<Value>,
     #[serde(
+        default,
         rename = "_llm_change_summary",
         skip_serializing_if = "Option::is_none"
     )]
     pub llm_change_summary_state: Option<Value>,
+}
+
+/// The defaults of [`Watch`]'s fields that are not their type's own, shared by its `Default`
+/// and its per-field serde defaults so the two cannot drift apart.
+mod defaults {
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn some_yes() -> Option<bool> {
+        Some(true)
+    }
+    pub fn all() -> String {
+        "ALL".into()
+    }
+    pub fn system() -> String {
+        "system".into()
+    }
+    pub fn replace() -> String {
+        "replace".into()
+    }
+    pub fn get() -> String {
+        "GET".into()
+    }
+    pub fn notification_format() -> String {
+        super::NOTIFICATION_FORMAT_SYSTEM_DEFAULT.into()
+    }
+    pub fn processor() -> String {
+        super::DEFAULT_PROCESSOR.into()
+    }
 }
 
 impl Default for Watch {
@@ -186,13 +286,13 @@ impl Default for Watch {
             check_count: 0,
             check_unique_lines: false,
             conditions: Vec::new(),
-            conditions_match_logic: "ALL".into(),
+            conditions_match_logic: defaults::all(),
             consecutive_filter_failures: 0,
             content_type: None,
             date_created: None,
             extract_lines_containing: Vec::new(),
             extract_text: Vec::new(),
-            fetch_backend: "system".into(),
+            fetch_backend: defaults::system(),
             fetch_time: 0.0,
             // Upstream reads FILTER_FAILURE_NOTIFICATION_SEND_DEFAULT here; the store applies
             // that environment override, the model keeps the documented default.
@@ -215,12 +315,12 @@ impl Default for Watch {
             link_to_open: String::new(),
             llm_backend_profile: Some(true),
             llm_change_summary: String::new(),
-            llm_change_summary_mode: "replace".into(),
+            llm_change_summary_mode: defaults::replace(),
             llm_intent: String::new(),
-            method: "GET".into(),
+            method: defaults::get(),
             notification_alert_count: 0,
             notification_body: None,
-            notification_format: NOTIFICATION_FORMAT_SYSTEM_DEFAULT.into(),
+            notification_format: defaults::notification_format(),
             notification_muted: false,
             notification_screenshot: false,
             notification_title: None,
@@ -229,7 +329,7 @@ impl Default for Watch {
             paused: false,
             previous_md5: TextOrFalse::False,
             price_change_threshold_percent: None,
-            processor: DEFAULT_PROCESSOR.into(),
+            processor: defaults::processor(),
             proxy: None,
             remote_server_reply: None,
             remove_duplicate_lines: false,
@@ -248,7 +348,7 @@ impl Default for Watch {
             trim_text_whitespace: false,
             url: String::new(),
             use_page_title_in_list: None,
-            uuid: uuid::Uuid::new_v4().to_string(),
+            uuid: String::new(),
             webdriver_delay: None,
             webdriver_js_execute_code: None,
             llm_tokens_this_period: None,
@@ -295,10 +395,12 @@ pub fn no_render(template: &str) -> Result<String, String> {
 }
 
 impl Watch {
-    /// A new watch with upstream's defaults for `url`, created now.
+    /// A new watch with upstream's defaults for `url`, created now, with a uuid of its own
+    /// (`Default` and decoding mint none: every check decodes a watch).
     pub fn new(url: impl Into<String>) -> Self {
         Watch {
             url: url.into(),
+            uuid: uuid::Uuid::new_v4().to_string(),
             date_created: Some(now_epoch()),
             ..Watch::default()
         }
@@ -497,7 +599,9 @@ impl Watch {
     }
 }
 
-pub(super) fn resolve_link(url: &str, render: Render<'_>) -> String {
+/// A watch URL as upstream's `link` shows it: rendered when it has template markup, without
+/// its `source:` prefix, `DISABLED` when unsafe, `""` when its template does not render.
+pub fn resolve_link(url: &str, render: Render<'_>) -> String {
     if !is_valid_watch_url(url) {
         return "DISABLED".into();
     }
