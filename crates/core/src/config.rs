@@ -31,6 +31,12 @@ pub struct Config {
     pub fetch_max_bytes: usize,
     /// `DEFAULT_USER_AGENT`: the User-Agent sent unless a watch sets its own.
     pub user_agent: String,
+    /// `REQUESTS_RETRY_MAX_COUNT` (default 6, upstream's): how many times a request that
+    /// failed to connect, or whose reply broke off before its headers, is tried again.
+    pub fetch_retries: u32,
+    /// `REQUESTS_RETRY_BACKOFF_FACTOR` (default 0.5 s, upstream's): the wait before the n-th
+    /// retry is this × 2^(n−1), none before the first, as urllib3 counts it.
+    pub fetch_retry_backoff: Duration,
     /// `JQ_ALLOW_RISKY_EXPRESSIONS`: allow jq builtins that read the environment or files.
     pub jq_allow_risky: bool,
     /// `DATASTORE_PATH`: where embedded mode keeps its SQLite file (default `./data`).
@@ -128,6 +134,8 @@ impl Default for Config {
             request_timeout: Duration::from_secs(45),
             fetch_max_bytes: 10 * 1024 * 1024,
             user_agent: DEFAULT_USER_AGENT.to_string(),
+            fetch_retries: 6,
+            fetch_retry_backoff: Duration::from_millis(500),
             jq_allow_risky: false,
             datastore_path: std::path::PathBuf::from("./data"),
             host: "127.0.0.1".to_string(),
@@ -219,6 +227,19 @@ impl Config {
             },
             None => d.fetch_max_bytes,
         };
+        let retry_backoff = match get("REQUESTS_RETRY_BACKOFF_FACTOR") {
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(s) if (0.0..=60.0).contains(&s) => Duration::from_secs_f64(s),
+                _ => {
+                    return Err(invalid(
+                        "REQUESTS_RETRY_BACKOFF_FACTOR",
+                        v,
+                        "expected a number of seconds from 0 to 60",
+                    ));
+                }
+            },
+            None => d.fetch_retry_backoff,
+        };
         let positive = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             match parse_num::<u64>(name, text(name), "expected a positive whole number")? {
                 Some(0) => Err(invalid(
@@ -259,6 +280,13 @@ impl Config {
             user_agent: get("DEFAULT_USER_AGENT")
                 .filter(|v| !v.trim().is_empty())
                 .unwrap_or(d.user_agent),
+            fetch_retries: parse_num(
+                "REQUESTS_RETRY_MAX_COUNT",
+                text("REQUESTS_RETRY_MAX_COUNT"),
+                "expected a number of retries",
+            )?
+            .unwrap_or(d.fetch_retries),
+            fetch_retry_backoff: retry_backoff,
             jq_allow_risky: flag("JQ_ALLOW_RISKY_EXPRESSIONS")?.unwrap_or(false),
             dashboard_dir: text("DASHBOARD_DIR").map(std::path::PathBuf::from),
             salted_pass: text("SALTED_PASS"),
@@ -360,6 +388,8 @@ impl Config {
             policy: self.address_policy(),
             max_bytes: self.fetch_max_bytes,
             user_agent: self.user_agent.clone(),
+            retries: self.fetch_retries,
+            retry_backoff: self.fetch_retry_backoff,
         }
     }
 }
@@ -486,6 +516,32 @@ mod tests {
         assert!(!c.allow_private_addresses);
         assert_eq!(c.request_timeout, Duration::from_secs(45));
         assert_eq!(c.fetch_max_bytes, 10 * 1024 * 1024);
+        assert_eq!(
+            (c.fetch_retries, c.fetch_retry_backoff),
+            (6, Duration::from_millis(500))
+        );
+    }
+
+    #[test]
+    fn fetch_retries() {
+        let c = cfg(&[
+            ("REQUESTS_RETRY_MAX_COUNT", "0"),
+            ("REQUESTS_RETRY_BACKOFF_FACTOR", "0.05"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.fetch_retries, c.fetch_retry_backoff),
+            (0, Duration::from_millis(50))
+        );
+        let f = c.fetcher_config();
+        assert_eq!((f.retries, f.retry_backoff), (0, Duration::from_millis(50)));
+        for (name, value) in [
+            ("REQUESTS_RETRY_MAX_COUNT", "-1"),
+            ("REQUESTS_RETRY_BACKOFF_FACTOR", "soon"),
+            ("REQUESTS_RETRY_BACKOFF_FACTOR", "61"),
+        ] {
+            assert_eq!(cfg(&[(name, value)]).unwrap_err().name, name);
+        }
     }
 
     #[test]

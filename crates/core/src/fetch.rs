@@ -40,6 +40,12 @@ pub struct FetcherConfig {
     /// exhaust the server's memory).
     pub max_bytes: usize,
     pub user_agent: String,
+    /// Tries again after a failure to connect or a reply that broke off before its headers
+    /// (upstream's urllib3 `Retry`): a site that drops one connection is not "down". Never
+    /// for refusals, timeouts or HTTP statuses; see [`retryable`].
+    pub retries: u32,
+    /// [`retry_wait`]'s factor.
+    pub retry_backoff: Duration,
 }
 
 impl Default for FetcherConfig {
@@ -48,6 +54,8 @@ impl Default for FetcherConfig {
             policy: AddressPolicy::default(),
             max_bytes: 10 * 1024 * 1024,
             user_agent: DEFAULT_USER_AGENT.to_string(),
+            retries: 6,
+            retry_backoff: Duration::from_millis(500),
         }
     }
 }
@@ -286,18 +294,32 @@ impl Fetcher {
 
         for hop in 0..=MAX_REDIRECTS {
             self.vet_literal_host(&url, hop)?;
-            let mut builder = self
-                .client
-                .request(method.clone(), url.clone())
-                .headers(headers.clone())
-                .timeout(remaining(req.timeout, started));
-            if let Some(b) = &body {
-                builder = builder.body(b.clone());
-            }
-            let resp = builder
-                .send()
-                .await
-                .map_err(|e| classify(e, &url, hop, req.timeout))?;
+            let mut retry = 0;
+            let resp = loop {
+                let mut builder = self
+                    .client
+                    .request(method.clone(), url.clone())
+                    .headers(headers.clone())
+                    .timeout(remaining(req.timeout, started));
+                if let Some(b) = &body {
+                    builder = builder.body(b.clone());
+                }
+                let err = match builder.send().await {
+                    Ok(resp) => break resp,
+                    Err(e) => e,
+                };
+                let again = retry < self.config.retries && retryable(&err, &method);
+                let err = classify(err, &url, hop, req.timeout);
+                retry += 1;
+                let wait = retry_wait(self.config.retry_backoff, retry);
+                // Retries live inside the request's own timeout: a wait that would end past it
+                // is not started, and the failure is reported as it is.
+                if !again || started.elapsed() + wait >= req.timeout {
+                    return Err(err);
+                }
+                debug!(retry, wait_ms = wait.as_millis() as u64, error = %err, "retrying the request");
+                tokio::time::sleep(wait).await;
+            };
             let status = resp.status();
             // A 304 is an answer to a conditional request, not a redirect.
             if let Some(loc) = (status.is_redirection() && status.as_u16() != 304)
@@ -510,6 +532,38 @@ pub fn parse_fetch_url(raw: &str) -> Result<Url, FetchError> {
     Ok(url)
 }
 
+/// Whether a failed request is worth another try, as upstream's urllib3 `Retry` judges it: a
+/// connection that could not be made (the request never left, so any method), or one that
+/// broke off before the reply's headers, for the methods upstream retries then. Not a
+/// refusal by the address guard, nor a timeout (the request's time is spent).
+fn retryable(err: &reqwest::Error, method: &reqwest::Method) -> bool {
+    if refusal_in(err).is_some() || err.is_timeout() {
+        return false;
+    }
+    if err.is_connect() {
+        return true;
+    }
+    err.is_request()
+        && [
+            reqwest::Method::HEAD,
+            reqwest::Method::GET,
+            reqwest::Method::OPTIONS,
+            reqwest::Method::POST,
+        ]
+        .contains(method)
+}
+
+/// urllib3's backoff: nothing before the first retry, then `factor` × 2^(n−1) before the
+/// n-th (0.5 s: 1, 2, 4, 8, 16 s), at most two minutes.
+pub fn retry_wait(factor: Duration, retry: u32) -> Duration {
+    if retry <= 1 {
+        return Duration::ZERO;
+    }
+    factor
+        .saturating_mul(1u32 << (retry - 1).min(20))
+        .min(Duration::from_secs(120))
+}
+
 fn remaining(total: Duration, started: Instant) -> Duration {
     total
         .saturating_sub(started.elapsed())
@@ -568,6 +622,19 @@ mod tests {
             (Ok(f), Ok(t)) => keeps_credentials(&f, &t),
             _ => panic!("test URLs parse"),
         }
+    }
+
+    #[test]
+    fn retry_waits_double_as_urllib3_counts_them() {
+        let waits: Vec<u64> = (1..=7)
+            .map(|n| retry_wait(Duration::from_millis(500), n).as_millis() as u64)
+            .collect();
+        assert_eq!(waits, [0, 1000, 2000, 4000, 8000, 16000, 32000]);
+        assert_eq!(
+            retry_wait(Duration::from_secs(60), 40),
+            Duration::from_secs(120)
+        );
+        assert_eq!(retry_wait(Duration::ZERO, 5), Duration::ZERO);
     }
 
     #[test]

@@ -18,15 +18,143 @@ fn open_fetcher() -> Fetcher {
     .unwrap()
 }
 
+/// Retries as configured by default, but without upstream's waits between them (a failed
+/// lookup is retried too, and would otherwise take half a minute).
 fn guarded_fetcher(allowed_hosts: &[&str]) -> Fetcher {
     Fetcher::new(FetcherConfig {
         policy: AddressPolicy {
             allow_private: false,
             allowed_hosts: allowed_hosts.iter().map(|h| h.to_string()).collect(),
         },
+        retry_backoff: Duration::from_millis(1),
         ..FetcherConfig::default()
     })
     .unwrap()
+}
+
+fn retrying_fetcher(retries: u32) -> Fetcher {
+    Fetcher::new(FetcherConfig {
+        policy: AddressPolicy::allow_all(),
+        retries,
+        retry_backoff: Duration::from_millis(200),
+        ..FetcherConfig::default()
+    })
+    .unwrap()
+}
+
+/// A raw HTTP server on `listener` that closes the first `drop_first` connections as soon
+/// as it has read their request (before any reply), then answers each with `body`. Returns
+/// the number of connections it took.
+fn flaky_server(
+    listener: std::net::TcpListener,
+    drop_first: usize,
+    body: &'static str,
+) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = taken.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            if n < drop_first {
+                continue; // dropped: closed without a reply
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    taken
+}
+
+#[tokio::test]
+async fn a_reply_broken_off_before_its_headers_is_retried() {
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let taken = flaky_server(listener, 2, "<p>third time lucky</p>");
+    let page = retrying_fetcher(6)
+        .fetch(&FetchRequest::get(&url))
+        .await
+        .unwrap();
+    assert!(page.text.contains("third time lucky"));
+    assert_eq!(taken.load(Ordering::SeqCst), 3, "two dropped, one answered");
+
+    // PUT is not among the methods upstream retries once a request has gone out.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let taken = flaky_server(listener, 1, "never read");
+    let mut put = FetchRequest::get(&url);
+    put.method = "PUT".into();
+    let err = retrying_fetcher(6).fetch(&put).await.unwrap_err();
+    assert!(matches!(err, FetchError::Connect { .. }), "{err:?}");
+    assert_eq!(taken.load(Ordering::SeqCst), 1);
+
+    // No retries configured: the first failure is the answer.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let taken = flaky_server(listener, 1, "never read");
+    assert!(
+        retrying_fetcher(0)
+            .fetch(&FetchRequest::get(&url))
+            .await
+            .is_err()
+    );
+    assert_eq!(taken.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_retried_with_backoff_until_the_site_is_up() {
+    // A port nothing listens on yet; the site comes up after ~0.5 s. Waits of 0, 0.4, 0.8 s
+    // (factor 0.2 s) reach it on the third or fourth try.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/");
+    let started = std::time::Instant::now();
+    let up = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        flaky_server(listener, 0, "<p>up now</p>")
+    });
+    let page = retrying_fetcher(6)
+        .fetch(&FetchRequest::get(&url))
+        .await
+        .unwrap();
+    assert!(page.text.contains("up now"));
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "the retries waited for the site rather than spinning"
+    );
+    assert_eq!(
+        up.join().unwrap().load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+
+    // Retries stay within the request's timeout: a site that never comes up fails at it.
+    let mut req = FetchRequest::get(format!("http://127.0.0.1:{port}/gone"));
+    req.timeout = Duration::from_millis(700);
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    req.url = format!("http://127.0.0.1:{dead_port}/");
+    let started = std::time::Instant::now();
+    let err = retrying_fetcher(6).fetch(&req).await.unwrap_err();
+    assert!(matches!(err, FetchError::Connect { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -38,6 +38,9 @@ impl Server {
         cmd.args(["serve", "--host", host, "--port", "0"])
             .env("DATASTORE_PATH", data)
             .env("ALLOW_PRIVATE_ADDRESSES", "true")
+            // Refused connections are retried with upstream's waits (1, 2, 4, 8, 16 s), which
+            // crates/core/tests/fetch.rs covers; here a dead site's error must show at once.
+            .env("REQUESTS_RETRY_BACKOFF_FACTOR", "0.01")
             .env("FETCH_WORKERS", "2")
             .env("LOG_LEVEL", "info")
             .env_remove("API_ACCESS_TOKEN")
