@@ -155,6 +155,14 @@ async fn difference_in_every_format() {
     assert!(words.contains("10") && words.contains("11"), "{words}");
     let (_, words_type, _) = diff("?type=diffWords&changesOnly=true").await;
     assert_eq!(words, words_type);
+    let (lines_status, lines_type, _) = diff("?type=diffLines&changesOnly=true").await;
+    assert_eq!(lines_status, 200);
+    assert_ne!(lines_type, words);
+    for bad in ["", "words", "DIFFWORDS"] {
+        let (status, body, _) = diff(&format!("?type={bad}")).await;
+        assert_eq!(status, 400, "type={bad}");
+        assert!(body.contains("'type'"), "{body}");
+    }
 
     let (_, none, _) = diff("?replaced=false&changesOnly=true").await;
     assert_eq!(none, "");

@@ -265,8 +265,19 @@ async fn difference(
         q.get("format").map(String::as_str).unwrap_or("text"),
         &global_format,
     )?;
-    let word_diff =
-        flag(&q, "word_diff", false)? || q.get("type").is_some_and(|t| t == "diffWords");
+    // Upstream reads any other `type` as diffLines; the spec lists two values, and a value
+    // that would be ignored is refused instead.
+    let word_type = match q.get("type").map(String::as_str) {
+        None | Some("diffLines") => false,
+        Some("diffWords") => true,
+        Some(_) => {
+            return Err(ApiError::message(
+                StatusCode::BAD_REQUEST,
+                "Invalid value for 'type': must be diffLines or diffWords",
+            ));
+        }
+    };
+    let word_diff = flag(&q, "word_diff", false)? || word_type;
     let no_markup = flag(&q, "no_markup", false)?;
     let opts = DiffOptions {
         include_equal: !flag(&q, "changesOnly", false)?,
