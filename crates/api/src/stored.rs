@@ -3,10 +3,13 @@
 //! import, the bulk operations and the live rows, so none of them reaches into another's
 //! module for it.
 
+use std::collections::HashMap;
+
 use axum::http::StatusCode;
-use changewatch_core::model::{self, HistoryInfo, Tag, Watch};
+use changewatch_core::model::{self, HistoryInfo, Tag, Watch, has_template_markup};
 use changewatch_engine::docs::{self, Step};
 use changewatch_engine::timing::next_due;
+use changewatch_sandbox::RenderJob;
 use changewatch_store::{Expect, Item, Key, Schedule};
 
 use crate::error::ApiError;
@@ -208,4 +211,38 @@ pub async fn edit_tag<T>(
         })
     })
     .await
+}
+
+/// The rendered forms of a watch's templated `url` and `link_to_open`, for its `link` as
+/// upstream shows it (a URL with `{% now %}` shows today's address). Each renders in the
+/// sandbox on its own, so one broken template (shown as `""`, as upstream) spoils no other.
+pub async fn rendered_links(state: &AppState, watch: &Watch) -> Links {
+    let mut links = Links::default();
+    for template in [&watch.url, &watch.link_to_open] {
+        if !has_template_markup(template) || links.0.contains_key(template) {
+            continue;
+        }
+        let job = RenderJob::Request {
+            templates: vec![("url".into(), template.clone())],
+        };
+        let rendered = match state.sandbox.render(job).await {
+            Ok(r) => r.texts.into_iter().next().ok_or_else(String::new),
+            Err(e) => Err(e.to_string()),
+        };
+        links.0.insert(template.clone(), rendered);
+    }
+    links
+}
+
+/// What [`rendered_links`] found; [`Links::render`] is the model's `Render` over them.
+#[derive(Debug, Default)]
+pub struct Links(HashMap<String, Result<String, String>>);
+
+impl Links {
+    pub fn render(&self, template: &str) -> Result<String, String> {
+        self.0
+            .get(template)
+            .cloned()
+            .unwrap_or_else(|| Ok(template.to_string()))
+    }
 }

@@ -13,12 +13,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use changewatch_core::budget::{PageBudget, PageHold};
 use changewatch_core::clock::Clock;
+use changewatch_core::model::has_template_markup;
 use changewatch_core::model::{
     Settings, Tag, Watch, processor_settings, resolve_notification_settings, tags_for_watch,
 };
 use changewatch_core::pipeline::{ChangeStatus, PreviousState, history_line_key};
 use changewatch_core::reuse::{Fingerprint, Stamp};
 use changewatch_core::{CheckError, CheckResult, FetchRequest, Fetcher, ProcessorSettings};
+use changewatch_notify::render::render_request_template;
 use changewatch_sandbox::Sandbox;
 use changewatch_store::{
     CheckCommit, CheckJob, HistoryMeta, Item, Key, Lane, NotificationQueue, StoreError, WatchStore,
@@ -403,6 +405,9 @@ impl Checker {
             .map_or(started, |newest| started.max(newest + 1));
         let diff_filtered = watch.has_special_diff_filter_options_set();
         let mut request = fetch_request(watch, settings, timeout);
+        // Rendered before the fingerprint: a URL with `{% now %}` in it is another request
+        // when the date moves on.
+        let rendered = self.render_request(&mut request).await;
         let fingerprint = Fingerprint::of(&rules, &request);
         // The last processed reply stands for this one only under the same settings and
         // request, and only while its result is still the watch's (history kept, a checksum
@@ -423,6 +428,9 @@ impl Checker {
             None => PageHold::unbounded(),
         };
         let work = async {
+            if let Err(e) = rendered {
+                return Ok(Err(e));
+            }
             let page = match self.fetcher.fetch_within(&request, &mut hold).await {
                 Ok(page) => page,
                 Err(e) => return Ok(Err(CheckError::from(e))),
@@ -593,6 +601,46 @@ impl Checker {
     /// What processing compares the reply with: the last checksum, and the stored texts the
     /// watch's settings need (the unfiltered text for a diff filter, every line ever seen for
     /// `check_unique_lines`).
+    /// Renders the request's Jinja2 templates as upstream does at fetch time: the URL when
+    /// it has markup, every header value and the body (a plain one only loses a trailing
+    /// newline, as Jinja2 drops it). Templates run in the sandbox, as notifications do;
+    /// a request without markup never goes there.
+    async fn render_request(&self, request: &mut FetchRequest) -> Result<(), CheckError> {
+        let mut templates = Vec::new();
+        if has_template_markup(&request.url) {
+            templates.push(("url".to_string(), request.url.clone()));
+        }
+        for (name, value) in &request.headers {
+            if has_template_markup(value) {
+                templates.push((format!("header '{name}'"), value.clone()));
+            }
+        }
+        match &mut request.body {
+            Some(body) if has_template_markup(body) => {
+                templates.push(("body".to_string(), body.clone()));
+            }
+            Some(body) => *body = render_request_template(body).unwrap_or_default(),
+            None => {}
+        }
+        if templates.is_empty() {
+            return Ok(());
+        }
+        let mut texts = self.sandbox.render_request(templates).await?.into_iter();
+        let mut next = || texts.next().unwrap_or_default();
+        if has_template_markup(&request.url) {
+            request.url = next();
+        }
+        for (_, value) in request.headers.iter_mut() {
+            if has_template_markup(value) {
+                *value = next();
+            }
+        }
+        if let Some(body) = request.body.as_mut().filter(|b| has_template_markup(b)) {
+            *body = next();
+        }
+        Ok(())
+    }
+
     async fn previous_state(
         &self,
         key: &Key,

@@ -589,6 +589,7 @@ pub async fn queue_change(
         Ok(Rendered {
             message: Some(m),
             urls,
+            ..
         }) => (m, urls),
         Ok(Rendered { message: None, .. }) => {
             record_unsent(store, ctx, "change", "no message was rendered".into()).await;

@@ -8,7 +8,9 @@
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::time::Duration;
 
+use changewatch_core::model::{has_template_markup, resolve_link};
 use changewatch_core::pipeline;
+use changewatch_notify::ChangeContext;
 use changewatch_notify::render;
 
 use crate::protocol::{MAX_FRAME, ProcessInput, RenderJob, Rendered, Request, Response};
@@ -153,7 +155,34 @@ fn render_urls(
         .collect()
 }
 
-pub(crate) fn render_job(job: RenderJob) -> Result<Rendered, String> {
+/// The watch's links as upstream's notifications show them: a templated URL rendered (the
+/// parent leaves it as written: templates run here). The label falls back to the link, so
+/// it follows when it was the link.
+fn render_links(ctx: &mut ChangeContext) {
+    let render = |t: &str| render::render_request_template(t);
+    if has_template_markup(&ctx.watch_url) {
+        let raw = std::mem::take(&mut ctx.watch_url);
+        ctx.watch_url = resolve_link(&raw, &render);
+        if ctx.watch_title == raw {
+            ctx.watch_title = ctx.watch_url.clone();
+        }
+    }
+    if let Some(open) = ctx
+        .watch_open_url
+        .as_mut()
+        .filter(|o| has_template_markup(o))
+    {
+        *open = resolve_link(open, &render);
+    }
+}
+
+pub(crate) fn render_job(mut job: RenderJob) -> Result<Rendered, String> {
+    if let RenderJob::Change { ctx, .. }
+    | RenderJob::Urls { ctx, .. }
+    | RenderJob::Test { ctx, .. } = &mut job
+    {
+        render_links(ctx);
+    }
     match job {
         RenderJob::Change {
             title,
@@ -166,20 +195,18 @@ pub(crate) fn render_job(job: RenderJob) -> Result<Rendered, String> {
             Ok(Rendered {
                 message: Some(message),
                 urls: render_urls(urls, &ctx, format),
+                ..Rendered::default()
             })
         }
         RenderJob::Urls { urls, ctx, format } => Ok(Rendered {
-            message: None,
             urls: render_urls(urls, &ctx, format),
+            ..Rendered::default()
         }),
         RenderJob::Validate { templates } => {
             for (field, src) in &templates {
                 render::validate_template(src).map_err(|e| format!("{field}: {e}"))?;
             }
-            Ok(Rendered {
-                message: None,
-                urls: Vec::new(),
-            })
+            Ok(Rendered::default())
         }
         RenderJob::Test {
             title,
@@ -194,7 +221,20 @@ pub(crate) fn render_job(job: RenderJob) -> Result<Rendered, String> {
                 render::render_test(&title, &body, &ctx, format).map_err(|e| e.to_string())?;
             Ok(Rendered {
                 message: Some(message),
-                urls: Vec::new(),
+                ..Rendered::default()
+            })
+        }
+        RenderJob::Request { templates } => {
+            let texts = templates
+                .iter()
+                .map(|(field, src)| {
+                    render::render_request_template(src)
+                        .map_err(|e| format!("{field} template: {e}"))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Rendered {
+                texts,
+                ..Rendered::default()
             })
         }
     }
@@ -227,4 +267,53 @@ pub(crate) fn write_frame(output: &mut impl Write, bytes: &[u8]) -> io::Result<(
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "reply too large"))?;
     output.write_all(&len.to_be_bytes())?;
     output.write_all(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code: a panic is a failed test
+
+    use super::*;
+    use changewatch_core::diff::DiffFormat;
+
+    /// A notification shows the watch's link as upstream does: its template rendered, and
+    /// the label with it when the label was the link.
+    #[test]
+    fn notifications_show_the_rendered_link() {
+        let raw = "https://shop.example/{{ 'p' | upper }}".to_string();
+        let job = RenderJob::Change {
+            title: "{{ watch_title }}".into(),
+            body: "{{ watch_url }}".into(),
+            urls: vec!["json://hook.example/?from={{ watch_url }}".into()],
+            ctx: Box::new(ChangeContext {
+                watch_url: raw.clone(),
+                watch_title: raw,
+                ..ChangeContext::default()
+            }),
+            format: DiffFormat::Text,
+        };
+        let rendered = render_job(job).unwrap();
+        let message = rendered.message.unwrap();
+        assert_eq!(message.title, "https://shop.example/P");
+        assert_eq!(message.body, "https://shop.example/P");
+        assert_eq!(
+            rendered.urls,
+            ["json://hook.example/?from=https://shop.example/P"]
+        );
+
+        let texts = render_job(RenderJob::Request {
+            templates: vec![
+                ("url".into(), "/{{ 1 + 1 }}".into()),
+                ("body".into(), "plain\n".into()),
+            ],
+        })
+        .unwrap()
+        .texts;
+        assert_eq!(texts, ["/2", "plain"]);
+        let err = render_job(RenderJob::Request {
+            templates: vec![("header 'X'".into(), "{{ x | nope }}".into())],
+        })
+        .unwrap_err();
+        assert!(err.starts_with("header 'X' template: "), "{err}");
+    }
 }

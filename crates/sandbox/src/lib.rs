@@ -157,6 +157,26 @@ impl Sandbox {
         }
     }
 
+    /// Renders a check's request templates (`(field, template)`, see [`RenderJob::Request`]):
+    /// the texts in order, or the check's `last_error` when one cannot be rendered.
+    pub async fn render_request(
+        &self,
+        templates: Vec<(String, String)>,
+    ) -> Result<Vec<String>, CheckError> {
+        let fields: Vec<String> = templates.iter().map(|(f, _)| f.clone()).collect();
+        match self.render(RenderJob::Request { templates }).await {
+            Ok(rendered) if rendered.texts.len() == fields.len() => Ok(rendered.texts),
+            Ok(_) => Err(CheckError::Processor(format!(
+                "Exception: {}",
+                SandboxError::Protocol("a render reply without every request template".into())
+            ))),
+            Err(RenderError::Isolated(message)) => {
+                Err(CheckError::Processor(format!("Exception: {message}")))
+            }
+            Err(other) => Err(CheckError::Processor(format!("Exception: {other}"))),
+        }
+    }
+
     /// Renders notification templates.
     pub async fn render(&self, job: RenderJob) -> Result<Rendered, RenderError> {
         match &*self.inner {
@@ -165,6 +185,10 @@ impl Sandbox {
                 .map_err(|e| RenderError::Isolated(e.to_string()))?
                 .map_err(RenderError::Isolated),
             Mode::Child(pool) => {
+                let what = match job {
+                    RenderJob::Request { .. } => "request template",
+                    _ => "notification template",
+                };
                 let request = Request::Render(Box::new(job));
                 match pool.call(&request).await {
                     Ok(Response::Rendered(result)) => result.map_err(RenderError::Isolated),
@@ -172,7 +196,7 @@ impl Sandbox {
                         SandboxError::Protocol("a processing reply to a render request".into())
                             .to_string(),
                     )),
-                    Err(e) => Err(RenderError::Isolated(format!("notification template: {e}"))),
+                    Err(e) => Err(RenderError::Isolated(format!("{what}: {e}"))),
                 }
             }
         }

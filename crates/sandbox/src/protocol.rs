@@ -408,14 +408,21 @@ pub enum RenderJob {
         ctx: Box<ChangeContext>,
         format: DiffFormat,
     },
+    /// A check's request templates (`(field, template)`: the URL, header values, the body),
+    /// rendered as upstream renders them at fetch time, in order into [`Rendered::texts`].
+    /// The first failure names its field.
+    Request { templates: Vec<(String, String)> },
 }
 
 /// What a [`RenderJob`] produced.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Rendered {
-    /// `None` for [`RenderJob::Urls`].
+    /// `None` for [`RenderJob::Urls`] and [`RenderJob::Request`].
     pub message: Option<Message>,
     pub urls: Vec<String>,
+    /// [`RenderJob::Request`]'s texts.
+    #[serde(default)]
+    pub texts: Vec<String>,
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use changewatch_core::model::{Tag, Watch, assigned_tags, no_render, tags_for_watch};
+use changewatch_core::model::{
+    Tag, Watch, assigned_tags, has_template_markup, no_render, tags_for_watch,
+};
 use changewatch_engine::docs;
 use changewatch_engine::scheduler::request_recheck;
 use changewatch_store::{Expect, Key, Kind, StoreError};
@@ -22,7 +24,7 @@ use crate::bulk::{recheck_all, recheck_target};
 use crate::error::{ApiError, json_bytes_response, json_response, json_string, no_content};
 use crate::extract::{JsonBody, WatchUuid, query_switch, truthy};
 use crate::state::AppState;
-use crate::stored::{edit_watch, history_info, insert_watch, load, not_found};
+use crate::stored::{edit_watch, history_info, insert_watch, load, not_found, rendered_links};
 use crate::validate::proxy_names;
 
 pub fn routes() -> Router<AppState> {
@@ -65,6 +67,9 @@ async fn list(
     // never every document.
     // By uuid, as the object's keys always came.
     let mut out: BTreeMap<String, Box<RawValue>> = BTreeMap::new();
+    // Watches whose `link` needs a template rendered (in the sandbox, which this walk cannot
+    // wait for): their entries are made after it.
+    let mut templated = Vec::new();
     state
         .store
         .list_each(&state.tenant, Kind::Watch, &mut |item| {
@@ -82,6 +87,10 @@ async fn list(
                 return Ok(());
             }
             let history = history_info(&item);
+            if has_template_markup(&watch.url) || has_template_markup(&watch.link_to_open) {
+                templated.push((item.key.id, watch, history, tag_uuids));
+                return Ok(());
+            }
             let entry = watch.api_list_entry(&history, &tag_uuids, &no_render);
             let json = serde_json::value::to_raw_value(&entry)
                 .map_err(|e| StoreError::Corrupt(format!("watch {}: {e}", item.key.id)))?;
@@ -89,6 +98,13 @@ async fn list(
             Ok(())
         })
         .await?;
+    for (id, watch, history, tag_uuids) in templated {
+        let links = rendered_links(&state, &watch).await;
+        let entry = watch.api_list_entry(&history, &tag_uuids, &|t| links.render(t));
+        let json = serde_json::value::to_raw_value(&entry)
+            .map_err(|e| StoreError::Corrupt(format!("watch {id}: {e}")))?;
+        out.insert(id, json);
+    }
     let body =
         serde_json::to_vec(&out).map_err(|e| StoreError::Corrupt(format!("watch list: {e}")))?;
     Ok(json_bytes_response(StatusCode::OK, body))
@@ -179,9 +195,12 @@ async fn read(
     let history = history_info(&loaded.item);
     let tags = state.tags().await?;
     let assigned: Vec<(&str, &Tag)> = assigned_tags(&loaded.watch, &tags);
+    let links = rendered_links(&state, &loaded.watch).await;
     Ok(json_response(
         StatusCode::OK,
-        &loaded.watch.api_view(&history, &assigned, &no_render),
+        &loaded
+            .watch
+            .api_view(&history, &assigned, &|t| links.render(t)),
     ))
 }
 

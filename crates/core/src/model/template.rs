@@ -69,7 +69,7 @@ pub(super) fn blank_now_tags(src: &str) -> String {
 /// Compiles `src` as a Jinja2 template (syntax only; unknown variables and filters are
 /// render-time matters). The error is a one-line description with its line number.
 pub fn check_template_syntax(src: &str) -> Result<(), String> {
-    if !has_template_markup(src) && !src.contains("{#") {
+    if !has_template_markup(src) {
         return Ok(());
     }
     let prepared = blank_now_tags(src);

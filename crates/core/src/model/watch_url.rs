@@ -2,8 +2,10 @@
 
 use super::*;
 
-pub(super) fn has_template_markup(s: &str) -> bool {
-    s.contains("{{") || s.contains("{%")
+/// Whether `s` has Jinja2 markup (`{{`, `{%` or `{#`): only such text goes through the
+/// template engine (a watch's URL, header values and body at fetch time, its `link`).
+pub fn has_template_markup(s: &str) -> bool {
+    s.contains("{{") || s.contains("{%") || s.contains("{#")
 }
 
 pub(super) fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> &'a str {

@@ -344,6 +344,31 @@ pub fn render_url(
     ))
 }
 
+/// Renders a request template at fetch time, as upstream's `jinja_render(template_str=…)`
+/// does for a watch's URL, header values and body: no variables (a name renders as nothing),
+/// `{% now %}` and the filters, within the notification limits (fuel, recursion, output).
+/// A text without template markup only loses one trailing newline, as Jinja2 drops it (no
+/// template engine runs for it). The error is a one-line description of what failed.
+pub fn render_request_template(template: &str) -> Result<String, String> {
+    if !changewatch_core::model::has_template_markup(template) {
+        let text = template.strip_suffix('\n').unwrap_or(template);
+        return Ok(text.strip_suffix('\r').unwrap_or(text).to_string());
+    }
+    let src = env::rewrite_now_tags(template);
+    let tmpl = env::ENV
+        .template_from_str(&src)
+        .map_err(|e| format!("not a valid Jinja2 template: {}", env::describe(&e)))?;
+    let mut out = env::CappedWriter::default();
+    match tmpl.render_captured_to(Value::from(tokens::request_context()), &mut out) {
+        Ok(_) => Ok(out.into_string()),
+        Err(_) if out.overflowed => Err("the template's output is too large".into()),
+        Err(e) if e.kind() == ErrorKind::OutOfFuel => {
+            Err("the template ran out of its execution budget (endless or huge loop?)".into())
+        }
+        Err(e) => Err(env::describe(&e)),
+    }
+}
+
 /// Renders the templates of a "send test notification" action, as upstream does: the
 /// real last two snapshots when the caller has them, otherwise (both snapshots empty)
 /// [`TEST_PREV_SNAPSHOT`] and [`TEST_CURRENT_SNAPSHOT`], so the diff tokens show something.
@@ -608,5 +633,43 @@ mod tests {
                 .contains("<a href=\"https://cw.example/edit/u1\">https://cw.example/edit/u1</a>")
         );
         assert_eq!(m.format, BodyFormat::Html);
+    }
+
+    #[test]
+    fn request_templates_render_without_variables() {
+        let year = chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
+            .format("%Y")
+            .to_string();
+        assert_eq!(
+            render_request_template("https://x.example/?y={% now 'UTC', '%Y' %}").unwrap(),
+            format!("https://x.example/?y={year}")
+        );
+        // No notification tokens here: upstream renders these with no variables at all.
+        assert_eq!(
+            render_request_template("a{{ watch_url }}b{{ today }}c").unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            render_request_template("{{ 'ab' | upper }}{# note #}").unwrap(),
+            "AB"
+        );
+        // Plain text is not run through the engine; Jinja2 would drop one trailing newline.
+        assert_eq!(
+            render_request_template("{\"a\": 1}\n").unwrap(),
+            "{\"a\": 1}"
+        );
+        assert_eq!(render_request_template("x\r\n\n").unwrap(), "x\r\n");
+        assert!(
+            render_request_template("{% if %}")
+                .unwrap_err()
+                .contains("not a valid Jinja2 template")
+        );
+        assert!(
+            render_request_template(
+                "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}"
+            )
+            .unwrap_err()
+            .contains("budget")
+        );
     }
 }

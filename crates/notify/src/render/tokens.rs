@@ -622,6 +622,18 @@ pub(crate) fn build_context(b: &Build<'_>) -> BTreeMap<String, Value> {
     out
 }
 
+/// What a request template (a watch's URL, header value or body) can use: upstream renders
+/// those with no variables, only its `{% now %}` extension (in UTC unless the tag names a
+/// zone).
+pub(crate) fn request_context() -> BTreeMap<String, Value> {
+    BTreeMap::from([(
+        super::env::NOW_FN.to_string(),
+        Value::from_object(NowFn {
+            default_zone: zone(None),
+        }),
+    )])
+}
+
 fn datetime_at(secs: f64, tz: Tz) -> DateTime<Tz> {
     #[allow(clippy::cast_possible_truncation)]
     let whole = if secs.is_finite() {
