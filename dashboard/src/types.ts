@@ -100,6 +100,8 @@ export interface Watch {
   headers: Record<string, string>;
   body: string | null;
   ignore_status_codes: boolean | null;
+  /** A key of the settings' proxy list (`no-proxy`: direct); null = tag or settings default. */
+  proxy?: string | null;
   time_between_check: Partial<TimeBetweenCheck> | null;
   time_between_check_use_default: boolean;
   time_schedule_limit: Partial<TimeScheduleLimit> | null;
@@ -140,6 +142,12 @@ export interface UiSettings {
   notification_format: string;
   api_access_token: string;
   api_access_token_enabled: boolean;
+  /** Proxies the checks may go through (upstream's `requests.extra_proxies`). */
+  extra_proxies: { proxy_name: string; proxy_url: string }[];
+  /** Key of the default proxy; null = the list's first. */
+  proxy: string | null;
+  /** Keys a watch or the default may name (read-only: derived from the list). */
+  proxy_choices?: string[];
   password_set: boolean;
   /** The password comes from the deployment (SALTED_PASS) and cannot be changed here. */
   password_fixed?: boolean;
@@ -151,7 +159,7 @@ export interface UiSettings {
 
 /** The writable part of the settings (PUT /ui/settings takes any subset). */
 export type UiSettingsUpdate = Partial<
-  Omit<UiSettings, 'api_access_token' | 'password_set' | 'password_fixed' | 'password_required' | 'api_key_fixed'>
+  Omit<UiSettings, 'api_access_token' | 'password_set' | 'password_fixed' | 'password_required' | 'api_key_fixed' | 'proxy_choices'>
 >;
 
 /** Bulk operations of the bulk bar (socket `checkbox-operation` / POST /ui/checkbox-operations). */

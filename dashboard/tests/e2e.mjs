@@ -691,6 +691,49 @@ async function scenario(browser, fixture) {
     await assertNoReload('after the edit page test');
   });
 
+  await runStep('proxies: the settings list becomes the edit page\'s choices, and a choice is saved', async () => {
+    await page.click('.mainnav a[data-route=settings]');
+    await page.waitForURL('**/#/settings');
+    const list = page.locator('form#settings-form textarea[name=extra_proxies]');
+    await list.waitFor({ state: 'visible' });
+    // A port nothing listens on: the list is removed again before any check uses it.
+    await list.fill('office = http://user:pw@127.0.0.1:9');
+    await page.click('form#settings-form button[type=submit]');
+    await page.locator('#toasts .toast', { hasText: 'Settings saved' }).last().waitFor({ state: 'visible' });
+    await waitForPage(page, 'the default proxy choices to list the new proxy', () =>
+      [...document.querySelectorAll('form#settings-form select[name=proxy] option')].some((o) => o.value === 'ui-0office'),
+    );
+
+    await page.evaluate((u) => {
+      location.hash = `#/edit/${u}`;
+    }, uuid);
+    const choice = page.locator('form#edit-form select[name=proxy]');
+    await choice.waitFor({ state: 'visible' });
+    const options = await choice.locator('option').evaluateAll((os) => os.map((o) => o.value));
+    assert(
+      JSON.stringify(options) === JSON.stringify(['', 'ui-0office', 'no-proxy']),
+      `the edit page offers the list's keys (got ${JSON.stringify(options)})`,
+    );
+    await choice.selectOption('no-proxy');
+    await page.click('form#edit-form button[type=submit]');
+    await page.locator('#toasts .toast', { hasText: 'Watch saved' }).last().waitFor({ state: 'visible' });
+    const saved = await waitUntil('the proxy choice to be stored', async () => {
+      const w = await rest('GET', `/api/v1/watch/${uuid}`);
+      return w.proxy === 'no-proxy' && w;
+    });
+    assert(saved.proxy === 'no-proxy', 'the watch goes direct');
+
+    // Back to no list, so the later steps' checks go direct as before.
+    await page.click('.mainnav a[data-route=settings]');
+    await list.waitFor({ state: 'visible' });
+    await list.fill('');
+    await page.click('form#settings-form button[type=submit]');
+    await page.locator('#toasts .toast', { hasText: 'Settings saved' }).last().waitFor({ state: 'visible' });
+    const settings = await rest('GET', '/ui/settings');
+    assert(settings.extra_proxies.length === 0, `the list is empty again (got ${JSON.stringify(settings.extra_proxies)})`);
+    await assertNoReload('after the proxy settings');
+  });
+
   await runStep('a failed change notification shows on the row, linked to the notification log', async () => {
     ({ uuid: notifyUuid } = await rest('POST', '/api/v1/watch', {
       url: fixture.notifyPageUrl,

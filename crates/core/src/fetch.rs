@@ -12,6 +12,7 @@
 //! browsers and curl do, so a page cannot forward them to a host of its choosing or downgrade
 //! them to plain http. See [`keeps_credentials`].
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,6 +75,9 @@ pub struct FetchRequest {
     /// (unless the watch sets those headers itself), and a `304 Not Modified` is then a page
     /// with no body rather than an error ([`FetchedPage::not_modified`]).
     pub validators: Option<Validators>,
+    /// The proxy this request goes through (`http`, `https`, `socks5`, `socks5h`, with
+    /// credentials in the URL); `None` connects directly. See [`parse_proxy_url`].
+    pub proxy: Option<String>,
 }
 
 impl FetchRequest {
@@ -87,6 +91,7 @@ impl FetchRequest {
             ignore_status_codes: false,
             empty_pages_are_a_change: false,
             validators: None,
+            proxy: None,
         }
     }
 }
@@ -149,6 +154,10 @@ pub enum FetchError {
     OverBudget { limit: usize },
     #[error("Invalid request header '{name}'")]
     BadHeader { name: String },
+    /// The proxy's URL cannot be used (the settings' validation keeps such URLs out; this is
+    /// for one stored before). `proxy` is the URL without its credentials.
+    #[error("Proxy '{proxy}' cannot be used: {reason}")]
+    BadProxy { proxy: String, reason: String },
     #[error("Empty reply with status code {status}")]
     EmptyReply { status: u16 },
     #[error("HTTP status code {status}")]
@@ -247,7 +256,14 @@ pub fn refusal_in(err: &(dyn std::error::Error + 'static)) -> Option<Refusal> {
 pub struct Fetcher {
     client: reqwest::Client,
     config: Arc<FetcherConfig>,
+    /// One client per proxy URL (a client's proxy is fixed when it is built), so each
+    /// proxy keeps its pooled connections. Proxies come from the settings: a handful.
+    proxied: Arc<std::sync::Mutex<HashMap<String, reqwest::Client>>>,
 }
+
+/// More distinct proxy URLs than this in one process means the list is being edited: the
+/// cached clients are dropped and built again as needed.
+const MAX_PROXY_CLIENTS: usize = 64;
 
 impl Fetcher {
     pub fn new(config: FetcherConfig) -> Result<Self, reqwest::Error> {
@@ -266,7 +282,66 @@ impl Fetcher {
         Ok(Fetcher {
             client,
             config: Arc::new(config),
+            proxied: Arc::default(),
         })
+    }
+
+    /// The client for `proxy`: without a proxy, the guarded one. Through a proxy the proxy
+    /// connects to the site, so the guard's resolver never sees the target: the target is
+    /// vetted before each hop instead ([`Fetcher::vet_proxied_target`]). The proxy's own
+    /// address is the operator's choice (often a private one) and is not vetted.
+    fn client_for(&self, proxy: Option<&str>) -> Result<reqwest::Client, FetchError> {
+        let Some(raw) = proxy else {
+            return Ok(self.client.clone());
+        };
+        let mut cache = self
+            .proxied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(client) = cache.get(raw) {
+            return Ok(client.clone());
+        }
+        let bad = |reason: String| FetchError::BadProxy {
+            proxy: redacted(raw),
+            reason,
+        };
+        let url = parse_proxy_url(raw).map_err(bad)?;
+        let proxy = reqwest::Proxy::all(url.as_str()).map_err(|e| bad(e.to_string()))?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .proxy(proxy)
+            .danger_accept_invalid_certs(true)
+            .build()
+            .map_err(|e| bad(e.to_string()))?;
+        if cache.len() >= MAX_PROXY_CLIENTS {
+            cache.clear();
+        }
+        cache.insert(raw.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// The guard for a proxied hop: a literal IP is vetted as always; a name is resolved
+    /// here and refused when any answer is restricted. A name this machine cannot resolve
+    /// is left to the proxy (it may know names this machine does not); the proxy resolves
+    /// it again, so this is a check on the target, not a pin of the connected address.
+    async fn vet_proxied_target(&self, url: &Url, hop: usize) -> Result<(), FetchError> {
+        let Some(url::Host::Domain(host)) = url.host() else {
+            return Ok(());
+        };
+        if self.config.policy.host_exempt(host) {
+            return Ok(());
+        }
+        let port = url.port_or_known_default().unwrap_or(80);
+        let Ok(addrs) = tokio::net::lookup_host((host, port)).await else {
+            return Ok(());
+        };
+        for addr in addrs {
+            self.config
+                .policy
+                .check(addr.ip())
+                .map_err(|refusal| blocked(url, hop, refusal))?;
+        }
+        Ok(())
     }
 
     pub fn config(&self) -> &FetcherConfig {
@@ -291,13 +366,16 @@ impl Fetcher {
             .unwrap_or(reqwest::Method::GET);
         let mut body = req.body.clone();
         let mut headers = self.headers(req)?;
+        let client = self.client_for(req.proxy.as_deref())?;
 
         for hop in 0..=MAX_REDIRECTS {
             self.vet_literal_host(&url, hop)?;
+            if req.proxy.is_some() {
+                self.vet_proxied_target(&url, hop).await?;
+            }
             let mut retry = 0;
             let resp = loop {
-                let mut builder = self
-                    .client
+                let mut builder = client
                     .request(method.clone(), url.clone())
                     .headers(headers.clone())
                     .timeout(remaining(req.timeout, started));
@@ -518,6 +596,41 @@ pub fn keeps_credentials(from: &Url, to: &Url) -> bool {
         && from.host() == to.host()
         && from.port_or_known_default() == Some(80)
         && to.port_or_known_default() == Some(443)
+}
+
+/// Checks a proxy URL as the fetcher will use it: `http`, `https`, `socks5` (names resolved
+/// here) or `socks5h` (names resolved by the proxy), a host, credentials as
+/// `user:password@` if any. The error says what is wrong without repeating the URL, which
+/// may hold a password.
+pub fn parse_proxy_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https" | "socks5" | "socks5h") {
+        return Err(format!(
+            "unsupported proxy scheme '{}' (http, https, socks5 or socks5h)",
+            url.scheme()
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the proxy URL has no host".into());
+    }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err("a proxy URL is scheme://[user:password@]host[:port] only".into());
+    }
+    Ok(url)
+}
+
+/// A proxy URL fit for messages and logs: its credentials replaced.
+pub fn redacted(raw: &str) -> String {
+    match Url::parse(raw.trim()) {
+        Ok(mut url) => {
+            if !url.username().is_empty() || url.password().is_some() {
+                let _ = url.set_username("***");
+                let _ = url.set_password(None);
+            }
+            url.to_string()
+        }
+        Err(_) => "(not a URL)".into(),
+    }
 }
 
 /// Parses and scheme-checks a watch URL. Only http and https are fetched.

@@ -47,6 +47,12 @@ impl Fingerprint {
             u8::from(request.ignore_status_codes),
             u8::from(request.empty_pages_are_a_change),
         ]);
+        // Another proxy may be served another page (another country, another cache). Only
+        // a request through a proxy adds this, so direct requests keep their fingerprints.
+        if let Some(proxy) = &request.proxy {
+            ctx.consume([0, 1]);
+            ctx.consume(proxy.as_bytes());
+        }
         Fingerprint(half(ctx.compute()))
     }
 }

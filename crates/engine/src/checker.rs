@@ -13,9 +13,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use changewatch_core::budget::{PageBudget, PageHold};
 use changewatch_core::clock::Clock;
-use changewatch_core::model::has_template_markup;
 use changewatch_core::model::{
-    Settings, Tag, Watch, processor_settings, resolve_notification_settings, tags_for_watch,
+    Settings, Tag, Watch, has_template_markup, processor_settings, proxy_for,
+    resolve_notification_settings, tags_for_watch,
 };
 use changewatch_core::pipeline::{ChangeStatus, PreviousState, history_line_key};
 use changewatch_core::reuse::{Fingerprint, Stamp};
@@ -405,6 +405,7 @@ impl Checker {
             .map_or(started, |newest| started.max(newest + 1));
         let diff_filtered = watch.has_special_diff_filter_options_set();
         let mut request = fetch_request(watch, settings, timeout);
+        request.proxy = proxy_for(watch, &watch_tags, settings);
         // Rendered before the fingerprint: a URL with `{% now %}` in it is another request
         // when the date moves on.
         let rendered = self.render_request(&mut request).await;
@@ -724,6 +725,7 @@ fn fetch_request(watch: &Watch, settings: &Settings, timeout: Duration) -> Fetch
             .unwrap_or(settings.application.ignore_status_codes),
         empty_pages_are_a_change: settings.application.empty_pages_are_a_change,
         validators: None,
+        proxy: None,
     }
 }
 

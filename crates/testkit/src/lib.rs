@@ -8,15 +8,19 @@
 //! - [`capture::CaptureServer`]: records every HTTP request and answers with canned or failing
 //!   replies, for notification delivery tests.
 //! - [`smtp::SmtpServer`]: a small real SMTP receiver capturing envelope and message data.
+//! - [`proxy::ProxyServer`]: HTTP (absolute-form and CONNECT) and SOCKS5 forward proxies, with
+//!   optional credentials, recording what they were asked for.
 //! - [`on_small_stack`]: runs a closure with a tokio blocking thread's stack.
 //! - [`setup`]: one-line failures naming what `make test` would have installed.
 
 pub mod capture;
 pub mod moto;
+pub mod proxy;
 pub mod setup;
 pub mod smtp;
 
 pub use capture::{CaptureServer, Captured};
+pub use proxy::{Proxied, ProxyServer};
 pub use smtp::{ReceivedMail, SmtpServer};
 
 use std::collections::HashMap;

@@ -92,13 +92,13 @@ export const editView: View = ({ root, route, signal }) => {
   const uuid = route.uuid ?? '';
   root.append(h('p', { class: 'loading' }, 'Loading…'));
 
-  Promise.all([api.getWatch(uuid, signal), api.getTags(signal)])
-    .then(([watch, tagMap]) => {
+  Promise.all([api.getWatch(uuid, signal), api.getTags(signal), api.getSettings(signal)])
+    .then(([watch, tagMap, settings]) => {
       if (signal.aborted) return;
       const tags: TagBrief[] = Object.entries(tagMap ?? {})
         .map(([id, t]) => ({ uuid: id, title: typeof t?.title === 'string' ? t.title : '' }))
         .sort((a, b) => a.title.localeCompare(b.title));
-      render(watch, tags);
+      render(watch, tags, settings.proxy_choices ?? []);
     })
     .catch((err: unknown) => {
       if (signal.aborted) return;
@@ -110,7 +110,7 @@ export const editView: View = ({ root, route, signal }) => {
       );
     });
 
-  function render(watch: Watch, tags: TagBrief[]): void {
+  function render(watch: Watch, tags: TagBrief[], proxies: string[]): void {
     const form = h('form', { id: 'edit-form', class: 'edit-form', novalidate: true });
     const input = (name: string, value: string | null | undefined, attrs: Record<string, string> = {}): HTMLInputElement =>
       h('input', { name, type: 'text', value: value ?? '', ...attrs });
@@ -188,6 +188,17 @@ export const editView: View = ({ root, route, signal }) => {
       field('Headers', textarea('headers', headersToText(watch.headers)), 'One per line: Name: value'),
       field('Body', textarea('body', watch.body ?? '')),
       checkbox('ignore_status_codes', 'Accept any HTTP status code (not only 200)', Boolean(watch.ignore_status_codes)),
+      // Only with a proxy list (settings page): the choices are its keys.
+      proxies.length > 0
+        ? field(
+            'Proxy',
+            select(
+              'proxy',
+              [{ value: '', label: 'Default (tag or settings)' }, ...proxies.map((k) => ({ value: k, label: k === 'no-proxy' ? 'No proxy' : k }))],
+              watch.proxy ?? '',
+            ),
+          )
+        : null,
     );
 
     // Filters and triggers
@@ -371,6 +382,7 @@ function collect(form: HTMLFormElement, watch: Watch): Body {
     headers: parseHeaders(val('headers')),
     body: val('body') === '' ? null : val('body'),
     ignore_status_codes: checked('ignore_status_codes'),
+    ...(form.elements.namedItem('proxy') ? { proxy: val('proxy') || null } : {}),
     notification_urls: linesToList(val('notification_urls')),
     notification_title: val('notification_title').trim() || null,
     notification_body: val('notification_body').trim() === '' ? null : val('notification_body'),

@@ -55,6 +55,30 @@ export const settingsView: View = ({ root, signal }) => {
         h(
           'fieldset',
           null,
+          h('legend', null, 'Proxies'),
+          field(
+            'Proxy list',
+            h('textarea', {
+              name: 'extra_proxies',
+              rows: 3,
+              spellcheck: 'false',
+              placeholder: 'office = socks5://user:password@10.0.0.2:1080',
+              value: (s.extra_proxies ?? []).map((p) => `${p.proxy_name} = ${p.proxy_url}`).join('\n'),
+            }),
+            'One per line: name = URL (http, https, socks5 or socks5h; credentials as user:password@). Watches choose one by its key; without a choice they use the default.',
+          ),
+          field(
+            'Default proxy',
+            select(
+              'proxy',
+              [{ value: '', label: 'The first in the list' }, ...(s.proxy_choices ?? []).map((k) => ({ value: k, label: k }))],
+              s.proxy ?? '',
+            ),
+          ),
+        ),
+        h(
+          'fieldset',
+          null,
           h('legend', null, 'Global filters'),
           field(
             'Ignore text',
@@ -138,7 +162,14 @@ export const settingsView: View = ({ root, signal }) => {
       for (const unit of INTERVAL_UNITS) interval[unit] = num(`time_between_check.${unit}`, `Interval ${unit}`);
       const enabled = form.elements.namedItem('api_access_token_enabled');
       const n = collectNotification();
+      const proxies = linesToList(val('extra_proxies')).map((line) => {
+        const at = line.indexOf('=');
+        if (at < 1) throw new Error(`Proxy list: "${line}" is not "name = URL".`);
+        return { proxy_name: line.slice(0, at).trim(), proxy_url: line.slice(at + 1).trim() };
+      });
       return {
+        extra_proxies: proxies,
+        proxy: val('proxy') || null,
         time_between_check: interval,
         jitter_seconds: num('jitter_seconds', 'Jitter') ?? 0,
         global_ignore_text: linesToList(val('global_ignore_text')),

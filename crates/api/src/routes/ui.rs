@@ -6,12 +6,13 @@
 //! itself), whatever `api_access_token_enabled` says: that setting opens API v1, not the page
 //! that shows the key and changes the password.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::validate::{self, validate_rule_list};
+use crate::validate::{self, proxy_names, validate_rule_list};
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -20,8 +21,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use changewatch_core::fetch::parse_proxy_url;
 use changewatch_core::model::{
-    SessionKeys, Settings, TextOrFalse, TimeBetweenCheck, check_template_syntax,
+    ExtraProxy, SessionKeys, Settings, TextOrFalse, TimeBetweenCheck, check_template_syntax,
 };
 use changewatch_engine::docs::update_settings;
 use changewatch_store::Kind;
@@ -378,6 +380,9 @@ fn settings_view(s: &Settings) -> Value {
     json!({
         "time_between_check": s.requests.time_between_check,
         "jitter_seconds": s.requests.jitter_seconds,
+        "extra_proxies": s.requests.extra_proxies,
+        "proxy": s.requests.proxy,
+        "proxy_choices": proxy_names(s),
         "global_ignore_text": a.global_ignore_text,
         "global_subtractive_selectors": a.global_subtractive_selectors,
         "notification_urls": a.notification_urls,
@@ -450,6 +455,31 @@ fn apply_settings(s: &mut Settings, body: &Map<String, Value>) -> Result<(), Api
                 }
                 s.requests.time_between_check = t;
             }
+            "extra_proxies" => {
+                let proxies: Vec<ExtraProxy> = serde_json::from_value(v.clone())
+                    .map_err(|_| bad("extra_proxies: must be a list of {proxy_name, proxy_url}"))?;
+                let mut names = HashSet::new();
+                for p in &proxies {
+                    let name = p.proxy_name.trim();
+                    if name.is_empty() || p.proxy_url.trim().is_empty() {
+                        return Err(bad("extra_proxies: every proxy needs a name and a URL"));
+                    }
+                    if !names.insert(name.to_string()) {
+                        return Err(bad(format!(
+                            "extra_proxies: the name '{name}' is used twice"
+                        )));
+                    }
+                    parse_proxy_url(&p.proxy_url)
+                        .map_err(|e| bad(format!("extra_proxies: proxy '{name}': {e}")))?;
+                }
+                s.requests.extra_proxies = proxies
+                    .into_iter()
+                    .map(|p| ExtraProxy {
+                        proxy_name: p.proxy_name.trim().to_string(),
+                        proxy_url: p.proxy_url.trim().to_string(),
+                    })
+                    .collect();
+            }
             "jitter_seconds" => {
                 let j = v
                     .as_i64()
@@ -498,7 +528,30 @@ fn apply_settings(s: &mut Settings, body: &Map<String, Value>) -> Result<(), Api
                     .as_bool()
                     .ok_or_else(|| bad("api_access_token_enabled: must be true or false"))?;
             }
+            "proxy" => {
+                s.requests.proxy = match v {
+                    Value::Null => None,
+                    Value::String(p) if p.trim().is_empty() => None,
+                    Value::String(p) => Some(p.trim().to_string()),
+                    _ => return Err(bad("proxy: must be a proxy's key or null")),
+                };
+            }
             other => return Err(bad(format!("{other}: not a setting this page can change"))),
+        }
+    }
+    // Checked once the list is final: the default must name a proxy of it (removing the
+    // proxy it names needs the default changed in the same save).
+    if let Some(p) = &s.requests.proxy {
+        let names = proxy_names(s);
+        if !names.contains(p) {
+            let list = if names.is_empty() {
+                "none configured".to_string()
+            } else {
+                names.join(", ")
+            };
+            return Err(bad(format!(
+                "proxy: '{p}' is not in the proxy list ({list})"
+            )));
         }
     }
     Ok(())

@@ -858,7 +858,13 @@ pub fn apply_tag_update(
     Ok(())
 }
 
-/// Proxy keys a watch may name: the UI proxies of the settings.
+/// Proxy keys a watch may name: upstream's proxy list (the settings' proxies, then
+/// `no-proxy` while there are any).
 pub fn proxy_names(settings: &Settings) -> Vec<String> {
-    settings.requests.ui_proxy_keys()
+    settings
+        .requests
+        .proxy_list()
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect()
 }

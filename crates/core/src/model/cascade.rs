@@ -1,4 +1,4 @@
-//! The watch > tag > global cascades: processing, notification and restock settings.
+//! The watch > tag > global cascades: processing, notification, restock and proxy settings.
 
 use super::*;
 
@@ -154,4 +154,25 @@ pub fn resolved_restock_config(watch: &Watch, assigned_tags: &[(&str, &Tag)]) ->
         .as_ref()
         .map_or_else(|| Value::Object(Map::new()), to_value);
     (cfg, "watch".into())
+}
+
+/// The proxy URL a watch's requests go through, as upstream picks it
+/// (`get_preferred_proxy_for_watch`): none without a proxy list; the watch's choice, else its
+/// first tag's, when it names a proxy of the list; else the settings' `requests.proxy`; else
+/// the list's first proxy. `no-proxy` (chosen anywhere on the way) means a direct request.
+pub fn proxy_for(watch: &Watch, tags: &[&Tag], settings: &Settings) -> Option<String> {
+    let list = settings.requests.proxy_list();
+    let url_of = |key: &str| list.iter().find(|(k, _)| k == key).map(|(_, u)| u.clone());
+    let chosen = std::iter::once(&watch.proxy)
+        .chain(tags.iter().map(|t| &t.base.proxy))
+        .chain(std::iter::once(&settings.requests.proxy))
+        .filter_map(|p| p.as_deref())
+        .find_map(url_of);
+    match chosen {
+        Some(url) => Some(url).filter(|u| !u.is_empty()),
+        None => list
+            .first()
+            .map(|(_, u)| u.clone())
+            .filter(|u| !u.is_empty()),
+    }
 }

@@ -94,6 +94,9 @@ impl Default for RequestsSettings {
     }
 }
 
+/// The proxy-list key that means "no proxy" (upstream's `ENABLE_NO_PROXY_OPTION`, on).
+pub const NO_PROXY: &str = "no-proxy";
+
 impl RequestsSettings {
     /// Proxy-list keys of the UI-configured proxies. Upstream's counter never advances, so
     /// every key is `ui-0<name>`; watches store these keys, so they must stay that way.
@@ -103,6 +106,21 @@ impl RequestsSettings {
             .filter(|p| !p.proxy_name.is_empty() && !p.proxy_url.is_empty())
             .map(|p| format!("ui-0{}", p.proxy_name))
             .collect()
+    }
+
+    /// The proxy list as upstream builds it: `(key, url)` of every UI proxy, then `no-proxy`
+    /// with no URL (a watch's way to go direct while a list exists). Empty without proxies.
+    pub fn proxy_list(&self) -> Vec<(String, String)> {
+        let mut list: Vec<(String, String)> = self
+            .extra_proxies
+            .iter()
+            .filter(|p| !p.proxy_name.is_empty() && !p.proxy_url.is_empty())
+            .map(|p| (format!("ui-0{}", p.proxy_name), p.proxy_url.clone()))
+            .collect();
+        if !list.is_empty() {
+            list.push((NO_PROXY.to_string(), String::new()));
+        }
+        list
     }
 
     /// `fetch_backend` values for the configured extra browsers.

@@ -310,6 +310,43 @@ fn ui_proxy_keys_keep_upstream_naming() {
         ..Default::default()
     };
     assert_eq!(r.ui_proxy_keys(), vec!["ui-0a", "ui-0c"]);
+    let keys: Vec<String> = r.proxy_list().into_iter().map(|(k, _)| k).collect();
+    assert_eq!(keys, ["ui-0a", "ui-0c", "no-proxy"]);
+    assert!(RequestsSettings::default().proxy_list().is_empty());
+}
+
+#[test]
+fn proxy_choice_cascades_as_upstream() {
+    let mut s = Settings::default();
+    let w = Watch::new("https://example.com/");
+    assert_eq!(proxy_for(&w, &[], &s), None, "no list, no proxy");
+    s.requests.extra_proxies = ["a", "b"]
+        .iter()
+        .map(|n| ExtraProxy {
+            proxy_name: (*n).into(),
+            proxy_url: format!("http://{n}.proxy:3128"),
+        })
+        .collect();
+    let url = |n: &str| Some(format!("http://{n}.proxy:3128"));
+    // Nothing chosen anywhere: the list's first.
+    assert_eq!(proxy_for(&w, &[], &s), url("a"));
+    // The settings' default, unless it names nothing.
+    s.requests.proxy = Some("ui-0b".into());
+    assert_eq!(proxy_for(&w, &[], &s), url("b"));
+    s.requests.proxy = Some("ui-0gone".into());
+    assert_eq!(proxy_for(&w, &[], &s), url("a"));
+    // A tag's choice, then the watch's, win over it.
+    let mut tag = Tag::new("t");
+    tag.base.proxy = Some("ui-0b".into());
+    assert_eq!(proxy_for(&w, &[&tag], &s), url("b"));
+    let mut w2 = w.clone();
+    w2.proxy = Some("ui-0a".into());
+    assert_eq!(proxy_for(&w2, &[&tag], &s), url("a"));
+    // `no-proxy` anywhere on the way is a direct request.
+    w2.proxy = Some("no-proxy".into());
+    assert_eq!(proxy_for(&w2, &[&tag], &s), None);
+    s.requests.proxy = Some("no-proxy".into());
+    assert_eq!(proxy_for(&w, &[], &s), None);
 }
 
 #[test]
