@@ -20,7 +20,7 @@ use crate::extract::strtobool;
 use crate::state::AppState;
 use crate::stored::decode_watch;
 use crate::stored::insert_watch;
-use crate::validate::proxy_names;
+use crate::validate::{proxy_list_text, proxy_names};
 use futures::StreamExt;
 
 pub fn routes() -> Router<AppState> {
@@ -82,13 +82,9 @@ async fn import(
     let mut extras = Map::new();
     if let Some(proxy) = get("proxy").filter(|p| !p.is_empty()) {
         if !proxies.contains(&proxy) {
-            let list = if proxies.is_empty() {
-                "none configured".to_string()
-            } else {
-                proxies.join(", ")
-            };
             return Err(bad(format!(
-                "Invalid proxy choice, currently supported proxies are '{list}'"
+                "Invalid proxy choice, currently supported proxies are '{}'",
+                proxy_list_text(&proxies)
             )));
         }
         extras.insert("proxy".into(), json!(proxy));

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::validate::{self, proxy_names, validate_rule_list};
+use crate::validate::{self, proxy_list_text, proxy_names, validate_rule_list};
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -544,13 +544,9 @@ fn apply_settings(s: &mut Settings, body: &Map<String, Value>) -> Result<(), Api
     if let Some(p) = &s.requests.proxy {
         let names = proxy_names(s);
         if !names.contains(p) {
-            let list = if names.is_empty() {
-                "none configured".to_string()
-            } else {
-                names.join(", ")
-            };
             return Err(bad(format!(
-                "proxy: '{p}' is not in the proxy list ({list})"
+                "proxy: '{p}' is not in the proxy list ({})",
+                proxy_list_text(&names)
             )));
         }
     }

@@ -140,12 +140,18 @@ pub(super) fn check_proxy(
     if known {
         return Ok(());
     }
-    let list = if ctx.proxy_names.is_empty() {
+    Err(ApiValidationError::InvalidProxy(proxy_list_text(
+        ctx.proxy_names,
+    )))
+}
+
+/// The proxy keys as upstream's messages list them: joined, or "none configured".
+pub fn proxy_list_text(names: &[String]) -> String {
+    if names.is_empty() {
         "none configured".to_string()
     } else {
-        ctx.proxy_names.join(", ")
-    };
-    Err(ApiValidationError::InvalidProxy(list))
+        names.join(", ")
+    }
 }
 
 /// Only the request body counts: a PUT that omits `time_between_check_use_default` is taken
