@@ -25,6 +25,8 @@ pub struct Embedded {
     pub queue: Arc<MemoryQueue>,
     /// Filters, rules and templates run in children of this executable.
     pub sandbox: Sandbox,
+    /// The browser of `html_webdriver` watches (started on the first one), closed at shutdown.
+    pub browser: Option<changewatch_engine::checker::BrowserFetcher>,
     pub pool: WorkerPool,
     /// Delivers queued notifications from the outbox table.
     pub sender: NotificationSender,
@@ -126,17 +128,16 @@ impl Embedded {
             Duration::from_millis(500),
             config.notification_timeout + Duration::from_secs(30),
         );
+        let checker_config =
+            CheckerConfig::from_config(format!("embedded-{}", std::process::id()), config);
+        let browser = checker_config.browser.clone();
         let checker = Arc::new(
-            Checker::new(
-                store.clone(),
-                fetcher,
-                CheckerConfig::from_config(format!("embedded-{}", std::process::id()), config),
-            )
-            .with_notifications(NotifySetup {
-                queue: store.clone(),
-                base_url: config.base_url.clone(),
-            })
-            .with_sandbox(sandbox.clone()),
+            Checker::new(store.clone(), fetcher, checker_config)
+                .with_notifications(NotifySetup {
+                    queue: store.clone(),
+                    base_url: config.base_url.clone(),
+                })
+                .with_sandbox(sandbox.clone()),
         );
         let pool = WorkerPool::start(config.fetch_workers, queue.clone(), checker);
 
@@ -156,6 +157,7 @@ impl Embedded {
             store,
             queue,
             sandbox,
+            browser,
             pool,
             sender,
             state,
@@ -174,6 +176,9 @@ impl Embedded {
             self.store.clear_leases().await.map_err(|e| e.to_string())?;
         }
         self.sandbox.shutdown();
+        if let Some(browser) = &self.browser {
+            browser.shutdown().await;
+        }
         // Deliveries in flight finish or stay queued for the next start.
         self.sender.shutdown(Duration::from_secs(5)).await;
         Ok(())

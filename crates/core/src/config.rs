@@ -37,6 +37,16 @@ pub struct Config {
     /// `REQUESTS_RETRY_BACKOFF_FACTOR` (default 0.5 s, upstream's): the wait before the n-th
     /// retry is this × 2^(n−1), none before the first, as urllib3 counts it.
     pub fetch_retry_backoff: Duration,
+    /// `PLAYWRIGHT_DRIVER_URL`: a remote browser's CDP WebSocket (`ws://…`) for watches with
+    /// `fetch_backend: html_webdriver`, as upstream users set it. Unset, a local Chromium is
+    /// launched when one is found (`browser_executable`).
+    pub playwright_driver_url: Option<String>,
+    /// `CW_CHROME_PATH`: the Chrome/Chromium to launch without `PLAYWRIGHT_DRIVER_URL`
+    /// (default: the first of /usr/bin/chromium, chromium-browser, google-chrome that exists).
+    pub browser_executable: Option<std::path::PathBuf>,
+    /// `WEBDRIVER_DELAY_BEFORE_CONTENT_READY` (upstream's, default 5 s): every browser check
+    /// waits this long after the page's load, plus the watch's (or settings') `webdriver_delay`.
+    pub browser_settle: Duration,
     /// `JQ_ALLOW_RISKY_EXPRESSIONS`: allow jq builtins that read the environment or files.
     pub jq_allow_risky: bool,
     /// `DATASTORE_PATH`: where embedded mode keeps its SQLite file (default `./data`).
@@ -136,6 +146,9 @@ impl Default for Config {
             user_agent: DEFAULT_USER_AGENT.to_string(),
             fetch_retries: 6,
             fetch_retry_backoff: Duration::from_millis(500),
+            playwright_driver_url: None,
+            browser_executable: None,
+            browser_settle: Duration::from_secs(5),
             jq_allow_risky: false,
             datastore_path: std::path::PathBuf::from("./data"),
             host: "127.0.0.1".to_string(),
@@ -287,6 +300,35 @@ impl Config {
             )?
             .unwrap_or(d.fetch_retries),
             fetch_retry_backoff: retry_backoff,
+            playwright_driver_url: match text("PLAYWRIGHT_DRIVER_URL") {
+                Some(v) if v.starts_with("ws://") || v.starts_with("wss://") => Some(v),
+                Some(v) => {
+                    return Err(invalid(
+                        "PLAYWRIGHT_DRIVER_URL",
+                        v,
+                        "expected a ws:// or wss:// DevTools URL",
+                    ));
+                }
+                None => None,
+            },
+            browser_executable: text("CW_CHROME_PATH")
+                .map(std::path::PathBuf::from)
+                .or_else(|| {
+                    [
+                        "/usr/bin/chromium",
+                        "/usr/bin/chromium-browser",
+                        "/usr/bin/google-chrome",
+                    ]
+                    .into_iter()
+                    .map(std::path::PathBuf::from)
+                    .find(|p| p.exists())
+                }),
+            browser_settle: parse_num::<u64>(
+                "WEBDRIVER_DELAY_BEFORE_CONTENT_READY",
+                text("WEBDRIVER_DELAY_BEFORE_CONTENT_READY"),
+                "expected a number of seconds",
+            )?
+            .map_or(d.browser_settle, Duration::from_secs),
             jq_allow_risky: flag("JQ_ALLOW_RISKY_EXPRESSIONS")?.unwrap_or(false),
             dashboard_dir: text("DASHBOARD_DIR").map(std::path::PathBuf::from),
             salted_pass: text("SALTED_PASS"),

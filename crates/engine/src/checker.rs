@@ -11,6 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+/// Named by [`CheckerConfig::browser`]; re-exported so a server can shut it down.
+pub use changewatch_browser::BrowserFetcher;
+use changewatch_browser::{BrowserConfig, BrowserRequest, Endpoint};
 use changewatch_core::budget::{PageBudget, PageHold};
 use changewatch_core::clock::Clock;
 use changewatch_core::model::{
@@ -81,6 +84,13 @@ pub struct CheckerConfig {
     /// result: a check whose fetch and processing run past `deadline - commit_margin` is
     /// committed with a deadline error, alone, instead of the invocation dying with its batch.
     pub commit_margin: Duration,
+    /// The browser for `fetch_backend: html_webdriver` watches: a remote one at
+    /// `PLAYWRIGHT_DRIVER_URL`, else a local Chromium when one is installed, else none (such
+    /// watches then fail with a message saying what to set).
+    pub browser: Option<BrowserFetcher>,
+    /// `WEBDRIVER_DELAY_BEFORE_CONTENT_READY`: waited by every browser check before the
+    /// watch's own `webdriver_delay`.
+    pub browser_settle: Duration,
 }
 
 impl CheckerConfig {
@@ -95,8 +105,32 @@ impl CheckerConfig {
             max_fetch_timeout: None,
             page_budget: None,
             commit_margin: Duration::from_secs(5),
+            browser: browser_for(config),
+            browser_settle: config.browser_settle,
         }
     }
+}
+
+/// The browser a process's checker uses (see [`CheckerConfig::browser`]); it starts on the
+/// first browser check, not here.
+fn browser_for(config: &changewatch_core::Config) -> Option<BrowserFetcher> {
+    let endpoint = match (&config.playwright_driver_url, &config.browser_executable) {
+        (Some(ws_url), _) => Endpoint::Connect {
+            ws_url: ws_url.clone(),
+        },
+        (None, Some(executable)) => Endpoint::Launch {
+            executable: executable.clone(),
+        },
+        (None, None) => return None,
+    };
+    Some(BrowserFetcher::new(BrowserConfig {
+        endpoint,
+        policy: config.address_policy(),
+        // Each page is a renderer process of its own: a few at a time.
+        max_pages: config.fetch_workers.clamp(1, 4),
+        max_bytes: config.fetch_max_bytes,
+        user_agent: config.user_agent.clone(),
+    }))
 }
 
 /// Where a checker puts the notifications its checks cause.
@@ -432,7 +466,15 @@ impl Checker {
             if let Err(e) = rendered {
                 return Ok(Err(e));
             }
-            let page = match self.fetcher.fetch_within(&request, &mut hold).await {
+            let fetched = match self.browser_request(watch, settings, &request) {
+                Ok(None) => self.fetcher.fetch_within(&request, &mut hold).await,
+                Ok(Some(browser_request)) => match &self.config.browser {
+                    Some(browser) => browser.fetch(&browser_request).await,
+                    None => return Ok(Err(CheckError::Processor(NO_BROWSER.into()))),
+                },
+                Err(e) => return Ok(Err(e)),
+            };
+            let page = match fetched {
                 Ok(page) => page,
                 Err(e) => return Ok(Err(CheckError::from(e))),
             };
@@ -602,6 +644,48 @@ impl Checker {
     /// What processing compares the reply with: the last checksum, and the stored texts the
     /// watch's settings need (the unfiltered text for a diff filter, every line ever seen for
     /// `check_unique_lines`).
+    /// The browser check this watch asks for (`fetch_backend` html_webdriver, itself or
+    /// through `system`), or `None` for the plain HTTP fetcher. What the browser fetcher
+    /// cannot do yet is the check's error, never silently done another way.
+    fn browser_request(
+        &self,
+        watch: &Watch,
+        settings: &Settings,
+        request: &FetchRequest,
+    ) -> Result<Option<BrowserRequest>, CheckError> {
+        let backend = match watch.fetch_backend.as_str() {
+            "system" | "" => settings.application.fetch_backend.as_str(),
+            other => other,
+        };
+        let unsupported = |what: &str| {
+            Err(CheckError::Processor(format!(
+                "Exception: not supported by this server's browser fetcher yet: {what}"
+            )))
+        };
+        if watch.has_browser_steps() {
+            return unsupported("browser steps");
+        }
+        if backend.starts_with("extra_browser_") {
+            return unsupported("extra browsers (extra_browsers)");
+        }
+        if backend != "html_webdriver" {
+            return Ok(None);
+        }
+        if request.proxy.is_some() {
+            return unsupported("proxies");
+        }
+        let delay = watch
+            .webdriver_delay
+            .or(settings.application.webdriver_delay)
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(Duration::ZERO, Duration::from_secs);
+        Ok(Some(BrowserRequest {
+            request: request.clone(),
+            delay: self.config.browser_settle + delay,
+            js: watch.webdriver_js_execute_code.clone(),
+        }))
+    }
+
     /// Renders the request's Jinja2 templates as upstream does at fetch time: the URL when
     /// it has markup, every header value and the body (a plain one only loses a trailing
     /// newline, as Jinja2 drops it). Templates run in the sandbox, as notifications do;
@@ -695,6 +779,9 @@ impl JobRunner for Checker {
         }
     }
 }
+
+/// A browser watch on a checker without a browser.
+const NO_BROWSER: &str = "Exception: this watch fetches with a browser (fetch_backend html_webdriver) and none is available: set PLAYWRIGHT_DRIVER_URL to a Chrome DevTools WebSocket, or install Chromium (CW_CHROME_PATH)";
 
 /// The request a watch describes; the URL's `source:` prefix is a processing flag, not part
 /// of the address.

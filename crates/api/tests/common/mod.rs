@@ -93,7 +93,17 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
     let checker = Checker::new(
         store.clone(),
         fetcher,
-        CheckerConfig::from_config("test", &changewatch_core::Config::default()),
+        // Debian's chromium (make test-deps) for html_webdriver watches, without upstream's
+        // 5 s settle time.
+        CheckerConfig::from_config(
+            "test",
+            &changewatch_core::Config {
+                allow_private_addresses: true,
+                browser_executable: Some("/usr/bin/chromium".into()),
+                browser_settle: Duration::ZERO,
+                ..changewatch_core::Config::default()
+            },
+        ),
     )
     .with_notifications(NotifySetup {
         queue: store.clone(),

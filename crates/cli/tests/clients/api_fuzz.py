@@ -126,6 +126,10 @@ def main() -> int:
             # Fetches fail fast: the namespace has no route out, and loopback is where the
             # fixture site is (other loopback ports refuse at once).
             "DEFAULT_SETTINGS_REQUESTS_TIMEOUT": "5",
+            # Refused connections are retried: without upstream's waits here. Browser
+            # watches (html_webdriver) skip upstream's 5 s settle time.
+            "REQUESTS_RETRY_BACKOFF_FACTOR": "0.01",
+            "WEBDRIVER_DELAY_BEFORE_CONTENT_READY": "0",
             "ALLOW_PRIVATE_ADDRESSES": "true",
             "MINIMUM_SECONDS_RECHECK_TIME": "1",
         }

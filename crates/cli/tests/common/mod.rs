@@ -41,6 +41,7 @@ impl Server {
             // Refused connections are retried with upstream's waits (1, 2, 4, 8, 16 s), which
             // crates/core/tests/fetch.rs covers; here a dead site's error must show at once.
             .env("REQUESTS_RETRY_BACKOFF_FACTOR", "0.01")
+            .env("WEBDRIVER_DELAY_BEFORE_CONTENT_READY", "0")
             .env("FETCH_WORKERS", "2")
             .env("LOG_LEVEL", "info")
             .env_remove("API_ACCESS_TOKEN")

@@ -1,0 +1,510 @@
+//! The browser fetcher: a page fetched by a real Chrome over the DevTools Protocol, for
+//! watches whose text exists only once JavaScript has run (`fetch_backend: html_webdriver`).
+//!
+//! - [`BrowserFetcher`]: one browser for the process, a local Chromium launched on first use
+//!   or a remote one at `PLAYWRIGHT_DRIVER_URL` (a `ws://` CDP endpoint, as browserless and
+//!   sockpuppetbrowser serve); a fresh browser context per check, disposed afterwards; at
+//!   most `max_pages` checks in the browser at once. A browser that died is started again
+//!   by the next check.
+//! - The address guard: every request the page makes (the navigation, each redirect hop,
+//!   every subresource, fetch/XHR) pauses in the CDP `Fetch` domain and continues only when
+//!   its target passes the same [`AddressPolicy`] as the plain fetcher (a literal address,
+//!   or a name resolved here first). WebSocket connections are not paused by `Fetch`: a
+//!   known gap, in docs/SECURITY.md.
+//! - The main document's response (status, headers) is read at the `Fetch` domain's
+//!   response stage, so a 404 or an empty page is the same error as with the plain fetcher.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use changewatch_core::charset;
+use changewatch_core::fetch::{FetchError, FetchRequest, FetchedPage, parse_fetch_url};
+use changewatch_core::ssrf::{AddressPolicy, Refusal};
+use chromiumoxide::browser::{Browser, BrowserConfig as CdpConfig};
+use chromiumoxide::cdp::browser_protocol::fetch::{
+    ContinueRequestParams, EnableParams, EventRequestPaused, FailRequestParams, RequestPattern,
+    RequestStage,
+};
+use chromiumoxide::cdp::browser_protocol::network::{
+    ErrorReason, Headers, ResourceType, SetExtraHttpHeadersParams, SetUserAgentOverrideParams,
+};
+use chromiumoxide::cdp::browser_protocol::target::{
+    CreateBrowserContextParams, CreateTargetParams,
+};
+use chromiumoxide::page::Page;
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+use url::Url;
+
+/// Where the browser comes from.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    /// Start this Chrome/Chromium executable headless on first use.
+    Launch { executable: PathBuf },
+    /// Connect to a running browser's DevTools WebSocket (`PLAYWRIGHT_DRIVER_URL`).
+    Connect { ws_url: String },
+}
+
+/// What the browser fetcher is given once.
+#[derive(Clone, Debug)]
+pub struct BrowserConfig {
+    pub endpoint: Endpoint,
+    pub policy: AddressPolicy,
+    /// Checks in the browser at once; more wait for a slot (within their own timeout).
+    pub max_pages: usize,
+    /// The largest page (its serialized DOM) accepted, as `FETCH_MAX_BYTES`.
+    pub max_bytes: usize,
+    pub user_agent: String,
+}
+
+/// One browser check: the request as the watch describes it, what to wait and run.
+#[derive(Clone, Debug)]
+pub struct BrowserRequest {
+    pub request: FetchRequest,
+    /// `webdriver_delay`: time for the page's scripts after the load event.
+    pub delay: Duration,
+    /// `webdriver_js_execute_code`, run after the delay and before the DOM is read.
+    pub js: Option<String>,
+}
+
+/// A shared handle: clones use the same browser and slots.
+#[derive(Clone, Debug)]
+pub struct BrowserFetcher {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: BrowserConfig,
+    slots: Semaphore,
+    running: tokio::sync::Mutex<Option<Running>>,
+}
+
+#[derive(Debug)]
+struct Running {
+    browser: Arc<Browser>,
+    handler: tokio::task::JoinHandle<()>,
+    /// A launched browser's profile directory, removed with it (two browsers must not
+    /// share one: Chrome refuses a profile another instance holds).
+    _profile: Option<tempfile::TempDir>,
+}
+
+/// What the interception saw of the main document and of refused requests.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The frame of the first document request: the navigation's (iframes come later).
+    main_frame: Option<String>,
+    /// The last main-frame document response (a redirect's target replaces its source).
+    main: Option<MainResponse>,
+    /// The main navigation's refused request (a redirect hop included), if one was refused.
+    main_refused: Option<(String, Verdict)>,
+}
+
+#[derive(Clone, Debug)]
+struct MainResponse {
+    url: String,
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+/// The guard's answer for one request of the page.
+#[derive(Clone, Debug)]
+enum Verdict {
+    Pass,
+    Refused(Refusal),
+    /// Not http(s) and not a scheme without a network (`file:`, `ftp:`, …).
+    Unsupported,
+}
+
+impl BrowserFetcher {
+    pub fn new(config: BrowserConfig) -> Self {
+        let pages = config.max_pages.max(1);
+        BrowserFetcher {
+            inner: Arc::new(Inner {
+                config,
+                slots: Semaphore::new(pages),
+                running: tokio::sync::Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Fetches a page in a new browser context. The request's timeout covers the wait for a
+    /// slot, the navigation, the delay and the script; the context is disposed whatever
+    /// happens.
+    pub async fn fetch(&self, req: &BrowserRequest) -> Result<FetchedPage, FetchError> {
+        let started = Instant::now();
+        let url = parse_fetch_url(&req.request.url)?;
+        if !req.request.method.eq_ignore_ascii_case("GET") || req.request.body.is_some() {
+            return Err(FetchError::Connect {
+                url: url.to_string(),
+                reason: "the browser fetcher only loads pages (GET, no request body); use the plain HTTP fetcher for other requests".into(),
+            });
+        }
+        let timeout = req.request.timeout;
+        let timed_out = || FetchError::Timeout {
+            url: url.to_string(),
+            secs: timeout.as_secs(),
+        };
+        let _slot = tokio::time::timeout(timeout, self.inner.slots.acquire())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|_| browser_error(&url, "the browser fetcher is shut down"))?;
+        let browser = self.browser(&url).await?;
+        let context = browser
+            .create_browser_context(CreateBrowserContextParams::default())
+            .await
+            .map_err(|e| browser_error(&url, &e.to_string()))?;
+        let opened = browser
+            .new_page(
+                CreateTargetParams::builder()
+                    .url("about:blank")
+                    .browser_context_id(context.clone())
+                    .build()
+                    .map_err(|e| browser_error(&url, &e))?,
+            )
+            .await;
+        let result = match opened {
+            Ok(page) => {
+                let left = timeout.saturating_sub(started.elapsed());
+                let loaded = tokio::time::timeout(left, self.load(&page, &url, req, started)).await;
+                // Closed on every path: a page left open would keep running its scripts.
+                let _ = tokio::time::timeout(Duration::from_secs(5), page.close()).await;
+                loaded.unwrap_or_else(|_| Err(timed_out()))
+            }
+            Err(e) => Err(browser_error(&url, &e.to_string())),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            browser.dispose_browser_context(context),
+        )
+        .await;
+        result
+    }
+
+    /// Closes the browser (a launched one exits, its profile directory is removed; a remote
+    /// one is only disconnected). Checks still running fail; a later check starts it again.
+    pub async fn shutdown(&self) {
+        let Some(running) = self.inner.running.lock().await.take() else {
+            return;
+        };
+        let Running {
+            browser,
+            handler,
+            _profile,
+        } = running;
+        if let Ok(mut browser) = Arc::try_unwrap(browser) {
+            let closed = async {
+                let _ = browser.close().await;
+                let _ = browser.wait().await;
+            };
+            if tokio::time::timeout(Duration::from_secs(5), closed)
+                .await
+                .is_err()
+            {
+                let _ = browser.kill().await;
+            }
+        }
+        handler.abort();
+        // Only now: a browser still running would write its profile again.
+        drop(_profile);
+    }
+
+    /// The running browser, started (or started again) when there is none.
+    async fn browser(&self, url: &Url) -> Result<Arc<Browser>, FetchError> {
+        let mut running = self.inner.running.lock().await;
+        if let Some(r) = running.as_ref()
+            && !r.handler.is_finished()
+        {
+            return Ok(r.browser.clone());
+        }
+        let mut profile = None;
+        let (browser, mut handler) = match &self.inner.config.endpoint {
+            Endpoint::Launch { executable } => {
+                let dir = tempfile::Builder::new()
+                    .prefix("changewatch-browser-")
+                    .tempdir()
+                    .map_err(|e| browser_error(url, &format!("no profile directory: {e}")))?;
+                let config = CdpConfig::builder()
+                    .chrome_executable(executable)
+                    .user_data_dir(dir.path())
+                    .no_sandbox()
+                    .arg("--disable-gpu")
+                    .arg("--disable-background-networking")
+                    .arg("--disable-dev-shm-usage")
+                    .build()
+                    .map_err(|e| browser_error(url, &format!("cannot start the browser: {e}")))?;
+                profile = Some(dir);
+                Browser::launch(config).await
+            }
+            Endpoint::Connect { ws_url } => Browser::connect(ws_url.clone()).await,
+        }
+        .map_err(|e| browser_error(url, &format!("cannot reach the browser: {e}")))?;
+        let handler = tokio::spawn(async move {
+            while let Some(event) = handler.next().await {
+                if let Err(e) = event {
+                    debug!(error = %e, "browser connection event");
+                }
+            }
+            warn!("the browser connection ended");
+        });
+        let browser = Arc::new(browser);
+        *running = Some(Running {
+            browser: browser.clone(),
+            handler,
+            _profile: profile,
+        });
+        Ok(browser)
+    }
+
+    async fn load(
+        &self,
+        page: &Page,
+        url: &Url,
+        req: &BrowserRequest,
+        started: Instant,
+    ) -> Result<FetchedPage, FetchError> {
+        let cdp = |e: chromiumoxide::error::CdpError| browser_error(url, &e.to_string());
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let mut paused = page
+            .event_listener::<EventRequestPaused>()
+            .await
+            .map_err(cdp)?;
+        let guard_page = page.clone();
+        let policy = self.inner.config.policy.clone();
+        let record = seen.clone();
+        // Ends with the page's event stream, when the page is closed.
+        tokio::spawn(async move {
+            while let Some(ev) = paused.next().await {
+                decide(&guard_page, &policy, &ev, &record).await;
+            }
+        });
+        page.execute(EnableParams {
+            patterns: Some(vec![
+                RequestPattern {
+                    url_pattern: Some("*".into()),
+                    resource_type: None,
+                    request_stage: Some(RequestStage::Request),
+                },
+                RequestPattern {
+                    url_pattern: Some("*".into()),
+                    resource_type: Some(ResourceType::Document),
+                    request_stage: Some(RequestStage::Response),
+                },
+            ]),
+            handle_auth_requests: None,
+        })
+        .await
+        .map_err(cdp)?;
+        let user_agent = req
+            .request
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+            .map_or(self.inner.config.user_agent.clone(), |(_, v)| v.clone());
+        page.execute(SetUserAgentOverrideParams::new(user_agent))
+            .await
+            .map_err(cdp)?;
+        let extra: serde_json::Map<String, serde_json::Value> = req
+            .request
+            .headers
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("user-agent"))
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        if !extra.is_empty() {
+            page.execute(SetExtraHttpHeadersParams::new(Headers::new(
+                serde_json::Value::Object(extra),
+            )))
+            .await
+            .map_err(cdp)?;
+        }
+        let navigated = page.goto(url.as_str()).await;
+        let refused = lock(&seen).main_refused.clone();
+        match refused {
+            Some((target, Verdict::Refused(refusal))) if target == url.as_str() => {
+                return Err(FetchError::Blocked {
+                    url: target,
+                    refusal,
+                });
+            }
+            Some((target, Verdict::Refused(refusal))) => {
+                return Err(FetchError::RedirectBlocked {
+                    url: target,
+                    refusal,
+                });
+            }
+            Some((target, _)) => return Err(FetchError::UnsupportedUrl { url: target }),
+            None => {}
+        }
+        navigated.map_err(cdp)?;
+        if !req.delay.is_zero() {
+            tokio::time::sleep(req.delay).await;
+        }
+        if let Some(js) = req.js.as_deref().filter(|js| !js.trim().is_empty()) {
+            page.evaluate(js.to_string())
+                .await
+                .map_err(|e| FetchError::Connect {
+                    url: url.to_string(),
+                    reason: format!(
+                        "the page's JavaScript (webdriver_js_execute_code) failed: {e}"
+                    ),
+                })?;
+        }
+        let html = page.content().await.map_err(cdp)?;
+        let limit = self.inner.config.max_bytes;
+        if html.len() > limit {
+            return Err(FetchError::TooLarge { limit });
+        }
+        // No document response seen (a page Chrome made itself, such as an error page it
+        // would have shown): the navigation succeeded, so it counts as a 200.
+        let MainResponse {
+            url: final_url,
+            status,
+            headers,
+        } = lock(&seen).main.clone().unwrap_or_else(|| MainResponse {
+            url: url.to_string(),
+            status: 200,
+            headers: Vec::new(),
+        });
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.to_lowercase())
+        };
+        let content_type = header("content-type");
+        let server = header("server").map(|s| s.chars().take(255).collect());
+        let raw = html.into_bytes();
+        if raw.is_empty() && !req.request.empty_pages_are_a_change {
+            return Err(FetchError::EmptyReply { status });
+        }
+        if !(200..300).contains(&status) && !req.request.ignore_status_codes {
+            return Err(FetchError::Status { status });
+        }
+        // The DOM is text already: served as UTF-8 whatever the page's own charset was.
+        let (text, encoding, _) = charset::decode(&raw, Some("text/html; charset=utf-8"));
+        Ok(FetchedPage {
+            final_url,
+            status,
+            content_type,
+            server,
+            headers,
+            raw,
+            text,
+            encoding,
+            fetch_time: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
+    seen.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn browser_error(url: &Url, reason: &str) -> FetchError {
+    FetchError::Connect {
+        url: url.to_string(),
+        reason: format!("browser: {reason}"),
+    }
+}
+
+/// One paused request: continued when its target passes the guard, failed otherwise. At
+/// the response stage (documents), the main frame's response is recorded and continued.
+async fn decide(page: &Page, policy: &AddressPolicy, ev: &EventRequestPaused, seen: &Mutex<Seen>) {
+    let is_document = ev.resource_type == ResourceType::Document;
+    let frame: &str = ev.frame_id.as_ref();
+    if let Some(status) = ev.response_status_code {
+        record_response(seen, ev, is_document, frame, status);
+        let _ = page
+            .execute(ContinueRequestParams::new(ev.request_id.clone()))
+            .await;
+        return;
+    }
+    let main_navigation = is_document && is_main_frame(seen, frame);
+    match vet(policy, &ev.request.url).await {
+        Verdict::Pass => {
+            let _ = page
+                .execute(ContinueRequestParams::new(ev.request_id.clone()))
+                .await;
+        }
+        verdict => {
+            debug!(url = %ev.request.url, ?verdict, "the browser's request refused by the address guard");
+            if main_navigation {
+                lock(seen)
+                    .main_refused
+                    .get_or_insert_with(|| (ev.request.url.clone(), verdict));
+            }
+            let _ = page
+                .execute(FailRequestParams::new(
+                    ev.request_id.clone(),
+                    ErrorReason::BlockedByClient,
+                ))
+                .await;
+        }
+    }
+}
+
+/// Whether `frame` is the main one: the frame of the first document request.
+fn is_main_frame(seen: &Mutex<Seen>, frame: &str) -> bool {
+    let mut s = lock(seen);
+    s.main_frame.get_or_insert_with(|| frame.to_string()) == frame
+}
+
+fn record_response(
+    seen: &Mutex<Seen>,
+    ev: &EventRequestPaused,
+    is_document: bool,
+    frame: &str,
+    status: i64,
+) {
+    let mut s = lock(seen);
+    if is_document && s.main_frame.as_deref() == Some(frame) {
+        let headers = ev
+            .response_headers
+            .iter()
+            .flatten()
+            .map(|h| (h.name.clone(), h.value.clone()))
+            .collect();
+        let status = u16::try_from(status).unwrap_or(0);
+        s.main = Some(MainResponse {
+            url: ev.request.url.clone(),
+            status,
+            headers,
+        });
+    }
+}
+
+/// The guard for one request of the page: schemes without a network (data, blob, about)
+/// pass; http(s) targets are vetted by address, a name resolved here first (a name this
+/// machine cannot resolve, the browser cannot load either); other schemes are refused.
+async fn vet(policy: &AddressPolicy, raw: &str) -> Verdict {
+    let Ok(url) = Url::parse(raw) else {
+        return Verdict::Unsupported;
+    };
+    match url.scheme() {
+        "data" | "blob" | "about" => return Verdict::Pass,
+        "http" | "https" => {}
+        _ => return Verdict::Unsupported,
+    }
+    let checked = match url.host() {
+        Some(url::Host::Ipv4(ip)) => policy.check(ip.into()),
+        Some(url::Host::Ipv6(ip)) => policy.check(ip.into()),
+        Some(url::Host::Domain(host)) => {
+            if policy.host_exempt(host) {
+                return Verdict::Pass;
+            }
+            let port = url.port_or_known_default().unwrap_or(80);
+            match tokio::net::lookup_host((host, port)).await {
+                Ok(mut addrs) => addrs.try_for_each(|a| policy.check(a.ip())),
+                Err(_) => Ok(()),
+            }
+        }
+        None => return Verdict::Unsupported,
+    };
+    match checked {
+        Ok(()) => Verdict::Pass,
+        Err(refusal) => Verdict::Refused(refusal),
+    }
+}
