@@ -207,8 +207,14 @@ impl BrowserFetcher {
             }
         }
         handler.abort();
-        // Only now: a browser still running would write its profile again.
-        drop(_profile);
+        // Only now, and once more a moment later: Chrome's helper processes outlive its
+        // main one briefly and may still write their caches into the profile.
+        if let Some(profile) = _profile {
+            let path = profile.path().to_owned();
+            drop(profile);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = std::fs::remove_dir_all(path);
+        }
     }
 
     /// The running browser, started (or started again) when there is none.
