@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use changewatch_core::charset;
-use changewatch_core::fetch::{FetchError, FetchRequest, FetchedPage, parse_fetch_url};
+use changewatch_core::fetch::{FetchError, FetchRequest, FetchedPage, parse_fetch_url, vet_target};
 use changewatch_core::ssrf::{AddressPolicy, Refusal};
 use chromiumoxide::browser::{Browser, BrowserConfig as CdpConfig};
 use chromiumoxide::cdp::browser_protocol::fetch::{
@@ -483,34 +483,17 @@ fn record_response(
 }
 
 /// The guard for one request of the page: schemes without a network (data, blob, about)
-/// pass; http(s) targets are vetted by address, a name resolved here first (a name this
-/// machine cannot resolve, the browser cannot load either); other schemes are refused.
+/// pass, http(s) targets go through [`vet_target`], other schemes are refused.
 async fn vet(policy: &AddressPolicy, raw: &str) -> Verdict {
     let Ok(url) = Url::parse(raw) else {
         return Verdict::Unsupported;
     };
     match url.scheme() {
-        "data" | "blob" | "about" => return Verdict::Pass,
-        "http" | "https" => {}
-        _ => return Verdict::Unsupported,
-    }
-    let checked = match url.host() {
-        Some(url::Host::Ipv4(ip)) => policy.check(ip.into()),
-        Some(url::Host::Ipv6(ip)) => policy.check(ip.into()),
-        Some(url::Host::Domain(host)) => {
-            if policy.host_exempt(host) {
-                return Verdict::Pass;
-            }
-            let port = url.port_or_known_default().unwrap_or(80);
-            match tokio::net::lookup_host((host, port)).await {
-                Ok(mut addrs) => addrs.try_for_each(|a| policy.check(a.ip())),
-                Err(_) => Ok(()),
-            }
-        }
-        None => return Verdict::Unsupported,
-    };
-    match checked {
-        Ok(()) => Verdict::Pass,
-        Err(refusal) => Verdict::Refused(refusal),
+        "data" | "blob" | "about" => Verdict::Pass,
+        "http" | "https" if url.host().is_some() => match vet_target(policy, &url).await {
+            Ok(()) => Verdict::Pass,
+            Err(refusal) => Verdict::Refused(refusal),
+        },
+        _ => Verdict::Unsupported,
     }
 }

@@ -320,28 +320,12 @@ impl Fetcher {
         Ok(client)
     }
 
-    /// The guard for a proxied hop: a literal IP is vetted as always; a name is resolved
-    /// here and refused when any answer is restricted. A name this machine cannot resolve
-    /// is left to the proxy (it may know names this machine does not); the proxy resolves
-    /// it again, so this is a check on the target, not a pin of the connected address.
+    /// The guard for a proxied hop: see [`vet_target`]. The proxy resolves the name again,
+    /// so this is a check on the target, not a pin of the connected address.
     async fn vet_proxied_target(&self, url: &Url, hop: usize) -> Result<(), FetchError> {
-        let Some(url::Host::Domain(host)) = url.host() else {
-            return Ok(());
-        };
-        if self.config.policy.host_exempt(host) {
-            return Ok(());
-        }
-        let port = url.port_or_known_default().unwrap_or(80);
-        let Ok(addrs) = tokio::net::lookup_host((host, port)).await else {
-            return Ok(());
-        };
-        for addr in addrs {
-            self.config
-                .policy
-                .check(addr.ip())
-                .map_err(|refusal| blocked(url, hop, refusal))?;
-        }
-        Ok(())
+        vet_target(&self.config.policy, url)
+            .await
+            .map_err(|refusal| blocked(url, hop, refusal))
     }
 
     pub fn config(&self) -> &FetcherConfig {
@@ -617,6 +601,25 @@ pub fn parse_proxy_url(raw: &str) -> Result<Url, String> {
         return Err("a proxy URL is scheme://[user:password@]host[:port] only".into());
     }
     Ok(url)
+}
+
+/// The address guard for a connection this process does not make itself (through a proxy,
+/// or by a browser): a literal address is checked; a name is resolved here and refused when
+/// any answer is restricted. A name this machine cannot resolve passes (whoever connects
+/// resolves it, or fails).
+pub async fn vet_target(policy: &AddressPolicy, url: &Url) -> Result<(), Refusal> {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => policy.check(ip.into()),
+        Some(url::Host::Ipv6(ip)) => policy.check(ip.into()),
+        Some(url::Host::Domain(host)) if !policy.host_exempt(host) => {
+            let port = url.port_or_known_default().unwrap_or(80);
+            match tokio::net::lookup_host((host, port)).await {
+                Ok(mut addrs) => addrs.try_for_each(|a| policy.check(a.ip())),
+                Err(_) => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A proxy URL fit for messages and logs: its credentials replaced.
