@@ -1,11 +1,14 @@
 //! `fetch_backend: html_webdriver` watches are fetched by a real browser (Debian's
 //! Chromium, installed by `make test-deps`): text made by JavaScript is what they record,
-//! where the plain fetcher sees only the page's source.
+//! where the plain fetcher sees only the page's source; browser steps run before the text
+//! is read, and a step that fails is the watch's error and, too often, an alert.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 mod common;
 
+use changewatch_engine::docs::update_settings;
+use changewatch_store::{DEFAULT_TENANT, NotificationQueue, StoreError};
 use common::{TestApp, spawn_app};
 use reqwest::Method;
 use serde_json::json;
@@ -51,24 +54,183 @@ async fn a_browser_watch_records_what_javascript_wrote() {
     assert!(text.contains("checking…") && !text.contains("42"), "{text}");
 }
 
+const OFFER_PAGE: &str = r#"<!doctype html><html><body>
+<input id="code"> <button id="apply">Apply code</button>
+<p id="price">Price: 100 EUR</p>
+<script>
+  document.getElementById('apply').addEventListener('click', function () {
+    var code = document.getElementById('code').value;
+    document.getElementById('price').textContent =
+      code === 'SAVE10' ? 'Price with SAVE10: 90 EUR' : 'Unknown code ' + code;
+  });
+</script></body></html>"#;
+
+fn step(operation: &str, selector: &str, value: &str) -> serde_json::Value {
+    json!({"operation": operation, "selector": selector, "optional_value": value})
+}
+
+async fn drain(app: &TestApp) -> Vec<changewatch_store::NotificationJob> {
+    let got = app
+        .store
+        .receive(100, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    for r in &got {
+        app.store.ack(&r.receipt).await.unwrap();
+    }
+    got.into_iter().map(|r| r.job).collect()
+}
+
 #[tokio::test]
-async fn what_the_browser_cannot_do_yet_is_the_watch_error() {
+async fn browser_steps_run_before_the_text_is_recorded() {
     let app = spawn_app().await;
     let srv = FixtureServer::start();
-    srv.set("/p", Page::html("<p>x</p>"));
-    let steps = app
+    srv.set("/offer", Page::html(OFFER_PAGE));
+    // The editor's leftovers (a leading "Goto site", "Choose one" rows) are dropped at save;
+    // the step's value is a template, rendered at the check.
+    let uuid = app
         .create_watch(json!({
-            "url": srv.url("/p"),
+            "url": srv.url("/offer"),
             "fetch_backend": "html_webdriver",
-            "browser_steps": [{"operation": "Click element", "selector": "#go", "optional_value": ""}],
+            "browser_steps": [
+                step("Goto site", "", ""),
+                step("Enter text in field", "#code", "{{ 'save10' | upper }}"),
+                step("Choose one", "", ""),
+                step("Click element", "#apply", ""),
+            ],
+        }))
+        .await;
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(w["browser_steps"].as_array().map(Vec::len), Some(2), "{w}");
+    app.run_checks().await;
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(w["last_error"], false, "{w}");
+    assert_eq!(w["browser_steps_last_error_step"], json!(null));
+    let text = latest_snapshot(&app, &uuid).await;
+    assert!(text.contains("Price with SAVE10: 90 EUR"), "{text}");
+}
+
+#[tokio::test]
+async fn a_failing_step_is_the_watch_error_and_alerts_at_the_threshold() {
+    let app = spawn_app().await;
+    let srv = FixtureServer::start();
+    srv.set("/offer", Page::html(OFFER_PAGE));
+    // A short request timeout: the missing element is waited for until just before it.
+    update_settings::<(), StoreError>(app.store.as_ref(), DEFAULT_TENANT, |s, _| {
+        s.application.filter_failure_notification_threshold_attempts = 2;
+        s.requests.timeout = 3;
+        Ok(((), true))
+    })
+    .await
+    .unwrap();
+    let uuid = app
+        .create_watch(json!({
+            "url": srv.url("/offer"),
+            "fetch_backend": "html_webdriver",
+            "notification_urls": ["json://alerts.example"],
+            "browser_steps": [
+                step("Enter text in field", "#code", "SAVE10"),
+                step("Click element", "#gone-button", ""),
+            ],
         }))
         .await;
     app.run_checks().await;
-    let (_, w) = app.get_json(&format!("/api/v1/watch/{steps}")).await;
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(w["browser_steps_last_error_step"], 2, "{w}");
     let err = w["last_error"].as_str().unwrap_or_default();
     assert!(
-        err.ends_with("not supported by this server's browser fetcher yet: browser steps"),
+        err.starts_with("Browser step at position 2 could not run")
+            && err.ends_with("Could not find the target."),
         "{w}"
     );
-    assert_eq!(srv.hits("/p"), 0, "not fetched another way");
+    assert_eq!(w["consecutive_filter_failures"], 1, "{w}");
+    assert!(drain(&app).await.is_empty(), "below the threshold");
+
+    let (status, _) = app
+        .get_json(&format!("/api/v1/watch/{uuid}?recheck=1"))
+        .await;
+    assert_eq!(status, 200);
+    app.run_checks().await;
+    let jobs = drain(&app).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].kind, "step_failure");
+    assert_eq!(
+        jobs[0].title,
+        "Changedetection.io - Alert - Browser step at position 2 could not be run"
+    );
+    assert!(
+        jobs[0].body.contains("after 2 attempts"),
+        "{}",
+        jobs[0].body
+    );
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(w["consecutive_filter_failures"], 0, "reset after the alert");
+
+    // Fixed by the user: the next check clears the step and the error.
+    let r = app
+        .req(Method::PUT, &format!("/api/v1/watch/{uuid}"))
+        .json(&json!({"browser_steps": [
+            step("Enter text in field", "#code", "SAVE10"),
+            step("Click element", "#apply", ""),
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.get_json(&format!("/api/v1/watch/{uuid}?recheck=1"))
+        .await;
+    app.run_checks().await;
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(w["last_error"], false, "{w}");
+    assert_eq!(w["browser_steps_last_error_step"], json!(null), "{w}");
+}
+
+#[tokio::test]
+async fn steps_that_cannot_run_are_refused_or_reported() {
+    let app = spawn_app().await;
+    let srv = FixtureServer::start();
+    srv.set("/p", Page::html("<p>x</p>"));
+    for (steps, wanted) in [
+        (
+            json!([step("Teleport", "", "")]),
+            "unknown operation 'Teleport'",
+        ),
+        (json!([step("Click element", "", "")]), "needs a selector"),
+        (
+            json!([step("Click X,Y", "", "left")]),
+            "not an x,y position",
+        ),
+        (
+            json!([step("Wait for seconds", "", "soon")]),
+            "number of seconds",
+        ),
+    ] {
+        let r = app
+            .req(Method::POST, "/api/v1/watch")
+            .json(&json!({"url": srv.url("/p"), "browser_steps": steps}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("browser_steps") && body.contains(wanted),
+            "{wanted}: {body}"
+        );
+    }
+    // Steps with the plain HTTP fetcher: upstream's error, nothing fetched.
+    let plain = app
+        .create_watch(json!({
+            "url": srv.url("/p"),
+            "fetch_backend": "html_requests",
+            "browser_steps": [step("Click element", "#go", "")],
+        }))
+        .await;
+    app.run_checks().await;
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{plain}")).await;
+    assert_eq!(
+        w["last_error"],
+        "This watch has Browser Steps configured and so it cannot run with the 'Basic fast Plaintext/HTTP Client', either remove the Browser Steps or select a Chrome fetcher."
+    );
+    assert_eq!(srv.hits("/p"), 0);
 }

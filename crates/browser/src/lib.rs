@@ -13,6 +13,8 @@
 //!   known gap, in docs/SECURITY.md.
 //! - The main document's response (status, headers) is read at the `Fetch` domain's
 //!   response stage, so a 404 or an empty page is the same error as with the plain fetcher.
+//! - `steps`: browser steps (click, type, select, wait, …) run on the loaded page with real
+//!   input events, each step's failure reported by its position.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,6 +40,10 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 use url::Url;
 
+use changewatch_core::model::RunnableStep;
+
+mod steps;
+
 /// Where the browser comes from.
 #[derive(Clone, Debug)]
 pub enum Endpoint {
@@ -57,6 +63,9 @@ pub struct BrowserConfig {
     /// The largest page (its serialized DOM) accepted, as `FETCH_MAX_BYTES`.
     pub max_bytes: usize,
     pub user_agent: String,
+    /// Given to the page after each browser step before the next (upstream's 1.5 s), then
+    /// any navigation the step started is waited for.
+    pub step_settle: Duration,
 }
 
 /// One browser check: the request as the watch describes it, what to wait and run.
@@ -65,8 +74,10 @@ pub struct BrowserRequest {
     pub request: FetchRequest,
     /// `webdriver_delay`: time for the page's scripts after the load event.
     pub delay: Duration,
-    /// `webdriver_js_execute_code`, run after the delay and before the DOM is read.
+    /// `webdriver_js_execute_code`, run once the page has loaded, before the delay.
     pub js: Option<String>,
+    /// Browser steps, run after the delay; the delay is waited again after them.
+    pub steps: Vec<RunnableStep>,
 }
 
 /// A shared handle: clones use the same browser and slots.
@@ -345,9 +356,6 @@ impl BrowserFetcher {
             None => {}
         }
         navigated.map_err(cdp)?;
-        if !req.delay.is_zero() {
-            tokio::time::sleep(req.delay).await;
-        }
         if let Some(js) = req.js.as_deref().filter(|js| !js.trim().is_empty()) {
             page.evaluate(js.to_string())
                 .await
@@ -358,22 +366,56 @@ impl BrowserFetcher {
                     ),
                 })?;
         }
-        let html = page.content().await.map_err(cdp)?;
-        let limit = self.inner.config.max_bytes;
-        if html.len() > limit {
-            return Err(FetchError::TooLarge { limit });
+        if !req.delay.is_zero() {
+            tokio::time::sleep(req.delay).await;
         }
-        // No document response seen (a page Chrome made itself, such as an error page it
-        // would have shown): the navigation succeeded, so it counts as a 200.
+        // The document the steps start from answers for the fetch, as upstream judges it:
+        // a step that submits a form does not turn the check into its reply's status.
         let MainResponse {
             url: final_url,
             status,
             headers,
         } = lock(&seen).main.clone().unwrap_or_else(|| MainResponse {
+            // No document response seen (a page Chrome made itself): the navigation
+            // succeeded, so it counts as a 200.
             url: url.to_string(),
             status: 200,
             headers: Vec::new(),
         });
+        if !(200..300).contains(&status) && !req.request.ignore_status_codes {
+            return Err(FetchError::Status { status });
+        }
+        if !req.steps.is_empty() {
+            let deadline = started + req.request.timeout;
+            steps::Steps {
+                page,
+                start_url: url,
+                policy: &self.inner.config.policy,
+                settle: self.inner.config.step_settle,
+                deadline,
+            }
+            .run(&req.steps)
+            .await?;
+            if !req.delay.is_zero() {
+                tokio::time::sleep(req.delay).await;
+            }
+            // A navigation a step caused that the guard refused (a link to a private
+            // address): the page now shows Chrome's error page, not content.
+            if let Some((target, verdict)) = lock(&seen).main_refused.clone() {
+                return Err(match verdict {
+                    Verdict::Refused(refusal) => FetchError::RedirectBlocked {
+                        url: target,
+                        refusal,
+                    },
+                    _ => FetchError::UnsupportedUrl { url: target },
+                });
+            }
+        }
+        let html = page.content().await.map_err(cdp)?;
+        let limit = self.inner.config.max_bytes;
+        if html.len() > limit {
+            return Err(FetchError::TooLarge { limit });
+        }
         let header = |name: &str| {
             headers
                 .iter()
@@ -385,9 +427,6 @@ impl BrowserFetcher {
         let raw = html.into_bytes();
         if raw.is_empty() && !req.request.empty_pages_are_a_change {
             return Err(FetchError::EmptyReply { status });
-        }
-        if !(200..300).contains(&status) && !req.request.ignore_status_codes {
-            return Err(FetchError::Status { status });
         }
         // The DOM is text already: served as UTF-8 whatever the page's own charset was.
         let (text, encoding, _) = charset::decode(&raw, Some("text/html; charset=utf-8"));

@@ -1,6 +1,7 @@
 //! The browser fetcher against Debian's Chromium (installed by `make test-deps`) and real
 //! fixture pages: text that exists only after JavaScript, the main response's status, the
-//! watch's script and delay, and the address guard on everything the page loads.
+//! watch's script and delay, the address guard on everything the page loads, and browser
+//! steps (typing, choosing, clicking, waiting) on pages that need them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -9,6 +10,7 @@ use std::time::Duration;
 
 use changewatch_browser::{BrowserConfig, BrowserFetcher, BrowserRequest, Endpoint};
 use changewatch_core::fetch::{FetchError, FetchRequest};
+use changewatch_core::model::{BrowserAction, RunnableStep};
 use changewatch_core::ssrf::AddressPolicy;
 use testkit::{FixtureServer, Page};
 
@@ -30,6 +32,7 @@ fn fetcher(policy: AddressPolicy) -> BrowserFetcher {
         max_pages: 2,
         max_bytes: 10 * 1024 * 1024,
         user_agent: "changewatch-test".into(),
+        step_settle: Duration::from_millis(100),
     })
 }
 
@@ -40,6 +43,15 @@ fn get(url: String) -> BrowserRequest {
         request,
         delay: Duration::ZERO,
         js: None,
+        steps: Vec::new(),
+    }
+}
+
+fn step(operation: &str, selector: &str, value: &str) -> RunnableStep {
+    RunnableStep {
+        action: BrowserAction::parse(operation).unwrap(),
+        selector: selector.into(),
+        value: value.into(),
     }
 }
 
@@ -68,7 +80,7 @@ async fn javascript_runs_before_the_page_is_read() {
     let seen = srv.seen("/js");
     assert_eq!(seen[0].header("user-agent"), Some("changewatch-test"));
 
-    // The delay lets the late script run; the watch's own script runs after it.
+    // The watch's own script runs once the page has loaded; the delay lets the late one run.
     let mut req = get(srv.url("/js"));
     req.delay = Duration::from_millis(800);
     req.js = Some("document.getElementById('out').textContent = 'changed by the watch';".into());
@@ -146,6 +158,219 @@ async fn a_page_cannot_make_the_browser_load_private_addresses() {
     assert!(matches!(err, FetchError::Blocked { .. }), "{err:?}");
     let hop = srv.url("/hop").replace("127.0.0.1", "localhost");
     let err = f.fetch(&get(hop)).await.unwrap_err();
+    assert!(matches!(err, FetchError::RedirectBlocked { .. }), "{err:?}");
+    assert_eq!(srv.hits("/private"), 0);
+    f.shutdown().await;
+}
+
+const FORM_PAGE: &str = r#"<!doctype html><html><body>
+<form id="f">
+  <input id="q" value="old text">
+  <select id="size"><option value="s">Small</option><option value="l">Large</option></select>
+  <input type="checkbox" id="gift"> <input type="checkbox" id="news" checked>
+  <button id="go" type="submit">Apply</button>
+</form>
+<div id="out">nothing chosen</div>
+<button id="more">Show more offers</button>
+<div class="ad">Buy our advert</div>
+<p id="js">script not run</p>
+<script>
+  document.getElementById('f').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var q = document.getElementById('q'), size = document.getElementById('size');
+    document.getElementById('out').textContent = 'q=' + q.value + ' size=' + size.value +
+      ' gift=' + document.getElementById('gift').checked +
+      ' news=' + document.getElementById('news').checked;
+  });
+  document.getElementById('more').addEventListener('click', function () {
+    setTimeout(function () {
+      document.body.insertAdjacentHTML('beforeend', '<p>Offer revealed by the click</p>');
+    }, 400);
+  });
+</script></body></html>"#;
+
+#[tokio::test]
+async fn steps_type_choose_click_and_wait_before_the_page_is_read() {
+    let srv = FixtureServer::start();
+    srv.set("/form", Page::html(FORM_PAGE));
+    let f = fetcher(AddressPolicy::allow_all());
+
+    // Without steps the page is as served.
+    let page = f.fetch(&get(srv.url("/form"))).await.unwrap();
+    assert!(page.text.contains("nothing chosen"));
+
+    let mut req = get(srv.url("/form"));
+    req.steps = vec![
+        step("Enter text in field", "#q", "blue shoes"),
+        step("Select by label", "#size", "Large"),
+        step("Check checkbox", "#gift", ""),
+        step("Uncheck checkbox", "#news", ""),
+        step("Click element", "#go", ""),
+        step("Click element containing text", "", "show MORE offers"),
+        step("Wait for text", "", "Offer revealed by the click"),
+        step("Remove elements", ".ad", ""),
+        step(
+            "Execute JS",
+            "",
+            "document.getElementById('js').textContent = 'script ran'",
+        ),
+        step("Scroll down", "", ""),
+        step("Wait for seconds", "", "0.1"),
+    ];
+    let page = f.fetch(&req).await.unwrap();
+    assert!(
+        page.text
+            .contains("q=blue shoes size=l gift=true news=false"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("Offer revealed by the click"));
+    assert!(!page.text.contains("Buy our advert"));
+    assert!(page.text.contains("script ran"));
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_key_press_submits_a_form_and_the_next_page_is_read() {
+    let srv = FixtureServer::start();
+    srv.set(
+        "/search",
+        Page::html(
+            r#"<!doctype html><html><body><form method="post" action="/results">
+<input name="q"></form></body></html>"#,
+        ),
+    );
+    srv.set("/results", Page::html("<p>Results page</p>"));
+    let f = fetcher(AddressPolicy::allow_all());
+    let mut req = get(srv.url("/search"));
+    req.steps = vec![
+        // XPath as upstream writes it (a leading slash), then a real Enter key.
+        step("Enter text in field", "//input[@name='q']", "rust"),
+        step("Press Enter", "", ""),
+    ];
+    let page = f.fetch(&req).await.unwrap();
+    assert!(page.text.contains("Results page"), "{}", page.text);
+    let seen = srv.seen("/results");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(String::from_utf8_lossy(&seen[0].body), "q=rust");
+
+    // "Goto URL" and "Goto site" navigate within the check.
+    let mut req = get(srv.url("/results"));
+    req.steps = vec![step("Goto URL", "", &srv.url("/search"))];
+    let page = f.fetch(&req).await.unwrap();
+    assert!(!page.text.contains("Results page"), "{}", page.text);
+    let mut req = get(srv.url("/results"));
+    req.steps = vec![
+        step("Goto URL", "", &srv.url("/search")),
+        step("Goto site", "", ""),
+    ];
+    let page = f.fetch(&req).await.unwrap();
+    assert!(page.text.contains("Results page"), "{}", page.text);
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_step_is_reported_by_its_position() {
+    let srv = FixtureServer::start();
+    srv.set("/form", Page::html(FORM_PAGE));
+    let f = fetcher(AddressPolicy::allow_all());
+
+    // An element that never turns up: the wait ends before the check's deadline, and the
+    // step says so.
+    let mut req = get(srv.url("/form"));
+    req.request.timeout = Duration::from_secs(3);
+    req.steps = vec![
+        step("Click element", "#go", ""),
+        step("Click element", "#no-such-button", ""),
+        step("Click element", "#more", ""),
+    ];
+    let err = f.fetch(&req).await.unwrap_err();
+    match &err {
+        FetchError::BrowserStep {
+            step, not_found, ..
+        } => {
+            assert_eq!(*step, 2);
+            assert!(*not_found);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        err.last_error()
+            .starts_with("Browser step at position 2 could not run"),
+        "{}",
+        err.last_error()
+    );
+    assert!(err.last_error().ends_with("Could not find the target."));
+
+    // A script that throws, and a selector that cannot parse, fail at once with the reason.
+    let mut req = get(srv.url("/form"));
+    req.steps = vec![step(
+        "Execute JS",
+        "",
+        "throw new Error('boom from the step')",
+    )];
+    let started = std::time::Instant::now();
+    let err = f.fetch(&req).await.unwrap_err();
+    assert!(
+        err.last_error().contains("boom from the step"),
+        "{}",
+        err.last_error()
+    );
+    let mut req = get(srv.url("/form"));
+    req.steps = vec![step("Click element", "#go[[", "")];
+    let err = f.fetch(&req).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FetchError::BrowserStep {
+                step: 1,
+                not_found: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // "if exists" goes on without its element.
+    let mut req = get(srv.url("/form"));
+    req.request.timeout = Duration::from_secs(4);
+    req.steps = vec![
+        step("Click element if exists", "#no-such-button", ""),
+        step("Click element", "#go", ""),
+    ];
+    let page = f.fetch(&req).await.unwrap();
+    assert!(page.text.contains("q=old text"), "{}", page.text);
+    f.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_step_cannot_take_the_browser_to_a_private_address() {
+    let srv = FixtureServer::start();
+    srv.set("/private", Page::html("<p>internal</p>"));
+    let private = srv.url("/private");
+    srv.set(
+        "/start",
+        Page::html(format!(
+            r#"<!doctype html><html><body><a id="in" href="{private}">in</a></body></html>"#
+        )),
+    );
+    let f = fetcher(AddressPolicy {
+        allow_private: false,
+        allowed_hosts: vec!["localhost".into()],
+    });
+    let start = srv.url("/start").replace("127.0.0.1", "localhost");
+    let mut req = get(start.clone());
+    req.steps = vec![step("Goto URL", "", &private)];
+    let err = f.fetch(&req).await.unwrap_err();
+    assert!(
+        matches!(err, FetchError::BrowserStep { step: 1, .. }),
+        "{err:?}"
+    );
+    let mut req = get(start);
+    req.steps = vec![step("Click element", "#in", "")];
+    let err = f.fetch(&req).await.unwrap_err();
     assert!(matches!(err, FetchError::RedirectBlocked { .. }), "{err:?}");
     assert_eq!(srv.hits("/private"), 0);
     f.shutdown().await;

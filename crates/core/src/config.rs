@@ -47,6 +47,9 @@ pub struct Config {
     /// `WEBDRIVER_DELAY_BEFORE_CONTENT_READY` (upstream's, default 5 s): every browser check
     /// waits this long after the page's load, plus the watch's (or settings') `webdriver_delay`.
     pub browser_settle: Duration,
+    /// `CW_BROWSER_STEP_SETTLE_MS` (default 1500, upstream's pause): the time a page is given
+    /// after each browser step before the next (a load the step started is waited for too).
+    pub browser_step_settle: Duration,
     /// `JQ_ALLOW_RISKY_EXPRESSIONS`: allow jq builtins that read the environment or files.
     pub jq_allow_risky: bool,
     /// `DATASTORE_PATH`: where embedded mode keeps its SQLite file (default `./data`).
@@ -149,6 +152,7 @@ impl Default for Config {
             playwright_driver_url: None,
             browser_executable: None,
             browser_settle: Duration::from_secs(5),
+            browser_step_settle: Duration::from_millis(1500),
             jq_allow_risky: false,
             datastore_path: std::path::PathBuf::from("./data"),
             host: "127.0.0.1".to_string(),
@@ -329,6 +333,12 @@ impl Config {
                 "expected a number of seconds",
             )?
             .map_or(d.browser_settle, Duration::from_secs),
+            browser_step_settle: parse_num::<u64>(
+                "CW_BROWSER_STEP_SETTLE_MS",
+                text("CW_BROWSER_STEP_SETTLE_MS"),
+                "expected a number of milliseconds",
+            )?
+            .map_or(d.browser_step_settle, Duration::from_millis),
             jq_allow_risky: flag("JQ_ALLOW_RISKY_EXPRESSIONS")?.unwrap_or(false),
             dashboard_dir: text("DASHBOARD_DIR").map(std::path::PathBuf::from),
             salted_pass: text("SALTED_PASS"),

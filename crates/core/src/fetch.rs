@@ -162,6 +162,14 @@ pub enum FetchError {
     EmptyReply { status: u16 },
     #[error("HTTP status code {status}")]
     Status { status: u16 },
+    /// A browser step failed: `step` counts from 1 as the editor shows them; `not_found` when
+    /// what it waited for (its element, its text) never turned up.
+    #[error("browser step {step} could not run: {reason}")]
+    BrowserStep {
+        step: usize,
+        reason: String,
+        not_found: bool,
+    },
 }
 
 impl FetchError {
@@ -181,6 +189,20 @@ impl FetchError {
             FetchError::EmptyReply { status } => format!(
                 "EmptyReply - try increasing 'Wait seconds before extracting text', Status Code {status}"
             ),
+            FetchError::BrowserStep {
+                step,
+                reason,
+                not_found,
+            } => {
+                let detail = if *not_found {
+                    "Could not find the target."
+                } else {
+                    reason.lines().next().unwrap_or("")
+                };
+                format!(
+                    "Browser step at position {step} could not run, check the watch, add a delay if necessary, view Browser Steps to see screenshot at that step. {detail}"
+                )
+            }
             other => format!("Exception: {other}"),
         }
     }

@@ -16,9 +16,10 @@ pub use changewatch_browser::BrowserFetcher;
 use changewatch_browser::{BrowserConfig, BrowserRequest, Endpoint};
 use changewatch_core::budget::{PageBudget, PageHold};
 use changewatch_core::clock::Clock;
+use changewatch_core::fetch::FetchError;
 use changewatch_core::model::{
-    Settings, Tag, Watch, has_template_markup, processor_settings, proxy_for,
-    resolve_notification_settings, tags_for_watch,
+    RunnableStep, Settings, Tag, Watch, has_template_markup, processor_settings, proxy_for,
+    resolve_notification_settings, tags_for_watch, valid_browser_steps,
 };
 use changewatch_core::pipeline::{ChangeStatus, PreviousState, history_line_key};
 use changewatch_core::reuse::{Fingerprint, Stamp};
@@ -130,6 +131,7 @@ fn browser_for(config: &changewatch_core::Config) -> Option<BrowserFetcher> {
         max_pages: config.fetch_workers.clamp(1, 4),
         max_bytes: config.fetch_max_bytes,
         user_agent: config.user_agent.clone(),
+        step_settle: config.browser_step_settle,
     }))
 }
 
@@ -466,7 +468,7 @@ impl Checker {
             if let Err(e) = rendered {
                 return Ok(Err(e));
             }
-            let fetched = match self.browser_request(watch, settings, &request) {
+            let fetched = match self.browser_request(watch, settings, &request).await {
                 Ok(None) => self.fetcher.fetch_within(&request, &mut hold).await,
                 Ok(Some(browser_request)) => match &self.config.browser {
                     Some(browser) => browser.fetch(&browser_request).await,
@@ -568,7 +570,7 @@ impl Checker {
             Ok(out) => {
                 let notify = match plan {
                     Plan::Change => out.snapshot_ts.is_some(),
-                    Plan::FilterFailure => true,
+                    Plan::FilterFailure | Plan::StepFailure(_) => true,
                     Plan::None => false,
                 };
                 if notify && let Some(setup) = &self.notify {
@@ -605,16 +607,21 @@ impl Checker {
                             )
                             .await
                         }
-                        (Plan::FilterFailure, _, _) => {
+                        (Plan::FilterFailure | Plan::StepFailure(_), _, _) => {
                             let threshold = settings
                                 .application
                                 .filter_failure_notification_threshold_attempts;
+                            let step = match plan {
+                                Plan::StepFailure(n) => Some(n),
+                                _ => None,
+                            };
                             notifications::queue_filter_failure(
                                 &self.sandbox,
                                 setup.queue.as_ref(),
                                 self.store.as_ref(),
                                 &ctx,
                                 u32::try_from(threshold).unwrap_or(0),
+                                step,
                             )
                             .await
                         }
@@ -647,7 +654,7 @@ impl Checker {
     /// The browser check this watch asks for (`fetch_backend` html_webdriver, itself or
     /// through `system`), or `None` for the plain HTTP fetcher. What the browser fetcher
     /// cannot do yet is the check's error, never silently done another way.
-    fn browser_request(
+    async fn browser_request(
         &self,
         watch: &Watch,
         settings: &Settings,
@@ -662,13 +669,13 @@ impl Checker {
                 "Exception: not supported by this server's browser fetcher yet: {what}"
             )))
         };
-        if watch.has_browser_steps() {
-            return unsupported("browser steps");
-        }
         if backend.starts_with("extra_browser_") {
             return unsupported("extra browsers (extra_browsers)");
         }
         if backend != "html_webdriver" {
+            if watch.has_browser_steps() {
+                return Err(CheckError::Processor(STEPS_NEED_BROWSER.into()));
+            }
             return Ok(None);
         }
         if request.proxy.is_some() {
@@ -683,7 +690,52 @@ impl Checker {
             request: request.clone(),
             delay: self.config.browser_settle + delay,
             js: watch.webdriver_js_execute_code.clone(),
+            steps: self.browser_steps(watch).await?,
         }))
+    }
+
+    /// The watch's browser steps ready to run: placeholders and a leading "Goto site"
+    /// dropped as upstream drops them, selectors and values rendered as Jinja2 in the
+    /// sandbox. A step this system cannot run (saved before the API checked steps) fails
+    /// as that step.
+    async fn browser_steps(&self, watch: &Watch) -> Result<Vec<RunnableStep>, CheckError> {
+        let kept = valid_browser_steps(watch.browser_steps.clone());
+        let mut steps = Vec::with_capacity(kept.len());
+        let mut templates = Vec::new();
+        for (n, step) in kept.iter().enumerate() {
+            let action = step.action().ok_or_else(|| FetchError::BrowserStep {
+                step: n + 1,
+                reason: format!(
+                    "unknown operation '{}'",
+                    step.operation.as_deref().unwrap_or("")
+                ),
+                not_found: false,
+            })?;
+            let selector = step.selector.clone().unwrap_or_default();
+            let value = step.optional_value.clone().unwrap_or_default();
+            for (what, text) in [("selector", &selector), ("value", &value)] {
+                if has_template_markup(text) {
+                    templates.push((format!("browser step {} {what}", n + 1), text.clone()));
+                }
+            }
+            steps.push(RunnableStep {
+                action,
+                selector,
+                value,
+            });
+        }
+        if templates.is_empty() {
+            return Ok(steps);
+        }
+        let mut texts = self.sandbox.render_request(templates).await?.into_iter();
+        for step in &mut steps {
+            for text in [&mut step.selector, &mut step.value] {
+                if has_template_markup(text) {
+                    *text = texts.next().unwrap_or_default();
+                }
+            }
+        }
+        Ok(steps)
     }
 
     /// Renders the request's Jinja2 templates as upstream does at fetch time: the URL when
@@ -779,6 +831,9 @@ impl JobRunner for Checker {
         }
     }
 }
+
+/// Upstream's error for a watch with browser steps and the plain HTTP fetcher.
+const STEPS_NEED_BROWSER: &str = "This watch has Browser Steps configured and so it cannot run with the 'Basic fast Plaintext/HTTP Client', either remove the Browser Steps or select a Chrome fetcher.";
 
 /// A browser watch on a checker without a browser.
 const NO_BROWSER: &str = "Exception: this watch fetches with a browser (fetch_backend html_webdriver) and none is available: set PLAYWRIGHT_DRIVER_URL to a Chrome DevTools WebSocket, or install Chromium (CW_CHROME_PATH)";

@@ -603,17 +603,28 @@ pub async fn queue_change(
     enqueue(queue, store, ctx, "change", &urls, &msg).await
 }
 
-/// Queues upstream's "filter not found" alert.
+/// Queues upstream's "filter not found" alert, or its "browser step could not be run" one
+/// when `step` names the failing step.
 pub async fn queue_filter_failure(
     sandbox: &Sandbox,
     queue: &dyn NotificationQueue,
     store: &dyn WatchStore,
     ctx: &WatchContext<'_>,
     threshold: u32,
+    step: Option<usize>,
 ) -> Result<(), StoreError> {
     let (resolved, format) = ctx.resolved();
     let cc = ctx.change_context();
-    let msg = render::render_filter_failure(&ctx.watch.include_filters, threshold, &cc, format);
+    let (kind, msg) = match step {
+        Some(step) => (
+            "step_failure",
+            render::render_step_failure(step, threshold, &cc, format),
+        ),
+        None => (
+            "filter_failure",
+            render::render_filter_failure(&ctx.watch.include_filters, threshold, &cc, format),
+        ),
+    };
     let job = RenderJob::Urls {
         urls: resolved.urls,
         ctx: Box::new(cc),
@@ -622,11 +633,11 @@ pub async fn queue_filter_failure(
     let urls = match sandbox.render(job).await {
         Ok(rendered) => rendered.urls,
         Err(e) => {
-            record_unsent(store, ctx, "filter_failure", e.to_string()).await;
+            record_unsent(store, ctx, kind, e.to_string()).await;
             return Ok(());
         }
     };
-    enqueue(queue, store, ctx, "filter_failure", &urls, &msg).await
+    enqueue(queue, store, ctx, kind, &urls, &msg).await
 }
 
 /// The "send test notification" message for a watch (its templates and last two snapshots

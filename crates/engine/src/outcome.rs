@@ -20,7 +20,7 @@ use crate::checker::CheckReport;
 pub struct StatusPatch {
     pub last_checked: i64,
     pub check_count: i64,
-    /// Always cleared: no browser steps run yet.
+    /// Cleared by every check; the failing step's position when a browser step failed.
     pub browser_steps_last_error_step: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetch_time: Option<f64>,
@@ -76,6 +76,8 @@ pub enum Plan {
     None,
     Change,
     FilterFailure,
+    /// A browser step failed too often; its position as the user counts.
+    StepFailure(usize),
 }
 
 /// What the checker knows besides the result.
@@ -185,7 +187,17 @@ pub fn decide(ctx: &Context<'_>, result: &Result<Checked, CheckError>) -> Decisi
         }
         Err(e) => {
             let mut failures = watch.consecutive_filter_failures;
-            if e.is_filter_failure() {
+            let failed_step = match e {
+                CheckError::Fetch(changewatch_core::fetch::FetchError::BrowserStep {
+                    step,
+                    ..
+                }) => Some(*step),
+                _ => None,
+            };
+            // Upstream counts a failed browser step only for watches that alert on it.
+            let counted = e.is_filter_failure()
+                || (failed_step.is_some() && watch.filter_failure_notification_send);
+            if counted {
                 failures += 1;
                 let threshold = ctx
                     .settings
@@ -195,10 +207,11 @@ pub fn decide(ctx: &Context<'_>, result: &Result<Checked, CheckError>) -> Decisi
                     // Upstream starts counting again after the alert, sent or not.
                     failures = 0;
                     if watch.filter_failure_notification_send && ctx.can_notify {
-                        plan = Plan::FilterFailure;
+                        plan = failed_step.map_or(Plan::FilterFailure, Plan::StepFailure);
                     }
                 }
             }
+            patch.browser_steps_last_error_step = failed_step.and_then(|n| i64::try_from(n).ok());
             patch.last_error = Some(TextOrFalse::Text(e.last_error()));
             patch.consecutive_filter_failures = Some(failures);
             // A reply that failed to process must be processed again, even unchanged; a
@@ -396,6 +409,43 @@ mod tests {
         assert_eq!(d.plan, Plan::FilterFailure);
         assert!(matches!(d.patch.last_error, Some(TextOrFalse::Text(_))));
         assert!(d.snapshot.is_none());
+    }
+
+    #[test]
+    fn a_failed_step_is_recorded_and_counted_only_for_watches_that_alert() {
+        let failed = || {
+            Err(CheckError::Fetch(FetchError::BrowserStep {
+                step: 3,
+                reason: "gone".into(),
+                not_found: true,
+            }))
+        };
+        let settings = Settings::default();
+        let threshold = settings
+            .application
+            .filter_failure_notification_threshold_attempts;
+        let mut watch = Watch {
+            filter_failure_notification_send: false,
+            consecutive_filter_failures: 1,
+            ..Watch::default()
+        };
+        let d = decide(&ctx(&watch, &settings, 1), &failed());
+        assert_eq!(d.patch.browser_steps_last_error_step, Some(3));
+        assert_eq!(d.patch.consecutive_filter_failures, Some(1));
+        assert_eq!(d.plan, Plan::None);
+        watch.filter_failure_notification_send = true;
+        let d = decide(&ctx(&watch, &settings, 1), &failed());
+        assert_eq!(d.patch.consecutive_filter_failures, Some(2));
+        watch.consecutive_filter_failures = threshold - 1;
+        let d = decide(&ctx(&watch, &settings, 1), &failed());
+        assert_eq!(d.plan, Plan::StepFailure(3));
+        assert_eq!(d.patch.consecutive_filter_failures, Some(0));
+        // Any other outcome clears the step.
+        let d = decide(
+            &ctx(&watch, &settings, 1),
+            &processed(ChangeStatus::Unchanged),
+        );
+        assert_eq!(d.patch.browser_steps_last_error_step, None);
     }
 
     #[test]

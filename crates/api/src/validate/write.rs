@@ -563,7 +563,11 @@ pub(super) fn set_watch_field(w: &mut Watch, key: &str, v: &Value) -> Result<boo
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            w.browser_steps = valid_browser_steps(steps);
+            let steps = valid_browser_steps(steps);
+            for (n, step) in steps.iter().enumerate() {
+                check_browser_step(step).map_err(|e| format!("step {}: {e}", n + 1))?;
+            }
+            w.browser_steps = steps;
         }
         "processor" => w.processor = v_string(v)?,
         "include_filters" => w.include_filters = v_str_list(v)?,

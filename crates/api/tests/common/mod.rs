@@ -94,13 +94,14 @@ pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>
         store.clone(),
         fetcher,
         // Debian's chromium (make test-deps) for html_webdriver watches, without upstream's
-        // 5 s settle time.
+        // 5 s settle time or its 1.5 s after each browser step.
         CheckerConfig::from_config(
             "test",
             &changewatch_core::Config {
                 allow_private_addresses: true,
                 browser_executable: Some("/usr/bin/chromium".into()),
                 browser_settle: Duration::ZERO,
+                browser_step_settle: Duration::from_millis(100),
                 ..changewatch_core::Config::default()
             },
         ),

@@ -6,6 +6,8 @@
 //!
 //! - `values`: the small value types (`TextOrFalse`, intervals, time-of-week limits, browser
 //!   steps, conditions, restock state) and lenient number parsing for older datastores.
+//! - `steps`: the browser steps' operations by upstream's names, and what makes a step
+//!   runnable (the API refuses any other).
 //! - `watch`, `tag`, `settings`: [`Watch`], [`Tag`], [`Settings`], what the store persists.
 //!   The system-managed fields (`restock`, `last_check_status`, ...) live in the same struct
 //!   so the store can persist one value per watch; [`Watch::api_view`] leaves them out.
@@ -29,6 +31,7 @@ use crate::pipeline::ProcessorSettings;
 
 mod cascade;
 mod settings;
+mod steps;
 mod tag;
 mod template;
 #[cfg(test)]
@@ -39,6 +42,7 @@ mod watch_url;
 
 pub use cascade::*;
 pub use settings::*;
+pub use steps::*;
 pub use tag::*;
 pub use template::*;
 pub use values::*;
