@@ -87,6 +87,20 @@ export type TimeScheduleLimit = { enabled: boolean; timezone?: string | null } &
   [day in Weekday]: DaySchedule;
 };
 
+/** One browser step; the API wants all three keys (null where the operation takes none). */
+export interface BrowserStep {
+  operation: string | null;
+  selector: string | null;
+  optional_value: string | null;
+}
+
+/** A watch's fetch methods, upstream's values and labels (`system`: the settings' one). */
+export const FETCH_BACKENDS = [
+  { value: 'system', label: 'System settings default' },
+  { value: 'html_requests', label: 'Basic fast Plaintext/HTTP Client' },
+  { value: 'html_webdriver', label: 'Chrome/JavaScript' },
+] as const;
+
 /** GET /api/v1/watch/<uuid> (the fields the edit page reads). */
 export interface Watch {
   uuid: string;
@@ -102,6 +116,15 @@ export interface Watch {
   ignore_status_codes: boolean | null;
   /** A key of the settings' proxy list (`no-proxy`: direct); null = tag or settings default. */
   proxy?: string | null;
+  /** `system` (the settings' method), `html_requests`, `html_webdriver` or `extra_browser_…`. */
+  fetch_backend: string;
+  /** Seconds the browser waits before reading the page; null = the settings' value. */
+  webdriver_delay: number | null;
+  /** JavaScript the browser runs on the page before the steps; null = none. */
+  webdriver_js_execute_code: string | null;
+  browser_steps: BrowserStep[];
+  /** Read-only: 1-based position of the step the last check failed at, null when none. */
+  browser_steps_last_error_step?: number | null;
   time_between_check: Partial<TimeBetweenCheck> | null;
   time_between_check_use_default: boolean;
   time_schedule_limit: Partial<TimeScheduleLimit> | null;

@@ -4,8 +4,9 @@
 // (started by the caller) and a fixture web site served by this script, and checks that the
 // list stays live without reloads: add -> checked -> changed -> diff -> viewed -> paused, plus
 // HTML escaping of titles, notifications (test sends from the settings and edit pages to a
-// receiver in this script, the notification log, a failed change notification on its row) and
-// phone-width layouts without horizontal overflow.
+// receiver in this script, the notification log, a failed change notification on its row), the
+// edit page's fetch method and browser-steps editor, and phone-width layouts without
+// horizontal overflow.
 //
 // Environment:
 //   CW_BASE_URL   the running server, e.g. http://127.0.0.1:PORT
@@ -197,6 +198,15 @@ function withTimeout(promise, ms, what) {
 
 function assert(cond, message) {
   if (!cond) throw new Error(`assertion failed: ${message}`);
+}
+
+/** Equal as JSON, whatever the order of object keys. */
+function sameJson(a, b) {
+  const canon = (v) =>
+    JSON.stringify(v, (_k, x) =>
+      x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([p], [q]) => (p < q ? -1 : 1))) : x,
+    );
+  return canon(a) === canon(b);
 }
 
 /** REST call with the API key; returns parsed JSON (or text). */
@@ -394,6 +404,7 @@ async function scenario(browser, fixture) {
   let uuid = ''; // the watch added through the quick-add form
   let evilUuid = ''; // the watch with HTML in its title
   let notifyUuid = ''; // the watch whose change notification fails
+  let stepsUuid = ''; // the (paused) watch whose browser steps are edited
 
   await runStep('dashboard opens with live updates connected', async () => {
     await page.goto(`${BASE_URL}/`, { waitUntil: 'load' });
@@ -734,6 +745,163 @@ async function scenario(browser, fixture) {
     await assertNoReload('after the proxy settings');
   });
 
+  const stepRow = (n) => `form#edit-form ol.browser-steps > li.step-row[data-step="${n}"]`;
+  const expectedSteps = [
+    { operation: 'Enter text in field', selector: '#q', optional_value: 'hello' },
+    { operation: 'Click element', selector: '#go', optional_value: null },
+  ];
+  const openEdit = async (u) => {
+    await page.evaluate((id) => {
+      location.hash = `#/edit/${id}`;
+    }, u);
+    await page.locator('form#edit-form select[name=fetch_backend]').waitFor({ state: 'visible' });
+  };
+
+  await runStep('edit page: fetch method, browser wait, JavaScript and browser steps are saved as set', async () => {
+    // Paused: saved with the Chrome fetcher, it is never checked during this test.
+    ({ uuid: stepsUuid } = await rest('POST', '/api/v1/watch', {
+      url: fixture.otherUrl,
+      title: 'Browser steps watch',
+      paused: true,
+    }));
+    await openEdit(stepsUuid);
+    const backend = page.locator('form#edit-form select[name=fetch_backend]');
+    const options = await backend.locator('option').evaluateAll((os) => os.map((o) => [o.value, o.textContent]));
+    assert(
+      sameJson(options, [
+        ['system', 'System settings default'],
+        ['html_requests', 'Basic fast Plaintext/HTTP Client'],
+        ['html_webdriver', 'Chrome/JavaScript'],
+      ]),
+      `upstream's fetch methods are offered (got ${JSON.stringify(options)})`,
+    );
+    assert((await backend.inputValue()) === 'system', 'a new watch uses the system default');
+    assert((await page.locator('form#edit-form li.step-row').count()) === 0, 'no steps yet');
+
+    await backend.selectOption('html_webdriver');
+    await page.fill('form#edit-form input[name=webdriver_delay]', '3');
+    const js = "document.querySelector('#q').value = '';\nwindow.scrollTo(0, 0);";
+    await page.fill('form#edit-form textarea[name=webdriver_js_execute_code]', js);
+
+    // Three rows, the last removed and the second moved up: the list saves in the new order.
+    const add = page.locator('form#edit-form button[data-action=step-add]');
+    await add.click();
+    await page.selectOption(`${stepRow(1)} select.step-operation`, 'Click element');
+    assert(await page.locator(`${stepRow(1)} input.step-value`).isDisabled(), '"Click element" takes no value');
+    assert(!(await page.locator(`${stepRow(1)} input.step-value`).isVisible()), 'the unused value input is hidden');
+    await page.fill(`${stepRow(1)} input.step-selector`, '#go');
+    await add.click();
+    await page.selectOption(`${stepRow(2)} select.step-operation`, 'Enter text in field');
+    await page.fill(`${stepRow(2)} input.step-selector`, '#q');
+    await page.fill(`${stepRow(2)} input.step-value`, 'hello');
+    await add.click();
+    await page.selectOption(`${stepRow(3)} select.step-operation`, 'Press Enter');
+    assert(
+      (await page.locator(`${stepRow(3)} input.step-selector`).isDisabled()) &&
+        (await page.locator(`${stepRow(3)} input.step-value`).isDisabled()),
+      '"Press Enter" takes neither a selector nor a value',
+    );
+    await page.click(`${stepRow(3)} button[data-action=step-remove]`);
+    await page.click(`${stepRow(2)} button[data-action=step-up]`);
+    assert((await page.locator('form#edit-form li.step-row').count()) === 2, 'two rows are left');
+    assert(
+      (await page.inputValue('form#edit-form select[name="browser_steps.0.operation"]')) === 'Enter text in field' &&
+        (await page.inputValue('form#edit-form input[name="browser_steps.1.selector"]')) === '#go',
+      'the rows are renumbered after the move',
+    );
+    assert(await page.locator(`${stepRow(1)} button[data-action=step-up]`).isDisabled(), 'the first row cannot move up');
+
+    // The plain HTTP client cannot run steps: the page says so while it is chosen.
+    const warning = page.locator('form#edit-form .steps-warning');
+    assert(!(await warning.isVisible()), 'no warning with the Chrome fetcher');
+    await backend.selectOption('html_requests');
+    await warning.waitFor({ state: 'visible' });
+    await backend.selectOption('html_webdriver');
+    await warning.waitFor({ state: 'hidden' });
+    await screenshot(page, '12-edit-browser-steps.png');
+
+    const put = page.waitForRequest((r) => r.method() === 'PUT' && r.url().endsWith(`/api/v1/watch/${stepsUuid}`));
+    await page.click('form#edit-form button[type=submit]');
+    const sent = (await put).postDataJSON();
+    await page.locator('#toasts .toast', { hasText: 'Watch saved' }).last().waitFor({ state: 'visible' });
+    assert(
+      sameJson(Object.keys(sent).sort(), ['browser_steps', 'fetch_backend', 'webdriver_delay', 'webdriver_js_execute_code']),
+      `only the changed fields are sent (got ${JSON.stringify(sent)})`,
+    );
+    assert(
+      sent.browser_steps.every((st) => sameJson(Object.keys(st).sort(), ['operation', 'optional_value', 'selector'])),
+      `every step carries its three keys (got ${JSON.stringify(sent.browser_steps)})`,
+    );
+    const w = await rest('GET', `/api/v1/watch/${stepsUuid}`);
+    assert(w.fetch_backend === 'html_webdriver', `fetch_backend saved (got ${JSON.stringify(w.fetch_backend)})`);
+    assert(w.webdriver_delay === 3, `webdriver_delay saved (got ${JSON.stringify(w.webdriver_delay)})`);
+    assert(w.webdriver_js_execute_code === js, `the script saved as typed (got ${JSON.stringify(w.webdriver_js_execute_code)})`);
+    assert(sameJson(w.browser_steps, expectedSteps), `exactly the two steps (got ${JSON.stringify(w.browser_steps)})`);
+    await assertNoReload('after saving browser steps');
+  });
+
+  await runStep('edit page: a step the API refuses shows its message and is not saved', async () => {
+    await openEdit(stepsUuid);
+    await page.locator(stepRow(2)).waitFor({ state: 'visible' });
+    assert((await page.inputValue('form#edit-form select[name=fetch_backend]')) === 'html_webdriver', 'the saved method is loaded');
+    assert((await page.inputValue('form#edit-form input[name=webdriver_delay]')) === '3', 'the saved delay is loaded');
+    assert((await page.inputValue(`${stepRow(2)} input.step-selector`)) === '#go', 'the saved steps are loaded');
+    await page.click('form#edit-form button[data-action=step-add]');
+    await page.selectOption(`${stepRow(3)} select.step-operation`, 'Click X,Y');
+    assert(await page.locator(`${stepRow(3)} input.step-selector`).isDisabled(), '"Click X,Y" takes no selector');
+    await page.fill(`${stepRow(3)} input.step-value`, 'left');
+
+    const errorsBefore = consoleErrors.length;
+    await page.click('form#edit-form button[type=submit]');
+    const alert = page.locator('form#edit-form #edit-error');
+    await alert.waitFor({ state: 'visible' });
+    // Chromium logs every 4xx response as a console error: this one is the expected answer.
+    const expected = new RegExp(`status of 400 .*/api/v1/watch/${stepsUuid}`);
+    await waitUntil('the 400 to be logged', () => consoleErrors.slice(errorsBefore).some((e) => expected.test(e)));
+    const during = consoleErrors.splice(errorsBefore);
+    consoleErrors.push(...during.filter((e) => !expected.test(e)));
+    const text = (await alert.textContent()) ?? '';
+    assert(
+      text.includes('browser_steps') && text.includes('step 3') && text.includes("'left'"),
+      `the API's reason is shown (got "${text}")`,
+    );
+    assert(page.url().endsWith(`#/edit/${stepsUuid}`), 'the page stays on the form');
+    const w = await rest('GET', `/api/v1/watch/${stepsUuid}`);
+    assert(sameJson(w.browser_steps, expectedSteps), `the steps are unchanged (got ${JSON.stringify(w.browser_steps)})`);
+  });
+
+  await runStep('edit page: the step the last check failed at is marked', async () => {
+    // Only a check sets browser_steps_last_error_step: the watch as the page loads it is
+    // given one, so the marking is tested without running the browser fetcher.
+    const watchUrl = `**/api/v1/watch/${stepsUuid}`;
+    await page.route(watchUrl, async (route) => {
+      if (route.request().method() !== 'GET') return route.continue();
+      const response = await route.fetch();
+      const json = await response.json();
+      json.browser_steps_last_error_step = 2;
+      json.last_error = 'Browser step at position 2 could not run, check the watch, add a delay if necessary. Could not find the target.';
+      return route.fulfill({ response, json });
+    });
+    try {
+      await page.evaluate(() => {
+        location.hash = '#/';
+      });
+      await openEdit(stepsUuid);
+      const failed = page.locator('form#edit-form li.step-row.step-failed');
+      await failed.waitFor({ state: 'visible' });
+      assert((await failed.count()) === 1, 'one row is marked');
+      assert((await failed.getAttribute('data-step')) === '2', 'the second row is marked');
+      const note = (await failed.locator('.step-error-note').textContent()) ?? '';
+      assert(note.includes('failed at this step') && note.includes('Could not find the target'), `the note says why (got "${note}")`);
+      await screenshot(page, '13-edit-failed-step.png');
+    } finally {
+      await page.unroute(watchUrl);
+    }
+    await page.click('.mainnav a[data-route=list]');
+    await page.waitForURL(`${BASE_URL}/#/`);
+    await assertNoReload('after the browser steps pages');
+  });
+
   await runStep('a failed change notification shows on the row, linked to the notification log', async () => {
     ({ uuid: notifyUuid } = await rest('POST', '/api/v1/watch', {
       url: fixture.notifyPageUrl,
@@ -782,7 +950,7 @@ async function scenario(browser, fixture) {
     await assertNoReload('after the failed notification');
   });
 
-  await runStep('phone width (375 px): list, settings and notification log render without horizontal overflow', async () => {
+  await runStep('phone width (375 px): list, settings, notification log and edit page render without horizontal overflow', async () => {
     const phoneContext = await browser.newContext({ viewport: { width: 375, height: 740 } });
     const phone = await phoneContext.newPage();
     currentPage = phone;
@@ -812,6 +980,13 @@ async function scenario(browser, fixture) {
     await phone.locator('#notification-log tr.log-entry').first().waitFor({ state: 'visible' });
     await assertNoOverflow(phone, 375, 'the notification log');
     await screenshot(phone, '11-phone-notification-log.png');
+    // The edit page with its browser-steps rows.
+    await phone.evaluate((u) => {
+      location.hash = `#/edit/${u}`;
+    }, stepsUuid);
+    await phone.locator('form#edit-form li.step-row[data-step="2"]').waitFor({ state: 'visible' });
+    await assertNoOverflow(phone, 375, 'the edit page');
+    await screenshot(phone, '14-phone-edit.png');
     currentPage = page;
     await phoneContext.close();
   });

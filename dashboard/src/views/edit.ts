@@ -7,10 +7,12 @@ import * as api from '../api';
 import { checkbox, externalLink, field, h, linesToList, listToLines, replace, select } from '../dom';
 import { testNotificationControl } from '../notify';
 import { navigate, type View } from '../router';
+import { browserStepsEditor, readBrowserSteps, STEP_PLACEHOLDER } from '../steps';
 import { displayName, store } from '../store';
 import { toast } from '../toast';
 import { changedFields } from '../util';
 import {
+  FETCH_BACKENDS,
   INTERVAL_UNITS,
   NOTIFICATION_FORMATS,
   WEEKDAYS,
@@ -180,10 +182,16 @@ export const editView: View = ({ root, route, signal }) => {
     );
 
     // Request
+    const backend = watch.fetch_backend || 'system';
+    const backends: { value: string; label: string }[] = [...FETCH_BACKENDS];
+    // A value this page does not offer (an extra browser set over the API) stays as it is.
+    if (!backends.some((b) => b.value === backend)) backends.push({ value: backend, label: backend });
+    const fetchBackend = select('fetch_backend', backends, backend);
     const request = h(
       'fieldset',
       null,
       h('legend', null, 'Request'),
+      field('Fetch method', fetchBackend, 'Chrome/JavaScript runs the page\'s scripts (and the browser steps below); the plain client is faster.'),
       field('Method', select('method', METHODS.map((m) => ({ value: m, label: m })), watch.method || 'GET')),
       field('Headers', textarea('headers', headersToText(watch.headers)), 'One per line: Name: value'),
       field('Body', textarea('body', watch.body ?? '')),
@@ -200,6 +208,48 @@ export const editView: View = ({ root, route, signal }) => {
           )
         : null,
     );
+
+    // Browser: only used when the page is fetched with Chrome (upstream's order: the script,
+    // the wait, then the steps).
+    const stepsWarning = h(
+      'p',
+      { class: 'form-warning steps-warning', role: 'note', hidden: true },
+      'Browser steps need the Chrome/JavaScript fetch method: with the Basic fast Plaintext/HTTP Client every check of this watch fails until the steps are removed or the fetch method is changed.',
+    );
+    const syncStepsWarning = (): void => {
+      // Rows left at "Choose one" are dropped by the server: they do not count.
+      const steps = readBrowserSteps(form).filter((s) => s.operation && s.operation !== STEP_PLACEHOLDER);
+      stepsWarning.hidden = !(fetchBackend.value === 'html_requests' && steps.length > 0);
+    };
+    const browser = h(
+      'fieldset',
+      { class: 'browser-settings' },
+      h('legend', null, 'Browser (Chrome/JavaScript)'),
+      h('p', { class: 'hint' }, 'Used when the fetch method is Chrome/JavaScript, or the system default is.'),
+      field(
+        'Wait seconds before extracting text',
+        h('input', { name: 'webdriver_delay', type: 'number', min: 0, step: 1, value: watch.webdriver_delay ?? '', placeholder: 'Settings default' }),
+        'Empty = the settings\' value.',
+      ),
+      field(
+        'Execute JavaScript before change detection',
+        textarea('webdriver_js_execute_code', watch.webdriver_js_execute_code ?? ''),
+        'Runs on the page once it has loaded, before the steps.',
+      ),
+      h('h3', { class: 'subhead' }, 'Browser steps'),
+      h(
+        'p',
+        { class: 'hint' },
+        'Run in order after the page has loaded (the check starts at the watch\'s URL, so a first "Goto site" is not needed), then the text is read. Selectors and values may use Jinja2 templates.',
+      ),
+      stepsWarning,
+      browserStepsEditor(watch.browser_steps ?? [], {
+        failedStep: watch.browser_steps_last_error_step ?? null,
+        lastError: watch.last_error ?? null,
+        onChange: syncStepsWarning,
+      }),
+    );
+    fetchBackend.addEventListener('change', syncStepsWarning);
 
     // Filters and triggers
     const filters = h(
@@ -256,11 +306,14 @@ export const editView: View = ({ root, route, signal }) => {
       checkInterval,
       schedule,
       request,
+      browser,
       filters,
       notifications,
       errorBox,
       h('div', { class: 'form-actions' }, saveBtn, h('a', { href: '#/', class: 'button' }, 'Cancel')),
     );
+
+    syncStepsWarning();
 
     const name = displayName(watch);
     replace(
@@ -383,6 +436,10 @@ function collect(form: HTMLFormElement, watch: Watch): Body {
     body: val('body') === '' ? null : val('body'),
     ignore_status_codes: checked('ignore_status_codes'),
     ...(form.elements.namedItem('proxy') ? { proxy: val('proxy') || null } : {}),
+    fetch_backend: val('fetch_backend'),
+    webdriver_delay: intOrNull(val('webdriver_delay'), 'Wait seconds before extracting text'),
+    webdriver_js_execute_code: val('webdriver_js_execute_code').trim() === '' ? null : val('webdriver_js_execute_code'),
+    browser_steps: readBrowserSteps(form),
     notification_urls: linesToList(val('notification_urls')),
     notification_title: val('notification_title').trim() || null,
     notification_body: val('notification_body').trim() === '' ? null : val('notification_body'),
