@@ -33,6 +33,7 @@ fn fetched(html: String) -> FetchedPage {
         text,
         encoding,
         fetch_time: 0.0,
+        screenshot: None,
     }
 }
 

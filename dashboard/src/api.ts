@@ -249,6 +249,14 @@ export async function getFavicon(uuid: string): Promise<Blob> {
   return res.blob();
 }
 
+/** The browser's screenshot of a snapshot (the newest with one for `latest`), or null when
+ *  there is none (plain-HTTP watches, snapshots older than the newest two): the UI route
+ *  answers 204 then, so the browser logs no error for the usual case. */
+export async function getScreenshot(uuid: string, ts: number | 'latest', signal?: AbortSignal): Promise<Blob | null> {
+  const res = await request(`/ui/watch/${enc(uuid)}/screenshot`, { query: { timestamp: String(ts) }, signal });
+  return res.status === 204 ? null : res.blob();
+}
+
 /** "Send test notification": delivers at once and answers with each URL's outcome. */
 export const sendTestNotification = (body: NotificationTestRequest): Promise<NotificationTestResponse> =>
   requestJson('/api/v1/notifications/test', { method: 'POST', body });

@@ -950,6 +950,38 @@ async function scenario(browser, fixture) {
     await assertNoReload('after the failed notification');
   });
 
+  await runStep('a browser watch\'s screenshot shows on its preview and history pages; a plain watch has none', async () => {
+    const created = await rest('POST', '/api/v1/watch', {
+      url: fixture.otherUrl,
+      title: 'Browser-checked fixture',
+      fetch_backend: 'html_webdriver',
+    });
+    const shotUuid = created.uuid;
+    await waitUntil('the browser check to store a snapshot', async () => {
+      const w = await rest('GET', `/api/v1/watch/${shotUuid}`);
+      return w.history_n >= 1 ? w : null;
+    });
+    const imageSize = () => {
+      const img = document.querySelector('#screenshot:not([hidden]) img#screenshot-image');
+      return img && img.complete && img.naturalWidth > 0 ? [img.naturalWidth, img.naturalHeight] : null;
+    };
+    for (const route of ['preview', 'history']) {
+      await page.goto(`${BASE_URL}/#/${route}/${shotUuid}`);
+      const size = await (await waitForPage(page, `the screenshot on the ${route} page`, imageSize)).jsonValue();
+      assert(size[0] === 1280, `the screenshot is the browser's 1280 px wide page (got ${size.join('x')})`);
+    }
+    await screenshot(page, '10-screenshot.png');
+    // The plain watch from the first steps was fetched without a browser: no panel.
+    await page.goto(`${BASE_URL}/#/preview/${uuid}`);
+    await waitForPage(page, 'the plain watch\'s preview text', () =>
+      (document.querySelector('#preview-text')?.textContent ?? '').includes('Price'),
+    );
+    await page.waitForTimeout(300);
+    assert(await page.locator('#screenshot').isHidden(), 'a plain watch shows no screenshot panel');
+    await page.goto(`${BASE_URL}/#/`);
+    await rest('DELETE', `/api/v1/watch/${shotUuid}`);
+  });
+
   await runStep('phone width (375 px): list, settings, notification log and edit page render without horizontal overflow', async () => {
     const phoneContext = await browser.newContext({ viewport: { width: 375, height: 740 } });
     const phone = await phoneContext.newPage();

@@ -52,6 +52,57 @@ async fn a_browser_watch_records_what_javascript_wrote() {
     assert!(text.contains("added by the watch"), "{text}");
     let text = latest_snapshot(&app, &plain).await;
     assert!(text.contains("checking…") && !text.contains("42"), "{text}");
+
+    // The browser's screenshot is stored with the snapshot; a plain fetch has none.
+    let r = app
+        .req(Method::GET, &format!("/api/v1/watch/{browser}/screenshot"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "image/jpeg");
+    let (_, history) = app
+        .get_json(&format!("/api/v1/watch/{browser}/history"))
+        .await;
+    let ts = history.as_object().unwrap().keys().next().unwrap().clone();
+    assert_eq!(r.headers()["x-snapshot-timestamp"], ts.as_str());
+    let image = r.bytes().await.unwrap();
+    assert_eq!(&image[..3], &[0xFF, 0xD8, 0xFF], "a JPEG");
+    let r = app
+        .req(
+            Method::GET,
+            &format!("/api/v1/watch/{browser}/screenshot?timestamp={ts}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), image);
+    for path in [
+        format!("/api/v1/watch/{plain}/screenshot"),
+        format!("/api/v1/watch/{browser}/screenshot?timestamp=123"),
+    ] {
+        let r = app.req(Method::GET, &path).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+
+    // The dashboard's route: the same image, and "none" as 204 rather than an error.
+    let ui = |uuid: &str| {
+        app.client
+            .get(format!(
+                "{}/ui/watch/{uuid}/screenshot?timestamp=latest",
+                app.base
+            ))
+            .header("x-changewatch-ui", "1")
+            .send()
+    };
+    let r = ui(&browser).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap(), image);
+    let r = ui(&plain).await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = ui("00000000-0000-4000-8000-000000000000").await.unwrap();
+    assert_eq!(r.status(), 404);
 }
 
 const OFFER_PAGE: &str = r#"<!doctype html><html><body>
@@ -233,4 +284,72 @@ async fn steps_that_cannot_run_are_refused_or_reported() {
         "This watch has Browser Steps configured and so it cannot run with the 'Basic fast Plaintext/HTTP Client', either remove the Browser Steps or select a Chrome fetcher."
     );
     assert_eq!(srv.hits("/p"), 0);
+}
+
+#[tokio::test]
+async fn a_change_notification_carries_the_screenshot_when_asked() {
+    let app = spawn_app().await;
+    let srv = FixtureServer::start();
+    let cap = testkit::CaptureServer::start();
+    srv.set("/shop", Page::html(JS_PAGE));
+    let uuid = app
+        .create_watch(json!({
+            "url": srv.url("/shop"),
+            "fetch_backend": "html_webdriver",
+            "notification_screenshot": true,
+            "notification_urls": [format!("json://{}/hook", cap.host_port())],
+        }))
+        .await;
+    app.run_checks().await;
+    srv.set("/shop", Page::html(JS_PAGE.replace("40 + 2", "40 + 3")));
+    app.get_json(&format!("/api/v1/watch/{uuid}?recheck=1"))
+        .await;
+    app.run_checks().await;
+    let (_, history) = app.get_json(&format!("/api/v1/watch/{uuid}/history")).await;
+    let newest: i64 = history
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.parse().unwrap())
+        .max()
+        .unwrap();
+    let received = app
+        .store
+        .receive(10, std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].job.screenshot,
+        Some(newest),
+        "the new snapshot's"
+    );
+
+    // Delivered, the job's screenshot is read from the store and attached.
+    let dispatcher = changewatch_engine::notifications::Dispatcher::from_config(
+        app.store.clone(),
+        &changewatch_core::Config {
+            allow_private_addresses: true,
+            ..changewatch_core::Config::default()
+        },
+    )
+    .unwrap();
+    dispatcher.attempt(&received[0]).await;
+    let sent = cap.take();
+    assert_eq!(sent.len(), 1);
+    let attachments = sent[0].json()["attachments"].clone();
+    assert_eq!(attachments[0]["mimetype"], "image/jpeg", "{attachments}");
+    let stored = app
+        .req(Method::GET, &format!("/api/v1/watch/{uuid}/screenshot"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    use base64::Engine;
+    assert_eq!(
+        attachments[0]["base64"],
+        base64::engine::general_purpose::STANDARD.encode(&stored)
+    );
 }

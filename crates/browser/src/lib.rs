@@ -13,6 +13,8 @@
 //!   known gap, in docs/SECURITY.md.
 //! - The main document's response (status, headers) is read at the `Fetch` domain's
 //!   response stage, so a 404 or an empty page is the same error as with the plain fetcher.
+//! - A full-page JPEG screenshot of what was read (`SCREENSHOT_MAX_HEIGHT`, size-capped)
+//!   comes back with the page, for the checker to store with a new snapshot.
 //! - `steps`: browser steps (click, type, select, wait, …) run on the loaded page with real
 //!   input events, each step's failure reported by its position.
 
@@ -20,16 +22,21 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use changewatch_core::charset;
 use changewatch_core::fetch::{FetchError, FetchRequest, FetchedPage, parse_fetch_url, vet_target};
 use changewatch_core::ssrf::{AddressPolicy, Refusal};
 use chromiumoxide::browser::{Browser, BrowserConfig as CdpConfig};
+use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::fetch::{
     ContinueRequestParams, EnableParams, EventRequestPaused, FailRequestParams, RequestPattern,
     RequestStage,
 };
 use chromiumoxide::cdp::browser_protocol::network::{
     ErrorReason, Headers, ResourceType, SetExtraHttpHeadersParams, SetUserAgentOverrideParams,
+};
+use chromiumoxide::cdp::browser_protocol::page::{
+    CaptureScreenshotFormat, CaptureScreenshotParams, Viewport,
 };
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
@@ -66,7 +73,17 @@ pub struct BrowserConfig {
     /// Given to the page after each browser step before the next (upstream's 1.5 s), then
     /// any navigation the step started is waited for.
     pub step_settle: Duration,
+    /// The tallest screenshot taken, in CSS pixels (`SCREENSHOT_MAX_HEIGHT`, upstream's
+    /// 20000); 0 takes none.
+    pub screenshot_max_height: u32,
 }
+
+/// The browser's window for every page: a desktop layout, and the screenshots' width.
+const VIEWPORT: (i64, i64) = (1280, 1024);
+/// Upstream's JPEG quality for screenshots, and the one tried when that is too large.
+const SCREENSHOT_QUALITY: [i64; 2] = [40, 15];
+/// The largest screenshot stored: past it at the lower quality, the check keeps none.
+const SCREENSHOT_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// One browser check: the request as the watch describes it, what to wait and run.
 #[derive(Clone, Debug)]
@@ -283,6 +300,11 @@ impl BrowserFetcher {
         started: Instant,
     ) -> Result<FetchedPage, FetchError> {
         let cdp = |e: chromiumoxide::error::CdpError| browser_error(url, &e.to_string());
+        page.execute(SetDeviceMetricsOverrideParams::new(
+            VIEWPORT.0, VIEWPORT.1, 1.0, false,
+        ))
+        .await
+        .map_err(cdp)?;
         let seen = Arc::new(Mutex::new(Seen::default()));
         let mut paused = page
             .event_listener::<EventRequestPaused>()
@@ -416,6 +438,10 @@ impl BrowserFetcher {
         if html.len() > limit {
             return Err(FetchError::TooLarge { limit });
         }
+        let screenshot = match self.inner.config.screenshot_max_height {
+            0 => None,
+            max_height => screenshot(page, max_height).await,
+        };
         let header = |name: &str| {
             headers
                 .iter()
@@ -440,8 +466,62 @@ impl BrowserFetcher {
             text,
             encoding,
             fetch_time: started.elapsed().as_secs_f64(),
+            screenshot,
         })
     }
+}
+
+/// A full-page JPEG of what the check read, at most `max_height` CSS pixels from the top and
+/// [`SCREENSHOT_MAX_BYTES`] (upstream's quality first, then a lower one). A page that cannot
+/// be captured costs the check its screenshot, not its result.
+async fn screenshot(page: &Page, max_height: u32) -> Option<Vec<u8>> {
+    let metrics = match page.layout_metrics().await {
+        Ok(m) => m,
+        Err(e) => {
+            warn!(error = %e, "no screenshot: the page's size is unknown");
+            return None;
+        }
+    };
+    let size = metrics.css_content_size;
+    let clip = Viewport {
+        x: 0.0,
+        y: 0.0,
+        width: size.width.clamp(1.0, VIEWPORT.0 as f64),
+        height: size.height.clamp(1.0, f64::from(max_height)),
+        scale: 1.0,
+    };
+    for quality in SCREENSHOT_QUALITY {
+        let params = CaptureScreenshotParams::builder()
+            .format(CaptureScreenshotFormat::Jpeg)
+            .quality(quality)
+            .clip(clip.clone())
+            .capture_beyond_viewport(true)
+            .build();
+        let data = match page.execute(params).await {
+            Ok(reply) => reply.result.data,
+            Err(e) => {
+                warn!(error = %e, "no screenshot: the browser could not capture the page");
+                return None;
+            }
+        };
+        let bytes =
+            match base64::engine::general_purpose::STANDARD.decode(AsRef::<str>::as_ref(&data)) {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(error = %e, "no screenshot: the browser's reply was not base64");
+                    return None;
+                }
+            };
+        if bytes.len() <= SCREENSHOT_MAX_BYTES {
+            return Some(bytes);
+        }
+        debug!(quality, bytes = bytes.len(), "screenshot over its size cap");
+    }
+    warn!(
+        limit = SCREENSHOT_MAX_BYTES,
+        "no screenshot: the page's is too large even at low quality"
+    );
+    None
 }
 
 fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {

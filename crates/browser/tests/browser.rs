@@ -33,6 +33,7 @@ fn fetcher(policy: AddressPolicy) -> BrowserFetcher {
         max_bytes: 10 * 1024 * 1024,
         user_agent: "changewatch-test".into(),
         step_settle: Duration::from_millis(100),
+        screenshot_max_height: 4000,
     })
 }
 
@@ -79,6 +80,10 @@ async fn javascript_runs_before_the_page_is_read() {
     assert_eq!(page.server.as_deref(), Some("fixture/1"));
     let seen = srv.seen("/js");
     assert_eq!(seen[0].header("user-agent"), Some("changewatch-test"));
+    let shot = page.screenshot.as_deref().expect("a screenshot");
+    let (width, height) = jpeg_size(shot);
+    assert_eq!(width, 1280, "the browser's desktop width");
+    assert!(height >= 1, "{height}");
 
     // The watch's own script runs once the page has loaded; the delay lets the late one run.
     let mut req = get(srv.url("/js"));
@@ -160,6 +165,47 @@ async fn a_page_cannot_make_the_browser_load_private_addresses() {
     let err = f.fetch(&get(hop)).await.unwrap_err();
     assert!(matches!(err, FetchError::RedirectBlocked { .. }), "{err:?}");
     assert_eq!(srv.hits("/private"), 0);
+    f.shutdown().await;
+}
+
+/// A JPEG's (width, height) from its start-of-frame marker.
+fn jpeg_size(jpeg: &[u8]) -> (u16, u16) {
+    assert_eq!(&jpeg[..3], &[0xFF, 0xD8, 0xFF], "not a JPEG");
+    let mut i = 2;
+    while i + 9 < jpeg.len() {
+        assert_eq!(jpeg[i], 0xFF, "JPEG marker expected at {i}");
+        let marker = jpeg[i + 1];
+        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        if (0xC0..=0xC3).contains(&marker) {
+            let h = u16::from_be_bytes([jpeg[i + 5], jpeg[i + 6]]);
+            let w = u16::from_be_bytes([jpeg[i + 7], jpeg[i + 8]]);
+            return (w, h);
+        }
+        i += 2 + len;
+    }
+    panic!("no frame header in the JPEG");
+}
+
+#[tokio::test]
+async fn a_tall_page_is_captured_from_the_top_up_to_the_height_cap() {
+    let srv = FixtureServer::start();
+    srv.set(
+        "/tall",
+        Page::html(r#"<!doctype html><html><body style="margin:0"><div style="height:9000px;background:#8ad">tall</div></body></html>"#),
+    );
+    srv.set(
+        "/short",
+        Page::html(r#"<!doctype html><html><body style="margin:0"><div style="height:1500px">short</div></body></html>"#),
+    );
+    let f = fetcher(AddressPolicy::allow_all());
+    let page = f.fetch(&get(srv.url("/tall"))).await.unwrap();
+    assert_eq!(jpeg_size(page.screenshot.as_deref().unwrap()), (1280, 4000));
+    let page = f.fetch(&get(srv.url("/short"))).await.unwrap();
+    assert_eq!(
+        jpeg_size(page.screenshot.as_deref().unwrap()),
+        (1280, 1500),
+        "the whole page, beyond the window"
+    );
     f.shutdown().await;
 }
 
@@ -333,15 +379,16 @@ async fn a_failing_step_is_reported_by_its_position() {
     );
     assert!(started.elapsed() < Duration::from_secs(10));
 
-    // "if exists" goes on without its element.
+    // "if exists" goes on without its element; empty text clears a field.
     let mut req = get(srv.url("/form"));
     req.request.timeout = Duration::from_secs(4);
     req.steps = vec![
         step("Click element if exists", "#no-such-button", ""),
+        step("Enter text in field", "#q", ""),
         step("Click element", "#go", ""),
     ];
     let page = f.fetch(&req).await.unwrap();
-    assert!(page.text.contains("q=old text"), "{}", page.text);
+    assert!(page.text.contains("q= size=s"), "emptied: {}", page.text);
     f.shutdown().await;
 }
 

@@ -140,6 +140,7 @@ fn page(content_type: String, raw: Vec<u8>) -> FetchedPage {
         raw,
         encoding: "UTF-8",
         fetch_time: 0.0,
+        screenshot: None,
     }
 }
 

@@ -38,6 +38,7 @@ fn page(content_type: &str, body: &str) -> FetchedPage {
         text: body.to_string(),
         encoding: "UTF-8",
         fetch_time: 0.01,
+        screenshot: None,
     }
 }
 

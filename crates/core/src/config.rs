@@ -50,6 +50,9 @@ pub struct Config {
     /// `CW_BROWSER_STEP_SETTLE_MS` (default 1500, upstream's pause): the time a page is given
     /// after each browser step before the next (a load the step started is waited for too).
     pub browser_step_settle: Duration,
+    /// `SCREENSHOT_MAX_HEIGHT` (upstream's, default 20000): the tallest browser screenshot in
+    /// CSS pixels; 0 takes none.
+    pub screenshot_max_height: u32,
     /// `JQ_ALLOW_RISKY_EXPRESSIONS`: allow jq builtins that read the environment or files.
     pub jq_allow_risky: bool,
     /// `DATASTORE_PATH`: where embedded mode keeps its SQLite file (default `./data`).
@@ -153,6 +156,7 @@ impl Default for Config {
             browser_executable: None,
             browser_settle: Duration::from_secs(5),
             browser_step_settle: Duration::from_millis(1500),
+            screenshot_max_height: 20_000,
             jq_allow_risky: false,
             datastore_path: std::path::PathBuf::from("./data"),
             host: "127.0.0.1".to_string(),
@@ -339,6 +343,12 @@ impl Config {
                 "expected a number of milliseconds",
             )?
             .map_or(d.browser_step_settle, Duration::from_millis),
+            screenshot_max_height: parse_num::<u32>(
+                "SCREENSHOT_MAX_HEIGHT",
+                text("SCREENSHOT_MAX_HEIGHT"),
+                "expected a number of pixels",
+            )?
+            .unwrap_or(d.screenshot_max_height),
             jq_allow_risky: flag("JQ_ALLOW_RISKY_EXPRESSIONS")?.unwrap_or(false),
             dashboard_dir: text("DASHBOARD_DIR").map(std::path::PathBuf::from),
             salted_pass: text("SALTED_PASS"),

@@ -112,6 +112,9 @@ pub struct FetchedPage {
     pub encoding: &'static str,
     /// Seconds from the first request to the last byte.
     pub fetch_time: f64,
+    /// The browser's screenshot of the page (JPEG); none from the plain fetcher. It stays
+    /// with the checker (the sandbox is not sent it) and is stored with a new snapshot.
+    pub screenshot: Option<Vec<u8>>,
 }
 
 impl FetchedPage {
@@ -578,6 +581,7 @@ impl Fetcher {
             text,
             encoding,
             fetch_time: started.elapsed().as_secs_f64(),
+            screenshot: None,
         })
     }
 }

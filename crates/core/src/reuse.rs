@@ -163,6 +163,7 @@ mod tests {
             text: String::from_utf8_lossy(raw).into_owned(),
             encoding: "utf-8",
             fetch_time: 0.1,
+            screenshot: None,
         }
     }
 

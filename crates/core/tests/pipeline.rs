@@ -21,6 +21,7 @@ fn page(content_type: &str, raw: Vec<u8>) -> FetchedPage {
         text,
         encoding,
         fetch_time: 0.01,
+        screenshot: None,
     }
 }
 

@@ -132,6 +132,7 @@ fn browser_for(config: &changewatch_core::Config) -> Option<BrowserFetcher> {
         max_bytes: config.fetch_max_bytes,
         user_agent: config.user_agent.clone(),
         step_settle: config.browser_step_settle,
+        screenshot_max_height: config.screenshot_max_height,
     }))
 }
 

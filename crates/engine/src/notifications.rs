@@ -15,7 +15,7 @@ use changewatch_core::model::{
 };
 use changewatch_notify::render::{self, ChangeContext};
 use changewatch_notify::transport::{Deliverer, DeliveryOptions};
-use changewatch_notify::{BodyFormat, Message};
+use changewatch_notify::{Attachment, BodyFormat, Message};
 use changewatch_sandbox::{RenderJob, Rendered, Sandbox};
 use changewatch_store::{
     Key, NotificationJob, NotificationQueue, ReceivedNotification, StoreError, WatchStore,
@@ -225,6 +225,7 @@ pub fn jobs_for(
             body: fit_body(&msg.body),
             format: format_name(msg.format).to_string(),
             created_at: now,
+            screenshot: None,
         })
         .collect()
 }
@@ -292,6 +293,30 @@ impl Dispatcher {
         &self.policy
     }
 
+    /// The files a job asks for: the screenshot of its snapshot, when the store still has
+    /// it (a notification is not held back for a screenshot trimmed or never taken).
+    async fn attachments(&self, job: &NotificationJob) -> Vec<Attachment> {
+        let (Some(ts), Some(watch_id)) = (job.screenshot, job.watch_id.as_deref()) else {
+            return Vec::new();
+        };
+        match self
+            .store
+            .snapshot_screenshot(&Key::watch(&job.tenant, watch_id), ts)
+            .await
+        {
+            Ok(Some(data)) => vec![Attachment {
+                filename: format!("screenshot-{ts}.jpg"),
+                mimetype: "image/jpeg".into(),
+                data,
+            }],
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                warn!(error = %e, "the screenshot to attach could not be read; sent without it");
+                Vec::new()
+            }
+        }
+    }
+
     /// Delivers one job once and records the outcome. Store errors while recording are logged,
     /// not returned: the delivery's verdict stands either way.
     pub async fn attempt(&self, rec: &ReceivedNotification) -> Verdict {
@@ -300,6 +325,7 @@ impl Dispatcher {
             title: job.title.clone(),
             body: job.body.clone(),
             format: parse_format(&job.format),
+            attachments: self.attachments(job).await,
         };
         let result = self.deliverer.deliver(&job.url, &msg).await;
         let (verdict, outcome, message) = match &result {
@@ -543,8 +569,12 @@ async fn enqueue(
     kind: &str,
     urls: &[String],
     msg: &Message,
+    screenshot: Option<i64>,
 ) -> Result<(), StoreError> {
-    let jobs = jobs_for(&ctx.key.tenant, Some(&ctx.key.id), kind, urls, msg, ctx.now);
+    let mut jobs = jobs_for(&ctx.key.tenant, Some(&ctx.key.id), kind, urls, msg, ctx.now);
+    for job in &mut jobs {
+        job.screenshot = screenshot;
+    }
     let n = jobs.len();
     if let Err(e) = queue.send(jobs).await {
         record_unsent(
@@ -600,7 +630,9 @@ pub async fn queue_change(
             return Ok(());
         }
     };
-    enqueue(queue, store, ctx, "change", &urls, &msg).await
+    // The new snapshot's screenshot, when the watch asks for it (browser checks take one).
+    let screenshot = ctx.watch.notification_screenshot.then_some(current.0);
+    enqueue(queue, store, ctx, "change", &urls, &msg, screenshot).await
 }
 
 /// Queues upstream's "filter not found" alert, or its "browser step could not be run" one
@@ -637,7 +669,7 @@ pub async fn queue_filter_failure(
             return Ok(());
         }
     };
-    enqueue(queue, store, ctx, kind, &urls, &msg).await
+    enqueue(queue, store, ctx, kind, &urls, &msg, None).await
 }
 
 /// The "send test notification" message for a watch (its templates and last two snapshots
@@ -709,6 +741,7 @@ mod tests {
             title: "t".into(),
             body: "b".into(),
             format: BodyFormat::Text,
+            attachments: Vec::new(),
         };
         let jobs = jobs_for(
             "t",

@@ -175,6 +175,7 @@ pub fn decide(ctx: &Context<'_>, result: &Result<Checked, CheckError>) -> Decisi
                     ts: ctx.started,
                     text: p.text.clone(),
                     html: Some(r.page.text.clone()),
+                    screenshot: r.page.screenshot.clone(),
                 });
             }
             CheckReport {
@@ -259,6 +260,7 @@ mod tests {
             text: "<p>hi</p>".into(),
             encoding: "utf-8",
             fetch_time: 0.25,
+            screenshot: None,
         }
     }
 

@@ -11,7 +11,7 @@ pub mod render;
 pub mod transport;
 pub mod url;
 
-pub use message::{BodyFormat, Message};
+pub use message::{Attachment, BodyFormat, Message};
 pub use render::{ChangeContext, RenderError};
 pub use transport::{Deliverer, DeliveryError, DeliveryOptions};
 pub use url::{InvalidUrl, NotifyUrl};

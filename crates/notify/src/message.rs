@@ -20,4 +20,16 @@ pub struct Message {
     pub title: String,
     pub body: String,
     pub format: BodyFormat,
+    /// Files sent with it where the service takes files (the watch's screenshot with
+    /// `notification_screenshot`); loaded at delivery, never queued or serialized.
+    #[serde(skip)]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A file sent with a notification.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    pub filename: String,
+    pub mimetype: String,
+    pub data: Vec<u8>,
 }

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use changewatch_core::ssrf::AddressPolicy;
-use changewatch_notify::{BodyFormat, Deliverer, DeliveryError, DeliveryOptions, Message};
+use changewatch_notify::{
+    Attachment, BodyFormat, Deliverer, DeliveryError, DeliveryOptions, Message,
+};
 use serde_json::{Value, json};
 use testkit::{CaptureServer, Captured, SmtpServer};
 
@@ -28,6 +30,7 @@ fn msg(title: &str, body: &str, format: BodyFormat) -> Message {
         title: title.into(),
         body: body.into(),
         format,
+        attachments: Vec::new(),
     }
 }
 
@@ -734,6 +737,74 @@ async fn email_plain_and_html() {
     assert!(m.data.contains("Content-Type: text/html"));
     assert!(m.data.contains("Hello there"));
     assert!(m.data.contains("<b>there</b>"));
+}
+
+fn with_screenshot(mut m: Message) -> Message {
+    m.attachments.push(Attachment {
+        filename: "screenshot-1700000000.jpg".into(),
+        mimetype: "image/jpeg".into(),
+        data: vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 250],
+    });
+    m
+}
+
+#[tokio::test]
+async fn attachments_go_where_the_service_takes_files() {
+    use base64::Engine;
+    let b64 =
+        base64::engine::general_purpose::STANDARD.encode([0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 250]);
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    // apprise's json:// payload.
+    d.deliver(
+        &format!("json://{}/hook", cap.host_port()),
+        &with_screenshot(text("Changed", "body")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        only(&cap).json()["attachments"],
+        json!([{"filename": "screenshot-1700000000.jpg", "base64": b64, "mimetype": "image/jpeg"}])
+    );
+
+    // Email: the body, then the file, in multipart/mixed (text and HTML bodies alike).
+    let smtp = SmtpServer::start();
+    let url = format!(
+        "mailto://127.0.0.1:{}?from=a@example.com&to=b@example.com",
+        smtp.port()
+    );
+    for m in [
+        text("T", "plain body"),
+        msg("T", "<b>html body</b>", BodyFormat::Html),
+    ] {
+        d.deliver(&url, &with_screenshot(m)).await.unwrap();
+    }
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 2);
+    for mail in &mails {
+        assert!(
+            mail.header("content-type")
+                .unwrap_or_default()
+                .starts_with("multipart/mixed"),
+            "{}",
+            mail.data
+        );
+        assert!(
+            mail.data.contains(
+                "Content-Disposition: attachment; filename=\"screenshot-1700000000.jpg\""
+            ),
+            "{}",
+            mail.data
+        );
+        assert!(
+            mail.data.contains("Content-Type: image/jpeg"),
+            "{}",
+            mail.data
+        );
+        assert!(mail.data.contains(&b64), "{}", mail.data);
+    }
+    assert!(mails[0].data.contains("plain body"));
+    assert!(mails[1].data.contains("html body"));
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ fn text() -> Message {
         title: "t".into(),
         body: "b".into(),
         format: BodyFormat::Text,
+        attachments: Vec::new(),
     }
 }
 

@@ -13,9 +13,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use changewatch_api::AppState;
 
 /// Page text and titles are attacker-controlled: even if an escaping bug slipped through, no
-/// injected script or foreign resource may run or load.
+/// injected script or foreign resource may run or load. `blob:` images are the screenshots and
+/// favicons the dashboard fetched itself (an `<img>` cannot send its header).
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-img-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; \
+img-src 'self' data: blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; \
 form-action 'self'";
 
 /// Where the built dashboard is: `configured` when given, else `dashboard/dist` under the

@@ -311,6 +311,7 @@ impl ProcessInput {
             text,
             encoding,
             fetch_time: self.page.fetch_time,
+            screenshot: None,
         };
         let previous = PreviousState {
             md5: self.previous.md5,
@@ -446,6 +447,7 @@ mod tests {
             raw,
             encoding: "windows-1252",
             fetch_time: 0.25,
+            screenshot: None,
         };
         let previous = PreviousState {
             md5: Some("abc".into()),
@@ -489,6 +491,7 @@ mod tests {
             text: text.clone(),
             encoding: "UTF-8",
             fetch_time: 0.1,
+            screenshot: None,
         };
         let previous = PreviousState::default();
         let frame = process_frame(&page, &ProcessorSettings::default(), &previous).unwrap();
@@ -590,6 +593,7 @@ mod tests {
             text: "abc".into(),
             encoding: "UTF-8",
             fetch_time: 0.0,
+            screenshot: None,
         };
         let frame = process_frame(
             &page,

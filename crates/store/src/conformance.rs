@@ -413,6 +413,7 @@ pub async fn scheduling<S: WatchStore>(store: &S) {
                     ts: now,
                     text: "first".into(),
                     html: Some("<p>first</p>".into()),
+                    screenshot: None,
                 }),
             ),
         )
@@ -653,6 +654,11 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
         .await
         .unwrap();
     let big = "line of page text ".repeat(50_000);
+    // A screenshot is binary and may be larger than one store item (AWS: 400 KB).
+    let image = |i: usize| -> Vec<u8> {
+        let len = if i == 3 { 900_000 } else { 1000 + i };
+        (0..len).map(|n| ((n * 7 + i) % 256) as u8).collect()
+    };
     let mut stored = Vec::new();
     for (i, ts) in [100, 100, 50, 200].into_iter().enumerate() {
         store.claim(&k, "w", 10_000, 0).await.unwrap().unwrap();
@@ -674,6 +680,7 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
                         ts,
                         text: text.clone(),
                         html: Some(format!("<p>{i}</p>")),
+                        screenshot: (i != 2).then(|| image(i)),
                     }),
                     base: None,
                     history_max: Some(3),
@@ -721,6 +728,21 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
         None,
         "raw HTML kept for the newest two only"
     );
+    assert_eq!(
+        store.snapshot_screenshot(&k, 200).await.unwrap(),
+        Some(image(3)),
+        "a screenshot round-trips exactly"
+    );
+    assert_eq!(
+        store.snapshot_screenshot(&k, 102).await.unwrap(),
+        None,
+        "a snapshot without one has none"
+    );
+    assert_eq!(
+        store.snapshot_screenshot(&k, 101).await.unwrap(),
+        None,
+        "screenshots kept for the newest two snapshots only"
+    );
 
     // A large snapshot round-trips exactly.
     let k2 = Key::watch(T, "big");
@@ -742,6 +764,7 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
                     ts: 5,
                     text: big.clone(),
                     html: None,
+                    screenshot: None,
                 }),
                 base: None,
                 history_max: None,
@@ -772,6 +795,7 @@ pub async fn snapshots<S: WatchStore>(store: &S) {
     let before = store.get(&k).await.unwrap().unwrap();
     store.delete_history(&k).await.unwrap();
     assert!(store.snapshots(&k).await.unwrap().is_empty());
+    assert_eq!(store.snapshot_screenshot(&k, 200).await.unwrap(), None);
     let after = store.get(&k).await.unwrap().unwrap();
     assert_eq!(after.history, HistoryMeta::default());
     assert!(
@@ -956,6 +980,7 @@ fn notification(id: &str) -> NotificationJob {
         body: "line 1\n<b>line 2</b>".into(),
         format: "html".into(),
         created_at: 1_700_000_000,
+        screenshot: Some(1_700_000_001),
     }
 }
 

@@ -203,6 +203,9 @@ pub trait WatchStore: Send + Sync + 'static {
     /// Raw HTML kept for the newest two checks only.
     async fn snapshot_html(&self, key: &Key, ts: i64) -> Result<Option<String>, StoreError>;
 
+    /// The screenshot stored with a snapshot (newest two only, browser checks only).
+    async fn snapshot_screenshot(&self, key: &Key, ts: i64) -> Result<Option<Vec<u8>>, StoreError>;
+
     /// Removes every snapshot of a watch (and its kept text before filters).
     async fn delete_history(&self, key: &Key) -> Result<(), StoreError>;
 

@@ -183,6 +183,9 @@ pub struct NewSnapshot {
     pub text: String,
     /// Raw HTML of the fetch, kept for the newest two snapshots.
     pub html: Option<String>,
+    /// The browser's screenshot of the page (JPEG), kept like the HTML for the newest two
+    /// snapshots. Stored as it is: it is compressed already.
+    pub screenshot: Option<Vec<u8>>,
 }
 
 /// Everything a finished check writes, in one atomic commit.
@@ -288,6 +291,10 @@ pub struct NotificationJob {
     /// The body's format (`text`, `html`, `markdown`).
     pub format: String,
     pub created_at: i64,
+    /// Attach the watch's screenshot stored with this snapshot (`notification_screenshot`):
+    /// a reference, loaded at delivery, so a queued job stays small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub screenshot: Option<i64>,
 }
 
 /// A notification job handed out by a queue, hidden from other receivers until acknowledged,

@@ -203,6 +203,7 @@ async fn snapshots_over_the_item_limit_are_chunked() {
                     ts: 100,
                     text: text.clone(),
                     html: Some(text.clone()),
+                    screenshot: None,
                 }),
                 base: None,
                 history_max: None,

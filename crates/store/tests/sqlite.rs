@@ -155,7 +155,7 @@ async fn migration_8_keeps_every_row_and_column() {
         // Rebuild the file as schema version 7 left it (the tables as WITHOUT ROWID).
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE items; DROP TABLE snapshots; DROP TABLE watch_text;
+            "DROP TABLE items; DROP TABLE snapshots; DROP TABLE watch_text; DROP TABLE screenshots;
              CREATE TABLE items (tenant TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
                 version INTEGER NOT NULL, doc TEXT NOT NULL, next_check_at INTEGER,
                 queued_at INTEGER, lease_owner TEXT, lease_until INTEGER, last_due_at INTEGER,

@@ -5,6 +5,7 @@ import * as api from '../api';
 import { checkbox, externalLink, h, replace, sanitizeDiffHtml, select } from '../dom';
 import type { View } from '../router';
 import { displayName, store } from '../store';
+import { screenshotPanel } from '../screenshot';
 import { formatDate } from '../time';
 import { toastError } from '../toast';
 import { DIFF_FORMATS, type DiffFormat } from '../types';
@@ -31,7 +32,8 @@ export const historyView: View = ({ root, route, signal }) => {
   const output = h('div', { id: 'diff-output', class: 'diff-output', 'aria-live': 'polite' }, 'Loading…');
   const controls = h('form', { id: 'diff-controls', class: 'diff-controls' });
   const info = h('p', { class: 'hint' });
-  root.append(h('div', { class: 'page-head' }, h('h1', null, 'History: ', title), links), controls, info, output);
+  const shot = screenshotPanel(uuid, signal);
+  root.append(h('div', { class: 'page-head' }, h('h1', null, 'History: ', title), links), controls, info, output, shot.el);
 
   // The user is looking at the changes now.
   api
@@ -113,6 +115,8 @@ export const historyView: View = ({ root, route, signal }) => {
   }
 
   async function loadDiff(from: number, to: number): Promise<void> {
+    // The screenshot of the newer side, when the browser took one.
+    void shot.show(to);
     diffAbort?.abort();
     const ctrl = new AbortController();
     diffAbort = ctrl;

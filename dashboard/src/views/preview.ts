@@ -5,6 +5,7 @@ import * as api from '../api';
 import { externalLink, h, replace, select } from '../dom';
 import type { View } from '../router';
 import { displayName, store } from '../store';
+import { screenshotPanel } from '../screenshot';
 import { formatDate } from '../time';
 
 export const previewView: View = ({ root, route, signal }) => {
@@ -15,12 +16,14 @@ export const previewView: View = ({ root, route, signal }) => {
   const picker = h('div', { class: 'diff-controls' });
   const note = h('p', { class: 'hint' });
   const pre = h('pre', { id: 'preview-text', class: 'preview-text' }, 'Loading…');
-  root.append(h('div', { class: 'page-head' }, h('h1', null, 'Preview: ', title), links), picker, note, pre);
+  const shot = screenshotPanel(uuid, signal);
+  root.append(h('div', { class: 'page-head' }, h('h1', null, 'Preview: ', title), links), picker, note, pre, shot.el);
 
   let loadAbort: AbortController | null = null;
   signal.addEventListener('abort', () => loadAbort?.abort());
 
   async function show(ts: number | 'latest'): Promise<void> {
+    void shot.show(ts);
     loadAbort?.abort();
     const ctrl = new AbortController();
     loadAbort = ctrl;

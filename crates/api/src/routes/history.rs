@@ -1,5 +1,5 @@
-//! /api/v1/watch/{uuid}/history, /history/{timestamp}, /difference/{from}/{to} and /favicon:
-//! reading what the checks stored.
+//! /api/v1/watch/{uuid}/history, /history/{timestamp}, /difference/{from}/{to}, /favicon and
+//! /screenshot: reading what the checks stored.
 //!
 //! None of these mark a change as viewed: upstream's API leaves `last_viewed` alone (only the
 //! UI diff page and `PUT last_viewed` set it), and clients polling diffs rely on that.
@@ -36,6 +36,7 @@ pub fn routes() -> Router<AppState> {
             get(difference),
         )
         .route("/api/v1/watch/{uuid}/favicon", get(favicon))
+        .route("/api/v1/watch/{uuid}/screenshot", get(screenshot))
 }
 
 async fn load_or_404(state: &AppState, uuid: &str) -> Result<Loaded, ApiError> {
@@ -322,6 +323,77 @@ async fn difference(
 
 /// Favicons are not fetched yet (that needs the browser fetcher), so every watch answers
 /// upstream's "none available" 404.
+/// The browser's screenshot stored with the newest snapshot that has one (`?timestamp=` picks
+/// a snapshot, `latest` the newest), as JPEG. Screenshots are kept for the newest two
+/// snapshots of browser watches; anything else is a 404 saying so.
+async fn screenshot(
+    State(state): State<AppState>,
+    WatchUuid(uuid): WatchUuid,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    match find_screenshot(&state, &uuid, q.get("timestamp").map(String::as_str)).await? {
+        Some(found) => Ok(screenshot_response(found)),
+        None => Err(ApiError::message(
+            StatusCode::NOT_FOUND,
+            format!(
+                "No screenshot available for {uuid} (only browser checks take them, kept for the newest two snapshots)"
+            ),
+        )),
+    }
+}
+
+/// The screenshot `timestamp` asks for (see [`screenshot`]) with its snapshot's timestamp:
+/// `None` when there is none; a 404 for an unknown watch or snapshot.
+pub(crate) async fn find_screenshot(
+    state: &AppState,
+    uuid: &str,
+    timestamp: Option<&str>,
+) -> Result<Option<(i64, Vec<u8>)>, ApiError> {
+    let loaded = load_or_404(state, uuid).await?;
+    let history = state.store.snapshots(&loaded.item.key).await?;
+    let wanted: Vec<i64> = match timestamp {
+        None | Some("latest") => history.iter().rev().take(2).copied().collect(),
+        Some(raw) => match find_ts(&history, raw) {
+            Some(ts) => vec![ts],
+            None => {
+                return Err(ApiError::message(
+                    StatusCode::NOT_FOUND,
+                    format!("No history snapshot found for timestamp '{raw}'"),
+                ));
+            }
+        },
+    };
+    for ts in wanted {
+        if let Some(image) = state
+            .store
+            .snapshot_screenshot(&loaded.item.key, ts)
+            .await?
+        {
+            return Ok(Some((ts, image)));
+        }
+    }
+    Ok(None)
+}
+
+/// A found screenshot as served: JPEG, never cached, naming its snapshot.
+pub(crate) fn screenshot_response((ts, image): (i64, Vec<u8>)) -> Response {
+    let mut resp = (StatusCode::OK, image).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&ts.to_string()) {
+        h.insert("x-snapshot-timestamp", v);
+    }
+    resp
+}
+
 async fn favicon(
     State(state): State<AppState>,
     WatchUuid(uuid): WatchUuid,

@@ -44,6 +44,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
     let guarded = Router::new()
         .route("/ui/watches", get(watches))
         .route("/ui/watch/{uuid}/viewed", post(viewed))
+        .route("/ui/watch/{uuid}/screenshot", get(screenshot))
         .route("/ui/checkbox-operations", post(checkbox))
         .route("/ui/settings", get(read_settings).put(write_settings))
         .route("/ui/settings/password", post(set_password))
@@ -346,6 +347,23 @@ async fn viewed(
         return Err(crate::stored::not_found(&uuid));
     }
     Ok(no_content())
+}
+
+/// The API's screenshot for the dashboard's preview and history pages, with "none" as
+/// `204 No Content` instead of a 404: most watches have none, and a browser logs every 404 as
+/// an error.
+async fn screenshot(
+    State(state): State<AppState>,
+    WatchUuid(uuid): WatchUuid,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let found = crate::routes::history::find_screenshot(
+        &state,
+        &uuid,
+        q.get("timestamp").map(String::as_str),
+    )
+    .await?;
+    Ok(found.map_or_else(no_content, crate::routes::history::screenshot_response))
 }
 
 #[derive(Deserialize)]

@@ -122,7 +122,18 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// A test that failed still stops its server gracefully first: a SIGKILLed server leaves
+    /// the Chromium it launched running (holding the test's inherited file descriptors).
     fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -200,7 +200,12 @@ pub fn check_browser_step(step: &BrowserStep) -> Result<(), String> {
     if needs_selector && selector.is_empty() {
         return Err(format!("'{}' needs a selector", action.name()));
     }
-    if needs_value && value.is_empty() && action != BrowserAction::WaitForSeconds {
+    // An empty wait is upstream's one second; empty text clears the field.
+    let empty_is_meaningful = matches!(
+        action,
+        BrowserAction::WaitForSeconds | BrowserAction::EnterTextInField
+    );
+    if needs_value && value.is_empty() && !empty_is_meaningful {
         return Err(format!("'{}' needs a value", action.name()));
     }
     if has_template_markup(value) {
@@ -291,7 +296,11 @@ mod tests {
         assert!(e.contains("unknown operation 'Teleport'"), "{e}");
         let e = check_browser_step(&step("Click element", " ", "")).unwrap_err();
         assert!(e.contains("needs a selector"), "{e}");
-        let e = check_browser_step(&step("Enter text in field", "#q", "")).unwrap_err();
+        assert!(
+            check_browser_step(&step("Enter text in field", "#q", "")).is_ok(),
+            "empty text clears the field"
+        );
+        let e = check_browser_step(&step("Wait for text", "", " ")).unwrap_err();
         assert!(e.contains("needs a value"), "{e}");
         let e = check_browser_step(&step("Click X,Y", "", "left")).unwrap_err();
         assert!(e.contains("x,y position"), "{e}");

@@ -326,6 +326,7 @@ pub fn render_raw(
         title: replace_placemarkers(&canonical_markers(&title), DiffFormat::Text),
         body,
         format: format_of(format),
+        attachments: Vec::new(),
     })
 }
 
@@ -535,6 +536,7 @@ pub fn render_filter_failure(
         title: FILTER_FAILURE_TITLE.to_string(),
         body,
         format: format_of(format),
+        attachments: Vec::new(),
     }
 }
 
@@ -575,6 +577,7 @@ pub fn render_step_failure(
         ),
         body,
         format: format_of(format),
+        attachments: Vec::new(),
     }
 }
 

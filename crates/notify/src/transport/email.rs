@@ -4,7 +4,9 @@
 //! the vetted address; the host name is still used for TLS verification.
 
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox as LettreMailbox, MultiPart};
+use lettre::message::{
+    Attachment as LettreAttachment, Mailbox as LettreMailbox, MultiPart, SinglePart,
+};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -51,16 +53,39 @@ fn build(cfg: &Email, msg: &Message) -> Result<lettre::Message, DeliveryError> {
             .map_err(|_| config(format!("invalid header name '{k}'")))?;
         b = b.raw_header(HeaderValue::new(name, v.clone()));
     }
-    let built = match msg.format {
-        BodyFormat::Text => b.header(ContentType::TEXT_PLAIN).body(msg.body.clone()),
+    let built = match (msg.format, msg.attachments.is_empty()) {
+        (BodyFormat::Text, true) => b.header(ContentType::TEXT_PLAIN).body(msg.body.clone()),
+        (BodyFormat::Text, false) => {
+            let text = SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(msg.body.clone());
+            b.multipart(with_attachments(MultiPart::mixed().singlepart(text), msg)?)
+        }
         // HTML mail goes with a text alternative for clients (and filters) that want one.
-        f => {
+        (f, no_files) => {
             let html = convert(&msg.body, f, BodyFormat::Html);
             let text = convert(&msg.body, f, BodyFormat::Text);
-            b.multipart(MultiPart::alternative_plain_html(text, html))
+            let body = MultiPart::alternative_plain_html(text, html);
+            if no_files {
+                b.multipart(body)
+            } else {
+                b.multipart(with_attachments(MultiPart::mixed().multipart(body), msg)?)
+            }
         }
     };
     built.map_err(|e| config(format!("could not build the message: {e}")))
+}
+
+/// The message's files as attachments after its body (`multipart/mixed`), as apprise's email
+/// sends them.
+fn with_attachments(mut mixed: MultiPart, msg: &Message) -> Result<MultiPart, DeliveryError> {
+    for a in &msg.attachments {
+        let kind = ContentType::parse(&a.mimetype)
+            .map_err(|e| config(format!("attachment type '{}': {e}", a.mimetype)))?;
+        mixed =
+            mixed.singlepart(LettreAttachment::new(a.filename.clone()).body(a.data.clone(), kind));
+    }
+    Ok(mixed)
 }
 
 pub(crate) async fn send(d: &Deliverer, cfg: &Email, msg: &Message) -> Result<(), DeliveryError> {

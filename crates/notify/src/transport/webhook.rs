@@ -1,6 +1,7 @@
 //! Generic webhooks: apprise's `json://`, `form://`, `xml://` and changedetection.io's
 //! `get://`…`head://`.
 
+use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Map, Value};
 
@@ -75,7 +76,7 @@ pub(crate) async fn apprise(
                 ("version", Value::from("1.0")),
                 ("title", Value::from(msg.title.clone())),
                 ("message", Value::from(body)),
-                ("attachments", Value::Array(Vec::new())),
+                ("attachments", json_attachments(msg)),
                 ("type", Value::from(NOTIFY_TYPE)),
             ];
             for (name, value) in base {
@@ -182,4 +183,20 @@ pub(crate) async fn custom(
     }
     req.body = Body::Raw(body.into_bytes());
     d.send(req).await.map(|_| ())
+}
+
+/// apprise's `json://` attachments: each file as `{filename, base64, mimetype}`.
+fn json_attachments(msg: &Message) -> Value {
+    Value::Array(
+        msg.attachments
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "filename": a.filename,
+                    "base64": base64::engine::general_purpose::STANDARD.encode(&a.data),
+                    "mimetype": a.mimetype,
+                })
+            })
+            .collect(),
+    )
 }

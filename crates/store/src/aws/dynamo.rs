@@ -22,7 +22,7 @@
 //!   in the index.
 //!
 //! `Snapshots` items: `pk = W#<tenant>#<uuid>`, `sk = S#<ts>#<chunk>` (text), `H#<ts>#<chunk>`
-//! (raw HTML), `TEXT` (text before filters). Timestamps and chunk numbers are zero-padded so
+//! (raw HTML), `P#<ts>#<chunk>` (screenshot), `TEXT` (text before filters). Timestamps and chunk numbers are zero-padded so
 //! that the sort key orders them.
 
 use async_trait::async_trait;
@@ -42,6 +42,8 @@ use crate::types::*;
 
 /// Compressed bytes per snapshot item: under the 400 KB item limit with room for the keys.
 const CHUNK: usize = 350 * 1024;
+/// Sort-key prefix of screenshot chunks (text is `S`, raw HTML `H`).
+const SCREENSHOT: char = 'P';
 const ZSTD_LEVEL: i32 = 3;
 /// Commits retried when a user's edit lands between reading the watch and committing.
 const COMMIT_RETRIES: usize = 5;
@@ -263,6 +265,19 @@ impl DynamoStore {
         prefix: char,
         ts: i64,
     ) -> Result<Option<String>, StoreError> {
+        match self.snapshot_bytes(key, prefix, ts).await? {
+            Some(bytes) => decompress(&bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The chunks of one snapshot body joined, as stored.
+    async fn snapshot_bytes(
+        &self,
+        key: &Key,
+        prefix: char,
+        ts: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         let mut e = Expr::new();
         let pk_n = e.name("pk");
         let sk_n = e.name("sk");
@@ -288,7 +303,7 @@ impl DynamoStore {
                 _ => return Err(StoreError::Corrupt(format!("{key:?}: chunk without data"))),
             }
         }
-        decompress(&bytes).map(Some)
+        Ok(Some(bytes))
     }
 
     /// Deletes snapshot items by sort key, 25 per request, retrying what DynamoDB hands back.
@@ -390,6 +405,12 @@ impl DynamoStore {
                 // Written first and outside the transaction (it may be large); nothing lists
                 // HTML without its text snapshot, which only the transaction below creates.
                 for put in self.chunk_puts(key, 'H', ts, &compress(html)?) {
+                    self.put_plain(put).await?;
+                }
+            }
+            if let Some(image) = &snap.screenshot {
+                // The same for a screenshot (already compressed: stored as it is).
+                for put in self.chunk_puts(key, SCREENSHOT, ts, image) {
                     self.put_plain(put).await?;
                 }
             }
@@ -499,15 +520,23 @@ impl DynamoStore {
             }
         }
 
-        // Clean-up after the commit, reading only what it removes: raw HTML of all but the
-        // newest two snapshots (upstream keeps two), and the `trim` oldest snapshots.
+        // Clean-up after the commit, reading only what it removes: raw HTML and screenshots
+        // of all but the newest two snapshots (upstream keeps two), and the `trim` oldest
+        // snapshots.
         if let Some(ts) = snapshot_ts {
+            let keep = [ts, base.history.newest.unwrap_or(ts)];
             if commit.snapshot.as_ref().is_some_and(|s| s.html.is_some())
-                && let Err(e) = self
-                    .trim_html(key, &[ts, base.history.newest.unwrap_or(ts)])
-                    .await
+                && let Err(e) = self.trim_chunks(key, 'H', &keep).await
             {
                 warn!(watch_id = %key.id, error = %e, "removing old raw HTML failed; the next change retries");
+            }
+            if commit
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| s.screenshot.is_some())
+                && let Err(e) = self.trim_chunks(key, SCREENSHOT, &keep).await
+            {
+                warn!(watch_id = %key.id, error = %e, "removing old screenshots failed; the next change retries");
             }
             if trim > 0
                 && let Err(e) = self.trim_oldest(key, trim).await
@@ -522,10 +551,10 @@ impl DynamoStore {
         }))
     }
 
-    /// Deletes raw HTML chunks of every snapshot but `keep`.
-    async fn trim_html(&self, key: &Key, keep: &[i64]) -> Result<(), StoreError> {
+    /// Deletes the `prefix` chunks (raw HTML, screenshots) of every snapshot but `keep`.
+    async fn trim_chunks(&self, key: &Key, prefix: char, keep: &[i64]) -> Result<(), StoreError> {
         let stale: Vec<String> = self
-            .snapshot_keys(key, "H#")
+            .snapshot_keys(key, &format!("{prefix}#"))
             .await?
             .into_iter()
             .filter(|sk| matches!(parse_chunk_sk(sk), Some((_, ts, _)) if !keep.contains(&ts)))
@@ -1019,6 +1048,10 @@ impl WatchStore for DynamoStore {
 
     async fn snapshot_html(&self, key: &Key, ts: i64) -> Result<Option<String>, StoreError> {
         self.snapshot_body(key, 'H', ts).await
+    }
+
+    async fn snapshot_screenshot(&self, key: &Key, ts: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.snapshot_bytes(key, SCREENSHOT, ts).await
     }
 
     async fn delete_history(&self, key: &Key) -> Result<(), StoreError> {

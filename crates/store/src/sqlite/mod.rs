@@ -5,7 +5,7 @@
 //! writes are serialised (SQLite has one writer anyway). Every method is one transaction; change
 //! events are published by that thread right after the transaction commits, so subscribers
 //! never see a change that a crash could still undo, and see changes in commit order. Snapshot
-//! text and HTML are zstd-compressed.
+//! text and HTML are zstd-compressed; screenshots (JPEG) are stored as they come.
 //!
 //! This file opens the database (migrations, the connection, shared row helpers); each port
 //! has its own module: `watch_store` (`WatchStore` and `ChangeFeed`) and `notifications`
@@ -150,6 +150,15 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE watch_text;
     ALTER TABLE watch_text_r RENAME TO watch_text;
     CREATE UNIQUE INDEX watch_text_key ON watch_text (tenant, watch_id);",
+    // 9: browser screenshots, one per snapshot for the newest two (a table of their own: a
+    // blob in the snapshot row would be read with every history listing's page).
+    "CREATE TABLE screenshots (
+        tenant TEXT NOT NULL,
+        watch_id TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        image BLOB NOT NULL
+    );
+    CREATE UNIQUE INDEX screenshots_key ON screenshots (tenant, watch_id, ts);",
 ];
 
 /// `last_error` of a watch paused because its checks kept dying with the process.
@@ -678,9 +687,9 @@ fn decompress(b: &[u8]) -> Result<String, StoreError> {
     String::from_utf8(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// Snapshots and kept text of a watch.
+/// Snapshots, screenshots and kept text of a watch.
 fn delete_watch_data(tx: &Transaction<'_>, key: &Key) -> Result<(), StoreError> {
-    for table in ["snapshots", "watch_text"] {
+    for table in ["snapshots", "screenshots", "watch_text"] {
         exec(
             tx,
             &format!("DELETE FROM {table} WHERE tenant = ?1 AND watch_id = ?2"),

@@ -289,6 +289,19 @@ impl WatchStore for SqliteStore {
                     params![key.tenant, key.id, HTML_KEPT],
                 )
                 .map_err(backend)?;
+                if let Some(image) = &snap.screenshot {
+                    exec(tx,
+                        "INSERT OR REPLACE INTO screenshots (tenant, watch_id, ts, image) VALUES (?1, ?2, ?3, ?4)",
+                        params![key.tenant, key.id, ts, image],
+                    )
+                    .map_err(backend)?;
+                }
+                exec(tx,
+                    "DELETE FROM screenshots WHERE tenant = ?1 AND watch_id = ?2
+                     AND ts NOT IN (SELECT ts FROM snapshots WHERE tenant = ?1 AND watch_id = ?2 ORDER BY ts DESC LIMIT ?3)",
+                    params![key.tenant, key.id, HTML_KEPT],
+                )
+                .map_err(backend)?;
                 snapshot_ts = Some(ts);
             }
             if let Some(text) = &text_blob {
@@ -369,6 +382,22 @@ impl WatchStore for SqliteStore {
 
     async fn snapshot_html(&self, key: &Key, ts: i64) -> Result<Option<String>, StoreError> {
         self.snapshot_column(key, ts, "html").await
+    }
+
+    async fn snapshot_screenshot(&self, key: &Key, ts: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = key.clone();
+        self.run(move |tx| {
+            let image: Option<Vec<u8>> = query_row(
+                tx,
+                "SELECT image FROM screenshots WHERE tenant = ?1 AND watch_id = ?2 AND ts = ?3",
+                params![key.tenant, key.id, ts],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend)?;
+            Ok((image, Vec::new()))
+        })
+        .await
     }
 
     async fn delete_history(&self, key: &Key) -> Result<(), StoreError> {
