@@ -167,6 +167,8 @@ export interface UiSettings {
   api_access_token_enabled: boolean;
   /** Proxies the checks may go through (upstream's `requests.extra_proxies`). */
   extra_proxies: { proxy_name: string; proxy_url: string }[];
+  /** Remote Chromes watches may fetch with, as `extra_browser_<name>` (upstream's `requests.extra_browsers`). */
+  extra_browsers: { browser_name: string; browser_connection_url: string }[];
   /** Key of the default proxy; null = the list's first. */
   proxy: string | null;
   /** Keys a watch or the default may name (read-only: derived from the list). */

@@ -709,8 +709,22 @@ async function scenario(browser, fixture) {
     await list.waitFor({ state: 'visible' });
     // A port nothing listens on: the list is removed again before any check uses it.
     await list.fill('office = http://user:pw@127.0.0.1:9');
+    // An extra browser too: it becomes a fetch method on the edit page.
+    await page.locator('form#settings-form textarea[name=extra_browsers]').fill('remote = ws://127.0.0.1:9/devtools/browser/x');
     await page.click('form#settings-form button[type=submit]');
     await page.locator('#toasts .toast', { hasText: 'Settings saved' }).last().waitFor({ state: 'visible' });
+    // Read as the dashboard reads it (its session, its header).
+    const stored = await waitUntil('the extra browser to be stored', async () => {
+      const s = await page.evaluate(async () => {
+        const r = await fetch('/ui/settings', { headers: { 'x-changewatch-ui': '1' } });
+        return r.json();
+      });
+      return (s.extra_browsers ?? []).length === 1 && s;
+    });
+    assert(
+      sameJson(stored.extra_browsers, [{ browser_name: 'remote', browser_connection_url: 'ws://127.0.0.1:9/devtools/browser/x' }]),
+      `the extra browser is saved as typed (got ${JSON.stringify(stored.extra_browsers)})`,
+    );
     await waitForPage(page, 'the default proxy choices to list the new proxy', () =>
       [...document.querySelectorAll('form#settings-form select[name=proxy] option')].some((o) => o.value === 'ui-0office'),
     );
@@ -725,6 +739,10 @@ async function scenario(browser, fixture) {
       JSON.stringify(options) === JSON.stringify(['', 'ui-0office', 'no-proxy']),
       `the edit page offers the list's keys (got ${JSON.stringify(options)})`,
     );
+    const methods = await page
+      .locator('form#edit-form select[name=fetch_backend] option')
+      .evaluateAll((os) => os.map((o) => o.value));
+    assert(methods.includes('extra_browser_remote'), `the extra browser is a fetch method (got ${JSON.stringify(methods)})`);
     await choice.selectOption('no-proxy');
     await page.click('form#edit-form button[type=submit]');
     await page.locator('#toasts .toast', { hasText: 'Watch saved' }).last().waitFor({ state: 'visible' });
@@ -772,8 +790,10 @@ async function scenario(browser, fixture) {
         ['system', 'System settings default'],
         ['html_requests', 'Basic fast Plaintext/HTTP Client'],
         ['html_webdriver', 'Chrome/JavaScript'],
+        // The settings' extra browser from the proxies step.
+        ['extra_browser_remote', 'remote (extra browser)'],
       ]),
-      `upstream's fetch methods are offered (got ${JSON.stringify(options)})`,
+      `upstream's fetch methods and the extra browser are offered (got ${JSON.stringify(options)})`,
     );
     assert((await backend.inputValue()) === 'system', 'a new watch uses the system default');
     assert((await page.locator('form#edit-form li.step-row').count()) === 0, 'no steps yet');
@@ -820,9 +840,15 @@ async function scenario(browser, fixture) {
     await warning.waitFor({ state: 'hidden' });
     await screenshot(page, '12-edit-browser-steps.png');
 
-    const put = page.waitForRequest((r) => r.method() === 'PUT' && r.url().endsWith(`/api/v1/watch/${stepsUuid}`));
+    // The server's answer, not only the request: an earlier step's "Watch saved" toast may
+    // still be showing, and the REST read below must come after this save.
+    const put = page.waitForResponse(
+      (r) => r.request().method() === 'PUT' && r.url().endsWith(`/api/v1/watch/${stepsUuid}`),
+    );
     await page.click('form#edit-form button[type=submit]');
-    const sent = (await put).postDataJSON();
+    const answer = await put;
+    assert(answer.status() === 200, `the save is accepted (HTTP ${answer.status()})`);
+    const sent = answer.request().postDataJSON();
     await page.locator('#toasts .toast', { hasText: 'Watch saved' }).last().waitFor({ state: 'visible' });
     assert(
       sameJson(Object.keys(sent).sort(), ['browser_steps', 'fetch_backend', 'webdriver_delay', 'webdriver_js_execute_code']),

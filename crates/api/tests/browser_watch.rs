@@ -353,3 +353,79 @@ async fn a_change_notification_carries_the_screenshot_when_asked() {
         base64::engine::general_purpose::STANDARD.encode(&stored)
     );
 }
+
+#[tokio::test]
+async fn an_extra_browser_from_the_settings_fetches_its_watches() {
+    let app = spawn_app().await;
+    let srv = FixtureServer::start();
+    srv.set("/shop", Page::html(JS_PAGE));
+    let remote = testkit::RemoteChrome::start();
+    let put = |body: serde_json::Value| {
+        app.client
+            .put(format!("{}/ui/settings", app.base))
+            .header("x-changewatch-ui", "1")
+            .json(&body)
+            .send()
+    };
+    // Refused: not a DevTools URL, a name that cannot be a fetch method.
+    for (bad, wanted) in [
+        (
+            json!([{"browser_name": "remote", "browser_connection_url": "http://x/"}]),
+            "not a ws:// or wss://",
+        ),
+        (
+            json!([{"browser_name": "a b", "browser_connection_url": "ws://x/"}]),
+            "may only have",
+        ),
+    ] {
+        let r = put(json!({"extra_browsers": bad})).await.unwrap();
+        assert_eq!(r.status(), 400);
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("extra_browsers") && body.contains(wanted),
+            "{body}"
+        );
+    }
+    let r = put(json!({"extra_browsers": [
+        {"browser_name": "remote", "browser_connection_url": remote.ws_url()},
+    ]}))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    // A watch may name it, and no other.
+    let r = app
+        .req(Method::POST, "/api/v1/watch")
+        .json(&json!({"url": srv.url("/shop"), "fetch_backend": "extra_browser_nothere"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("'extra_browser_nothere' names no browser"),
+        "{body}"
+    );
+    let uuid = app
+        .create_watch(json!({"url": srv.url("/shop"), "fetch_backend": "extra_browser_remote"}))
+        .await;
+    app.run_checks().await;
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(w["last_error"], false, "{w}");
+    let text = latest_snapshot(&app, &uuid).await;
+    assert!(text.contains("In stock: 42 units"), "{text}");
+
+    // The browser removed from the settings: the watch says so instead of fetching another way.
+    put(json!({"extra_browsers": []})).await.unwrap();
+    app.get_json(&format!("/api/v1/watch/{uuid}?recheck=1"))
+        .await;
+    let hits = srv.hits("/shop");
+    app.run_checks().await;
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(
+        w["last_error"],
+        "Exception: fetch_backend 'extra_browser_remote' names no browser in the settings' extra browsers",
+        "{w}"
+    );
+    assert_eq!(srv.hits("/shop"), hits, "not fetched another way");
+}

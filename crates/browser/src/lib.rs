@@ -11,6 +11,8 @@
 //!   its target passes the same [`AddressPolicy`] as the plain fetcher (a literal address,
 //!   or a name resolved here first). WebSocket connections are not paused by `Fetch`: a
 //!   known gap, in docs/SECURITY.md.
+//! - [`Browsers`]: the default browser and the settings' extra browsers (remote Chromes
+//!   named by `extra_browser_<name>` watches), one connection per DevTools URL.
 //! - The main document's response (status, headers) is read at the `Fetch` domain's
 //!   response stage, so a 404 or an empty page is the same error as with the plain fetcher.
 //! - A full-page JPEG screenshot of what was read (`SCREENSHOT_MAX_HEIGHT`, size-capped)
@@ -144,6 +146,89 @@ enum Verdict {
     Refused(Refusal),
     /// Not http(s) and not a scheme without a network (`file:`, `ftp:`, …).
     Unsupported,
+}
+
+/// The browsers a checker can use: the default one (`PLAYWRIGHT_DRIVER_URL` or a launched
+/// Chromium, if any) and the settings' extra browsers (`extra_browser_<name>` watches), one
+/// connection per DevTools URL, made on first use and kept. Clones share them.
+#[derive(Clone, Debug)]
+pub struct Browsers {
+    inner: Arc<BrowsersInner>,
+}
+
+#[derive(Debug)]
+struct BrowsersInner {
+    /// What every browser is given besides its endpoint.
+    template: BrowserConfig,
+    default: Option<BrowserFetcher>,
+    /// Extra browsers by connection URL, oldest first (at most [`MAX_EXTRA_BROWSERS`]).
+    extra: Mutex<Vec<(String, BrowserFetcher)>>,
+}
+
+/// Extra browsers connected at once; past this the least recently added is disconnected (the
+/// settings' list is short; this bounds a list edited many times).
+const MAX_EXTRA_BROWSERS: usize = 16;
+
+impl Browsers {
+    /// `template.endpoint` is the default browser when `has_default`; extra browsers get the
+    /// rest of `template` with their own endpoint.
+    pub fn new(template: BrowserConfig, has_default: bool) -> Self {
+        let default = has_default.then(|| BrowserFetcher::new(template.clone()));
+        Browsers {
+            inner: Arc::new(BrowsersInner {
+                template,
+                default,
+                extra: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The default browser, if this process has one.
+    pub fn default_browser(&self) -> Option<BrowserFetcher> {
+        self.inner.default.clone()
+    }
+
+    /// The remote browser at `ws_url` (an extra browser's `browser_connection_url`).
+    pub fn remote(&self, ws_url: &str) -> BrowserFetcher {
+        let mut extra = self
+            .inner
+            .extra
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, f)) = extra.iter().find(|(u, _)| u == ws_url) {
+            return f.clone();
+        }
+        let fetcher = BrowserFetcher::new(BrowserConfig {
+            endpoint: Endpoint::Connect {
+                ws_url: ws_url.to_string(),
+            },
+            ..self.inner.template.clone()
+        });
+        if extra.len() >= MAX_EXTRA_BROWSERS {
+            let (_, old) = extra.remove(0);
+            tokio::spawn(async move { old.shutdown().await });
+        }
+        extra.push((ws_url.to_string(), fetcher.clone()));
+        fetcher
+    }
+
+    /// Closes every browser (see [`BrowserFetcher::shutdown`]).
+    pub async fn shutdown(&self) {
+        let extra: Vec<BrowserFetcher> = self
+            .inner
+            .extra
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .map(|(_, f)| f)
+            .collect();
+        for f in extra {
+            f.shutdown().await;
+        }
+        if let Some(f) = &self.inner.default {
+            f.shutdown().await;
+        }
+    }
 }
 
 impl BrowserFetcher {

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use changewatch_browser::{BrowserConfig, BrowserFetcher, BrowserRequest, Endpoint};
+use changewatch_browser::{BrowserConfig, BrowserFetcher, BrowserRequest, Browsers, Endpoint};
 use changewatch_core::fetch::{FetchError, FetchRequest};
 use changewatch_core::model::{BrowserAction, RunnableStep};
 use changewatch_core::ssrf::AddressPolicy;
@@ -421,4 +421,48 @@ async fn a_step_cannot_take_the_browser_to_a_private_address() {
     assert!(matches!(err, FetchError::RedirectBlocked { .. }), "{err:?}");
     assert_eq!(srv.hits("/private"), 0);
     f.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_remote_browser_is_reached_at_its_devtools_url() {
+    let srv = FixtureServer::start();
+    srv.set("/js", Page::html(JS_PAGE));
+    let remote = testkit::RemoteChrome::start();
+    // No default browser: only the remote one named by its URL.
+    let template = BrowserConfig {
+        endpoint: Endpoint::Connect {
+            ws_url: String::new(),
+        },
+        policy: AddressPolicy::allow_all(),
+        max_pages: 2,
+        max_bytes: 10 * 1024 * 1024,
+        user_agent: "changewatch-test".into(),
+        step_settle: Duration::from_millis(100),
+        screenshot_max_height: 4000,
+    };
+    let browsers = Browsers::new(template, false);
+    assert!(browsers.default_browser().is_none());
+    let page = browsers
+        .remote(remote.ws_url())
+        .fetch(&get(srv.url("/js")))
+        .await
+        .unwrap();
+    assert!(page.text.contains("Price: 42 EUR"), "{}", page.text);
+    // The same URL is the same connection; the page was loaded by that browser.
+    let again = browsers
+        .remote(remote.ws_url())
+        .fetch(&get(srv.url("/js")))
+        .await;
+    assert!(again.is_ok(), "{again:?}");
+    // A dead endpoint is the check's error, not a hang.
+    let err = browsers
+        .remote("ws://127.0.0.1:1/devtools/browser/none")
+        .fetch(&get(srv.url("/js")))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("cannot reach the browser"),
+        "{err}"
+    );
+    browsers.shutdown().await;
 }

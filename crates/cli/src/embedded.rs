@@ -25,8 +25,9 @@ pub struct Embedded {
     pub queue: Arc<MemoryQueue>,
     /// Filters, rules and templates run in children of this executable.
     pub sandbox: Sandbox,
-    /// The browser of `html_webdriver` watches (started on the first one), closed at shutdown.
-    pub browser: Option<changewatch_engine::checker::BrowserFetcher>,
+    /// The browsers of `html_webdriver` and extra-browser watches (each started on its first
+    /// check), closed at shutdown.
+    pub browsers: changewatch_engine::checker::Browsers,
     pub pool: WorkerPool,
     /// Delivers queued notifications from the outbox table.
     pub sender: NotificationSender,
@@ -130,7 +131,7 @@ impl Embedded {
         );
         let checker_config =
             CheckerConfig::from_config(format!("embedded-{}", std::process::id()), config);
-        let browser = checker_config.browser.clone();
+        let browsers = checker_config.browsers.clone();
         let checker = Arc::new(
             Checker::new(store.clone(), fetcher, checker_config)
                 .with_notifications(NotifySetup {
@@ -157,7 +158,7 @@ impl Embedded {
             store,
             queue,
             sandbox,
-            browser,
+            browsers,
             pool,
             sender,
             state,
@@ -176,9 +177,7 @@ impl Embedded {
             self.store.clear_leases().await.map_err(|e| e.to_string())?;
         }
         self.sandbox.shutdown();
-        if let Some(browser) = &self.browser {
-            browser.shutdown().await;
-        }
+        self.browsers.shutdown().await;
         // Deliveries in flight finish or stay queued for the next start.
         self.sender.shutdown(Duration::from_secs(5)).await;
         Ok(())

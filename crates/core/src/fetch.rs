@@ -608,6 +608,18 @@ pub fn keeps_credentials(from: &Url, to: &Url) -> bool {
         && to.port_or_known_default() == Some(443)
 }
 
+/// A remote browser's DevTools WebSocket URL (`PLAYWRIGHT_DRIVER_URL`, an extra browser's
+/// `browser_connection_url`): `ws://` or `wss://` with a host.
+pub fn parse_devtools_url(raw: &str) -> Result<Url, String> {
+    match Url::parse(raw.trim()) {
+        Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.host().is_some() => Ok(u),
+        _ => Err(format!(
+            "'{}' is not a ws:// or wss:// DevTools URL",
+            raw.trim()
+        )),
+    }
+}
+
 /// Checks a proxy URL as the fetcher will use it: `http`, `https`, `socks5` (names resolved
 /// here) or `socks5h` (names resolved by the proxy), a host, credentials as
 /// `user:password@` if any. The error says what is wrong without repeating the URL, which

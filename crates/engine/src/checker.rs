@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-/// Named by [`CheckerConfig::browser`]; re-exported so a server can shut it down.
-pub use changewatch_browser::BrowserFetcher;
 use changewatch_browser::{BrowserConfig, BrowserRequest, Endpoint};
+/// Named by [`CheckerConfig::browsers`]; re-exported so a server can shut them down.
+pub use changewatch_browser::{BrowserFetcher, Browsers};
 use changewatch_core::budget::{PageBudget, PageHold};
 use changewatch_core::clock::Clock;
 use changewatch_core::fetch::FetchError;
@@ -85,10 +85,11 @@ pub struct CheckerConfig {
     /// result: a check whose fetch and processing run past `deadline - commit_margin` is
     /// committed with a deadline error, alone, instead of the invocation dying with its batch.
     pub commit_margin: Duration,
-    /// The browser for `fetch_backend: html_webdriver` watches: a remote one at
+    /// The browsers: for `fetch_backend: html_webdriver` watches a remote one at
     /// `PLAYWRIGHT_DRIVER_URL`, else a local Chromium when one is installed, else none (such
-    /// watches then fail with a message saying what to set).
-    pub browser: Option<BrowserFetcher>,
+    /// watches then fail with a message saying what to set); for `extra_browser_<name>`
+    /// watches the settings' extra browser of that name.
+    pub browsers: Browsers,
     /// `WEBDRIVER_DELAY_BEFORE_CONTENT_READY`: waited by every browser check before the
     /// watch's own `webdriver_delay`.
     pub browser_settle: Duration,
@@ -106,34 +107,40 @@ impl CheckerConfig {
             max_fetch_timeout: None,
             page_budget: None,
             commit_margin: Duration::from_secs(5),
-            browser: browser_for(config),
+            browsers: browsers_for(config),
             browser_settle: config.browser_settle,
         }
     }
 }
 
-/// The browser a process's checker uses (see [`CheckerConfig::browser`]); it starts on the
-/// first browser check, not here.
-fn browser_for(config: &changewatch_core::Config) -> Option<BrowserFetcher> {
+/// The browsers a process's checker uses (see [`CheckerConfig::browsers`]); each starts on
+/// its first check, not here.
+fn browsers_for(config: &changewatch_core::Config) -> Browsers {
     let endpoint = match (&config.playwright_driver_url, &config.browser_executable) {
-        (Some(ws_url), _) => Endpoint::Connect {
+        (Some(ws_url), _) => Some(Endpoint::Connect {
             ws_url: ws_url.clone(),
-        },
-        (None, Some(executable)) => Endpoint::Launch {
+        }),
+        (None, Some(executable)) => Some(Endpoint::Launch {
             executable: executable.clone(),
-        },
-        (None, None) => return None,
+        }),
+        (None, None) => None,
     };
-    Some(BrowserFetcher::new(BrowserConfig {
-        endpoint,
-        policy: config.address_policy(),
-        // Each page is a renderer process of its own: a few at a time.
-        max_pages: config.fetch_workers.clamp(1, 4),
-        max_bytes: config.fetch_max_bytes,
-        user_agent: config.user_agent.clone(),
-        step_settle: config.browser_step_settle,
-        screenshot_max_height: config.screenshot_max_height,
-    }))
+    let has_default = endpoint.is_some();
+    Browsers::new(
+        BrowserConfig {
+            endpoint: endpoint.unwrap_or(Endpoint::Connect {
+                ws_url: String::new(),
+            }),
+            policy: config.address_policy(),
+            // Each page is a renderer process of its own: a few at a time.
+            max_pages: config.fetch_workers.clamp(1, 4),
+            max_bytes: config.fetch_max_bytes,
+            user_agent: config.user_agent.clone(),
+            step_settle: config.browser_step_settle,
+            screenshot_max_height: config.screenshot_max_height,
+        },
+        has_default,
+    )
 }
 
 /// Where a checker puts the notifications its checks cause.
@@ -471,10 +478,17 @@ impl Checker {
             }
             let fetched = match self.browser_request(watch, settings, &request).await {
                 Ok(None) => self.fetcher.fetch_within(&request, &mut hold).await,
-                Ok(Some(browser_request)) => match &self.config.browser {
+                Ok(Some((browser_request, None))) => match self.config.browsers.default_browser() {
                     Some(browser) => browser.fetch(&browser_request).await,
                     None => return Ok(Err(CheckError::Processor(NO_BROWSER.into()))),
                 },
+                Ok(Some((browser_request, Some(ws_url)))) => {
+                    self.config
+                        .browsers
+                        .remote(&ws_url)
+                        .fetch(&browser_request)
+                        .await
+                }
                 Err(e) => return Ok(Err(e)),
             };
             let page = match fetched {
@@ -652,15 +666,16 @@ impl Checker {
     /// What processing compares the reply with: the last checksum, and the stored texts the
     /// watch's settings need (the unfiltered text for a diff filter, every line ever seen for
     /// `check_unique_lines`).
-    /// The browser check this watch asks for (`fetch_backend` html_webdriver, itself or
-    /// through `system`), or `None` for the plain HTTP fetcher. What the browser fetcher
-    /// cannot do yet is the check's error, never silently done another way.
+    /// The browser check this watch asks for (`fetch_backend` html_webdriver or an
+    /// `extra_browser_<name>`, itself or through `system`) with the extra browser's DevTools
+    /// URL, or `None` for the plain HTTP fetcher. What the browser fetcher cannot do yet is
+    /// the check's error, never silently done another way.
     async fn browser_request(
         &self,
         watch: &Watch,
         settings: &Settings,
         request: &FetchRequest,
-    ) -> Result<Option<BrowserRequest>, CheckError> {
+    ) -> Result<Option<(BrowserRequest, Option<String>)>, CheckError> {
         let backend = match watch.fetch_backend.as_str() {
             "system" | "" => settings.application.fetch_backend.as_str(),
             other => other,
@@ -670,10 +685,25 @@ impl Checker {
                 "Exception: not supported by this server's browser fetcher yet: {what}"
             )))
         };
-        if backend.starts_with("extra_browser_") {
-            return unsupported("extra browsers (extra_browsers)");
-        }
-        if backend != "html_webdriver" {
+        let remote = match backend.strip_prefix("extra_browser_") {
+            Some(name) => {
+                let found = settings
+                    .requests
+                    .extra_browsers
+                    .iter()
+                    .find(|b| b.browser_name == name && !b.browser_connection_url.is_empty());
+                match found {
+                    Some(b) => Some(b.browser_connection_url.clone()),
+                    None => {
+                        return Err(CheckError::Processor(format!(
+                            "Exception: fetch_backend '{backend}' names no browser in the settings' extra browsers"
+                        )));
+                    }
+                }
+            }
+            None => None,
+        };
+        if backend != "html_webdriver" && remote.is_none() {
             if watch.has_browser_steps() {
                 return Err(CheckError::Processor(STEPS_NEED_BROWSER.into()));
             }
@@ -687,12 +717,13 @@ impl Checker {
             .or(settings.application.webdriver_delay)
             .and_then(|s| u64::try_from(s).ok())
             .map_or(Duration::ZERO, Duration::from_secs);
-        Ok(Some(BrowserRequest {
+        let browser_request = BrowserRequest {
             request: request.clone(),
             delay: self.config.browser_settle + delay,
             js: watch.webdriver_js_execute_code.clone(),
             steps: self.browser_steps(watch).await?,
-        }))
+        };
+        Ok(Some((browser_request, remote)))
     }
 
     /// The watch's browser steps ready to run: placeholders and a leading "Goto site"

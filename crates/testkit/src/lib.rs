@@ -10,16 +10,20 @@
 //! - [`smtp::SmtpServer`]: a small real SMTP receiver capturing envelope and message data.
 //! - [`proxy::ProxyServer`]: HTTP (absolute-form and CONNECT) and SOCKS5 forward proxies, with
 //!   optional credentials, recording what they were asked for.
+//! - [`chrome::RemoteChrome`]: a headless Chromium with its DevTools port open, as the remote
+//!   browser `PLAYWRIGHT_DRIVER_URL` or an extra browser names.
 //! - [`on_small_stack`]: runs a closure with a tokio blocking thread's stack.
 //! - [`setup`]: one-line failures naming what `make test` would have installed.
 
 pub mod capture;
+pub mod chrome;
 pub mod moto;
 pub mod proxy;
 pub mod setup;
 pub mod smtp;
 
 pub use capture::{CaptureServer, Captured};
+pub use chrome::RemoteChrome;
 pub use proxy::{Proxied, ProxyServer};
 pub use smtp::{ReceivedMail, SmtpServer};
 

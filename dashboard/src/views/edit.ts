@@ -100,7 +100,7 @@ export const editView: View = ({ root, route, signal }) => {
       const tags: TagBrief[] = Object.entries(tagMap ?? {})
         .map(([id, t]) => ({ uuid: id, title: typeof t?.title === 'string' ? t.title : '' }))
         .sort((a, b) => a.title.localeCompare(b.title));
-      render(watch, tags, settings.proxy_choices ?? []);
+      render(watch, tags, settings.proxy_choices ?? [], (settings.extra_browsers ?? []).map((b) => b.browser_name));
     })
     .catch((err: unknown) => {
       if (signal.aborted) return;
@@ -112,7 +112,7 @@ export const editView: View = ({ root, route, signal }) => {
       );
     });
 
-  function render(watch: Watch, tags: TagBrief[], proxies: string[]): void {
+  function render(watch: Watch, tags: TagBrief[], proxies: string[], extraBrowsers: string[]): void {
     const form = h('form', { id: 'edit-form', class: 'edit-form', novalidate: true });
     const input = (name: string, value: string | null | undefined, attrs: Record<string, string> = {}): HTMLInputElement =>
       h('input', { name, type: 'text', value: value ?? '', ...attrs });
@@ -183,7 +183,10 @@ export const editView: View = ({ root, route, signal }) => {
 
     // Request
     const backend = watch.fetch_backend || 'system';
-    const backends: { value: string; label: string }[] = [...FETCH_BACKENDS];
+    const backends: { value: string; label: string }[] = [
+      ...FETCH_BACKENDS,
+      ...extraBrowsers.map((name) => ({ value: `extra_browser_${name}`, label: `${name} (extra browser)` })),
+    ];
     // A value this page does not offer (an extra browser set over the API) stays as it is.
     if (!backends.some((b) => b.value === backend)) backends.push({ value: backend, label: backend });
     const fetchBackend = select('fetch_backend', backends, backend);

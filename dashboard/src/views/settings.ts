@@ -68,6 +68,17 @@ export const settingsView: View = ({ root, signal }) => {
             'One per line: name = URL (http, https, socks5 or socks5h; credentials as user:password@). Watches choose one by its key; without a choice they use the default.',
           ),
           field(
+            'Extra browsers',
+            h('textarea', {
+              name: 'extra_browsers',
+              rows: 2,
+              spellcheck: 'false',
+              placeholder: 'remote = ws://browserless:3000/chromium?token=…',
+              value: (s.extra_browsers ?? []).map((b) => `${b.browser_name} = ${b.browser_connection_url}`).join('\n'),
+            }),
+            'One per line: name = a Chrome DevTools WebSocket URL (ws:// or wss://). Watches can then fetch with it as their fetch method.',
+          ),
+          field(
             'Default proxy',
             select(
               'proxy',
@@ -167,8 +178,14 @@ export const settingsView: View = ({ root, signal }) => {
         if (at < 1) throw new Error(`Proxy list: "${line}" is not "name = URL".`);
         return { proxy_name: line.slice(0, at).trim(), proxy_url: line.slice(at + 1).trim() };
       });
+      const browsers = linesToList(val('extra_browsers')).map((line) => {
+        const at = line.indexOf('=');
+        if (at < 1) throw new Error(`Extra browsers: "${line}" is not "name = ws://…".`);
+        return { browser_name: line.slice(0, at).trim(), browser_connection_url: line.slice(at + 1).trim() };
+      });
       return {
         extra_proxies: proxies,
+        extra_browsers: browsers,
         proxy: val('proxy') || null,
         time_between_check: interval,
         jitter_seconds: num('jitter_seconds', 'Jitter') ?? 0,

@@ -77,6 +77,7 @@ async fn import(
 ) -> Result<Response, ApiError> {
     let settings = state.settings().await?;
     let proxies = proxy_names(&settings);
+    let browsers = settings.requests.extra_browser_backends();
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
 
     let mut extras = Map::new();
@@ -182,6 +183,7 @@ async fn import(
     {
         let ctx = ApiContext {
             proxy_names: &proxies,
+            extra_browsers: &browsers,
             notification_url_validator: Some(&is_valid_apprise_url),
         };
         for url in &urls {

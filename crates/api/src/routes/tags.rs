@@ -163,12 +163,14 @@ async fn update(
     };
     let settings = state.settings().await?;
     let proxies = proxy_names(&settings);
+    let browsers = settings.requests.extra_browser_backends();
     // Refused before the sandbox is asked about templates, in upstream's order; applied again
     // to the copy the write starts from. The context holds a non-Send validator reference:
     // keep it out of the awaits.
     {
         let ctx = ApiContext {
             proxy_names: &proxies,
+            extra_browsers: &browsers,
             notification_url_validator: Some(&is_valid_apprise_url),
         };
         validate::apply_tag_update(&mut tag, body.clone(), &ctx)?;
@@ -177,6 +179,7 @@ async fn update(
     edit_tag(&state, &uuid, |tag| {
         let ctx = ApiContext {
             proxy_names: &proxies,
+            extra_browsers: &browsers,
             notification_url_validator: Some(&is_valid_apprise_url),
         };
         Ok(validate::apply_tag_update(tag, body.clone(), &ctx)?)

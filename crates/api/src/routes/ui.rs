@@ -21,9 +21,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use changewatch_core::fetch::parse_proxy_url;
+use changewatch_core::fetch::{parse_devtools_url, parse_proxy_url};
 use changewatch_core::model::{
-    ExtraProxy, SessionKeys, Settings, TextOrFalse, TimeBetweenCheck, check_template_syntax,
+    ExtraBrowser, ExtraProxy, SessionKeys, Settings, TextOrFalse, TimeBetweenCheck,
+    check_template_syntax,
 };
 use changewatch_engine::docs::update_settings;
 use changewatch_store::Kind;
@@ -399,6 +400,7 @@ fn settings_view(s: &Settings) -> Value {
         "time_between_check": s.requests.time_between_check,
         "jitter_seconds": s.requests.jitter_seconds,
         "extra_proxies": s.requests.extra_proxies,
+        "extra_browsers": s.requests.extra_browsers,
         "proxy": s.requests.proxy,
         "proxy_choices": proxy_names(s),
         "global_ignore_text": a.global_ignore_text,
@@ -472,6 +474,42 @@ fn apply_settings(s: &mut Settings, body: &Map<String, Value>) -> Result<(), Api
                     return Err(bad("time_between_check: must be at least one second"));
                 }
                 s.requests.time_between_check = t;
+            }
+            "extra_browsers" => {
+                let browsers: Vec<ExtraBrowser> = serde_json::from_value(v.clone()).map_err(|_| {
+                    bad("extra_browsers: must be a list of {browser_name, browser_connection_url}")
+                })?;
+                let mut names = HashSet::new();
+                let mut kept = Vec::with_capacity(browsers.len());
+                for b in browsers {
+                    let name = b.browser_name.trim().to_string();
+                    let ws = b.browser_connection_url.trim().to_string();
+                    if name.is_empty() || ws.is_empty() {
+                        return Err(bad(
+                            "extra_browsers: every browser needs a name and a connection URL",
+                        ));
+                    }
+                    if !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                    {
+                        return Err(bad(format!(
+                            "extra_browsers: the name '{name}' may only have letters, digits, '_' and '-' (it becomes the fetch method extra_browser_{name})"
+                        )));
+                    }
+                    if !names.insert(name.clone()) {
+                        return Err(bad(format!(
+                            "extra_browsers: the name '{name}' is used twice"
+                        )));
+                    }
+                    parse_devtools_url(&ws)
+                        .map_err(|e| bad(format!("extra_browsers: browser '{name}': {e}")))?;
+                    kept.push(ExtraBrowser {
+                        browser_name: name,
+                        browser_connection_url: ws,
+                    });
+                }
+                s.requests.extra_browsers = kept;
             }
             "extra_proxies" => {
                 let proxies: Vec<ExtraProxy> = serde_json::from_value(v.clone())

@@ -116,10 +116,12 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let settings = state.settings().await?;
     let proxies = proxy_names(&settings);
+    let browsers = settings.requests.extra_browser_backends();
     // The context holds a non-Send validator reference: keep it out of the awaits below.
     let created = {
         let ctx = ApiContext {
             proxy_names: &proxies,
+            extra_browsers: &browsers,
             notification_url_validator: Some(&is_valid_apprise_url),
         };
         validate::create_watch_from_json(body.clone(), &ctx)?
@@ -211,6 +213,7 @@ async fn update(
 ) -> Result<Response, ApiError> {
     let settings = state.settings().await?;
     let proxies = proxy_names(&settings);
+    let browsers = settings.requests.extra_browser_backends();
     // With notification templates in the body: the write rules first (their messages are
     // upstream's), on a copy; then the templates in the sandbox; then the edit for real
     // (re-applied on a conflict), which alone is all a body without templates needs.
@@ -221,6 +224,7 @@ async fn update(
         {
             let ctx = ApiContext {
                 proxy_names: &proxies,
+                extra_browsers: &browsers,
                 notification_url_validator: Some(&is_valid_apprise_url),
             };
             validate::apply_watch_update(&mut loaded.watch.clone(), body.clone(), &ctx)?;
@@ -230,6 +234,7 @@ async fn update(
     edit_watch(&state, &uuid, true, |w, _| {
         let ctx = ApiContext {
             proxy_names: &proxies,
+            extra_browsers: &browsers,
             notification_url_validator: Some(&is_valid_apprise_url),
         };
         validate::apply_watch_update(w, body.clone(), &ctx).map_err(ApiError::from)

@@ -258,8 +258,22 @@ fn schema_messages() {
     );
     assert!(msg.ends_with("'json://h/100'] is too long"), "{msg}");
     // Accepted edge values.
-    post(json!({"url": url, "fetch_backend": "extra_browser_mychrome", "webdriver_delay": 2.0}))
-        .unwrap();
+    let browsers = vec!["extra_browser_mychrome".to_string()];
+    let with_browser = ApiContext {
+        extra_browsers: &browsers,
+        ..ApiContext::default()
+    };
+    create_watch_from_json(
+        json!({"url": url, "fetch_backend": "extra_browser_mychrome", "webdriver_delay": 2.0}),
+        &with_browser,
+    )
+    .unwrap();
+    assert_eq!(
+        err_text(post(
+            json!({"url": url, "fetch_backend": "extra_browser_other"})
+        )),
+        "fetch_backend: 'extra_browser_other' names no browser in the settings' extra browsers (currently: none configured)"
+    );
     post(json!({"url": url, "track_ldjson_price_data": "rejected"})).unwrap();
 }
 
@@ -299,6 +313,7 @@ fn interval_proxy_and_notification_checks() {
     let names = vec!["ui-0a".to_string(), "b".to_string()];
     let c = ApiContext {
         proxy_names: &names,
+        extra_browsers: &[],
         notification_url_validator: Some(&|u: &str| u.starts_with("json://")),
     };
     assert_eq!(

@@ -28,6 +28,10 @@ pub enum ApiValidationError {
     #[error("Invalid proxy choice, currently supported proxies are '{0}'")]
     InvalidProxy(String),
     #[error(
+        "fetch_backend: '{0}' names no browser in the settings' extra browsers (currently: {1})"
+    )]
+    UnknownBrowser(String, String),
+    #[error(
         "At least one time interval (weeks, days, hours, minutes, or seconds) must be specified when not using global settings."
     )]
     NoTimeInterval,
@@ -96,6 +100,9 @@ impl ApiValidationError {
 pub struct ApiContext<'a> {
     /// Keys of the proxy list (proxies.json keys plus [`RequestsSettings::ui_proxy_keys`]).
     pub proxy_names: &'a [String],
+    /// `fetch_backend` values of the settings' extra browsers
+    /// ([`RequestsSettings::extra_browser_backends`]).
+    pub extra_browsers: &'a [String],
     /// Apprise URL check; `None` accepts every URL.
     pub notification_url_validator: Option<&'a dyn Fn(&str) -> bool>,
 }
@@ -104,6 +111,7 @@ impl fmt::Debug for ApiContext<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiContext")
             .field("proxy_names", &self.proxy_names)
+            .field("extra_browsers", &self.extra_browsers)
             .field(
                 "notification_url_validator",
                 &self.notification_url_validator.is_some(),
@@ -143,6 +151,25 @@ pub(super) fn check_proxy(
     Err(ApiValidationError::InvalidProxy(proxy_list_text(
         ctx.proxy_names,
     )))
+}
+
+/// An `extra_browser_<name>` fetch backend must name one of the settings' extra browsers:
+/// upstream quietly fetches such a watch over plain HTTP instead.
+pub(super) fn check_fetch_backend(
+    body: &Map<String, Value>,
+    ctx: &ApiContext<'_>,
+) -> Result<(), ApiValidationError> {
+    match body.get("fetch_backend").and_then(Value::as_str) {
+        Some(b)
+            if b.starts_with("extra_browser_") && !ctx.extra_browsers.iter().any(|e| e == b) =>
+        {
+            Err(ApiValidationError::UnknownBrowser(
+                b.to_string(),
+                proxy_list_text(ctx.extra_browsers),
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The proxy keys as upstream's messages list them: joined, or "none configured".
@@ -689,6 +716,7 @@ pub fn create_watch_from_json(
         return Err(ApiValidationError::InvalidUrl);
     }
     check_proxy(&data, ctx)?;
+    check_fetch_backend(&data, ctx)?;
     check_time_between_check(&data)?;
     check_notification_urls(&data, ctx)?;
     check_templates(&data)?;
@@ -743,6 +771,7 @@ pub fn apply_watch_update(
 ) -> Result<WatchUpdate, ApiValidationError> {
     let obj = schema_check(&body, UPDATE_WATCH_SCHEMA)?;
     check_proxy(obj, ctx)?;
+    check_fetch_backend(obj, ctx)?;
     check_time_between_check(obj)?;
     check_notification_urls(obj, ctx)?;
     if let Some(u) = obj.get("url") {
