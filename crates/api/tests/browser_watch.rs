@@ -429,3 +429,44 @@ async fn an_extra_browser_from_the_settings_fetches_its_watches() {
     );
     assert_eq!(srv.hits("/shop"), hits, "not fetched another way");
 }
+
+#[tokio::test]
+async fn a_browser_watch_goes_through_its_proxy() {
+    let app = spawn_app().await;
+    let srv = FixtureServer::start();
+    srv.set("/shop", Page::html(JS_PAGE));
+    let proxy = testkit::ProxyServer::http(Some(("u", "p")));
+    let r = app
+        .client
+        .put(format!("{}/ui/settings", app.base))
+        .header("x-changewatch-ui", "1")
+        .json(&json!({"extra_proxies": [
+            {"proxy_name": "office", "proxy_url": format!("http://u:p@{}", proxy.addr())},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let uuid = app
+        .create_watch(json!({
+            "url": srv.url("/shop"),
+            "fetch_backend": "html_webdriver",
+            "proxy": "ui-0office",
+        }))
+        .await;
+    app.run_checks().await;
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(w["last_error"], false, "{w}");
+    assert!(
+        latest_snapshot(&app, &uuid)
+            .await
+            .contains("In stock: 42 units")
+    );
+    let asked = proxy.requests();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.allowed && r.target.ends_with("/shop") && r.auth.is_some()),
+        "the page came through the proxy: {asked:?}"
+    );
+}

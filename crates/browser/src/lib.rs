@@ -28,6 +28,7 @@ use base64::Engine as _;
 use changewatch_core::charset;
 use changewatch_core::fetch::{FetchError, FetchRequest, FetchedPage, parse_fetch_url, vet_target};
 use changewatch_core::ssrf::{AddressPolicy, Refusal};
+use chromiumoxide::auth::Credentials;
 use chromiumoxide::browser::{Browser, BrowserConfig as CdpConfig};
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::fetch::{
@@ -43,6 +44,7 @@ use chromiumoxide::cdp::browser_protocol::page::{
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
+use chromiumoxide::handler::HandlerConfig;
 use chromiumoxide::page::Page;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
@@ -264,9 +266,22 @@ impl BrowserFetcher {
             .await
             .map_err(|_| timed_out())?
             .map_err(|_| browser_error(&url, "the browser fetcher is shut down"))?;
+        let proxy = req
+            .request
+            .proxy
+            .as_deref()
+            .map(browser_proxy)
+            .transpose()?;
         let browser = self.browser(&url).await?;
+        let mut context_params = CreateBrowserContextParams::default();
+        if let Some(p) = &proxy {
+            context_params.proxy_server = Some(p.server.clone());
+            // Chrome sends loopback targets around a proxy unless told otherwise; the
+            // address guard has already judged them, so they go where the rest goes.
+            context_params.proxy_bypass_list = Some("<-loopback>".into());
+        }
         let context = browser
-            .create_browser_context(CreateBrowserContextParams::default())
+            .create_browser_context(context_params)
             .await
             .map_err(|e| browser_error(&url, &e.to_string()))?;
         let opened = browser
@@ -281,7 +296,11 @@ impl BrowserFetcher {
         let result = match opened {
             Ok(page) => {
                 let left = timeout.saturating_sub(started.elapsed());
-                let loaded = tokio::time::timeout(left, self.load(&page, &url, req, started)).await;
+                let loaded = tokio::time::timeout(
+                    left,
+                    self.load(&page, &url, req, proxy.as_ref(), started),
+                )
+                .await;
                 // Closed on every path: a page left open would keep running its scripts.
                 let _ = tokio::time::timeout(Duration::from_secs(5), page.close()).await;
                 loaded.unwrap_or_else(|_| Err(timed_out()))
@@ -352,12 +371,19 @@ impl BrowserFetcher {
                     .arg("--disable-gpu")
                     .arg("--disable-background-networking")
                     .arg("--disable-dev-shm-usage")
+                    .enable_request_intercept()
                     .build()
                     .map_err(|e| browser_error(url, &format!("cannot start the browser: {e}")))?;
                 profile = Some(dir);
                 Browser::launch(config).await
             }
-            Endpoint::Connect { ws_url } => Browser::connect(ws_url.clone()).await,
+            Endpoint::Connect { ws_url } => {
+                let config = HandlerConfig {
+                    request_intercept: true,
+                    ..HandlerConfig::default()
+                };
+                Browser::connect_with_config(ws_url.clone(), config).await
+            }
         }
         .map_err(|e| browser_error(url, &format!("cannot reach the browser: {e}")))?;
         let handler = tokio::spawn(async move {
@@ -382,6 +408,7 @@ impl BrowserFetcher {
         page: &Page,
         url: &Url,
         req: &BrowserRequest,
+        proxy: Option<&BrowserProxy>,
         started: Instant,
     ) -> Result<FetchedPage, FetchError> {
         let cdp = |e: chromiumoxide::error::CdpError| browser_error(url, &e.to_string());
@@ -404,6 +431,15 @@ impl BrowserFetcher {
                 decide(&guard_page, &policy, &ev, &record).await;
             }
         });
+        // chromiumoxide's network manager answers `Fetch.authRequired` (the browser is
+        // started with request interception on, so it never continues paused requests
+        // itself): with these credentials once per request, then cancelled, so wrong ones
+        // end as the proxy's 407.
+        if let Some((username, password)) = proxy.and_then(|p| p.credentials.clone()) {
+            page.authenticate(Credentials { username, password })
+                .await
+                .map_err(cdp)?;
+        }
         page.execute(EnableParams {
             patterns: Some(vec![
                 RequestPattern {
@@ -417,7 +453,7 @@ impl BrowserFetcher {
                     request_stage: Some(RequestStage::Response),
                 },
             ]),
-            handle_auth_requests: None,
+            handle_auth_requests: Some(true),
         })
         .await
         .map_err(cdp)?;
@@ -607,6 +643,51 @@ async fn screenshot(page: &Page, max_height: u32) -> Option<Vec<u8>> {
         "no screenshot: the page's is too large even at low quality"
     );
     None
+}
+
+/// A watch's proxy as Chrome takes it: the server without credentials (a context's
+/// `proxyServer`), and the credentials for `Fetch.authRequired`.
+#[derive(Clone, Debug)]
+struct BrowserProxy {
+    server: String,
+    credentials: Option<(String, String)>,
+}
+
+/// Chrome speaks HTTP, HTTPS and SOCKS5 proxies but authenticates only to HTTP(S) ones; a
+/// SOCKS proxy with credentials is refused rather than tried without them. SOCKS5 in
+/// Chrome resolves names at the proxy, as `socks5h` asks.
+fn browser_proxy(raw: &str) -> Result<BrowserProxy, FetchError> {
+    let bad = |reason: String| FetchError::BadProxy {
+        proxy: changewatch_core::fetch::redacted(raw),
+        reason,
+    };
+    let url = changewatch_core::fetch::parse_proxy_url(raw).map_err(bad)?;
+    let credentials = (!url.username().is_empty()).then(|| {
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        (decode(url.username()), decode(url.password().unwrap_or("")))
+    });
+    let scheme = match url.scheme() {
+        "socks5" | "socks5h" if credentials.is_some() => {
+            return Err(bad(
+                "the browser cannot authenticate to a SOCKS proxy: use an HTTP proxy, or one without credentials".into(),
+            ));
+        }
+        "socks5" | "socks5h" => "socks5",
+        other => other,
+    };
+    let host = url.host_str().unwrap_or_default();
+    let server = match url.port_or_known_default() {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    };
+    Ok(BrowserProxy {
+        server,
+        credentials,
+    })
 }
 
 fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {

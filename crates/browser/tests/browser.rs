@@ -466,3 +466,58 @@ async fn a_remote_browser_is_reached_at_its_devtools_url() {
     );
     browsers.shutdown().await;
 }
+
+#[tokio::test]
+async fn pages_go_through_the_watch_proxy_with_its_credentials() {
+    let srv = FixtureServer::start();
+    srv.set("/js", Page::html(JS_PAGE));
+    let f = fetcher(AddressPolicy::allow_all());
+    let through = |proxy: String| {
+        let mut req = get(srv.url("/js"));
+        req.request.proxy = Some(proxy);
+        req
+    };
+
+    // HTTP proxy with credentials: Chrome answers its 407 with them.
+    let http = testkit::ProxyServer::http(Some(("alice", "s3cret")));
+    let page = f
+        .fetch(&through(format!("http://alice:s3cret@{}", http.addr())))
+        .await
+        .unwrap();
+    assert!(page.text.contains("Price: 42 EUR"), "{}", page.text);
+    let asked = http.requests();
+    assert!(
+        asked.iter().any(|r| r.allowed
+            && r.target.ends_with("/js")
+            && r.auth == Some(("alice".into(), "s3cret".into()))),
+        "{asked:?}"
+    );
+    // Wrong credentials: the proxy's 407 is the check's error.
+    let err = f
+        .fetch(&through(format!("http://alice:wrong@{}", http.addr())))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, FetchError::Status { status: 407 }), "{err:?}");
+
+    // SOCKS5 without credentials; with them it is refused, not tried without.
+    let socks = testkit::ProxyServer::socks5(None);
+    let page = f
+        .fetch(&through(format!("socks5h://{}", socks.addr())))
+        .await
+        .unwrap();
+    assert!(page.text.contains("Price: 42 EUR"), "{}", page.text);
+    assert!(
+        socks.requests().iter().any(|r| r.allowed),
+        "{:?}",
+        socks.requests()
+    );
+    let err = f
+        .fetch(&through(format!("socks5://bob:pw@{}", socks.addr())))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, FetchError::BadProxy { reason, proxy } if reason.contains("cannot authenticate") && !proxy.contains("pw")),
+        "{err:?}"
+    );
+    f.shutdown().await;
+}

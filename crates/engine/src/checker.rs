@@ -668,8 +668,8 @@ impl Checker {
     /// `check_unique_lines`).
     /// The browser check this watch asks for (`fetch_backend` html_webdriver or an
     /// `extra_browser_<name>`, itself or through `system`) with the extra browser's DevTools
-    /// URL, or `None` for the plain HTTP fetcher. What the browser fetcher cannot do yet is
-    /// the check's error, never silently done another way.
+    /// URL, or `None` for the plain HTTP fetcher. What the browser fetcher cannot do is the
+    /// check's error, never silently done another way.
     async fn browser_request(
         &self,
         watch: &Watch,
@@ -679,11 +679,6 @@ impl Checker {
         let backend = match watch.fetch_backend.as_str() {
             "system" | "" => settings.application.fetch_backend.as_str(),
             other => other,
-        };
-        let unsupported = |what: &str| {
-            Err(CheckError::Processor(format!(
-                "Exception: not supported by this server's browser fetcher yet: {what}"
-            )))
         };
         let remote = match backend.strip_prefix("extra_browser_") {
             Some(name) => {
@@ -708,9 +703,6 @@ impl Checker {
                 return Err(CheckError::Processor(STEPS_NEED_BROWSER.into()));
             }
             return Ok(None);
-        }
-        if request.proxy.is_some() {
-            return unsupported("proxies");
         }
         let delay = watch
             .webdriver_delay
