@@ -481,23 +481,7 @@ impl BrowserFetcher {
             .map_err(cdp)?;
         }
         let navigated = page.goto(url.as_str()).await;
-        let refused = lock(&seen).main_refused.clone();
-        match refused {
-            Some((target, Verdict::Refused(refusal))) if target == url.as_str() => {
-                return Err(FetchError::Blocked {
-                    url: target,
-                    refusal,
-                });
-            }
-            Some((target, Verdict::Refused(refusal))) => {
-                return Err(FetchError::RedirectBlocked {
-                    url: target,
-                    refusal,
-                });
-            }
-            Some((target, _)) => return Err(FetchError::UnsupportedUrl { url: target }),
-            None => {}
-        }
+        main_refused(&seen, url)?;
         navigated.map_err(cdp)?;
         if let Some(js) = req.js.as_deref().filter(|js| !js.trim().is_empty()) {
             page.evaluate(js.to_string())
@@ -544,15 +528,7 @@ impl BrowserFetcher {
             }
             // A navigation a step caused that the guard refused (a link to a private
             // address): the page now shows Chrome's error page, not content.
-            if let Some((target, verdict)) = lock(&seen).main_refused.clone() {
-                return Err(match verdict {
-                    Verdict::Refused(refusal) => FetchError::RedirectBlocked {
-                        url: target,
-                        refusal,
-                    },
-                    _ => FetchError::UnsupportedUrl { url: target },
-                });
-            }
+            main_refused(&seen, url)?;
         }
         let html = page.content().await.map_err(cdp)?;
         let limit = self.inner.config.max_bytes;
@@ -688,6 +664,25 @@ fn browser_proxy(raw: &str) -> Result<BrowserProxy, FetchError> {
         server,
         credentials,
     })
+}
+
+/// The main frame's navigation the guard refused, as the check's error: the watch's own URL
+/// is `Blocked`, any later hop (a redirect, a step's navigation) `RedirectBlocked`.
+fn main_refused(seen: &Mutex<Seen>, url: &Url) -> Result<(), FetchError> {
+    match lock(seen).main_refused.clone() {
+        Some((target, Verdict::Refused(refusal))) if target == url.as_str() => {
+            Err(FetchError::Blocked {
+                url: target,
+                refusal,
+            })
+        }
+        Some((target, Verdict::Refused(refusal))) => Err(FetchError::RedirectBlocked {
+            url: target,
+            refusal,
+        }),
+        Some((target, _)) => Err(FetchError::UnsupportedUrl { url: target }),
+        None => Ok(()),
+    }
 }
 
 fn lock(seen: &Mutex<Seen>) -> std::sync::MutexGuard<'_, Seen> {
