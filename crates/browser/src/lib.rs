@@ -9,8 +9,11 @@
 //! - The address guard: every request the page makes (the navigation, each redirect hop,
 //!   every subresource, fetch/XHR) pauses in the CDP `Fetch` domain and continues only when
 //!   its target passes the same [`AddressPolicy`] as the plain fetcher (a literal address,
-//!   or a name resolved here first). WebSocket connections are not paused by `Fetch`: a
-//!   known gap, in docs/SECURITY.md.
+//!   or a name resolved here first). That misses WebSockets and a name that resolves
+//!   differently for Chrome, so a launched Chrome also connects only through `relay`, a
+//!   forward proxy in process that resolves, vets and connects once per connection (a
+//!   watch's proxy behind it). A remote browser has only the `Fetch` guard: see
+//!   docs/SECURITY.md.
 //! - [`Browsers`]: the default browser and the settings' extra browsers (remote Chromes
 //!   named by `extra_browser_<name>` watches), one connection per DevTools URL.
 //! - The main document's response (status, headers) is read at the `Fetch` domain's
@@ -53,7 +56,10 @@ use url::Url;
 
 use changewatch_core::model::RunnableStep;
 
+mod relay;
 mod steps;
+
+use relay::{Relay, Stopped, Target, Upstream};
 
 /// Where the browser comes from.
 #[derive(Clone, Debug)]
@@ -266,18 +272,18 @@ impl BrowserFetcher {
             .await
             .map_err(|_| timed_out())?
             .map_err(|_| browser_error(&url, "the browser fetcher is shut down"))?;
-        let proxy = req
-            .request
-            .proxy
-            .as_deref()
-            .map(browser_proxy)
-            .transpose()?;
+        let (relay, proxy) = self.route(req.request.proxy.as_deref(), &url).await?;
         let browser = self.browser(&url).await?;
         let mut context_params = CreateBrowserContextParams::default();
-        if let Some(p) = &proxy {
-            context_params.proxy_server = Some(p.server.clone());
-            // Chrome sends loopback targets around a proxy unless told otherwise; the
-            // address guard has already judged them, so they go where the rest goes.
+        let server = relay
+            .as_ref()
+            .map(Relay::server)
+            .or_else(|| proxy.as_ref().map(|p| p.server.clone()));
+        if let Some(server) = server {
+            context_params.proxy_server = Some(server);
+            // Chrome sends loopback targets around a proxy unless told otherwise: through
+            // the relay they are judged like the rest, and with a watch's proxy they go
+            // where the rest goes.
             context_params.proxy_bypass_list = Some("<-loopback>".into());
         }
         let context = browser
@@ -298,7 +304,7 @@ impl BrowserFetcher {
                 let left = timeout.saturating_sub(started.elapsed());
                 let loaded = tokio::time::timeout(
                     left,
-                    self.load(&page, &url, req, proxy.as_ref(), started),
+                    self.load(&page, &url, req, proxy.as_ref(), relay.as_ref(), started),
                 )
                 .await;
                 // Closed on every path: a page left open would keep running its scripts.
@@ -312,7 +318,35 @@ impl BrowserFetcher {
             browser.dispose_browser_context(context),
         )
         .await;
+        // The relay goes last: the page and its context held connections through it.
+        drop(relay);
         result
+    }
+
+    /// How this check's connections leave the browser. A launched Chrome connects through a
+    /// relay of the check's own, the watch's proxy behind it (an `https://` proxy, which the
+    /// relay does not speak, Chrome reaches itself); a remote Chrome cannot reach this
+    /// process's loopback, so it is given the watch's proxy, if any, and the `Fetch` guard
+    /// is its only one.
+    async fn route(
+        &self,
+        raw_proxy: Option<&str>,
+        url: &Url,
+    ) -> Result<(Option<Relay>, Option<BrowserProxy>), FetchError> {
+        let launched = matches!(self.inner.config.endpoint, Endpoint::Launch { .. });
+        let upstream = match raw_proxy {
+            Some(raw) if launched => relay_upstream(raw)?,
+            Some(raw) => return Ok((None, Some(browser_proxy(raw)?))),
+            None if launched => Some(Upstream::Direct),
+            None => return Ok((None, None)),
+        };
+        let Some(upstream) = upstream else {
+            return Ok((None, raw_proxy.map(browser_proxy).transpose()?));
+        };
+        let relay = Relay::start(self.inner.config.policy.clone(), upstream)
+            .await
+            .map_err(|e| browser_error(url, &format!("cannot open the browser's relay: {e}")))?;
+        Ok((Some(relay), None))
     }
 
     /// Closes the browser (a launched one exits, its profile directory is removed; a remote
@@ -409,6 +443,7 @@ impl BrowserFetcher {
         url: &Url,
         req: &BrowserRequest,
         proxy: Option<&BrowserProxy>,
+        relay: Option<&Relay>,
         started: Instant,
     ) -> Result<FetchedPage, FetchError> {
         let cdp = |e: chromiumoxide::error::CdpError| browser_error(url, &e.to_string());
@@ -482,6 +517,9 @@ impl BrowserFetcher {
         }
         let navigated = page.goto(url.as_str()).await;
         main_refused(&seen, url)?;
+        if navigated.is_err() {
+            relay_stopped(relay, url)?;
+        }
         navigated.map_err(cdp)?;
         if let Some(js) = req.js.as_deref().filter(|js| !js.trim().is_empty()) {
             page.evaluate(js.to_string())
@@ -510,6 +548,7 @@ impl BrowserFetcher {
             headers: Vec::new(),
         });
         if !(200..300).contains(&status) && !req.request.ignore_status_codes {
+            relay_stopped(relay, url)?;
             return Err(FetchError::Status { status });
         }
         if !req.steps.is_empty() {
@@ -629,6 +668,7 @@ struct BrowserProxy {
     credentials: Option<(String, String)>,
 }
 
+/// For a browser that connects without the relay (a remote one, or an `https://` proxy).
 /// Chrome speaks HTTP, HTTPS and SOCKS5 proxies but authenticates only to HTTP(S) ones; a
 /// SOCKS proxy with credentials is refused rather than tried without them. SOCKS5 in
 /// Chrome resolves names at the proxy, as `socks5h` asks.
@@ -638,14 +678,7 @@ fn browser_proxy(raw: &str) -> Result<BrowserProxy, FetchError> {
         reason,
     };
     let url = changewatch_core::fetch::parse_proxy_url(raw).map_err(bad)?;
-    let credentials = (!url.username().is_empty()).then(|| {
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        };
-        (decode(url.username()), decode(url.password().unwrap_or("")))
-    });
+    let credentials = proxy_credentials(&url);
     let scheme = match url.scheme() {
         "socks5" | "socks5h" if credentials.is_some() => {
             return Err(bad(
@@ -663,6 +696,82 @@ fn browser_proxy(raw: &str) -> Result<BrowserProxy, FetchError> {
     Ok(BrowserProxy {
         server,
         credentials,
+    })
+}
+
+/// The relay's part in a failed navigation: the watch's own target refused (the name
+/// answered the `Fetch` guard with a public address and the relay with a private one), or
+/// the watch's proxy refusing its credentials, which reaches Chrome as a 502.
+fn relay_stopped(relay: Option<&Relay>, url: &Url) -> Result<(), FetchError> {
+    let (Some(relay), Some(host)) = (relay, url.host()) else {
+        return Ok(());
+    };
+    let host = match host {
+        url::Host::Ipv6(ip) => ip.to_string(),
+        other => other.to_string().to_ascii_lowercase(),
+    };
+    let target = Target {
+        host,
+        port: url.port_or_known_default().unwrap_or(80),
+    };
+    match relay.stopped(&target) {
+        Some(Stopped::Refused(refusal)) => Err(FetchError::Blocked {
+            url: url.to_string(),
+            refusal,
+        }),
+        Some(Stopped::ProxyAuth) => Err(FetchError::Status { status: 407 }),
+        None => Ok(()),
+    }
+}
+
+/// A watch's proxy behind the relay; `None` for an `https://` proxy, which Chrome is given
+/// itself.
+fn relay_upstream(raw: &str) -> Result<Option<Upstream>, FetchError> {
+    let bad = |reason: String| FetchError::BadProxy {
+        proxy: changewatch_core::fetch::redacted(raw),
+        reason,
+    };
+    let url = changewatch_core::fetch::parse_proxy_url(raw).map_err(bad)?;
+    let credentials = proxy_credentials(&url);
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        Some(h) => h.to_string(),
+        None => return Err(bad("the proxy URL has no host".into())),
+    };
+    let port = url.port_or_known_default().unwrap_or(1080);
+    let proxy: hyper::Uri = format!("http://{host}:{port}")
+        .parse()
+        .map_err(|e: hyper::http::uri::InvalidUri| bad(e.to_string()))?;
+    Ok(match url.scheme() {
+        "http" => Some(Upstream::Http {
+            proxy,
+            auth: credentials
+                .map(|(user, pass)| {
+                    let token =
+                        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+                    hyper::header::HeaderValue::from_str(&format!("Basic {token}"))
+                        .map_err(|e| bad(e.to_string()))
+                })
+                .transpose()?,
+        }),
+        "socks5" | "socks5h" => Some(Upstream::Socks5 {
+            proxy,
+            auth: credentials,
+            remote_dns: url.scheme() == "socks5h",
+        }),
+        _ => None,
+    })
+}
+
+/// The credentials of a proxy URL, percent-decoded.
+fn proxy_credentials(url: &Url) -> Option<(String, String)> {
+    (!url.username().is_empty()).then(|| {
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        (decode(url.username()), decode(url.password().unwrap_or("")))
     })
 }
 

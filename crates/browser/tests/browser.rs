@@ -499,7 +499,8 @@ async fn pages_go_through_the_watch_proxy_with_its_credentials() {
         .unwrap_err();
     assert!(matches!(err, FetchError::Status { status: 407 }), "{err:?}");
 
-    // SOCKS5 without credentials; with them it is refused, not tried without.
+    // SOCKS5 without credentials, and with them: the relay speaks to the proxy, which
+    // Chrome alone cannot do with credentials.
     let socks = testkit::ProxyServer::socks5(None);
     let page = f
         .fetch(&through(format!("socks5h://{}", socks.addr())))
@@ -511,13 +512,88 @@ async fn pages_go_through_the_watch_proxy_with_its_credentials() {
         "{:?}",
         socks.requests()
     );
-    let err = f
+    let socks = testkit::ProxyServer::socks5(Some(("bob", "pw")));
+    let page = f
         .fetch(&through(format!("socks5://bob:pw@{}", socks.addr())))
         .await
-        .unwrap_err();
+        .unwrap();
+    assert!(page.text.contains("Price: 42 EUR"), "{}", page.text);
+    let asked = socks.requests();
     assert!(
-        matches!(&err, FetchError::BadProxy { reason, proxy } if reason.contains("cannot authenticate") && !proxy.contains("pw")),
-        "{err:?}"
+        asked
+            .iter()
+            .any(|r| r.allowed && r.auth == Some(("bob".into(), "pw".into()))),
+        "{asked:?}"
     );
+    // socks5 (not socks5h): the name is resolved and vetted here, the proxy gets the address.
+    assert!(
+        asked.iter().all(|r| r.target.starts_with("127.0.0.1:")),
+        "{asked:?}"
+    );
+    let err = f
+        .fetch(&through(format!("socks5://bob:nope@{}", socks.addr())))
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("nope"), "{err}");
     f.shutdown().await;
+}
+
+/// A raw TCP port that counts the connections made to it (a WebSocket's target).
+fn counting_listener() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    (port, count)
+}
+
+#[tokio::test]
+async fn a_page_cannot_open_a_websocket_to_a_private_address() {
+    let srv = FixtureServer::start();
+    let (ws_port, connections) = counting_listener();
+    srv.set(
+        "/ws",
+        Page::html(format!(
+            r#"<!doctype html><html><body><p>socket page</p><script>
+  for (const h of ['127.0.0.1', '[::1]', '127.0.0.2']) {{
+    try {{ new WebSocket('ws://' + h + ':{ws_port}/'); }} catch (e) {{}}
+  }}
+</script></body></html>"#
+        )),
+    );
+    let page_url = srv.url("/ws").replace("127.0.0.1", "localhost");
+    let mut req = get(page_url);
+    req.delay = Duration::from_millis(800);
+
+    // The control: with private addresses allowed the page does reach the port, so the
+    // count below can only stay at zero because the relay refused.
+    let open = fetcher(AddressPolicy::allow_all());
+    open.fetch(&req).await.unwrap();
+    open.shutdown().await;
+    assert!(
+        connections.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "the control page never opened its WebSocket"
+    );
+
+    connections.store(0, std::sync::atomic::Ordering::SeqCst);
+    let guarded = fetcher(AddressPolicy {
+        allow_private: false,
+        allowed_hosts: vec!["localhost".into()],
+    });
+    let page = guarded.fetch(&req).await.unwrap();
+    assert!(page.text.contains("socket page"));
+    guarded.shutdown().await;
+    // WebSockets never pause in the `Fetch` domain: only the relay stands between the page
+    // and these ports.
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a WebSocket reached a loopback address through the browser"
+    );
 }
