@@ -114,9 +114,13 @@ function emptyRow(uuid: string): WatchRow {
   };
 }
 
-/** Title shown for a watch: its own title, else the page's <title>, else the URL. */
-export function displayName(row: Pick<WatchRow, 'title' | 'page_title' | 'url'>): string {
-  return row.title || row.page_title || row.url;
+/**
+ * Title shown for a watch: its own title, else the page's <title>, else its link (the URL,
+ * rendered when it is a template), as upstream's list shows them.
+ */
+export function displayName(row: Pick<WatchRow, 'title' | 'page_title' | 'url'> & { link?: string }): string {
+  const link = row.link && row.link !== 'DISABLED' ? row.link : '';
+  return row.title || row.page_title || link || row.url;
 }
 
 export class WatchStore {
@@ -237,6 +241,11 @@ export class WatchStore {
       const existing = this.rows.get(uuid);
       if (fields.checking_now === false) this.statusComments.delete(uuid);
       if (existing) {
+        // Socket rows leave a templated URL's link out (only the list renders it): keep the
+        // rendered one, unless the URL itself changed.
+        if (fields.link === undefined && fields.url !== undefined && fields.url !== existing.url) {
+          existing.link = '';
+        }
         Object.assign(existing, fields);
         this.emit({ type: 'row', uuid, added: false });
       } else if (typeof fields.url === 'string' && fields.url) {

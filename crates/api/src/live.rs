@@ -3,7 +3,7 @@
 //! both so that a row loaded over REST and a row updated by the socket never disagree.
 
 use changewatch_core::diff::escape_html;
-use changewatch_core::model::{HistoryInfo, TextOrFalse, Watch, no_render};
+use changewatch_core::model::{HistoryInfo, TextOrFalse, Watch, has_template_markup, no_render};
 use changewatch_core::schedule::timeago;
 use changewatch_store::Item;
 use serde::Serialize;
@@ -72,7 +72,10 @@ pub struct WatchRow {
     pub uuid: String,
     // Extras for the dashboard.
     pub url: String,
-    pub link: String,
+    /// Left out for a templated URL, which only the sandbox renders: the dashboard keeps
+    /// the rendered one its list brought (`/ui/watches` renders it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
     pub title: Option<String>,
     pub page_title: Option<String>,
     pub tags: Vec<String>,
@@ -116,7 +119,7 @@ pub fn watch_row(item: &Item, watch: &Watch, now: i64) -> WatchRow {
         unviewed: watch.has_unviewed(&history),
         uuid: item.key.id.clone(),
         url: watch.url.clone(),
-        link: watch.link(&no_render),
+        link: (!has_template_markup(&watch.url)).then(|| watch.link(&no_render)),
         title: watch.title.clone(),
         page_title: watch.page_title.clone(),
         tags: watch.tags.clone(),
@@ -161,6 +164,29 @@ mod tests {
             "bFetching/b page (1/2)"
         );
         assert_eq!(sanitize_status(&"x".repeat(100)).len(), 80);
+    }
+
+    #[test]
+    fn a_live_row_leaves_a_templated_link_out() {
+        let row = |url: &str| {
+            let item = changewatch_store::Item {
+                key: changewatch_store::Key::watch("t", "w"),
+                version: 1,
+                doc: serde_json::json!({}).into(),
+                schedule: None,
+                history: Default::default(),
+            };
+            let watch = Watch {
+                url: url.into(),
+                ..Watch::default()
+            };
+            serde_json::to_value(watch_row(&item, &watch, 0)).unwrap_or_default()
+        };
+        let plain = row("https://example.com/a");
+        assert_eq!(plain["link"], "https://example.com/a");
+        let templated = row("https://example.com/{{ 1 + 1 }}");
+        assert!(templated.get("link").is_none(), "{templated}");
+        assert_eq!(templated["url"], "https://example.com/{{ 1 + 1 }}");
     }
 
     #[test]

@@ -73,7 +73,7 @@ fn row(title: Option<&str>, last_error: TextOrFalse) -> Value {
         unviewed: false,
         uuid: "u".into(),
         url: "https://example.com/".into(),
-        link: "https://example.com/".into(),
+        link: Some("https://example.com/".into()),
         title: title.map(str::to_string),
         page_title: None,
         tags: vec!["t".into()],

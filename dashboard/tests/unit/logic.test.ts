@@ -44,6 +44,19 @@ test('a row shows its title, else the page title, else the URL', () => {
   assert.equal(displayName({ title: 'T', page_title: 'P', url: 'u' }), 'T');
   assert.equal(displayName({ title: null, page_title: 'P', url: 'u' }), 'P');
   assert.equal(displayName({ title: '', page_title: null, url: 'u' }), 'u');
+  assert.equal(displayName({ title: '', page_title: null, url: 'u/{{x}}', link: 'u/1' }), 'u/1', 'the rendered link');
+  assert.equal(displayName({ title: '', page_title: null, url: 'u', link: 'DISABLED' }), 'u');
+});
+
+test("a socket row without a templated URL's link keeps the list's rendered one", () => {
+  const store = new WatchStore();
+  const url = 'https://example.com/{{ today }}';
+  store.applyUpdate({ uuid: 'w1', url, link: 'https://example.com/2026' });
+  store.applyUpdate({ uuid: 'w1', url, checking_now: true });
+  assert.equal(store.rows.get('w1')?.link, 'https://example.com/2026');
+  // The URL itself changed: the old rendering no longer applies.
+  store.applyUpdate({ uuid: 'w1', url: 'https://example.com/{{ now }}' });
+  assert.equal(store.rows.get('w1')?.link, '');
 });
 
 test('socket updates merge into rows; a deleted watch never comes back', () => {

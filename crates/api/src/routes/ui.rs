@@ -39,7 +39,7 @@ use crate::extract::{JsonBody, WatchUuid};
 use crate::live::{Stats, unread, watch_row};
 use crate::session::{self, Issued, LoginLimiter};
 use crate::state::{Access, AppState};
-use crate::stored::history_info;
+use crate::stored::{history_info, rendered_links};
 
 pub fn routes(state: AppState) -> Router<AppState> {
     let guarded = Router::new()
@@ -282,12 +282,17 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
     let mut stats = Stats::default();
     let mut checking = 0;
     let mut queued = 0;
+    // Rows whose URL is a template, with it: rendered in the sandbox once the walk is done.
+    let mut templated = Vec::new();
     // One watch at a time: the rows are kept, the documents are not.
     state
         .store
         .list_each(&state.tenant, Kind::Watch, &mut |item| {
             let watch: changewatch_core::model::Watch = changewatch_engine::docs::decode(&item)?;
             let row = watch_row(&item, &watch, now);
+            if row.link.is_none() {
+                templated.push((rows.len(), watch.url.clone()));
+            }
             if row.checking_now {
                 checking += 1;
             }
@@ -305,6 +310,16 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
             Ok(())
         })
         .await?;
+    for (i, url) in templated {
+        let watch = changewatch_core::model::Watch {
+            url,
+            ..Default::default()
+        };
+        let links = rendered_links(&state, &watch).await;
+        if let Some(row) = rows.get_mut(i) {
+            row.link = Some(watch.link(&|t| links.render(t)));
+        }
+    }
     // In id order, as the list always came.
     rows.sort_by(|a, b| a.uuid.cmp(&b.uuid));
     let tags: Vec<Value> = state
