@@ -7,6 +7,8 @@
 //! - `write`: [`create_watch_from_json`], [`apply_watch_update`], [`create_tag_from_json`],
 //!   [`apply_tag_update`] and the single-field checks the settings page reuses, with
 //!   upstream's error strings ([`ApiValidationError`]).
+//! - `unsupported`: fields stored but not acted on ([`UNSUPPORTED_FIELDS`]), taken only at
+//!   the values that mean "off"; any other value is a 400 naming the field and the value.
 //! - [`openapi`]: the same tables as JSON Schema, for `/api/v1/full-spec`.
 
 use std::collections::BTreeSet;
@@ -19,9 +21,11 @@ pub mod openapi;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod unsupported;
 mod write;
 
 pub use schema::*;
+pub use unsupported::*;
 pub use write::*;
 
 /// The non-empty notification templates of a request body, as `(field, template)`; a body

@@ -8,6 +8,7 @@ use serde_json::{Map, Value, json};
 use super::{
     COPY_DROPPED_FIELDS, Extra, Node, READONLY_TAG_FIELDS, READONLY_WATCH_FIELDS,
     SYSTEM_MANAGED_FIELDS, TAG_OWN_PROPS, WATCH_BASE_PROPS, WATCH_PROPERTY_NAMES,
+    unsupported_field,
 };
 
 /// The `components.schemas` entries the spec's request bodies refer to, in a stable order.
@@ -36,7 +37,7 @@ pub fn request_body_schemas() -> Vec<(&'static str, Value)> {
     vec![
         (
             "CreateWatch",
-            object_schema(WATCH_BASE_PROPS, &[], &copy_dropped, &["url"]),
+            object_schema(WATCH_BASE_PROPS, &[], &copy_dropped, &["url"], true),
         ),
         (
             "UpdateWatch",
@@ -45,15 +46,22 @@ pub fn request_body_schemas() -> Vec<(&'static str, Value)> {
                 &[("last_viewed", last_viewed)],
                 &watch_dropped,
                 &[],
+                false,
             ),
         ),
         (
             "CreateTag",
-            object_schema(WATCH_BASE_PROPS, TAG_OWN_PROPS, &tag_dropped, &["title"]),
+            object_schema(
+                WATCH_BASE_PROPS,
+                TAG_OWN_PROPS,
+                &tag_dropped,
+                &["title"],
+                false,
+            ),
         ),
         (
             "UpdateTag",
-            object_schema(WATCH_BASE_PROPS, TAG_OWN_PROPS, &tag_dropped, &[]),
+            object_schema(WATCH_BASE_PROPS, TAG_OWN_PROPS, &tag_dropped, &[], false),
         ),
     ]
 }
@@ -66,12 +74,14 @@ pub fn watch_field_names() -> impl Iterator<Item = &'static str> {
 
 /// A top-level body: the known fields, the read-only ones a client may send back from a GET
 /// (accepted and dropped, as upstream does), `__`-prefixed keys (dropped), and nothing else:
-/// any other key is refused with "Unknown field(s)".
+/// any other key is refused with "Unknown field(s)". Fields stored but not acted on say so
+/// and which values they take (`legacy_tag_names`: this body's `tag` is resolved to tags).
 fn object_schema(
     props: &[(&str, Node)],
     own: &[(&str, Node)],
     dropped: &[&str],
     required: &[&str],
+    legacy_tag_names: bool,
 ) -> Value {
     let mut properties = Map::new();
     for (name, node) in props.iter().chain(own) {
@@ -82,6 +92,17 @@ fn object_schema(
             // Checked after the schema by `is_valid_watch_url` (http, https or ftp with a
             // valid host); stated here so clients and fuzzers produce URLs.
             s.insert("format".into(), json!("uri"));
+        }
+        if let Some(u) = unsupported_field(name).filter(|u| !(legacy_tag_names && u.field == "tag"))
+            && let Value::Object(s) = &mut schema
+        {
+            s.insert(
+                "description".into(),
+                json!(format!(
+                    "Not supported: {}. Accepted: {}; any other value is refused (400).",
+                    u.why, u.accepted
+                )),
+            );
         }
         properties.insert((*name).to_string(), schema);
     }
@@ -209,6 +230,29 @@ mod tests {
         );
         assert_eq!(s["properties"]["last_viewed"]["minimum"], json!(0));
         assert!(s.get("required").is_none());
+    }
+
+    #[test]
+    fn fields_stored_but_not_acted_on_say_which_values_they_take() {
+        let described = |schema: &Value, field: &str| {
+            schema["properties"][field]["description"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        };
+        for name in ["CreateWatch", "UpdateWatch", "CreateTag", "UpdateTag"] {
+            let s = schema(name);
+            assert_eq!(
+                described(&s, "llm_intent"),
+                "Not supported: changewatch has no LLM features. Accepted: ''; any other value \
+                 is refused (400)."
+            );
+            assert!(described(&s, "processor").starts_with("Not supported"));
+            assert_eq!(described(&s, "include_filters"), "");
+        }
+        // POST /watch resolves legacy tag names; elsewhere `tag` is refused.
+        assert_eq!(described(&schema("CreateWatch"), "tag"), "");
+        assert!(described(&schema("UpdateWatch"), "tag").starts_with("Not supported"));
     }
 
     #[test]

@@ -31,7 +31,6 @@ fn get_put_round_trip() {
         "headers": {"X-A": "1"},
         "track_ldjson_price_data": null,
         "browser_steps": [{"operation": "Click element", "selector": "#b", "optional_value": null}],
-        "conditions": [{"field": "page_filtered_text", "operator": "contains_regex", "value": "x"}],
         "tags": [tag_uuid.clone()],
     }))
     .unwrap()
@@ -97,7 +96,7 @@ fn post_drops_system_readonly_and_unknown_keys() {
         "__check_status": "x",
         "last_checked": 5,
         "history_n": 3,
-        "processor_config_restock_diff": {"in_stock_processing": "all_changes"},
+        "processor_config_restock_diff": {"in_stock_processing": "in_stock_only"},
     }))
     .unwrap();
     let w = c.watch;
@@ -105,18 +104,10 @@ fn post_drops_system_readonly_and_unknown_keys() {
     assert_eq!(w.check_count, 0);
     assert_eq!(w.last_error, TextOrFalse::False);
     assert!(w.restock.is_none());
+    // The default config (all the restock settings there are: none is acted on) is kept.
     assert_eq!(
-        w.processor_config_restock_diff
-            .as_ref()
-            .unwrap()
-            .in_stock_processing,
-        "all_changes"
-    );
-    assert!(
-        w.processor_config_restock_diff
-            .as_ref()
-            .unwrap()
-            .follow_price_changes
+        w.processor_config_restock_diff,
+        Some(RestockConfig::default())
     );
 }
 
@@ -478,7 +469,7 @@ fn put_partial_semantics() {
                 {"operation": "Choose one", "selector": "", "optional_value": ""},
                 {"operation": "Click element", "selector": "#x", "optional_value": ""}
             ],
-            "processor_config_restock_diff": {"price_change_min": 1.5},
+            "processor_config_restock_diff": {"price_change_min": null},
         }),
     )
     .unwrap();
@@ -487,9 +478,11 @@ fn put_partial_semantics() {
     assert_eq!(w.browser_steps.len(), 1);
     assert_eq!(w.browser_steps[0].selector.as_deref(), Some("#x"));
     assert!(w.has_browser_steps());
-    let cfg = w.processor_config_restock_diff.as_ref().unwrap();
-    assert_eq!(cfg.price_change_min, Some(1.5));
-    assert_eq!(cfg.in_stock_processing, "in_stock_only");
+    // Missing settings of the config are the defaults.
+    assert_eq!(
+        w.processor_config_restock_diff,
+        Some(RestockConfig::default())
+    );
     // A PUT without use_default=false does not require an interval.
     put(&mut w, json!({"time_between_check": {}})).unwrap();
     assert_eq!(
@@ -570,15 +563,12 @@ fn tag_put_round_trip_and_unknown() {
         "Unknown field(s): check_count"
     );
     apply_tag_update(&mut t, json!({"url_match_pattern": "*.example.com/*", "tag_colour": "#fff",
-                                     "processor_config_restock_diff": {"follow_price_changes": false}}), &ctx())
+                                     "processor_config_restock_diff": {"follow_price_changes": true}}), &ctx())
         .unwrap();
     assert_eq!(t.url_match_pattern, "*.example.com/*");
-    assert!(
-        !t.base
-            .processor_config_restock_diff
-            .as_ref()
-            .unwrap()
-            .follow_price_changes
+    assert_eq!(
+        t.base.processor_config_restock_diff,
+        Some(RestockConfig::default())
     );
     assert_eq!(serde_json::to_value(&t).unwrap()["tag_colour"], "#fff");
 }
@@ -691,4 +681,172 @@ fn ordinary_filters_and_rules_are_accepted() {
 fn uuid_format_is_jsonschemas() {
     assert!(is_uuid_format("0B1E4B0A-5B1E-4F7E-9F3E-7D8F7F4B2A11"));
     assert!(!is_uuid_format("0b1e4b0a5b1e4f7e9f3e7d8f7f4b2a11"));
+}
+
+/// Upstream's `watch_base` values of the fields stored but not acted on: what its exports and
+/// a GET carry, taken everywhere.
+fn unsupported_defaults() -> Value {
+    json!({
+        "tag": "", "track_ldjson_price_data": null, "processor": "text_json_diff",
+        "in_stock_only": true, "follow_price_changes": true,
+        "price_change_threshold_percent": null, "use_page_title_in_list": null,
+        "conditions": [], "conditions_match_logic": "ALL", "llm_intent": "",
+        "llm_change_summary": "", "llm_change_summary_mode": "replace",
+        "processor_config_restock_diff": {}, "llm_backend_profile": true,
+    })
+}
+
+#[test]
+fn fields_stored_but_not_acted_on_take_only_their_defaults() {
+    // Every field of the list has its default here, and every default is taken.
+    let defaults = unsupported_defaults();
+    let names: BTreeSet<&str> = UNSUPPORTED_FIELDS.iter().map(|u| u.field).collect();
+    let given: BTreeSet<&str> = defaults
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(names, given);
+    let mut body = defaults.clone();
+    body["url"] = json!("https://example.com/");
+    post(body).unwrap();
+    let mut w = Watch::new("https://example.com/");
+    put(&mut w, defaults.clone()).unwrap();
+    let mut tag_body = defaults.clone();
+    tag_body["title"] = json!("t");
+    create_tag_from_json(tag_body).unwrap();
+    apply_tag_update(&mut Tag::new("t"), defaults, &ctx()).unwrap();
+    // The other values that mean "off".
+    for (field, v) in [
+        ("tag", json!(" , ")),
+        ("track_ldjson_price_data", json!(false)),
+        ("track_ldjson_price_data", json!("accepted")),
+        ("track_ldjson_price_data", json!("rejected")),
+        ("use_page_title_in_list", json!(true)),
+        (
+            "processor_config_restock_diff",
+            json!({"in_stock_processing": "in_stock_only",
+            "follow_price_changes": true, "price_change_min": null}),
+        ),
+        ("llm_backend_profile", json!(null)),
+    ] {
+        put(&mut w, json!({field: v})).unwrap_or_else(|e| panic!("{field}: {v}: {e}"));
+    }
+
+    // Anything else is refused, naming the field and the value; the watch is untouched.
+    let before = w.clone();
+    for (field, v, text) in [
+        (
+            "tag",
+            json!("news"),
+            "tag: 'news' is not supported: tag names are read only when a watch is created; \
+             send 'tags' (tag uuids) instead (accepted: '')",
+        ),
+        (
+            "track_ldjson_price_data",
+            json!(true),
+            "track_ldjson_price_data: True is not supported: only 'accepted' turns LD-JSON \
+             price tracking on (accepted: None, False, 'accepted', 'rejected')",
+        ),
+        (
+            "processor",
+            json!("restock_diff"),
+            "processor: 'restock_diff' is not supported: the restock processor is not \
+             implemented (accepted: 'text_json_diff')",
+        ),
+        (
+            "in_stock_only",
+            json!(false),
+            "in_stock_only: False is not supported: the restock processor is not implemented \
+             (accepted: True)",
+        ),
+        (
+            "price_change_threshold_percent",
+            json!(2.5),
+            "price_change_threshold_percent: 2.5 is not supported: the restock processor is not \
+             implemented (accepted: None)",
+        ),
+        (
+            "use_page_title_in_list",
+            json!(false),
+            "use_page_title_in_list: False is not supported: the watch list always shows the \
+             page title of a watch without a title (accepted: None, True)",
+        ),
+        (
+            "conditions_match_logic",
+            json!("ANY"),
+            "conditions_match_logic: 'ANY' is not supported: the conditions rule engine is not \
+             implemented (accepted: 'ALL')",
+        ),
+        (
+            "llm_change_summary_mode",
+            json!("append"),
+            "llm_change_summary_mode: 'append' is not supported: changewatch has no LLM features \
+             (accepted: 'replace')",
+        ),
+        (
+            "processor_config_restock_diff",
+            json!({"price_change_min": 1.5}),
+            "processor_config_restock_diff: {'price_change_min': 1.5} is not supported: the \
+             restock processor is not implemented (accepted: {} or the default settings)",
+        ),
+        (
+            "llm_backend_profile",
+            json!(false),
+            "llm_backend_profile: False is not supported: changewatch has no LLM features \
+             (accepted: None, True)",
+        ),
+    ] {
+        let err = put(&mut w, json!({"paused": true, field: v})).unwrap_err();
+        assert_eq!(err.to_string(), text);
+        assert_eq!(err.body_kind(), ErrorBody::JsonString);
+        assert_eq!(w, before, "{field}");
+        let mut t = Tag::new("t");
+        let tag_before = t.clone();
+        assert_eq!(
+            apply_tag_update(&mut t, json!({field: v.clone()}), &ctx())
+                .unwrap_err()
+                .to_string(),
+            text
+        );
+        assert_eq!(t, tag_before);
+        assert_eq!(
+            err_text(create_tag_from_json(
+                json!({"title": "t", field: v.clone()})
+            )),
+            text
+        );
+        if field != "tag" {
+            assert_eq!(
+                err_text(post(json!({"url": "https://example.com/", field: v}))),
+                text
+            );
+        }
+    }
+
+    // A long value is cut in the message.
+    let long = "x".repeat(500);
+    let msg = err_text(put(&mut w, json!({"llm_intent": long})));
+    assert!(
+        msg.starts_with(&format!("llm_intent: '{}…", "x".repeat(99))),
+        "{msg}"
+    );
+    assert!(msg.len() < 250, "{msg}");
+}
+
+#[test]
+fn legacy_tag_names_act_on_create_only() {
+    let c = post(json!({"url": "https://example.com/", "tag": "news"})).unwrap();
+    assert_eq!(c.tag_names, vec!["news"]);
+    // A watch stored with a value nothing acts on (before these checks existed) is not taken
+    // back as it is: the GET -> PUT round trip names the field to clear.
+    let mut w = Watch::new("https://example.com/");
+    w.conditions = vec![Condition {
+        field: "page_filtered_text".into(),
+        operator: "contains".into(),
+        value: "x".into(),
+    }];
+    let view = w.api_view(&HistoryInfo::new(0, None), &[], &no_render);
+    assert!(err_text(put(&mut w, view)).starts_with("conditions: [{'field': 'page_filtered_text'"));
 }

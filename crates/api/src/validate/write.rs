@@ -59,6 +59,10 @@ pub enum ApiValidationError {
     InvalidTag,
     #[error("tag_colour: must be a hex colour, for example #4f8ef7")]
     InvalidTagColour,
+    /// Fields set to values changewatch would store and not act on, one text per field
+    /// (`field: value is not supported: why (accepted: ...)`, see [`UNSUPPORTED_FIELDS`]).
+    #[error("{}", .0.join("; "))]
+    Unsupported(Vec<String>),
 }
 
 /// How an error reaches the client.
@@ -697,9 +701,11 @@ pub struct WatchCreate {
 }
 
 /// POST /watch. Checks run in upstream's order: schema, URL, proxy, interval, notification
-/// URLs, then templates and timezone. `__*`, system-managed, readOnly and computed keys are
-/// dropped; any other unknown key is refused as PUT refuses it (upstream stores it verbatim
-/// and never reads it: a misspelt field would look saved and do nothing).
+/// URLs, then templates and timezone; ours sit among them (extra browsers and fields stored
+/// but not acted on after the proxy, rule limits before the timezone). `__*`,
+/// system-managed, readOnly and computed keys are dropped; any other unknown key is refused
+/// as PUT refuses it (upstream stores it verbatim and never reads it: a misspelt field would
+/// look saved and do nothing).
 pub fn create_watch_from_json(
     body: Value,
     ctx: &ApiContext<'_>,
@@ -717,6 +723,7 @@ pub fn create_watch_from_json(
     }
     check_proxy(&data, ctx)?;
     check_fetch_backend(&data, ctx)?;
+    check_unsupported(&data, true)?;
     check_time_between_check(&data)?;
     check_notification_urls(&data, ctx)?;
     check_templates(&data)?;
@@ -763,7 +770,8 @@ pub struct WatchUpdate {
     pub edited: bool,
 }
 
-/// PUT /watch/{uuid}: partial update. On error the watch is left untouched.
+/// PUT /watch/{uuid}: partial update. On error the watch is left untouched. `tag` is not
+/// resolved here: a name in it is refused ([`UNSUPPORTED_FIELDS`]).
 pub fn apply_watch_update(
     watch: &mut Watch,
     body: Value,
@@ -772,6 +780,7 @@ pub fn apply_watch_update(
     let obj = schema_check(&body, UPDATE_WATCH_SCHEMA)?;
     check_proxy(obj, ctx)?;
     check_fetch_backend(obj, ctx)?;
+    check_unsupported(obj, false)?;
     check_time_between_check(obj)?;
     check_notification_urls(obj, ctx)?;
     if let Some(u) = obj.get("url") {
@@ -848,6 +857,7 @@ pub fn create_tag_from_json(body: Value) -> Result<TagCreate, ApiValidationError
     if title.is_empty() {
         return Err(ApiValidationError::InvalidTag);
     }
+    check_unsupported(&data, false)?;
     check_templates(&data)?;
     check_rules(&data)?;
     check_timezone(&data)?;
@@ -882,6 +892,7 @@ pub fn apply_tag_update(
         return Err(ApiValidationError::UnknownFields(unknown));
     }
     validate_tag_colour(data.get("tag_colour"))?;
+    check_unsupported(&data, false)?;
     check_templates(&data)?;
     check_rules(&data)?;
     check_timezone(&data)?;
