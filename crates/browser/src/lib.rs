@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use changewatch_core::charset;
 use changewatch_core::fetch::{FetchError, FetchRequest, FetchedPage, parse_fetch_url, vet_target};
 use changewatch_core::ssrf::{AddressPolicy, Refusal};
 use chromiumoxide::auth::Credentials;
@@ -578,32 +577,20 @@ impl BrowserFetcher {
             0 => None,
             max_height => screenshot(page, max_height).await,
         };
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.to_lowercase())
-        };
-        let content_type = header("content-type");
-        let server = header("server").map(|s| s.chars().take(255).collect());
-        let raw = html.into_bytes();
-        if raw.is_empty() && !req.request.empty_pages_are_a_change {
+        if html.is_empty() && !req.request.empty_pages_are_a_change {
             return Err(FetchError::EmptyReply { status });
         }
         // The DOM is text already: served as UTF-8 whatever the page's own charset was.
-        let (text, encoding, _) = charset::decode(&raw, Some("text/html; charset=utf-8"));
-        Ok(FetchedPage {
+        let mut page = FetchedPage::from_reply(
             final_url,
             status,
-            content_type,
-            server,
             headers,
-            raw,
-            text,
-            encoding,
-            fetch_time: started.elapsed().as_secs_f64(),
-            screenshot,
-        })
+            html.into_bytes(),
+            Some("text/html; charset=utf-8"),
+            started.elapsed().as_secs_f64(),
+        );
+        page.screenshot = screenshot;
+        Ok(page)
     }
 }
 

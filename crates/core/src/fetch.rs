@@ -118,6 +118,44 @@ pub struct FetchedPage {
 }
 
 impl FetchedPage {
+    /// A reply as either fetcher hands it on: `content_type` and `server` read from the
+    /// headers as upstream stores them (lowercased; the server's name at most 255
+    /// characters), the text decoded by [`charset::decode`] as `charset_from` says (the
+    /// reply's own content type when `None`). The checks on status and emptiness stay with
+    /// each fetcher: upstream makes them at different points of a plain and a browser fetch.
+    pub fn from_reply(
+        final_url: String,
+        status: u16,
+        headers: Vec<(String, String)>,
+        raw: Vec<u8>,
+        charset_from: Option<&str>,
+        fetch_time: f64,
+    ) -> FetchedPage {
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.to_lowercase())
+        };
+        let content_type = header("content-type");
+        let server = header("server").map(|s| s.chars().take(255).collect());
+        let (text, encoding, source) =
+            charset::decode(&raw, charset_from.or(content_type.as_deref()));
+        debug!(encoding, ?source, bytes = raw.len(), "decoded reply");
+        FetchedPage {
+            final_url,
+            status,
+            content_type,
+            server,
+            headers,
+            raw,
+            text,
+            encoding,
+            fetch_time,
+            screenshot: None,
+        }
+    }
+
     /// The server answered a conditional request with `304 Not Modified`: the content is
     /// what the validators' reply had, and this page carries no body.
     pub fn not_modified(&self) -> bool {
@@ -528,13 +566,6 @@ impl Fetcher {
             grow(hold, n as usize).await?;
         }
         let status = resp.status().as_u16();
-        let header = |name: reqwest::header::HeaderName| {
-            resp.headers()
-                .get(name)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).to_lowercase())
-        };
-        let content_type = header(reqwest::header::CONTENT_TYPE);
-        let server = header(reqwest::header::SERVER).map(|s| s.chars().take(255).collect());
         let headers = resp
             .headers()
             .iter()
@@ -569,20 +600,14 @@ impl Fetcher {
         if !(200..300).contains(&status) && !req.ignore_status_codes && !not_modified {
             return Err(FetchError::Status { status });
         }
-        let (text, encoding, source) = charset::decode(&raw, content_type.as_deref());
-        debug!(encoding, ?source, bytes = raw.len(), "decoded reply");
-        Ok(FetchedPage {
-            final_url: url.to_string(),
+        Ok(FetchedPage::from_reply(
+            url.to_string(),
             status,
-            content_type,
-            server,
             headers,
             raw,
-            text,
-            encoding,
-            fetch_time: started.elapsed().as_secs_f64(),
-            screenshot: None,
-        })
+            None,
+            started.elapsed().as_secs_f64(),
+        ))
     }
 }
 
