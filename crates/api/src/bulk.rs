@@ -332,9 +332,10 @@ pub async fn checkbox_operation(
             ))
         }
         "set-fetch-backend" => {
-            // Only the plain HTTP fetcher exists here; `system` defers to the global setting.
+            // Upstream's list: its fetchers (not the extra browsers) and `system`, which
+            // defers to the global setting.
             match extra_data {
-                Some(b @ ("html_requests" | "system")) => {
+                Some(b @ ("html_requests" | "html_webdriver" | "system")) => {
                     for uuid in uuids {
                         update_watch(state, uuid, false, |w, _| w.fetch_backend = b.to_string())
                             .await?;

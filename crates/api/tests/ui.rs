@@ -305,6 +305,30 @@ async fn bulk_operations_over_rest() {
     let (_, w) = app.get_json(&format!("/api/v1/watch/{a}")).await;
     assert_eq!(w["tags"], json!([tag_uuid]));
 
+    let (_, v, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/checkbox-operations",
+        None,
+        Some(op("set-fetch-backend", Some("html_webdriver"))),
+    )
+    .await;
+    assert_eq!(v["message"], "Browser / fetch method updated on 2 watches");
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{b}")).await;
+    assert_eq!(w["fetch_backend"], "html_webdriver");
+    let (s, v, _) = ui(
+        &app,
+        Method::POST,
+        "/ui/checkbox-operations",
+        None,
+        Some(op("set-fetch-backend", Some("html_selenium"))),
+    )
+    .await;
+    assert_eq!(
+        (s, v["message"].as_str()),
+        (400, Some("Invalid browser / fetch method selected"))
+    );
+
     let (s, v, _) = ui(
         &app,
         Method::POST,
