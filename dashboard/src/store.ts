@@ -29,6 +29,7 @@ type Listener = (e: StoreEvent) => void;
 
 const STRING_KEYS = ['url', 'link', 'last_checked_text', 'last_changed_text'] as const;
 const NULLABLE_STRING_KEYS = ['title', 'page_title'] as const;
+const NULLABLE_BOOL_KEYS = ['use_page_title_in_list'] as const;
 const NUMBER_KEYS = ['last_checked', 'last_changed', 'history_n', 'fetch_time'] as const;
 const BOOL_KEYS = [
   'checking_now',
@@ -53,6 +54,10 @@ function pickRowFields(src: Record<string, unknown>): Partial<WatchRow> {
   for (const k of NULLABLE_STRING_KEYS) {
     const v = src[k];
     if (typeof v === 'string' || v === null) out[k] = v;
+  }
+  for (const k of NULLABLE_BOOL_KEYS) {
+    const v = src[k];
+    if (typeof v === 'boolean' || v === null) out[k] = v;
   }
   for (const k of NUMBER_KEYS) {
     const v = src[k];
@@ -95,6 +100,7 @@ function emptyRow(uuid: string): WatchRow {
     link: '',
     title: null,
     page_title: null,
+    use_page_title_in_list: null,
     tags: [],
     last_checked: 0,
     last_changed: 0,
@@ -114,13 +120,18 @@ function emptyRow(uuid: string): WatchRow {
   };
 }
 
+type Named = Pick<WatchRow, 'title' | 'page_title' | 'url'> &
+  Partial<Pick<WatchRow, 'link' | 'use_page_title_in_list'>>;
+
 /**
- * Title shown for a watch: its own title, else the page's <title>, else its link (the URL,
- * rendered when it is a template), as upstream's list shows them.
+ * Title shown for a watch, as upstream's list row decides: its own title, else the page's
+ * <title> when the settings or the watch say to use it, else its link (the URL, rendered when
+ * it is a template).
  */
-export function displayName(row: Pick<WatchRow, 'title' | 'page_title' | 'url'> & { link?: string }): string {
+export function displayName(row: Named, settingsUsePageTitle = store.usePageTitle): string {
   const link = row.link && row.link !== 'DISABLED' ? row.link : '';
-  return row.title || row.page_title || link || row.url;
+  const pageTitle = settingsUsePageTitle || row.use_page_title_in_list === true ? row.page_title : '';
+  return row.title || pageTitle || link || row.url;
 }
 
 export class WatchStore {
@@ -134,6 +145,8 @@ export class WatchStore {
   /** Bumped when a watch's favicon changes, so cached images are refetched. */
   readonly faviconVersions = new Map<string, number>();
   loaded = false;
+  /** The settings' `ui.use_page_title_in_list`, from the last list. */
+  usePageTitle = true;
 
   private listeners = new Set<Listener>();
   private inflight: Promise<void> | null = null;
@@ -204,6 +217,7 @@ export class WatchStore {
     this.tags = (Array.isArray(data.tags) ? data.tags : [])
       .filter((t) => t && typeof t.uuid === 'string')
       .map((t) => ({ uuid: t.uuid, title: typeof t.title === 'string' ? t.title : '' }));
+    this.usePageTitle = data.use_page_title_in_list !== false;
     this.counters = {
       queue_size: num(data.queue_size),
       checking_now: num(data.checking_now),

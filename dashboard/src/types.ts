@@ -14,6 +14,8 @@ export interface WatchRow {
   link: string;
   title: string | null;
   page_title: string | null;
+  /** The watch's choice (null: the settings'); see `displayName`. */
+  use_page_title_in_list: boolean | null;
   tags: string[];
   last_checked: number;
   last_changed: number;
@@ -51,6 +53,8 @@ export interface WatchListResponse {
   checking_now: number;
   count_errors: number;
   unread_changes_count: number;
+  /** The settings' `ui.use_page_title_in_list`. */
+  use_page_title_in_list: boolean;
 }
 
 export interface TimeBetweenCheck {

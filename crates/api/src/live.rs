@@ -78,6 +78,9 @@ pub struct WatchRow {
     pub link: Option<String>,
     pub title: Option<String>,
     pub page_title: Option<String>,
+    /// The watch's own choice; the list's label shows `page_title` when it or the settings'
+    /// `ui.use_page_title_in_list` is on, as upstream's row template decides.
+    pub use_page_title_in_list: Option<bool>,
     pub tags: Vec<String>,
     pub last_changed: i64,
     pub last_error: TextOrFalse,
@@ -122,6 +125,7 @@ pub fn watch_row(item: &Item, watch: &Watch, now: i64) -> WatchRow {
         link: (!has_template_markup(&watch.url)).then(|| watch.link(&no_render)),
         title: watch.title.clone(),
         page_title: watch.page_title.clone(),
+        use_page_title_in_list: watch.use_page_title_in_list,
         tags: watch.tags.clone(),
         last_changed,
         last_error: watch.last_error.clone(),

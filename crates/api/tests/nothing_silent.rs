@@ -317,7 +317,11 @@ fn table(c: &Ctx) -> Vec<(String, Verdict)> {
             json!(false),
             "crates/engine/src/outcome.rs::tests::a_failed_step_is_recorded_and_counted_only_for_watches_that_alert",
         ),
-        refused("use_page_title_in_list", json!(false), "False", json!(null)),
+        acts(
+            "use_page_title_in_list",
+            json!(false),
+            "dashboard/tests/unit/logic.test.ts (displayName: the settings' or the watch's choice, as upstream's row template)",
+        ),
         acts(
             "history_snapshot_max_length",
             json!(2),

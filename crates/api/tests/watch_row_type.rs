@@ -76,6 +76,7 @@ fn row(title: Option<&str>, last_error: TextOrFalse) -> Value {
         link: Some("https://example.com/".into()),
         title: title.map(str::to_string),
         page_title: None,
+        use_page_title_in_list: Some(false),
         tags: vec!["t".into()],
         last_changed: 0,
         last_error,

@@ -46,6 +46,10 @@ test('a row shows its title, else the page title, else the URL', () => {
   assert.equal(displayName({ title: '', page_title: null, url: 'u' }), 'u');
   assert.equal(displayName({ title: '', page_title: null, url: 'u/{{x}}', link: 'u/1' }), 'u/1', 'the rendered link');
   assert.equal(displayName({ title: '', page_title: null, url: 'u', link: 'DISABLED' }), 'u');
+  // The page title only when the settings or the watch say so, as upstream's row template.
+  assert.equal(displayName({ title: null, page_title: 'P', url: 'u', link: 'l' }, false), 'l');
+  assert.equal(displayName({ title: null, page_title: 'P', url: 'u', use_page_title_in_list: true }, false), 'P');
+  assert.equal(displayName({ title: null, page_title: 'P', url: 'u', use_page_title_in_list: false }, true), 'P');
 });
 
 test("a socket row without a templated URL's link keeps the list's rendered one", () => {

@@ -322,6 +322,7 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
     }
     // In id order, as the list always came.
     rows.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+    let settings_ui = state.settings().await?.application.ui;
     let tags: Vec<Value> = state
         .tags()
         .await?
@@ -346,6 +347,7 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
             "checking_now": checking,
             "count_errors": stats.count_errors,
             "unread_changes_count": stats.unread_changes_count,
+            "use_page_title_in_list": settings_ui.use_page_title_in_list,
         }),
     ))
 }

@@ -689,7 +689,7 @@ fn unsupported_defaults() -> Value {
     json!({
         "tag": "", "track_ldjson_price_data": null, "processor": "text_json_diff",
         "in_stock_only": true, "follow_price_changes": true,
-        "price_change_threshold_percent": null, "use_page_title_in_list": null,
+        "price_change_threshold_percent": null,
         "conditions": [], "conditions_match_logic": "ALL", "llm_intent": "",
         "llm_change_summary": "", "llm_change_summary_mode": "replace",
         "processor_config_restock_diff": {}, "llm_backend_profile": true,
@@ -723,7 +723,6 @@ fn fields_stored_but_not_acted_on_take_only_their_defaults() {
         ("track_ldjson_price_data", json!(false)),
         ("track_ldjson_price_data", json!("accepted")),
         ("track_ldjson_price_data", json!("rejected")),
-        ("use_page_title_in_list", json!(true)),
         (
             "processor_config_restock_diff",
             json!({"in_stock_processing": "in_stock_only",
@@ -766,12 +765,6 @@ fn fields_stored_but_not_acted_on_take_only_their_defaults() {
             json!(2.5),
             "price_change_threshold_percent: 2.5 is not supported: the restock processor is not \
              implemented (accepted: None)",
-        ),
-        (
-            "use_page_title_in_list",
-            json!(false),
-            "use_page_title_in_list: False is not supported: the watch list always shows the \
-             page title of a watch without a title (accepted: None, True)",
         ),
         (
             "conditions_match_logic",

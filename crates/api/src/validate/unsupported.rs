@@ -74,12 +74,6 @@ pub const UNSUPPORTED_FIELDS: &[UnsupportedField] = &[
         accepts: Value::is_null,
     },
     UnsupportedField {
-        field: "use_page_title_in_list",
-        why: "the watch list always shows the page title of a watch without a title",
-        accepted: "None, True",
-        accepts: |v| matches!(v, Value::Null | Value::Bool(true)),
-    },
-    UnsupportedField {
         field: "conditions",
         why: NO_CONDITIONS,
         accepted: "[]",
