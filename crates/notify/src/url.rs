@@ -100,6 +100,66 @@ pub struct AppriseWebhook {
     /// any other adds a field.
     pub payload: Vec<(String, String)>,
     pub format: Option<crate::BodyFormat>,
+    /// `form://`'s `attach-as=`: the field each file goes under (`file01`, `file02`… by default).
+    pub attach_as: AttachAs,
+}
+
+/// apprise's `attach-as=` for `form://`: a name with an optional wildcard (`*?+$:.%`) that
+/// becomes the file's number, two digits (`file*` → `file01`, `*file` → `01file`). Without a
+/// wildcard every file goes under the same name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttachAs {
+    pub prefix: String,
+    pub numbered: bool,
+    pub suffix: String,
+}
+
+impl Default for AttachAs {
+    fn default() -> Self {
+        AttachAs {
+            prefix: "file".into(),
+            numbered: true,
+            suffix: String::new(),
+        }
+    }
+}
+
+impl AttachAs {
+    /// apprise's pattern, matched at the start of the trimmed value as `re.match` does: a
+    /// wildcard run between two names, or a name and at most one wildcard; anything after the
+    /// match is ignored. `None` when nothing matches, which apprise refuses.
+    pub fn parse(value: &str) -> Option<AttachAs> {
+        let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        let is_wild = |c: char| "*?+$:.%".contains(c);
+        let v = value.trim();
+        let head_len = v.find(|c| !is_name(c)).unwrap_or(v.len());
+        let (head, rest) = v.split_at(head_len);
+        let wild_len = rest.find(|c| !is_wild(c)).unwrap_or(rest.len());
+        let (wild, rest) = rest.split_at(wild_len);
+        let tail_len = rest.find(|c| !is_name(c)).unwrap_or(rest.len());
+        let tail = &rest[..tail_len];
+        if !wild.is_empty() && !tail.is_empty() {
+            return Some(AttachAs {
+                prefix: head.to_string(),
+                numbered: true,
+                suffix: tail.to_string(),
+            });
+        }
+        (!head.is_empty()).then(|| AttachAs {
+            prefix: head.to_string(),
+            numbered: !wild.is_empty(),
+            suffix: String::new(),
+        })
+    }
+
+    /// The field name of file `no` (from 1).
+    pub fn field(&self, no: usize) -> String {
+        if self.numbered {
+            format!("{}{no:02}{}", self.prefix, self.suffix)
+        } else {
+            self.prefix.clone()
+        }
+    }
 }
 
 /// changedetection.io's `get(s)://`, `post(s)://`, `put(s)://`, `patch(s)://`, `delete(s)://`,
@@ -582,6 +642,11 @@ fn apprise(raw: &Raw) -> Option<AppriseWebhook> {
     if !APPRISE_METHODS.contains(&method.as_str()) {
         return None;
     }
+    // Only form:// reads it; apprise refuses a value its pattern does not match.
+    let attach_as = match raw.get("attach-as").filter(|v| !v.is_empty()) {
+        Some(v) if kind == WebhookKind::Form => AttachAs::parse(v)?,
+        _ => AttachAs::default(),
+    };
     Some(AppriseWebhook {
         kind,
         url,
@@ -590,6 +655,7 @@ fn apprise(raw: &Raw) -> Option<AppriseWebhook> {
         headers: raw.prefixed(Prefix::Plus),
         payload: raw.prefixed(Prefix::Colon),
         format: raw.format(),
+        attach_as,
     })
 }
 
@@ -1220,6 +1286,27 @@ mod tests {
         };
         assert_eq!(x.kind, WebhookKind::Xml);
         assert_eq!(x.url.as_str(), "http://localhost/");
+    }
+
+    #[test]
+    fn form_attach_as_follows_apprise_pattern() {
+        let field = |u: &str, no: usize| match ok(u) {
+            NotifyUrl::Apprise(w) => w.attach_as.field(no),
+            other => panic!("{u}: {other:?}"),
+        };
+        assert_eq!(field("form://h", 1), "file01");
+        assert_eq!(field("form://h?attach-as=", 2), "file02");
+        assert_eq!(field("form://h?attach-as=file*", 3), "file03");
+        assert_eq!(field("form://h?attach-as=*meta", 1), "01meta");
+        assert_eq!(field("form://h?attach-as=img%3F%3Fx", 12), "img12x");
+        assert_eq!(field("form://h?attach-as=document", 2), "document");
+        assert_eq!(field("form://h?attach-as=doc%20ument", 1), "doc");
+        assert_eq!(field("form://h?ATTACH-AS=pic.", 4), "pic04");
+        bad("form://h?attach-as=%20");
+        bad("form://h?attach-as=*");
+        bad("form://h?attach-as=%23x");
+        // Only form:// reads it.
+        assert!(is_valid("json://h?attach-as=*"));
     }
 
     #[test]

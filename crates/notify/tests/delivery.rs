@@ -10,6 +10,7 @@ use changewatch_notify::{
     Attachment, BodyFormat, Deliverer, DeliveryError, DeliveryOptions, Message,
 };
 use serde_json::{Value, json};
+use testkit::multipart::FormPart;
 use testkit::{CaptureServer, Captured, SmtpServer};
 
 fn deliverer_with(cap: &CaptureServer, policy: AddressPolicy) -> Deliverer {
@@ -954,4 +955,800 @@ async fn null_comments_and_invalid_urls() {
     assert_eq!(err.to_string(), "'bogus://x' is not a valid AppRise URL.");
     assert!(err.is_permanent());
     let _: Value = Value::Null;
+}
+
+// --- Files beside the text (`notification_screenshot`), as apprise sends them ---------------
+
+/// Screenshot bytes that would break a careless multipart reader: CR LF and `--` inside.
+const SHOT: &[u8] = &[
+    0xFF, 0xD8, 0xFF, 0xE0, b'\r', b'\n', b'-', b'-', 0, 250, b'\r', b'\n', 0xFF, 0xD9,
+];
+const SHOT_NAME: &str = "screenshot-1700000000.jpg";
+
+fn file(filename: &str, mimetype: &str, data: &[u8]) -> Attachment {
+    Attachment {
+        filename: filename.into(),
+        mimetype: mimetype.into(),
+        data: data.to_vec(),
+    }
+}
+
+fn with_files(mut m: Message, files: Vec<Attachment>) -> Message {
+    m.attachments = files;
+    m
+}
+
+fn shot(m: Message) -> Message {
+    with_files(m, vec![file(SHOT_NAME, "image/jpeg", SHOT)])
+}
+
+fn parts(c: &Captured) -> Vec<FormPart> {
+    c.multipart()
+        .unwrap_or_else(|e| panic!("{e}: {} {:?}", c.path, c.body_text()))
+}
+
+/// The text fields of a multipart body, in order.
+fn fields(parts: &[FormPart]) -> Vec<(String, String)> {
+    parts
+        .iter()
+        .filter(|p| p.filename.is_none())
+        .map(|p| (p.name.clone(), p.text()))
+        .collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A file part's header lines exactly as Python's requests writes them.
+fn file_headers(name: &str, filename: &str, mimetype: Option<&str>) -> String {
+    let mut h = format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"");
+    if let Some(m) = mimetype {
+        h.push_str(&format!("\r\nContent-Type: {m}"));
+    }
+    h
+}
+
+#[tokio::test]
+async fn form_sends_files_as_multipart_fields() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    let url = format!("form://u:p@{}/f?:extra=x", cap.host_port());
+    // Without a file: unchanged, urlencoded.
+    d.deliver(&url, &text("Title", "Body")).await.unwrap();
+    let r = only(&cap);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        r.body_text(),
+        "version=1.0&title=Title&message=Body&type=info&extra=x"
+    );
+
+    d.deliver(&url, &shot(text("Title", "Body"))).await.unwrap();
+    let r = only(&cap);
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/f"));
+    assert_eq!(r.header("authorization"), Some(basic("u", "p").as_str()));
+    let p = parts(&r);
+    assert_eq!(p.len(), 6);
+    assert_eq!(
+        fields(&p),
+        pairs(&[
+            ("version", "1.0"),
+            ("title", "Title"),
+            ("message", "Body"),
+            ("type", "info"),
+            ("extra", "x"),
+        ])
+    );
+    assert_eq!(
+        p[5].raw_headers,
+        file_headers("file01", SHOT_NAME, Some("image/jpeg"))
+    );
+    assert_eq!(p[5].data, SHOT);
+
+    // Numbered fields by default; `attach-as` without a wildcard names every file the same.
+    let two = || {
+        with_files(
+            text("T", "B"),
+            vec![
+                file("a.jpg", "image/jpeg", b"first"),
+                file("b.pdf", "application/pdf", b"second"),
+            ],
+        )
+    };
+    for (query, names) in [
+        ("", ["file01", "file02"]),
+        ("?attach-as=*shot", ["01shot", "02shot"]),
+        ("?attach-as=shot", ["shot", "shot"]),
+    ] {
+        d.deliver(&format!("form://{}/f{query}", cap.host_port()), &two())
+            .await
+            .unwrap();
+        let p = parts(&only(&cap));
+        let files: Vec<_> = p.iter().filter(|p| p.filename.is_some()).collect();
+        assert_eq!(files.len(), 2);
+        assert_eq!([files[0].name.as_str(), files[1].name.as_str()], names);
+        assert_eq!(
+            files[1].raw_headers,
+            file_headers(names[1], "b.pdf", Some("application/pdf"))
+        );
+        assert_eq!(
+            (files[0].data.as_slice(), files[1].data.as_slice()),
+            (&b"first"[..], &b"second"[..])
+        );
+    }
+
+    // GET: the fields stay in the query and the files still go in the body.
+    d.deliver(
+        &format!("form://{}/g?method=GET", cap.host_port()),
+        &shot(text("Title", "Body")),
+    )
+    .await
+    .unwrap();
+    let r = only(&cap);
+    assert_eq!(r.method, "GET");
+    assert_eq!(query(&r)["message"], "Body");
+    let p = parts(&r);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].name, "file01");
+    assert_eq!(p[0].data, SHOT);
+
+    // A user's Content-Type wins, as with Python's requests.
+    d.deliver(
+        &format!("form://{}/h?+Content-Type=text/plain", cap.host_port()),
+        &shot(text("T", "B")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(only(&cap).header("content-type"), Some("text/plain"));
+}
+
+#[tokio::test]
+async fn xml_carries_files_as_base64_elements() {
+    use base64::Engine;
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    let url = format!("xml://{}/x", cap.host_port());
+    d.deliver(&url, &text("T", "B")).await.unwrap();
+    let plain = only(&cap).body_text();
+    assert!(!plain.contains("Attachments"), "{plain}");
+    assert!(plain.contains("<MessageType>info</MessageType>\n        </Notification>"));
+
+    d.deliver(
+        &url,
+        &with_files(
+            text("T", "B"),
+            vec![
+                file(SHOT_NAME, "image/jpeg", SHOT),
+                file("a\"b.txt", "text/plain", b"hi"),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    let body = only(&cap).body_text();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let expected = format!(
+        "<MessageType>info</MessageType>\n            <Attachments format=\"base64\">\
+         <Attachment filename=\"{SHOT_NAME}\" mimetype=\"image/jpeg\">{}</Attachment>\
+         <Attachment filename=\"a&quot;b.txt\" mimetype=\"text/plain\">{}</Attachment>\
+         </Attachments>\n        </Notification>",
+        b64(SHOT),
+        b64(b"hi")
+    );
+    assert!(body.contains(&expected), "{body}");
+}
+
+#[tokio::test]
+async fn discord_posts_files_after_the_message() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    let url = "discord://Watcher@1234/tok-en?thread=77";
+    d.deliver(url, &text("Title", "Body")).await.unwrap();
+    let r = only(&cap);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+
+    d.deliver(url, &shot(text("Title", "Body"))).await.unwrap();
+    let reqs = cap.take();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    assert_eq!(reqs[0].json()["content"], "Title\r\nBody");
+    let r = &reqs[1];
+    assert_eq!(
+        (r.method.as_str(), r.path.as_str(), r.query.as_deref()),
+        ("POST", "/api/webhooks/1234/tok-en", Some("thread_id=77"))
+    );
+    let p = parts(r);
+    assert_eq!(p.len(), 2);
+    assert_eq!(
+        p[0].raw_headers,
+        "Content-Disposition: form-data; name=\"payload_json\""
+    );
+    assert_eq!(
+        serde_json::from_slice::<Value>(&p[0].data).unwrap(),
+        json!({"tts": false, "wait": true, "username": "Watcher"})
+    );
+    assert_eq!(
+        p[1].raw_headers,
+        file_headers("files[0]", SHOT_NAME, Some("image/jpeg"))
+    );
+    assert_eq!(p[1].data, SHOT);
+
+    // The file message never speaks and carries no embed; eleven files make two messages.
+    let many: Vec<Attachment> = (0..11)
+        .map(|i| file(&format!("f{i}.jpg"), "image/jpeg", &[i]))
+        .collect();
+    d.deliver(
+        "discord://1234/tok?tts=yes&avatar_url=https://example.com/a.png",
+        &with_files(msg("T", "**x**", BodyFormat::Markdown), many),
+    )
+    .await
+    .unwrap();
+    let reqs = cap.take();
+    assert_eq!(reqs.len(), 3);
+    assert!(reqs[0].json()["embeds"].is_array());
+    let batches: Vec<Vec<FormPart>> = reqs[1..].iter().map(parts).collect();
+    assert_eq!(batches[0].len(), 11);
+    assert_eq!(batches[1].len(), 2);
+    for b in &batches {
+        assert_eq!(
+            serde_json::from_slice::<Value>(&b[0].data).unwrap(),
+            json!({"tts": false, "wait": true, "avatar_url": "https://example.com/a.png"})
+        );
+    }
+    assert_eq!(batches[0][10].name, "files[9]");
+    assert_eq!(batches[1][1].name, "files[0]");
+    assert_eq!(batches[1][1].filename.as_deref(), Some("f10.jpg"));
+}
+
+#[tokio::test]
+async fn telegram_sends_photos_with_a_caption_or_after_the_text() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    let url = "tgram://123456:AbC-dEf/42/-100200:5";
+    // A short text is the photo's caption: no separate message.
+    d.deliver(url, &shot(text("T", "body"))).await.unwrap();
+    let reqs = cap.take();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    for (r, chat, topic) in [(&reqs[0], "42", None), (&reqs[1], "-100200", Some("5"))] {
+        assert_eq!(r.path, "/bot123456:AbC-dEf/sendPhoto");
+        let p = parts(r);
+        let mut want = pairs(&[
+            ("caption", "<b>T</b>\nbody"),
+            ("show_caption_above_media", "True"),
+            ("parse_mode", "HTML"),
+            ("title", SHOT_NAME),
+            ("chat_id", chat),
+        ]);
+        if let Some(t) = topic {
+            want.push(("message_thread_id".into(), t.into()));
+        }
+        assert_eq!(fields(&p), want);
+        let f = p.last().unwrap();
+        assert_eq!(f.raw_headers, file_headers("photo", SHOT_NAME, None));
+        assert_eq!(f.data, SHOT);
+    }
+
+    // A text too long for a caption goes first; files follow without it. Only the first file
+    // of a message is captioned; other types go through their own methods.
+    let long = "x".repeat(1500);
+    d.deliver(
+        "tgram://123456:AbC-dEf/42",
+        &with_files(
+            text("", &long),
+            vec![
+                file("a.pdf", "application/pdf", b"%PDF"),
+                file("b.gif", "image/gif", b"GIF89a"),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    let reqs = cap.take();
+    assert_eq!(reqs.len(), 3);
+    assert_eq!(reqs[0].path, "/bot123456:AbC-dEf/sendMessage");
+    assert_eq!(reqs[0].json()["text"], long.as_str());
+    assert_eq!(reqs[1].path, "/bot123456:AbC-dEf/sendDocument");
+    assert_eq!(
+        fields(&parts(&reqs[1])),
+        pairs(&[("title", "a.pdf"), ("chat_id", "42")])
+    );
+    assert_eq!(parts(&reqs[1])[2].name, "document");
+    assert_eq!(reqs[2].path, "/bot123456:AbC-dEf/sendAnimation");
+    assert_eq!(parts(&reqs[2])[2].name, "animation");
+
+    d.deliver(
+        "tgram://123456:AbC-dEf/42",
+        &with_files(
+            text("T", "short"),
+            vec![
+                file("a.jpg", "image/jpeg", b"1"),
+                file("b.jpg", "image/jpeg", b"2"),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    let reqs = cap.take();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(fields(&parts(&reqs[0]))[0].0, "caption");
+    assert_eq!(
+        fields(&parts(&reqs[1])),
+        pairs(&[("title", "b.jpg"), ("chat_id", "42")])
+    );
+
+    // Over 10 MB a photo goes as a document; over 50 MB nothing goes.
+    let big = vec![7u8; 10_000_001];
+    d.deliver(
+        "tgram://123456:AbC-dEf/42",
+        &with_files(text("T", "b"), vec![file("big.jpg", "image/jpeg", &big)]),
+    )
+    .await
+    .unwrap();
+    let r = only(&cap);
+    assert_eq!(r.path, "/bot123456:AbC-dEf/sendDocument");
+    assert_eq!(parts(&r).last().unwrap().data.len(), big.len());
+    let huge = vec![7u8; 50_000_001];
+    let err = d
+        .deliver(
+            "tgram://123456:AbC-dEf/42",
+            &with_files(text("T", "b"), vec![file("huge.jpg", "image/jpeg", &huge)]),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeliveryError::Attachment { .. }), "{err:?}");
+    assert!(err.is_permanent());
+    assert!(err.to_string().contains("50 MB"), "{err}");
+    assert!(cap.take().is_empty());
+}
+
+#[tokio::test]
+async fn ntfy_uploads_the_file_with_the_text() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    let url = format!("ntfy://u:p@{}/t1/t2?priority=high", cap.host_port());
+    d.deliver(&url, &shot(text("T", "Body line")))
+        .await
+        .unwrap();
+    let reqs = cap.take();
+    assert_eq!(reqs.len(), 2, "{reqs:?}");
+    for (r, topic) in reqs.iter().zip(["/t1", "/t2"]) {
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", topic));
+        assert_eq!(
+            r.query.as_deref(),
+            Some(format!("filename={SHOT_NAME}&title=T&message=Body+line").as_str())
+        );
+        assert_eq!(r.body, SHOT);
+        assert_eq!(r.header("content-type"), None);
+        assert_eq!(r.header("x-priority"), Some("high"));
+        assert_eq!(r.header("authorization"), Some(basic("u", "p").as_str()));
+    }
+
+    // The text goes with the first file only; ntfy.sh topics are paths too.
+    d.deliver(
+        "ntfy://alerts",
+        &with_files(
+            text("T", "B"),
+            vec![
+                file("a.jpg", "image/jpeg", b"1"),
+                file("b.png", "image/png", b"2"),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    let reqs = cap.take();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[0].path, "/alerts");
+    assert_eq!(
+        reqs[0].query.as_deref(),
+        Some("filename=a.jpg&title=T&message=B")
+    );
+    assert_eq!(reqs[1].query.as_deref(), Some("filename=b.png"));
+    assert_eq!(reqs[1].body, b"2");
+
+    // Without a file: the JSON message, unchanged.
+    d.deliver("ntfy://alerts", &text("T", "B")).await.unwrap();
+    let r = only(&cap);
+    assert_eq!(r.path, "/");
+    assert_eq!(
+        r.json(),
+        json!({"topic": "alerts", "title": "T", "message": "B"})
+    );
+}
+
+#[tokio::test]
+async fn pushover_attaches_images_only() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    cap.reply(
+        "/1/messages.json",
+        200,
+        "application/json",
+        r#"{"status":1}"#,
+    );
+    let user = "u".repeat(30);
+    let token = "a".repeat(30);
+    let url = format!("pover://{user}@{token}/phone?sound=magic");
+    d.deliver(
+        &url,
+        &with_files(
+            text("T", "Body"),
+            vec![
+                file(SHOT_NAME, "image/jpeg", SHOT),
+                file("b.png", "image/png", b"png"),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    let reqs = cap.take();
+    assert_eq!(reqs.len(), 2);
+    let first = parts(&reqs[0]);
+    assert_eq!(
+        fields(&first),
+        pairs(&[
+            ("token", &token),
+            ("user", &user),
+            ("priority", "0"),
+            ("title", "T"),
+            ("message", "Body"),
+            ("sound", "magic"),
+            ("device", "phone"),
+        ])
+    );
+    let f = first.last().unwrap();
+    assert_eq!(f.raw_headers, file_headers("attachment", SHOT_NAME, None));
+    assert_eq!(f.data, SHOT);
+    // Later files: their name as the message, no title, no sound.
+    let second = fields(&parts(&reqs[1]));
+    assert!(
+        second.contains(&("message".into(), "b.png".into())),
+        "{second:?}"
+    );
+    assert!(second.contains(&("title".into(), String::new())));
+    assert!(second.contains(&("sound".into(), "none".into())));
+
+    // Not an image: the message alone, as a plain form.
+    d.deliver(
+        &url,
+        &with_files(
+            text("T", "Body"),
+            vec![file("a.pdf", "application/pdf", b"%PDF")],
+        ),
+    )
+    .await
+    .unwrap();
+    let r = only(&cap);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(form(&r)["message"], "Body");
+
+    // Over 5 MiB: refused before anything is sent, as apprise refuses it.
+    let err = d
+        .deliver(
+            &url,
+            &with_files(
+                text("T", "Body"),
+                vec![file("big.jpg", "image/jpeg", &vec![0; 5 * 1024 * 1024 + 1])],
+            ),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DeliveryError::Attachment { .. }), "{err:?}");
+    assert!(err.is_permanent());
+    assert!(cap.take().is_empty());
+}
+
+#[tokio::test]
+async fn slack_bot_uploads_files_to_each_channel() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    cap.reply(
+        "/api/chat.postMessage",
+        200,
+        "application/json",
+        r#"{"ok":true,"channel":"C42"}"#,
+    );
+    cap.reply(
+        "/api/files.getUploadURLExternal",
+        200,
+        "application/json",
+        r#"{"ok":true,"upload_url":"https://files.slack.com/upload/v1/ABC","file_id":"F9"}"#,
+    );
+    cap.reply("/upload/v1/ABC", 200, "text/plain", "OK - 14");
+    cap.reply(
+        "/api/files.completeUploadExternal",
+        200,
+        "application/json",
+        r#"{"ok":true,"files":[{"id":"F9","title":"x"}]}"#,
+    );
+    d.deliver("slack://xoxb-123-456-abc/#a/#b", &shot(text("T", "B")))
+        .await
+        .unwrap();
+    let reqs = cap.take();
+    let paths: Vec<&str> = reqs.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/api/chat.postMessage",
+            "/api/chat.postMessage",
+            "/api/files.getUploadURLExternal",
+            "/upload/v1/ABC",
+            "/api/files.completeUploadExternal",
+            "/api/files.completeUploadExternal",
+        ]
+    );
+    assert!(
+        reqs.iter()
+            .all(|r| r.header("authorization") == Some("Bearer xoxb-123-456-abc"))
+    );
+    assert_eq!(reqs[2].method, "GET");
+    assert_eq!(
+        reqs[2].query.as_deref(),
+        Some(format!("filename={SHOT_NAME}&length={}", SHOT.len()).as_str())
+    );
+    let p = parts(&reqs[3]);
+    assert_eq!(p.len(), 1);
+    assert_eq!(p[0].raw_headers, file_headers("file", SHOT_NAME, None));
+    assert_eq!(p[0].data, SHOT);
+    assert_eq!(
+        reqs[4].json(),
+        json!({"files": [{"id": "F9", "title": SHOT_NAME}], "channel_id": "C42"})
+    );
+
+    // An upload Slack refuses fails the delivery.
+    cap.reply(
+        "/api/files.getUploadURLExternal",
+        200,
+        "application/json",
+        r#"{"ok":false,"error":"missing_scope"}"#,
+    );
+    let err = d
+        .deliver("slack://xoxb-123-456-abc/#a", &shot(text("T", "B")))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("missing_scope"), "{err}");
+    cap.take();
+
+    // Webhooks take no files: the message alone, unchanged.
+    d.deliver("slack://T1/B2/C3", &shot(text("T", "B")))
+        .await
+        .unwrap();
+    let r = only(&cap);
+    assert_eq!(r.path, "/services/T1/B2/C3");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn matrix_uploads_files_and_shows_them_before_the_text() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    cap.reply(
+        "/_matrix/client/v3/join/",
+        200,
+        "application/json",
+        r#"{"room_id":"!abc:hs.org"}"#,
+    );
+    cap.reply(
+        "/_matrix/media/v3/upload",
+        200,
+        "application/json",
+        r#"{"content_uri":"mxc://hs.org/up1"}"#,
+    );
+    d.deliver(
+        &format!("matrix://tokABC@{}/!abc:hs.org", cap.host_port()),
+        &with_files(
+            text("", "plain"),
+            vec![
+                file(SHOT_NAME, "image/jpeg", SHOT),
+                file("a.pdf", "application/pdf", b"%PDF"),
+            ],
+        ),
+    )
+    .await
+    .unwrap();
+    let reqs = cap.take();
+    let what: Vec<(&str, &str)> = reqs
+        .iter()
+        .map(|r| (r.method.as_str(), r.path.as_str()))
+        .collect();
+    assert_eq!(what.len(), 6, "{what:?}");
+    assert_eq!(what[1], ("POST", "/_matrix/media/v3/upload"));
+    assert_eq!(
+        reqs[1].query.as_deref(),
+        Some(format!("filename={SHOT_NAME}").as_str())
+    );
+    assert_eq!(reqs[1].header("content-type"), Some("image/jpeg"));
+    assert_eq!(reqs[1].header("authorization"), Some("Bearer tokABC"));
+    assert_eq!(reqs[1].body, SHOT);
+    assert_eq!(reqs[2].header("content-type"), Some("application/pdf"));
+    assert_eq!(
+        reqs[3].json(),
+        json!({
+            "body": SHOT_NAME,
+            "info": {"mimetype": "image/jpeg", "size": SHOT.len()},
+            "msgtype": "m.image",
+            "url": "mxc://hs.org/up1",
+            "room_id": "!abc:hs.org",
+            "type": "m.room.message",
+        })
+    );
+    assert_eq!(reqs[4].json()["msgtype"], "m.file");
+    assert_eq!(reqs[4].json()["filename"], "a.pdf");
+    assert_eq!(
+        reqs[5].json(),
+        json!({"msgtype": "m.text", "body": "plain"})
+    );
+    assert!(what[3..].iter().all(|(m, p)| *m == "PUT"
+        && p.starts_with("/_matrix/client/v3/rooms/!abc:hs.org/send/m.room.message/")));
+}
+
+/// Runs apprise (Python, upstream's pinned version) against `cap` for one URL, with `file` as
+/// its attachment when given, and returns what it sent. Hosted services are pointed at `cap`
+/// the way `service_base` points changewatch at it.
+fn apprise_sends(
+    cap: &CaptureServer,
+    url: &str,
+    title: &str,
+    body: &str,
+    file: Option<&std::path::Path>,
+) -> Vec<Captured> {
+    const SCRIPT: &str = r#"
+import sys, apprise
+from apprise.plugins.discord import NotifyDiscord
+from apprise.plugins.telegram import NotifyTelegram
+from apprise.plugins.pushover import NotifyPushover
+base, url, title, body, attach = sys.argv[1:6]
+NotifyDiscord.notify_url = base + "/api/webhooks"
+NotifyTelegram.notify_url = base + "/bot"
+NotifyPushover.notify_url = base + "/1/messages.json"
+for plugin in (NotifyDiscord, NotifyTelegram, NotifyPushover):
+    plugin.request_rate_per_sec = 0
+a = apprise.Apprise()
+if not a.add(url):
+    sys.exit("apprise refused " + url)
+sys.exit(0 if a.notify(body=body, title=title, attach=attach or None) else 1)
+"#;
+    testkit::setup::require_python_modules(&["apprise"], "apprise==2.0.1");
+    cap.take();
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(cap.base())
+        .arg(url)
+        .arg(title)
+        .arg(body)
+        .arg(file.map(|f| f.display().to_string()).unwrap_or_default())
+        .env("NO_PROXY", "*")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "apprise {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cap.take()
+}
+
+/// A multipart body with its boundary replaced by a fixed one, so two senders' bodies compare.
+fn normalized(c: &Captured) -> Vec<u8> {
+    let ct = c.header("content-type").unwrap_or_default();
+    let boundary = testkit::multipart::boundary(ct).unwrap_or_else(|| panic!("{ct}"));
+    let mut out = Vec::new();
+    let mut rest = c.body.as_slice();
+    while let Some(i) = rest
+        .windows(boundary.len())
+        .position(|w| w == boundary.as_bytes())
+    {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(b"BOUNDARY");
+        rest = &rest[i + boundary.len()..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
+
+#[tokio::test]
+async fn apprise_sends_the_same_files() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    let dir = std::env::temp_dir().join(format!("cw-apprise-attach-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(SHOT_NAME);
+    std::fs::write(&path, SHOT).unwrap();
+    let ours = |m: Message| shot(m);
+    let changewatch = |url: String, m: Message| {
+        let d = d.clone();
+        let cap = &cap;
+        async move {
+            cap.take();
+            d.deliver(&url, &m).await.unwrap();
+            cap.take()
+        }
+    };
+
+    // form://: byte for byte once the random boundary is set aside, with and without a file.
+    let url = format!("form://{}/f?:extra=x", cap.host_port());
+    let theirs = apprise_sends(&cap, &url, "Title", "Body line", Some(&path));
+    let mine = changewatch(url.clone(), ours(text("Title", "Body line"))).await;
+    assert_eq!((theirs.len(), mine.len()), (1, 1));
+    assert_eq!(
+        String::from_utf8_lossy(&normalized(&mine[0])),
+        String::from_utf8_lossy(&normalized(&theirs[0]))
+    );
+    let theirs = apprise_sends(&cap, &url, "Title", "Body line", None);
+    let mine = changewatch(url.clone(), text("Title", "Body line")).await;
+    assert_eq!(
+        mine[0].header("content-type"),
+        theirs[0].header("content-type")
+    );
+    assert_eq!(mine[0].body_text(), theirs[0].body_text());
+
+    // tgram://: the captioned photo, byte for byte.
+    let url = "tgram://123456789:abcdefg_hijklmnop/12345/".to_string();
+    let theirs = apprise_sends(&cap, &url, "", "Body line", Some(&path));
+    let mine = changewatch(url, ours(text("", "Body line"))).await;
+    assert_eq!((theirs.len(), mine.len()), (1, 1));
+    assert_eq!(mine[0].path, theirs[0].path);
+    assert_eq!(
+        String::from_utf8_lossy(&normalized(&mine[0])),
+        String::from_utf8_lossy(&normalized(&theirs[0]))
+    );
+
+    // discord://: the text, then the file message (payload_json compared as JSON: Python
+    // writes `", "` between members).
+    let url = "discord://user@111/tok?avatar=no".to_string();
+    let theirs = apprise_sends(&cap, &url, "Title", "Body line", Some(&path));
+    let mine = changewatch(url, ours(text("Title", "Body line"))).await;
+    assert_eq!((theirs.len(), mine.len()), (2, 2));
+    assert_eq!(mine[0].json(), theirs[0].json());
+    let (tp, mp) = (parts(&theirs[1]), parts(&mine[1]));
+    assert_eq!(mp.len(), tp.len());
+    assert_eq!(mp[0].raw_headers, tp[0].raw_headers);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&mp[0].data).unwrap(),
+        serde_json::from_slice::<Value>(&tp[0].data).unwrap()
+    );
+    assert_eq!(mp[1], tp[1]);
+
+    // ntfy://: the file as the body, its name and the text in the query.
+    let url = format!("ntfy://{}/topic1?image=no", cap.host_port());
+    let theirs = apprise_sends(&cap, &url, "Title", "Body line", Some(&path));
+    let mine = changewatch(url, ours(text("Title", "Body line"))).await;
+    assert_eq!((theirs.len(), mine.len()), (1, 1));
+    assert_eq!(
+        (mine[0].path.as_str(), mine[0].query.as_deref()),
+        (theirs[0].path.as_str(), theirs[0].query.as_deref())
+    );
+    assert_eq!(
+        mine[0].header("content-type"),
+        theirs[0].header("content-type")
+    );
+    assert_eq!(mine[0].body, theirs[0].body);
+
+    // pover://: the same file part after the fields (which differ: apprise names its own
+    // defaults, device and sound).
+    cap.reply(
+        "/1/messages.json",
+        200,
+        "application/json",
+        r#"{"status":1}"#,
+    );
+    let url = format!("pover://{}@{}", "u".repeat(30), "a".repeat(30));
+    let theirs = apprise_sends(&cap, &url, "Title", "Body line", Some(&path));
+    let mine = changewatch(url, ours(text("Title", "Body line"))).await;
+    assert_eq!((theirs.len(), mine.len()), (1, 1));
+    let (tp, mp) = (parts(&theirs[0]), parts(&mine[0]));
+    assert_eq!(mp.last(), tp.last());
+    for name in ["token", "user", "title", "message", "priority"] {
+        let get = |p: &[FormPart]| p.iter().find(|x| x.name == name).map(FormPart::text);
+        assert_eq!(get(&mp), get(&tp), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -39,6 +39,11 @@ impl Captured {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
+
+    /// The body's parts when it is `multipart/form-data`, or why it is not a well-formed one.
+    pub fn multipart(&self) -> Result<Vec<crate::multipart::FormPart>, String> {
+        crate::multipart::parse(self.header("content-type").unwrap_or_default(), &self.body)
+    }
 }
 
 /// A canned answer for requests whose path starts with a prefix.

@@ -6,7 +6,8 @@
 //! - [`fixture`]: reads the fixture pages kept in the repository under `fixtures/`.
 //! - [`moto::MotoServer`]: the AWS emulator (moto's server mode) for the aws adapters' tests.
 //! - [`capture::CaptureServer`]: records every HTTP request and answers with canned or failing
-//!   replies, for notification delivery tests.
+//!   replies, for notification delivery tests; [`multipart`] reads the `multipart/form-data`
+//!   bodies it records.
 //! - [`smtp::SmtpServer`]: a small real SMTP receiver capturing envelope and message data.
 //! - [`proxy::ProxyServer`]: HTTP (absolute-form and CONNECT) and SOCKS5 forward proxies, with
 //!   optional credentials, recording what they were asked for.
@@ -18,6 +19,7 @@
 pub mod capture;
 pub mod chrome;
 pub mod moto;
+pub mod multipart;
 pub mod proxy;
 pub mod setup;
 pub mod smtp;

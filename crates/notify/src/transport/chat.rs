@@ -2,11 +2,12 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use tracing::{debug, warn};
 
 use super::format::{Flavor, escape_html, for_flavor, truncate};
-use super::{Deliverer, DeliveryError, Dest, Request};
+use super::{Body, Deliverer, DeliveryError, Dest, Part, Request};
 use crate::url::{Discord, Mattermost, Slack, SlackMode, Telegram, Workflows};
-use crate::{BodyFormat, Message};
+use crate::{Attachment, BodyFormat, Message};
 
 /// apprise's colour for "info" notifications, which users' channels already show.
 const INFO_COLOR_HEX: &str = "#3AA3E3";
@@ -14,6 +15,16 @@ const INFO_COLOR: u32 = 0x3A_A3_E3;
 
 /// Discord rejects content over 2000 characters; apprise counts the title in it.
 const DISCORD_MAX: usize = 2000;
+/// apprise's limits for one Discord message's files: count and total bytes.
+const DISCORD_MAX_FILES: usize = 10;
+const DISCORD_MAX_FILE_BYTES: usize = 25 * 1024 * 1024;
+/// Telegram's limit on a caption; apprise captions the first file with the text when the text
+/// is shorter, instead of sending it as a message.
+const TELEGRAM_CAPTION_MAX: usize = 1024;
+/// Telegram's upload limits (apprise's figures): photos over 10 MB go as documents, nothing
+/// over 50 MB goes at all.
+const TELEGRAM_PHOTO_MAX_BYTES: usize = 10_000_000;
+const TELEGRAM_FILE_MAX_BYTES: usize = 50_000_000;
 /// Telegram's limit on a message's text after entity parsing.
 const TELEGRAM_MAX: usize = 4096;
 /// apprise keeps Slack messages under 35 000 characters (Slack truncates at 40 000).
@@ -66,8 +77,55 @@ pub(crate) async fn discord(
     if let Some(a) = &cfg.avatar_url {
         payload["avatar_url"] = Value::from(a.clone());
     }
-    let req = Request::new("Discord", Dest::Hosted, Method::POST, url).json(payload);
-    d.send(req).await.map(|_| ())
+    let req =
+        Request::new("Discord", Dest::Hosted, Method::POST, url.clone()).json(payload.clone());
+    d.send(req).await?;
+    if msg.attachments.is_empty() {
+        return Ok(());
+    }
+    // apprise then posts the files as messages of their own: the same payload without the
+    // text, never spoken, as `payload_json` beside `files[0]`, `files[1]`…
+    if let Some(obj) = payload.as_object_mut() {
+        obj.remove("content");
+        obj.remove("embeds");
+        obj.insert("tts".into(), Value::Bool(false));
+        obj.insert("wait".into(), Value::Bool(true));
+    }
+    for batch in discord_batches(&msg.attachments) {
+        let mut parts = vec![Part::text("payload_json", payload.to_string())];
+        parts.extend(
+            batch
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Part::file(format!("files[{i}]"), a, true)),
+        );
+        let mut req = Request::new("Discord", Dest::Hosted, Method::POST, url.clone());
+        req.body = Body::Multipart(parts);
+        d.send(req).await?;
+        debug!(files = batch.len(), "Discord attachments sent");
+    }
+    Ok(())
+}
+
+/// apprise's batches: up to 10 files and 25 MiB a message, in order; a file larger than that
+/// goes alone (and Discord decides).
+fn discord_batches(files: &[Attachment]) -> Vec<&[Attachment]> {
+    let mut batches = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, f) in files.iter().enumerate() {
+        if i > start
+            && (i - start >= DISCORD_MAX_FILES || size + f.data.len() > DISCORD_MAX_FILE_BYTES)
+        {
+            batches.push(&files[start..i]);
+            start = i;
+            size = 0;
+        }
+        size += f.data.len();
+    }
+    if start < files.len() {
+        batches.push(&files[start..]);
+    }
+    batches
 }
 
 pub(crate) async fn slack(d: &Deliverer, cfg: &Slack, msg: &Message) -> Result<(), DeliveryError> {
@@ -118,6 +176,8 @@ pub(crate) async fn slack(d: &Deliverer, cfg: &Slack, msg: &Message) -> Result<(
         // Webhooks post to their own channel; bots have none, so apprise uses #general.
         channels.push(bearer.as_ref().map(|_| "#general".to_string()));
     }
+    // Where a bot's files go: the channel ids Slack answered with.
+    let mut posted_to: Vec<String> = Vec::new();
     for channel in channels {
         let mut p = payload.clone();
         if let Some(c) = channel {
@@ -133,16 +193,131 @@ pub(crate) async fn slack(d: &Deliverer, cfg: &Slack, msg: &Message) -> Result<(
         if let Some(v) = reply.json()
             && v.get("ok") == Some(&Value::Bool(false))
         {
-            let error = v
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown error");
-            return Err(DeliveryError::Rejected {
-                service: "Slack",
-                reason: format!("the message was refused ({error})"),
-            });
+            return Err(slack_refused("the message was refused", &v));
+        }
+        if bearer.is_some() && !msg.attachments.is_empty() {
+            let id = reply
+                .json()
+                .and_then(|v| v.get("channel").and_then(Value::as_str).map(str::to_string))
+                .ok_or_else(|| DeliveryError::Rejected {
+                    service: "Slack",
+                    reason: "Slack did not say which channel the message went to, so the \
+                             attachment has nowhere to go"
+                        .into(),
+                })?;
+            posted_to.push(id);
         }
     }
+    match &bearer {
+        Some(token) => {
+            for (i, file) in msg.attachments.iter().enumerate() {
+                slack_file(d, token, file, i + 1, &posted_to).await?;
+            }
+        }
+        None if !msg.attachments.is_empty() => {
+            warn!("Slack webhooks take no attachments; sent the message only");
+        }
+        None => {}
+    }
+    Ok(())
+}
+
+fn slack_refused(what: &str, v: &Value) -> DeliveryError {
+    let error = v
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown error");
+    DeliveryError::Rejected {
+        service: "Slack",
+        reason: format!("{what} ({error})"),
+    }
+}
+
+/// A bot's file, as apprise sends it: ask `files.getUploadURLExternal` for an upload URL, post
+/// the file there (`multipart/form-data`, field `file`), then share it to every channel the
+/// message went to with `files.completeUploadExternal`.
+async fn slack_file(
+    d: &Deliverer,
+    token: &str,
+    file: &Attachment,
+    no: usize,
+    channels: &[String],
+) -> Result<(), DeliveryError> {
+    let name = if file.filename.is_empty() {
+        format!("file{no:03}.dat")
+    } else {
+        file.filename.clone()
+    };
+    let mut url = d.hosted_url("https://slack.com/api/files.getUploadURLExternal")?;
+    url.query_pairs_mut()
+        .append_pair("filename", &name)
+        .append_pair("length", &file.data.len().to_string());
+    let mut req = Request::new("Slack", Dest::Hosted, Method::GET, url)
+        .header("Accept", "application/json")
+        .header("Content-Type", "application/json; charset=utf-8");
+    req.bearer = Some(token.to_string());
+    let reply = d.send(req).await?.json().unwrap_or_default();
+    let field = |k: &str| reply.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(file_id), Some(upload)) = (field("file_id"), field("upload_url")) else {
+        return Err(slack_refused("no upload URL for the attachment", &reply));
+    };
+    // The upload URL comes from Slack's answer: tests move it to their server like any hosted
+    // URL; otherwise it is treated as a user-supplied host (the SSRF guard vets it).
+    let (upload_url, dest) = if d.options().service_base.is_some() {
+        (d.hosted_url(&upload)?, Dest::Hosted)
+    } else {
+        let parsed = url::Url::parse(&upload).map_err(|e| DeliveryError::Rejected {
+            service: "Slack",
+            reason: format!("the upload URL Slack gave is not a URL: {e}"),
+        })?;
+        (parsed, Dest::User)
+    };
+    let mut req =
+        Request::new("Slack", dest, Method::POST, upload_url).header("Accept", "application/json");
+    req.bearer = Some(token.to_string());
+    req.body = Body::Multipart(vec![Part::File {
+        name: "file".into(),
+        filename: name,
+        mimetype: None,
+        data: file.data.clone(),
+    }]);
+    let uploaded = d.send(req).await?;
+    // Uploads answer `OK - <length>` in text, or JSON.
+    let ok = uploaded
+        .json()
+        .and_then(|v| v.get("ok").and_then(Value::as_bool))
+        == Some(true)
+        || uploaded.body.contains("OK");
+    if !ok {
+        return Err(DeliveryError::Rejected {
+            service: "Slack",
+            reason: format!(
+                "the attachment upload was refused ({})",
+                uploaded.body.trim()
+            ),
+        });
+    }
+    let complete = d.hosted_url("https://slack.com/api/files.completeUploadExternal")?;
+    for channel in channels {
+        let payload = json!({
+            "files": [{ "id": file_id, "title": file.filename }],
+            "channel_id": channel,
+        });
+        let mut req = Request::new("Slack", Dest::Hosted, Method::POST, complete.clone())
+            .header("Accept", "application/json")
+            .header("Content-Type", "application/json; charset=utf-8")
+            .json(payload);
+        req.bearer = Some(token.to_string());
+        let v = d.send(req).await?.json().unwrap_or_default();
+        let shared = v
+            .get("files")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if !shared || v.get("ok") == Some(&Value::Bool(false)) {
+            return Err(slack_refused("the attachment was not shared", &v));
+        }
+    }
+    debug!(channels = channels.len(), "Slack attachment sent");
     Ok(())
 }
 
@@ -173,23 +348,104 @@ pub(crate) async fn telegram(
         "{head}{}",
         for_flavor(&msg.body, msg.format, Flavor::Telegram, Some(limit))
     );
+    let files = &msg.attachments;
+    // apprise (content placement "before", its default): a text shorter than a caption rides
+    // on the first file; a longer one goes first as a message, the files after it.
+    let caption =
+        (!files.is_empty() && !text.is_empty() && text.chars().count() < TELEGRAM_CAPTION_MAX)
+            .then_some(text.as_str());
+    let message = files.is_empty() || (caption.is_none() && !text.is_empty());
     for (chat, topic) in &cfg.chats {
-        let mut payload = json!({
-            "chat_id": chat,
-            "text": text,
-            "parse_mode": "HTML",
-            "disable_notification": cfg.silent,
-            "disable_web_page_preview": !cfg.preview,
-        });
-        if let Some(t) = topic {
-            payload["message_thread_id"] = match t.parse::<i64>() {
-                Ok(n) => Value::from(n),
-                Err(_) => Value::from(t.clone()),
-            };
+        if message {
+            let mut payload = json!({
+                "chat_id": chat,
+                "text": text,
+                "parse_mode": "HTML",
+                "disable_notification": cfg.silent,
+                "disable_web_page_preview": !cfg.preview,
+            });
+            if let Some(t) = topic {
+                payload["message_thread_id"] = match t.parse::<i64>() {
+                    Ok(n) => Value::from(n),
+                    Err(_) => Value::from(t.clone()),
+                };
+            }
+            let req =
+                Request::new("Telegram", Dest::Hosted, Method::POST, url.clone()).json(payload);
+            d.send(req).await?;
         }
-        let req = Request::new("Telegram", Dest::Hosted, Method::POST, url.clone()).json(payload);
-        d.send(req).await?;
+        for (i, file) in files.iter().enumerate() {
+            let caption = if i == 0 { caption } else { None };
+            telegram_file(d, cfg, chat, topic.as_deref(), file, caption).await?;
+        }
     }
+    Ok(())
+}
+
+/// Telegram's upload method and field for a file type, as apprise picks them (first match).
+fn telegram_method(mimetype: &str) -> (&'static str, &'static str) {
+    let m = mimetype.to_ascii_lowercase();
+    if m.starts_with("image/gif") || m.starts_with("video/h264") {
+        ("sendAnimation", "animation")
+    } else if m.starts_with("image/") {
+        ("sendPhoto", "photo")
+    } else if m.starts_with("video/mp4") {
+        ("sendVideo", "video")
+    } else if m.starts_with("application/ogg") || m.starts_with("audio/ogg") {
+        ("sendVoice", "voice")
+    } else if m.starts_with("audio/mpeg") || m.starts_with("audio/mp4a-latm") {
+        ("sendAudio", "audio")
+    } else {
+        ("sendDocument", "document")
+    }
+}
+
+/// One file to one chat: `multipart/form-data` with (on the first file only) the caption, then
+/// `title` (the file name), `chat_id`, the topic, and the file (no `Content-Type`, as apprise
+/// sends it).
+async fn telegram_file(
+    d: &Deliverer,
+    cfg: &Telegram,
+    chat: &str,
+    topic: Option<&str>,
+    file: &Attachment,
+    caption: Option<&str>,
+) -> Result<(), DeliveryError> {
+    let size = file.data.len();
+    if size > TELEGRAM_FILE_MAX_BYTES {
+        return Err(DeliveryError::Attachment {
+            service: "Telegram",
+            reason: format!(
+                "the attachment {} ({size} bytes) is larger than Telegram's 50 MB upload limit",
+                file.filename
+            ),
+        });
+    }
+    let (mut method, mut field) = telegram_method(&file.mimetype);
+    if method == "sendPhoto" && size > TELEGRAM_PHOTO_MAX_BYTES {
+        (method, field) = ("sendDocument", "document");
+    }
+    let url = d.hosted_url(&format!(
+        "https://api.telegram.org/bot{}/{method}",
+        cfg.bot_token
+    ))?;
+    let mut parts = Vec::new();
+    if let Some(c) = caption {
+        parts.push(Part::text("caption", c));
+        // Python's str(True): the text goes above the picture.
+        parts.push(Part::text("show_caption_above_media", "True"));
+        parts.push(Part::text("parse_mode", "HTML"));
+    }
+    parts.push(Part::text("title", file.filename.clone()));
+    parts.push(Part::text("chat_id", chat));
+    if let Some(t) = topic {
+        parts.push(Part::text("message_thread_id", t));
+    }
+    parts.push(Part::file(field, file, false));
+    let mut req = Request::new("Telegram", Dest::Hosted, Method::POST, url);
+    req.body = Body::Multipart(parts);
+    d.send(req).await?;
+    debug!(method, "Telegram attachment sent");
     Ok(())
 }
 

@@ -7,10 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use tracing::debug;
 use url::Url;
 
 use super::format::{Flavor, convert, escape_html, for_flavor, truncate};
-use super::{Deliverer, DeliveryError, Dest, Request};
+use super::{Body, Deliverer, DeliveryError, Dest, Request};
 use crate::url::{Matrix, MatrixAuth};
 use crate::{BodyFormat, Message};
 
@@ -115,6 +116,9 @@ async fn send_all(
         .or_else(|| cfg.server.host_str().map(str::to_string))
         .unwrap_or_default();
     let content = content(cfg, msg);
+    // Files are uploaded once, after the first room is joined, and shown in every room before
+    // the text, as apprise does.
+    let mut files: Option<Vec<Value>> = None;
     for room in &cfg.rooms {
         let room = room.trim();
         let target = if room.starts_with('!') || room.starts_with('#') {
@@ -140,6 +144,23 @@ async fn send_all(
             .json()
             .and_then(|v| field(&v, "room_id"))
             .unwrap_or_else(|| target.clone());
+        if files.is_none() {
+            files = Some(upload_all(d, cfg, msg, token).await?);
+        }
+        for file in files.iter().flatten() {
+            let mut event = file.clone();
+            event["room_id"] = Value::from(room_id.clone());
+            event["type"] = Value::from("m.room.message");
+            let txn = txn_id();
+            let req = api(
+                cfg,
+                Method::PUT,
+                &["rooms", &room_id, "send", "m.room.message", &txn],
+                Some(token),
+                event,
+            )?;
+            d.send(req).await?;
+        }
         let txn = txn_id();
         let req = api(
             cfg,
@@ -151,6 +172,78 @@ async fn send_all(
         d.send(req).await?;
     }
     Ok(())
+}
+
+/// Uploads the message's files to the media repository and returns the event content for
+/// each, as apprise builds it: with the v3 API an `m.image` (images) or `m.file` (the rest,
+/// with its `filename`) carrying its type and size; with `v=2` (r0) images only, as `m.image`.
+async fn upload_all(
+    d: &Deliverer,
+    cfg: &Matrix,
+    msg: &Message,
+    token: &str,
+) -> Result<Vec<Value>, DeliveryError> {
+    let legacy = cfg.api_path.ends_with("/r0");
+    let mut events = Vec::new();
+    for file in &msg.attachments {
+        let image = file.mimetype.to_ascii_lowercase().starts_with("image/");
+        if legacy && !image {
+            debug!(mimetype = %file.mimetype, "Matrix r0 takes images only; file left out");
+            continue;
+        }
+        let mut url = cfg.server.clone();
+        {
+            let mut path = url.path_segments_mut().map_err(|_| DeliveryError::Config {
+                service: SERVICE,
+                reason: "the server URL cannot carry a path".into(),
+            })?;
+            path.pop_if_empty().extend([
+                "_matrix",
+                "media",
+                if legacy { "r0" } else { "v3" },
+                "upload",
+            ]);
+        }
+        url.query_pairs_mut()
+            .append_pair("filename", &file.filename);
+        let mut req = Request::new(SERVICE, Dest::User, Method::POST, url)
+            .header("Content-Type", file.mimetype.clone())
+            .header("Accept", "application/json");
+        req.bearer = Some(token.to_string());
+        req.body = Body::Raw(file.data.clone());
+        let uri = d
+            .send(req)
+            .await?
+            .json()
+            .and_then(|v| field(&v, "content_uri"))
+            .ok_or_else(|| DeliveryError::Rejected {
+                service: SERVICE,
+                reason: format!(
+                    "the upload of {} answered without a content URI",
+                    file.filename
+                ),
+            })?;
+        events.push(if legacy {
+            json!({
+                "info": { "mimetype": file.mimetype },
+                "msgtype": "m.image",
+                "body": "tta.webp",
+                "url": uri,
+            })
+        } else {
+            let mut e = json!({
+                "body": file.filename,
+                "info": { "mimetype": file.mimetype, "size": file.data.len() },
+                "msgtype": if image { "m.image" } else { "m.file" },
+                "url": uri,
+            });
+            if !image {
+                e["filename"] = Value::from(file.filename.clone());
+            }
+            e
+        });
+    }
+    Ok(events)
 }
 
 fn content(cfg: &Matrix, msg: &Message) -> Value {

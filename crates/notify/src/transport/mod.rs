@@ -28,8 +28,8 @@ use reqwest::Method;
 use tracing::{Instrument, debug, info_span};
 use url::Url;
 
-use crate::Message;
 use crate::url::{InvalidUrl, NotifyUrl, parse};
+use crate::{Attachment, Message};
 
 /// Identifies us to services; some reject requests without a User-Agent.
 const USER_AGENT: &str = concat!("changewatch/", env!("CARGO_PKG_VERSION"));
@@ -102,6 +102,13 @@ pub enum DeliveryError {
     },
     #[error("Email: {reason}")]
     Smtp { reason: String, permanent: bool },
+    /// A file the service cannot take (too large, or of a type it refuses), found before
+    /// sending, as apprise refuses it.
+    #[error("{service}: {reason}")]
+    Attachment {
+        service: &'static str,
+        reason: String,
+    },
 }
 
 fn detail_suffix(detail: &str) -> String {
@@ -114,13 +121,15 @@ fn detail_suffix(detail: &str) -> String {
 
 impl DeliveryError {
     /// Whether retrying the same delivery later cannot help: bad URL or configuration, refused
-    /// by policy, or a 4xx answer other than 408 (timeout) and 429 (rate limited).
+    /// by policy, a file the service cannot take, or a 4xx answer other than 408 (timeout) and
+    /// 429 (rate limited).
     pub fn is_permanent(&self) -> bool {
         match self {
             DeliveryError::InvalidUrl(_)
             | DeliveryError::Config { .. }
             | DeliveryError::Blocked { .. }
-            | DeliveryError::Rejected { .. } => true,
+            | DeliveryError::Rejected { .. }
+            | DeliveryError::Attachment { .. } => true,
             DeliveryError::Timeout { .. } | DeliveryError::Connect { .. } => false,
             DeliveryError::Status { status, .. } => {
                 (400..500).contains(status) && *status != 408 && *status != 429
@@ -155,6 +164,73 @@ pub(crate) enum Body {
     Json(serde_json::Value),
     Form(Vec<(String, String)>),
     Raw(Vec<u8>),
+    /// `multipart/form-data`, parts in order (fields first, then files, as apprise sends them).
+    Multipart(Vec<Part>),
+}
+
+/// One part of a `multipart/form-data` body.
+#[derive(Debug)]
+pub(crate) enum Part {
+    Text {
+        name: String,
+        value: String,
+    },
+    /// A file: `filename` in its `Content-Disposition`, and a `Content-Type` only when
+    /// `mimetype` is set (apprise leaves it out for Telegram, Pushover and Slack uploads).
+    File {
+        name: String,
+        filename: String,
+        mimetype: Option<String>,
+        data: Vec<u8>,
+    },
+}
+
+impl Part {
+    pub(crate) fn text(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Part::Text {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    pub(crate) fn file(name: impl Into<String>, file: &Attachment, typed: bool) -> Self {
+        Part::File {
+            name: name.into(),
+            filename: file.filename.clone(),
+            mimetype: typed.then(|| file.mimetype.clone()),
+            data: file.data.clone(),
+        }
+    }
+}
+
+/// A reqwest form of `parts`, names and file names written as they are (as Python's requests
+/// writes them: `files[0]` stays `files[0]`, not `name*=utf-8''files%5B0%5D`).
+fn multipart_form(
+    service: &'static str,
+    parts: Vec<Part>,
+) -> Result<reqwest::multipart::Form, DeliveryError> {
+    let mut form = reqwest::multipart::Form::new().percent_encode_noop();
+    for part in parts {
+        form = match part {
+            Part::Text { name, value } => form.text(name, value),
+            Part::File {
+                name,
+                filename,
+                mimetype,
+                data,
+            } => {
+                let mut file = reqwest::multipart::Part::bytes(data).file_name(filename);
+                if let Some(m) = mimetype {
+                    file = file.mime_str(&m).map_err(|_| DeliveryError::Attachment {
+                        service,
+                        reason: format!("'{m}' is not a media type"),
+                    })?;
+                }
+                form.part(name, file)
+            }
+        };
+    }
+    Ok(form)
 }
 
 /// One HTTP request a transport wants made.
@@ -321,21 +397,23 @@ impl Deliverer {
                 }
             }
         }
-        let mut builder = client
-            .request(req.method.clone(), req.url.clone())
-            .headers(headers);
+        let builder = client.request(req.method.clone(), req.url.clone());
+        let builder = match req.body {
+            Body::None => builder,
+            Body::Json(v) => builder.body(serde_json::to_vec(&v).unwrap_or_default()),
+            Body::Form(f) => builder.form(&f),
+            Body::Raw(b) => builder.body(b),
+            Body::Multipart(parts) => builder.multipart(multipart_form(service, parts)?),
+        };
+        // After the body, so a user's `+Content-Type=…` replaces the multipart one as it does
+        // with Python's requests (`form()` never replaces one already set).
+        let mut builder = builder.headers(headers);
         if let Some((u, p)) = &req.basic {
             builder = builder.basic_auth(u, Some(p));
         }
         if let Some(t) = &req.bearer {
             builder = builder.bearer_auth(t);
         }
-        builder = match req.body {
-            Body::None => builder,
-            Body::Json(v) => builder.body(serde_json::to_vec(&v).unwrap_or_default()),
-            Body::Form(f) => builder.form(&f),
-            Body::Raw(b) => builder.body(b),
-        };
         debug!(method = %req.method, url = %redact(&req.url), "sending");
         let resp = builder
             .send()

@@ -2,9 +2,10 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use tracing::debug;
 
 use super::format::{Flavor, for_flavor, markdown_for_chat, truncate, truncate_bytes};
-use super::{Body, Deliverer, DeliveryError, Dest, Request};
+use super::{Body, Deliverer, DeliveryError, Dest, Part, Request};
 use crate::url::{Gotify, Ntfy, NtfyAuth, Pushover};
 use crate::{BodyFormat, Message};
 
@@ -13,6 +14,8 @@ const NTFY_MAX_BYTES: usize = 4096;
 const NTFY_TITLE_MAX: usize = 200;
 const PUSHOVER_MAX: usize = 1024;
 const PUSHOVER_TITLE_MAX: usize = 250;
+/// Pushover's limit on an attached image (apprise's figure: 5 MiB).
+const PUSHOVER_MAX_FILE_BYTES: usize = 5 * 1024 * 1024;
 /// Pushover needs these for emergency priority; apprise's defaults (15 minutes, 1 hour).
 const PUSHOVER_RETRY_SECS: u32 = 900;
 const PUSHOVER_EXPIRE_SECS: u32 = 3600;
@@ -33,39 +36,76 @@ pub(crate) async fn ntfy(d: &Deliverer, cfg: &Ntfy, msg: &Message) -> Result<(),
     };
     let (body, markdown) = markdown_or_text(msg);
     let body = truncate_bytes(&body, NTFY_MAX_BYTES);
+    let title = truncate(&msg.title, Some(NTFY_TITLE_MAX));
     for topic in &cfg.topics {
-        let mut payload = json!({ "topic": topic });
-        if !msg.title.is_empty() {
-            payload["title"] = Value::from(truncate(&msg.title, Some(NTFY_TITLE_MAX)));
-        }
-        if !body.is_empty() {
-            payload["message"] = Value::from(body.clone());
-        }
-        let mut req = Request::new("ntfy", dest, Method::POST, url.clone())
-            .header("Content-Type", "application/json")
-            .json(payload);
-        if markdown {
-            req = req.header("X-Markdown", "yes");
-        }
-        for (name, value) in [
-            ("X-Priority", &cfg.priority),
-            ("X-Tags", &cfg.tags),
-            ("X-Click", &cfg.click),
-            ("X-Delay", &cfg.delay),
-            ("X-Email", &cfg.email),
-        ] {
-            if let Some(v) = value {
-                req = req.header(name, v.clone());
+        if msg.attachments.is_empty() {
+            let mut payload = json!({ "topic": topic });
+            if !title.is_empty() {
+                payload["title"] = Value::from(title.clone());
             }
+            if !body.is_empty() {
+                payload["message"] = Value::from(body.clone());
+            }
+            let req = Request::new("ntfy", dest, Method::POST, url.clone())
+                .header("Content-Type", "application/json")
+                .json(payload);
+            d.send(ntfy_options(req, cfg, markdown)).await?;
+            continue;
         }
-        match &cfg.auth {
-            NtfyAuth::None => {}
-            NtfyAuth::Basic(u, p) => req.basic = Some((u.clone(), p.clone())),
-            NtfyAuth::Token(t) => req.bearer = Some(t.clone()),
+        // apprise uploads each file to `/<topic>` as the raw body, its name and (with the
+        // first file only) the title and message in the query: no separate text message.
+        let mut topic_url = url.clone();
+        topic_url
+            .path_segments_mut()
+            .map_err(|_| DeliveryError::Config {
+                service: "ntfy",
+                reason: "the server URL cannot carry a topic".into(),
+            })?
+            .pop_if_empty()
+            .push(topic);
+        for (i, file) in msg.attachments.iter().enumerate() {
+            let mut file_url = topic_url.clone();
+            {
+                let mut q = file_url.query_pairs_mut();
+                q.append_pair("filename", &file.filename);
+                if i == 0 && !title.is_empty() {
+                    q.append_pair("title", &title);
+                }
+                if i == 0 && !body.is_empty() {
+                    q.append_pair("message", &body);
+                }
+            }
+            let mut req = Request::new("ntfy", dest, Method::POST, file_url);
+            req.body = Body::Raw(file.data.clone());
+            d.send(ntfy_options(req, cfg, markdown)).await?;
+            debug!("ntfy attachment sent");
         }
-        d.send(req).await?;
     }
     Ok(())
+}
+
+/// The headers and credentials every ntfy request carries.
+fn ntfy_options(mut req: Request, cfg: &Ntfy, markdown: bool) -> Request {
+    if markdown {
+        req = req.header("X-Markdown", "yes");
+    }
+    for (name, value) in [
+        ("X-Priority", &cfg.priority),
+        ("X-Tags", &cfg.tags),
+        ("X-Click", &cfg.click),
+        ("X-Delay", &cfg.delay),
+        ("X-Email", &cfg.email),
+    ] {
+        if let Some(v) = value {
+            req = req.header(name, v.clone());
+        }
+    }
+    match &cfg.auth {
+        NtfyAuth::None => {}
+        NtfyAuth::Basic(u, p) => req.basic = Some((u.clone(), p.clone())),
+        NtfyAuth::Token(t) => req.bearer = Some(t.clone()),
+    }
+    req
 }
 
 pub(crate) async fn gotify(
@@ -113,6 +153,7 @@ pub(crate) async fn pushover(
     } else {
         truncate(&msg.title, Some(PUSHOVER_TITLE_MAX))
     };
+    let message_empty = message.is_empty();
     let mut form: Vec<(String, String)> = vec![
         ("token".into(), cfg.token.clone()),
         ("user".into(), cfg.user_key.clone()),
@@ -133,8 +174,60 @@ pub(crate) async fn pushover(
         form.push(("retry".into(), PUSHOVER_RETRY_SECS.to_string()));
         form.push(("expire".into(), PUSHOVER_EXPIRE_SECS.to_string()));
     }
-    let mut req = Request::new("Pushover", Dest::Hosted, Method::POST, url);
-    req.body = Body::Form(form);
+    if msg.attachments.is_empty() {
+        let mut req = Request::new("Pushover", Dest::Hosted, Method::POST, url);
+        req.body = Body::Form(form);
+        return pushover_send(d, req).await;
+    }
+    // apprise: one message per file, the text with the first; later ones carry the file's name
+    // as their message, no title and no sound.
+    for (i, file) in msg.attachments.iter().enumerate() {
+        let mut fields = form.clone();
+        if i > 0 || message_empty {
+            set(&mut fields, "message", &file.filename);
+        }
+        if i > 0 {
+            set(&mut fields, "title", "");
+            set(&mut fields, "sound", "none");
+        }
+        let mut req = Request::new("Pushover", Dest::Hosted, Method::POST, url.clone());
+        if !file.mimetype.to_ascii_lowercase().starts_with("image/") {
+            // Pushover shows images only; apprise sends the message without the file.
+            debug!(mimetype = %file.mimetype, "Pushover takes images only; file left out");
+            req.body = Body::Form(fields);
+        } else {
+            let size = file.data.len();
+            if size == 0 || size > PUSHOVER_MAX_FILE_BYTES {
+                return Err(DeliveryError::Attachment {
+                    service: "Pushover",
+                    reason: format!(
+                        "the attachment {} ({size} bytes) is empty or larger than Pushover's \
+                         5 MB limit",
+                        file.filename
+                    ),
+                });
+            }
+            let mut parts: Vec<Part> = fields
+                .into_iter()
+                .map(|(name, value)| Part::text(name, value))
+                .collect();
+            parts.push(Part::file("attachment", file, false));
+            req.body = Body::Multipart(parts);
+        }
+        pushover_send(d, req).await?;
+    }
+    Ok(())
+}
+
+/// Sets a form field, in place when it is there already.
+fn set(fields: &mut Vec<(String, String)>, key: &str, value: &str) {
+    match fields.iter_mut().find(|(k, _)| k == key) {
+        Some(f) => f.1 = value.to_string(),
+        None => fields.push((key.to_string(), value.to_string())),
+    }
+}
+
+async fn pushover_send(d: &Deliverer, req: Request) -> Result<(), DeliveryError> {
     let reply = d.send(req).await?;
     // Pushover answers {"status": 1} when the message was queued.
     if let Some(v) = reply.json()

@@ -4,11 +4,12 @@
 use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Map, Value};
+use tracing::warn;
 
 use super::format::{convert, escape_html};
-use super::{Body, Deliverer, DeliveryError, Dest, Request};
-use crate::Message;
+use super::{Body, Deliverer, DeliveryError, Dest, Part, Request};
 use crate::url::{AppriseWebhook, CustomHttp, WebhookKind};
+use crate::{Attachment, Message};
 
 /// apprise's notification type; changes are always informational.
 const NOTIFY_TYPE: &str = "info";
@@ -101,10 +102,22 @@ pub(crate) async fn apprise(
                 ],
             );
             form.extend(extras(w, &["version", "title", "message", "type"]).cloned());
+            let files = form_files(w, msg);
             if m == Method::GET {
+                // requests puts a GET's fields in the query and still posts the files.
                 req.url.query_pairs_mut().extend_pairs(form);
-            } else {
+                if !files.is_empty() {
+                    req.body = Body::Multipart(files);
+                }
+            } else if files.is_empty() {
                 req.body = Body::Form(form);
+            } else {
+                let mut parts: Vec<Part> = form
+                    .into_iter()
+                    .map(|(name, value)| Part::text(name, value))
+                    .collect();
+                parts.extend(files);
+                req.body = Body::Multipart(parts);
             }
         }
         WebhookKind::Xml => {
@@ -134,10 +147,14 @@ pub(crate) async fn apprise(
                 ""
             };
             core.extend(extra);
-            let core: String = core
+            let mut core: String = core
                 .iter()
                 .map(|(k, v)| format!("<{k}>{v}</{k}>"))
                 .collect();
+            if !msg.attachments.is_empty() {
+                core.push_str("\n            ");
+                core.push_str(&xml_attachments(msg));
+            }
             let doc = format!(
                 "<?xml version='1.0' encoding='utf-8'?>\n\
                  <soapenv:Envelope\n    \
@@ -183,6 +200,54 @@ pub(crate) async fn custom(
     }
     req.body = Body::Raw(body.into_bytes());
     d.send(req).await.map(|_| ())
+}
+
+/// apprise's `form://` files: one file field per attachment, named by `attach-as`, with its
+/// file name and type, after the text fields.
+fn form_files(w: &AppriseWebhook, msg: &Message) -> Vec<Part> {
+    if msg.attachments.len() > 1 && !w.attach_as.numbered {
+        warn!(
+            field = %w.attach_as.prefix,
+            "several attachments share one form:// field (attach-as has no wildcard)"
+        );
+    }
+    msg.attachments
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Part::File {
+            name: w.attach_as.field(i + 1),
+            filename: file_name(a, i + 1),
+            mimetype: Some(a.mimetype.clone()),
+            data: a.data.clone(),
+        })
+        .collect()
+}
+
+/// apprise's name for a file that has none: `file001.dat`, numbered from 1.
+fn file_name(a: &Attachment, no: usize) -> String {
+    if a.filename.is_empty() {
+        format!("file{no:03}.dat")
+    } else {
+        a.filename.clone()
+    }
+}
+
+/// apprise's `xml://` attachments, after the fields inside `<Notification>`.
+fn xml_attachments(msg: &Message) -> String {
+    let entries: String = msg
+        .attachments
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            format!(
+                "<Attachment filename=\"{}\" mimetype=\"{}\">{}</Attachment>",
+                escape_html(&file_name(a, i + 1)),
+                escape_html(&a.mimetype),
+                base64::engine::general_purpose::STANDARD.encode(&a.data),
+            )
+        })
+        .collect();
+    format!("<Attachments format=\"base64\">{entries}</Attachments>")
 }
 
 /// apprise's `json://` attachments: each file as `{filename, base64, mimetype}`.
