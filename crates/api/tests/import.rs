@@ -91,6 +91,41 @@ async fn large_import_runs_in_the_background() {
 #[tokio::test]
 async fn errors_reject_the_whole_batch() {
     let app = spawn_app().await;
+    // Another media type is refused before the body is read, as upstream's request
+    // validation does; none at all is taken as text/plain.
+    let r = app
+        .req(Method::POST, "/api/v1/import")
+        .header("content-type", "application/json")
+        .body("https://example.com/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(
+        body["message"],
+        "Validation failed: Content for the following mimetype not found: application/json. \
+         Valid mimetypes: ['text/plain']"
+    );
+    assert_eq!(watch_count(&app).await, 0);
+    let r = app
+        .req(Method::POST, "/api/v1/import")
+        .body("https://example.com/bare")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(watch_count(&app).await, 1);
+    let r = app
+        .req(Method::POST, "/api/v1/import?dedupe=false")
+        .header("content-type", "text/plain; charset=utf-8")
+        .body("https://example.com/bare")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(watch_count(&app).await, 2);
+    let app = spawn_app().await;
     let cases = [
         (
             "",

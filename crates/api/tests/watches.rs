@@ -329,6 +329,23 @@ async fn list_filters_and_recheck_all() {
         tagged.as_object().unwrap().keys().collect::<Vec<_>>(),
         [&good]
     );
+    // recheck_all queues the set the filters list, as upstream.
+    let (status, body) = app
+        .get_json("/api/v1/watch?with_errors=1&recheck_all=1")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "OK, queued 1 watches for rechecking");
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{good}")).await;
+    let good_checked = w["last_checked"].clone();
+    assert_eq!(app.run_checks().await.len(), 1);
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{good}")).await;
+    assert_eq!(
+        w["last_checked"], good_checked,
+        "the healthy watch was rechecked"
+    );
+    let (_, body) = app.get_json("/api/v1/watch?tag=GROUP&recheck_all=1").await;
+    assert_eq!(body["status"], "OK, queued 1 watches for rechecking");
+    assert_eq!(app.run_checks().await.len(), 1);
     let (status, body) = app.get_json("/api/v1/watch?recheck_all=1").await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "OK, queued 2 watches for rechecking");

@@ -6,7 +6,7 @@ use crate::validate::{ApiContext, WatchCreate};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
 use changewatch_core::model::{PROCESSORS, is_valid_watch_url};
@@ -73,8 +73,29 @@ fn convert(value: &str, ty: &str) -> Result<Value, String> {
 async fn import(
     State(state): State<AppState>,
     Query(params): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    // Upstream defaults a missing Content-Type to text/plain, and its request validation
+    // refuses any other media type before the body is read.
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let mimetype = ct
+            .to_str()
+            .unwrap_or("")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if mimetype != "text/plain" {
+            return Err(ApiError::message(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Validation failed: Content for the following mimetype not found: {mimetype}. Valid mimetypes: ['text/plain']"
+                ),
+            ));
+        }
+    }
     let settings = state.settings().await?;
     let proxies = proxy_names(&settings);
     let browsers = settings.requests.extra_browser_backends();

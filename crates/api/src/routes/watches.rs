@@ -41,12 +41,32 @@ async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    let tags = state.tags().await?;
+    let tag_filter: Option<&str> = q.get("tag").map(|name| {
+        tags.iter()
+            .find(|(_, t)| t.title().eq_ignore_ascii_case(name.trim()))
+            .map_or("\u{0}no such tag", |(uuid, _)| uuid.as_str())
+    });
+    let with_errors = truthy(q.get("with_errors"));
+    // Whether a watch is in the listed set: the tag (by title, url_match_pattern included)
+    // and `with_errors` filters.
+    let listed = |watch: &Watch| {
+        if with_errors && !watch.last_error.is_set() {
+            return false;
+        }
+        tag_filter.is_none_or(|t| tags_for_watch(watch, &tags).iter().any(|(u, _)| *u == t))
+    };
     if truthy(q.get("recheck_all")) {
+        // Upstream rechecks the set it would have listed (never a paused watch).
+        let filtered = tag_filter.is_some() || with_errors;
         let now = state.now();
         let mut targets = Vec::new();
         state
             .store
             .list_each(&state.tenant, Kind::Watch, &mut |item| {
+                if filtered && !listed(&docs::decode::<Watch>(&item)?) {
+                    return Ok(());
+                }
                 targets.extend(recheck_target(&item, now)?);
                 Ok(())
             })
@@ -55,13 +75,6 @@ async fn list(
         targets.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         return recheck_all(&state, targets, true).await;
     }
-    let tags = state.tags().await?;
-    let tag_filter: Option<&str> = q.get("tag").map(|name| {
-        tags.iter()
-            .find(|(_, t)| t.title().eq_ignore_ascii_case(name.trim()))
-            .map_or("\u{0}no such tag", |(uuid, _)| uuid.as_str())
-    });
-    let with_errors = truthy(q.get("with_errors"));
     // One watch at a time, each entry serialized as soon as it is made: only the entries'
     // JSON is kept (a tree per entry was 3-4 times its size: ~15 MB more at 5,000 watches),
     // never every document.
@@ -74,18 +87,13 @@ async fn list(
         .store
         .list_each(&state.tenant, Kind::Watch, &mut |item| {
             let watch: Watch = docs::decode(&item)?;
-            if with_errors && !watch.last_error.is_set() {
+            if !listed(&watch) {
                 return Ok(());
             }
             let tag_uuids: Vec<String> = tags_for_watch(&watch, &tags)
                 .into_iter()
                 .map(|(u, _)| u.to_string())
                 .collect();
-            if let Some(t) = tag_filter
-                && !tag_uuids.iter().any(|u| u == t)
-            {
-                return Ok(());
-            }
             let history = history_info(&item);
             if has_template_markup(&watch.url) || has_template_markup(&watch.link_to_open) {
                 templated.push((item.key.id, watch, history, tag_uuids));
