@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test deps test-deps dashboard lint unit bench bench-socket bench-serve bench-aws-cost check fmt sam-build fuzz password-hash push-image \
+.PHONY: run test deps test-deps dashboard lint unit bench bench-socket bench-serve bench-browser bench-aws-cost chromium check fmt sam-build fuzz password-hash push-image \
   build-ApiFunction build-SchedulerFunction build-CheckerFunction build-NotifierFunction
 
 ## Run the product: embedded mode on http://localhost:5000 (data in ./data), the dashboard at /.
@@ -29,10 +29,7 @@ deps:
 ## the python-socketio client (the Socket.IO contract is checked from Python too), moto's
 ## server mode (the AWS emulator the aws adapters and functions are tested against),
 ## schemathesis (the API fuzz) and unshare + ip (the API fuzz runs without a route out).
-test-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing: chromium"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+test-deps: chromium
 	@python3 -c "import socketio, websocket, requests" 2>/dev/null || \
 	  python3 -m pip install -q "python-socketio[client]==5.*" websocket-client
 	@python3 -c "import moto.server, flask_cors" 2>/dev/null || \
@@ -42,6 +39,12 @@ test-deps:
 	@{ command -v unshare && command -v ip; } >/dev/null 2>&1 || { \
 	  echo "installing: util-linux iproute2"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux iproute2; }
+
+## Debian's Chromium: the browser tests' browser, and the one `serve` launches for browser checks.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing: chromium"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 ## The browser dashboard: npm packages from the lock file, then the esbuild bundle in dist/.
 dashboard:
@@ -92,6 +95,15 @@ bench-serve:
 	@"$(CDIO_VENV)/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("changedetection.io") != "$(CDIO_VERSION)")' 2>/dev/null || \
 	  { python3 -m venv "$(CDIO_VENV)" && "$(CDIO_VENV)/bin/pip" install -q "changedetection.io==$(CDIO_VERSION)"; }
 	CDIO_VENV="$(CDIO_VENV)" python3 bench/serve_compare.py
+
+## A browser check beside a plain one in the same release build: N watches of the same ~46 KB
+## page (one line of it written by a script) checked with fetch_backend html_requests, then
+## html_webdriver (the Chromium `serve` launches); wall time, CPU of the process tree (Chromium
+## included) per check, checks/s, peak RSS/PSS, browser ÷ plain (bench/browser_compare.py; N,
+## WORKERS, SETTLE, SCREENSHOT_MAX_HEIGHT, REPEAT change the run).
+bench-browser: chromium
+	$(CARGO) build --release --locked -p changewatch
+	python3 bench/browser_compare.py
 
 ## What a check costs in AWS mode: the release function binaries under the e2e suite's Lambda
 ## runtime against moto behind bench/aws_cost/pricing_proxy.py; $ per million checks per round.

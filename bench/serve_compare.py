@@ -13,12 +13,14 @@ server (a separate process, not measured), and driven through the same REST API 
 A round ends when every watch's `last_checked` is at or after the round's start (seconds);
 the driver first waits until the fixture has answered N requests, then polls the watch list
 twice a second, so the polling costs the servers a few list calls per round. For each round it
-prints the CPU time of the server's whole process tree (utime + stime of the server, its live
-descendants, and its reaped children) per check, checks per second (wall time), and the peak
-memory of the tree (sampled every 100 ms: the sum of RSS, and of PSS, which counts pages shared
-between the server and its sandbox children once). It also checks the work was real: after a
-round where k pages changed, k watches should have a new `last_changed` (a difference is
-printed as a warning and kept in the JSON as changed_seen / changed_expected).
+prints the CPU time of the server's whole process tree (utime + stime of the server and its
+live descendants, and of the children each of them has reaped) per check, checks per second
+(wall time), and the peak memory of the tree (sampled every 100 ms: the sum of RSS, and of
+PSS, which counts pages shared between the server and its sandbox children once). It also
+checks the work was real: after a round where k pages changed, k watches should have a new
+`last_changed` (a difference is printed as a warning and kept in the JSON as changed_seen /
+changed_expected). bench/browser_compare.py reuses the fixture, the measurements and the
+server start from here.
 
 Env: CW_BIN (target/release/changewatch), CDIO_VENV (/tmp/cdio-venv, made by the Makefile
 target), N (500), WORKERS (10), VALIDATORS (1: the fixture sends ETag and Last-Modified and
@@ -88,9 +90,13 @@ def page(i: int, version: int) -> bytes:
     return "".join(parts).encode()
 
 
-def fixture(port_out, versions, served, validators: bool, ready):
+def fixture(port_out, versions, served, validators: bool, ready, make_page=page, nodelay=False):
     """The page server (its own process, so its CPU is not the servers'). Pages are generated
-    once per (page, version) and kept."""
+    once per (page, version) by `make_page(i, version)` and kept; `served` counts the pages
+    answered (a request for anything else, such as an image, is a 404 and not counted).
+    `nodelay`: TCP_NODELAY on each connection. Without it (as this script has always run) a
+    reply's head and body are two writes, and Nagle holds the body's last segment until the
+    client's delayed ACK: ~40 ms of wall time per full page, no CPU."""
     cache = {}
     boot = formatdate(time.time() - 86400, usegmt=True)
 
@@ -100,16 +106,24 @@ def fixture(port_out, versions, served, validators: bool, ready):
         def log_message(self, *args):
             pass
 
+        def setup(self):
+            super().setup()
+            if nodelay:
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def do_GET(self):
             try:
                 i = int(self.path.strip("/").split("/")[-1])
             except ValueError:
-                self.send_error(404)
+                try:
+                    self.send_error(404)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # a browser that closed its page before this image's reply
                 return
             v = versions[i]
             body = cache.get((i, v))
             if body is None:
-                body = cache[(i, v)] = page(i, v)
+                body = cache[(i, v)] = make_page(i, v)
             etag = '"%s"' % hashlib.md5(body).hexdigest()[:16]
             with served.get_lock():
                 served.value += 1
@@ -162,18 +176,29 @@ def tree(pid: int) -> list:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of the tree, plus the root's reaped children."""
-    total = 0
+    """utime + stime of the tree, plus the children each process of it has reaped (cutime +
+    cstime): a sandbox child reaped by the server, and a grandchild reaped by its own parent
+    (Chromium's renderers, reaped by Chromium's processes, not by the server). A live process
+    is in no one's cutime, so nothing counts twice; only a process that leaves the tree alive
+    (re-parented to init) is lost."""
+    return sum(cpu_by(pid).values())
+
+
+def cpu_by(pid: int, group=lambda p, comm: comm) -> dict:
+    """`cpu_seconds` split by `group(pid, command name)` of the process that used the CPU or
+    reaped the one that did (by default the command name)."""
+    ticks = {}
     for p in tree(pid):
         try:
-            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+            stat = open(f"/proc/{p}/stat").read()
         except OSError:
             continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        f = stat.rsplit(")", 1)[1].split()
         # fields after the name: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14)
-        total += int(f[11]) + int(f[12])
-        if p == pid:
-            total += int(f[13]) + int(f[14])
-    return total / CLK_TCK
+        key = group(p, comm)
+        ticks[key] = ticks.get(key, 0) + int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+    return {key: t / CLK_TCK for key, t in ticks.items()}
 
 
 def breakdown(pid: int) -> list:
@@ -198,9 +223,10 @@ def breakdown(pid: int) -> list:
     return out
 
 
-def memory_kb(pid: int) -> tuple:
+def memory_kb(pid: int, pids=None) -> tuple:
+    """The sum of RSS and of PSS (kB) over the tree of `pid` (or over `pids`)."""
     rss = pss = 0
-    for p in tree(pid):
+    for p in (tree(pid) if pids is None else pids):
         try:
             for line in open(f"/proc/{p}/smaps_rollup"):
                 if line.startswith("Rss:"):
@@ -213,15 +239,31 @@ def memory_kb(pid: int) -> tuple:
 
 
 class Sampler(threading.Thread):
-    def __init__(self, pid):
+    """Every `interval` seconds (100 ms): the tree's RSS and PSS (peaks kept), and which
+    processes it holds (the most processes at once, and the most of each command name)."""
+
+    def __init__(self, pid, interval=0.1):
         super().__init__(daemon=True)
         self.pid, self.stop, self.peak_rss, self.peak_pss = pid, threading.Event(), 0, 0
+        self.interval = interval
+        self.peak_procs, self.peak_by_comm = 0, {}
 
     def run(self):
         while not self.stop.is_set():
-            rss, pss = memory_kb(self.pid)
+            pids = tree(self.pid)
+            rss, pss = memory_kb(self.pid, pids)
             self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
-            self.stop.wait(0.1)
+            self.peak_procs = max(self.peak_procs, len(pids))
+            by_comm = {}
+            for p in pids:
+                try:
+                    comm = open(f"/proc/{p}/comm").read().strip()
+                except OSError:
+                    continue
+                by_comm[comm] = by_comm.get(comm, 0) + 1
+            for comm, k in by_comm.items():
+                self.peak_by_comm[comm] = max(self.peak_by_comm.get(comm, 0), k)
+            self.stop.wait(self.interval)
 
 
 # ---- the servers --------------------------------------------------------------------------
@@ -235,11 +277,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, label, argv, env, work):
+    def __init__(self, label, argv, env, work, new_session=False):
+        """`new_session`: the server leads a session of its own, so every process it starts
+        can be found by its session id even if it leaves the tree (see `escaped`)."""
         self.label, self.work = label, work
         self.log = open(work / "server.log", "w")
         self.proc = subprocess.Popen(argv, env={**os.environ, **env}, stdout=subprocess.PIPE,
-                                     stderr=self.log, text=True, cwd=work)
+                                     stderr=self.log, text=True, cwd=work,
+                                     start_new_session=new_session)
         self.base = self.key = None
 
     def api(self, method, path, body=None, timeout=60):
@@ -261,12 +306,13 @@ class Server:
         self.log.close()
 
 
-def start_changewatch(label, binary, work, workers) -> Server:
+def start_changewatch(label, binary, work, workers, extra_env=None, new_session=False) -> Server:
     key = "bench-%d" % random.randrange(1 << 30)
     env = {"ALLOW_PRIVATE_ADDRESSES": "true", "API_ACCESS_TOKEN": key,
            "DATASTORE_PATH": str(work / "store"), "CHANGEDETECTION_HOST": "127.0.0.1",
-           "CHANGEDETECTION_PORT": "0", "FETCH_WORKERS": str(workers), "LOG_LEVEL": "warn"}
-    s = Server(label, [binary, "serve"], env, work)
+           "CHANGEDETECTION_PORT": "0", "FETCH_WORKERS": str(workers), "LOG_LEVEL": "warn",
+           **(extra_env or {})}
+    s = Server(label, [binary, "serve"], env, work, new_session=new_session)
     deadline = time.time() + 60
     while time.time() < deadline:
         line = s.proc.stdout.readline()
