@@ -28,7 +28,9 @@ deps:
 ## What only the tests need: Debian's Chromium (browser tests drive it with playwright-core),
 ## the python-socketio client (the Socket.IO contract is checked from Python too), moto's
 ## server mode (the AWS emulator the aws adapters and functions are tested against),
-## schemathesis (the API fuzz) and unshare + ip (the API fuzz runs without a route out).
+## schemathesis (the API fuzz), apprise at upstream's pin (notification bytes compared with
+## apprise's own), feedparser (the RSS feeds read as a reader would) and unshare + ip (the
+## API fuzz runs without a route out).
 test-deps: chromium
 	@python3 -c "import socketio, websocket, requests" 2>/dev/null || \
 	  python3 -m pip install -q "python-socketio[client]==5.*" websocket-client
@@ -36,6 +38,10 @@ test-deps: chromium
 	  python3 -m pip install -q "moto[server]==5.*"
 	@python3 -c "import schemathesis" 2>/dev/null || \
 	  python3 -m pip install -q "schemathesis==4.*"
+	@python3 -c "import apprise; assert apprise.__version__ == '2.0.1'" 2>/dev/null || \
+	  python3 -m pip install -q "apprise==2.0.1"
+	@python3 -c "import feedparser" 2>/dev/null || \
+	  python3 -m pip install -q "feedparser==6.*"
 	@{ command -v unshare && command -v ip; } >/dev/null 2>&1 || { \
 	  echo "installing: util-linux iproute2"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux iproute2; }
