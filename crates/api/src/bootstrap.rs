@@ -1,9 +1,11 @@
-//! First start: settings with a generated API key, shown in the log so the user can use it.
+//! First start: settings with a generated API key, shown in the log so the user can use it, and
+//! an RSS token (made at any start that finds none, as upstream).
 //!
 //! The key is logged once, when it is generated: logs are copied to places (journald,
 //! CloudWatch, support tickets) that must not hold a working credential on every restart. A key
 //! fixed by `API_ACCESS_TOKEN` is the operator's own and is never logged.
 
+use changewatch_core::model::new_token_hex;
 use changewatch_engine::docs::update_settings;
 use changewatch_store::{StoreError, WatchStore};
 use tracing::info;
@@ -24,7 +26,18 @@ pub async fn ensure_settings(
         let wanted = token_override
             .map(str::to_string)
             .or_else(|| settings.application.api_access_token.clone());
-        let write = !existed || wanted != settings.application.api_access_token;
+        let mut write = !existed || wanted != settings.application.api_access_token;
+        // Upstream makes sure of an RSS token at every start (a backup or an older store may
+        // have none): the feeds refuse everyone without one.
+        if settings
+            .application
+            .rss_access_token
+            .as_deref()
+            .is_none_or(str::is_empty)
+        {
+            settings.application.rss_access_token = Some(new_token_hex());
+            write = true;
+        }
         if !existed && let Some(t) = default_timeout_secs {
             settings.requests.timeout = t.max(1) as i64;
         }

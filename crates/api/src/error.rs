@@ -21,6 +21,9 @@ pub enum ApiError {
     /// `{"message": ...}` (`abort(code, message=...)` upstream).
     #[error("{1}")]
     Message(StatusCode, String),
+    /// A plain-text body (upstream's RSS feeds answer their errors as bare strings).
+    #[error("{1}")]
+    Plain(StatusCode, String),
     /// Flask's HTML 404.
     #[error("not found")]
     NoRoute,
@@ -82,6 +85,14 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Text(code, s) => json_string(code, &s),
             ApiError::Message(code, s) => json_response(code, &serde_json::json!({ "message": s })),
+            ApiError::Plain(code, s) => {
+                let mut resp = (code, s).into_response();
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                resp
+            }
             ApiError::NoRoute => {
                 let mut resp = (StatusCode::NOT_FOUND, FLASK_404).into_response();
                 resp.headers_mut().insert(

@@ -19,7 +19,8 @@
 //! - `routes::*`: the endpoints, one module per resource: `watches`, `history` (snapshots and
 //!   differences), `tags`, `search`, `notifications`, `import`, `system` (systeminfo and the
 //!   OpenAPI document), `ops` (worker-health, queue-status, queue.json), `ui` (the dashboard's
-//!   session, watch rows, bulk operations and settings).
+//!   session, watch rows, bulk operations and settings), `rss` (upstream's feeds of unviewed
+//!   changes, behind the settings' `rss_access_token`).
 
 pub mod apprise;
 pub mod auth;
@@ -39,6 +40,7 @@ mod routes {
     pub mod import;
     pub mod notifications;
     pub mod ops;
+    pub mod rss;
     pub mod search;
     pub mod system;
     pub mod tags;
@@ -87,6 +89,7 @@ pub fn routes(state: AppState) -> Router {
             )),
         )
         .merge(routes::ui::routes(state.clone()))
+        .merge(routes::rss::routes())
         .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))
         .with_state(state)
 }

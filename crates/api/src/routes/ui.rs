@@ -322,7 +322,9 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
     }
     // In id order, as the list always came.
     rows.sort_by(|a, b| a.uuid.cmp(&b.uuid));
-    let settings_ui = state.settings().await?.application.ui;
+    let settings = state.settings().await?;
+    let rss_token = settings.application.rss_access_token.unwrap_or_default();
+    let settings_ui = settings.application.ui;
     let tags: Vec<Value> = state
         .tags()
         .await?
@@ -348,6 +350,7 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
             "count_errors": stats.count_errors,
             "unread_changes_count": stats.unread_changes_count,
             "use_page_title_in_list": settings_ui.use_page_title_in_list,
+            "rss_access_token": rss_token,
         }),
     ))
 }
@@ -429,6 +432,10 @@ fn settings_view(s: &Settings) -> Value {
         "api_access_token": a.api_access_token.clone().unwrap_or_default(),
         "api_access_token_enabled": a.api_access_token_enabled,
         "password_set": a.password.is_set(),
+        "rss_access_token": a.rss_access_token.clone().unwrap_or_default(),
+        "rss_content_format": a.rss_content_format,
+        "rss_diff_length": a.rss_diff_length,
+        "rss_hide_muted_watches": a.rss_hide_muted_watches,
     })
 }
 
@@ -475,6 +482,8 @@ fn text(v: &Value, field: &str) -> Result<String, ApiError> {
 }
 
 const NOTIFICATION_FORMATS: [&str; 4] = ["text", "html", "htmlcolor", "markdown"];
+/// Upstream's RSS formats: the notification formats without markdown.
+const RSS_FORMATS: [&str; 3] = ["text", "html", "htmlcolor"];
 
 /// Validates the whole body before anything is written, so a bad field changes nothing.
 fn apply_settings(s: &mut Settings, body: &Map<String, Value>) -> Result<(), ApiError> {
@@ -595,6 +604,29 @@ fn apply_settings(s: &mut Settings, body: &Map<String, Value>) -> Result<(), Api
                     )));
                 }
                 s.application.notification_format = f;
+            }
+            "rss_content_format" => {
+                let f = text(v, k)?;
+                if !RSS_FORMATS.contains(&f.as_str()) {
+                    return Err(bad(format!(
+                        "rss_content_format: must be one of {}",
+                        RSS_FORMATS.join(", ")
+                    )));
+                }
+                s.application.rss_content_format = f;
+            }
+            "rss_diff_length" => {
+                s.application.rss_diff_length = v
+                    .as_i64()
+                    .filter(|n| (0..=1000).contains(n))
+                    .ok_or_else(|| {
+                        bad("rss_diff_length: must be a whole number from 0 (all) to 1000")
+                    })?;
+            }
+            "rss_hide_muted_watches" => {
+                s.application.rss_hide_muted_watches = v
+                    .as_bool()
+                    .ok_or_else(|| bad("rss_hide_muted_watches: must be true or false"))?;
             }
             "api_access_token_enabled" => {
                 s.application.api_access_token_enabled = v
