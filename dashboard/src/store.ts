@@ -147,6 +147,8 @@ export class WatchStore {
   loaded = false;
   /** The settings' `ui.use_page_title_in_list`, from the last list. */
   usePageTitle = true;
+  /** The RSS token from the last list load ('' until then). */
+  rssToken = '';
 
   private listeners = new Set<Listener>();
   private inflight: Promise<void> | null = null;
@@ -218,6 +220,7 @@ export class WatchStore {
       .filter((t) => t && typeof t.uuid === 'string')
       .map((t) => ({ uuid: t.uuid, title: typeof t.title === 'string' ? t.title : '' }));
     this.usePageTitle = data.use_page_title_in_list !== false;
+    this.rssToken = typeof data.rss_access_token === 'string' ? data.rss_access_token : '';
     this.counters = {
       queue_size: num(data.queue_size),
       checking_now: num(data.checking_now),

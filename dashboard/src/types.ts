@@ -55,6 +55,8 @@ export interface WatchListResponse {
   unread_changes_count: number;
   /** The settings' `ui.use_page_title_in_list`. */
   use_page_title_in_list: boolean;
+  /** The settings' `rss_access_token`, for the feed links. */
+  rss_access_token?: string;
 }
 
 export interface TimeBetweenCheck {
@@ -169,6 +171,13 @@ export interface UiSettings {
   notification_format: string;
   api_access_token: string;
   api_access_token_enabled: boolean;
+  /** `?token=` of the RSS feeds (read-only here). */
+  rss_access_token?: string;
+  /** text | html | htmlcolor: how a feed item shows its change. */
+  rss_content_format?: string;
+  /** Changes in a watch's feed (0: all). */
+  rss_diff_length?: number;
+  rss_hide_muted_watches?: boolean;
   /** Proxies the checks may go through (upstream's `requests.extra_proxies`). */
   extra_proxies: { proxy_name: string; proxy_url: string }[];
   /** Remote Chromes watches may fetch with, as `extra_browser_<name>` (upstream's `requests.extra_browsers`). */
@@ -188,7 +197,7 @@ export interface UiSettings {
 
 /** The writable part of the settings (PUT /ui/settings takes any subset). */
 export type UiSettingsUpdate = Partial<
-  Omit<UiSettings, 'api_access_token' | 'password_set' | 'password_fixed' | 'password_required' | 'api_key_fixed' | 'proxy_choices'>
+  Omit<UiSettings, 'api_access_token' | 'rss_access_token' | 'password_set' | 'password_fixed' | 'password_required' | 'api_key_fixed' | 'proxy_choices'>
 >;
 
 /** Bulk operations of the bulk bar (socket `checkbox-operation` / POST /ui/checkbox-operations). */

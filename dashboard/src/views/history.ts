@@ -6,6 +6,7 @@ import { checkbox, externalLink, h, replace, sanitizeDiffHtml, select } from '..
 import type { View } from '../router';
 import { displayName, store } from '../store';
 import { screenshotPanel } from '../screenshot';
+import { feedUrl } from '../rss';
 import { formatDate } from '../time';
 import { toastError } from '../toast';
 import { DIFF_FORMATS, type DiffFormat } from '../types';
@@ -35,6 +36,22 @@ export const historyView: View = ({ root, route, signal }) => {
   const shot = screenshotPanel(uuid, signal);
   root.append(h('div', { class: 'page-head' }, h('h1', null, 'History: ', title), links), controls, info, output, shot.el);
 
+  // This watch's feed of changes (upstream shows it on the watch's page).
+  const addFeedLink = (): void => {
+    const link = (token: string): void => {
+      const url = feedUrl(`/rss/watch/${uuid}`, token);
+      if (url && !signal.aborted) links.append(h('a', { href: url, class: 'feed-link', id: 'rss-watch-feed' }, 'RSS'));
+    };
+    if (store.rssToken) {
+      link(store.rssToken);
+      return;
+    }
+    api
+      .getSettings(signal)
+      .then((s) => link(s.rss_access_token ?? ''))
+      .catch(() => undefined);
+  };
+
   // The user is looking at the changes now.
   api
     .markViewed(uuid)
@@ -53,6 +70,7 @@ export const historyView: View = ({ root, route, signal }) => {
         h('a', { href: `#/preview/${uuid}` }, 'Preview'),
         h('a', { href: `#/edit/${uuid}` }, 'Edit'),
       );
+      addFeedLink();
       setup(timestamps);
     })
     .catch((err: unknown) => {

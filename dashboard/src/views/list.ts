@@ -5,6 +5,7 @@ import * as api from '../api';
 import { externalLink, h, replace, select, setText } from '../dom';
 import { NOTIFICATION_LOG_HASH } from '../notify';
 import { bulkOperation, deleteWatch, rowOperation, tagUuidForTitle } from '../ops';
+import { feedUrl } from '../rss';
 import { navigate, type View } from '../router';
 import { isConnected } from '../socket';
 import { displayName, store, type StoreEvent } from '../store';
@@ -208,7 +209,8 @@ export const listView: View = ({ root, signal }) => {
     filters.page = 1;
     renderTable();
   });
-  const toolbar = h('div', { class: 'toolbar' }, tabs, search);
+  const feedLink = h('a', { class: 'feed-link', id: 'rss-feed-link', hidden: true }, 'RSS');
+  const toolbar = h('div', { class: 'toolbar' }, tabs, search, feedLink);
 
   // --- bulk bar ---------------------------------------------------------------------------
   const bulkCount = h('span', { class: 'bulk-count' });
@@ -541,6 +543,11 @@ export const listView: View = ({ root, signal }) => {
       );
     replace(tabs, tab('', 'All'), store.tags.map((t) => tab(t.uuid, t.title || '(untitled)')));
     tabs.hidden = store.tags.length === 0;
+    // The feed of unviewed changes, of the chosen tag when there is one (upstream's list icon).
+    const feed = feedUrl('/rss', store.rssToken, filters.tag ? { tag: filters.tag } : {});
+    feedLink.hidden = feed === '';
+    if (feed) feedLink.setAttribute('href', feed);
+    feedLink.title = filters.tag ? 'RSS feed of unviewed changes in this tag' : 'RSS feed of unviewed changes';
     replace(
       tagList,
       store.tags.map((t) => h('option', { value: t.title })),

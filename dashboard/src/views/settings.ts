@@ -3,6 +3,7 @@
 // password. The notification log is its sub-page (views/notifications.ts).
 
 import * as api from '../api';
+import { feedUrl } from '../rss';
 import { checkbox, field, h, linesToList, listToLines, replace, select } from '../dom';
 import { NOTIFICATION_LOG_HASH, testNotificationControl } from '../notify';
 import type { View } from '../router';
@@ -284,6 +285,22 @@ export const settingsView: View = ({ root, signal }) => {
       h('div', { class: 'api-key-row' }, keyText, copy, regen),
     );
 
+    // --- RSS --------------------------------------------------------------------------------
+    const rssToken = current.rss_access_token ?? '';
+    const rssFeed = feedUrl('/rss', rssToken);
+    const rssSection = h(
+      'section',
+      { class: 'card', id: 'rss-settings' },
+      h('h2', null, 'RSS'),
+      h(
+        'p',
+        { class: 'hint' },
+        'Feed readers open the feeds with this token (?token=): all unviewed changes, a tag\'s (link on the list page) or a watch\'s (link on its history page).',
+      ),
+      h('div', { class: 'api-key-row' }, h('code', { id: 'rss-token', class: 'api-key' }, rssToken)),
+      rssFeed ? h('p', null, h('a', { href: rssFeed, class: 'feed-link' }, 'Feed of all unviewed changes')) : null,
+    );
+
     // --- password ------------------------------------------------------------------------
     const pwState = h('p', { class: 'hint' });
     const pwInput = h('input', {
@@ -348,6 +365,7 @@ export const settingsView: View = ({ root, signal }) => {
       ),
       form,
       apiSection,
+      rssSection,
       pwSection,
     );
   }
