@@ -26,7 +26,7 @@ fn page(price: u32) -> String {
 
 /// Parses a feed with feedparser: `{bozo, title, entries: [{title, link, id, summary, tags}]}`.
 fn parse_feed(xml: &str) -> Value {
-    testkit::setup::require_python_modules(&["feedparser"], "feedparser==6.0.11");
+    testkit::setup::require_python_modules(&["feedparser"], "feedparser==6.0.14");
     const SCRIPT: &str = r#"
 import json, sys, feedparser
 d = feedparser.parse(sys.stdin.buffer.read())
