@@ -14,7 +14,10 @@ pub enum StreamType {
     /// Other XML: kept as source, filterable with XPath.
     Xml,
     Text,
-    /// PDF and other binary replies: represented by their checksum, not their bytes.
+    /// PDF: its text, through [`crate::pdf`], processed as HTML.
+    Pdf,
+    /// Other binary replies (images, audio, video, octet streams): represented by their
+    /// checksum, not their bytes.
     Binary,
 }
 
@@ -59,7 +62,7 @@ pub fn guess_stream_type(content_type: &str, raw: &[u8]) -> StreamType {
     let mime = ct.split(';').next().unwrap_or("").trim();
 
     if ct.contains("pdf") || head.starts_with("%pdf-") {
-        return StreamType::Binary;
+        return StreamType::Pdf;
     }
     if ct.starts_with("image/")
         || ct.starts_with("audio/")
@@ -153,8 +156,9 @@ mod tests {
             ("application/atom+xml", b"<feed>", Rss),
             ("text/xml", b"<?xml version=\"1.0\"?><catalog/>", Xml),
             ("", b"<?xml version=\"1.0\"?><catalog/>", Xml),
-            ("application/pdf", b"%PDF-1.7", Binary),
-            ("", b"%PDF-1.4 ...", Binary),
+            ("application/pdf", b"%PDF-1.7", Pdf),
+            ("", b"%PDF-1.4 ...", Pdf),
+            ("application/octet-stream", b"%PDF-1.4 ...", Pdf),
             ("image/png", b"\x89PNG\r\n", Binary),
             ("", b"[1,2,3]", Json),
             ("", b"plain words", Text),

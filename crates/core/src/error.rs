@@ -25,6 +25,9 @@ pub enum CheckError {
     Filter(#[from] FilterError),
     #[error(transparent)]
     Rule(#[from] RuleError),
+    /// A PDF reply whose text could not be read (malformed, encrypted, over its limits).
+    #[error("the PDF could not be read: {0}")]
+    Pdf(String),
     /// The processing task died (a panic in a dependency); reported, never swallowed.
     #[error("{0}")]
     Internal(String),
@@ -61,6 +64,7 @@ impl CheckError {
             }
             CheckError::Filter(e) => format!("Exception: {e}"),
             CheckError::Rule(e) => format!("Exception: {e}"),
+            CheckError::Pdf(_) => format!("Exception: {self}"),
             CheckError::Internal(e) => format!("Worker error: {e}"),
             CheckError::Processor(e) => e.clone(),
             CheckError::Deadline { .. } => format!("Exception: {self}"),

@@ -7,7 +7,8 @@
 //! - [`ssrf`]: which resolved addresses a fetch may connect to.
 //! - [`fetch`]: the HTTP fetcher (redirects, limits, timeouts, guard on every hop).
 //! - [`charset`]: bytes to text (header, BOM, XML declaration, meta, detection).
-//! - [`content`]: what kind of document a reply is (HTML, JSON, feed, XML, text, binary).
+//! - [`content`]: what kind of document a reply is (HTML, JSON, feed, XML, text, PDF, binary).
+//! - [`pdf`]: a PDF's text as the HTML upstream's `pdftohtml` step gives, plus its checksum line.
 //! - [`filters`]: subtractive selectors and include filters (CSS, XPath, JSONPath, jq).
 //! - [`html_text`]: HTML to the plain text that is stored and compared.
 //! - [`text_rules`]: ignore / trigger / extract / sort / dedupe rules and the checksum.
@@ -33,6 +34,7 @@ pub mod fetch;
 pub mod filters;
 pub mod html_text;
 pub mod model;
+pub mod pdf;
 pub mod pipeline;
 pub mod reuse;
 pub mod schedule;

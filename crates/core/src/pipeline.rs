@@ -1,7 +1,7 @@
 //! The text_json_diff processor: from a fetched page to the text to store and the change verdict.
 //!
 //! Order of operations is upstream's (contract §4.3 step 4), because users' filter setups depend
-//! on it: stream-type sniff → JSON normalising → subtractive selectors → include filters → HTML to
+//! on it: stream-type sniff → PDF to HTML ([`crate::pdf`]) → JSON normalising → subtractive selectors → include filters → HTML to
 //! text → trim → added/removed/replaced-only diff filter → empty-text check → ignore text (kept
 //! aside for the checksum) → extract lines → extract text → dedupe → sort → md5 → trigger /
 //! should-not-be-present → changed or not → unique-lines check.
@@ -20,6 +20,7 @@ use crate::error::CheckError;
 use crate::fetch::FetchedPage;
 use crate::filters::{self, ContentKind};
 use crate::html_text::{self, TextOptions};
+use crate::pdf;
 use crate::text_rules::{self, LinePattern};
 
 /// The watch settings the processor reads, already merged with the watch's tags and the global
@@ -158,20 +159,22 @@ pub fn process(
         .content_type
         .as_deref()
         .unwrap_or(content::DEFAULT_CONTENT_TYPE);
-    let stream_type = guess(settings, content_type, page);
-    let title = if stream_type == StreamType::Html {
+    let detected = guess(settings, content_type, page);
+    let title = if detected == StreamType::Html {
         html_text::page_title(&page.text)
     } else {
         None
     };
 
     // --- preprocessing ---------------------------------------------------------------------
-    let mut content = match stream_type {
+    let mut content = match detected {
         StreamType::Binary => format!(
             "Document checksum - {:X} Original file size - {} bytes",
             md5::compute(&page.raw),
             page.raw.len()
         ),
+        // Upstream's path: the PDF as HTML (with its checksum paragraph), then as any page.
+        StreamType::Pdf => pdf::pdf_to_html(&page.raw, pdf::PdfLimits::for_len(page.raw.len()))?,
         // Sorted keys, two-space indent: a server reordering keys is not a change. A reply that
         // claims JSON but does not parse is kept as it is.
         StreamType::Json if !has_json_filter(settings) => {
@@ -180,6 +183,11 @@ pub fn process(
         // Upstream's fix for `$<!-- -->90<!-- -->.74` style price obfuscation.
         StreamType::Html => page.text.replace("<!-- -->", ""),
         _ => page.text.clone(),
+    };
+    // From here on a PDF is its HTML.
+    let stream_type = match detected {
+        StreamType::Pdf => StreamType::Html,
+        t => t,
     };
 
     // --- filters and text extraction ---------------------------------------------------------
@@ -258,7 +266,7 @@ pub fn process(
                 triggered_text: Vec::new(),
                 text_before_filters,
                 title,
-                stream_type,
+                stream_type: detected,
             });
         }
         text = rendered;
@@ -354,7 +362,7 @@ pub fn process(
         triggered_text,
         text_before_filters,
         title,
-        stream_type,
+        stream_type: detected,
     })
 }
 
@@ -416,6 +424,7 @@ fn content_kind(t: StreamType) -> ContentKind {
         StreamType::Html => ContentKind::Html,
         StreamType::Rss | StreamType::Xml => ContentKind::Xml,
         StreamType::Json => ContentKind::Json,
+        StreamType::Pdf => ContentKind::Html,
         StreamType::Text | StreamType::Binary => ContentKind::Text,
     }
 }

@@ -511,9 +511,21 @@ fn source_mode_keeps_markup() {
 
 #[test]
 fn binary_reply_is_represented_by_its_checksum() {
-    let body = b"%PDF-1.4 binary \x00\x01 stuff".to_vec();
+    let body = b"\x89PNG\r\n\x1a\n binary \x00\x01 stuff".to_vec();
     let want = format!(
         "Document checksum - {:X} Original file size - {} bytes",
+        md5::compute(&body),
+        body.len()
+    );
+    let out = first(&page("image/png", body), &ProcessorSettings::default());
+    assert_eq!(out.text, want);
+}
+
+#[test]
+fn pdf_reply_is_its_text_and_upstreams_checksum_line() {
+    let body = testkit::pdf::document(&[&["Menu", "Soup 4.50"]]);
+    let want = format!(
+        "Menu\nSoup 4.50\n\nAdded by changedetection.io: Document checksum - {:X} Original file size - {} bytes",
         md5::compute(&body),
         body.len()
     );
@@ -521,7 +533,16 @@ fn binary_reply_is_represented_by_its_checksum() {
         &page("application/pdf", body),
         &ProcessorSettings::default(),
     );
-    assert_eq!(out.text, want);
+    assert_eq!(out.stream_type, StreamType::Pdf);
+    assert_eq!(out.text.trim(), want);
+    // Filters see the pdftohtml-like markup.
+    let filtered = ProcessorSettings {
+        include_filters: vec!["#page1-div".into()],
+        ..ProcessorSettings::default()
+    };
+    let body = testkit::pdf::document(&[&["Menu", "Soup 4.50"]]);
+    let out = first(&page("application/pdf", body), &filtered);
+    assert_eq!(out.text.trim(), "Menu\nSoup 4.50");
 }
 
 // --- hostile pages and rules: bounded, and the watch's error rather than a wedged worker ------

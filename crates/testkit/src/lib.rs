@@ -13,6 +13,7 @@
 //!   optional credentials, recording what they were asked for.
 //! - [`chrome::RemoteChrome`]: a headless Chromium with its DevTools port open, as the remote
 //!   browser `PLAYWRIGHT_DRIVER_URL` or an extra browser names.
+//! - [`pdf::document`]: a small valid PDF with given lines of text per page, for PDF watches.
 //! - [`on_small_stack`]: runs a closure with a tokio blocking thread's stack.
 //! - [`setup`]: one-line failures naming what `make test` would have installed.
 
@@ -20,6 +21,7 @@ pub mod capture;
 pub mod chrome;
 pub mod moto;
 pub mod multipart;
+pub mod pdf;
 pub mod proxy;
 pub mod setup;
 pub mod smtp;
