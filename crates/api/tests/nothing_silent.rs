@@ -335,17 +335,15 @@ fn table(c: &Ctx) -> Vec<(String, Verdict)> {
                 proof: "crates/core/src/schedule.rs::tests::overdue_outside_window_waits_for_the_next_opening (engine timing::window_for)",
             },
         ),
-        refused(
+        acts(
             "conditions",
             json!([{"field": "page_filtered_text", "operator": "contains_regex", "value": "x"}]),
-            "[{'field': 'page_filtered_text'",
-            json!([]),
+            "crates/api/tests/conditions.rs::a_number_crossing_the_condition_is_reported_and_notified_only_below",
         ),
-        refused(
+        acts(
             "conditions_match_logic",
             json!("ANY"),
-            "'ANY'",
-            json!("ALL"),
+            "crates/api/tests/conditions.rs::a_number_crossing_the_condition_is_reported_and_notified_only_below (ANY), crates/core/src/conditions.rs::tests::numbers_compare_as_upstream_and_all_or_any_join",
         ),
         refused(
             "llm_intent",

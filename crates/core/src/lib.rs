@@ -26,6 +26,7 @@ pub mod budget;
 pub mod charset;
 pub mod check;
 pub mod clock;
+pub mod conditions;
 pub mod config;
 pub mod content;
 pub mod diff;

@@ -4,7 +4,7 @@
 //! on it: stream-type sniff → PDF to HTML ([`crate::pdf`]) → JSON normalising → subtractive selectors → include filters → HTML to
 //! text → trim → added/removed/replaced-only diff filter → empty-text check → ignore text (kept
 //! aside for the checksum) → extract lines → extract text → dedupe → sort → md5 → trigger /
-//! should-not-be-present → changed or not → unique-lines check.
+//! should-not-be-present / conditions ([`crate::conditions`]) → changed or not → unique-lines check.
 //!
 //! [`process`] is synchronous and CPU-bound (a 1 MB page takes milliseconds to tens of
 //! milliseconds); async callers run it on a blocking thread.
@@ -51,6 +51,12 @@ pub struct ProcessorSettings {
     pub source_mode: bool,
     /// Allow jq builtins that read the environment or files (`JQ_ALLOW_RISKY_EXPRESSIONS`).
     pub jq_allow_risky: bool,
+    /// The watch's conditions rules ([`crate::conditions`]); left out of the serialised
+    /// settings (the reuse fingerprint) when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<crate::model::Condition>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub conditions_match_logic: String,
 }
 
 impl Default for ProcessorSettings {
@@ -76,6 +82,8 @@ impl Default for ProcessorSettings {
             render_anchor_tag_content: false,
             source_mode: false,
             jq_allow_risky: false,
+            conditions: Vec::new(),
+            conditions_match_logic: String::new(),
         }
     }
 }
@@ -104,6 +112,8 @@ pub struct PreviousState {
     /// Every line of every stored snapshot, for `check_unique_lines` (whitespace-squeezed when
     /// `ignore_whitespace` is on; see [`history_line_key`]).
     pub history_lines: Option<Arc<HashSet<String>>>,
+    /// The newest snapshot's text, needed only by the conditions' Levenshtein fields.
+    pub last_snapshot: Option<String>,
 }
 
 /// The verdict of one check.
@@ -113,7 +123,8 @@ pub enum ChangeStatus {
     Baseline,
     Changed,
     Unchanged,
-    /// Trigger text absent or forbidden text present: no change is recorded, whatever the text.
+    /// Trigger text absent, forbidden text present or conditions not met: no change is
+    /// recorded, whatever the text.
     Blocked,
 }
 
@@ -333,6 +344,17 @@ pub fn process(
     let mut blocked = !triggers.is_empty() && triggered_text.is_empty();
     let forbidden = LinePattern::parse_all(&settings.text_should_not_be_present)?;
     if !forbidden.is_empty() && !text_rules::matching_lines(&text, &forbidden)?.is_empty() {
+        blocked = true;
+    }
+    // Conditions, on the text to store (upstream: after the checksum, beside the triggers).
+    if !blocked
+        && !crate::conditions::holds(
+            &settings.conditions,
+            &settings.conditions_match_logic,
+            &text,
+            previous.last_snapshot.as_deref(),
+        )?
+    {
         blocked = true;
     }
 

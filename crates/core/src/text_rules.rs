@@ -76,7 +76,7 @@ impl RuleError {
         }
     }
 
-    fn runtime(rule: &str, error: &fancy_regex::Error) -> Self {
+    pub(crate) fn runtime(rule: &str, error: &fancy_regex::Error) -> Self {
         let reason = match error {
             fancy_regex::Error::RuntimeError(fancy_regex::RuntimeError::BacktrackLimitExceeded) => {
                 format!(
@@ -116,7 +116,7 @@ pub fn perl_style_regex(rule: &str) -> Option<(String, String)> {
     Some((pattern.to_string(), flags))
 }
 
-fn compile(rule: &str, pattern: &str, flags: &str) -> Result<Regex, RuleError> {
+pub(crate) fn compile(rule: &str, pattern: &str, flags: &str) -> Result<Regex, RuleError> {
     // Python flags that have a Rust equivalent; `a`, `u` and `L` only change character classes
     // and are dropped rather than refused.
     let inline: String = flags

@@ -472,6 +472,7 @@ impl Checker {
             Some(budget) => budget.enter().await,
             None => PageHold::unbounded(),
         };
+        let has_conditions = !rules.conditions.is_empty();
         let work = async {
             if let Err(e) = rendered {
                 return Ok(Err(e));
@@ -528,6 +529,12 @@ impl Checker {
             }
             None => work.await?,
         };
+        if let Ok(Checked::Processed(r)) = &result
+            && r.processed.status == ChangeStatus::Blocked
+            && has_conditions
+        {
+            debug!(watch_id = %key.id, "blocked: trigger text, forbidden text or conditions");
+        }
 
         let muted = watch.notification_muted || settings.application.all_muted;
         let can_notify = self.notify.is_some()
@@ -828,6 +835,14 @@ impl Checker {
                 None
             },
             history_lines,
+            last_snapshot: match history.newest {
+                Some(ts)
+                    if changewatch_core::conditions::needs_previous_text(&rules.conditions) =>
+                {
+                    self.store.snapshot_text(key, ts).await?
+                }
+                _ => None,
+            },
         })
     }
 

@@ -73,6 +73,8 @@ struct WirePrevious {
     has_history: bool,
     text_before_filters: Option<String>,
     history_lines: Option<Vec<String>>,
+    #[serde(default)]
+    last_snapshot: Option<String>,
 }
 
 /// The frame of a processing request, written straight from the caller's page: the same
@@ -112,6 +114,7 @@ pub(crate) fn process_frame(
             has_history: previous.has_history,
             text_before_filters: previous.text_before_filters.as_deref(),
             history_lines,
+            last_snapshot: previous.last_snapshot.as_deref(),
         },
     });
     // Base64 is 4/3 of its input; the rest of the frame is small next to the page.
@@ -272,6 +275,7 @@ struct WirePreviousRef<'a> {
     has_history: bool,
     text_before_filters: Option<&'a str>,
     history_lines: Option<Vec<&'a str>>,
+    last_snapshot: Option<&'a str>,
 }
 
 /// Bytes written as a base64 JSON string without an intermediate `String`.
@@ -321,6 +325,7 @@ impl ProcessInput {
                 .previous
                 .history_lines
                 .map(|lines| Arc::new(lines.into_iter().collect::<HashSet<_>>())),
+            last_snapshot: self.previous.last_snapshot,
         };
         Ok((page, self.settings, previous))
     }
@@ -454,6 +459,7 @@ mod tests {
             has_history: true,
             text_before_filters: Some("before\u{0}".into()),
             history_lines: Some(Arc::new(["x".to_string(), "y".to_string()].into())),
+            last_snapshot: Some("newest".into()),
         };
         let settings = ProcessorSettings::default();
         let frame = process_frame(&page, &settings, &previous).unwrap();
@@ -473,6 +479,7 @@ mod tests {
         );
         assert_eq!(back.content_type, page.content_type);
         assert_eq!(prev.md5.as_deref(), Some("abc"));
+        assert_eq!(prev.last_snapshot.as_deref(), Some("newest"));
         assert_eq!(prev.text_before_filters.as_deref(), Some("before\u{0}"));
         assert_eq!(prev.history_lines.unwrap().len(), 2);
     }

@@ -690,7 +690,7 @@ fn unsupported_defaults() -> Value {
         "tag": "", "track_ldjson_price_data": null, "processor": "text_json_diff",
         "in_stock_only": true, "follow_price_changes": true,
         "price_change_threshold_percent": null,
-        "conditions": [], "conditions_match_logic": "ALL", "llm_intent": "",
+        "llm_intent": "",
         "llm_change_summary": "", "llm_change_summary_mode": "replace",
         "processor_config_restock_diff": {}, "llm_backend_profile": true,
     })
@@ -767,12 +767,6 @@ fn fields_stored_but_not_acted_on_take_only_their_defaults() {
              implemented (accepted: None)",
         ),
         (
-            "conditions_match_logic",
-            json!("ANY"),
-            "conditions_match_logic: 'ANY' is not supported: the conditions rule engine is not \
-             implemented (accepted: 'ALL')",
-        ),
-        (
             "llm_change_summary_mode",
             json!("append"),
             "llm_change_summary_mode: 'append' is not supported: changewatch has no LLM features \
@@ -835,11 +829,72 @@ fn legacy_tag_names_act_on_create_only() {
     // A watch stored with a value nothing acts on (before these checks existed) is not taken
     // back as it is: the GET -> PUT round trip names the field to clear.
     let mut w = Watch::new("https://example.com/");
-    w.conditions = vec![Condition {
-        field: "page_filtered_text".into(),
-        operator: "contains".into(),
-        value: "x".into(),
-    }];
+    w.llm_intent = "prices".into();
     let view = w.api_view(&HistoryInfo::new(0, None), &[], &no_render);
-    assert!(err_text(put(&mut w, view)).starts_with("conditions: [{'field': 'page_filtered_text'"));
+    assert!(err_text(put(&mut w, view)).starts_with("llm_intent: 'prices'"));
+}
+
+#[test]
+fn conditions_are_checked_when_saved_and_refused_on_tags() {
+    let url = "https://example.com/";
+    let rule = |f: &str, o: &str, v: &str| json!({"field": f, "operator": o, "value": v});
+    let ok = json!([rule("extracted_number", "<", "100"), rule("", "", "")]);
+    let c = post(json!({"url": url, "conditions": ok, "conditions_match_logic": "ANY"})).unwrap();
+    assert_eq!(c.watch.conditions.len(), 2);
+    assert_eq!(c.watch.conditions_match_logic, "ANY");
+    let mut w = Watch::new(url);
+    put(
+        &mut w,
+        json!({"conditions": [rule("word_count", ">=", "3")]}),
+    )
+    .unwrap();
+    assert_eq!(w.conditions[0].field, "word_count");
+    for (rules, want) in [
+        (
+            json!([rule("price", "<", "1")]),
+            "Validation failed: conditions: rule 1: unknown field 'price' (one of: extracted_number,",
+        ),
+        (
+            json!([rule("extracted_number", "~", "1")]),
+            "Validation failed: conditions: rule 1: unknown operator '~'",
+        ),
+        (
+            json!([rule("extracted_number", "<", "")]),
+            "Validation failed: conditions: rule 1: 'value' is required",
+        ),
+        (
+            json!([rule("extracted_number", "<", "cheap")]),
+            "Validation failed: conditions: rule 1: operator '<' needs a number, got 'cheap'",
+        ),
+        (
+            json!([rule("page_filtered_text", "contains_regex", "(")]),
+            "Validation failed: conditions: rule 1: Invalid regular expression '('",
+        ),
+    ] {
+        let before = w.clone();
+        let err = err_text(put(&mut w, json!({"conditions": rules.clone()})));
+        assert!(err.starts_with(want), "{err}");
+        assert_eq!(w, before);
+        assert!(err_text(post(json!({"url": url, "conditions": rules}))).starts_with(want));
+    }
+    let many: Vec<Value> = (0..101).map(|_| rule("word_count", ">", "1")).collect();
+    let err = err_text(put(&mut w, json!({"conditions": many})));
+    assert!(err.contains("conditions"), "{err}");
+    // A tag's conditions would do nothing: refused, naming the field.
+    let err = err_text(create_tag_from_json(
+        json!({"title": "t", "conditions": [rule("word_count", ">", "1")]}),
+    ));
+    assert!(
+        err.starts_with("conditions: [{'field': 'word_count'"),
+        "{err}"
+    );
+    let mut t = Tag::new("t");
+    assert!(
+        apply_tag_update(&mut t, json!({"conditions_match_logic": "ANY"}), &ctx())
+            .unwrap_err()
+            .to_string()
+            .starts_with("conditions_match_logic: 'ANY' is not supported")
+    );
+    create_tag_from_json(json!({"title": "t", "conditions": [], "conditions_match_logic": "ALL"}))
+        .unwrap();
 }

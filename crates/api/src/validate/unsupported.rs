@@ -26,7 +26,8 @@ impl UnsupportedField {
 
 const NO_LLM: &str = "changewatch has no LLM features";
 const NO_RESTOCK: &str = "the restock processor is not implemented";
-const NO_CONDITIONS: &str = "the conditions rule engine is not implemented";
+const TAG_CONDITIONS: &str =
+    "conditions are read from the watch only (as upstream), a tag's would do nothing";
 
 /// In WatchBase order. `tag` is acted on by POST /watch (and the import), which resolve its
 /// names to tags; everywhere else it would only be stored.
@@ -74,18 +75,6 @@ pub const UNSUPPORTED_FIELDS: &[UnsupportedField] = &[
         accepts: Value::is_null,
     },
     UnsupportedField {
-        field: "conditions",
-        why: NO_CONDITIONS,
-        accepted: "[]",
-        accepts: |v| v.as_array().is_some_and(Vec::is_empty),
-    },
-    UnsupportedField {
-        field: "conditions_match_logic",
-        why: NO_CONDITIONS,
-        accepted: "'ALL'",
-        accepts: |v| v.as_str() == Some("ALL"),
-    },
-    UnsupportedField {
         field: "llm_intent",
         why: NO_LLM,
         accepted: "''",
@@ -114,6 +103,22 @@ pub const UNSUPPORTED_FIELDS: &[UnsupportedField] = &[
         why: NO_LLM,
         accepted: "None, True",
         accepts: |v| matches!(v, Value::Null | Value::Bool(true)),
+    },
+];
+
+/// Fields a watch acts on and a tag does not (upstream evaluates only the watch's conditions).
+pub const TAG_UNSUPPORTED_FIELDS: &[UnsupportedField] = &[
+    UnsupportedField {
+        field: "conditions",
+        why: TAG_CONDITIONS,
+        accepted: "[]",
+        accepts: |v| v.as_array().is_some_and(Vec::is_empty),
+    },
+    UnsupportedField {
+        field: "conditions_match_logic",
+        why: TAG_CONDITIONS,
+        accepted: "'ALL'",
+        accepts: |v| v.as_str() == Some("ALL"),
     },
 ];
 
@@ -158,7 +163,27 @@ pub(super) fn check_unsupported(
     body: &Map<String, Value>,
     legacy_tag_names: bool,
 ) -> Result<(), ApiValidationError> {
-    let refused: Vec<String> = UNSUPPORTED_FIELDS
+    refuse(body, UNSUPPORTED_FIELDS, legacy_tag_names)
+}
+
+/// [`check_unsupported`] for the tag endpoints: also the fields only a watch acts on.
+pub(super) fn check_unsupported_on_tag(
+    body: &Map<String, Value>,
+) -> Result<(), ApiValidationError> {
+    let all: Vec<UnsupportedField> = UNSUPPORTED_FIELDS
+        .iter()
+        .chain(TAG_UNSUPPORTED_FIELDS)
+        .copied()
+        .collect();
+    refuse(body, &all, false)
+}
+
+fn refuse(
+    body: &Map<String, Value>,
+    fields: &[UnsupportedField],
+    legacy_tag_names: bool,
+) -> Result<(), ApiValidationError> {
+    let refused: Vec<String> = fields
         .iter()
         .filter(|u| !(legacy_tag_names && u.field == "tag"))
         .filter_map(|u| {

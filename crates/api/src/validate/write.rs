@@ -625,7 +625,7 @@ pub(super) fn set_watch_field(w: &mut Watch, key: &str, v: &Value) -> Result<boo
         "history_snapshot_max_length" => w.history_snapshot_max_length = v_opt_i64(v)?,
         "time_schedule_limit" => w.time_schedule_limit = parse_time_schedule_limit(v)?,
         "conditions" => {
-            w.conditions = v
+            let conditions = v
                 .as_array()
                 .ok_or_else(|| conv_err("an array"))?
                 .iter()
@@ -639,6 +639,8 @@ pub(super) fn set_watch_field(w: &mut Watch, key: &str, v: &Value) -> Result<boo
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()?;
+            changewatch_core::conditions::validate(&conditions)?;
+            w.conditions = conditions;
         }
         "conditions_match_logic" => w.conditions_match_logic = v_string(v)?,
         "llm_intent" => w.llm_intent = v_string(v)?,
@@ -857,7 +859,7 @@ pub fn create_tag_from_json(body: Value) -> Result<TagCreate, ApiValidationError
     if title.is_empty() {
         return Err(ApiValidationError::InvalidTag);
     }
-    check_unsupported(&data, false)?;
+    check_unsupported_on_tag(&data)?;
     check_templates(&data)?;
     check_rules(&data)?;
     check_timezone(&data)?;
@@ -892,7 +894,7 @@ pub fn apply_tag_update(
         return Err(ApiValidationError::UnknownFields(unknown));
     }
     validate_tag_colour(data.get("tag_colour"))?;
-    check_unsupported(&data, false)?;
+    check_unsupported_on_tag(&data)?;
     check_templates(&data)?;
     check_rules(&data)?;
     check_timezone(&data)?;

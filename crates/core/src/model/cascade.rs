@@ -69,6 +69,13 @@ pub fn processor_settings(watch: &Watch, tags: &[&Tag], settings: &Settings) -> 
         render_anchor_tag_content: app.render_anchor_tag_content,
         source_mode: watch.is_source_type_url(),
         jq_allow_risky: false,
+        conditions: watch.conditions.clone(),
+        // Only with rules, so that a watch without any keeps its reuse fingerprint.
+        conditions_match_logic: if watch.conditions.is_empty() {
+            String::new()
+        } else {
+            watch.conditions_match_logic.clone()
+        },
     }
 }
 
