@@ -94,6 +94,13 @@ export type TimeScheduleLimit = { enabled: boolean; timezone?: string | null } &
 };
 
 /** One browser step; the API wants all three keys (null where the operation takes none). */
+/** One conditions rule (upstream's `{field, operator, value}`). */
+export interface Condition {
+  field: string;
+  operator: string;
+  value: string;
+}
+
 export interface BrowserStep {
   operation: string | null;
   selector: string | null;
@@ -129,6 +136,10 @@ export interface Watch {
   /** JavaScript the browser runs on the page before the steps; null = none. */
   webdriver_js_execute_code: string | null;
   browser_steps: BrowserStep[];
+  /** Rules a change must meet to be reported; empty = every change. */
+  conditions?: Condition[];
+  /** `ALL` or `ANY` of the conditions. */
+  conditions_match_logic?: string;
   /** Read-only: 1-based position of the step the last check failed at, null when none. */
   browser_steps_last_error_step?: number | null;
   time_between_check: Partial<TimeBetweenCheck> | null;

@@ -4,6 +4,7 @@
 // fields, and untouched fields (e.g. a list the form would re-normalise) stay exactly as stored.
 
 import * as api from '../api';
+import { conditionsEditor, readConditions } from '../conditions';
 import { checkbox, externalLink, field, h, linesToList, listToLines, replace, select } from '../dom';
 import { testNotificationControl } from '../notify';
 import { navigate, type View } from '../router';
@@ -267,6 +268,19 @@ export const editView: View = ({ root, route, signal }) => {
       ),
     );
 
+    // Conditions (upstream's "Conditions" tab): rules a change must meet to be reported.
+    const conditions = h(
+      'fieldset',
+      { class: 'conditions-settings' },
+      h('legend', null, 'Conditions'),
+      h(
+        'p',
+        { class: 'hint' },
+        'A change is reported (stored and notified) only when these rules hold on the text after the filters. The extracted number is the first number (price) in that text; Levenshtein compares with the last snapshot.',
+      ),
+      conditionsEditor(watch.conditions ?? [], watch.conditions_match_logic ?? 'ALL'),
+    );
+
     // Notifications
     const notifications = h(
       'fieldset',
@@ -311,6 +325,7 @@ export const editView: View = ({ root, route, signal }) => {
       request,
       browser,
       filters,
+      conditions,
       notifications,
       errorBox,
       h('div', { class: 'form-actions' }, saveBtn, h('a', { href: '#/', class: 'button' }, 'Cancel')),
@@ -443,6 +458,8 @@ function collect(form: HTMLFormElement, watch: Watch): Body {
     webdriver_delay: intOrNull(val('webdriver_delay'), 'Wait seconds before extracting text'),
     webdriver_js_execute_code: val('webdriver_js_execute_code').trim() === '' ? null : val('webdriver_js_execute_code'),
     browser_steps: readBrowserSteps(form),
+    conditions: readConditions(form),
+    conditions_match_logic: val('conditions_match_logic') || 'ALL',
     notification_urls: linesToList(val('notification_urls')),
     notification_title: val('notification_title').trim() || null,
     notification_body: val('notification_body').trim() === '' ? null : val('notification_body'),
