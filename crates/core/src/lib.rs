@@ -13,6 +13,8 @@
 //! - [`html_text`]: HTML to the plain text that is stored and compared.
 //! - [`text_rules`]: ignore / trigger / extract / sort / dedupe rules and the checksum.
 //! - [`pipeline`]: the text_json_diff processor tying the above together.
+//! - [`restock`]: the restock_diff processor's extractor (JSON-LD, OpenGraph, microdata price
+//!   and availability) and its snapshot text.
 //! - [`reuse`]: when a reply is known to process to the last check's result (checksum and
 //!   validators of the last processed reply).
 //! - [`diff`]: the diff engine and its output formats.
@@ -37,6 +39,7 @@ pub mod html_text;
 pub mod model;
 pub mod pdf;
 pub mod pipeline;
+pub mod restock;
 pub mod reuse;
 pub mod schedule;
 pub mod ssrf;

@@ -1,0 +1,188 @@
+use super::*;
+
+fn page(head: &str, body: &str) -> String {
+    format!("<!doctype html><html><head>{head}</head><body>{body}</body></html>")
+}
+
+fn ld(json: &str) -> String {
+    format!(r#"<script type="application/ld+json">{json}</script>"#)
+}
+
+#[test]
+fn jsonld_product_with_offer() {
+    let html = page(
+        &ld(
+            r#"{"@context":"https://schema.org","@type":"Product","name":"Kettle",
+            "offers":{"@type":"Offer","price":"10.00","priceCurrency":"EUR",
+            "availability":"https://schema.org/InStock"}}"#,
+        ),
+        "<h1>Kettle</h1>",
+    );
+    let got = extract(&html).unwrap();
+    assert_eq!(got.price, Some(10.0));
+    assert_eq!(got.currency.as_deref(), Some("EUR"));
+    assert_eq!(got.availability.as_deref(), Some("instock"));
+    assert_eq!(got.in_stock, Some(true));
+    assert_eq!(
+        snapshot_text(got.in_stock, got.price),
+        "In Stock: True - Price: 10.0"
+    );
+}
+
+#[test]
+fn jsonld_graph_and_top_level_array() {
+    let graph = ld(r#"{"@context":"https://schema.org","@graph":[
+        {"@type":"WebPage","name":"x"},
+        {"@type":"Product","offers":[{"@type":"Offer","price":24.5,
+          "priceCurrency":"USD","availability":"http://schema.org/OutOfStock"}]}]}"#);
+    let got = extract(&page(&graph, "")).unwrap();
+    assert_eq!(got.price, Some(24.5));
+    assert_eq!(got.in_stock, Some(false));
+    assert_eq!(
+        snapshot_text(got.in_stock, got.price),
+        "In Stock: False - Price: 24.5"
+    );
+
+    let array = ld(
+        r#"[{"@type":"BreadcrumbList"},{"@type":"Product","offers":{"@type":"AggregateOffer",
+        "lowPrice":"5","highPrice":"9","offers":[{"@type":"Offer","price":"7.99",
+        "availability":"LimitedAvailability"}]}}]"#,
+    );
+    let got = extract(&page(&array, "")).unwrap();
+    assert_eq!(got.price, Some(7.99));
+    assert_eq!(got.in_stock, Some(true));
+}
+
+#[test]
+fn several_offers_first_wins_when_the_quick_pass_has_everything() {
+    let html = page(
+        &ld(r#"{"@type":"Product","offers":[
+            {"@type":"Offer","price":"19.99","availability":"InStock"},
+            {"@type":"Offer","price":"29.99","availability":"OutOfStock"}]}"#),
+        "",
+    );
+    let got = extract(&html).unwrap();
+    assert_eq!(got.price, Some(19.99));
+    assert_eq!(got.in_stock, Some(true));
+}
+
+#[test]
+fn several_prices_without_availability_are_refused() {
+    let html = page(
+        &ld(r#"{"@type":"ItemList","itemListElement":[
+            {"@type":"Product","offers":{"price":"1.00"}},
+            {"@type":"Product","offers":{"price":"2.00"}}]}"#),
+        "",
+    );
+    assert!(matches!(extract(&html), Err(RestockError::MoreThanOnePrice(p)) if p.len() == 2));
+
+    // The same price spelled twice is one price.
+    let html = page(
+        &format!(
+            "{}{}",
+            ld(r#"{"offers":{"price":"159"}}"#),
+            ld(r#"{"offers":{"price":159}}"#)
+        ),
+        r#"<span itemprop="price">$159.00</span>"#,
+    );
+    assert_eq!(extract(&html).unwrap().price, Some(159.0));
+}
+
+#[test]
+fn opengraph_product_tags() {
+    let head = r#"<meta property="og:type" content="product">
+        <meta property="product:price:amount" content="1,299">
+        <meta property="product:price:currency" content="GBP">
+        <meta property="og:availability" content="in stock">"#;
+    let got = extract(&page(head, "")).unwrap();
+    assert_eq!(got.price, Some(1299.0));
+    assert_eq!(got.currency.as_deref(), Some("GBP"));
+    assert_eq!(got.availability.as_deref(), Some("instock"));
+    assert_eq!(got.in_stock, Some(true));
+
+    let head = r#"<meta property="og:price:amount" content="39,99">
+        <meta property="og:price:currency" content="EUR">
+        <meta property="og:availability" content="out of stock">"#;
+    let got = extract(&page(head, "")).unwrap();
+    assert_eq!(got.price, Some(39.99));
+    assert_eq!(got.in_stock, Some(false));
+}
+
+#[test]
+fn microdata() {
+    let body = r#"<div itemscope itemtype="https://schema.org/Product">
+        <span itemprop="name">Lamp</span>
+        <div itemprop="offers" itemscope itemtype="https://schema.org/Offer">
+          <span itemprop="priceCurrency" content="USD">$</span>
+          <span itemprop="price">1.400,50</span>
+          <link itemprop="availability" href="https://schema.org/PreSale">Pre-order</link>
+        </div></div>"#;
+    let got = extract(&page("", body)).unwrap();
+    assert_eq!(got.price, Some(1400.5));
+    assert_eq!(got.currency.as_deref(), Some("USD"));
+    assert_eq!(got.availability.as_deref(), Some("presale"));
+    assert_eq!(got.in_stock, Some(true));
+}
+
+#[test]
+fn jsonld_price_with_og_availability() {
+    let head = format!(
+        r#"{}<meta property="og:availability" content="oos">"#,
+        ld(r#"{"@type":"Product","offers":{"price":"12"}}"#)
+    );
+    let got = extract(&page(&head, "")).unwrap();
+    assert_eq!(got.price, Some(12.0));
+    assert_eq!(got.in_stock, Some(false));
+}
+
+#[test]
+fn nothing_found_and_broken_jsonld() {
+    let html = page(&ld("{not json"), "<p>Just a page</p>");
+    let got = extract(&html).unwrap();
+    assert!(!got.found_anything());
+    assert_eq!(got.in_stock, None);
+    assert_eq!(
+        snapshot_text(got.in_stock, got.price),
+        "In Stock: None - Price:"
+    );
+}
+
+#[test]
+fn currency_parsing() {
+    assert_eq!(parse_currency("$1,299.00"), Some(1299.0));
+    assert_eq!(parse_currency("1.299,00 €"), Some(1299.0));
+    assert_eq!(parse_currency("39,99"), Some(39.99));
+    assert_eq!(parse_currency("1,299"), Some(1299.0));
+    assert_eq!(parse_currency("10"), Some(10.0));
+    assert_eq!(parse_currency("Free"), None);
+    assert_eq!(parse_currency("1.2.3"), None);
+}
+
+#[test]
+fn python_float_spelling() {
+    assert_eq!(py_float(10.0), "10.0");
+    assert_eq!(py_float(0.99), "0.99");
+    assert_eq!(py_float(1400.5), "1400.5");
+}
+
+#[test]
+fn out_of_stock_phrases() {
+    assert_eq!(out_of_stock_text("Kettle\n£20\nSold out"), Some("sold out"));
+    assert_eq!(
+        out_of_stock_text("Kettle\nNicht auf Lager"),
+        Some("nicht auf lager")
+    );
+    assert_eq!(out_of_stock_text("Kettle\nAdd to cart\nNotify me"), None);
+    assert_eq!(out_of_stock_text("Kettle\n£20"), None);
+}
+
+#[test]
+fn work_is_bounded() {
+    let mut blocks = String::new();
+    for i in 0..(MAX_JSONLD_BLOCKS + 10) {
+        blocks.push_str(&ld(&format!(r#"{{"n":{i}}}"#)));
+    }
+    blocks.push_str(&ld(r#"{"offers":{"price":"3","availability":"InStock"}}"#));
+    let got = extract(&page(&blocks, "")).unwrap();
+    assert_eq!(got.price, None);
+}
