@@ -57,6 +57,10 @@ pub struct ProcessorSettings {
     pub conditions: Vec<crate::model::Condition>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub conditions_match_logic: String,
+    /// `Some` when the watch's processor is `restock_diff`: the restock config in force
+    /// (watch, or the first overriding tag's), and [`process`] runs [`crate::restock::check`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restock: Option<crate::model::RestockConfig>,
 }
 
 impl Default for ProcessorSettings {
@@ -84,6 +88,7 @@ impl Default for ProcessorSettings {
             jq_allow_risky: false,
             conditions: Vec::new(),
             conditions_match_logic: String::new(),
+            restock: None,
         }
     }
 }
@@ -114,6 +119,8 @@ pub struct PreviousState {
     pub history_lines: Option<Arc<HashSet<String>>>,
     /// The newest snapshot's text, needed only by the conditions' Levenshtein fields.
     pub last_snapshot: Option<String>,
+    /// The watch's stored `restock` state, read by the restock processor only.
+    pub restock: Option<crate::model::Restock>,
 }
 
 /// The verdict of one check.
@@ -142,6 +149,9 @@ pub struct Processed {
     pub text_before_filters: String,
     pub title: Option<String>,
     pub stream_type: StreamType,
+    /// The restock processor's new `restock` state for the watch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restock: Option<crate::model::Restock>,
 }
 
 impl Processed {
@@ -160,6 +170,35 @@ pub fn history_line_key(line: &str, ignore_whitespace: bool) -> String {
     }
 }
 
+/// The restock_diff processor: no filters or text rules, the snapshot is upstream's
+/// `In Stock: … - Price: …` line and the verdict is [`crate::restock::check`]'s.
+fn process_restock(
+    page: &FetchedPage,
+    cfg: &crate::model::RestockConfig,
+    previous: &PreviousState,
+    stream_type: StreamType,
+) -> Result<Processed, CheckError> {
+    let verdict = crate::restock::check(&page.text, page.status, cfg, previous.restock.as_ref())
+        .map_err(CheckError::Processor)?;
+    let status = if !previous.has_history {
+        ChangeStatus::Baseline
+    } else if verdict.changed {
+        ChangeStatus::Changed
+    } else {
+        ChangeStatus::Unchanged
+    };
+    Ok(Processed {
+        status,
+        md5: format!("{:x}", md5::compute(verdict.text.as_bytes())),
+        triggered_text: Vec::new(),
+        text_before_filters: verdict.text.clone(),
+        title: html_text::page_title(&page.text),
+        stream_type,
+        text: verdict.text,
+        restock: Some(verdict.restock),
+    })
+}
+
 /// Runs the processor on a fetched page.
 pub fn process(
     page: &FetchedPage,
@@ -171,6 +210,9 @@ pub fn process(
         .as_deref()
         .unwrap_or(content::DEFAULT_CONTENT_TYPE);
     let detected = guess(settings, content_type, page);
+    if let Some(cfg) = &settings.restock {
+        return process_restock(page, cfg, previous, detected);
+    }
     let title = if detected == StreamType::Html {
         html_text::page_title(&page.text)
     } else {
@@ -278,6 +320,7 @@ pub fn process(
                 text_before_filters,
                 title,
                 stream_type: detected,
+                restock: None,
             });
         }
         text = rendered;
@@ -385,6 +428,7 @@ pub fn process(
         text_before_filters,
         title,
         stream_type: detected,
+        restock: None,
     })
 }
 

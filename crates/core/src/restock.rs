@@ -31,6 +31,8 @@
 use scraper::{ElementRef, Html, Selector};
 use serde_json::Value;
 
+use crate::model::{Restock, RestockConfig};
+
 /// JSON-LD blocks read from one page.
 pub const MAX_JSONLD_BLOCKS: usize = 64;
 /// JSON values visited while searching one page's JSON-LD.
@@ -83,6 +85,108 @@ pub fn extract(html: &str) -> Result<Extracted, RestockError> {
     meta.full_pass().map(finish)
 }
 
+/// One restock check's result: the watch's new `restock` state, the snapshot text and
+/// whether upstream's rules call it a change.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Verdict {
+    pub restock: Restock,
+    pub text: String,
+    pub changed: bool,
+}
+
+/// The config upstream uses when an overriding tag has none: `{}`, every rule off.
+pub fn empty_config() -> RestockConfig {
+    RestockConfig {
+        in_stock_processing: String::new(),
+        follow_price_changes: false,
+        ..RestockConfig::default()
+    }
+}
+
+/// The restock_diff processor over a fetched HTML page (upstream's
+/// `perform_site_check.run_changedetection`): extract, keep `last_price` (the price
+/// before the last real price move), build the snapshot text and decide the change by
+/// `in_stock_processing`, `follow_price_changes`, `price_change_min` / `_max` and
+/// `price_change_threshold_percent`. `old` is the watch's stored state (upstream's
+/// defaults when it has none). `Err` is the watch's `last_error`.
+pub fn check(
+    html: &str,
+    status: u16,
+    cfg: &RestockConfig,
+    old: Option<&Restock>,
+) -> Result<Verdict, String> {
+    let found = extract(html).map_err(|e| e.to_string())?;
+    if !found.found_anything() {
+        let what = if cfg.in_stock_processing == "off" {
+            "price data for this page unfortunately. (Got code {status} from server), no embedded price information"
+        } else {
+            "restock data for this page unfortunately. (Got code {status} from server), no embedded stock information"
+        };
+        return Err(format!(
+            "Unable to extract {} was found and nothing interesting in the text, try using this watch with Chrome.",
+            what.replace("{status}", &status.to_string())
+        ));
+    }
+    let default = Restock::default();
+    let old = old.unwrap_or(&default);
+    let mut new = Restock {
+        in_stock: found.in_stock,
+        price: found.price,
+        currency: found.currency,
+        last_price: None,
+    };
+    new.last_price = match new.price {
+        Some(p) if Some(p) != old.price => old.price,
+        _ => old.last_price,
+    };
+    let text = snapshot_text(new.in_stock, new.price);
+    Ok(Verdict {
+        changed: decide(cfg, old, &new),
+        restock: new,
+        text,
+    })
+}
+
+/// Upstream's change rules; `old` is the state before this check.
+pub fn decide(cfg: &RestockConfig, old: &Restock, new: &Restock) -> bool {
+    let truthy = |v: Option<f64>| v.filter(|p| *p != 0.0);
+    let mut changed = false;
+    if old.in_stock != new.in_stock {
+        match cfg.in_stock_processing.as_str() {
+            "in_stock_only" if new.in_stock == Some(true) => changed = true,
+            "all_changes" => changed = true,
+            _ => {}
+        }
+    }
+    let Some(price) = truthy(new.price).filter(|_| cfg.follow_price_changes) else {
+        return changed;
+    };
+    let previous = truthy(old.price);
+    if previous.is_some_and(|prev| prev != price) {
+        changed = true;
+    }
+    let min = truthy(cfg.price_change_min);
+    let max = truthy(cfg.price_change_max);
+    if (min.is_some() || max.is_some())
+        && min.is_none_or(|lo| lo <= price)
+        && max.is_none_or(|hi| price <= hi)
+    {
+        // Inside the limits: nothing to report, whatever moved.
+        changed = false;
+    }
+    if let (Some(prev), true, Some(pc)) = (
+        previous,
+        changed,
+        truthy(cfg.price_change_threshold_percent),
+    ) {
+        let change = ((price - prev) / prev * 100.0).abs();
+        if change != 0.0 && change <= pc {
+            changed = false;
+        }
+    }
+    changed
+}
+
 /// Upstream's snapshot text for a restock watch:
 /// `In Stock: True - Price: 10.0` (`None` when no availability was found,
 /// an empty price when none was found or it is zero).
@@ -99,6 +203,28 @@ pub fn snapshot_text(in_stock: Option<bool>, price: Option<f64>) -> String {
     format!("In Stock: {stock} - Price: {price}")
         .trim()
         .to_owned()
+}
+
+/// The price in a restock snapshot text (`… - Price: 10.0`), as upstream's
+/// `get_price_from_history_str` gives it: the number's text, `None` without one.
+pub fn price_in_snapshot(text: &str) -> Option<String> {
+    let lower = text.to_ascii_lowercase();
+    let at = lower.find("price:")?;
+    let rest = text[at + "price:".len()..].trim_start();
+    let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if int_len == 0 {
+        return None;
+    }
+    let after = &rest[int_len..];
+    let frac_len = after
+        .strip_prefix('.')
+        .map_or(0, |f| f.bytes().take_while(u8::is_ascii_digit).count());
+    let len = if frac_len > 0 {
+        int_len + 1 + frac_len
+    } else {
+        int_len
+    };
+    Some(rest[..len].to_owned())
 }
 
 /// A float the way Python's `str(float)` prints it for ordinary prices:

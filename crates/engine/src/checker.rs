@@ -608,6 +608,19 @@ impl Checker {
                         )),
                         _ => None,
                     };
+                    // The notification shows the state this check found (upstream renders
+                    // after saving it).
+                    let updated;
+                    let watch = match &result {
+                        Ok(Checked::Processed(r)) if r.processed.restock.is_some() => {
+                            updated = Watch {
+                                restock: r.processed.restock.clone(),
+                                ..watch.clone()
+                            };
+                            &updated
+                        }
+                        _ => watch,
+                    };
                     let ctx = notifications::WatchContext {
                         key,
                         watch,
@@ -843,6 +856,7 @@ impl Checker {
                 }
                 _ => None,
             },
+            restock: watch.restock.clone(),
         })
     }
 

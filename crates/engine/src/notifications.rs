@@ -530,6 +530,7 @@ impl WatchContext<'_> {
             notification_timestamp: self.now as f64,
             timezone: self.settings.application.scheduler_timezone_default.clone(),
             ignore_whitespace: self.settings.application.ignore_whitespace,
+            restock: restock_tokens(self.watch),
             ..ChangeContext::default()
         }
     }
@@ -538,6 +539,19 @@ impl WatchContext<'_> {
         let resolved = resolve_notification_settings(self.watch, self.tags, self.settings);
         let format = resolved.format.parse().unwrap_or(DiffFormat::HtmlColor);
         (resolved, format)
+    }
+}
+
+/// A restock watch's `{{restock.*}}` tokens (`in_stock`, `price`, `currency`,
+/// `last_price`); empty for other watches.
+fn restock_tokens(watch: &Watch) -> std::collections::BTreeMap<String, serde_json::Value> {
+    if watch.processor != "restock_diff" {
+        return Default::default();
+    }
+    let state = watch.restock.clone().unwrap_or_default();
+    match serde_json::to_value(state) {
+        Ok(serde_json::Value::Object(map)) => map.into_iter().collect(),
+        _ => Default::default(),
     }
 }
 
@@ -608,6 +622,14 @@ pub async fn queue_change(
     cc.timestamp_from = Some(prev.0);
     cc.timestamp_to = Some(current.0);
     cc.triggered_text = triggered_text.to_string();
+    if !cc.restock.is_empty() {
+        // Upstream's `restock.previous_price`: the price in the snapshot before this one.
+        let previous = changewatch_core::restock::price_in_snapshot(prev.1);
+        cc.restock.insert(
+            "previous_price".into(),
+            previous.map_or(serde_json::Value::Null, serde_json::Value::from),
+        );
+    }
     let job = RenderJob::Change {
         title: resolved.title,
         body: resolved.body,

@@ -46,6 +46,9 @@ pub struct StatusPatch {
     pub last_raw_checksum: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_validators: Option<Option<Validators>>,
+    /// The restock processor's new state (price, stock, last price).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restock: Option<changewatch_core::model::Restock>,
 }
 
 /// A check that got as far as a reply.
@@ -156,6 +159,7 @@ pub fn decide(ctx: &Context<'_>, result: &Result<Checked, CheckError>) -> Decisi
             patch.last_check_status = Some(r.page.status);
             patch.page_title = p.title.clone();
             patch.previous_md5 = p.md5_to_record().map(str::to_string);
+            patch.restock = p.restock.clone();
             // A blocked check's verdict is not "unchanged": only a reply whose processing
             // recorded its result may stand in for the next one.
             let reusable = p.status != ChangeStatus::Blocked;
@@ -275,6 +279,7 @@ mod tests {
                 text_before_filters: "hi".into(),
                 title: Some("Hi".into()),
                 stream_type: StreamType::Html,
+                restock: None,
             },
         }))
     }
@@ -315,6 +320,12 @@ mod tests {
                 etag: Some("\"e\"".into()),
                 last_modified: None,
             })),
+            restock: Some(changewatch_core::model::Restock {
+                in_stock: Some(true),
+                price: Some(10.0),
+                currency: Some("EUR".into()),
+                last_price: Some(12.5),
+            }),
             ..StatusPatch::default()
         }
         .into_map();
@@ -329,7 +340,7 @@ mod tests {
         for (key, value) in &full {
             assert_eq!(back.get(key), Some(value), "{key} is not a watch field");
         }
-        assert_eq!(full.len(), 14);
+        assert_eq!(full.len(), 15);
     }
 
     #[test]

@@ -75,6 +75,8 @@ struct WirePrevious {
     history_lines: Option<Vec<String>>,
     #[serde(default)]
     last_snapshot: Option<String>,
+    #[serde(default)]
+    restock: Option<changewatch_core::model::Restock>,
 }
 
 /// The frame of a processing request, written straight from the caller's page: the same
@@ -115,6 +117,7 @@ pub(crate) fn process_frame(
             text_before_filters: previous.text_before_filters.as_deref(),
             history_lines,
             last_snapshot: previous.last_snapshot.as_deref(),
+            restock: previous.restock.as_ref(),
         },
     });
     // Base64 is 4/3 of its input; the rest of the frame is small next to the page.
@@ -276,6 +279,8 @@ struct WirePreviousRef<'a> {
     text_before_filters: Option<&'a str>,
     history_lines: Option<Vec<&'a str>>,
     last_snapshot: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restock: Option<&'a changewatch_core::model::Restock>,
 }
 
 /// Bytes written as a base64 JSON string without an intermediate `String`.
@@ -326,6 +331,7 @@ impl ProcessInput {
                 .history_lines
                 .map(|lines| Arc::new(lines.into_iter().collect::<HashSet<_>>())),
             last_snapshot: self.previous.last_snapshot,
+            restock: self.previous.restock,
         };
         Ok((page, self.settings, previous))
     }
@@ -460,6 +466,11 @@ mod tests {
             text_before_filters: Some("before\u{0}".into()),
             history_lines: Some(Arc::new(["x".to_string(), "y".to_string()].into())),
             last_snapshot: Some("newest".into()),
+            restock: Some(changewatch_core::model::Restock {
+                in_stock: Some(false),
+                price: Some(9.5),
+                ..Default::default()
+            }),
         };
         let settings = ProcessorSettings::default();
         let frame = process_frame(&page, &settings, &previous).unwrap();
@@ -480,6 +491,7 @@ mod tests {
         assert_eq!(back.content_type, page.content_type);
         assert_eq!(prev.md5.as_deref(), Some("abc"));
         assert_eq!(prev.last_snapshot.as_deref(), Some("newest"));
+        assert_eq!(prev.restock.and_then(|r| r.price), Some(9.5));
         assert_eq!(prev.text_before_filters.as_deref(), Some("before\u{0}"));
         assert_eq!(prev.history_lines.unwrap().len(), 2);
     }
@@ -520,6 +532,7 @@ mod tests {
             text_before_filters: before.into(),
             title: Some("T".into()),
             stream_type: changewatch_core::content::StreamType::Html,
+            restock: None,
         }))
     }
 

@@ -76,7 +76,25 @@ pub fn processor_settings(watch: &Watch, tags: &[&Tag], settings: &Settings) -> 
         } else {
             watch.conditions_match_logic.clone()
         },
+        restock: (watch.processor == "restock_diff").then(|| restock_config(watch, tags)),
     }
+}
+
+/// The restock config a check uses, as upstream reads it: the first assigned tag with
+/// `overrides_watch` (its config, or `{}`: every rule off), else the watch's own, else
+/// upstream's default (`in_stock_only`, following price changes).
+pub fn restock_config(watch: &Watch, tags: &[&Tag]) -> RestockConfig {
+    if let Some(tag) = tags.iter().find(|t| t.overrides_watch == Some(true)) {
+        return tag
+            .base
+            .processor_config_restock_diff
+            .clone()
+            .unwrap_or_else(crate::restock::empty_config);
+    }
+    watch
+        .processor_config_restock_diff
+        .clone()
+        .unwrap_or_default()
 }
 
 /// Where a content-changed notification goes and how it looks.

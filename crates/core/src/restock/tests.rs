@@ -186,3 +186,178 @@ fn work_is_bounded() {
     let got = extract(&page(&blocks, "")).unwrap();
     assert_eq!(got.price, None);
 }
+
+fn product(avail: &str, price: &str) -> String {
+    page(
+        &ld(&format!(
+            r#"{{"@type":"Product","offers":{{"@type":"Offer","price":"{price}","priceCurrency":"EUR","availability":"https://schema.org/{avail}"}}}}"#
+        )),
+        "",
+    )
+}
+
+fn state(in_stock: bool, price: f64) -> Restock {
+    Restock {
+        in_stock: Some(in_stock),
+        price: Some(price),
+        currency: Some("EUR".into()),
+        last_price: None,
+    }
+}
+
+#[test]
+fn check_keeps_last_price_and_builds_the_snapshot() {
+    let cfg = RestockConfig::default();
+    let first = check(&product("InStock", "10"), 200, &cfg, None).unwrap();
+    assert_eq!(first.text, "In Stock: True - Price: 10.0");
+    assert_eq!(first.restock.last_price, None);
+    // Same price: the reference stays.
+    let mut old = first.restock.clone();
+    old.last_price = Some(12.0);
+    let same = check(&product("InStock", "10"), 200, &cfg, Some(&old)).unwrap();
+    assert_eq!(same.restock.last_price, Some(12.0));
+    assert!(!same.changed);
+    // Moved: the old price becomes the reference.
+    let moved = check(&product("InStock", "8"), 200, &cfg, Some(&old)).unwrap();
+    assert_eq!(moved.restock.last_price, Some(10.0));
+    assert!(moved.changed);
+}
+
+#[test]
+fn check_without_data_is_upstreams_error() {
+    let cfg = RestockConfig::default();
+    let err = check("<p>hello</p>", 200, &cfg, None).unwrap_err();
+    assert!(err.starts_with("Unable to extract restock data for this page unfortunately. (Got code 200 from server), no embedded stock information was found"), "{err}");
+    let off = RestockConfig {
+        in_stock_processing: "off".into(),
+        ..RestockConfig::default()
+    };
+    let err = check("<p>hello</p>", 200, &off, None).unwrap_err();
+    assert!(err.starts_with("Unable to extract price data"), "{err}");
+}
+
+#[test]
+fn in_stock_processing_modes() {
+    let only = RestockConfig {
+        follow_price_changes: false,
+        ..RestockConfig::default()
+    };
+    let all = RestockConfig {
+        in_stock_processing: "all_changes".into(),
+        ..only.clone()
+    };
+    let off = RestockConfig {
+        in_stock_processing: "off".into(),
+        ..only.clone()
+    };
+    let (out, back) = (state(false, 10.0), state(true, 10.0));
+    assert!(decide(&only, &out, &back));
+    assert!(!decide(&only, &back, &out));
+    assert!(decide(&all, &back, &out));
+    assert!(decide(&all, &out, &back));
+    assert!(!decide(&off, &out, &back));
+    assert!(!decide(&all, &back, &back));
+}
+
+#[test]
+fn price_rules() {
+    let follow = RestockConfig {
+        in_stock_processing: "off".into(),
+        ..RestockConfig::default()
+    };
+    assert!(decide(&follow, &state(true, 10.0), &state(true, 9.0)));
+    assert!(!decide(&follow, &state(true, 10.0), &state(true, 10.0)));
+    let not_following = RestockConfig {
+        follow_price_changes: false,
+        ..follow.clone()
+    };
+    assert!(!decide(
+        &not_following,
+        &state(true, 10.0),
+        &state(true, 9.0)
+    ));
+
+    // Only outside [min, max] is a move reported.
+    let limits = RestockConfig {
+        price_change_min: Some(5.0),
+        price_change_max: Some(20.0),
+        ..follow.clone()
+    };
+    assert!(!decide(&limits, &state(true, 10.0), &state(true, 9.0)));
+    assert!(decide(&limits, &state(true, 10.0), &state(true, 4.0)));
+    assert!(decide(&limits, &state(true, 10.0), &state(true, 25.0)));
+
+    // A move of at most the threshold percent is not a change.
+    let pct = RestockConfig {
+        price_change_threshold_percent: Some(10.0),
+        ..follow.clone()
+    };
+    assert!(!decide(&pct, &state(true, 100.0), &state(true, 95.0)));
+    assert!(!decide(&pct, &state(true, 100.0), &state(true, 110.0)));
+    assert!(decide(&pct, &state(true, 100.0), &state(true, 111.0)));
+    // In-stock news is subject to the price rules too (upstream's order).
+    let both = RestockConfig {
+        in_stock_processing: "in_stock_only".into(),
+        ..limits
+    };
+    assert!(!decide(&both, &state(false, 10.0), &state(true, 10.0)));
+}
+
+#[test]
+fn previous_price_from_a_snapshot() {
+    assert_eq!(
+        price_in_snapshot("In Stock: True - Price: 10.0").as_deref(),
+        Some("10.0")
+    );
+    assert_eq!(
+        price_in_snapshot("In Stock: True - Price: 1299").as_deref(),
+        Some("1299")
+    );
+    assert_eq!(price_in_snapshot("In Stock: None - Price:"), None);
+}
+
+#[test]
+fn the_pipeline_runs_the_restock_processor() {
+    use crate::pipeline::{ChangeStatus, PreviousState, ProcessorSettings, process};
+    let html = product("OutOfStock", "19.99");
+    let page = crate::fetch::FetchedPage {
+        final_url: "http://127.0.0.1/p".into(),
+        status: 200,
+        content_type: Some("text/html".into()),
+        server: None,
+        headers: Vec::new(),
+        raw: html.clone().into_bytes(),
+        text: html,
+        encoding: "UTF-8",
+        fetch_time: 0.1,
+        screenshot: None,
+    };
+    let settings = ProcessorSettings {
+        restock: Some(RestockConfig::default()),
+        // Ignored by the restock processor, as upstream.
+        include_filters: vec!["#nothing".into()],
+        ..ProcessorSettings::default()
+    };
+    let first = process(&page, &settings, &PreviousState::default()).unwrap();
+    assert_eq!(first.status, ChangeStatus::Baseline);
+    assert_eq!(first.text, "In Stock: False - Price: 19.99");
+    assert_eq!(
+        first.md5,
+        format!("{:x}", md5::compute(first.text.as_bytes()))
+    );
+    let restock = first.restock.clone().unwrap();
+    assert_eq!(
+        (restock.in_stock, restock.price),
+        (Some(false), Some(19.99))
+    );
+
+    let previous = PreviousState {
+        md5: Some(first.md5.clone()),
+        has_history: true,
+        restock: Some(state(true, 19.99)),
+        ..PreviousState::default()
+    };
+    // In stock → out of stock is not news under in_stock_only.
+    let again = process(&page, &settings, &previous).unwrap();
+    assert_eq!(again.status, ChangeStatus::Unchanged);
+}
