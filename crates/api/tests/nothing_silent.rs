@@ -217,11 +217,10 @@ fn table(c: &Ctx) -> Vec<(String, Verdict)> {
             json!([{"operation": "Click element", "selector": "#go", "optional_value": ""}]),
             "crates/api/tests/browser_watch.rs::browser_steps_run_before_the_text_is_recorded",
         ),
-        refused(
+        acts(
             "processor",
             json!("restock_diff"),
-            "'restock_diff'",
-            json!("text_json_diff"),
+            "crates/api/tests/restock.rs::stock_and_price_moves_notify_by_the_restock_rules",
         ),
         acts(
             "include_filters",
@@ -369,11 +368,12 @@ fn table(c: &Ctx) -> Vec<(String, Verdict)> {
         ("llm_tokens_used_cumulative".into(), Ignored),
         ("llm_tokens_this_period".into(), Ignored),
         ("llm_tokens_period_key".into(), Ignored),
-        refused(
+        acts(
             "processor_config_restock_diff",
-            json!({"in_stock_processing": "all_changes"}),
-            "{'in_stock_processing': 'all_changes'}",
-            json!({}),
+            json!({"in_stock_processing": "all_changes", "follow_price_changes": true,
+                   "price_change_min": 5.0, "price_change_max": 20.0,
+                   "price_change_threshold_percent": 2.5}),
+            "crates/api/tests/restock.rs::stock_and_price_moves_notify_by_the_restock_rules",
         ),
         refused("llm_backend_profile", json!(false), "False", json!(true)),
         (
@@ -823,16 +823,16 @@ async fn every_refused_field_of_a_body_is_named() {
         &app,
         Method::POST,
         "/api/v1/watch",
-        &json!({"url": URL, "llm_intent": "x", "processor": "restock_diff", "include_filters": ["p"]}),
+        &json!({"url": URL, "llm_intent": "x", "in_stock_only": false, "include_filters": ["p"]}),
     )
     .await;
     assert_eq!(status, 400);
     assert_eq!(
         serde_json::from_str::<Value>(&text).unwrap(),
         json!(
-            "processor: 'restock_diff' is not supported: the restock processor is not implemented \
-             (accepted: 'text_json_diff'); llm_intent: 'x' is not supported: changewatch has no LLM \
-             features (accepted: '')"
+            "in_stock_only: False is not supported: a legacy restock field upstream no longer \
+             reads; set processor_config_restock_diff instead (accepted: True); llm_intent: 'x' is \
+             not supported: changewatch has no LLM features (accepted: '')"
         )
     );
 }

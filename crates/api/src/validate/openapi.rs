@@ -63,6 +63,11 @@ pub fn request_body_schemas() -> Vec<(&'static str, Value)> {
             "UpdateTag",
             object_schema(WATCH_BASE_PROPS, TAG_OWN_PROPS, &tag_dropped, &[], false),
         ),
+        // Upstream's `processors/restock_diff/api.yaml` component, as the write checks run it.
+        (
+            "processor_config_restock_diff",
+            node_schema(&super::schema::RESTOCK_CONFIG),
+        ),
     ]
 }
 
@@ -247,12 +252,27 @@ mod tests {
                 "Not supported: changewatch has no LLM features. Accepted: ''; any other value \
                  is refused (400)."
             );
-            assert!(described(&s, "processor").starts_with("Not supported"));
+            assert!(described(&s, "in_stock_only").starts_with("Not supported"));
+            assert_eq!(described(&s, "processor"), "");
+            assert_eq!(described(&s, "processor_config_restock_diff"), "");
             assert_eq!(described(&s, "include_filters"), "");
         }
         // POST /watch resolves legacy tag names; elsewhere `tag` is refused.
         assert_eq!(described(&schema("CreateWatch"), "tag"), "");
         assert!(described(&schema("UpdateWatch"), "tag").starts_with("Not supported"));
+    }
+
+    #[test]
+    fn the_restock_config_is_a_served_component() {
+        let s = schema("processor_config_restock_diff");
+        assert_eq!(
+            s["properties"]["in_stock_processing"]["enum"],
+            json!(["in_stock_only", "all_changes", "off"])
+        );
+        assert_eq!(
+            s["properties"]["price_change_threshold_percent"]["maximum"],
+            json!(100)
+        );
     }
 
     #[test]

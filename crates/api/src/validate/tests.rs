@@ -104,7 +104,7 @@ fn post_drops_system_readonly_and_unknown_keys() {
     assert_eq!(w.check_count, 0);
     assert_eq!(w.last_error, TextOrFalse::False);
     assert!(w.restock.is_none());
-    // The default config (all the restock settings there are: none is acted on) is kept.
+    // The restock config sent is kept.
     assert_eq!(
         w.processor_config_restock_diff,
         Some(RestockConfig::default())
@@ -687,12 +687,12 @@ fn uuid_format_is_jsonschemas() {
 /// a GET carry, taken everywhere.
 fn unsupported_defaults() -> Value {
     json!({
-        "tag": "", "track_ldjson_price_data": null, "processor": "text_json_diff",
+        "tag": "", "track_ldjson_price_data": null,
         "in_stock_only": true, "follow_price_changes": true,
         "price_change_threshold_percent": null,
         "llm_intent": "",
         "llm_change_summary": "", "llm_change_summary_mode": "replace",
-        "processor_config_restock_diff": {}, "llm_backend_profile": true,
+        "llm_backend_profile": true,
     })
 }
 
@@ -723,11 +723,6 @@ fn fields_stored_but_not_acted_on_take_only_their_defaults() {
         ("track_ldjson_price_data", json!(false)),
         ("track_ldjson_price_data", json!("accepted")),
         ("track_ldjson_price_data", json!("rejected")),
-        (
-            "processor_config_restock_diff",
-            json!({"in_stock_processing": "in_stock_only",
-            "follow_price_changes": true, "price_change_min": null}),
-        ),
         ("llm_backend_profile", json!(null)),
     ] {
         put(&mut w, json!({field: v})).unwrap_or_else(|e| panic!("{field}: {v}: {e}"));
@@ -749,34 +744,22 @@ fn fields_stored_but_not_acted_on_take_only_their_defaults() {
              price tracking on (accepted: None, False, 'accepted', 'rejected')",
         ),
         (
-            "processor",
-            json!("restock_diff"),
-            "processor: 'restock_diff' is not supported: the restock processor is not \
-             implemented (accepted: 'text_json_diff')",
-        ),
-        (
             "in_stock_only",
             json!(false),
-            "in_stock_only: False is not supported: the restock processor is not implemented \
-             (accepted: True)",
+            "in_stock_only: False is not supported: a legacy restock field upstream no longer \
+             reads; set processor_config_restock_diff instead (accepted: True)",
         ),
         (
             "price_change_threshold_percent",
             json!(2.5),
-            "price_change_threshold_percent: 2.5 is not supported: the restock processor is not \
-             implemented (accepted: None)",
+            "price_change_threshold_percent: 2.5 is not supported: a legacy restock field \
+             upstream no longer reads; set processor_config_restock_diff instead (accepted: None)",
         ),
         (
             "llm_change_summary_mode",
             json!("append"),
             "llm_change_summary_mode: 'append' is not supported: changewatch has no LLM features \
              (accepted: 'replace')",
-        ),
-        (
-            "processor_config_restock_diff",
-            json!({"price_change_min": 1.5}),
-            "processor_config_restock_diff: {'price_change_min': 1.5} is not supported: the \
-             restock processor is not implemented (accepted: {} or the default settings)",
         ),
         (
             "llm_backend_profile",

@@ -25,7 +25,8 @@ impl UnsupportedField {
 }
 
 const NO_LLM: &str = "changewatch has no LLM features";
-const NO_RESTOCK: &str = "the restock processor is not implemented";
+const LEGACY_RESTOCK: &str = "a legacy restock field upstream no longer reads; set \
+     processor_config_restock_diff instead";
 const TAG_CONDITIONS: &str =
     "conditions are read from the watch only (as upstream), a tag's would do nothing";
 
@@ -51,26 +52,20 @@ pub const UNSUPPORTED_FIELDS: &[UnsupportedField] = &[
         },
     },
     UnsupportedField {
-        field: "processor",
-        why: NO_RESTOCK,
-        accepted: "'text_json_diff'",
-        accepts: |v| v.as_str() == Some(DEFAULT_PROCESSOR),
-    },
-    UnsupportedField {
         field: "in_stock_only",
-        why: NO_RESTOCK,
+        why: LEGACY_RESTOCK,
         accepted: "True",
         accepts: |v| v.as_bool() == Some(true),
     },
     UnsupportedField {
         field: "follow_price_changes",
-        why: NO_RESTOCK,
+        why: LEGACY_RESTOCK,
         accepted: "True",
         accepts: |v| v.as_bool() == Some(true),
     },
     UnsupportedField {
         field: "price_change_threshold_percent",
-        why: NO_RESTOCK,
+        why: LEGACY_RESTOCK,
         accepted: "None",
         accepts: Value::is_null,
     },
@@ -91,12 +86,6 @@ pub const UNSUPPORTED_FIELDS: &[UnsupportedField] = &[
         why: NO_LLM,
         accepted: "'replace'",
         accepts: |v| v.as_str() == Some("replace"),
-    },
-    UnsupportedField {
-        field: "processor_config_restock_diff",
-        why: NO_RESTOCK,
-        accepted: "{} or the default settings",
-        accepts: default_restock_config,
     },
     UnsupportedField {
         field: "llm_backend_profile",
@@ -132,14 +121,6 @@ fn no_tag_names(v: &Value) -> bool {
     match v {
         Value::String(s) => s.split(',').all(|n| n.trim().is_empty()),
         _ => false,
-    }
-}
-
-/// `{}` (what GET shows without a config) or a config equal to the default one.
-fn default_restock_config(v: &Value) -> bool {
-    match v {
-        Value::Object(o) if o.is_empty() => true,
-        other => parse_restock_config(other).is_ok_and(|c| c == RestockConfig::default()),
     }
 }
 
