@@ -1,6 +1,7 @@
-//! The restock_diff processor end to end (issue #14): a product page goes in stock, out, back
-//! in, and its price moves below and above the watch's thresholds; the notifications queued
-//! are counted off the real SQLite outbox and carry the `{{restock.*}}` tokens.
+//! The restock_diff processor through the API (issue #14): which rules a check reads (a tag
+//! that overrides the watch), counted off the notifications queued in the real SQLite outbox,
+//! and upstream's error for a page without product data. The deliveries a user receives are
+//! counted at a real receiver in crates/cli/tests/notifications.rs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -49,22 +50,43 @@ async fn step(app: &TestApp, srv: &FixtureServer, uuid: &str, page: Page) -> Vec
     drain(app).await.into_iter().map(|j| j.body).collect()
 }
 
+async fn create_tag(app: &TestApp, body: serde_json::Value) -> String {
+    let r = app
+        .req(Method::POST, "/api/v1/tag")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    r.json::<serde_json::Value>().await.unwrap()["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Upstream reads the restock rules of the first assigned tag with `overrides_watch`, in place
+/// of the watch's own, and the watch's again once the tag stops overriding.
 #[tokio::test]
-async fn stock_and_price_moves_notify_by_the_restock_rules() {
+async fn a_tag_that_overrides_the_watch_sets_the_restock_rules() {
     let app = spawn_app().await;
     let srv = FixtureServer::start();
     srv.set("/kettle", product(true, "100.00"));
+    let tag = create_tag(
+        &app,
+        json!({"title": "shop", "overrides_watch": true,
+               "processor_config_restock_diff": {"in_stock_processing": "off",
+                   "follow_price_changes": true, "price_change_threshold_percent": 5}}),
+    )
+    .await;
     let uuid = app
         .create_watch(json!({
             "url": srv.url("/kettle"),
             "processor": "restock_diff",
+            "tags": [tag],
             "processor_config_restock_diff": {
-                "in_stock_processing": "in_stock_only",
-                "follow_price_changes": true,
-                "price_change_threshold_percent": 5,
-            },
+                "in_stock_processing": "all_changes", "follow_price_changes": false},
             "notification_urls": ["json://hook.example/restock"],
-            "notification_body": "{{restock.in_stock}}|{{restock.price}}|{{restock.previous_price}}",
+            "notification_body": "{{restock.in_stock}}|{{restock.price}}",
             "notification_format": "text",
         }))
         .await;
@@ -73,45 +95,38 @@ async fn stock_and_price_moves_notify_by_the_restock_rules() {
         drain(&app).await.is_empty(),
         "the first check is a baseline"
     );
-    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
-    assert_eq!(w["processor"], "restock_diff");
-    assert_eq!(w["last_error"], false, "{w}");
-    assert_eq!(
-        w["processor_config_restock_diff"]["price_change_threshold_percent"],
-        5.0
-    );
 
-    // In stock -> out of stock is not news under in_stock_only.
+    // The tag says stock is not news (the watch's own rules would notify)...
     let sent = step(&app, &srv, &uuid, product(false, "100.00")).await;
     assert!(sent.is_empty(), "{sent:?}");
-    // Back in stock is.
-    let sent = step(&app, &srv, &uuid, product(true, "100.00")).await;
-    assert_eq!(sent, vec!["True|100.0|100.0".to_string()]);
-    // A 2% move is inside the 5% threshold.
-    let sent = step(&app, &srv, &uuid, product(true, "102.00")).await;
-    assert!(sent.is_empty(), "{sent:?}");
-    // An 11.8% drop is not.
+    // ...and a 10 % drop is (the watch's own rules ignore prices).
     let sent = step(&app, &srv, &uuid, product(true, "90.00")).await;
-    assert_eq!(sent, vec!["True|90.0|100.0".to_string()]);
+    assert_eq!(sent, ["True|90.0"]);
 
-    // Limits: a price inside [50, 150] is not reported, one below is.
+    // The tag stops overriding: the watch's own rules again.
     let r = app
-        .req(Method::PUT, &format!("/api/v1/watch/{uuid}"))
-        .json(&json!({"processor_config_restock_diff": {
-            "in_stock_processing": "in_stock_only", "follow_price_changes": true,
-            "price_change_min": 50, "price_change_max": 150}}))
+        .req(Method::PUT, &format!("/api/v1/tag/{tag}"))
+        .json(&json!({"overrides_watch": false}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let sent = step(&app, &srv, &uuid, product(true, "70.00")).await;
+    let sent = step(&app, &srv, &uuid, product(true, "80.00")).await;
     assert!(sent.is_empty(), "{sent:?}");
-    let sent = step(&app, &srv, &uuid, product(true, "40.00")).await;
-    assert_eq!(sent, vec!["True|40.0|90.0".to_string()]);
+    let sent = step(&app, &srv, &uuid, product(false, "80.00")).await;
+    assert_eq!(sent, ["False|80.0"]);
 
-    // Three notifications in all: back in stock, the drop past 5%, the drop below 50.
-    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
-    assert_eq!(w["notification_alert_count"], 3, "{w}");
+    // An overriding tag without rules of its own turns every rule off.
+    let bare = create_tag(&app, json!({"title": "bare", "overrides_watch": true})).await;
+    let r = app
+        .req(Method::PUT, &format!("/api/v1/watch/{uuid}"))
+        .json(&json!({"tags": [bare]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let sent = step(&app, &srv, &uuid, product(true, "40.00")).await;
+    assert!(sent.is_empty(), "{sent:?}");
 }
 
 #[tokio::test]

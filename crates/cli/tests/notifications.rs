@@ -276,3 +276,102 @@ fn send_test_notification() {
     assert_eq!(entries[0]["kind"], "test");
     server.terminate();
 }
+
+/// A product page as a shop renders one: JSON-LD in a `@graph`, the offer's price and stock.
+fn product(in_stock: bool, price: &str) -> Page {
+    let availability = if in_stock { "InStock" } else { "OutOfStock" };
+    Page::html(format!(
+        r#"<html><head><title>Kettle</title>
+        <script type="application/ld+json">{{"@context":"https://schema.org","@graph":[
+          {{"@type":"WebPage","name":"Kettle"}},
+          {{"@type":"Product","name":"Kettle","offers":{{"@type":"Offer","price":"{price}",
+            "priceCurrency":"EUR","availability":"https://schema.org/{availability}"}}}}]}}
+        </script></head><body><h1>Kettle</h1><p>{price} EUR</p></body></html>"#
+    ))
+}
+
+/// The restock_diff processor as a user runs it (issue #14): a product goes out of stock, back
+/// in, and its price moves inside and past the watch's thresholds; what a real receiver gets
+/// is counted after every step.
+#[test]
+fn restock_moves_arrive_at_a_receiver_by_the_restock_rules() {
+    let data = tempfile::tempdir().unwrap();
+    let srv = FixtureServer::start();
+    let cap = CaptureServer::start();
+    let server = Server::start(data.path(), Some("k"));
+    let api = Api::new(&server.base, "k");
+    srv.set("/kettle", product(true, "100.00"));
+    let uuid = api.create(json!({
+        "url": srv.url("/kettle"),
+        "processor": "restock_diff",
+        "processor_config_restock_diff": {
+            "in_stock_processing": "in_stock_only",
+            "follow_price_changes": true,
+            "price_change_threshold_percent": 5,
+        },
+        "notification_urls": [format!("json://{}/restock", cap.host_port())],
+        "notification_title": "{{watch_title}}",
+        "notification_body": "{{restock.in_stock}}|{{restock.price}}|{{restock.previous_price}}",
+        "notification_format": "text",
+    }));
+    let w = api.wait_for(&uuid, "the baseline", |w| w["history_n"] == 1);
+    assert_eq!(w["last_error"], false, "{w}");
+
+    // A step that the rules do not make news records no snapshot: count checks instead.
+    let mut checks = w["check_count"].as_i64().unwrap();
+    // Deliveries are asynchronous: a step waits for its check, then for the receiver to hold
+    // `total` requests. A step that should not notify is proven by the exact lists that follow
+    // and by the quiet wait at the end.
+    let mut step = |page: Page, total: usize| -> Vec<String> {
+        srv.set("/kettle", page);
+        let (status, _) = api.get(&format!("/api/v1/watch/{uuid}?recheck=1"));
+        assert_eq!(status, 200);
+        checks += 1;
+        api.wait_for(&uuid, "the step's check", |w| w["check_count"] == checks);
+        wait_requests(&cap, "the step's notifications", |s| s.len() >= total)
+            .iter()
+            .map(|r| r.json()["message"].as_str().unwrap().trim().to_string())
+            .collect()
+    };
+
+    // In stock -> out of stock is not news under in_stock_only; back in stock is.
+    step(product(false, "100.00"), 0);
+    assert_eq!(step(product(true, "100.00"), 1), ["True|100.0|100.0"]);
+    // A 2 % move is inside the 5 % threshold; an 11.8 % drop is not.
+    step(product(true, "102.00"), 1);
+    assert_eq!(
+        step(product(true, "90.00"), 2),
+        ["True|100.0|100.0", "True|90.0|100.0"]
+    );
+
+    // Limits instead: a price inside [50, 150] is not reported, one below is.
+    let r = api
+        .http
+        .put(format!("{}/api/v1/watch/{uuid}", api.base))
+        .header("x-api-key", "k")
+        .json(&json!({"processor_config_restock_diff": {
+            "in_stock_processing": "in_stock_only", "follow_price_changes": true,
+            "price_change_min": 50, "price_change_max": 150}}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    step(product(true, "70.00"), 2);
+    step(product(true, "40.00"), 3);
+    // Nothing more arrives.
+    std::thread::sleep(Duration::from_secs(2));
+    let seen: Vec<String> = cap
+        .requests()
+        .iter()
+        .map(|r| r.json()["message"].as_str().unwrap().trim().to_string())
+        .collect();
+    assert_eq!(
+        seen,
+        ["True|100.0|100.0", "True|90.0|100.0", "True|40.0|90.0"]
+    );
+    assert_eq!(cap.requests()[0].json()["title"], "Kettle");
+    let w = api.wait_for(&uuid, "the alert count", |w| {
+        w["notification_alert_count"] == 3
+    });
+    assert!(w["last_notification_error"].is_null() || w["last_notification_error"] == false);
+    server.terminate();
+}
