@@ -14,11 +14,13 @@
 //! - [`sqlite`]: the embedded adapter (one SQLite file in WAL mode, zstd snapshots).
 //! - [`queue`]: the embedded job queue (in-process priority queue, manual rechecks first).
 //! - [`feed`]: the embedded change feed (in-process broadcast).
+//! - [`backup`]: the backup format (both modes), export and restore through the port.
 //! - [`aws`] (feature `aws`): DynamoDB, SQS and DynamoDB Streams adapters.
 //! - [`conformance`] (feature `conformance`): the port test suites every adapter must pass.
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod backup;
 pub mod feed;
 pub mod queue;
 pub mod sqlite;

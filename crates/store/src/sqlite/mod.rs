@@ -26,6 +26,7 @@ use crate::feed::BroadcastFeed;
 use crate::types::*;
 use crate::{ChangeFeed, NotificationQueue, WatchStore};
 
+pub mod backup;
 mod notifications;
 mod watch_store;
 
