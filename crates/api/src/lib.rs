@@ -14,6 +14,8 @@
 //! - [`apprise`]: which notification URLs are acceptable (apprise-style schemes).
 //! - [`stored`]: stored watches and tags: loading, creating (`insert_watch`, legacy tag
 //!   names) and conflict-safe editing (`edit_watch`, `edit_tag`).
+//! - [`datastore`]: importing upstream's datastore directory or backup zip through the store
+//!   port (`changewatch import-datastore`).
 //! - [`validate`]: what a watch or tag body may hold (schema, upstream's checks and messages),
 //!   and the same rules as the JSON Schemas `/api/v1/full-spec` publishes.
 //! - `routes::*`: the endpoints, one module per resource: `watches`, `history` (snapshots and
@@ -26,6 +28,7 @@ pub mod apprise;
 pub mod auth;
 pub mod bootstrap;
 pub mod bulk;
+pub mod datastore;
 pub mod error;
 pub mod extract;
 pub mod hosts;

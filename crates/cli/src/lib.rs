@@ -4,10 +4,12 @@
 //! - [`check`]: `changewatch check URL`: one check with no storage, printed for a human or as JSON.
 //! - [`serve`]: `changewatch serve`: embedded mode (API, scheduler, checkers, one SQLite file).
 //! - [`embedded`]: embedded mode's composition root (`Embedded::build`).
+//! - [`import`]: `changewatch import-datastore SOURCE`: upstream's datastore or backup zip.
 //! - [`password`]: `changewatch hash-password`: a `SALTED_PASS` value for fixed passwords.
 
 pub mod check;
 pub mod embedded;
+pub mod import;
 pub mod password;
 pub mod serve;
 
@@ -34,4 +36,8 @@ pub enum Command {
     /// (upstream's format): for `serve` on a network address, or the AWS stack's
     /// DashboardPasswordHash parameter.
     HashPassword,
+    /// Bring in changedetection.io's datastore (a directory in either of its layouts, or its
+    /// backup zip): watches with their uuids, tags, settings and full history. Safe to run
+    /// again: what is already here is left as it is.
+    ImportDatastore(import::ImportArgs),
 }

@@ -28,6 +28,7 @@ async fn run() -> ExitCode {
         changewatch::Command::Check(args) => changewatch::check::run(args).await,
         changewatch::Command::Serve(args) => changewatch::serve::run(args).await,
         changewatch::Command::HashPassword => changewatch::password::run(),
+        changewatch::Command::ImportDatastore(args) => changewatch::import::run(args).await,
     }
 }
 
@@ -35,6 +36,8 @@ async fn run() -> ExitCode {
 fn default_level(cli: &changewatch::Cli) -> &'static str {
     match cli.command {
         changewatch::Command::Serve(_) => "info",
-        changewatch::Command::Check(_) | changewatch::Command::HashPassword => "warn",
+        changewatch::Command::Check(_)
+        | changewatch::Command::HashPassword
+        | changewatch::Command::ImportDatastore(_) => "warn",
     }
 }

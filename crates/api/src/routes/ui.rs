@@ -486,7 +486,8 @@ const NOTIFICATION_FORMATS: [&str; 4] = ["text", "html", "htmlcolor", "markdown"
 const RSS_FORMATS: [&str; 3] = ["text", "html", "htmlcolor"];
 
 /// Validates the whole body before anything is written, so a bad field changes nothing.
-fn apply_settings(s: &mut Settings, body: &Map<String, Value>) -> Result<(), ApiError> {
+/// The datastore import runs upstream's settings through it, one field at a time.
+pub(crate) fn apply_settings(s: &mut Settings, body: &Map<String, Value>) -> Result<(), ApiError> {
     for (k, v) in body {
         match k.as_str() {
             "time_between_check" => {
