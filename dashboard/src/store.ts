@@ -8,7 +8,7 @@
 
 import { listWatches } from './api';
 import { learnStyle } from './time';
-import type { TagBrief, WatchListResponse, WatchRow } from './types';
+import type { RestockState, TagBrief, WatchListResponse, WatchRow } from './types';
 
 export type StoreEvent =
   | { type: 'reset' }
@@ -27,7 +27,7 @@ export interface Counters {
 
 type Listener = (e: StoreEvent) => void;
 
-const STRING_KEYS = ['url', 'link', 'last_checked_text', 'last_changed_text'] as const;
+const STRING_KEYS = ['url', 'link', 'last_checked_text', 'last_changed_text', 'processor'] as const;
 const NULLABLE_STRING_KEYS = ['title', 'page_title'] as const;
 const NULLABLE_BOOL_KEYS = ['use_page_title_in_list'] as const;
 const NUMBER_KEYS = ['last_checked', 'last_changed', 'history_n', 'fetch_time'] as const;
@@ -68,6 +68,8 @@ function pickRowFields(src: Record<string, unknown>): Partial<WatchRow> {
     if (typeof v === 'boolean') out[k] = v;
   }
   if (Array.isArray(src['tags'])) out.tags = src['tags'].filter((t): t is string => typeof t === 'string');
+  const restock = restockOf(src['restock']);
+  if (restock) out.restock = restock;
   const err = src['last_error'];
   if (typeof err === 'string' || err === false) out.last_error = err === '' ? false : err;
   else if (err === null) out.last_error = false;
@@ -78,6 +80,19 @@ function pickRowFields(src: Record<string, unknown>): Partial<WatchRow> {
     out.notification_error = notificationErrorOf(src['error_text']);
   }
   return out;
+}
+
+/** A restock row's state, each field checked for its type (anything else reads as unknown). */
+function restockOf(v: unknown): RestockState | undefined {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  const n = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+  return {
+    in_stock: typeof o['in_stock'] === 'boolean' ? o['in_stock'] : null,
+    price: n(o['price']),
+    currency: typeof o['currency'] === 'string' ? o['currency'] : null,
+    last_price: n(o['last_price']),
+  };
 }
 
 /**
@@ -117,6 +132,7 @@ function emptyRow(uuid: string): WatchRow {
     paused: false,
     notification_muted: false,
     has_favicon: false,
+    processor: 'text_json_diff',
   };
 }
 

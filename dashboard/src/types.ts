@@ -1,6 +1,8 @@
 // Shapes of the JSON the changewatch server sends and accepts. Only the fields the dashboard
 // uses are typed; everything coming from the server is treated as untrusted data.
 
+import type { RestockConfig } from './restock';
+
 /** GET /ui/session */
 export interface SessionInfo {
   password_required: boolean;
@@ -38,6 +40,20 @@ export interface WatchRow {
   paused: boolean;
   notification_muted: boolean;
   has_favicon: boolean;
+  /** `text_json_diff` or `restock_diff`. */
+  processor: string;
+  /** A restock_diff row's last extraction; absent on other rows. */
+  restock?: RestockState;
+}
+
+/** What the restock processor last found on a product page (upstream's internal `restock`). */
+export interface RestockState {
+  /** null: not found yet (upstream's "No information"). */
+  in_stock: boolean | null;
+  price: number | null;
+  currency: string | null;
+  /** The price at the check before, for the list's up/down percentage. */
+  last_price: number | null;
 }
 
 export interface TagBrief {
@@ -136,6 +152,13 @@ export interface Watch {
   /** JavaScript the browser runs on the page before the steps; null = none. */
   webdriver_js_execute_code: string | null;
   browser_steps: BrowserStep[];
+  /** `text_json_diff` (text, HTML, JSON, PDF) or `restock_diff` (stock and price). */
+  processor?: string;
+  /** The restock rules a check reads: the watch's own, or an overriding tag's (see `_source`);
+   * `{}` when neither set any (upstream's defaults apply). */
+  processor_config_restock_diff?: Partial<RestockConfig>;
+  /** `watch`, or `tag:<uuid>` when a tag with `overrides_watch` sets the rules. */
+  processor_config_restock_diff_source?: string;
   /** Rules a change must meet to be reported; empty = every change. */
   conditions?: Condition[];
   /** `ALL` or `ANY` of the conditions. */

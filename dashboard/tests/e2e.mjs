@@ -5,7 +5,8 @@
 // list stays live without reloads: add -> checked -> changed -> diff -> viewed -> paused, plus
 // HTML escaping of titles, notifications (test sends from the settings and edit pages to a
 // receiver in this script, the notification log, a failed change notification on its row), the
-// edit page's fetch method and browser-steps editor, and phone-width layouts without
+// edit page's fetch method and browser-steps editor, the restock processor (edit page and
+// the list's stock and price), and phone-width layouts without
 // horizontal overflow.
 //
 // Environment:
@@ -90,9 +91,22 @@ function shopPage(price) {
   return html('Fixture shop', `<p>${price}</p>`);
 }
 
+/** A product page as shops mark one up: a JSON-LD Product with its offer's price and stock. */
+function productPage(inStock, price) {
+  const offer = {
+    '@type': 'Offer',
+    price,
+    priceCurrency: 'EUR',
+    availability: `https://schema.org/${inStock ? 'InStock' : 'OutOfStock'}`,
+  };
+  const ld = JSON.stringify({ '@context': 'https://schema.org', '@type': 'Product', name: 'Kettle', offers: offer });
+  return `<!doctype html><html><head><title>Kettle</title><script type="application/ld+json">${ld}</script></head><body><h1>Kettle</h1><p>${price} EUR</p></body></html>`;
+}
+
 function startFixture() {
   const state = {
     shop: shopPage('Price: 10'),
+    product: productPage(true, '100.00'),
     held: null, // { promise, release } while responses to / are held
     notifyPage: html('Notify page', '<p>Stock: 1</p>'),
     hooks: [], // { path, method, contentType, body } of every request to /hook…
@@ -116,6 +130,8 @@ function startFixture() {
       send(200, html('Other fixture', '<p>Nothing to see</p>'));
     } else if (url.pathname === '/notify-page') {
       send(200, state.notifyPage);
+    } else if (url.pathname === '/product') {
+      send(200, state.product);
     } else if (url.pathname.startsWith('/hook')) {
       const chunks = [];
       req.on('data', (c) => chunks.push(c));
@@ -142,6 +158,10 @@ function startFixture() {
         url: `http://127.0.0.1:${port}/`,
         otherUrl: `http://127.0.0.1:${port}/other`,
         notifyPageUrl: `http://127.0.0.1:${port}/notify-page`,
+        productUrl: `http://127.0.0.1:${port}/product`,
+        setProduct(inStock, price) {
+          state.product = productPage(inStock, price);
+        },
         /** A notification URL that lands on this server's `path`. */
         hookUrl: (hookPath) => `json://127.0.0.1:${port}${hookPath}`,
         /** Requests received on `path` so far. */
@@ -1006,6 +1026,74 @@ async function scenario(browser, fixture) {
     assert(await page.locator('#screenshot').isHidden(), 'a plain watch shows no screenshot panel');
     await page.goto(`${BASE_URL}/#/`);
     await rest('DELETE', `/api/v1/watch/${shotUuid}`);
+  });
+
+  await runStep('restock: the edit page makes a watch a restock one with its rules; the list shows stock and price live', async () => {
+    const { uuid: kettle } = await rest('POST', '/api/v1/watch', { url: fixture.productUrl, title: 'Kettle watch' });
+    await page.evaluate(() => {
+      location.hash = '#/';
+    });
+    await waitForRow(page, kettle, 'the text watch checked once', (r) => RECENT.test(r.lastChecked ?? ''));
+    assert(
+      !(await page.locator('table.watch-table').evaluate((t) => t.classList.contains('has-restock'))),
+      'no restock column without a restock watch',
+    );
+
+    await openEdit(kettle);
+    const restockBox = page.locator('form#edit-form .restock-settings');
+    assert(!(await restockBox.isVisible()), 'the restock settings are hidden for a text watch');
+    await page.selectOption('form#edit-form select[name=processor]', 'restock_diff');
+    await restockBox.waitFor({ state: 'visible' });
+    assert(
+      (await page.inputValue('form#edit-form select[name="processor_config_restock_diff.in_stock_processing"]')) === 'in_stock_only' &&
+        (await page.isChecked('form#edit-form input[name="processor_config_restock_diff.follow_price_changes"]')),
+      "upstream's defaults are shown",
+    );
+    await page.selectOption('form#edit-form select[name="processor_config_restock_diff.in_stock_processing"]', 'all_changes');
+    await page.fill('form#edit-form input[name="processor_config_restock_diff.price_change_threshold_percent"]', '5');
+    const put = page.waitForResponse((r) => r.request().method() === 'PUT' && r.url().endsWith(`/api/v1/watch/${kettle}`));
+    await page.click('form#edit-form button[type=submit]');
+    const answer = await put;
+    assert(answer.status() === 200, `the save is accepted (HTTP ${answer.status()})`);
+    const sent = answer.request().postDataJSON();
+    assert(
+      sameJson(Object.keys(sent).sort(), ['processor', 'processor_config_restock_diff']),
+      `only the processor and its settings are sent (got ${JSON.stringify(sent)})`,
+    );
+    const w = await rest('GET', `/api/v1/watch/${kettle}`);
+    assert(w.processor === 'restock_diff', `processor saved (got ${JSON.stringify(w.processor)})`);
+    assert(
+      w.processor_config_restock_diff.in_stock_processing === 'all_changes' &&
+        w.processor_config_restock_diff.price_change_threshold_percent === 5 &&
+        w.processor_config_restock_diff.follow_price_changes === true,
+      `the rules saved as set (got ${JSON.stringify(w.processor_config_restock_diff)})`,
+    );
+
+    // Back on the list (the save navigates there): the column appears, then fills in live.
+    const cell = page.locator(`${rowSel(kettle)} td.col-restock-price`);
+    await cell.waitFor({ state: 'visible' });
+    await rest('GET', `/api/v1/watch/${kettle}?recheck=1`);
+    await waitForPage(
+      page,
+      'the row in stock at 100 EUR',
+      (sel) => /In stock/.test(document.querySelector(sel)?.textContent ?? '') && /100 EUR/.test(document.querySelector(sel)?.textContent ?? ''),
+      `${rowSel(kettle)} td.col-restock-price`,
+    );
+    fixture.setProduct(false, '90.00');
+    await rest('GET', `/api/v1/watch/${kettle}?recheck=1`);
+    await waitForPage(
+      page,
+      'the row out of stock at 90 EUR, 10 % down',
+      (sel) => {
+        const text = document.querySelector(sel)?.textContent ?? '';
+        return /Not in stock/.test(text) && /90 EUR/.test(text) && /▼ -10%/.test(text);
+      },
+      `${rowSel(kettle)} td.col-restock-price`,
+    );
+    const row = await rowState(page, kettle);
+    assert(row.classes.includes('not-in-stock') && row.classes.includes('has-restock-info'), `upstream's row classes (got ${row.classes})`);
+    await screenshot(page, '13-restock-row.png');
+    await assertNoReload('after the restock step');
   });
 
   await runStep('phone width (375 px): list, settings, notification log and edit page render without horizontal overflow', async () => {

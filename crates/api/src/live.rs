@@ -3,7 +3,9 @@
 //! both so that a row loaded over REST and a row updated by the socket never disagree.
 
 use changewatch_core::diff::escape_html;
-use changewatch_core::model::{HistoryInfo, TextOrFalse, Watch, has_template_markup, no_render};
+use changewatch_core::model::{
+    HistoryInfo, Restock, TextOrFalse, Watch, has_template_markup, no_render,
+};
 use changewatch_core::schedule::timeago;
 use changewatch_store::Item;
 use serde::Serialize;
@@ -84,6 +86,13 @@ pub struct WatchRow {
     pub tags: Vec<String>,
     pub last_changed: i64,
     pub last_error: TextOrFalse,
+    /// `text_json_diff` or `restock_diff`: a restock row shows stock and price.
+    pub processor: String,
+    /// A restock row's last extraction (in stock, price, currency, last price). Upstream's
+    /// API keeps `restock` internal and its list renders it on the server; here the list is
+    /// drawn in the browser, so the row carries it. Left out for other processors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restock: Option<Restock>,
 }
 
 /// A watch's row, from its stored item (history summary and schedule included).
@@ -129,6 +138,9 @@ pub fn watch_row(item: &Item, watch: &Watch, now: i64) -> WatchRow {
         tags: watch.tags.clone(),
         last_changed,
         last_error: watch.last_error.clone(),
+        processor: watch.processor.clone(),
+        restock: (watch.processor == "restock_diff")
+            .then(|| watch.restock.clone().unwrap_or_default()),
     }
 }
 

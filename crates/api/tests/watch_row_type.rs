@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use changewatch_api::live::WatchRow;
-use changewatch_core::model::TextOrFalse;
+use changewatch_core::model::{Restock, TextOrFalse};
 use serde_json::Value;
 
 /// Computed by the dashboard from other fields, not sent.
@@ -41,8 +41,9 @@ fn interface_fields(src: &str, name: &str) -> Vec<(String, String, bool)> {
     fields
 }
 
-/// Whether a JSON value is one the TypeScript type (a union of simple types) accepts.
-fn accepts(ty: &str, v: &Value) -> bool {
+/// Whether a JSON value is one the TypeScript type (a union of simple types, or an interface
+/// of `types.ts` checked field by field) accepts.
+fn accepts(src: &str, ty: &str, v: &Value) -> bool {
     ty.split('|').map(str::trim).any(|t| match t {
         "string" => v.is_string(),
         "number" => v.is_number(),
@@ -51,11 +52,19 @@ fn accepts(ty: &str, v: &Value) -> bool {
         "false" => v == &Value::Bool(false),
         "true" => v == &Value::Bool(true),
         "string[]" => v.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        "RestockState" => v.as_object().is_some_and(|o| {
+            let fields = interface_fields(src, t);
+            o.keys().all(|k| fields.iter().any(|(n, ..)| n == k))
+                && fields.iter().all(|(n, ty, optional)| match o.get(n) {
+                    Some(v) => accepts(src, ty, v),
+                    None => *optional,
+                })
+        }),
         other => panic!("types.ts: teach this test the type {other:?}"),
     })
 }
 
-fn row(title: Option<&str>, last_error: TextOrFalse) -> Value {
+fn row(title: Option<&str>, last_error: TextOrFalse, restock: Option<Restock>) -> Value {
     serde_json::to_value(WatchRow {
         checking_now: false,
         error_text: String::new(),
@@ -80,6 +89,13 @@ fn row(title: Option<&str>, last_error: TextOrFalse) -> Value {
         tags: vec!["t".into()],
         last_changed: 0,
         last_error,
+        processor: if restock.is_some() {
+            "restock_diff"
+        } else {
+            "text_json_diff"
+        }
+        .into(),
+        restock,
     })
     .unwrap()
 }
@@ -93,8 +109,18 @@ fn the_dashboard_row_type_matches_what_the_server_sends() {
     let fields = interface_fields(&src, "WatchRow");
     assert!(fields.len() > 15, "{fields:?}");
     let samples = [
-        row(Some("A title"), TextOrFalse::Text("boom".into())),
-        row(None, TextOrFalse::False),
+        row(
+            Some("A title"),
+            TextOrFalse::Text("boom".into()),
+            Some(Restock {
+                in_stock: Some(true),
+                price: Some(9.5),
+                currency: Some("EUR".into()),
+                last_price: Some(10.0),
+            }),
+        ),
+        row(None, TextOrFalse::False, Some(Restock::default())),
+        row(None, TextOrFalse::False, None),
     ];
     for (name, ty, optional) in &fields {
         if DERIVED_IN_THE_DASHBOARD.contains(&name.as_str()) {
@@ -102,7 +128,7 @@ fn the_dashboard_row_type_matches_what_the_server_sends() {
         }
         for sample in &samples {
             match sample.get(name) {
-                Some(v) => assert!(accepts(ty, v), "{name}: {v} is not a {ty}"),
+                Some(v) => assert!(accepts(&src, ty, v), "{name}: {v} is not a {ty}"),
                 None => assert!(*optional, "{name} is typed in the dashboard but never sent"),
             }
         }

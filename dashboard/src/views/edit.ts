@@ -7,6 +7,13 @@ import * as api from '../api';
 import { conditionsEditor, readConditions } from '../conditions';
 import { checkbox, externalLink, field, h, linesToList, listToLines, replace, select } from '../dom';
 import { testNotificationControl } from '../notify';
+import {
+  DEFAULT_RESTOCK_CONFIG,
+  IN_STOCK_PROCESSING,
+  PROCESSORS,
+  optionalNumber,
+  type RestockConfig,
+} from '../restock';
 import { navigate, type View } from '../router';
 import { browserStepsEditor, readBrowserSteps, STEP_PLACEHOLDER } from '../steps';
 import { displayName, store } from '../store';
@@ -134,6 +141,67 @@ export const editView: View = ({ root, route, signal }) => {
       tags.length
         ? field('Tags', tagSelect, 'Ctrl/Cmd-click to choose several.')
         : h('p', { class: 'hint' }, 'No tags yet (add one with the quick-add form on the list).'),
+    );
+
+    // What to watch: the processor, and the restock processor's settings (upstream's
+    // "Restock & Price Detection" tab), shown only while it is chosen.
+    const processor = select('processor', [...PROCESSORS], watch.processor || 'text_json_diff');
+    const restock: RestockConfig = { ...DEFAULT_RESTOCK_CONFIG, ...(watch.processor_config_restock_diff ?? {}) };
+    const source = watch.processor_config_restock_diff_source ?? 'watch';
+    const overridingTag = source.startsWith('tag:') ? source.slice(4) : '';
+    const num = (name: keyof RestockConfig, attrs: Record<string, string | number> = {}): HTMLInputElement =>
+      h('input', {
+        name: `processor_config_restock_diff.${name}`,
+        type: 'number',
+        step: 'any',
+        value: restock[name] === null ? '' : String(restock[name]),
+        ...attrs,
+      });
+    // The API keeps the last extraction internal (as upstream's does); the list's row has it.
+    const lastPrice = store.rows.get(uuid)?.restock?.price ?? '';
+    const restockSettings = h(
+      'div',
+      { class: 'restock-settings' },
+      overridingTag
+        ? h(
+            'p',
+            { class: 'hint', id: 'restock-overridden' },
+            `Set by the tag "${tags.find((t) => t.uuid === overridingTag)?.title ?? overridingTag}", which overrides the watch's own restock settings.`,
+          )
+        : null,
+      field(
+        'Re-stock detection',
+        select('processor_config_restock_diff.in_stock_processing', [...IN_STOCK_PROCESSING], restock.in_stock_processing),
+      ),
+      checkbox('processor_config_restock_diff.follow_price_changes', 'Follow price changes', restock.follow_price_changes),
+      field(
+        'Below price to trigger notification',
+        num('price_change_min', { placeholder: String(lastPrice) }),
+        'Empty = no lower limit.',
+      ),
+      field(
+        'Above price to trigger notification',
+        num('price_change_max', { placeholder: String(lastPrice) }),
+        'Empty = no upper limit.',
+      ),
+      field(
+        'Threshold (%) for price changes since the previous check',
+        num('price_change_threshold_percent', { min: 0, max: 100 }),
+        'For example, 5 reports only a price that moved more than 5 %. Empty = any change.',
+      ),
+    );
+    if (overridingTag) restockSettings.querySelectorAll('input, select').forEach((el) => el.setAttribute('disabled', ''));
+    const syncProcessor = (): void => {
+      restockSettings.hidden = processor.value !== 'restock_diff';
+    };
+    processor.addEventListener('change', syncProcessor);
+    syncProcessor();
+    const whatToWatch = h(
+      'fieldset',
+      { class: 'processor-settings' },
+      h('legend', null, 'What to watch'),
+      field('Type of change detection', processor),
+      restockSettings,
     );
 
     // Check interval
@@ -320,6 +388,7 @@ export const editView: View = ({ root, route, signal }) => {
     const saveBtn = h('button', { type: 'submit', class: 'primary' }, 'Save');
     form.append(
       general,
+      whatToWatch,
       checkInterval,
       schedule,
       request,
@@ -442,8 +511,22 @@ function collect(form: HTMLFormElement, watch: Watch): Body {
     } satisfies DaySchedule;
   }
 
+  const rs = (name: keyof RestockConfig): string => val(`processor_config_restock_diff.${name}`);
+  const restock: RestockConfig = {
+    in_stock_processing: rs('in_stock_processing') || 'in_stock_only',
+    follow_price_changes: checked('processor_config_restock_diff.follow_price_changes'),
+    price_change_min: optionalNumber(rs('price_change_min'), 'Below price to trigger notification'),
+    price_change_max: optionalNumber(rs('price_change_max'), 'Above price to trigger notification'),
+    price_change_threshold_percent: optionalNumber(
+      rs('price_change_threshold_percent'),
+      'Threshold (%) for price changes since the previous check',
+    ),
+  };
+
   const body: Body = {
     url: val('url').trim(),
+    processor: val('processor') || 'text_json_diff',
+    processor_config_restock_diff: restock,
     title: val('title').trim() || null,
     tags,
     time_between_check_use_default: checked('time_between_check_use_default'),

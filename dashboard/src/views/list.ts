@@ -5,6 +5,7 @@ import * as api from '../api';
 import { externalLink, h, replace, select, setText } from '../dom';
 import { NOTIFICATION_LOG_HASH } from '../notify';
 import { bulkOperation, deleteWatch, rowOperation, tagUuidForTitle } from '../ops';
+import { restockCell } from '../restock';
 import { feedUrl } from '../rss';
 import { navigate, type View } from '../router';
 import { isConnected } from '../socket';
@@ -30,6 +31,10 @@ const ROW_FLAGS: ReadonlyArray<[string, (r: WatchRow) => boolean]> = [
   ['has-error', (r) => r.has_error],
   ['paused', (r) => r.paused],
   ['notification-muted', (r) => r.notification_muted],
+  // Upstream's row classes for restock rows.
+  ['has-restock-info', (r) => r.processor === 'restock_diff' && (r.restock?.in_stock ?? null) !== null],
+  ['in-stock', (r) => r.processor === 'restock_diff' && r.restock?.in_stock === true],
+  ['not-in-stock', (r) => r.processor === 'restock_diff' && r.restock?.in_stock === false],
 ];
 
 interface RowRefs {
@@ -40,6 +45,8 @@ interface RowRefs {
   tags: HTMLTableCellElement;
   lastChecked: HTMLTableCellElement;
   lastChanged: HTMLTableCellElement;
+  /** Upstream's "Restock & Price" column, shown while any watch is a restock_diff one. */
+  restock: HTMLTableCellElement;
   statusText: HTMLElement;
   errorText: HTMLElement;
   /** The watch's last notification failure, a link to the notification log. */
@@ -50,6 +57,7 @@ interface RowRefs {
   titleKey: string;
   tagsKey: string;
   faviconKey: string;
+  restockKey: string;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -298,6 +306,7 @@ export const listView: View = ({ root, signal }) => {
         h('th', { class: 'favicon', scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Icon')),
         h('th', { class: 'title', scope: 'col' }, 'Watch'),
         h('th', { class: 'tags', scope: 'col' }, 'Tags'),
+        h('th', { class: 'col-restock-price', scope: 'col' }, 'Restock & Price'),
         h('th', { class: 'last-checked', scope: 'col' }, 'Last checked'),
         h('th', { class: 'last-changed', scope: 'col' }, 'Last changed'),
         h('th', { class: 'status', scope: 'col' }, 'Status'),
@@ -398,6 +407,7 @@ export const listView: View = ({ root, signal }) => {
       tags: cell('tags', 'Tags'),
       lastChecked: cell('last-checked', 'Checked'),
       lastChanged: cell('last-changed', 'Changed'),
+      restock: cell('col-restock-price', 'Restock & Price'),
       statusText,
       errorText,
       notificationError,
@@ -406,6 +416,7 @@ export const listView: View = ({ root, signal }) => {
       titleKey: '',
       tagsKey: '',
       faviconKey: '',
+      restockKey: '',
     };
     const status = cell('status', 'Status');
     status.append(statusText, errorText, notificationError);
@@ -425,6 +436,7 @@ export const listView: View = ({ root, signal }) => {
       refs.favicon,
       refs.title,
       refs.tags,
+      refs.restock,
       refs.lastChecked,
       refs.lastChanged,
       status,
@@ -469,6 +481,7 @@ export const listView: View = ({ root, signal }) => {
 
     updateFavicon(refs, row);
     updateTimes(refs, row);
+    updateRestock(refs, row);
 
     const comment = store.statusComments.get(row.uuid) ?? '';
     let status = '';
@@ -492,6 +505,28 @@ export const listView: View = ({ root, signal }) => {
     setText(refs.muteBtn, row.notification_muted ? 'Unmute' : 'Mute');
     refs.muteBtn.setAttribute('aria-pressed', String(row.notification_muted));
     refs.select.checked = selected.has(row.uuid);
+  }
+
+  function updateRestock(refs: RowRefs, row: WatchRow): void {
+    const cell = restockCell(row);
+    const key = JSON.stringify(cell);
+    if (refs.restockKey === key) return;
+    refs.restockKey = key;
+    refs.restock.classList.toggle('is-empty', cell === null);
+    if (cell === null) {
+      replace(refs.restock);
+      return;
+    }
+    replace(
+      refs.restock,
+      h(
+        'div',
+        { class: 'restock-info-wrap' },
+        h('span', { class: `restock-label ${cell.stockClass}`, title: 'Detecting restock and price' }, cell.stockLabel),
+        cell.price ? h('span', { class: 'restock-label price', title: 'Price' }, cell.price) : null,
+        cell.change ? h('span', { class: `price-change ${cell.changeClass}`, title: cell.changeTitle }, cell.change) : null,
+      ),
+    );
   }
 
   function updateTimes(refs: RowRefs, row: WatchRow): void {
@@ -569,6 +604,8 @@ export const listView: View = ({ root, signal }) => {
     const pageRows = rows.slice((filters.page - 1) * PAGE_SIZE, filters.page * PAGE_SIZE);
 
     rowRefs.clear();
+    // Upstream shows the column only when a restock watch is among those listed.
+    table.classList.toggle('has-restock', pageRows.some((r) => r.processor === 'restock_diff'));
     const fragment = document.createDocumentFragment();
     for (const row of pageRows) {
       const refs = buildRow(row);
@@ -578,7 +615,7 @@ export const listView: View = ({ root, signal }) => {
     if (pageRows.length === 0) {
       const text =
         all.length === 0 ? 'No watches yet: add a URL above to start watching it.' : 'No watches match the filter.';
-      fragment.appendChild(h('tr', { class: 'empty' }, h('td', { colspan: 8 }, text)));
+      fragment.appendChild(h('tr', { class: 'empty' }, h('td', { colspan: 9 }, text)));
     }
     tbody.replaceChildren(fragment);
 
@@ -660,7 +697,7 @@ export const listView: View = ({ root, signal }) => {
     renderTable();
     renderCounters();
   } else {
-    tbody.replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: 8 }, 'Loading…')));
+    tbody.replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: 9 }, 'Loading…')));
   }
   // Always refetch on entry: the list may have changed while another page was shown.
   store.refresh().catch((err: unknown) => {
@@ -668,7 +705,7 @@ export const listView: View = ({ root, signal }) => {
     const retry = h('button', { type: 'button', onclick: () => void store.refresh().catch(() => undefined) }, 'Retry');
     if (!store.loaded) {
       tbody.replaceChildren(
-        h('tr', { class: 'empty' }, h('td', { colspan: 8 }, `Could not load the watches: ${api.errorMessage(err)} `, retry)),
+        h('tr', { class: 'empty' }, h('td', { colspan: 9 }, `Could not load the watches: ${api.errorMessage(err)} `, retry)),
       );
     } else {
       toastError(`Could not refresh the list: ${api.errorMessage(err)}`);

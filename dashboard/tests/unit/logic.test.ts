@@ -87,3 +87,19 @@ test('socket updates merge into rows; a deleted watch never comes back', () => {
   assert.equal(store.counters.queue_size, 3);
   assert.equal(store.counters.count_errors, 0);
 });
+
+test('a restock row keeps its processor and stock state; odd values read as unknown', () => {
+  const store = new WatchStore();
+  store.applyUpdate({
+    uuid: 'w1',
+    url: 'https://shop.example/kettle',
+    processor: 'restock_diff',
+    restock: { in_stock: true, price: 9.5, currency: 'EUR', last_price: 10 },
+  });
+  assert.equal(store.rows.get('w1')?.processor, 'restock_diff');
+  assert.deepEqual(store.rows.get('w1')?.restock, { in_stock: true, price: 9.5, currency: 'EUR', last_price: 10 });
+  store.applyUpdate({ uuid: 'w1', restock: { in_stock: 'yes', price: '9', currency: 3, __proto__: { x: 1 } } });
+  assert.deepEqual(store.rows.get('w1')?.restock, { in_stock: null, price: null, currency: null, last_price: null });
+  store.applyUpdate({ uuid: 'w1', restock: 'nope' });
+  assert.equal(store.rows.get('w1')?.restock?.in_stock, null, 'a non-object leaves the last state');
+});
