@@ -4,6 +4,9 @@
 //! before asking apprise; here it is never rendered in the API process (a template can ask
 //! for gigabytes, and rendering runs in the sandbox at notification time): it must compile,
 //! and the URL must be deliverable with each `{{ }}` / `{% %}` block standing in as a word.
+//! A scheme changewatch does not deliver itself passes when apprise 2.0.1 knows it (it is
+//! relayed to `APPRISE_API_URL` at delivery, and fails there clearly without one): upstream
+//! accepts such URLs, so saving and importing them must too.
 
 /// True when the URL is one the notifier accepts (`#` comments and `null://` included).
 pub fn is_valid_apprise_url(url: &str) -> bool {
@@ -59,6 +62,9 @@ mod tests {
             "json://example.com/{{watch_uuid}}",
             "ntfy://topic?click={{ watch_url }}",
             "json://example.com/{% if watch_uuid %}a{% endif %}",
+            // Services delivered through an Apprise API server: apprise knows the scheme.
+            "pbul://o.token123",
+            "hassio://ha.example.com/{{watch_uuid}}",
         ] {
             assert!(is_valid_apprise_url(u), "{u}");
         }

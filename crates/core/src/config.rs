@@ -96,6 +96,11 @@ pub struct Config {
     pub notification_retry_delay: Duration,
     /// `NOTIFICATION_TIMEOUT_SECS`: how long one delivery may take (default 30).
     pub notification_timeout: Duration,
+    /// `APPRISE_API_URL`: an Apprise API server (`http(s)://host[:port][/prefix]`, or the
+    /// `apprise(s)://` form of the same) that delivers notification URLs whose service
+    /// changewatch does not speak itself, through its stateless `POST /notify`. Kept as the base
+    /// ending in `/`. It is the operator's, so it may be a private or loopback address.
+    pub apprise_api_url: Option<url::Url>,
     /// `ALLOWED_HOSTS`: host names the HTTP server answers to besides IP addresses and
     /// `localhost` (comma-separated; `.example.com` = the domain and its subdomains; `*` = any).
     /// Unset (`None`), other names are answered only while a dashboard password is set and the
@@ -173,6 +178,7 @@ impl Default for Config {
             notification_max_attempts: 5,
             notification_retry_delay: Duration::from_secs(10),
             notification_timeout: Duration::from_secs(30),
+            apprise_api_url: None,
             allowed_hosts: None,
             allowed_origins: Vec::new(),
             sandbox: SandboxLimits::default(),
@@ -425,6 +431,17 @@ impl Config {
             )?
             .map(|s| Duration::from_secs(s.max(1)))
             .unwrap_or(d.notification_timeout),
+            apprise_api_url: text("APPRISE_API_URL")
+                .map(|v| {
+                    apprise_api_base(&v).ok_or_else(|| {
+                        invalid(
+                            "APPRISE_API_URL",
+                            v,
+                            "expected the Apprise API server's URL, like http://apprise:8000",
+                        )
+                    })
+                })
+                .transpose()?,
             allowed_hosts: text("ALLOWED_HOSTS")
                 .map(|v| allowed_hosts(&v))
                 .transpose()?,
@@ -526,6 +543,27 @@ fn allowed_hosts(v: &str) -> Result<Vec<String>, ConfigError> {
         out.push(bare.to_string());
     }
     Ok(out)
+}
+
+/// `http(s)://host[:port][/prefix]` or `apprise(s)://…` as the base the stateless endpoint
+/// `notify` is joined to; a URL already ending in `/notify` names that endpoint.
+fn apprise_api_base(v: &str) -> Option<url::Url> {
+    let v = v.trim();
+    let (scheme, rest) = v.split_once("://")?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "apprise" => "http",
+        "https" | "apprises" => "https",
+        _ => return None,
+    };
+    let mut url = url::Url::parse(&format!("{scheme}://{rest}")).ok()?;
+    if url.host_str().is_none_or(str::is_empty) || url.query().is_some() || url.fragment().is_some()
+    {
+        return None;
+    }
+    let path = url.path().trim_end_matches('/');
+    let path = path.strip_suffix("/notify").unwrap_or(path).to_string();
+    url.set_path(&format!("{path}/"));
+    Some(url)
 }
 
 fn invalid(name: &'static str, value: String, reason: &'static str) -> ConfigError {
@@ -671,6 +709,34 @@ mod tests {
             assert_eq!(
                 cfg(&[("ALLOWED_HOSTS", bad)]).unwrap_err().name,
                 "ALLOWED_HOSTS",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn apprise_api_url_is_a_base_for_notify() {
+        for (given, base) in [
+            ("http://apprise:8000", "http://apprise:8000/"),
+            (
+                "https://n.example.com/apprise/",
+                "https://n.example.com/apprise/",
+            ),
+            ("http://127.0.0.1:8000/notify", "http://127.0.0.1:8000/"),
+            ("apprise://localhost:8000", "http://localhost:8000/"),
+            (
+                "apprises://n.example.com/x/notify/",
+                "https://n.example.com/x/",
+            ),
+        ] {
+            let c = cfg(&[("APPRISE_API_URL", given)]).unwrap();
+            assert_eq!(c.apprise_api_url.map(String::from).as_deref(), Some(base));
+        }
+        assert_eq!(cfg(&[]).unwrap().apprise_api_url, None);
+        for bad in ["apprise", "ftp://x", "http://", "http://x/?a=b", "json://x"] {
+            assert_eq!(
+                cfg(&[("APPRISE_API_URL", bad)]).unwrap_err().name,
+                "APPRISE_API_URL",
                 "{bad}"
             );
         }

@@ -267,7 +267,9 @@ impl Dispatcher {
     }
 
     /// The dispatcher a process's configuration describes: its SSRF policy (webhooks are
-    /// user-supplied URLs, guarded like watches), delivery timeout and retry policy.
+    /// user-supplied URLs, guarded like watches), delivery timeout, retry policy and Apprise
+    /// API server (`APPRISE_API_URL`, for services not delivered natively). Embedded serve and
+    /// the AWS notifier function both build theirs here.
     pub fn from_config(
         store: Arc<dyn WatchStore>,
         config: &changewatch_core::Config,
@@ -276,6 +278,7 @@ impl Dispatcher {
             timeout: config.notification_timeout,
             policy: config.address_policy(),
             service_base: None,
+            apprise_api: config.apprise_api_url.clone(),
         })
         .map_err(|e| format!("cannot build the notification HTTP client: {e}"))?;
         Ok(Dispatcher::new(

@@ -6,8 +6,12 @@
 //! channel (`/#general`) are not valid parts of a standard URL, so the URL is split by hand rather
 //! than with [`url::Url`], which would reject or reinterpret them.
 //!
-//! A scheme apprise knows but this crate does not deliver to is reported as invalid rather than
-//! silently accepted: saving a URL that can never be delivered would only hide the problem.
+//! A scheme apprise 2.0.1 (upstream's pin) knows but this crate does not deliver itself parses
+//! as [`NotifyUrl::Relay`]: it is accepted, as upstream accepts it, and delivered through the
+//! operator's Apprise API server (`APPRISE_API_URL`), which judges the rest of the URL. Without
+//! that server its delivery fails with a message saying so, never silently. A scheme apprise
+//! does not know is invalid: saving a URL that can never be delivered would only hide the
+//! problem.
 
 use std::fmt;
 
@@ -41,6 +45,10 @@ pub enum NotifyUrl {
     Workflows(Workflows),
     Matrix(Matrix),
     Email(Email),
+    /// apprise's own `apprise(s)://` notifier: a post to an Apprise API server's `/notify`.
+    AppriseApi(AppriseApi),
+    /// Any other scheme apprise knows: handed whole to the operator's Apprise API server.
+    Relay(Relayed),
 }
 
 impl NotifyUrl {
@@ -65,6 +73,8 @@ impl NotifyUrl {
             NotifyUrl::Workflows(_) => "Power Automate workflow",
             NotifyUrl::Matrix(_) => "Matrix",
             NotifyUrl::Email(_) => "Email",
+            NotifyUrl::AppriseApi(_) => "Apprise API",
+            NotifyUrl::Relay(_) => "Apprise API relay",
         }
     }
 
@@ -340,6 +350,39 @@ pub struct Email {
     pub headers: Vec<(String, String)>,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppriseApiMethod {
+    Form,
+    Json,
+}
+
+/// `apprise(s)://[user[:password]@]host[:port][/path]/token[?method=form|json&v=1|2&tags=…]`
+/// with `+Header=value` entries, as apprise's Apprise API notifier reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppriseApi {
+    /// Server URL including any path prefix, ending in `/`.
+    pub server: Url,
+    /// The configuration key on that server.
+    pub token: String,
+    pub auth: Option<(String, String)>,
+    pub method: AppriseApiMethod,
+    /// Version 1 puts the key in the path (`/notify/<token>`); version 2 (the default) sends it
+    /// as `X-Apprise-Config-ID`, out of access logs.
+    pub key_in_path: bool,
+    pub tags: Vec<String>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// A URL for a service changewatch does not deliver itself, kept as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Relayed {
+    pub url: String,
+    pub scheme: String,
+    /// The URL's host part (for some services a token): vetted by the SSRF policy when it is
+    /// an address or names one, since the Apprise API server would connect to it for us.
+    pub host: String,
+}
+
 /// Whether `url` is something [`parse`] accepts (comments included, as upstream skips them).
 pub fn is_valid(url: &str) -> bool {
     parse(url).is_ok()
@@ -375,10 +418,52 @@ fn parse_raw(raw: &Raw, full: &str) -> Option<NotifyUrl> {
         "workflow" | "workflows" => NotifyUrl::Workflows(workflows(raw)?),
         "matrix" | "matrixs" => NotifyUrl::Matrix(matrix(raw)?),
         "mailto" | "mailtos" => NotifyUrl::Email(email(raw)?),
+        "apprise" | "apprises" => NotifyUrl::AppriseApi(apprise_api(raw)?),
         "http" | "https" => native(raw, full)?,
+        s if apprise_knows(s) => NotifyUrl::Relay(Relayed {
+            url: full.to_string(),
+            scheme: raw.scheme.clone(),
+            host: raw.host.clone(),
+        }),
         _ => return None,
     })
 }
+
+/// Whether apprise 2.0.1 has a notifier for `scheme` (lowercase): the test of a relayed URL.
+pub fn apprise_knows(scheme: &str) -> bool {
+    APPRISE_SCHEMES.binary_search(&scheme).is_ok()
+}
+
+/// Every scheme apprise 2.0.1's plugins register (`NotificationManager().schemas()`), sorted.
+/// Those this crate delivers itself are matched before this list is consulted.
+#[rustfmt::skip]
+pub const APPRISE_SCHEMES: &[&str] = &[
+    "46elks", "apprise", "apprises", "aprs", "atalk", "azure", "bark", "barks",
+    "blink1", "bluesky", "brevo", "bsky", "bulksms", "bulkvs", "burstsms", "chanify", "chime",
+    "clickatell", "clicksend", "d7sms", "dapnet", "dbus", "deltachat", "deltachats", "dingtalk",
+    "discord", "dot", "eight00com", "elks", "emby", "embys", "enigma2", "enigma2s", "evolution",
+    "evolutions", "exotel", "fcm", "feishu", "flock", "flowtriq", "flowtriqs", "fluxer", "fluxers",
+    "form", "forms", "freemobile", "gchat", "gio", "glib", "gnome", "gotify", "gotifys", "groupme",
+    "growl", "guilded", "hassio", "hassios", "httpsms", "humhub", "humhubs", "ifttt", "irc", "ircs",
+    "jellyfin", "jellyfins", "jira", "join", "json", "jsons", "kavenegar", "kde", "kodi", "kodis",
+    "kook", "kumulos", "lametric", "lametrics", "lark", "lauther", "line", "macosx", "mailersend",
+    "mailgun", "mailto", "mailtos", "mastodon", "mastodons", "matrix", "matrixs", "misskey",
+    "misskeys", "mmost", "mmosts", "mobilemessage", "mobilemsg", "mqtt", "mqtts", "msg91",
+    "msgbird", "ncloud", "nclouds", "nctalk", "nctalks", "nexmo", "notica", "noticas", "notifiarr",
+    "notifico", "notificos", "notifyre", "ntfy", "ntfys", "o365", "octopush", "onesignal",
+    "opsgenie", "pagerduty", "pagertree", "parsep", "parseps", "pbul", "pinglet", "pinglets",
+    "pingram", "pjet", "pjets", "plivo", "postmark", "pover", "prowl", "psafer", "psafers", "push",
+    "pushdeer", "pushdeers", "pushed", "pushme", "pushplus", "pushward", "pushy", "qq", "qt",
+    "reddit", "resend", "revolt", "ringc", "rocket", "rockets", "rsyslog", "ryver", "schan",
+    "sendgrid", "sendpulse", "serwersms", "ses", "session", "sessions", "seven", "sfr", "signal",
+    "signalgrid", "signals", "signl4", "simplepush", "sinch", "slack", "smpp", "smpps", "smsc",
+    "smseagle", "smseagles", "smsmanager", "smsmgr", "smtp2go", "sns", "sogs", "sparkpost", "spike",
+    "splunk", "spugpush", "spush", "stackfield", "strmlabs", "synology", "synologys", "syslog",
+    "telnyx", "tgram", "threema", "toot", "toots", "trigv", "trigvs", "tweet", "twilio", "twist",
+    "twitter", "vapid", "viber", "victorops", "voipms", "vonage", "webex", "wechat", "wecom",
+    "wecombot", "whatsapp", "windows", "workflow", "workflows", "wpush", "wxpusher", "wxteams", "x",
+    "xbmc", "xbmcs", "xml", "xmls", "xmpp", "xmpps", "youlmk", "zoom", "zulip",
+];
 
 /// How a query parameter was prefixed in the URL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1150,6 +1235,61 @@ fn email(raw: &Raw) -> Option<Email> {
     })
 }
 
+fn apprise_api(raw: &Raw) -> Option<AppriseApi> {
+    let mut entries = raw.segments.clone();
+    let token = match raw.opt("token").or_else(|| raw.opt("to")) {
+        Some(t) => t,
+        None => entries.pop()?,
+    };
+    if token.is_empty()
+        || token.len() > 128
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return None;
+    }
+    let prefix = if entries.is_empty() {
+        "/".to_string()
+    } else {
+        format!("/{}/", entries.join("/"))
+    };
+    let method = match raw.opt("method").map(|m| m.to_ascii_lowercase()).as_deref() {
+        None | Some("form") => AppriseApiMethod::Form,
+        Some("json") => AppriseApiMethod::Json,
+        Some(_) => return None,
+    };
+    let key_in_path = match raw.opt("version").or_else(|| raw.opt("v")).as_deref() {
+        None | Some("2") => false,
+        Some("1") => true,
+        Some(_) => return None,
+    };
+    let auth = (raw.user.is_some() || raw.password.is_some()).then(|| {
+        (
+            raw.user.clone().unwrap_or_default(),
+            raw.password.clone().unwrap_or_default(),
+        )
+    });
+    Some(AppriseApi {
+        server: raw.base_url(raw.secure(), &prefix)?,
+        token,
+        auth,
+        method,
+        key_in_path,
+        tags: raw.get("tags").map(sorted_list).unwrap_or_default(),
+        headers: raw.prefixed(Prefix::Plus),
+    })
+}
+
+/// apprise's `parse_list`: split, de-duplicated and sorted, which decides the order targets
+/// are sent to.
+fn sorted_list(v: &str) -> Vec<String> {
+    let mut items: Vec<String> = split_list(v).collect();
+    items.sort();
+    items.dedup();
+    items
+}
+
 /// Webhook URLs as the services show them, which apprise also accepts.
 fn native(raw: &Raw, full: &str) -> Option<NotifyUrl> {
     let host = raw.host.to_ascii_lowercase();
@@ -1224,6 +1364,66 @@ mod tests {
             format!("'{u}' is not a valid AppRise URL.")
         );
         assert!(!is_valid(u));
+    }
+
+    #[test]
+    fn schemes_apprise_knows_are_relayed_as_written() {
+        assert!(APPRISE_SCHEMES.windows(2).all(|w| w[0] < w[1]));
+        let u = "PBUL://o.token123/#chan?to=x";
+        assert_eq!(
+            ok(u),
+            NotifyUrl::Relay(Relayed {
+                url: u.to_string(),
+                scheme: "pbul".into(),
+                host: "o.token123".into(),
+            })
+        );
+        for u in [
+            "hassio://127.0.0.1/tok",
+            "windows://",
+            "o365://a/b/c/d",
+            "rocket://h/#c",
+        ] {
+            assert!(matches!(ok(u), NotifyUrl::Relay(_)), "{u}");
+        }
+        // A scheme delivered natively is judged by its own parser, never relayed.
+        bad("discord://only-id");
+        bad("definitely-not-apprise://x");
+    }
+
+    #[test]
+    fn apprise_api_urls_follow_apprises_notifier() {
+        let NotifyUrl::AppriseApi(a) = ok("apprise://host:8000/KEY_1") else {
+            panic!()
+        };
+        assert_eq!(a.server.as_str(), "http://host:8000/");
+        assert_eq!(
+            (a.token.as_str(), a.method, a.key_in_path, a.auth.clone()),
+            ("KEY_1", AppriseApiMethod::Form, false, None)
+        );
+        let NotifyUrl::AppriseApi(a) =
+            ok("apprises://:pw@host/pre/fix/key?method=JSON&v=1&tags=b,a&+X-T=1")
+        else {
+            panic!()
+        };
+        assert_eq!(a.server.as_str(), "https://host/pre/fix/");
+        assert_eq!(a.method, AppriseApiMethod::Json);
+        assert!(a.key_in_path);
+        assert_eq!(a.auth, Some((String::new(), "pw".into())));
+        assert_eq!(a.tags, ["a", "b"]);
+        assert_eq!(a.headers, [("X-T".to_string(), "1".to_string())]);
+        let NotifyUrl::AppriseApi(a) = ok("apprise://host/?to=abc") else {
+            panic!()
+        };
+        assert_eq!(a.token, "abc");
+        for u in [
+            "apprise://host",
+            "apprise://host/bad.key",
+            "apprise://host/k?method=xml",
+            "apprise://host/k?v=3",
+        ] {
+            bad(u);
+        }
     }
 
     #[test]

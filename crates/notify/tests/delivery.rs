@@ -18,6 +18,7 @@ fn deliverer_with(cap: &CaptureServer, policy: AddressPolicy) -> Deliverer {
         timeout: Duration::from_secs(10),
         policy,
         service_base: Some(url::Url::parse(&cap.base()).unwrap()),
+        apprise_api: None,
     })
     .unwrap()
 }
@@ -1599,21 +1600,47 @@ fn apprise_sends(
     body: &str,
     file: Option<&std::path::Path>,
 ) -> Vec<Captured> {
+    apprise_sends_as(cap, url, title, body, file, None)
+}
+
+/// [`apprise_sends`] as upstream calls apprise: with the body's format named and upstream's
+/// asset (`app_id` "changedetection.io", which services show as the sender's name).
+fn apprise_sends_for_upstream(
+    cap: &CaptureServer,
+    url: &str,
+    title: &str,
+    body: &str,
+    file: Option<&std::path::Path>,
+    format: &str,
+) -> Vec<Captured> {
+    apprise_sends_as(cap, url, title, body, file, Some(format))
+}
+
+fn apprise_sends_as(
+    cap: &CaptureServer,
+    url: &str,
+    title: &str,
+    body: &str,
+    file: Option<&std::path::Path>,
+    upstream_format: Option<&str>,
+) -> Vec<Captured> {
     const SCRIPT: &str = r#"
 import sys, apprise
 from apprise.plugins.discord import NotifyDiscord
 from apprise.plugins.telegram import NotifyTelegram
 from apprise.plugins.pushover import NotifyPushover
-base, url, title, body, attach = sys.argv[1:6]
+base, url, title, body, attach, fmt = sys.argv[1:7]
 NotifyDiscord.notify_url = base + "/api/webhooks"
 NotifyTelegram.notify_url = base + "/bot"
 NotifyPushover.notify_url = base + "/1/messages.json"
 for plugin in (NotifyDiscord, NotifyTelegram, NotifyPushover):
     plugin.request_rate_per_sec = 0
-a = apprise.Apprise()
+asset = apprise.AppriseAsset(app_id="changedetection.io") if fmt else apprise.AppriseAsset()
+a = apprise.Apprise(asset=asset)
 if not a.add(url):
     sys.exit("apprise refused " + url)
-sys.exit(0 if a.notify(body=body, title=title, attach=attach or None) else 1)
+ok = a.notify(body=body, title=title, attach=attach or None, body_format=fmt or None)
+sys.exit(0 if ok else 1)
 "#;
     testkit::setup::require_python_modules(&["apprise"], "apprise==2.0.1");
     cap.take();
@@ -1625,6 +1652,7 @@ sys.exit(0 if a.notify(body=body, title=title, attach=attach or None) else 1)
         .arg(title)
         .arg(body)
         .arg(file.map(|f| f.display().to_string()).unwrap_or_default())
+        .arg(upstream_format.unwrap_or_default())
         .env("NO_PROXY", "*")
         .output()
         .unwrap();
@@ -1751,4 +1779,294 @@ async fn apprise_sends_the_same_files() {
         assert_eq!(get(&mp), get(&tp), "{name}");
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// --- Apprise API: apprise's own `apprise://` notifier, and the relay of other services -----
+
+/// The test's Apprise API server (`tests/apprise_api.py`): real apprise behind the stateless
+/// `POST /notify`. It stops when this is dropped (its stdin closes, then it is killed).
+struct AppriseApiServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl AppriseApiServer {
+    fn start() -> Self {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        testkit::setup::require_python_modules(&["apprise"], "apprise==2.0.1");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apprise_api.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .env("NO_PROXY", "*")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("apprise_api.py said {line:?}"));
+        AppriseApiServer { child, port }
+    }
+
+    fn url(&self) -> url::Url {
+        url::Url::parse(&format!("http://127.0.0.1:{}/", self.port)).unwrap()
+    }
+}
+
+impl Drop for AppriseApiServer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn relaying(server: Option<&AppriseApiServer>, policy: AddressPolicy) -> Deliverer {
+    Deliverer::new(DeliveryOptions {
+        timeout: Duration::from_secs(20),
+        policy,
+        service_base: None,
+        apprise_api: server.map(AppriseApiServer::url),
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn other_services_go_through_the_apprise_api_server() {
+    let server = AppriseApiServer::start();
+    let cap = CaptureServer::start();
+    let d = relaying(Some(&server), AddressPolicy::allow_all());
+
+    // Home Assistant, which changewatch does not speak: what arrives is apprise's own request,
+    // the same as apprise sends for that URL when run directly.
+    let url = format!("hassio://{}/TOKEN", cap.host_port());
+    d.deliver(&url, &text("Title", "Body line")).await.unwrap();
+    let mine = only(&cap);
+    let theirs = apprise_sends(&cap, &url, "Title", "Body line", None);
+    assert_eq!(theirs.len(), 1);
+    for r in [&mine, &theirs[0]] {
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str()),
+            ("POST", "/api/services/persistent_notification/create")
+        );
+        assert_eq!(r.header("authorization"), Some("Bearer TOKEN"));
+    }
+    for key in ["title", "message"] {
+        assert_eq!(mine.json()[key], theirs[0].json()[key], "{key}");
+    }
+    assert_eq!(mine.json()["message"], "Body line");
+
+    // The body's format travels with it, and apprise converts for the service.
+    d.deliver(&url, &msg("T", "<b>bold</b> &amp; more", BodyFormat::Html))
+        .await
+        .unwrap();
+    assert_eq!(only(&cap).json()["message"], "bold & more");
+
+    // Files go along (JSON `attachments`), and reach the service as apprise uploads them.
+    let url = format!(
+        "fluxer://{}/123456789012345678/abcdefghijklmnopqrstuvwxyz0123456789",
+        cap.host_port()
+    );
+    d.deliver(&url, &shot(text("Title", "Body line")))
+        .await
+        .unwrap();
+    let got = cap.take();
+    assert!(
+        got.iter()
+            .any(|r| r.body.windows(SHOT.len()).any(|w| w == SHOT)),
+        "the screenshot did not arrive: {got:?}"
+    );
+
+    // A service that fails: the server answers 424, which may pass on a later try.
+    cap.fail_next(1, 500);
+    let err = d
+        .deliver(
+            &format!("hassio://{}/TOKEN", cap.host_port()),
+            &text("T", "B"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DeliveryError::Status { status: 424, .. }),
+        "{err}"
+    );
+    assert!(!err.is_permanent());
+    cap.take();
+
+    // A URL apprise cannot load: the server sends nothing and says so (204).
+    let err = d.deliver("hassio://", &text("T", "B")).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apprise API relay: the Apprise API server could not load the 'hassio://' URL"
+    );
+    assert!(err.is_permanent());
+    assert!(cap.take().is_empty());
+}
+
+#[tokio::test]
+async fn without_an_apprise_api_server_other_services_fail_clearly() {
+    let cap = CaptureServer::start();
+    let d = relaying(None, AddressPolicy::allow_all());
+    let err = d
+        .deliver(
+            &format!("hassio://{}/TOKEN", cap.host_port()),
+            &text("T", "B"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apprise API relay: changewatch does not deliver 'hassio://' URLs itself; they go \
+         through an Apprise API server, and none is configured (set APPRISE_API_URL)"
+    );
+    assert!(err.is_permanent());
+    assert!(cap.take().is_empty());
+}
+
+#[tokio::test]
+async fn relayed_urls_obey_the_ssrf_policy_but_the_server_may_be_loopback() {
+    let server = AppriseApiServer::start();
+    let cap = CaptureServer::start();
+    let strict = AddressPolicy {
+        allow_private: false,
+        allowed_hosts: vec!["localhost".into()],
+    };
+    let d = relaying(Some(&server), strict);
+    for host in [
+        "127.0.0.1",
+        "[::1]",
+        "10.0.0.1",
+        "169.254.169.254",
+        "db.localhost",
+    ] {
+        let err = d
+            .deliver(
+                &format!("hassio://{host}:{}/TOKEN", cap.addr().port()),
+                &text("T", "B"),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, DeliveryError::Blocked { .. }),
+            "{host}: {err}"
+        );
+        assert!(err.is_permanent());
+    }
+    assert!(cap.take().is_empty());
+    // A host the operator allowed goes through the (loopback) server to the service.
+    d.deliver(
+        &format!("hassio://localhost:{}/TOKEN", cap.addr().port()),
+        &text("T", "B"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(only(&cap).json()["message"], "B");
+}
+
+#[tokio::test]
+async fn apprise_api_urls_send_what_apprise_sends() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    let dir = std::env::temp_dir().join(format!("cw-apprise-api-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(SHOT_NAME);
+    std::fs::write(&path, SHOT).unwrap();
+    let send = |url: String, m: Message| {
+        let d = d.clone();
+        let cap = &cap;
+        async move {
+            cap.take();
+            d.deliver(&url, &m).await.unwrap();
+            cap.take()
+        }
+    };
+    let same_headers = |mine: &Captured, theirs: &Captured| {
+        let media = |c: &Captured| {
+            let ct = c.header("content-type").unwrap_or_default();
+            ct.split(';').next().unwrap_or_default().to_string()
+        };
+        assert_eq!(media(mine), media(theirs));
+        for h in [
+            "accept",
+            "authorization",
+            "x-apprise-config-id",
+            "x-apprise-recursion-count",
+            "x-custom",
+        ] {
+            assert_eq!(mine.header(h), theirs.header(h), "{h}");
+        }
+        let id = mine.header("x-apprise-id").unwrap();
+        assert_eq!(id.len(), 36, "{id}");
+    };
+
+    // The default: a form post to /notify, the key in X-Apprise-Config-ID.
+    let url = format!("apprise://{}/KEY_1", cap.host_port());
+    let theirs = apprise_sends_for_upstream(&cap, &url, "Title", "Body line", None, "text");
+    let mine = send(url.clone(), text("Title", "Body line")).await;
+    assert_eq!((mine.len(), theirs.len()), (1, 1));
+    assert_eq!(
+        (mine[0].path.as_str(), theirs[0].path.as_str()),
+        ("/notify", "/notify")
+    );
+    same_headers(&mine[0], &theirs[0]);
+    assert_eq!(mine[0].body_text(), theirs[0].body_text());
+    assert_eq!(
+        mine[0].body_text(),
+        "title=Title&body=Body+line&type=info&format=text"
+    );
+
+    // With a file: multipart, fields then `file01`, byte for byte.
+    let theirs = apprise_sends_for_upstream(&cap, &url, "Title", "Body line", Some(&path), "text");
+    let mine = send(url, shot(text("Title", "Body line"))).await;
+    same_headers(&mine[0], &theirs[0]);
+    assert_eq!(
+        String::from_utf8_lossy(&normalized(&mine[0])),
+        String::from_utf8_lossy(&normalized(&theirs[0]))
+    );
+
+    // JSON, version 1 (the key in the path), a path prefix, credentials, tags and a header.
+    let url = format!(
+        "apprise://user:pw@{}/pre/KEY_2?method=json&v=1&tags=b,a&+X-Custom=yes",
+        cap.host_port()
+    );
+    for file in [None, Some(path.as_path())] {
+        let m = msg("Title", "**Body** line", BodyFormat::Markdown);
+        let theirs =
+            apprise_sends_for_upstream(&cap, &url, "Title", "**Body** line", file, "markdown");
+        let mine = send(url.clone(), if file.is_some() { shot(m) } else { m }).await;
+        assert_eq!(mine[0].path, "/pre/notify/KEY_2");
+        assert_eq!(mine[0].path, theirs[0].path);
+        same_headers(&mine[0], &theirs[0]);
+        assert_eq!(mine[0].json(), theirs[0].json());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_relayed_schemes_are_exactly_apprises() {
+    testkit::setup::require_python_modules(&["apprise"], "apprise==2.0.1");
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "from apprise.manager_plugins import NotificationManager\n\
+             print(' '.join(sorted(NotificationManager().schemas())))",
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theirs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(changewatch_notify::url::APPRISE_SCHEMES, theirs);
 }

@@ -17,6 +17,7 @@ fn deliverer(cap: &CaptureServer, allowed_hosts: &[&str]) -> Deliverer {
             allowed_hosts: allowed_hosts.iter().map(|h| h.to_string()).collect(),
         },
         service_base: Some(url::Url::parse(&cap.base()).unwrap()),
+        apprise_api: None,
     })
     .unwrap()
 }

@@ -11,8 +11,10 @@
 //!
 //! Requests to user-supplied hosts (webhooks, self-hosted ntfy/Gotify/Mattermost/Matrix, SMTP)
 //! go through core's SSRF guard; requests to the fixed hosts of hosted services (Discord, Slack,
-//! Telegram, Pushover, ntfy.sh, Power Automate) do not need it.
+//! Telegram, Pushover, ntfy.sh, Power Automate) do not need it. The operator's Apprise API
+//! server (`apprise_api`) is trusted like those: it may be on loopback.
 
+mod apprise;
 mod chat;
 mod email;
 pub(crate) mod format;
@@ -45,6 +47,9 @@ pub struct DeliveryOptions {
     /// Automate) are sent here instead of their public host, with the same method, path,
     /// headers and body, so tests can capture what the service would receive.
     pub service_base: Option<Url>,
+    /// The Apprise API server (base URL ending in `/`) that relays URLs of services this
+    /// crate does not deliver itself; `None` fails those deliveries with a message saying so.
+    pub apprise_api: Option<Url>,
 }
 
 impl Default for DeliveryOptions {
@@ -53,6 +58,7 @@ impl Default for DeliveryOptions {
             timeout: Duration::from_secs(30),
             policy: AddressPolicy::default(),
             service_base: None,
+            apprise_api: None,
         }
     }
 }
@@ -131,8 +137,9 @@ impl DeliveryError {
             | DeliveryError::Rejected { .. }
             | DeliveryError::Attachment { .. } => true,
             DeliveryError::Timeout { .. } | DeliveryError::Connect { .. } => false,
+            // 424 is an Apprise API server saying a service behind it failed, which may pass.
             DeliveryError::Status { status, .. } => {
-                (400..500).contains(status) && *status != 408 && *status != 429
+                (400..500).contains(status) && ![408, 424, 429].contains(status)
             }
             DeliveryError::Smtp { permanent, .. } => *permanent,
         }
@@ -145,8 +152,11 @@ pub struct Deliverer {
     options: DeliveryOptions,
     /// For user-supplied hosts: resolution goes through the SSRF guard.
     guarded: reqwest::Client,
-    /// For the fixed hosts of hosted services.
+    /// For the fixed hosts of hosted services and the operator's Apprise API server.
     open: reqwest::Client,
+    /// apprise's `X-Apprise-ID`: one per process, so an Apprise API server relaying back to us
+    /// can tell a loop.
+    instance: String,
 }
 
 /// Where a request goes, which decides the client and whether `service_base` applies.
@@ -156,6 +166,8 @@ pub(crate) enum Dest {
     User,
     /// A hosted service's fixed public host.
     Hosted,
+    /// A server the operator configured (`APPRISE_API_URL`): trusted, never redirected.
+    Operator,
 }
 
 #[derive(Debug)]
@@ -274,6 +286,7 @@ impl Request {
 /// A 2xx answer.
 #[derive(Debug)]
 pub(crate) struct Reply {
+    pub status: u16,
     pub body: String,
 }
 
@@ -298,6 +311,7 @@ impl Deliverer {
             options,
             guarded,
             open,
+            instance: uuid::Uuid::new_v4().to_string(),
         })
     }
 
@@ -343,6 +357,8 @@ impl Deliverer {
             NotifyUrl::Pushover(p) => push::pushover(self, p, msg).await,
             NotifyUrl::Matrix(m) => matrix::send(self, m, msg).await,
             NotifyUrl::Email(e) => email::send(self, e, msg).await,
+            NotifyUrl::AppriseApi(a) => apprise::api(self, a, msg).await,
+            NotifyUrl::Relay(r) => apprise::relay(self, r, msg).await,
         }
     }
 
@@ -368,7 +384,7 @@ impl Deliverer {
         let service = req.service;
         let host = req.url.host_str().unwrap_or_default().to_string();
         let client = match req.dest {
-            Dest::Hosted => &self.open,
+            Dest::Hosted | Dest::Operator => &self.open,
             Dest::User => {
                 self.vet_literal_host(service, &req.url)?;
                 &self.guarded
@@ -422,7 +438,7 @@ impl Deliverer {
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap_or_default();
         if (200..300).contains(&status) {
-            return Ok(Reply { body });
+            return Ok(Reply { status, body });
         }
         Err(DeliveryError::Status {
             service,
