@@ -266,15 +266,23 @@ pub struct Pushover {
     pub sound: Option<String>,
 }
 
-/// `mmost(s)://[botname@]host[:port][/path]/token[?channel=a,b]`.
+/// `mmost(s)://[botname@]host[:port][/path]/token[?channel=a,b&icon_url=…&image=no]`, an
+/// incoming webhook. (apprise's bot mode, `mode=bot`, is relayed.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mattermost {
     /// Server URL including any path prefix, ending in `/`.
     pub server: Url,
     pub token: String,
+    /// In apprise's order: sorted, without duplicates.
     pub channels: Vec<String>,
     pub botname: Option<String>,
+    /// `icon_url=`, else apprise's "info" image unless `image=no`.
+    pub icon_url: Option<String>,
 }
+
+/// The image apprise 2.0.1 sends as a Mattermost post's icon for an "info" notification (its
+/// default theme, 72×72; upstream's asset changes only the logo, not this).
+pub const APPRISE_INFO_ICON_72: &str = "https://github.com/caronc/apprise/raw/master/apprise/assets/themes/default/apprise-info-72x72.png";
 
 /// Microsoft Teams through a Power Automate workflow:
 /// `workflow(s)://host[:port]/workflow_id/signature[?pa=yes&ver=…&route=…&wrap=yes]`, or the
@@ -414,17 +422,14 @@ fn parse_raw(raw: &Raw, full: &str) -> Option<NotifyUrl> {
         "ntfy" | "ntfys" => NotifyUrl::Ntfy(ntfy(raw)?),
         "gotify" | "gotifys" => NotifyUrl::Gotify(gotify(raw)?),
         "pover" => NotifyUrl::Pushover(pushover(raw)?),
+        "mmost" | "mmosts" if mattermost_bot(raw) => relayed(raw, full),
         "mmost" | "mmosts" => NotifyUrl::Mattermost(mattermost(raw)?),
         "workflow" | "workflows" => NotifyUrl::Workflows(workflows(raw)?),
         "matrix" | "matrixs" => NotifyUrl::Matrix(matrix(raw)?),
         "mailto" | "mailtos" => NotifyUrl::Email(email(raw)?),
         "apprise" | "apprises" => NotifyUrl::AppriseApi(apprise_api(raw)?),
         "http" | "https" => native(raw, full)?,
-        s if apprise_knows(s) => NotifyUrl::Relay(Relayed {
-            url: full.to_string(),
-            scheme: raw.scheme.clone(),
-            host: raw.host.clone(),
-        }),
+        s if apprise_knows(s) => relayed(raw, full),
         _ => return None,
     })
 }
@@ -1022,19 +1027,55 @@ fn pushover(raw: &Raw) -> Option<Pushover> {
     })
 }
 
+/// apprise's bot mode (`mode=bot`, or a `team=` without a mode): posts through the REST API
+/// with a bearer token, which changewatch does not speak, so such URLs are relayed.
+fn mattermost_bot(raw: &Raw) -> bool {
+    match raw.opt("mode") {
+        Some(m) => "bot".starts_with(&*m.to_ascii_lowercase()),
+        None => raw.opt("team").is_some(),
+    }
+}
+
 fn mattermost(raw: &Raw) -> Option<Mattermost> {
     let (server, token) = host_prefix_and_token(raw)?;
+    // apprise reads `to`, `channel` and `channels`, keeps `#name`, `+name` and bare names made
+    // of letters, digits, `_` and `-` (dropping others), then posts to them in sorted order.
     let mut channels = Vec::new();
-    for key in ["channel", "channels", "to"] {
+    for key in ["to", "channel", "channels"] {
         if let Some(v) = raw.get(key) {
-            channels.extend(split_list(v).map(|c| c.trim_start_matches('#').to_string()));
+            channels.extend(split_list(v).filter_map(|c| {
+                let name = c
+                    .strip_prefix('#')
+                    .or_else(|| c.strip_prefix('+'))
+                    .unwrap_or(&c);
+                (!name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+                .then(|| (c.clone(), name.to_string()))
+            }));
         }
     }
+    channels.sort();
+    channels.dedup();
+    if raw
+        .opt("mode")
+        .is_some_and(|m| !"webhook".starts_with(&*m.to_ascii_lowercase()))
+    {
+        return None;
+    }
+    let icon_url = match raw.get("icon_url") {
+        Some(v) if !v.is_empty() => Some(v.to_string()),
+        _ => raw
+            .flag("image", true)
+            .then(|| APPRISE_INFO_ICON_72.to_string()),
+    };
     Some(Mattermost {
         server,
         token,
-        channels,
-        botname: raw.user.clone(),
+        channels: channels.into_iter().map(|(_, name)| name).collect(),
+        botname: raw.user.clone().or_else(|| raw.opt("botname")),
+        icon_url,
     })
 }
 
@@ -1232,6 +1273,14 @@ fn email(raw: &Raw) -> Option<Email> {
         bcc: raw.get("bcc").map(mailboxes).unwrap_or_default(),
         reply_to: raw.get("reply").map(mailboxes).unwrap_or_default(),
         headers: raw.prefixed(Prefix::Plus),
+    })
+}
+
+fn relayed(raw: &Raw, full: &str) -> NotifyUrl {
+    NotifyUrl::Relay(Relayed {
+        url: full.to_string(),
+        scheme: raw.scheme.clone(),
+        host: raw.host.clone(),
     })
 }
 
@@ -1607,8 +1656,20 @@ mod tests {
         };
         assert_eq!(m.server.as_str(), "https://chat.example.com:8443/prefix/");
         assert_eq!(m.token, "tok");
-        assert_eq!(m.channels, vec!["town", "dev"]);
+        // apprise's order: the list sorted as written (`#dev` before `town`).
+        assert_eq!(m.channels, vec!["dev", "town"]);
         assert_eq!(m.botname.as_deref(), Some("bot"));
+        assert_eq!(m.icon_url.as_deref(), Some(APPRISE_INFO_ICON_72));
+        let NotifyUrl::Mattermost(m) = ok("mmost://h/tok?image=no&to=a,bad.name&botname=b") else {
+            panic!("mmost")
+        };
+        assert_eq!(
+            (m.channels, m.icon_url, m.botname),
+            (vec!["a".to_string()], None, Some("b".into()))
+        );
+        assert!(matches!(ok("mmost://h/tok?mode=bot"), NotifyUrl::Relay(_)));
+        assert!(matches!(ok("mmost://h/tok?team=t"), NotifyUrl::Relay(_)));
+        bad("mmost://h/tok?mode=x");
 
         let NotifyUrl::Workflows(w) =
             ok("workflows://prod.westus.logic.azure.com:443/wfid/sigval?pa=yes")

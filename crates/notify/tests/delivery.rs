@@ -534,8 +534,58 @@ async fn mattermost_webhook() {
     );
     assert_eq!(
         r.json(),
-        json!({"text": "**T**\n**x**", "username": "bot", "channel": "town"})
+        json!({
+            "text": "T\r\nx",
+            "username": "bot",
+            "channel": "town",
+            "icon_url": changewatch_notify::url::APPRISE_INFO_ICON_72,
+        })
     );
+}
+
+#[tokio::test]
+async fn mattermost_sends_what_apprise_sends() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    // (apprise keeps a space before a `<br>`; our HTML-to-text trims line ends.)
+    let cases = [
+        (
+            "",
+            "T",
+            "<b>bold</b> &amp; more<br>next",
+            BodyFormat::Html,
+            "html",
+        ),
+        ("", "T", "**bold**\nnext", BodyFormat::Markdown, "markdown"),
+        ("", "", "plain *text*", BodyFormat::Text, "text"),
+        (
+            "?image=no&channel=town,%23b",
+            "T",
+            "x",
+            BodyFormat::Text,
+            "text",
+        ),
+        (
+            "?icon_url=http://i.example/x.png",
+            "T",
+            "x",
+            BodyFormat::Text,
+            "text",
+        ),
+    ];
+    for (query, title, body, format, name) in cases {
+        for user in ["", "bot@"] {
+            let url = format!("mmost://{user}{}/mm/tok{query}", cap.host_port());
+            let theirs = apprise_sends_for_upstream(&cap, &url, title, body, None, name);
+            d.deliver(&url, &msg(title, body, format)).await.unwrap();
+            let mine = cap.take();
+            assert_eq!(mine.len(), theirs.len(), "{url}");
+            for (m, t) in mine.iter().zip(&theirs) {
+                assert_eq!(m.path, t.path, "{url}");
+                assert_eq!(m.json(), t.json(), "{url} {name}");
+            }
+        }
+    }
 }
 
 #[tokio::test]

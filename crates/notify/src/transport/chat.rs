@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tracing::{debug, warn};
 
-use super::format::{Flavor, escape_html, for_flavor, truncate};
+use super::format::{Flavor, escape_html, for_flavor, markdown_for_chat, truncate};
 use super::{Body, Deliverer, DeliveryError, Dest, Part, Request};
 use crate::url::{Discord, Mattermost, Slack, SlackMode, Telegram, Workflows};
 use crate::{Attachment, BodyFormat, Message};
@@ -30,6 +30,9 @@ const TELEGRAM_MAX: usize = 4096;
 /// apprise keeps Slack messages under 35 000 characters (Slack truncates at 40 000).
 const SLACK_MAX: usize = 35_000;
 const MATTERMOST_MAX: usize = 4000;
+/// apprise's `app_id` in upstream's asset: the sender name services show when the URL names
+/// none.
+const UPSTREAM_APP_ID: &str = "changedetection.io";
 /// apprise's limit for an adaptive card text block.
 const WORKFLOWS_MAX: usize = 1000;
 
@@ -449,6 +452,9 @@ async fn telegram_file(
     Ok(())
 }
 
+/// apprise's webhook post: Mattermost has no title, so the title goes before the body
+/// (`title\r\nbody`); HTML becomes text, markdown and text go as written; the sender is the
+/// URL's bot name or upstream's app id, with apprise's icon.
 pub(crate) async fn mattermost(
     d: &Deliverer,
     cfg: &Mattermost,
@@ -461,20 +467,25 @@ pub(crate) async fn mattermost(
             service: "Mattermost",
             reason: format!("bad webhook URL: {e}"),
         })?;
-    let head = if msg.title.is_empty() {
-        String::new()
-    } else {
-        format!("**{}**\n", msg.title)
+    let body = match msg.format {
+        BodyFormat::Html => for_flavor(&msg.body, msg.format, Flavor::Text, None),
+        BodyFormat::Markdown => markdown_for_chat(&msg.body),
+        BodyFormat::Text => msg.body.clone(),
     };
-    let limit = MATTERMOST_MAX.saturating_sub(head.chars().count()).max(1);
-    let text = format!(
-        "{head}{}",
-        for_flavor(&msg.body, msg.format, Flavor::Markdown, Some(limit))
-    );
-    let mut payload = json!({ "text": text });
-    if let Some(b) = &cfg.botname {
-        payload["username"] = Value::from(b.clone());
+    let text = if msg.title.is_empty() {
+        body
+    } else {
+        format!("{}\r\n{body}", msg.title)
+    };
+    let mut payload = json!({ "text": truncate(&text, Some(MATTERMOST_MAX)) });
+    if let Some(icon) = &cfg.icon_url {
+        payload["icon_url"] = Value::from(icon.clone());
     }
+    payload["username"] = Value::from(
+        cfg.botname
+            .clone()
+            .unwrap_or_else(|| UPSTREAM_APP_ID.to_string()),
+    );
     let mut channels: Vec<Option<&String>> = cfg.channels.iter().map(Some).collect();
     if channels.is_empty() {
         channels.push(None);
