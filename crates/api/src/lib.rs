@@ -15,7 +15,7 @@
 //! - [`stored`]: stored watches and tags: loading, creating (`insert_watch`, legacy tag
 //!   names) and conflict-safe editing (`edit_watch`, `edit_tag`).
 //! - [`datastore`]: importing upstream's datastore directory or backup zip through the store
-//!   port (`changewatch import-datastore`).
+//!   port (`changewatch import-datastore`, `POST /api/v1/import/datastore`).
 //! - [`validate`]: what a watch or tag body may hold (schema, upstream's checks and messages),
 //!   and the same rules as the JSON Schemas `/api/v1/full-spec` publishes.
 //! - `routes::*`: the endpoints, one module per resource: `watches`, `history` (snapshots and
@@ -39,6 +39,7 @@ pub mod stored;
 pub mod validate;
 
 mod routes {
+    pub mod datastore_import;
     pub mod history;
     pub mod import;
     pub mod notifications;
@@ -78,6 +79,7 @@ pub fn routes(state: AppState) -> Router {
         .merge(routes::notifications::routes())
         .merge(routes::system::routes())
         .merge(routes::import::routes())
+        .merge(routes::datastore_import::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,

@@ -87,6 +87,8 @@ async fn import(config: &Config, args: &ImportArgs) -> Result<Report, String> {
         minimum_recheck_secs: config.minimum_recheck_secs,
         now: epoch_now(),
         progress_every: args.progress_every,
+        // `serve` would put the fixed key back at its next start anyway.
+        keep_api_key: config.api_access_token.is_some(),
     };
     let mut progress = |done: usize, total: usize| {
         eprintln!("import-datastore: {done}/{total} watches");

@@ -65,6 +65,10 @@ pub struct Options {
     pub now: i64,
     /// A progress call every this many watches (and after the last).
     pub progress_every: usize,
+    /// Keep this store's API key instead of upstream's: the key is fixed by the deployment
+    /// (`API_ACCESS_TOKEN`), or the import came through the API, whose caller must not be
+    /// locked out by its own upload.
+    pub keep_api_key: bool,
 }
 
 /// Something the import could not bring over, and why.
@@ -310,7 +314,16 @@ impl Importer<'_> {
             }
         };
         let mut target = current.clone().unwrap_or_else(Settings::new_with_tokens);
+        let key_before = target.application.api_access_token.clone();
         copy_settings(&mut target, &up);
+        if self.opts.keep_api_key && target.application.api_access_token != key_before {
+            target.application.api_access_token = key_before;
+            self.report.problem(
+                "settings",
+                Some("api_access_token"),
+                "upstream's API key is not taken: this server's key stays in force",
+            );
+        }
         // The settings page's fields, through its rules, in an order where the proxy list
         // is in place before the default proxy that must name one of it.
         let page: [(&str, &str); 15] = [
