@@ -34,6 +34,7 @@ fn fetched(html: String) -> FetchedPage {
         encoding,
         fetch_time: 0.0,
         screenshot: None,
+        stock_scan: None,
     }
 }
 

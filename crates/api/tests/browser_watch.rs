@@ -470,3 +470,63 @@ async fn a_browser_watch_goes_through_its_proxy() {
         "the page came through the proxy: {asked:?}"
     );
 }
+
+/// A restock watch fetched by the browser: upstream's out-of-stock scan of the rendered page
+/// decides what the page's data leaves open (here, none at all: a plain fetch would be
+/// upstream's "unable to extract" error) and overrides data that claims the product is in stock.
+#[tokio::test]
+async fn a_browser_restock_watch_reads_stock_from_the_rendered_page() {
+    let app = spawn_app().await;
+    let srv = FixtureServer::start();
+    let page = |block: &str, data: &str| {
+        Page::html(format!(
+            r#"<!doctype html><html><head><title>Kettle</title>{data}<style>
+            body {{ margin: 0 }} header {{ height: 380px }}</style></head><body>
+            <header>Shop</header><section><h1>Kettle</h1>{block}</section></body></html>"#
+        ))
+    };
+    let in_stock_data = r#"<script type="application/ld+json">{"@type":"Product","offers":{"price":"20","priceCurrency":"EUR","availability":"InStock"}}</script>"#;
+    srv.set("/kettle", page("<p>Sold out</p>", ""));
+    let uuid = app
+        .create_watch(json!({
+            "url": srv.url("/kettle"),
+            "processor": "restock_diff",
+            "fetch_backend": "html_webdriver",
+            "processor_config_restock_diff": {"in_stock_processing": "all_changes"},
+        }))
+        .await;
+    app.run_checks().await;
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(w["last_error"], false, "{w}");
+    assert_eq!(
+        latest_snapshot(&app, &uuid).await,
+        "In Stock: False - Price:"
+    );
+
+    // Data says in stock and the text agrees: in stock, with the data's price.
+    srv.set(
+        "/kettle",
+        page(r#"<button>Add to cart</button>"#, in_stock_data),
+    );
+    app.req(Method::GET, &format!("/api/v1/watch/{uuid}?recheck=1"))
+        .send()
+        .await
+        .unwrap();
+    app.run_checks().await;
+    assert_eq!(
+        latest_snapshot(&app, &uuid).await,
+        "In Stock: True - Price: 20.0"
+    );
+
+    // The data still says in stock, the page says sold out: the page wins.
+    srv.set("/kettle", page("<p>Sold out</p>", in_stock_data));
+    app.req(Method::GET, &format!("/api/v1/watch/{uuid}?recheck=1"))
+        .send()
+        .await
+        .unwrap();
+    app.run_checks().await;
+    assert_eq!(
+        latest_snapshot(&app, &uuid).await,
+        "In Stock: False - Price: 20.0"
+    );
+}

@@ -20,6 +20,8 @@
 //!   response stage, so a 404 or an empty page is the same error as with the plain fetcher.
 //! - A full-page JPEG screenshot of what was read (`SCREENSHOT_MAX_HEIGHT`, size-capped)
 //!   comes back with the page, for the checker to store with a new snapshot.
+//! - For restock watches, upstream's out-of-stock scan of the rendered page
+//!   (`stock_scan.js` collects the texts, `changewatch_core::restock::stock_scan` judges).
 //! - `steps`: browser steps (click, type, select, wait, …) run on the loaded page with real
 //!   input events, each step's failure reported by its position.
 
@@ -46,6 +48,7 @@ use chromiumoxide::cdp::browser_protocol::page::{
 use chromiumoxide::cdp::browser_protocol::target::{
     CreateBrowserContextParams, CreateTargetParams,
 };
+use chromiumoxide::cdp::js_protocol::runtime::EvaluateParams;
 use chromiumoxide::handler::HandlerConfig;
 use chromiumoxide::page::Page;
 use futures::StreamExt;
@@ -93,6 +96,8 @@ const VIEWPORT: (i64, i64) = (1280, 1024);
 const SCREENSHOT_QUALITY: [i64; 2] = [40, 15];
 /// The largest screenshot stored: past it at the lower quality, the check keeps none.
 const SCREENSHOT_MAX_BYTES: usize = 4 * 1024 * 1024;
+/// The page side of the restock processor's out-of-stock scan.
+const STOCK_SCAN_JS: &str = include_str!("stock_scan.js");
 
 /// One browser check: the request as the watch describes it, what to wait and run.
 #[derive(Clone, Debug)]
@@ -104,6 +109,9 @@ pub struct BrowserRequest {
     pub js: Option<String>,
     /// Browser steps, run after the delay; the delay is waited again after them.
     pub steps: Vec<RunnableStep>,
+    /// Scan the rendered page for out-of-stock text (restock watches: upstream runs its scan
+    /// on every browser fetch, only the restock processor reads it).
+    pub stock_scan: bool,
 }
 
 /// A shared handle: clones use the same browser and slots.
@@ -568,6 +576,11 @@ impl BrowserFetcher {
             // address): the page now shows Chrome's error page, not content.
             main_refused(&seen, url)?;
         }
+        let stock_scan = if req.stock_scan {
+            Some(scan_stock(page, url).await?)
+        } else {
+            None
+        };
         let html = page.content().await.map_err(cdp)?;
         let limit = self.inner.config.max_bytes;
         if html.len() > limit {
@@ -590,8 +603,38 @@ impl BrowserFetcher {
             started.elapsed().as_secs_f64(),
         );
         page.screenshot = screenshot;
+        page.stock_scan = stock_scan.map(str::to_string);
         Ok(page)
     }
+}
+
+/// The page side of the restock scan: texts the browser sees near the top of the product
+/// page, judged by [`changewatch_core::restock::stock_scan`]. A page whose scripts break the
+/// scan fails the check with that reason rather than passing as "possibly in stock".
+async fn scan_stock(page: &Page, url: &Url) -> Result<&'static str, FetchError> {
+    let params = EvaluateParams::builder()
+        .expression(STOCK_SCAN_JS)
+        .return_by_value(true)
+        .build()
+        .map_err(|e| browser_error(url, &format!("the out-of-stock scan: {e}")))?;
+    let reply = page
+        .execute(params)
+        .await
+        .map_err(|e| browser_error(url, &format!("the out-of-stock scan failed: {e}")))?;
+    if let Some(details) = &reply.result.exception_details {
+        return Err(browser_error(
+            url,
+            &format!("the out-of-stock scan failed in the page: {}", details.text),
+        ));
+    }
+    let texts: Vec<String> = reply
+        .result
+        .result
+        .value
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok())
+        .ok_or_else(|| browser_error(url, "the out-of-stock scan returned no list of texts"))?;
+    Ok(changewatch_core::restock::stock_scan(&texts))
 }
 
 /// A full-page JPEG of what the check read, at most `max_height` CSS pixels from the top and

@@ -45,6 +45,7 @@ fn get(url: String) -> BrowserRequest {
         delay: Duration::ZERO,
         js: None,
         steps: Vec::new(),
+        stock_scan: false,
     }
 }
 
@@ -596,4 +597,56 @@ async fn a_page_cannot_open_a_websocket_to_a_private_address() {
         0,
         "a WebSocket reached a loopback address through the browser"
     );
+}
+
+/// A product page laid out as shops do: a header, the product block at 400-600 px, and a
+/// "you may also like" strip far below. `product` and `related` go in those two places.
+fn shop(product: &str, related: &str) -> Page {
+    Page::html(format!(
+        r#"<!doctype html><html><head><title>Kettle</title><style>
+        body {{ margin: 0; font: 16px sans-serif; }}
+        header {{ height: 380px; }}
+        #product {{ height: 300px; }}
+        #spacer {{ height: 1500px; }}
+        </style></head><body>
+        <header><nav>Coming soon: our new range</nav></header>
+        <section id="product"><h1>Kettle</h1><p>20 EUR</p>{product}</section>
+        <div id="spacer"></div><aside>{related}</aside>
+        </body></html>"#
+    ))
+}
+
+#[tokio::test]
+async fn the_out_of_stock_scan_reads_the_product_block_only() {
+    let srv = FixtureServer::start();
+    let f = fetcher(AddressPolicy::allow_all());
+    let scan = |path: &str| {
+        let mut req = get(srv.url(path));
+        req.stock_scan = true;
+        req
+    };
+    // The product block says so: that phrase (the header's "coming soon" is above 300 px).
+    srv.set("/sold", shop("<p>Sold out</p>", ""));
+    let page = f.fetch(&scan("/sold")).await.unwrap();
+    assert_eq!(page.stock_scan.as_deref(), Some("sold out"));
+    // Far below (related products) and hidden text do not count.
+    srv.set(
+        "/related",
+        shop(r#"<p style="display:none">Sold out</p>"#, "<p>Sold out</p>"),
+    );
+    let page = f.fetch(&scan("/related")).await.unwrap();
+    assert_eq!(page.stock_scan.as_deref(), Some("Possibly in stock"));
+    // An add-to-cart button's value outweighs a phrase elsewhere in the block.
+    srv.set(
+        "/cart",
+        shop(
+            r#"<p>Only a few left, currently unavailable in blue</p><input type="submit" value="Add to cart">"#,
+            "",
+        ),
+    );
+    let page = f.fetch(&scan("/cart")).await.unwrap();
+    assert_eq!(page.stock_scan.as_deref(), Some("Possibly in stock"));
+    // Not asked for: not scanned.
+    let page = f.fetch(&get(srv.url("/sold"))).await.unwrap();
+    assert_eq!(page.stock_scan, None);
 }

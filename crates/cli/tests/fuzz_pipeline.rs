@@ -141,6 +141,7 @@ fn page(content_type: String, raw: Vec<u8>) -> FetchedPage {
         encoding: "UTF-8",
         fetch_time: 0.0,
         screenshot: None,
+        stock_scan: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn page(content_type: &str, body: &str) -> FetchedPage {
         encoding: "UTF-8",
         fetch_time: 0.01,
         screenshot: None,
+        stock_scan: None,
     }
 }
 

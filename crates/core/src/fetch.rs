@@ -115,6 +115,9 @@ pub struct FetchedPage {
     /// The browser's screenshot of the page (JPEG); none from the plain fetcher. It stays
     /// with the checker (the sandbox is not sent it) and is stored with a new snapshot.
     pub screenshot: Option<Vec<u8>>,
+    /// The browser's out-of-stock scan of the rendered page, taken for restock watches
+    /// ([`crate::restock::stock_scan`], upstream's `instock_data`); none from the plain fetcher.
+    pub stock_scan: Option<String>,
 }
 
 impl FetchedPage {
@@ -153,6 +156,7 @@ impl FetchedPage {
             encoding,
             fetch_time,
             screenshot: None,
+            stock_scan: None,
         }
     }
 

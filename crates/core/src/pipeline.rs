@@ -178,8 +178,14 @@ fn process_restock(
     previous: &PreviousState,
     stream_type: StreamType,
 ) -> Result<Processed, CheckError> {
-    let verdict = crate::restock::check(&page.text, page.status, cfg, previous.restock.as_ref())
-        .map_err(CheckError::Processor)?;
+    let verdict = crate::restock::check(
+        &page.text,
+        page.status,
+        cfg,
+        previous.restock.as_ref(),
+        page.stock_scan.as_deref(),
+    )
+    .map_err(CheckError::Processor)?;
     let status = if !previous.has_history {
         ChangeStatus::Baseline
     } else if verdict.changed {

@@ -109,14 +109,20 @@ pub fn empty_config() -> RestockConfig {
 /// `in_stock_processing`, `follow_price_changes`, `price_change_min` / `_max` and
 /// `price_change_threshold_percent`. `old` is the watch's stored state (upstream's
 /// defaults when it has none). `Err` is the watch's `last_error`.
+///
+/// `scan` is the browser's out-of-stock scan ([`stock_scan`]; upstream's `instock_data`),
+/// `None` from the plain fetcher. A browser check always has one, so it never fails for want
+/// of data; the scan decides the stock when the data names no availability, and a phrase it
+/// found overrides data that claims the product is in stock (shops' data often lies).
 pub fn check(
     html: &str,
     status: u16,
     cfg: &RestockConfig,
     old: Option<&Restock>,
+    scan: Option<&str>,
 ) -> Result<Verdict, String> {
     let found = extract(html).map_err(|e| e.to_string())?;
-    if !found.found_anything() {
+    if scan.is_none() && !found.found_anything() {
         let what = if cfg.in_stock_processing == "off" {
             "price data for this page unfortunately. (Got code {status} from server), no embedded price information"
         } else {
@@ -139,6 +145,18 @@ pub fn check(
         Some(p) if Some(p) != old.price => old.price,
         _ => old.last_price,
     };
+    if let Some(scan) = scan {
+        if found.availability.is_none() {
+            new.in_stock = Some(scan == POSSIBLY_IN_STOCK);
+        }
+        if scan != POSSIBLY_IN_STOCK && new.in_stock == Some(true) {
+            tracing::warn!(
+                phrase = scan,
+                "the page's data says in stock, its text says not: taken as out of stock"
+            );
+            new.in_stock = Some(false);
+        }
+    }
     let text = snapshot_text(new.in_stock, new.price);
     Ok(Verdict {
         changed: decide(cfg, old, &new),
@@ -695,17 +713,20 @@ pub const OUT_OF_STOCK_TEXTS: &[&str] = &[
     "немає на складі",
 ];
 
-/// The text scan upstream's browser scraper does, over text lines instead of
-/// on-screen elements (upstream only looks at elements between 300 and
-/// 1300px down the rendered page, last element first). A line starting with
-/// a digit + " in stock", "add to cart", "in stock" or "arrives
-/// approximately" means "possibly in stock" (`None`); otherwise the first
-/// out-of-stock phrase found, scanning lines from the end, is returned.
-pub fn out_of_stock_text(text: &str) -> Option<&'static str> {
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| l.trim().to_lowercase())
-        .filter(|l| !l.is_empty())
+/// The browser scan's answer when no out-of-stock phrase decides (upstream's wording).
+pub const POSSIBLY_IN_STOCK: &str = "Possibly in stock";
+
+/// Upstream's browser scan (`stock-not-in-stock.js`) over the texts the browser collected:
+/// each visible element's own text (an input's value) between 300 and 1300 px down the
+/// rendered page, in document order. Read from the last: an element starting with a digit +
+/// " in stock", "add to cart", "in stock" or "arrives approximately" (without "(0 products)")
+/// means [`POSSIBLY_IN_STOCK`]; else the first of [`OUT_OF_STOCK_TEXTS`] an element contains,
+/// again from the last element; else [`POSSIBLY_IN_STOCK`].
+pub fn stock_scan<S: AsRef<str>>(texts: &[S]) -> &'static str {
+    let texts: Vec<String> = texts
+        .iter()
+        .map(|t| t.as_ref().trim().to_lowercase())
+        .filter(|t| !t.is_empty())
         .collect();
     let negates = |l: &str| {
         let mut chars = l.chars();
@@ -717,13 +738,14 @@ pub fn out_of_stock_text(text: &str) -> Option<&'static str> {
             || l.starts_with("arrives approximately"))
             && !l.contains("(0 products)")
     };
-    if lines.iter().rev().any(|l| negates(l)) {
-        return None;
+    if texts.iter().rev().any(|l| negates(l)) {
+        return POSSIBLY_IN_STOCK;
     }
-    lines
+    texts
         .iter()
         .rev()
         .find_map(|l| OUT_OF_STOCK_TEXTS.iter().find(|p| l.contains(**p)).copied())
+        .unwrap_or(POSSIBLY_IN_STOCK)
 }
 
 #[cfg(test)]

@@ -164,6 +164,7 @@ mod tests {
             encoding: "utf-8",
             fetch_time: 0.1,
             screenshot: None,
+            stock_scan: None,
         }
     }
 

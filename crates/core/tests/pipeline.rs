@@ -22,6 +22,7 @@ fn page(content_type: &str, raw: Vec<u8>) -> FetchedPage {
         encoding,
         fetch_time: 0.01,
         screenshot: None,
+        stock_scan: None,
     }
 }
 

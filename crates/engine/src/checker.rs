@@ -734,6 +734,7 @@ impl Checker {
             delay: self.config.browser_settle + delay,
             js: watch.webdriver_js_execute_code.clone(),
             steps: self.browser_steps(watch).await?,
+            stock_scan: watch.processor == "restock_diff",
         };
         Ok(Some((browser_request, remote)))
     }

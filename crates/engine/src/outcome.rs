@@ -265,6 +265,7 @@ mod tests {
             encoding: "utf-8",
             fetch_time: 0.25,
             screenshot: None,
+            stock_scan: None,
         }
     }
 

@@ -65,6 +65,8 @@ struct WirePage {
     text_is_raw: bool,
     encoding: String,
     fetch_time: f64,
+    #[serde(default)]
+    stock_scan: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -107,6 +109,7 @@ pub(crate) fn process_frame(
                 page.text.as_bytes()
             }),
             text_is_raw,
+            stock_scan: page.stock_scan.as_deref(),
             encoding: page.encoding,
             fetch_time: page.fetch_time,
         },
@@ -269,6 +272,8 @@ struct WirePageRef<'a> {
     text_is_raw: bool,
     encoding: &'a str,
     fetch_time: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stock_scan: Option<&'a str>,
 }
 
 /// [`WirePrevious`] borrowed.
@@ -321,6 +326,7 @@ impl ProcessInput {
             encoding,
             fetch_time: self.page.fetch_time,
             screenshot: None,
+            stock_scan: self.page.stock_scan,
         };
         let previous = PreviousState {
             md5: self.previous.md5,
@@ -459,6 +465,7 @@ mod tests {
             encoding: "windows-1252",
             fetch_time: 0.25,
             screenshot: None,
+            stock_scan: Some("sold out".into()),
         };
         let previous = PreviousState {
             md5: Some("abc".into()),
@@ -489,6 +496,7 @@ mod tests {
             (203, "windows-1252", 0.25)
         );
         assert_eq!(back.content_type, page.content_type);
+        assert_eq!(back.stock_scan.as_deref(), Some("sold out"));
         assert_eq!(prev.md5.as_deref(), Some("abc"));
         assert_eq!(prev.last_snapshot.as_deref(), Some("newest"));
         assert_eq!(prev.restock.and_then(|r| r.price), Some(9.5));
@@ -511,6 +519,7 @@ mod tests {
             encoding: "UTF-8",
             fetch_time: 0.1,
             screenshot: None,
+            stock_scan: None,
         };
         let previous = PreviousState::default();
         let frame = process_frame(&page, &ProcessorSettings::default(), &previous).unwrap();
@@ -614,6 +623,7 @@ mod tests {
             encoding: "UTF-8",
             fetch_time: 0.0,
             screenshot: None,
+            stock_scan: None,
         };
         let frame = process_frame(
             &page,

@@ -167,13 +167,20 @@ fn python_float_spelling() {
 
 #[test]
 fn out_of_stock_phrases() {
-    assert_eq!(out_of_stock_text("Kettle\n£20\nSold out"), Some("sold out"));
+    assert_eq!(stock_scan(&["Kettle", "£20", "Sold out"]), "sold out");
     assert_eq!(
-        out_of_stock_text("Kettle\nNicht auf Lager"),
-        Some("nicht auf lager")
+        stock_scan(&["Kettle", "Nicht auf Lager"]),
+        "nicht auf lager"
     );
-    assert_eq!(out_of_stock_text("Kettle\nAdd to cart\nNotify me"), None);
-    assert_eq!(out_of_stock_text("Kettle\n£20"), None);
+    assert_eq!(
+        stock_scan(&["Kettle", "Add to cart", "Notify me"]),
+        POSSIBLY_IN_STOCK
+    );
+    assert_eq!(stock_scan(&["Kettle", "£20"]), POSSIBLY_IN_STOCK);
+    assert_eq!(
+        stock_scan(&["3 in stock (0 products)", "Sold out"]),
+        "sold out"
+    );
 }
 
 #[test]
@@ -208,17 +215,17 @@ fn state(in_stock: bool, price: f64) -> Restock {
 #[test]
 fn check_keeps_last_price_and_builds_the_snapshot() {
     let cfg = RestockConfig::default();
-    let first = check(&product("InStock", "10"), 200, &cfg, None).unwrap();
+    let first = check(&product("InStock", "10"), 200, &cfg, None, None).unwrap();
     assert_eq!(first.text, "In Stock: True - Price: 10.0");
     assert_eq!(first.restock.last_price, None);
     // Same price: the reference stays.
     let mut old = first.restock.clone();
     old.last_price = Some(12.0);
-    let same = check(&product("InStock", "10"), 200, &cfg, Some(&old)).unwrap();
+    let same = check(&product("InStock", "10"), 200, &cfg, Some(&old), None).unwrap();
     assert_eq!(same.restock.last_price, Some(12.0));
     assert!(!same.changed);
     // Moved: the old price becomes the reference.
-    let moved = check(&product("InStock", "8"), 200, &cfg, Some(&old)).unwrap();
+    let moved = check(&product("InStock", "8"), 200, &cfg, Some(&old), None).unwrap();
     assert_eq!(moved.restock.last_price, Some(10.0));
     assert!(moved.changed);
 }
@@ -226,13 +233,13 @@ fn check_keeps_last_price_and_builds_the_snapshot() {
 #[test]
 fn check_without_data_is_upstreams_error() {
     let cfg = RestockConfig::default();
-    let err = check("<p>hello</p>", 200, &cfg, None).unwrap_err();
+    let err = check("<p>hello</p>", 200, &cfg, None, None).unwrap_err();
     assert!(err.starts_with("Unable to extract restock data for this page unfortunately. (Got code 200 from server), no embedded stock information was found"), "{err}");
     let off = RestockConfig {
         in_stock_processing: "off".into(),
         ..RestockConfig::default()
     };
-    let err = check("<p>hello</p>", 200, &off, None).unwrap_err();
+    let err = check("<p>hello</p>", 200, &off, None, None).unwrap_err();
     assert!(err.starts_with("Unable to extract price data"), "{err}");
 }
 
@@ -331,6 +338,7 @@ fn the_pipeline_runs_the_restock_processor() {
         encoding: "UTF-8",
         fetch_time: 0.1,
         screenshot: None,
+        stock_scan: None,
     };
     let settings = ProcessorSettings {
         restock: Some(RestockConfig::default()),
@@ -360,4 +368,29 @@ fn the_pipeline_runs_the_restock_processor() {
     // In stock → out of stock is not news under in_stock_only.
     let again = process(&page, &settings, &previous).unwrap();
     assert_eq!(again.status, ChangeStatus::Unchanged);
+}
+
+#[test]
+fn a_browser_scan_decides_what_the_data_leaves_open_and_overrides_its_in_stock() {
+    let cfg = RestockConfig::default();
+    // No data at all: a browser check is never upstream's "unable to extract" error.
+    let v = check("<p>hello</p>", 200, &cfg, None, Some(POSSIBLY_IN_STOCK)).unwrap();
+    assert_eq!(v.restock.in_stock, Some(true));
+    assert_eq!(v.text, "In Stock: True - Price:");
+    let v = check("<p>hello</p>", 200, &cfg, None, Some("sold out")).unwrap();
+    assert_eq!(v.restock.in_stock, Some(false));
+    // The data says in stock, the page's text says sold out: the text wins.
+    let v = check(&product("InStock", "10"), 200, &cfg, None, Some("sold out")).unwrap();
+    assert_eq!(v.restock.in_stock, Some(false));
+    assert_eq!(v.text, "In Stock: False - Price: 10.0");
+    // The data's own "out of stock" is kept when the scan finds nothing.
+    let v = check(
+        &product("OutOfStock", "10"),
+        200,
+        &cfg,
+        None,
+        Some(POSSIBLY_IN_STOCK),
+    )
+    .unwrap();
+    assert_eq!(v.restock.in_stock, Some(false));
 }
