@@ -63,7 +63,7 @@ mod tests {
             "ntfy://topic?click={{ watch_url }}",
             "json://example.com/{% if watch_uuid %}a{% endif %}",
             // Services delivered through an Apprise API server: apprise knows the scheme.
-            "pbul://o.token123",
+            "zulip://bot@org.example/token",
             "hassio://ha.example.com/{{watch_uuid}}",
         ] {
             assert!(is_valid_apprise_url(u), "{u}");

@@ -41,6 +41,7 @@ pub enum NotifyUrl {
     Ntfy(Ntfy),
     Gotify(Gotify),
     Pushover(Pushover),
+    Pushbullet(Pushbullet),
     Mattermost(Mattermost),
     Workflows(Workflows),
     Matrix(Matrix),
@@ -69,6 +70,7 @@ impl NotifyUrl {
             NotifyUrl::Ntfy(_) => "ntfy",
             NotifyUrl::Gotify(_) => "Gotify",
             NotifyUrl::Pushover(_) => "Pushover",
+            NotifyUrl::Pushbullet(_) => "Pushbullet",
             NotifyUrl::Mattermost(_) => "Mattermost",
             NotifyUrl::Workflows(_) => "Power Automate workflow",
             NotifyUrl::Matrix(_) => "Matrix",
@@ -266,6 +268,16 @@ pub struct Pushover {
     pub sound: Option<String>,
 }
 
+/// `pbul://access_token[/device|#channel|email…][?to=…]`: no target sends to all the
+/// account's devices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pushbullet {
+    pub token: String,
+    /// In apprise's order (sorted, without duplicates): `#tag` a channel, an address an email,
+    /// anything else a device id.
+    pub targets: Vec<String>,
+}
+
 /// `mmost(s)://[botname@]host[:port][/path]/token[?channel=a,b&icon_url=…&image=no]`, an
 /// incoming webhook. (apprise's bot mode, `mode=bot`, is relayed.)
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -422,6 +434,7 @@ fn parse_raw(raw: &Raw, full: &str) -> Option<NotifyUrl> {
         "ntfy" | "ntfys" => NotifyUrl::Ntfy(ntfy(raw)?),
         "gotify" | "gotifys" => NotifyUrl::Gotify(gotify(raw)?),
         "pover" => NotifyUrl::Pushover(pushover(raw)?),
+        "pbul" => NotifyUrl::Pushbullet(pushbullet(raw)?),
         "mmost" | "mmosts" if mattermost_bot(raw) => relayed(raw, full),
         "mmost" | "mmosts" => NotifyUrl::Mattermost(mattermost(raw)?),
         "workflow" | "workflows" => NotifyUrl::Workflows(workflows(raw)?),
@@ -1027,6 +1040,20 @@ fn pushover(raw: &Raw) -> Option<Pushover> {
     })
 }
 
+fn pushbullet(raw: &Raw) -> Option<Pushbullet> {
+    let token = raw.host_port.clone();
+    if token.is_empty() {
+        return None;
+    }
+    let mut targets: Vec<String> = raw.segments.clone();
+    if let Some(to) = raw.get("to") {
+        targets.extend(split_list(to));
+    }
+    targets.sort();
+    targets.dedup();
+    Some(Pushbullet { token, targets })
+}
+
 /// apprise's bot mode (`mode=bot`, or a `team=` without a mode): posts through the REST API
 /// with a bearer token, which changewatch does not speak, so such URLs are relayed.
 fn mattermost_bot(raw: &Raw) -> bool {
@@ -1418,13 +1445,13 @@ mod tests {
     #[test]
     fn schemes_apprise_knows_are_relayed_as_written() {
         assert!(APPRISE_SCHEMES.windows(2).all(|w| w[0] < w[1]));
-        let u = "PBUL://o.token123/#chan?to=x";
+        let u = "HASSIO://ha.example.com/#tok?to=x";
         assert_eq!(
             ok(u),
             NotifyUrl::Relay(Relayed {
                 url: u.to_string(),
-                scheme: "pbul".into(),
-                host: "o.token123".into(),
+                scheme: "hassio".into(),
+                host: "ha.example.com".into(),
             })
         );
         for u in [
@@ -1669,6 +1696,13 @@ mod tests {
         );
         assert!(matches!(ok("mmost://h/tok?mode=bot"), NotifyUrl::Relay(_)));
         assert!(matches!(ok("mmost://h/tok?team=t"), NotifyUrl::Relay(_)));
+
+        let NotifyUrl::Pushbullet(p) = ok("pbul://o.tok/dev2/%23chan?to=a@b.example,dev1") else {
+            panic!("pbul")
+        };
+        assert_eq!(p.token, "o.tok");
+        assert_eq!(p.targets, ["#chan", "a@b.example", "dev1", "dev2"]);
+        bad("pbul://");
         bad("mmost://h/tok?mode=x");
 
         let NotifyUrl::Workflows(w) =

@@ -589,6 +589,77 @@ async fn mattermost_sends_what_apprise_sends() {
 }
 
 #[tokio::test]
+async fn pushbullet_sends_what_apprise_sends() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    let answer = json!({
+        "file_name": SHOT_NAME,
+        "file_type": "image/jpeg",
+        "file_url": "https://dl.pushbulletusercontent.example/abc/shot.jpg",
+        "upload_url": format!("{}/upload/abc", cap.base()),
+    });
+    cap.reply(
+        "/v2/upload-request",
+        200,
+        "application/json",
+        &answer.to_string(),
+    );
+    let dir = std::env::temp_dir().join(format!("cw-pbul-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(SHOT_NAME);
+    std::fs::write(&path, SHOT).unwrap();
+    let cases = [
+        (
+            "pbul://o.tok1",
+            "Title",
+            "Body line",
+            BodyFormat::Text,
+            "text",
+            false,
+        ),
+        (
+            "pbul://o.tok1/dev2/%23chan?to=a@b.example,dev1",
+            "T",
+            "<b>bold</b> &amp; more",
+            BodyFormat::Html,
+            "html",
+            false,
+        ),
+        (
+            "pbul://o.tok1/dev1",
+            "",
+            "**md**",
+            BodyFormat::Markdown,
+            "markdown",
+            true,
+        ),
+    ];
+    for (url, title, body, format, name, with_file) in cases {
+        let file = with_file.then_some(path.as_path());
+        let theirs = apprise_sends_for_upstream(&cap, url, title, body, file, name);
+        let m = msg(title, body, format);
+        d.deliver(url, &if with_file { shot(m) } else { m })
+            .await
+            .unwrap();
+        let mine = cap.take();
+        assert_eq!(mine.len(), theirs.len(), "{url}: {mine:?}");
+        for (m, t) in mine.iter().zip(&theirs) {
+            assert_eq!(m.path, t.path, "{url}");
+            assert_eq!(m.header("authorization"), t.header("authorization"));
+            if m.path.starts_with("/upload/") {
+                assert_eq!(
+                    String::from_utf8_lossy(&normalized(m)),
+                    String::from_utf8_lossy(&normalized(t))
+                );
+            } else {
+                assert_eq!(m.json(), t.json(), "{url} {}", m.path);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn workflows_adaptive_card() {
     let cap = CaptureServer::start();
     let d = deliverer(&cap);
@@ -1679,11 +1750,13 @@ import sys, apprise
 from apprise.plugins.discord import NotifyDiscord
 from apprise.plugins.telegram import NotifyTelegram
 from apprise.plugins.pushover import NotifyPushover
+from apprise.plugins.pushbullet import NotifyPushBullet
 base, url, title, body, attach, fmt = sys.argv[1:7]
 NotifyDiscord.notify_url = base + "/api/webhooks"
 NotifyTelegram.notify_url = base + "/bot"
 NotifyPushover.notify_url = base + "/1/messages.json"
-for plugin in (NotifyDiscord, NotifyTelegram, NotifyPushover):
+NotifyPushBullet.notify_url = base + "/v2/{}"
+for plugin in (NotifyDiscord, NotifyTelegram, NotifyPushover, NotifyPushBullet):
     plugin.request_rate_per_sec = 0
 asset = apprise.AppriseAsset(app_id="changedetection.io") if fmt else apprise.AppriseAsset()
 a = apprise.Apprise(asset=asset)

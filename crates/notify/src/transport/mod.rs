@@ -11,7 +11,7 @@
 //!
 //! Requests to user-supplied hosts (webhooks, self-hosted ntfy/Gotify/Mattermost/Matrix, SMTP)
 //! go through core's SSRF guard; requests to the fixed hosts of hosted services (Discord, Slack,
-//! Telegram, Pushover, ntfy.sh, Power Automate) do not need it. The operator's Apprise API
+//! Telegram, Pushover, Pushbullet, ntfy.sh, Power Automate) do not need it. The operator's Apprise API
 //! server (`apprise_api`) is trusted like those: it may be on loopback.
 
 mod apprise;
@@ -355,6 +355,7 @@ impl Deliverer {
             NotifyUrl::Ntfy(n) => push::ntfy(self, n, msg).await,
             NotifyUrl::Gotify(g) => push::gotify(self, g, msg).await,
             NotifyUrl::Pushover(p) => push::pushover(self, p, msg).await,
+            NotifyUrl::Pushbullet(p) => push::pushbullet(self, p, msg).await,
             NotifyUrl::Matrix(m) => matrix::send(self, m, msg).await,
             NotifyUrl::Email(e) => email::send(self, e, msg).await,
             NotifyUrl::AppriseApi(a) => apprise::api(self, a, msg).await,

@@ -1,4 +1,4 @@
-//! Push services: ntfy, Gotify and Pushover.
+//! Push services: ntfy, Gotify, Pushover and Pushbullet.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -6,7 +6,7 @@ use tracing::debug;
 
 use super::format::{Flavor, for_flavor, markdown_for_chat, truncate, truncate_bytes};
 use super::{Body, Deliverer, DeliveryError, Dest, Part, Request};
-use crate::url::{Gotify, Ntfy, NtfyAuth, Pushover};
+use crate::url::{Gotify, Ntfy, NtfyAuth, Pushbullet, Pushover};
 use crate::{BodyFormat, Message};
 
 /// ntfy turns longer messages into attachments; keep them a message.
@@ -19,6 +19,9 @@ const PUSHOVER_MAX_FILE_BYTES: usize = 5 * 1024 * 1024;
 /// Pushover needs these for emergency priority; apprise's defaults (15 minutes, 1 hour).
 const PUSHOVER_RETRY_SECS: u32 = 900;
 const PUSHOVER_EXPIRE_SECS: u32 = 3600;
+/// apprise's Pushbullet limits.
+const PUSHBULLET_MAX: usize = 32_768;
+const PUSHBULLET_TITLE_MAX: usize = 250;
 
 /// Body for services that render markdown or plain text, and whether it is markdown.
 fn markdown_or_text(msg: &Message) -> (String, bool) {
@@ -240,6 +243,95 @@ async fn pushover_send(d: &Deliverer, req: Request) -> Result<(), DeliveryError>
                 v.get("errors").cloned().unwrap_or_default()
             ),
         });
+    }
+    Ok(())
+}
+
+/// As apprise sends it: each file is announced (`upload-request`), uploaded where Pushbullet
+/// says, and pushed as a `file` push after the note; the note goes to each target (`#tag` a
+/// channel, an address an email, else a device), or to every device without one. Pushbullet
+/// shows text: HTML is made text, markdown goes as written.
+pub(crate) async fn pushbullet(
+    d: &Deliverer,
+    cfg: &Pushbullet,
+    msg: &Message,
+) -> Result<(), DeliveryError> {
+    let service = "Pushbullet";
+    let auth = Some((cfg.token.clone(), String::new()));
+    let body = match msg.format {
+        BodyFormat::Html => for_flavor(&msg.body, msg.format, Flavor::Text, Some(PUSHBULLET_MAX)),
+        _ => truncate(&msg.body, Some(PUSHBULLET_MAX)),
+    };
+    let title = truncate(&msg.title, Some(PUSHBULLET_TITLE_MAX));
+    let mut file_pushes = Vec::new();
+    for file in &msg.attachments {
+        let mut req = Request::new(
+            service,
+            Dest::Hosted,
+            Method::POST,
+            d.hosted_url("https://api.pushbullet.com/v2/upload-request")?,
+        )
+        .json(json!({ "file_name": file.filename, "file_type": file.mimetype }));
+        req.basic = auth.clone();
+        let reply = d.send(req).await?.json().unwrap_or(Value::Null);
+        let field = |k: &str| reply.get(k).and_then(Value::as_str).map(str::to_string);
+        let (Some(file_name), Some(file_type), Some(file_url), Some(upload_url)) = (
+            field("file_name"),
+            field("file_type"),
+            field("file_url"),
+            field("upload_url"),
+        ) else {
+            return Err(DeliveryError::Rejected {
+                service,
+                reason: "the upload request was not answered with an upload URL".into(),
+            });
+        };
+        let upload_url = url::Url::parse(&upload_url).map_err(|e| DeliveryError::Rejected {
+            service,
+            reason: format!("bad upload URL: {e}"),
+        })?;
+        // Where Pushbullet said to upload (its storage host), not a user-supplied host.
+        let mut up = Request::new(service, Dest::Hosted, Method::POST, upload_url);
+        up.body = Body::Multipart(vec![Part::file("file", file, false)]);
+        up.basic = auth.clone();
+        d.send(up).await?;
+        let mut push = json!({
+            "type": "file",
+            "file_name": file_name,
+            "file_type": file_type,
+            "file_url": file_url,
+        });
+        if file_type.starts_with("image/") {
+            push["image_url"] = Value::from(file_url);
+        }
+        file_pushes.push(push);
+    }
+    let pushes = d.hosted_url("https://api.pushbullet.com/v2/pushes")?;
+    let targets: Vec<Option<&String>> = if cfg.targets.is_empty() {
+        vec![None]
+    } else {
+        cfg.targets.iter().map(Some).collect()
+    };
+    for target in targets {
+        let mut note = json!({ "type": "note", "title": title, "body": body });
+        match target {
+            Some(t) if t.contains('@') && !t.starts_with('#') => {
+                note["email"] = Value::from(t.clone())
+            }
+            Some(t) if t.starts_with('#') => note["channel_tag"] = Value::from(&t[1..]),
+            Some(t) => note["device_iden"] = Value::from(t.clone()),
+            None => {}
+        }
+        let mut all = Vec::new();
+        if !body.is_empty() {
+            all.push(note);
+        }
+        all.extend(file_pushes.iter().cloned());
+        for p in all {
+            let mut req = Request::new(service, Dest::Hosted, Method::POST, pushes.clone()).json(p);
+            req.basic = auth.clone();
+            d.send(req).await?;
+        }
     }
     Ok(())
 }
