@@ -22,10 +22,13 @@
 //!   differences), `tags`, `search`, `notifications`, `import`, `system` (systeminfo and the
 //!   OpenAPI document), `ops` (worker-health, queue-status, queue.json), `ui` (the dashboard's
 //!   session, watch rows, bulk operations and settings), `rss` (upstream's feeds of unviewed
-//!   changes, behind the settings' `rss_access_token`).
+//!   changes, behind the settings' `rss_access_token`), `backup` (download and restore a
+//!   backup, `docs/BACKUP.md`).
+//! - [`backup`]: what a restored document must be.
 
 pub mod apprise;
 pub mod auth;
+pub mod backup;
 pub mod bootstrap;
 pub mod bulk;
 pub mod datastore;
@@ -39,6 +42,7 @@ pub mod stored;
 pub mod validate;
 
 mod routes {
+    pub mod backup;
     pub mod datastore_import;
     pub mod history;
     pub mod import;
@@ -55,6 +59,7 @@ mod routes {
 use axum::Router;
 use axum::middleware;
 
+pub use routes::ops::healthz;
 pub use routes::system::{SPEC_YAML, full_spec_yaml};
 pub use state::{Access, ApiConfig, AppState, Workers};
 
@@ -80,6 +85,7 @@ pub fn routes(state: AppState) -> Router {
         .merge(routes::system::routes())
         .merge(routes::import::routes())
         .merge(routes::datastore_import::routes())
+        .merge(routes::backup::routes())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,

@@ -118,6 +118,9 @@ pub struct AppState {
     /// `queue_size` read from the queues themselves (AWS mode); `None`: counted from the
     /// watches' queue marks, as the socket does in embedded mode.
     pub queue_depth: Option<Arc<dyn DepthProbe>>,
+    /// What `GET /api/v1/backup` writes with: embedded mode's consistent SQLite copy; `None`
+    /// reads the store item by item as it runs (`source_mode` `live`).
+    pub backup: Option<Arc<dyn changewatch_store::backup::Exporter>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -149,7 +152,14 @@ impl AppState {
             clock: Clock::system(),
             sandbox,
             queue_depth: None,
+            backup: None,
         }
+    }
+
+    /// Backups are written by `exporter` (see [`AppState::backup`]).
+    pub fn with_backup(mut self, exporter: Arc<dyn changewatch_store::backup::Exporter>) -> Self {
+        self.backup = Some(exporter);
+        self
     }
 
     /// `queue_size` comes from this probe (the one the push service polls for the socket).

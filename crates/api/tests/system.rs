@@ -127,6 +127,7 @@ fn registered_paths() -> Vec<String> {
         include_str!("../src/routes/system.rs"),
         include_str!("../src/routes/import.rs"),
         include_str!("../src/routes/ops.rs"),
+        include_str!("../src/routes/backup.rs"),
     ];
     let mut out = Vec::new();
     for src in sources {

@@ -309,6 +309,11 @@ impl Clients {
                 None
             }
         };
+        // Backups read the tables item by item (docs/BACKUP.md: PITR is the copy of one moment).
+        let backup = Arc::new(changewatch_store::backup::LiveExporter::new(
+            store.clone(),
+            "aws",
+        ));
         let state = AppState::new(
             store,
             Arc::new(self.queue(config)),
@@ -324,6 +329,7 @@ impl Clients {
             sandbox,
         )
         .with_tenant(config.tenant.clone())
+        .with_backup(backup)
         // The queues' depth, as the push service's socket reports it: one count everywhere.
         .with_queue_depth(Arc::new(crate::push::SqsDepth::new(
             self.sqs.clone(),

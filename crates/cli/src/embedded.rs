@@ -153,7 +153,11 @@ impl Embedded {
             state: pool.state(),
             size: pool.size(),
         }))
-        .with_notifier(dispatcher);
+        .with_notifier(dispatcher)
+        // Downloads copy the database as of one moment before exporting it.
+        .with_backup(Arc::new(
+            changewatch_store::sqlite::backup::SqliteExporter::new(store.path()),
+        ));
         Ok(Embedded {
             store,
             queue,

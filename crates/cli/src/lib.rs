@@ -6,9 +6,13 @@
 //! - [`embedded`]: embedded mode's composition root (`Embedded::build`).
 //! - [`import`]: `changewatch import-datastore SOURCE`: upstream's datastore or backup zip.
 //! - [`password`]: `changewatch hash-password`: a `SALTED_PASS` value for fixed passwords.
+//! - [`backup`]: `changewatch backup FILE` / `restore FILE` (`docs/BACKUP.md`).
+//! - [`health`]: `changewatch healthcheck`, the container image's `HEALTHCHECK`.
 
+pub mod backup;
 pub mod check;
 pub mod embedded;
+pub mod health;
 pub mod import;
 pub mod password;
 pub mod serve;
@@ -40,4 +44,12 @@ pub enum Command {
     /// backup zip): watches with their uuids, tags, settings and full history. Safe to run
     /// again: what is already here is left as it is.
     ImportDatastore(import::ImportArgs),
+    /// Write a backup of the datastore to FILE (`-`: standard output), consistent even while
+    /// `serve` is running on it (docs/BACKUP.md).
+    Backup(backup::BackupArgs),
+    /// Restore a backup (of either mode) into an empty datastore, or over one with --force.
+    /// Stop `serve` first, or restore through the API (POST /api/v1/backup).
+    Restore(backup::RestoreArgs),
+    /// Exit 0 when the local server answers /healthz with 200 (the container's HEALTHCHECK).
+    Healthcheck(health::HealthcheckArgs),
 }

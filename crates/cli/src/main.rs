@@ -29,6 +29,9 @@ async fn run() -> ExitCode {
         changewatch::Command::Serve(args) => changewatch::serve::run(args).await,
         changewatch::Command::HashPassword => changewatch::password::run(),
         changewatch::Command::ImportDatastore(args) => changewatch::import::run(args).await,
+        changewatch::Command::Backup(args) => changewatch::backup::backup(args).await,
+        changewatch::Command::Restore(args) => changewatch::backup::restore_cmd(args).await,
+        changewatch::Command::Healthcheck(args) => changewatch::health::run(args),
     }
 }
 
@@ -38,6 +41,9 @@ fn default_level(cli: &changewatch::Cli) -> &'static str {
         changewatch::Command::Serve(_) => "info",
         changewatch::Command::Check(_)
         | changewatch::Command::HashPassword
-        | changewatch::Command::ImportDatastore(_) => "warn",
+        | changewatch::Command::ImportDatastore(_)
+        | changewatch::Command::Backup(_)
+        | changewatch::Command::Restore(_)
+        | changewatch::Command::Healthcheck(_) => "warn",
     }
 }

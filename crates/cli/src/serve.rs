@@ -35,12 +35,14 @@ pub struct ServeArgs {
     /// Data directory (env DATASTORE_PATH, default ./data).
     #[arg(short = 'd', long = "datastore-path")]
     pub datastore_path: Option<PathBuf>,
-    /// Address to listen on (env CHANGEDETECTION_HOST, default 127.0.0.1; any other address
-    /// needs a dashboard password or CW_ALLOW_NO_PASSWORD=true).
-    #[arg(long)]
+    /// Address to listen on (env LISTEN_HOST as upstream's image, then CHANGEDETECTION_HOST,
+    /// default 127.0.0.1; any other address needs a dashboard password or
+    /// CW_ALLOW_NO_PASSWORD=true).
+    #[arg(long, env = "LISTEN_HOST")]
     pub host: Option<String>,
-    /// Port (env CHANGEDETECTION_PORT, default 5000; 0 picks a free one).
-    #[arg(short = 'p', long)]
+    /// Port (env PORT as upstream's image, then CHANGEDETECTION_PORT, default 5000; 0 picks a
+    /// free one).
+    #[arg(short = 'p', long, env = "PORT")]
     pub port: Option<u16>,
 }
 
@@ -115,7 +117,10 @@ async fn serve(config: Config) -> Result<(), String> {
     let mut http_stop = stop_rx.clone();
     // Names other than the instance's own are refused while nothing protects it (DNS rebinding).
     let hosts = changewatch_api::hosts::AllowedHosts::from_config(&config);
-    let web = app(state.clone(), socket_layer, dashboard.as_deref());
+    let web = app(state.clone(), socket_layer, dashboard.as_deref()).route(
+        "/healthz",
+        axum::routing::get(changewatch_api::healthz).with_state(state.clone()),
+    );
     let web = changewatch_api::hosts::guard(web, state, hosts);
     // Connect info: the login throttle counts attempts per client address.
     let web = web.into_make_service_with_connect_info::<SocketAddr>();

@@ -3,6 +3,7 @@
 // password. The notification log is its sub-page (views/notifications.ts).
 
 import * as api from '../api';
+import { downloadBackup } from '../backup';
 import { feedUrl } from '../rss';
 import { checkbox, field, h, linesToList, listToLines, replace, select } from '../dom';
 import { NOTIFICATION_LOG_HASH, testNotificationControl } from '../notify';
@@ -285,6 +286,29 @@ export const settingsView: View = ({ root, signal }) => {
       h('div', { class: 'api-key-row' }, keyText, copy, regen),
     );
 
+    // --- backup ------------------------------------------------------------------------------
+    const backupBtn = h('button', { type: 'button', id: 'download-backup' }, 'Download backup');
+    backupBtn.addEventListener('click', () => {
+      backupBtn.disabled = true;
+      downloadBackup()
+        .then((name) => toast(`Backup saved as ${name}`, 'success'))
+        .catch((err: unknown) => toastError(api.errorMessage(err)))
+        .finally(() => {
+          backupBtn.disabled = false;
+        });
+    });
+    const backupSection = h(
+      'section',
+      { class: 'card', id: 'backup-settings' },
+      h('h2', null, 'Backup'),
+      h(
+        'p',
+        { class: 'hint' },
+        'Watches, their history, tags and these settings, the API key and password hash among them: keep the file private. Restore it with changewatch restore FILE, or POST it to /api/v1/backup.',
+      ),
+      backupBtn,
+    );
+
     // --- RSS --------------------------------------------------------------------------------
     const rssToken = current.rss_access_token ?? '';
     const rssFeed = feedUrl('/rss', rssToken);
@@ -366,6 +390,7 @@ export const settingsView: View = ({ root, signal }) => {
       form,
       apiSection,
       rssSection,
+      backupSection,
       pwSection,
     );
   }

@@ -25,6 +25,32 @@ pub fn routes() -> Router<AppState> {
         .route("/queue.json", get(queue_json))
 }
 
+/// `GET /healthz`, open: what a container's `HEALTHCHECK` and a load balancer ask. 200 while
+/// the store answers and every checker worker runs; 503 otherwise. It says nothing about the
+/// watches, so it needs no login. Embedded mode's server routes it (`changewatch serve`); the
+/// push service of AWS mode has its own, which judges its stream reader.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let (configured, alive) = match &state.workers {
+        Some(w) => (w.configured(), w.alive()),
+        None => (0, 0),
+    };
+    let (code, body) = match state.settings().await {
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "unhealthy", "message": format!("the store does not answer: {e}")}),
+        ),
+        Ok(_) if alive < configured => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "degraded", "message": format!("{alive} of {configured} workers are running")}),
+        ),
+        Ok(_) => (
+            StatusCode::OK,
+            json!({"status": "healthy", "workers": alive}),
+        ),
+    };
+    json_response(code, &body)
+}
+
 /// Upstream's priority bands: 1 is a manual recheck, 5 a clone, anything above 100 an epoch
 /// (a scheduled check).
 const PRIO_IMMEDIATE: i64 = 1;
