@@ -673,6 +673,20 @@ impl Importer<'_> {
                 ),
             }
         }
+        // A URL the API refuses would take the whole list with it: only that one is left out.
+        if let Some(Value::Array(urls)) = body.get_mut("notification_urls") {
+            urls.retain(|u| {
+                let ok = u.as_str().is_none_or(is_valid_apprise_url);
+                if !ok {
+                    self.report.problems.push(Problem {
+                        item: item.clone(),
+                        field: Some("notification_urls".into()),
+                        reason: format!("{u} is not a valid AppRise URL."),
+                    });
+                }
+                ok
+            });
+        }
         // Templates through the notification engine's validator first (the API does so
         // after its own rules; a refused one is left out either way).
         for (field, _) in validate::notification_templates(&Value::Object(body.clone())) {
@@ -789,6 +803,7 @@ impl Importer<'_> {
         }
         let owner = format!("import-{}", std::process::id());
         let n = new.len();
+        let mut finished = false;
         for (i, entry) in new.into_iter().enumerate() {
             let last = i + 1 == n;
             let d = dir.to_path_buf();
@@ -864,6 +879,40 @@ impl Importer<'_> {
                     ),
                 );
             }
+            finished = last;
+        }
+        // The last entries did not read: the schedule (and the text before filters) still
+        // go on, in a commit without a snapshot.
+        if let (false, false, Some(next)) = (finished, self.opts.dry_run, schedule_after) {
+            let now = self.opts.now;
+            let Some(base) = self.store.claim(key, &owner, now + 3600, now).await? else {
+                self.report.problem(
+                    item,
+                    None,
+                    "a check holds the watch: its schedule was not set (run the import again)",
+                );
+                return Ok(());
+            };
+            let d = dir.to_path_buf();
+            let before = tokio::task::spawn_blocking(move || read::read_text_before_filters(&d))
+                .await
+                .map_err(|e| ImportError::NotADatastore(format!("reading stopped: {e}")))?;
+            self.store
+                .commit_check(
+                    key,
+                    &owner,
+                    CheckCommit {
+                        patch: Map::new(),
+                        next_check_at: next,
+                        due_at: 0,
+                        job_id: format!("import-{uuid}-schedule"),
+                        snapshot: None,
+                        base: Some(base),
+                        history_max: None,
+                        text_before_filters: before,
+                    },
+                )
+                .await?;
         }
         Ok(())
     }

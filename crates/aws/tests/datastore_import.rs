@@ -1,0 +1,206 @@
+//! Upstream's backup zip uploaded to AWS mode's API (`POST /api/v1/import/datastore` as an HTTP
+//! API event, the zip base64-encoded as API Gateway delivers binary bodies) lands in DynamoDB
+//! through the same store port as in embedded mode, history timestamps included; against
+//! moto. (What upstream writes and the mapping's edges are tested in crates/cli and
+//! crates/api.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use base64::Engine;
+use changewatch_aws::{AwsConfig, Clients, api};
+use changewatch_sandbox::Sandbox;
+use changewatch_store::aws::provision::provision;
+use changewatch_store::{Key, WatchStore};
+use serde_json::{Value, json};
+use testkit::moto::MotoServer;
+use tower::ServiceExt;
+
+const KEY: &str = "import-key";
+const W1: &str = "6a0e7f43-2b1c-4d55-9b1e-3f0a2c1d4e5f";
+const T1: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
+
+fn backup_zip() -> Vec<u8> {
+    let files: Vec<(String, Vec<u8>)> = vec![
+        (
+            "changedetection.json".into(),
+            json!({"settings": {"application": {
+                "api_access_token": "upstream-key",
+                "notification_urls": ["json://127.0.0.1:9/all"],
+                "tags": {}
+            }}})
+            .to_string()
+            .into_bytes(),
+        ),
+        (
+            format!("{T1}/tag.json"),
+            json!({"uuid": T1, "title": "Shop"})
+                .to_string()
+                .into_bytes(),
+        ),
+        (
+            format!("{W1}/watch.json"),
+            json!({"uuid": W1, "url": "http://127.0.0.1:9/page", "title": "One",
+                "tags": [T1], "last_checked": 1_700_000_300})
+            .to_string()
+            .into_bytes(),
+        ),
+        (
+            format!("{W1}/history.txt"),
+            b"1700000100,a.txt\n1700000200,b.txt\n1700000300,c.txt\n".to_vec(),
+        ),
+        (format!("{W1}/a.txt"), b"first".to_vec()),
+        (format!("{W1}/b.txt"), b"second".to_vec()),
+        (format!("{W1}/c.txt"), b"third".to_vec()),
+    ];
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut z = zip::ZipWriter::new(&mut out);
+    for (name, bytes) in files {
+        z.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        z.write_all(&bytes).unwrap();
+    }
+    z.finish().unwrap();
+    out.into_inner()
+}
+
+/// An HTTP API (payload v2) event as API Gateway sends it to the function.
+fn event(method: &str, path: &str, query: &str, body: Option<&[u8]>) -> String {
+    let mut ev: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!(
+            "{}/../../infra/local/events/http-api.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    ev["rawPath"] = json!(path);
+    ev["rawQueryString"] = json!(query);
+    let params: HashMap<&str, &str> = query.split('&').filter_map(|p| p.split_once('=')).collect();
+    ev["queryStringParameters"] = json!(params);
+    ev["pathParameters"] = json!({});
+    ev["cookies"] = json!([]);
+    ev["requestContext"]["http"]["method"] = json!(method);
+    ev["requestContext"]["http"]["path"] = json!(path);
+    ev["headers"] = json!({"content-type": "application/zip", "x-api-key": KEY});
+    match body {
+        Some(b) => {
+            ev["body"] = json!(base64::engine::general_purpose::STANDARD.encode(b));
+            ev["isBase64Encoded"] = json!(true);
+        }
+        None => {
+            ev["body"] = Value::Null;
+            ev["isBase64Encoded"] = json!(false);
+        }
+    }
+    ev.to_string()
+}
+
+async fn call(app: &axum::Router, event: String) -> (u16, Value, String) {
+    let req = lambda_http::request::from_str(&event).unwrap();
+    let resp = app
+        .clone()
+        .oneshot(req.map(axum::body::Body::new))
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&bytes).to_string();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        text,
+    )
+}
+
+#[tokio::test]
+async fn a_backup_zip_uploaded_to_aws_mode_lands_in_dynamodb() {
+    let moto = MotoServer::shared();
+    let clients = Clients::from_conf(&moto.sdk_config().await);
+    let prefix = testkit::moto::unique_prefix("im");
+    let p = provision(&clients.dynamodb, &clients.sqs, &prefix, 2, 30, 3)
+        .await
+        .unwrap();
+    let env: HashMap<&str, String> = HashMap::from([
+        ("CW_WATCHES_TABLE", p.resources.watches_table.clone()),
+        ("CW_SNAPSHOTS_TABLE", p.resources.snapshots_table.clone()),
+        ("CW_CHECKS_QUEUE_URL", p.resources.checks_queue_url.clone()),
+        (
+            "CW_RECHECKS_QUEUE_URL",
+            p.resources.rechecks_queue_url.clone(),
+        ),
+        ("API_ACCESS_TOKEN", KEY.to_string()),
+    ]);
+    let config = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let app = api::app(&clients, &config, Sandbox::in_process())
+        .await
+        .unwrap();
+    let zip = backup_zip();
+
+    let (status, report, _) = call(
+        &app,
+        event(
+            "POST",
+            "/api/v1/import/datastore",
+            "dry_run=true",
+            Some(&zip),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["snapshots"]["added"], 3, "{report}");
+    let (_, list, _) = call(&app, event("GET", "/api/v1/watch", "", None)).await;
+    assert_eq!(list, json!({}), "a dry run wrote nothing");
+
+    let (status, report, _) = call(
+        &app,
+        event("POST", "/api/v1/import/datastore", "", Some(&zip)),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["watches"]["added"], 1, "{report}");
+    assert_eq!(report["snapshots"]["added"], 3, "{report}");
+
+    let store = clients.store(&config);
+    let key = Key::watch(&config.tenant, W1);
+    assert_eq!(
+        store.snapshots(&key).await.unwrap(),
+        vec![1_700_000_100, 1_700_000_200, 1_700_000_300]
+    );
+    let (status, w, _) = call(&app, event("GET", &format!("/api/v1/watch/{W1}"), "", None)).await;
+    assert_eq!(status, 200, "{w}");
+    assert_eq!(w["title"], "One");
+    assert_eq!(w["tags"], json!([T1]));
+    assert_eq!(w["history_n"], 3);
+    assert_eq!(w["last_changed"], 1_700_000_300);
+    let (_, text, raw) = call(
+        &app,
+        event(
+            "GET",
+            &format!("/api/v1/watch/{W1}/history/1700000200"),
+            "",
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(raw, "second", "{text}");
+    let (_, tags, _) = call(&app, event("GET", "/api/v1/tags", "", None)).await;
+    assert_eq!(tags[T1]["title"], "Shop");
+    let (_, n, _) = call(&app, event("GET", "/api/v1/notifications", "", None)).await;
+    assert_eq!(n["notification_urls"], json!(["json://127.0.0.1:9/all"]));
+
+    // Again: nothing changes, and the deployment's key stayed in force throughout.
+    let (status, again, _) = call(
+        &app,
+        event("POST", "/api/v1/import/datastore", "", Some(&zip)),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["settings"], "unchanged", "{again}");
+    assert_eq!(again["watches"]["present"], 1);
+    assert_eq!(again["snapshots"]["added"], 0);
+}
