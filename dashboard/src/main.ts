@@ -8,6 +8,7 @@ import { connectSocket, disconnectSocket, onConnectionChange, setRefusedHandler 
 import { store } from './store';
 import { toastError } from './toast';
 import { editView } from './views/edit';
+import { importDatastoreView } from './views/import_datastore';
 import { historyView } from './views/history';
 import { listView } from './views/list';
 import { loginView } from './views/login';
@@ -26,6 +27,7 @@ const VIEWS: Record<RouteName, View> = {
   preview: previewView,
   settings: settingsView,
   notificationLog: notificationLogView,
+  importDatastore: importDatastoreView,
   login: loginView,
   notfound: notFoundView,
 };
@@ -53,8 +55,8 @@ onConnectionChange((connected) => {
 });
 
 onRouteChange((route) => {
-  // The notification log is a sub-page of the settings.
-  const section = route.name === 'notificationLog' ? 'settings' : route.name;
+  // The notification log and the import are sub-pages of the settings.
+  const section = route.name === 'notificationLog' || route.name === 'importDatastore' ? 'settings' : route.name;
   document.querySelectorAll<HTMLAnchorElement>('.mainnav a[data-route]').forEach((a) => {
     if (a.dataset['route'] === section) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');

@@ -1,5 +1,5 @@
 // Hash router: #/ (list), #/edit/<uuid>, #/history/<uuid>, #/preview/<uuid>, #/settings,
-// #/settings/notification-log, #/login. Each view renders into #app and gets an AbortSignal that fires when the user
+// #/settings/notification-log, #/settings/import-datastore, #/login. Each view renders into #app and gets an AbortSignal that fires when the user
 // navigates away, so late responses never draw into the next page.
 
 export type RouteName =
@@ -9,6 +9,7 @@ export type RouteName =
   | 'preview'
   | 'settings'
   | 'notificationLog'
+  | 'importDatastore'
   | 'login'
   | 'notfound';
 
@@ -39,6 +40,7 @@ export function parseRoute(hash: string): Route {
     if (head === 'login') return { name: 'login' };
   }
   if (rest.length === 0 && head === 'settings' && arg === 'notification-log') return { name: 'notificationLog' };
+  if (rest.length === 0 && head === 'settings' && arg === 'import-datastore') return { name: 'importDatastore' };
   if (rest.length === 0 && arg !== undefined && UUID_RE.test(arg)) {
     if (head === 'edit' || head === 'history' || head === 'preview') return { name: head, uuid: arg };
   }

@@ -385,7 +385,12 @@ export const settingsView: View = ({ root, signal }) => {
         'div',
         { class: 'page-head' },
         h('h1', null, 'Settings'),
-        h('div', { class: 'page-links' }, h('a', { href: NOTIFICATION_LOG_HASH }, 'Notification log')),
+        h(
+          'div',
+          { class: 'page-links' },
+          h('a', { href: NOTIFICATION_LOG_HASH }, 'Notification log'),
+          h('a', { href: '#/settings/import-datastore', id: 'import-datastore-link' }, 'Import from changedetection.io'),
+        ),
       ),
       form,
       apiSection,
