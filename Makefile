@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test deps test-deps dashboard lint unit bench bench-socket bench-serve bench-browser bench-aws-cost chromium check fmt sam-build fuzz password-hash push-image \
+.PHONY: run test deps test-deps dashboard lint unit bench bench-socket bench-serve bench-browser bench-aws-cost chromium check fmt sam-build fuzz password-hash push-image container-check \
   build-ApiFunction build-SchedulerFunction build-CheckerFunction build-NotifierFunction
 
 ## Run the product: embedded mode on http://localhost:5000 (data in ./data), the dashboard at /.
@@ -175,3 +175,10 @@ push-image: dashboard
 	  cargo lambda build --release -p changewatch-push-service $(if $(filter arm64,$(SAM_ARCH)),--arm64,--x86-64); \
 	  bash infra/push-image.sh --arch $(SAM_ARCH) --method oci \
 	    --binary "$(SAM_TARGET_DIR)/lambda/changewatch-push-service/bootstrap" $(PUSH_ARGS)
+
+## The `serve` container image (root Dockerfile), as far as this machine allows: buildah built
+## and run when it can, else the release binary run as the image runs it
+## (infra/container-check.sh says which; not part of `make test`).
+container-check: dashboard
+	$(CARGO) build --release -p changewatch
+	CW_BINARY=target/release/changewatch bash infra/container-check.sh
