@@ -43,6 +43,7 @@ pub enum NotifyUrl {
     Pushover(Pushover),
     Pushbullet(Pushbullet),
     Mattermost(Mattermost),
+    RocketChat(RocketChat),
     Workflows(Workflows),
     Matrix(Matrix),
     Email(Email),
@@ -72,6 +73,7 @@ impl NotifyUrl {
             NotifyUrl::Pushover(_) => "Pushover",
             NotifyUrl::Pushbullet(_) => "Pushbullet",
             NotifyUrl::Mattermost(_) => "Mattermost",
+            NotifyUrl::RocketChat(_) => "Rocket.Chat",
             NotifyUrl::Workflows(_) => "Power Automate workflow",
             NotifyUrl::Matrix(_) => "Matrix",
             NotifyUrl::Email(_) => "Email",
@@ -268,6 +270,34 @@ pub struct Pushover {
     pub sound: Option<String>,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RocketMode {
+    /// An incoming webhook (`rocket://[user:]tokenA/tokenB@host[/targets]`).
+    Webhook(String),
+    /// A login with user and password, then a logout, around the posts.
+    Basic { user: String, password: String },
+    /// A personal access token: `X-User-Id` and `X-Auth-Token` headers.
+    Token { user: String, token: String },
+}
+
+/// `rocket(s)://…@host[:port][/#channel|@user|room_id…][?mode=&avatar=&to=]`, as apprise reads
+/// it: the mode is `mode=`, else a webhook when one is given, else a token when the password
+/// is longer than 32 characters, else a login.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RocketChat {
+    /// `http(s)://host[:port]/`.
+    pub server: Url,
+    pub mode: RocketMode,
+    pub channels: Vec<String>,
+    pub users: Vec<String>,
+    pub rooms: Vec<String>,
+    /// Whether posts carry apprise's image as `avatar` (default: not when logging in).
+    pub avatar: bool,
+}
+
+/// The image apprise 2.0.1 sends as a Rocket.Chat post's avatar for an "info" notification.
+pub const APPRISE_INFO_ICON_128: &str = "https://github.com/caronc/apprise/raw/master/apprise/assets/themes/default/apprise-info-128x128.png";
+
 /// `pbul://access_token[/device|#channel|email…][?to=…]`: no target sends to all the
 /// account's devices.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -417,8 +447,34 @@ pub fn parse(url: &str) -> Result<NotifyUrl, InvalidUrl> {
     let invalid = || InvalidUrl {
         url: url.to_string(),
     };
+    if let Some((url, webhook)) = rocket_webhook(trimmed) {
+        let raw = Raw::split(&url).ok_or_else(invalid)?;
+        return rocket(&raw, Some(webhook))
+            .map(NotifyUrl::RocketChat)
+            .ok_or_else(invalid);
+    }
     let raw = Raw::split(trimmed).ok_or_else(invalid)?;
     parse_raw(&raw, trimmed).ok_or_else(invalid)
+}
+
+/// apprise's Rocket.Chat webhook form, `rocket(s)://[user:]tokenA/tokenB@host…`: the token
+/// holds a `/`, so it is taken out before the URL is split, leaving `[user@]host…`.
+fn rocket_webhook(url: &str) -> Option<(String, String)> {
+    static RE: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?i)^(?P<schema>rockets?://)((?P<user>[^:]+):)?(?P<webhook>[a-z0-9]+(/|%2F)[a-z0-9]+)@(?P<rest>.+)$",
+        )
+        .ok()
+    });
+    let caps = RE.as_ref()?.captures(url)?;
+    let user = caps
+        .name("user")
+        .map(|u| format!("{}@", u.as_str()))
+        .unwrap_or_default();
+    Some((
+        format!("{}{user}{}", &caps["schema"], &caps["rest"]),
+        decode(&caps["webhook"], false),
+    ))
 }
 
 fn parse_raw(raw: &Raw, full: &str) -> Option<NotifyUrl> {
@@ -435,6 +491,7 @@ fn parse_raw(raw: &Raw, full: &str) -> Option<NotifyUrl> {
         "gotify" | "gotifys" => NotifyUrl::Gotify(gotify(raw)?),
         "pover" => NotifyUrl::Pushover(pushover(raw)?),
         "pbul" => NotifyUrl::Pushbullet(pushbullet(raw)?),
+        "rocket" | "rockets" => NotifyUrl::RocketChat(rocket(raw, None)?),
         "mmost" | "mmosts" if mattermost_bot(raw) => relayed(raw, full),
         "mmost" | "mmosts" => NotifyUrl::Mattermost(mattermost(raw)?),
         "workflow" | "workflows" => NotifyUrl::Workflows(workflows(raw)?),
@@ -1040,6 +1097,65 @@ fn pushover(raw: &Raw) -> Option<Pushover> {
     })
 }
 
+fn rocket(raw: &Raw, webhook: Option<String>) -> Option<RocketChat> {
+    let webhook = raw.opt("webhook").or(webhook);
+    let user = raw.user.clone();
+    let password = raw.password.clone().filter(|p| !p.is_empty());
+    let mode = match raw.opt("mode").map(|m| m.to_ascii_lowercase()).as_deref() {
+        Some("webhook") => RocketMode::Webhook(webhook?),
+        Some("basic") => RocketMode::Basic {
+            user: user?,
+            password: password?,
+        },
+        Some("token") => RocketMode::Token {
+            user: user?,
+            token: password?,
+        },
+        Some(_) => return None,
+        None => match (webhook, user, password) {
+            (Some(w), _, _) => RocketMode::Webhook(w),
+            (None, Some(user), Some(token)) if token.len() > 32 => {
+                RocketMode::Token { user, token }
+            }
+            (None, Some(user), Some(password)) => RocketMode::Basic { user, password },
+            _ => return None,
+        },
+    };
+    let mut targets: Vec<String> = raw.segments.clone();
+    if let Some(to) = raw.get("to") {
+        targets.extend(split_list(to));
+    }
+    targets.sort();
+    targets.dedup();
+    let name_ok = |s: &str, extra: &[u8]| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+    };
+    let (mut channels, mut users, mut rooms) = (Vec::new(), Vec::new(), Vec::new());
+    for t in targets {
+        if let Some(c) = t.strip_prefix('#').filter(|c| name_ok(c, b"_-")) {
+            channels.push(c.to_string());
+        } else if name_ok(&t, b"") {
+            rooms.push(t);
+        } else if let Some(u) = t.strip_prefix('@').filter(|u| name_ok(u, b"._-")) {
+            users.push(u.to_string());
+        }
+    }
+    let basic = matches!(mode, RocketMode::Basic { .. });
+    if basic && channels.is_empty() && rooms.is_empty() {
+        return None;
+    }
+    Some(RocketChat {
+        server: raw.base_url(raw.secure(), "/")?,
+        mode,
+        channels,
+        users,
+        rooms,
+        avatar: raw.flag("avatar", !basic),
+    })
+}
+
 fn pushbullet(raw: &Raw) -> Option<Pushbullet> {
     let token = raw.host_port.clone();
     if token.is_empty() {
@@ -1458,7 +1574,7 @@ mod tests {
             "hassio://127.0.0.1/tok",
             "windows://",
             "o365://a/b/c/d",
-            "rocket://h/#c",
+            "gchat://w/k/t",
         ] {
             assert!(matches!(ok(u), NotifyUrl::Relay(_)), "{u}");
         }
@@ -1703,6 +1819,49 @@ mod tests {
         assert_eq!(p.token, "o.tok");
         assert_eq!(p.targets, ["#chan", "a@b.example", "dev1", "dev2"]);
         bad("pbul://");
+
+        let NotifyUrl::RocketChat(r) =
+            ok("rockets://bot:AbC/dEf@chat.example.com/%23gen/@ann/ROOM1?avatar=no")
+        else {
+            panic!("rocket")
+        };
+        assert_eq!(r.mode, RocketMode::Webhook("AbC/dEf".into()));
+        assert_eq!(r.server.as_str(), "https://chat.example.com/");
+        assert_eq!(
+            (r.channels, r.users, r.rooms, r.avatar),
+            (
+                vec!["gen".to_string()],
+                vec!["ann".to_string()],
+                vec!["ROOM1".to_string()],
+                false
+            )
+        );
+        let NotifyUrl::RocketChat(r) = ok("rocket://u:p@h/%23gen") else {
+            panic!("rocket")
+        };
+        assert_eq!(
+            r.mode,
+            RocketMode::Basic {
+                user: "u".into(),
+                password: "p".into()
+            }
+        );
+        assert!(!r.avatar);
+        let long = "t".repeat(33);
+        let NotifyUrl::RocketChat(r) = ok(&format!("rocket://u:{long}@h/@ann")) else {
+            panic!("rocket")
+        };
+        assert_eq!(
+            r.mode,
+            RocketMode::Token {
+                user: "u".into(),
+                token: long
+            }
+        );
+        assert!(r.avatar);
+        bad("rocket://u:p@h/@only-users");
+        bad("rocket://h/%23gen");
+        bad("rocket://u:p@h/%23gen?mode=carrier");
         bad("mmost://h/tok?mode=x");
 
         let NotifyUrl::Workflows(w) =

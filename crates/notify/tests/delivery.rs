@@ -660,6 +660,51 @@ async fn pushbullet_sends_what_apprise_sends() {
 }
 
 #[tokio::test]
+async fn rocket_chat_sends_what_apprise_sends() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    cap.reply(
+        "/api/v1/login",
+        200,
+        "application/json",
+        r#"{"status": "success", "data": {"authToken": "AT", "userId": "UID"}}"#,
+    );
+    let hp = cap.host_port();
+    let token = "t".repeat(40);
+    let urls = [
+        format!("rocket://AbC/dEf@{hp}"),
+        format!("rocket://bot:AbC/dEf@{hp}/%23gen/@ann/ROOM1?avatar=no"),
+        format!("rocket://user:secret@{hp}/%23gen/ROOM1/@ann"),
+        format!("rocket://user:{token}@{hp}/@ann?to=%23gen"),
+    ];
+    let messages = [
+        ("Title", "<b>bold</b> &amp; more", BodyFormat::Html, "html"),
+        ("Title", "**md** line", BodyFormat::Markdown, "markdown"),
+        ("", "plain line", BodyFormat::Text, "text"),
+        ("## Title", "plain *line*", BodyFormat::Text, "text"),
+    ];
+    for url in &urls {
+        for (title, body, format, name) in messages {
+            let theirs = apprise_sends_for_upstream(&cap, url, title, body, None, name);
+            d.deliver(url, &msg(title, body, format)).await.unwrap();
+            let mine = cap.take();
+            assert_eq!(mine.len(), theirs.len(), "{url}: {mine:?}");
+            for (m, t) in mine.iter().zip(&theirs) {
+                assert_eq!(m.path, t.path, "{url}");
+                for h in ["x-auth-token", "x-user-id"] {
+                    assert_eq!(m.header(h), t.header(h), "{url} {h}");
+                }
+                if m.path == "/api/v1/login" {
+                    assert_eq!(form(m), form(t));
+                } else if m.path != "/api/v1/logout" {
+                    assert_eq!(m.json(), t.json(), "{url} {name}");
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn workflows_adaptive_card() {
     let cap = CaptureServer::start();
     let d = deliverer(&cap);
@@ -1751,12 +1796,13 @@ from apprise.plugins.discord import NotifyDiscord
 from apprise.plugins.telegram import NotifyTelegram
 from apprise.plugins.pushover import NotifyPushover
 from apprise.plugins.pushbullet import NotifyPushBullet
+from apprise.plugins.rocketchat import NotifyRocketChat
 base, url, title, body, attach, fmt = sys.argv[1:7]
 NotifyDiscord.notify_url = base + "/api/webhooks"
 NotifyTelegram.notify_url = base + "/bot"
 NotifyPushover.notify_url = base + "/1/messages.json"
 NotifyPushBullet.notify_url = base + "/v2/{}"
-for plugin in (NotifyDiscord, NotifyTelegram, NotifyPushover, NotifyPushBullet):
+for plugin in (NotifyDiscord, NotifyTelegram, NotifyPushover, NotifyPushBullet, NotifyRocketChat):
     plugin.request_rate_per_sec = 0
 asset = apprise.AppriseAsset(app_id="changedetection.io") if fmt else apprise.AppriseAsset()
 a = apprise.Apprise(asset=asset)

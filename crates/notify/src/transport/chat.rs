@@ -1,4 +1,5 @@
-//! Chat services: Discord, Slack, Telegram, Mattermost and Teams (Power Automate workflows).
+//! Chat services: Discord, Slack, Telegram, Mattermost, Rocket.Chat and Teams (Power Automate
+//! workflows).
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -6,7 +7,10 @@ use tracing::{debug, warn};
 
 use super::format::{Flavor, escape_html, for_flavor, markdown_for_chat, truncate};
 use super::{Body, Deliverer, DeliveryError, Dest, Part, Request};
-use crate::url::{Discord, Mattermost, Slack, SlackMode, Telegram, Workflows};
+use crate::url::{
+    APPRISE_INFO_ICON_128, Discord, Mattermost, RocketChat, RocketMode, Slack, SlackMode, Telegram,
+    Workflows,
+};
 use crate::{Attachment, BodyFormat, Message};
 
 /// apprise's colour for "info" notifications, which users' channels already show.
@@ -30,6 +34,8 @@ const TELEGRAM_MAX: usize = 4096;
 /// apprise keeps Slack messages under 35 000 characters (Slack truncates at 40 000).
 const SLACK_MAX: usize = 35_000;
 const MATTERMOST_MAX: usize = 4000;
+/// apprise's limit for a Rocket.Chat message.
+const ROCKET_MAX: usize = 1000;
 /// apprise's `app_id` in upstream's asset: the sender name services show when the URL names
 /// none.
 const UPSTREAM_APP_ID: &str = "changedetection.io";
@@ -499,6 +505,155 @@ pub(crate) async fn mattermost(
         d.send(req).await?;
     }
     Ok(())
+}
+
+/// apprise's text-to-markdown: a backslash before every CommonMark-significant character
+/// (and before `&` starting an entity), so text shows as written.
+fn commonmark_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (i, c) in text.char_indices() {
+        let entity = c == '&' && {
+            let rest = &text[i + 1..];
+            let rest = rest.strip_prefix('#').unwrap_or(rest);
+            let name = rest
+                .bytes()
+                .take_while(u8::is_ascii_alphanumeric)
+                .take(33)
+                .count();
+            (1..=32).contains(&name) && rest.as_bytes().get(name) == Some(&b';')
+        };
+        if entity || "\\_*[]()~`>#+=|{}.!-".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// apprise's Rocket.Chat post: no title field, so `# title\nbody` in markdown; a webhook post
+/// per target (`channel` = `@user`, `#channel` or a room id), or REST `chat.postMessage` with a
+/// token, or after a login (and a logout after).
+pub(crate) async fn rocket(
+    d: &Deliverer,
+    cfg: &RocketChat,
+    msg: &Message,
+) -> Result<(), DeliveryError> {
+    let service = "Rocket.Chat";
+    let join = |path: &str| {
+        cfg.server.join(path).map_err(|e| DeliveryError::Config {
+            service,
+            reason: format!("bad server URL: {e}"),
+        })
+    };
+    // Rocket.Chat speaks markdown: plain text is escaped (title too) as apprise escapes it.
+    let (body, title) = match msg.format {
+        BodyFormat::Text => (commonmark_escape(&msg.body), commonmark_escape(&msg.title)),
+        _ => (
+            for_flavor(&msg.body, msg.format, Flavor::Markdown, None),
+            msg.title.clone(),
+        ),
+    };
+    // apprise makes the title a markdown heading (its leading `#`, `-` and spaces dropped).
+    let title = title.trim_start_matches(['\r', '\n', ' ', '\t', '\x0b', '\x0c', '#', '-']);
+    let text = if title.is_empty() {
+        body
+    } else {
+        format!("# {title}\n{body}")
+    };
+    let mut payload = json!({ "text": truncate(&text, Some(ROCKET_MAX)) });
+    if cfg.avatar {
+        payload["avatar"] = Value::from(APPRISE_INFO_ICON_128);
+    }
+    let post = |url: url::Url, p: Value, auth: &[(String, String)]| {
+        let mut req = Request::new(service, Dest::User, Method::POST, url).json(p);
+        for (k, v) in auth {
+            req = req.header(k, v.clone());
+        }
+        req
+    };
+    let mut named: Vec<String> = cfg.users.iter().map(|u| format!("@{u}")).collect();
+    named.extend(cfg.channels.iter().map(|c| format!("#{c}")));
+    let token = match &cfg.mode {
+        RocketMode::Webhook(hook) => {
+            let url = join(&format!("hooks/{hook}"))?;
+            let mut targets = named;
+            targets.extend(cfg.rooms.iter().cloned());
+            if targets.is_empty() {
+                d.send(post(url.clone(), payload.clone(), &[])).await?;
+            }
+            for t in targets {
+                let mut p = payload.clone();
+                p["channel"] = Value::from(t);
+                d.send(post(url.clone(), p, &[])).await?;
+            }
+            return Ok(());
+        }
+        RocketMode::Token { user, token } => vec![
+            ("X-User-Id".to_string(), user.clone()),
+            ("X-Auth-Token".to_string(), token.clone()),
+        ],
+        RocketMode::Basic { user, password } => {
+            let mut login = Request::new(service, Dest::User, Method::POST, join("api/v1/login")?);
+            login.body = Body::Form(vec![
+                ("username".into(), user.clone()),
+                ("password".into(), password.clone()),
+            ]);
+            let reply = d.send(login).await?.json().unwrap_or(Value::Null);
+            let data = reply.get("data");
+            let field = |k: &str| {
+                data.and_then(|v| v.get(k))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            match (
+                reply.get("status").and_then(Value::as_str),
+                field("authToken"),
+                field("userId"),
+            ) {
+                (Some("success"), Some(token), Some(id)) => vec![
+                    ("X-Auth-Token".to_string(), token),
+                    ("X-User-Id".to_string(), id),
+                ],
+                _ => {
+                    return Err(DeliveryError::Rejected {
+                        service,
+                        reason: format!("could not log in as {user}"),
+                    });
+                }
+            }
+        }
+    };
+    let url = join("api/v1/chat.postMessage")?;
+    let mut result = Ok(());
+    for c in named {
+        let mut p = payload.clone();
+        p["channel"] = Value::from(c);
+        if let Err(e) = d.send(post(url.clone(), p, &token)).await {
+            result = Err(e);
+            break;
+        }
+    }
+    if result.is_ok() {
+        for r in &cfg.rooms {
+            let mut p = payload.clone();
+            p["roomId"] = Value::from(r.clone());
+            if let Err(e) = d.send(post(url.clone(), p, &token)).await {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if matches!(cfg.mode, RocketMode::Basic { .. }) {
+        // The session ends either way; a failed logout does not undo what was sent.
+        let mut logout = Request::new(service, Dest::User, Method::POST, join("api/v1/logout")?);
+        for (k, v) in &token {
+            logout = logout.header(k, v.clone());
+        }
+        if let Err(e) = d.send(logout).await {
+            warn!(error = %e, "Rocket.Chat logout failed");
+        }
+    }
+    result
 }
 
 pub(crate) async fn workflows(

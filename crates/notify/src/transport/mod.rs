@@ -351,6 +351,7 @@ impl Deliverer {
             NotifyUrl::Slack(s) => chat::slack(self, s, msg).await,
             NotifyUrl::Telegram(t) => chat::telegram(self, t, msg).await,
             NotifyUrl::Mattermost(m) => chat::mattermost(self, m, msg).await,
+            NotifyUrl::RocketChat(r) => chat::rocket(self, r, msg).await,
             NotifyUrl::Workflows(w) => chat::workflows(self, w, msg).await,
             NotifyUrl::Ntfy(n) => push::ntfy(self, n, msg).await,
             NotifyUrl::Gotify(g) => push::gotify(self, g, msg).await,
