@@ -184,6 +184,9 @@ export const setPassword = (password: string): Promise<void> =>
 export const regenerateApiKey = (): Promise<{ api_access_token: string }> =>
   requestJson('/ui/settings/api-key', { method: 'POST' });
 
+export const regenerateRssToken = (): Promise<{ rss_access_token: string }> =>
+  requestJson('/ui/settings/rss-token', { method: 'POST' });
+
 // ---------------------------------------------------------------------------------------
 // REST API v1
 

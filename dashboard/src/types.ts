@@ -212,6 +212,10 @@ export interface UiSettings {
   /** Changes in a watch's feed (0: all). */
   rss_diff_length?: number;
   rss_hide_muted_watches?: boolean;
+  /** system_default | notification_body: what a feed item's body is built from. */
+  rss_template_type?: string;
+  /** Replaces the built-in item body (system_default only); null = upstream's. */
+  rss_template_override?: string | null;
   /** Proxies the checks may go through (upstream's `requests.extra_proxies`). */
   extra_proxies: { proxy_name: string; proxy_url: string }[];
   /** Remote Chromes watches may fetch with, as `extra_browser_<name>` (upstream's `requests.extra_browsers`). */

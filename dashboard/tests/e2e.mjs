@@ -657,6 +657,50 @@ async function scenario(browser, fixture) {
     );
   });
 
+  await runStep('settings: the RSS feed fields are saved; a new RSS token replaces the feed link', async () => {
+    // A fresh form (the steps before left unsaved edits in this one).
+    await page.evaluate(() => {
+      location.hash = '#/';
+    });
+    await page.click('.mainnav a[data-route=settings]');
+    const format = page.locator('form#settings-form select[name=rss_content_format]');
+    await format.waitFor({ state: 'visible' });
+    await format.selectOption('html');
+    await page.fill('form#settings-form input[name=rss_diff_length]', '3');
+    await page.fill('form#settings-form textarea[name=rss_template_override]', '{{watch_label}}: {{diff}}');
+    const put = page.waitForResponse((r) => r.request().method() === 'PUT' && r.url().endsWith('/ui/settings'));
+    await page.click('form#settings-form button[type=submit]');
+    const answer = await put;
+    assert(answer.status() === 200, `the save is accepted (HTTP ${answer.status()})`);
+    const sent = answer.request().postDataJSON();
+    assert(
+      sameJson(Object.keys(sent).sort(), ['rss_content_format', 'rss_diff_length', 'rss_template_override']),
+      `only the changed RSS fields are sent (got ${JSON.stringify(sent)})`,
+    );
+    const saved = await page.evaluate(() => fetch('/ui/settings', { headers: { 'X-Changewatch-UI': '1' } }).then((r) => r.json()));
+    assert(
+      saved.rss_content_format === 'html' && saved.rss_diff_length === 3 && saved.rss_template_override === '{{watch_label}}: {{diff}}',
+      `the RSS settings are stored (got ${JSON.stringify(saved)})`,
+    );
+
+    const before = saved.rss_access_token;
+    assert((await page.textContent('#rss-token')) === before, 'the token is shown');
+    page.once('dialog', (d) => void d.accept());
+    await page.click('button#regenerate-rss-token');
+    await waitForPage(page, 'a new token on the page', (old) => {
+      const t = document.querySelector('#rss-token')?.textContent ?? '';
+      return t.length === 32 && t !== old;
+    }, before);
+    const fresh = await page.evaluate(() => fetch('/ui/settings', { headers: { 'X-Changewatch-UI': '1' } }).then((r) => r.json()));
+    assert(fresh.rss_access_token !== before, 'the server holds a new token');
+    const href = await page.getAttribute('#rss-main-feed', 'href');
+    assert(href === `/rss?token=${fresh.rss_access_token}`, `the feed link carries the new token (got ${href})`);
+    // Asked from here, not the page: a 403 in the page would be a console error.
+    const old = (await fetch(`${BASE_URL}/rss?token=${before}`, { signal: AbortSignal.timeout(ACTION_TIMEOUT_MS) })).status;
+    assert(old === 403, `the old token no longer opens the feed (HTTP ${old})`);
+    await assertNoReload('after the RSS settings');
+  });
+
   await runStep('notification log lists the test delivery; refresh shows new entries', async () => {
     await page.click('form#settings-form a.notification-log-link');
     await page.waitForURL('**/#/settings/notification-log');

@@ -402,3 +402,61 @@ async fn a_store_without_an_rss_token_gets_one_at_start() {
     assert_ne!(first, second);
     feed(&app, "/rss", &second).await;
 }
+
+/// The settings page's RSS fields: a template override with upstream's `{{watch_label}}`
+/// (the feed label) beside `{{watch_title}}`, a refused template, and a new token that
+/// retires every feed link handed out before.
+#[tokio::test]
+async fn the_item_template_and_the_token_are_the_settings() {
+    let app = spawn_app().await;
+    let srv = FixtureServer::start();
+    let token = rss_token(&app).await;
+    let uuid = watch_changed_twice(&app, &srv, "/t", json!({"title": "Shop"})).await;
+    let put = |body: Value| app.req(Method::PUT, "/ui/settings").json(&body).send();
+    let r = put(json!({"rss_template_override": "LABEL={{watch_label}} TITLE={{watch_title}}"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let f = feed(&app, &format!("/rss/watch/{uuid}"), &token).await;
+    // Titles are shown in the list by default: the label is the title (else the URL).
+    assert_eq!(f["entries"][0]["summary"], "LABEL=Shop TITLE=Shop");
+    let (_, s) = app.get_json("/ui/settings").await;
+    assert_eq!(s["rss_template_type"], "system_default");
+
+    let r = put(json!({"rss_template_override": "{% if %}"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().await.unwrap().contains("rss_template_override"));
+    let r = put(json!({"rss_template_type": "markdown"})).await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("rss_template_type: must be one of")
+    );
+    // Each watch's notification body instead.
+    let r = put(json!({"rss_template_type": "notification_body", "rss_template_override": null}))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, s) = app.get_json("/ui/settings").await;
+    assert_eq!(s["rss_template_override"], Value::Null);
+
+    let r = app
+        .req(Method::POST, "/ui/settings/rss-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let fresh = r.json::<Value>().await.unwrap()["rss_access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(fresh.len(), 32);
+    assert_ne!(fresh, token);
+    let (status, _, _) = fetch(&app, &format!("/rss?token={token}")).await;
+    assert_eq!(status, 403, "the old token is retired");
+    feed(&app, "/rss", &fresh).await;
+}

@@ -13,6 +13,16 @@ import { toast, toastError } from '../toast';
 import { changedFields } from '../util';
 import { INTERVAL_UNITS, type UiSettings, type UiSettingsUpdate } from '../types';
 
+/** Upstream's RSS formats (the notification formats without markdown). */
+const RSS_FORMATS = ['text', 'html', 'htmlcolor'];
+/** Upstream's `RSS_TEMPLATE_TYPE_OPTIONS`. */
+const RSS_TEMPLATE_TYPES = [
+  { value: 'system_default', label: 'System default' },
+  { value: 'notification_body', label: 'Notification body' },
+] as const;
+/** Upstream's built-in item body (html formats), shown as the override's placeholder. */
+const RSS_TEMPLATE_DEFAULT = '<html><body>\n<h4><a href="{{watch_open_url}}">{{watch_label}}</a></h4>\n<p>{{diff}}</p>\n</body></html>';
+
 /** Global formats (the global setting cannot be "System default": it is the default). */
 const GLOBAL_FORMATS = ['text', 'html', 'htmlcolor', 'markdown'];
 
@@ -141,6 +151,41 @@ export const settingsView: View = ({ root, signal }) => {
         ),
         h(
           'fieldset',
+          { id: 'rss-feed-settings' },
+          h('legend', null, 'RSS feeds'),
+          field(
+            'Content format',
+            select(
+              'rss_content_format',
+              RSS_FORMATS.map((f) => ({ value: f, label: f })),
+              s.rss_content_format ?? 'text',
+            ),
+            'How an item shows its change.',
+          ),
+          field(
+            'Item body built from',
+            select('rss_template_type', [...RSS_TEMPLATE_TYPES], s.rss_template_type ?? 'system_default'),
+          ),
+          field(
+            '"System default" template override',
+            h('textarea', {
+              name: 'rss_template_override',
+              rows: 4,
+              spellcheck: 'false',
+              placeholder: RSS_TEMPLATE_DEFAULT,
+              value: s.rss_template_override ?? '',
+            }),
+            'Jinja2, with the notification tokens and {{watch_label}}. Empty = the built-in body.',
+          ),
+          field(
+            'Number of changes to show in a watch\'s feed',
+            h('input', { name: 'rss_diff_length', type: 'number', min: 0, max: 1000, step: 1, value: s.rss_diff_length ?? 5 }),
+            '0 = every change.',
+          ),
+          checkbox('rss_hide_muted_watches', 'Hide muted watches from the feeds', s.rss_hide_muted_watches ?? true),
+        ),
+        h(
+          'fieldset',
           null,
           h('legend', null, 'API'),
           checkbox('api_access_token_enabled', 'Require the API key (x-api-key header) for /api/v1', s.api_access_token_enabled),
@@ -174,6 +219,7 @@ export const settingsView: View = ({ root, signal }) => {
       const interval = { weeks: null, days: null, hours: null, minutes: null, seconds: null } as UiSettings['time_between_check'];
       for (const unit of INTERVAL_UNITS) interval[unit] = num(`time_between_check.${unit}`, `Interval ${unit}`);
       const enabled = form.elements.namedItem('api_access_token_enabled');
+      const hideMuted = form.elements.namedItem('rss_hide_muted_watches');
       const n = collectNotification();
       const proxies = linesToList(val('extra_proxies')).map((line) => {
         const at = line.indexOf('=');
@@ -198,6 +244,11 @@ export const settingsView: View = ({ root, signal }) => {
         notification_body: n.body,
         notification_format: n.format,
         api_access_token_enabled: enabled instanceof HTMLInputElement && enabled.checked,
+        rss_content_format: val('rss_content_format'),
+        rss_template_type: val('rss_template_type'),
+        rss_template_override: val('rss_template_override').trim() === '' ? null : val('rss_template_override'),
+        rss_diff_length: num('rss_diff_length', 'Number of changes to show in a watch\'s feed') ?? 0,
+        rss_hide_muted_watches: hideMuted instanceof HTMLInputElement && hideMuted.checked,
       };
     };
 
@@ -310,8 +361,31 @@ export const settingsView: View = ({ root, signal }) => {
     );
 
     // --- RSS --------------------------------------------------------------------------------
-    const rssToken = current.rss_access_token ?? '';
-    const rssFeed = feedUrl('/rss', rssToken);
+    const rssTokenText = h('code', { id: 'rss-token', class: 'api-key' }, current.rss_access_token ?? '');
+    const rssFeedLink = h('a', { class: 'feed-link', id: 'rss-main-feed' }, 'Feed of all unviewed changes');
+    const showRssFeed = (token: string): void => {
+      rssTokenText.textContent = token;
+      const url = feedUrl('/rss', token);
+      rssFeedLink.hidden = !url;
+      rssFeedLink.setAttribute('href', url);
+    };
+    showRssFeed(current.rss_access_token ?? '');
+    const rssRegen = h('button', { type: 'button', id: 'regenerate-rss-token' }, 'Regenerate token');
+    rssRegen.addEventListener('click', () => {
+      if (!window.confirm('Regenerate the RSS token? Feed readers using the current feed links will stop getting updates.')) return;
+      rssRegen.disabled = true;
+      api
+        .regenerateRssToken()
+        .then((res) => {
+          current = { ...current, rss_access_token: res.rss_access_token };
+          showRssFeed(res.rss_access_token);
+          toast('New RSS token generated', 'success');
+        })
+        .catch((err: unknown) => toastError(api.errorMessage(err)))
+        .finally(() => {
+          rssRegen.disabled = false;
+        });
+    });
     const rssSection = h(
       'section',
       { class: 'card', id: 'rss-settings' },
@@ -321,8 +395,9 @@ export const settingsView: View = ({ root, signal }) => {
         { class: 'hint' },
         'Feed readers open the feeds with this token (?token=): all unviewed changes, a tag\'s (link on the list page) or a watch\'s (link on its history page).',
       ),
-      h('div', { class: 'api-key-row' }, h('code', { id: 'rss-token', class: 'api-key' }, rssToken)),
-      rssFeed ? h('p', null, h('a', { href: rssFeed, class: 'feed-link' }, 'Feed of all unviewed changes')) : null,
+      h('div', { class: 'api-key-row' }, rssTokenText, rssRegen),
+      h('p', null, rssFeedLink),
+      h('p', { class: 'hint' }, 'The feeds\' format and contents are set in the form above (RSS feeds).'),
     );
 
     // --- password ------------------------------------------------------------------------

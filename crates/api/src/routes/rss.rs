@@ -43,11 +43,10 @@ pub fn routes() -> Router<AppState> {
         .route("/rss/watch/{uuid}", get(watch_feed))
 }
 
-/// Upstream's body for the text format (`{{watch_label}}` is `watch_title` here: the render
-/// context's title is set to the feed's label).
-const TEMPLATE_TEXT: &str = "<pre>{{watch_title}} had a change.\n\n{{diff}}\n</pre>";
+/// Upstream's body for the text format.
+const TEMPLATE_TEXT: &str = "<pre>{{watch_label}} had a change.\n\n{{diff}}\n</pre>";
 /// Upstream's body for the html and htmlcolor formats.
-const TEMPLATE_HTML: &str = "<html><body>\n<h4><a href=\"{{watch_open_url}}\">{{watch_title}}</a></h4>\n<p>{{diff}}</p>\n</body></html>\n";
+const TEMPLATE_HTML: &str = "<html><body>\n<h4><a href=\"{{watch_open_url}}\">{{watch_label}}</a></h4>\n<p>{{diff}}</p>\n</body></html>\n";
 
 const CONTENT_TYPE: &str = "application/rss+xml;charset=utf-8";
 
@@ -266,7 +265,8 @@ async fn render_change(state: &AppState, settings: &Settings, c: Change<'_>) -> 
         DiffFormat::Text => escape_html(s),
         _ => s.to_string(),
     };
-    ctx.watch_title = text(c.label);
+    ctx.watch_title = text(&ctx.watch_title);
+    ctx.watch_label = text(c.label);
     ctx.prev_snapshot = text(&c.from.1);
     ctx.current_snapshot = text(&c.to.1);
     ctx.timestamp_from = Some(c.from.0);

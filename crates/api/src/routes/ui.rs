@@ -50,6 +50,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/ui/settings", get(read_settings).put(write_settings))
         .route("/ui/settings/password", post(set_password))
         .route("/ui/settings/api-key", post(regenerate_key))
+        .route("/ui/settings/rss-token", post(regenerate_rss_token))
         .route_layer(middleware::from_fn_with_state(state, require_dashboard));
     // One limiter per router: per process in both modes.
     let limiter = Arc::new(LoginLimiter::default());
@@ -436,6 +437,8 @@ fn settings_view(s: &Settings) -> Value {
         "rss_content_format": a.rss_content_format,
         "rss_diff_length": a.rss_diff_length,
         "rss_hide_muted_watches": a.rss_hide_muted_watches,
+        "rss_template_type": a.rss_template_type,
+        "rss_template_override": a.rss_template_override,
     })
 }
 
@@ -484,6 +487,9 @@ fn text(v: &Value, field: &str) -> Result<String, ApiError> {
 const NOTIFICATION_FORMATS: [&str; 4] = ["text", "html", "htmlcolor", "markdown"];
 /// Upstream's RSS formats: the notification formats without markdown.
 const RSS_FORMATS: [&str; 3] = ["text", "html", "htmlcolor"];
+/// Upstream's `RSS_TEMPLATE_TYPE_OPTIONS`: the built-in item body, or each watch's
+/// notification body.
+const RSS_TEMPLATE_TYPES: [&str; 2] = ["system_default", "notification_body"];
 
 /// Validates the whole body before anything is written, so a bad field changes nothing.
 /// The datastore import runs upstream's settings through it, one field at a time.
@@ -624,6 +630,26 @@ pub(crate) fn apply_settings(s: &mut Settings, body: &Map<String, Value>) -> Res
                         bad("rss_diff_length: must be a whole number from 0 (all) to 1000")
                     })?;
             }
+            "rss_template_type" => {
+                let t = text(v, k)?;
+                if !RSS_TEMPLATE_TYPES.contains(&t.as_str()) {
+                    return Err(bad(format!(
+                        "rss_template_type: must be one of {}",
+                        RSS_TEMPLATE_TYPES.join(", ")
+                    )));
+                }
+                s.application.rss_template_type = t;
+            }
+            "rss_template_override" => {
+                let t = if v.is_null() {
+                    String::new()
+                } else {
+                    text(v, k)?
+                };
+                changewatch_core::model::check_template_syntax(&t)
+                    .map_err(|e| bad(format!("rss_template_override: {e}")))?;
+                s.application.rss_template_override = (!t.trim().is_empty()).then_some(t);
+            }
             "rss_hide_muted_watches" => {
                 s.application.rss_hide_muted_watches = v
                     .as_bool()
@@ -737,6 +763,23 @@ async fn regenerate_key(State(state): State<AppState>) -> Result<Response, ApiEr
     Ok(json_response(
         StatusCode::OK,
         &json!({"api_access_token": key}),
+    ))
+}
+
+/// A new `rss_access_token`: every feed URL handed out before stops working (a leaked
+/// feed link is otherwise a permanent read key to every watch's changes).
+async fn regenerate_rss_token(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let token = changewatch_core::model::new_token_hex();
+    let stored = token.clone();
+    update_settings(state.store.as_ref(), &state.tenant, |s, _| {
+        s.application.rss_access_token = Some(stored.clone());
+        Ok::<_, ApiError>(((), true))
+    })
+    .await?;
+    tracing::info!("RSS access token regenerated from the dashboard");
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"rss_access_token": token}),
     ))
 }
 

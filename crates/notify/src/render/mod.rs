@@ -74,6 +74,7 @@ pub const TOKENS: &[&str] = &[
     "uuid",
     "watch_mime_type",
     "watch_open_url",
+    "watch_label",
     "watch_tag",
     "watch_title",
     "watch_url",
@@ -104,6 +105,10 @@ pub struct ChangeContext {
     pub watch_open_url: Option<String>,
     /// The watch's label: its title, else the page title, else its URL.
     pub watch_title: String,
+    /// RSS items only: upstream's feed label (`get_watch_label`: the title when titles are
+    /// shown in the list, else the URL). Notifications leave it empty, as upstream leaves it
+    /// undefined there.
+    pub watch_label: String,
     /// Titles of the watch's tags, joined with ", ".
     pub watch_tag: String,
     pub watch_mime_type: Option<String>,

@@ -477,11 +477,12 @@ fn shift(mut at: DateTime<Tz>, negative: bool, offset: &str) -> Result<DateTime<
 /// Names of the page-derived tokens: in HTML formats their text is escaped before the
 /// template sees it, so a page cannot inject markup into the operator's notification while
 /// the operator's own markup in the template stays live.
-const PAGE_DERIVED: [&str; 7] = [
+const PAGE_DERIVED: [&str; 8] = [
     "current_snapshot",
     "prev_snapshot",
     "triggered_text",
     "watch_title",
+    "watch_label",
     "llm_summary",
     "diff_changed_from",
     "diff_changed_to",
@@ -525,7 +526,7 @@ pub(crate) fn build_context(b: &Build<'_>) -> BTreeMap<String, Value> {
         }
         _ => format!("{base}diff/{uuid}"),
     };
-    let simple: [(&str, Value); 19] = [
+    let simple: [(&str, Value); 20] = [
         ("base_url", Value::from(base.clone())),
         ("watch_url", Value::from(ctx.watch_url.as_str())),
         (
@@ -534,6 +535,7 @@ pub(crate) fn build_context(b: &Build<'_>) -> BTreeMap<String, Value> {
         ),
         ("watch_uuid", Value::from(uuid.as_str())),
         ("watch_title", text("watch_title", &ctx.watch_title)),
+        ("watch_label", text("watch_label", &ctx.watch_label)),
         ("watch_tag", Value::from(ctx.watch_tag.as_str())),
         ("watch_mime_type", opt(&ctx.watch_mime_type)),
         ("diff_url", Value::from(diff_url)),
