@@ -23,6 +23,7 @@ const W4: &str = "0b8c2d7e-91aa-4c3f-8e2d-5a6b7c8d9e0f";
 const W3: &str = "c2f1e0d9-8b7a-4c6d-9e5f-4a3b2c1d0e9f";
 const T1: &str = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a";
 const UNKNOWN_TAG: &str = "11111111-1111-4111-8111-111111111111";
+const SHOP: &str = "3e4f5a6b-7c8d-4e9f-8a0b-1c2d3e4f5a6b";
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -116,6 +117,22 @@ fn datastore(dir: &Path) {
         &dir.join(W3).join("watch.json"),
         &json!({"uuid": W3, "url": "javascript:alert(1)"}),
     );
+    // A restock watch: its config in `restock_diff.json` under the processor's name, its
+    // history in `history-restock_diff.txt`.
+    let shop = dir.join(SHOP);
+    write_json(
+        &shop.join("watch.json"),
+        &json!({"uuid": SHOP, "url": "http://127.0.0.1:9/product", "processor": "restock_diff",
+            "restock": {"in_stock": true, "price": 10.5, "currency": "EUR", "original_price": 10.5},
+            "last_checked": 1_700_000_500}),
+    );
+    write_json(
+        &shop.join("restock_diff.json"),
+        &json!({"restock_diff": {"in_stock_processing": "all_changes", "follow_price_changes": true,
+            "price_change_min": null, "price_change_max": null, "price_change_threshold_percent": 5}}),
+    );
+    write(&shop.join("history-restock_diff.txt"), "1700000500,r.txt\n");
+    write(&shop.join("r.txt"), "In Stock: True - Price: 10.5");
     write_json(
         &dir.join(W4).join("watch.json"),
         &json!({"uuid": W4, "url": "http://127.0.0.1:9/quiet", "paused": true}),
@@ -178,7 +195,7 @@ async fn what_cannot_come_over_is_reported_and_the_rest_comes_over() {
     );
 
     let (report, progress) = run(&store, src.path(), false).await;
-    assert_eq!(progress, vec![(1, 4), (2, 4), (3, 4), (4, 4)]);
+    assert_eq!(progress, vec![(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]);
     assert_eq!(
         (dry.watches, dry.snapshots, dry.tags),
         (report.watches, report.snapshots, report.tags)
@@ -187,12 +204,12 @@ async fn what_cannot_come_over_is_reported_and_the_rest_comes_over() {
     assert_eq!(report.settings, "imported");
     assert_eq!(
         (report.watches.added, report.watches.refused),
-        (2, 2),
+        (3, 2),
         "{report:#?}"
     );
     assert_eq!(
         (report.snapshots.added, report.snapshots.refused),
-        (2, 2),
+        (3, 2),
         "{report:#?}"
     );
     assert_eq!(report.tags.added, 1);
@@ -310,6 +327,29 @@ async fn what_cannot_come_over_is_reported_and_the_rest_comes_over() {
         "a paused watch is not due"
     );
 
+    let shop_key = Key::watch(DEFAULT_TENANT, SHOP);
+    let shop: Watch = docs::decode(&store.get(&shop_key).await.unwrap().unwrap()).unwrap();
+    assert_eq!(shop.processor, "restock_diff");
+    let config = shop
+        .processor_config_restock_diff
+        .expect("restock_diff.json came over");
+    assert_eq!(config.in_stock_processing, "all_changes");
+    assert_eq!(config.price_change_threshold_percent, Some(5.0));
+    let state = shop.restock.expect("the restock state came over");
+    assert_eq!((state.in_stock, state.price), (Some(true), Some(10.5)));
+    assert_eq!(
+        store.snapshots(&shop_key).await.unwrap(),
+        vec![1_700_000_500]
+    );
+    assert!(
+        !report
+            .problems
+            .iter()
+            .any(|p| p.item == format!("watch {SHOP}")),
+        "{:#?}",
+        report.problems
+    );
+
     let tag = store
         .get(&Key::tag(DEFAULT_TENANT, T1))
         .await
@@ -346,8 +386,8 @@ async fn what_cannot_come_over_is_reported_and_the_rest_comes_over() {
     // Again: nothing changes; a newer snapshot upstream took since is added alone.
     let (again, _) = run(&store, src.path(), false).await;
     assert!(!again.changed(), "{again:#?}");
-    assert_eq!(again.watches.present, 2);
-    assert_eq!(again.snapshots.present, 2);
+    assert_eq!(again.watches.present, 3);
+    assert_eq!(again.snapshots.present, 3);
     write(&src.path().join(W1).join("d.txt"), "fourth\n");
     let mut index = std::fs::OpenOptions::new()
         .append(true)

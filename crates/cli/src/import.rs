@@ -94,9 +94,7 @@ async fn import(config: &Config, args: &ImportArgs) -> Result<Report, String> {
         eprintln!("import-datastore: {done}/{total} watches");
     };
     let result = if args.source.is_file() {
-        let bytes =
-            std::fs::read(&args.source).map_err(|e| format!("{}: {e}", args.source.display()))?;
-        datastore::import_zip(&store, Some(&sandbox), bytes, &opts, &mut progress).await
+        datastore::import_zip_file(&store, Some(&sandbox), &args.source, &opts, &mut progress).await
     } else {
         datastore::import_dir(&store, Some(&sandbox), &args.source, &opts, &mut progress).await
     };

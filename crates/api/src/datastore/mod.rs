@@ -173,9 +173,42 @@ pub async fn import_zip(
         source: e,
     })?;
     let into = dir.path().to_path_buf();
-    tokio::task::spawn_blocking(move || zip::unpack(std::io::Cursor::new(zip_bytes), &into))
-        .await
-        .map_err(|e| ImportError::BadZip(format!("unpacking stopped: {e}")))??;
+    tokio::task::spawn_blocking(move || {
+        zip::unpack(
+            std::io::Cursor::new(zip_bytes),
+            &into,
+            zip::MAX_UNPACKED_BYTES,
+        )
+    })
+    .await
+    .map_err(|e| ImportError::BadZip(format!("unpacking stopped: {e}")))??;
+    import_dir(store, sandbox, dir.path(), opts, progress).await
+}
+
+/// Imports a backup zip from a file of this machine (the CLI): read as it is unpacked, not
+/// held in memory, and without the upload's size limits (the operator chose the file; a
+/// datastore of years can be larger than an upload may be). Names are vetted as for an upload.
+pub async fn import_zip_file(
+    store: &dyn WatchStore,
+    sandbox: Option<&Sandbox>,
+    path: &Path,
+    opts: &Options,
+    progress: Progress<'_>,
+) -> Result<Report, ImportError> {
+    let file = std::fs::File::open(path).map_err(|e| ImportError::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    let dir = tempfile::tempdir().map_err(|e| ImportError::Io {
+        path: "temporary directory".into(),
+        source: e,
+    })?;
+    let into = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        zip::unpack(std::io::BufReader::new(file), &into, u64::MAX)
+    })
+    .await
+    .map_err(|e| ImportError::BadZip(format!("unpacking stopped: {e}")))??;
     import_dir(store, sandbox, dir.path(), opts, progress).await
 }
 
@@ -658,14 +691,28 @@ impl Importer<'_> {
         for f in STATE_FIELDS.iter().chain(OWN_FIELDS) {
             body.remove(*f);
         }
-        // Upstream keeps a processor's config beside the watch, not in watch.json.
+        // Upstream keeps a processor's config beside the watch, not in watch.json: in
+        // `<processor>.json`, under the processor's name (what its API reads back).
         if let Some(p) = processor.filter(|p| *p != "text_json_diff")
             && let Ok(text) = std::fs::read_to_string(dir.join(format!("{p}.json")))
         {
             match serde_json::from_str::<Value>(&text) {
-                Ok(v) => {
-                    body.insert(format!("processor_config_{p}"), v);
-                }
+                Ok(Value::Object(mut v)) => match v.remove(p) {
+                    Some(config) => {
+                        body.insert(format!("processor_config_{p}"), config);
+                    }
+                    None if v.is_empty() => {}
+                    None => self.report.problem(
+                        item.clone(),
+                        Some(&format!("{p}.json")),
+                        format!("has no \"{p}\" key, so upstream itself read no config from it"),
+                    ),
+                },
+                Ok(_) => self.report.problem(
+                    item.clone(),
+                    Some(&format!("{p}.json")),
+                    "not a JSON object",
+                ),
                 Err(e) => self.report.problem(
                     item.clone(),
                     Some(&format!("{p}.json")),

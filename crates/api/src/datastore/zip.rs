@@ -14,9 +14,9 @@ pub const MAX_ZIP_BYTES: usize = 256 * 1024 * 1024;
 pub const MAX_UNPACKED_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// Unpacks `zip` into `into`. Entries whose names leave the directory (absolute, `..`) or go
-/// deeper than `<uuid>/<file>` are refused, as is a total past [`MAX_UNPACKED_BYTES`]
-/// (counted as the bytes come out, not from the sizes the zip claims).
-pub fn unpack<R: Read + Seek>(zip: R, into: &Path) -> Result<(), ImportError> {
+/// deeper than `<uuid>/<file>` are refused, as is a total past `limit` (counted as the bytes
+/// come out, not from the sizes the zip claims): [`MAX_UNPACKED_BYTES`] for an upload.
+pub fn unpack<R: Read + Seek>(zip: R, into: &Path, limit: u64) -> Result<(), ImportError> {
     let bad = |m: String| ImportError::BadZip(m);
     let mut archive = ::zip::ZipArchive::new(zip).map_err(|e| bad(e.to_string()))?;
     let mut total: u64 = 0;
@@ -47,12 +47,12 @@ pub fn unpack<R: Read + Seek>(zip: R, into: &Path) -> Result<(), ImportError> {
             path: dest.display().to_string(),
             source: e,
         })?;
-        let room = MAX_UNPACKED_BYTES - total;
-        let copied = std::io::copy(&mut (&mut entry).take(room + 1), &mut out)
+        let room = limit - total;
+        let copied = std::io::copy(&mut (&mut entry).take(room.saturating_add(1)), &mut out)
             .map_err(|e| bad(format!("entry {name:?}: {e}")))?;
         if copied > room {
             return Err(bad(format!(
-                "unpacks to more than {MAX_UNPACKED_BYTES} bytes (upstream's restore limit)"
+                "unpacks to more than {limit} bytes (upstream's restore limit for an upload)"
             )));
         }
         total += copied;
