@@ -590,7 +590,9 @@ pub async fn restore<R: Read + Seek + Send>(
     }
     input.seek(SeekFrom::Start(0))?;
     let mut lines = Lines::new(input)?;
-    let mut current: Option<(Key, Option<i64>, Option<i64>)> = None;
+    // A watch is written not due (its schedule comes last, see `finish`), so a running
+    // server's scheduler cannot take a lease on it while its history is being written.
+    let mut current: Option<Pending> = None;
     while let Some(record) = lines.next()? {
         match record {
             Record::Manifest(_) => {}
@@ -611,14 +613,24 @@ pub async fn restore<R: Read + Seek + Send>(
                 last_due_at,
                 ..
             } => {
+                finish(store, current.take()).await?;
                 let key = Key::watch(tenant, &id);
-                let schedule = Schedule {
-                    next_check_at,
+                let parked = Schedule {
                     last_due_at,
                     ..Schedule::default()
                 };
-                store.put(&key, doc, Some(schedule), Expect::Any).await?;
-                current = Some((key, next_check_at, last_due_at));
+                store
+                    .put(&key, doc.clone(), Some(parked), Expect::Any)
+                    .await?;
+                current = Some(Pending {
+                    key,
+                    doc,
+                    schedule: Schedule {
+                        next_check_at,
+                        last_due_at,
+                        ..Schedule::default()
+                    },
+                });
             }
             Record::Snapshot {
                 ts,
@@ -627,7 +639,7 @@ pub async fn restore<R: Read + Seek + Send>(
                 screenshot,
                 ..
             } => {
-                let Some((key, next, due)) = &current else {
+                let Some(w) = &current else {
                     return Err(lines.damaged("a snapshot without its watch"));
                 };
                 let screenshot = screenshot
@@ -640,20 +652,22 @@ pub async fn restore<R: Read + Seek + Send>(
                     html,
                     screenshot,
                 };
-                commit(store, key, *next, *due, opts.now, Some(snapshot), None).await?;
+                commit(store, w, opts.now, Some(snapshot), None).await?;
             }
             Record::TextBeforeFilters { text, .. } => {
-                let Some((key, next, due)) = &current else {
+                let Some(w) = &current else {
                     return Err(lines.damaged("a text before filters without its watch"));
                 };
-                commit(store, key, *next, *due, opts.now, None, Some(text)).await?;
+                commit(store, w, opts.now, None, Some(text)).await?;
             }
             Record::LogEntry { ts, entry } => {
+                finish(store, current.take()).await?;
                 store.log_append(tenant, ts, entry, LOG_KEEP).await?;
             }
             Record::End { .. } => break,
         }
     }
+    finish(store, current.take()).await?;
     Ok(Restored {
         manifest,
         counts,
@@ -661,32 +675,48 @@ pub async fn restore<R: Read + Seek + Send>(
     })
 }
 
+/// A restored watch whose history is being written.
+struct Pending {
+    key: Key,
+    doc: Value,
+    /// What it gets once its history is in.
+    schedule: Schedule,
+}
+
+/// Gives a restored watch its schedule: it may be due from now on.
+async fn finish(store: &dyn WatchStore, w: Option<Pending>) -> Result<(), BackupError> {
+    if let Some(w) = w {
+        store
+            .put(&w.key, w.doc, Some(w.schedule), Expect::Exists)
+            .await?;
+    }
+    Ok(())
+}
+
 /// One restore write of a watch's history: the port writes snapshots only as a check's
 /// commit, under the check's lease, so a restore takes one and commits as a check would,
-/// changing nothing else in the document.
+/// changing nothing in the document and leaving the watch not due.
 async fn commit(
     store: &dyn WatchStore,
-    key: &Key,
-    next_check_at: Option<i64>,
-    last_due_at: Option<i64>,
+    w: &Pending,
     now: i64,
     snapshot: Option<NewSnapshot>,
     text_before_filters: Option<String>,
 ) -> Result<(), BackupError> {
     let Some(base) = store
-        .claim(key, RESTORE_OWNER, now + RESTORE_LEASE_SECS, now)
+        .claim(&w.key, RESTORE_OWNER, now + RESTORE_LEASE_SECS, now)
         .await?
     else {
-        return Err(StoreError::LeaseLost(key.clone()).into());
+        return Err(StoreError::LeaseLost(w.key.clone()).into());
     };
     store
         .commit_check(
-            key,
+            &w.key,
             RESTORE_OWNER,
             CheckCommit {
                 patch: serde_json::Map::new(),
-                next_check_at,
-                due_at: last_due_at.unwrap_or(0),
+                next_check_at: None,
+                due_at: w.schedule.last_due_at.unwrap_or(0),
                 job_id: format!("restore-{}", uuid::Uuid::new_v4()),
                 snapshot,
                 base: Some(base),
