@@ -128,6 +128,7 @@ fn registered_paths() -> Vec<String> {
         include_str!("../src/routes/import.rs"),
         include_str!("../src/routes/ops.rs"),
         include_str!("../src/routes/backup.rs"),
+        include_str!("../src/routes/datastore_import.rs"),
     ];
     let mut out = Vec::new();
     for src in sources {

@@ -169,7 +169,15 @@ def main() -> int:
     cmd = [
         sys.executable,
         "-c",
-        "import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())",
+        # Binary request bodies (backup files, upstream's backup zip) are sent as the bytes
+        # schemathesis generates for `format: binary`: it has serializers only for the
+        # octet-stream and image media types.
+        "import sys, schemathesis\n"
+        "from schemathesis.transport.serialization import serialize_binary\n"
+        "schemathesis.serializer('application/zip', 'application/zstd')"
+        "(lambda ctx, value: serialize_binary(value))\n"
+        "from schemathesis.cli import schemathesis as cli\n"
+        "sys.exit(cli())",
         "--config-file",
         config,
         "run",
