@@ -33,8 +33,9 @@ export const importDatastoreView: View = ({ root, signal }) => {
       'p',
       { class: 'hint' },
       'The zip from changedetection.io\'s Backups page: watches keep their uuids, tags, notification URLs and full history. ' +
-        'What is here already is left as it is, so running it again changes nothing. ' +
-        'A whole datastore directory is imported with `changewatch import-datastore DIR`.',
+        'What is here already is left as it is, so running it again changes nothing. A whole datastore directory is imported with ',
+      h('code', null, 'changewatch import-datastore DIR'),
+      '.',
     ),
     form,
     errorBox,
