@@ -15,6 +15,10 @@ pub struct HealthcheckArgs {
     /// The server's port (env PORT, then CHANGEDETECTION_PORT, default 5000).
     #[arg(short = 'p', long, env = "PORT")]
     pub port: Option<u16>,
+    /// The server's listening address (env LISTEN_HOST, then CHANGEDETECTION_HOST); an
+    /// unspecified one (0.0.0.0, ::) is asked on loopback.
+    #[arg(long, env = "LISTEN_HOST")]
+    pub host: Option<String>,
     /// How long to wait for the answer, in seconds.
     #[arg(long, default_value_t = 5)]
     pub timeout: u64,
@@ -32,9 +36,9 @@ pub fn run(args: HealthcheckArgs) -> ExitCode {
 
 /// Where the server is reached from this machine: its listening address, or loopback when it
 /// listens on every address.
-fn target(config: &Config, port: Option<u16>) -> SocketAddr {
+fn target(config: &Config, host: Option<&str>, port: Option<u16>) -> SocketAddr {
     let port = port.unwrap_or(config.port);
-    let ip = match config.host.parse::<IpAddr>() {
+    let ip = match host.unwrap_or(&config.host).parse::<IpAddr>() {
         Ok(ip) if ip.is_unspecified() && ip.is_ipv6() => IpAddr::V6(Ipv6Addr::LOCALHOST),
         Ok(ip) if !ip.is_unspecified() => ip,
         _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -44,7 +48,7 @@ fn target(config: &Config, port: Option<u16>) -> SocketAddr {
 
 fn check(args: HealthcheckArgs) -> Result<(), String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
-    let addr = target(&config, args.port);
+    let addr = target(&config, args.host.as_deref(), args.port);
     let timeout = Duration::from_secs(args.timeout.max(1));
     let mut conn = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
@@ -71,5 +75,29 @@ fn check(args: HealthcheckArgs) -> Result<(), String> {
     } else {
         let body = reply.split("\r\n\r\n").nth(1).unwrap_or("").trim();
         Err(format!("{addr} answered {status:?} {body}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_unspecified_listening_address_is_asked_on_loopback() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(
+            target(&config, Some("0.0.0.0"), Some(5000)).to_string(),
+            "127.0.0.1:5000"
+        );
+        assert_eq!(
+            target(&config, Some("::"), Some(5000)).to_string(),
+            "[::1]:5000"
+        );
+        assert_eq!(
+            target(&config, Some("10.1.2.3"), None).to_string(),
+            "10.1.2.3:5000"
+        );
+        assert_eq!(target(&config, None, Some(8)).to_string(), "127.0.0.1:8");
     }
 }
