@@ -120,7 +120,11 @@ fn human(r: &Report) -> String {
             ": nothing to change"
         }
     ));
-    s.push_str(&format!("settings: {}\n", r.settings));
+    let settings = match (r.dry_run, r.settings.as_str()) {
+        (true, "imported") => "would be imported",
+        (_, other) => other,
+    };
+    s.push_str(&format!("settings: {settings}\n"));
     for (name, c) in [
         ("tags", r.tags),
         ("watches", r.watches),
