@@ -31,6 +31,11 @@ struct Env {
 }
 
 async fn setup() -> Env {
+    setup_with(&[]).await
+}
+
+/// The notifier's environment as the stack sets it, plus `extra`.
+async fn setup_with(extra: &[(&'static str, String)]) -> Env {
     let moto = MotoServer::shared();
     let conf = moto.sdk_config().await;
     let clients = Clients::from_conf(&conf);
@@ -38,7 +43,7 @@ async fn setup() -> Env {
     let res = provision(&clients.dynamodb, &clients.sqs, &prefix, 2, 30, ATTEMPTS)
         .await
         .unwrap();
-    let env: HashMap<&str, String> = HashMap::from([
+    let mut env: HashMap<&str, String> = HashMap::from([
         ("CW_WATCHES_TABLE", res.resources.watches_table.clone()),
         ("CW_SNAPSHOTS_TABLE", res.resources.snapshots_table.clone()),
         (
@@ -59,6 +64,7 @@ async fn setup() -> Env {
         ("MINIMUM_SECONDS_RECHECK_TIME", "0".into()),
         ("BASE_URL", "https://cw.example".into()),
     ]);
+    env.extend(extra.iter().cloned());
     let config = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
     Env {
         clients,
@@ -301,4 +307,26 @@ async fn a_permanent_failure_goes_to_the_dead_letter_queue_at_once() {
     let queue = env.clients.notification_queue(&env.config).unwrap();
     assert_eq!(queue.depth().await.unwrap(), 0);
     assert_eq!(cap.requests().len(), 1, "a 4xx is not tried again");
+}
+
+#[tokio::test]
+async fn the_notifier_relays_other_services_through_apprise_api_url() {
+    let apprise = testkit::apprise_api::AppriseApiServer::start();
+    let env = setup_with(&[("APPRISE_API_URL", apprise.base())]).await;
+    let srv = FixtureServer::start();
+    let cap = CaptureServer::start();
+    // Home Assistant, which changewatch does not speak: apprise delivers it for the notifier.
+    env.changed_watch(&srv, &format!("hassio://{}/TOKEN", cap.host_port()))
+        .await;
+    let failures = env.run_notifier(|| !cap.requests().is_empty()).await;
+    assert_eq!(failures, 0);
+    let got = cap.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].path, "/api/services/persistent_notification/create");
+    assert_eq!(got[0].header("authorization"), Some("Bearer TOKEN"));
+    let message = got[0].json()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(message.contains("https://cw.example"), "{message}");
 }

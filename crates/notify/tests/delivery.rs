@@ -10,6 +10,7 @@ use changewatch_notify::{
     Attachment, BodyFormat, Deliverer, DeliveryError, DeliveryOptions, Message,
 };
 use serde_json::{Value, json};
+use testkit::apprise_api::AppriseApiServer;
 use testkit::multipart::FormPart;
 use testkit::{CaptureServer, Captured, SmtpServer};
 
@@ -1952,56 +1953,12 @@ async fn apprise_sends_the_same_files() {
 
 // --- Apprise API: apprise's own `apprise://` notifier, and the relay of other services -----
 
-/// The test's Apprise API server (`tests/apprise_api.py`): real apprise behind the stateless
-/// `POST /notify`. It stops when this is dropped (its stdin closes, then it is killed).
-struct AppriseApiServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl AppriseApiServer {
-    fn start() -> Self {
-        use std::io::BufRead;
-        use std::process::{Command, Stdio};
-        testkit::setup::require_python_modules(&["apprise"], "apprise==2.0.1");
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apprise_api.py");
-        let mut child = Command::new("python3")
-            .arg(script)
-            .env("NO_PROXY", "*")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("apprise_api.py said {line:?}"));
-        AppriseApiServer { child, port }
-    }
-
-    fn url(&self) -> url::Url {
-        url::Url::parse(&format!("http://127.0.0.1:{}/", self.port)).unwrap()
-    }
-}
-
-impl Drop for AppriseApiServer {
-    fn drop(&mut self) {
-        drop(self.child.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn relaying(server: Option<&AppriseApiServer>, policy: AddressPolicy) -> Deliverer {
     Deliverer::new(DeliveryOptions {
         timeout: Duration::from_secs(20),
         policy,
         service_base: None,
-        apprise_api: server.map(AppriseApiServer::url),
+        apprise_api: server.map(|s| url::Url::parse(&s.base()).unwrap()),
     })
     .unwrap()
 }

@@ -16,7 +16,10 @@
 //! - [`pdf::document`]: a small valid PDF with given lines of text per page, for PDF watches.
 //! - [`on_small_stack`]: runs a closure with a tokio blocking thread's stack.
 //! - [`setup`]: one-line failures naming what `make test` would have installed.
+//! - [`apprise_api::AppriseApiServer`]: an Apprise API server (real apprise behind the stateless
+//!   `POST /notify`) for the notification relay's tests.
 
+pub mod apprise_api;
 pub mod capture;
 pub mod chrome;
 pub mod moto;
