@@ -530,3 +530,38 @@ async fn a_browser_restock_watch_reads_stock_from_the_rendered_page() {
         "In Stock: False - Price: 20.0"
     );
 }
+
+/// A browser shows a PDF in its viewer and cannot hand over the file: the first check says so
+/// as upstream does and remembers the content type; from then on the watch is known to be a
+/// PDF and is fetched with the plain client, so its text is recorded.
+#[tokio::test]
+async fn a_pdf_watch_set_to_the_browser_falls_back_to_the_plain_client() {
+    let app = spawn_app().await;
+    let srv = FixtureServer::start();
+    srv.set(
+        "/menu",
+        Page::bare(testkit::pdf::document(&[&["Menu", "Soup 4.50"]]))
+            .header("Content-Type", "application/pdf"),
+    );
+    let uuid = app
+        .create_watch(json!({"url": srv.url("/menu"), "fetch_backend": "html_webdriver"}))
+        .await;
+    app.run_checks().await;
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(
+        w["last_error"],
+        "Content is a PDF but this fetcher could not provide the original PDF file, try the 'Basic fast Plaintext/HTTP Client' fetcher instead.",
+        "{w}"
+    );
+    assert_eq!(w["content-type"], "application/pdf", "{w}");
+
+    app.req(Method::GET, &format!("/api/v1/watch/{uuid}?recheck=1"))
+        .send()
+        .await
+        .unwrap();
+    app.run_checks().await;
+    let (_, w) = app.get_json(&format!("/api/v1/watch/{uuid}")).await;
+    assert_eq!(w["last_error"], false, "{w}");
+    let text = latest_snapshot(&app, &uuid).await;
+    assert!(text.contains("Soup 4.50"), "{text}");
+}

@@ -132,6 +132,21 @@ async fn jq_asking_for_gigabytes_hits_the_memory_cap() {
     works(&sb).await;
 }
 
+/// A PDF whose 6 MB content stream inflates to 1 GiB: the child reading it meets its memory
+/// cap, the check ends in an error naming it, and the next page is processed as ever.
+#[tokio::test]
+async fn a_pdf_decompression_bomb_hits_the_memory_cap() {
+    let sb = sandbox(60, 256);
+    let bomb = testkit::pdf::bomb(1024);
+    assert!(bomb.len() < 8 * 1024 * 1024, "{} bytes", bomb.len());
+    let mut p = page("application/pdf", "");
+    p.text = String::from_utf8_lossy(&bomb).into_owned();
+    p.raw = bomb;
+    let err = process_error(&sb, p, ProcessorSettings::default()).await;
+    assert!(err.contains("more than 256 MB"), "{err}");
+    works(&sb).await;
+}
+
 #[tokio::test]
 async fn a_template_asking_for_gigabytes_fails_its_render_only() {
     let sb = sandbox(60, 256);

@@ -28,6 +28,11 @@ pub enum CheckError {
     /// A PDF reply whose text could not be read (malformed, encrypted, over its limits).
     #[error("the PDF could not be read: {0}")]
     Pdf(String),
+    /// The reply is a PDF (by the watch's URL, its last content type or this reply's) but the
+    /// fetcher has no PDF bytes, only a browser's viewer page. The content type is kept, so
+    /// the next check knows the watch is a PDF and fetches it with the plain client.
+    #[error("the fetcher could not provide the original PDF file")]
+    PdfNotAvailable { content_type: Option<String> },
     /// The processing task died (a panic in a dependency); reported, never swallowed.
     #[error("{0}")]
     Internal(String),
@@ -65,6 +70,7 @@ impl CheckError {
             CheckError::Filter(e) => format!("Exception: {e}"),
             CheckError::Rule(e) => format!("Exception: {e}"),
             CheckError::Pdf(_) => format!("Exception: {self}"),
+            CheckError::PdfNotAvailable { .. } => "Content is a PDF but this fetcher could not provide the original PDF file, try the 'Basic fast Plaintext/HTTP Client' fetcher instead.".into(),
             CheckError::Internal(e) => format!("Worker error: {e}"),
             CheckError::Processor(e) => e.clone(),
             CheckError::Deadline { .. } => format!("Exception: {self}"),

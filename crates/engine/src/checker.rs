@@ -496,6 +496,25 @@ impl Checker {
                 Ok(page) => page,
                 Err(e) => return Ok(Err(CheckError::from(e))),
             };
+            // Upstream's check, before the checksum shortcut (a browser's unchanging viewer
+            // page would otherwise pass as "unchanged" every time).
+            let pdf_reply = page
+                .content_type
+                .as_deref()
+                .is_some_and(|ct| ct.contains("application/pdf"));
+            if (watch.is_pdf() || pdf_reply)
+                && !page
+                    .raw
+                    .get(..1024)
+                    .unwrap_or(&page.raw)
+                    .windows(4)
+                    .any(|w| w == b"%PDF")
+                && !page.not_modified()
+            {
+                return Ok(Err(CheckError::PdfNotAvailable {
+                    content_type: page.content_type.clone(),
+                }));
+            }
             if let Some(last) = &last
                 && (page.not_modified() || Stamp::new(fingerprint.clone(), &page) == *last)
             {
@@ -700,6 +719,12 @@ impl Checker {
             "system" | "" => settings.application.fetch_backend.as_str(),
             other => other,
         };
+        // Browsers show a PDF in their viewer and cannot hand over the file: a watch known to
+        // be a PDF is fetched with the plain client, whatever its fetch method (upstream's
+        // `get_fetch_backend`).
+        if watch.is_pdf() {
+            return Ok(None);
+        }
         let remote = match backend.strip_prefix("extra_browser_") {
             Some(name) => {
                 let found = settings

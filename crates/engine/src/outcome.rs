@@ -228,6 +228,11 @@ pub fn decide(ctx: &Context<'_>, result: &Result<Checked, CheckError>) -> Decisi
             if let CheckError::Fetch(changewatch_core::fetch::FetchError::Status { status }) = e {
                 patch.last_check_status = Some(*status);
             }
+            // Remembered so the next check knows the watch is a PDF (upstream saves the
+            // content type only on success otherwise).
+            if let CheckError::PdfNotAvailable { content_type } = e {
+                patch.content_type = Some(content_type.clone());
+            }
             CheckReport {
                 status: None,
                 error: Some(e.last_error()),
