@@ -44,6 +44,7 @@ pub enum NotifyUrl {
     Pushbullet(Pushbullet),
     Mattermost(Mattermost),
     RocketChat(RocketChat),
+    Signal(Signal),
     Workflows(Workflows),
     Matrix(Matrix),
     Email(Email),
@@ -74,6 +75,7 @@ impl NotifyUrl {
             NotifyUrl::Pushbullet(_) => "Pushbullet",
             NotifyUrl::Mattermost(_) => "Mattermost",
             NotifyUrl::RocketChat(_) => "Rocket.Chat",
+            NotifyUrl::Signal(_) => "Signal API",
             NotifyUrl::Workflows(_) => "Power Automate workflow",
             NotifyUrl::Matrix(_) => "Matrix",
             NotifyUrl::Email(_) => "Email",
@@ -298,6 +300,23 @@ pub struct RocketChat {
 /// The image apprise 2.0.1 sends as a Rocket.Chat post's avatar for an "info" notification.
 pub const APPRISE_INFO_ICON_128: &str = "https://github.com/caronc/apprise/raw/master/apprise/assets/themes/default/apprise-info-128x128.png";
 
+/// `signal(s)://[user[:password]@]host[:port]/from_phone[/phone|group.id…][?to=&batch=&status=]`:
+/// a signal-cli REST API server's `/v2/send`. No target sends to the sender's own number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signal {
+    /// `http(s)://host[:port]/`.
+    pub server: Url,
+    pub auth: Option<(String, String)>,
+    /// `+` and the digits.
+    pub source: String,
+    /// `+digits` or `group.<id>`, in the order written.
+    pub targets: Vec<String>,
+    /// Up to ten recipients a request instead of one.
+    pub batch: bool,
+    /// apprise's `[i] ` before the message.
+    pub status: bool,
+}
+
 /// `pbul://access_token[/device|#channel|email…][?to=…]`: no target sends to all the
 /// account's devices.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -491,6 +510,15 @@ fn parse_raw(raw: &Raw, full: &str) -> Option<NotifyUrl> {
         "gotify" | "gotifys" => NotifyUrl::Gotify(gotify(raw)?),
         "pover" => NotifyUrl::Pushover(pushover(raw)?),
         "pbul" => NotifyUrl::Pushbullet(pushbullet(raw)?),
+        // apprise's styled (markdown) mode needs its Signal dialect: relayed.
+        "signal" | "signals"
+            if raw
+                .opt("format")
+                .is_some_and(|f| f.eq_ignore_ascii_case("markdown")) =>
+        {
+            relayed(raw, full)
+        }
+        "signal" | "signals" => NotifyUrl::Signal(signal(raw)?),
         "rocket" | "rockets" => NotifyUrl::RocketChat(rocket(raw, None)?),
         "mmost" | "mmosts" if mattermost_bot(raw) => relayed(raw, full),
         "mmost" | "mmosts" => NotifyUrl::Mattermost(mattermost(raw)?),
@@ -1153,6 +1181,80 @@ fn rocket(raw: &Raw, webhook: Option<String>) -> Option<RocketChat> {
         users,
         rooms,
         avatar: raw.flag("avatar", !basic),
+    })
+}
+
+/// apprise's phone number: digits with spaces, `+`, `-` and parentheses, 10 to 14 digits.
+fn phone(s: &str) -> Option<String> {
+    let s = s.trim();
+    let body = s.strip_prefix('+').unwrap_or(s);
+    if body.is_empty()
+        || !body
+            .chars()
+            .all(|c| c.is_ascii_digit() || " \t)(+-".contains(c))
+    {
+        return None;
+    }
+    let digits: String = body.chars().filter(char::is_ascii_digit).collect();
+    (10..=14)
+        .contains(&digits.len())
+        .then(|| format!("+{digits}"))
+}
+
+/// apprise's Signal group: `group.id`, `@id` or `@group.id`.
+fn signal_group(s: &str) -> Option<String> {
+    let s = s.trim_start();
+    let rest = s
+        .strip_prefix("%40")
+        .or_else(|| s.strip_prefix('@'))
+        .map(|r| (true, r))
+        .unwrap_or((false, s));
+    let (at, rest) = rest;
+    let rest = match rest.get(..6) {
+        Some(g) if g.eq_ignore_ascii_case("group.") => &rest[6..],
+        _ if at => rest,
+        _ => return None,
+    };
+    let id: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || "_=-".contains(*c))
+        .collect();
+    (!id.is_empty()).then(|| format!("group.{id}"))
+}
+
+fn signal(raw: &Raw) -> Option<Signal> {
+    let mut entries = raw.segments.clone();
+    let source = match raw.opt("from") {
+        Some(f) => f,
+        None if !entries.is_empty() => entries.remove(0),
+        None => return None,
+    };
+    let source = phone(&source)?;
+    if let Some(to) = raw.get("to") {
+        entries.extend(split_list(to));
+    }
+    let targets: Vec<String> = if entries.is_empty() {
+        vec![source.clone()]
+    } else {
+        let valid: Vec<String> = entries
+            .iter()
+            .filter_map(|t| phone(t).or_else(|| signal_group(t)))
+            .collect();
+        if valid.is_empty() {
+            return None;
+        }
+        valid
+    };
+    Some(Signal {
+        server: raw.base_url(raw.secure(), "/")?,
+        auth: raw
+            .user
+            .clone()
+            .map(|u| (u, raw.password.clone().unwrap_or_default())),
+        source,
+        targets,
+        batch: raw.flag("batch", false),
+        status: raw.flag("status", false),
     })
 }
 
@@ -1862,6 +1964,27 @@ mod tests {
         bad("rocket://u:p@h/@only-users");
         bad("rocket://h/%23gen");
         bad("rocket://u:p@h/%23gen?mode=carrier");
+
+        let NotifyUrl::Signal(g) = ok(
+            "signals://u:p@sig.example:8443/+1 (555) 123-4567/15551234568/group.abc/@def?batch=yes",
+        ) else {
+            panic!("signal")
+        };
+        assert_eq!(g.server.as_str(), "https://sig.example:8443/");
+        assert_eq!(g.source, "+15551234567");
+        assert_eq!(g.targets, ["+15551234568", "group.abc", "group.def"]);
+        assert_eq!(g.auth, Some(("u".into(), "p".into())));
+        assert!(g.batch && !g.status);
+        let NotifyUrl::Signal(g) = ok("signal://h/15551234567") else {
+            panic!("signal")
+        };
+        assert_eq!(g.targets, ["+15551234567"]);
+        assert!(matches!(
+            ok("signal://h/15551234567?format=markdown"),
+            NotifyUrl::Relay(_)
+        ));
+        bad("signal://h/123");
+        bad("signal://h/15551234567/not-a-target");
         bad("mmost://h/tok?mode=x");
 
         let NotifyUrl::Workflows(w) =

@@ -706,6 +706,47 @@ async fn rocket_chat_sends_what_apprise_sends() {
 }
 
 #[tokio::test]
+async fn signal_sends_what_apprise_sends() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    cap.reply("/v2/send", 201, "application/json", "{}");
+    let dir = std::env::temp_dir().join(format!("cw-signal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(SHOT_NAME);
+    std::fs::write(&path, SHOT).unwrap();
+    let hp = cap.host_port();
+    let urls = [
+        format!("signal://{hp}/15551234567"),
+        format!("signal://u:p@{hp}/+15551234567/15551234568/group.abc?status=yes"),
+        format!("signal://{hp}/15551234567/15551234568/@grp1?batch=yes"),
+    ];
+    let messages = [
+        ("Title", "<b>bold</b> &amp; more", BodyFormat::Html, "html"),
+        ("Title", "**md** line", BodyFormat::Markdown, "markdown"),
+        ("", "plain *line*  ", BodyFormat::Text, "text"),
+    ];
+    for url in &urls {
+        for (title, body, format, name) in messages {
+            for file in [None, Some(path.as_path())] {
+                let theirs = apprise_sends_for_upstream(&cap, url, title, body, file, name);
+                let m = msg(title, body, format);
+                d.deliver(url, &if file.is_some() { shot(m) } else { m })
+                    .await
+                    .unwrap();
+                let mine = cap.take();
+                assert_eq!(mine.len(), theirs.len(), "{url}: {mine:?}");
+                for (m, t) in mine.iter().zip(&theirs) {
+                    assert_eq!(m.path, t.path, "{url}");
+                    assert_eq!(m.header("authorization"), t.header("authorization"));
+                    assert_eq!(m.json(), t.json(), "{url} {name}");
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn workflows_adaptive_card() {
     let cap = CaptureServer::start();
     let d = deliverer(&cap);
@@ -1798,12 +1839,14 @@ from apprise.plugins.telegram import NotifyTelegram
 from apprise.plugins.pushover import NotifyPushover
 from apprise.plugins.pushbullet import NotifyPushBullet
 from apprise.plugins.rocketchat import NotifyRocketChat
+from apprise.plugins.signal_api import NotifySignalAPI
 base, url, title, body, attach, fmt = sys.argv[1:7]
 NotifyDiscord.notify_url = base + "/api/webhooks"
 NotifyTelegram.notify_url = base + "/bot"
 NotifyPushover.notify_url = base + "/1/messages.json"
 NotifyPushBullet.notify_url = base + "/v2/{}"
-for plugin in (NotifyDiscord, NotifyTelegram, NotifyPushover, NotifyPushBullet, NotifyRocketChat):
+for plugin in (NotifyDiscord, NotifyTelegram, NotifyPushover, NotifyPushBullet, NotifyRocketChat,
+               NotifySignalAPI):
     plugin.request_rate_per_sec = 0
 asset = apprise.AppriseAsset(app_id="changedetection.io") if fmt else apprise.AppriseAsset()
 a = apprise.Apprise(asset=asset)

@@ -1,5 +1,5 @@
-//! Chat services: Discord, Slack, Telegram, Mattermost, Rocket.Chat and Teams (Power Automate
-//! workflows).
+//! Chat services: Discord, Slack, Telegram, Mattermost, Rocket.Chat, Signal (signal-cli REST
+//! API) and Teams (Power Automate workflows).
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -8,8 +8,8 @@ use tracing::{debug, warn};
 use super::format::{Flavor, escape_html, for_flavor, markdown_for_chat, truncate};
 use super::{Body, Deliverer, DeliveryError, Dest, Part, Request};
 use crate::url::{
-    APPRISE_INFO_ICON_128, Discord, Mattermost, RocketChat, RocketMode, Slack, SlackMode, Telegram,
-    Workflows,
+    APPRISE_INFO_ICON_128, Discord, Mattermost, RocketChat, RocketMode, Signal, Slack, SlackMode,
+    Telegram, Workflows,
 };
 use crate::{Attachment, BodyFormat, Message};
 
@@ -34,6 +34,8 @@ const TELEGRAM_MAX: usize = 4096;
 /// apprise keeps Slack messages under 35 000 characters (Slack truncates at 40 000).
 const SLACK_MAX: usize = 35_000;
 const MATTERMOST_MAX: usize = 4000;
+/// apprise's batch of Signal recipients with `batch=yes`.
+const SIGNAL_BATCH: usize = 10;
 /// apprise's limit for a Rocket.Chat message.
 const ROCKET_MAX: usize = 1000;
 /// apprise's `app_id` in upstream's asset: the sender name services show when the URL names
@@ -654,6 +656,58 @@ pub(crate) async fn rocket(
         }
     }
     result
+}
+
+/// apprise's post to a signal-cli REST API: plain text (`title\r\nbody`, HTML made text,
+/// markdown as written, trailing space trimmed), files as base64, one recipient a request (ten with
+/// `batch=yes`).
+pub(crate) async fn signal(
+    d: &Deliverer,
+    cfg: &Signal,
+    msg: &Message,
+) -> Result<(), DeliveryError> {
+    use base64::Engine as _;
+    let service = "Signal API";
+    let url = cfg
+        .server
+        .join("v2/send")
+        .map_err(|e| DeliveryError::Config {
+            service,
+            reason: format!("bad server URL: {e}"),
+        })?;
+    // apprise's markdown-to-text leaves markdown as written.
+    let body = match msg.format {
+        BodyFormat::Html => for_flavor(&msg.body, msg.format, Flavor::Text, None),
+        _ => msg.body.clone(),
+    };
+    let text = if msg.title.is_empty() {
+        body
+    } else {
+        format!("{}\r\n{body}", msg.title)
+    };
+    let status = if cfg.status { "[i] " } else { "" };
+    let mut payload = json!({
+        "message": format!("{status}{text}").trim_end(),
+        "number": cfg.source,
+        "text_mode": "normal",
+    });
+    if !msg.attachments.is_empty() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        payload["base64_attachments"] = msg
+            .attachments
+            .iter()
+            .map(|a| Value::from(b64.encode(&a.data)))
+            .collect();
+    }
+    let size = if cfg.batch { SIGNAL_BATCH } else { 1 };
+    for recipients in cfg.targets.chunks(size) {
+        let mut p = payload.clone();
+        p["recipients"] = json!(recipients);
+        let mut req = Request::new(service, Dest::User, Method::POST, url.clone()).json(p);
+        req.basic = cfg.auth.clone();
+        d.send(req).await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn workflows(

@@ -352,6 +352,7 @@ impl Deliverer {
             NotifyUrl::Telegram(t) => chat::telegram(self, t, msg).await,
             NotifyUrl::Mattermost(m) => chat::mattermost(self, m, msg).await,
             NotifyUrl::RocketChat(r) => chat::rocket(self, r, msg).await,
+            NotifyUrl::Signal(g) => chat::signal(self, g, msg).await,
             NotifyUrl::Workflows(w) => chat::workflows(self, w, msg).await,
             NotifyUrl::Ntfy(n) => push::ntfy(self, n, msg).await,
             NotifyUrl::Gotify(g) => push::gotify(self, g, msg).await,
