@@ -217,19 +217,24 @@ pub async fn edit_tag<T>(
 /// upstream shows it (a URL with `{% now %}` shows today's address). Each renders in the
 /// sandbox on its own, so one broken template (shown as `""`, as upstream) spoils no other.
 pub async fn rendered_links(state: &AppState, watch: &Watch) -> Links {
+    rendered_templates(state, &[&watch.url, &watch.link_to_open]).await
+}
+
+/// [`rendered_links`] for URLs without their watch (the list renders only templated `url`s).
+pub async fn rendered_templates(state: &AppState, templates: &[&str]) -> Links {
     let mut links = Links::default();
-    for template in [&watch.url, &watch.link_to_open] {
+    for &template in templates {
         if !has_template_markup(template) || links.0.contains_key(template) {
             continue;
         }
         let job = RenderJob::Request {
-            templates: vec![("url".into(), template.clone())],
+            templates: vec![("url".into(), template.to_string())],
         };
         let rendered = match state.sandbox.render(job).await {
             Ok(r) => r.texts.into_iter().next().ok_or_else(String::new),
             Err(e) => Err(e.to_string()),
         };
-        links.0.insert(template.clone(), rendered);
+        links.0.insert(template.to_string(), rendered);
     }
     links
 }

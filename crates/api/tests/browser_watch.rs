@@ -120,18 +120,6 @@ fn step(operation: &str, selector: &str, value: &str) -> serde_json::Value {
     json!({"operation": operation, "selector": selector, "optional_value": value})
 }
 
-async fn drain(app: &TestApp) -> Vec<changewatch_store::NotificationJob> {
-    let got = app
-        .store
-        .receive(100, std::time::Duration::from_secs(60))
-        .await
-        .unwrap();
-    for r in &got {
-        app.store.ack(&r.receipt).await.unwrap();
-    }
-    got.into_iter().map(|r| r.job).collect()
-}
-
 #[tokio::test]
 async fn browser_steps_run_before_the_text_is_recorded() {
     let app = spawn_app().await;
@@ -195,14 +183,17 @@ async fn a_failing_step_is_the_watch_error_and_alerts_at_the_threshold() {
         "{w}"
     );
     assert_eq!(w["consecutive_filter_failures"], 1, "{w}");
-    assert!(drain(&app).await.is_empty(), "below the threshold");
+    assert!(
+        app.drain_notifications().await.is_empty(),
+        "below the threshold"
+    );
 
     let (status, _) = app
         .get_json(&format!("/api/v1/watch/{uuid}?recheck=1"))
         .await;
     assert_eq!(status, 200);
     app.run_checks().await;
-    let jobs = drain(&app).await;
+    let jobs = app.drain_notifications().await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0].kind, "step_failure");
     assert_eq!(

@@ -6,26 +6,18 @@
 
 mod common;
 
-use std::time::Duration;
 
 use changewatch_engine::docs::update_settings;
-use changewatch_store::{DEFAULT_TENANT, NotificationJob, NotificationQueue, StoreError};
+use changewatch_store::{DEFAULT_TENANT, NotificationJob, StoreError};
 use common::{TestApp, spawn_app};
 use reqwest::Method;
 use serde_json::{Value, json};
 use testkit::{FixtureServer, Page};
 
 /// Every queued job, removed from the outbox.
+/// The queued notifications, by URL (a watch's several URLs queue in no set order).
 async fn drain(app: &TestApp) -> Vec<NotificationJob> {
-    let got = app
-        .store
-        .receive(100, Duration::from_secs(60))
-        .await
-        .unwrap();
-    for r in &got {
-        app.store.ack(&r.receipt).await.unwrap();
-    }
-    let mut jobs: Vec<NotificationJob> = got.into_iter().map(|r| r.job).collect();
+    let mut jobs = app.drain_notifications().await;
     jobs.sort_by(|a, b| a.url.cmp(&b.url));
     jobs
 }

@@ -7,25 +7,10 @@
 
 mod common;
 
-use std::time::Duration;
-
-use changewatch_store::{NotificationJob, NotificationQueue};
 use common::{TestApp, spawn_app};
 use reqwest::Method;
 use serde_json::json;
 use testkit::{FixtureServer, Page};
-
-async fn drain(app: &TestApp) -> Vec<NotificationJob> {
-    let got = app
-        .store
-        .receive(100, Duration::from_secs(60))
-        .await
-        .unwrap();
-    for r in &got {
-        app.store.ack(&r.receipt).await.unwrap();
-    }
-    got.into_iter().map(|r| r.job).collect()
-}
 
 fn product(in_stock: bool, price: &str) -> Page {
     let availability = if in_stock { "InStock" } else { "OutOfStock" };
@@ -47,7 +32,11 @@ async fn step(app: &TestApp, srv: &FixtureServer, uuid: &str, page: Page) -> Vec
         .await;
     assert_eq!(status, 200);
     app.run_checks().await;
-    drain(app).await.into_iter().map(|j| j.body).collect()
+    app.drain_notifications()
+        .await
+        .into_iter()
+        .map(|j| j.body)
+        .collect()
 }
 
 async fn create_tag(app: &TestApp, body: serde_json::Value) -> String {
@@ -92,7 +81,7 @@ async fn a_tag_that_overrides_the_watch_sets_the_restock_rules() {
         .await;
     app.run_checks().await;
     assert!(
-        drain(&app).await.is_empty(),
+        app.drain_notifications().await.is_empty(),
         "the first check is a baseline"
     );
 

@@ -426,6 +426,26 @@ async fn newest_change_entry(
     }))
 }
 
+/// The newest change of each unviewed watch `keep` lets through: the items of the main and
+/// tag feeds (`title_suffix`: "<label> - Change @ <when>" as the tag feed titles them).
+async fn unviewed_entries(
+    state: &AppState,
+    settings: &Settings,
+    tags: &BTreeMap<String, Tag>,
+    base: &str,
+    keep: &(dyn Fn(&Watch) -> bool + Sync),
+    title_suffix: bool,
+) -> Result<Vec<Entry>, ApiError> {
+    let listed = unviewed_watches(state, settings, keep).await?;
+    let mut entries = Vec::with_capacity(listed.len());
+    for l in &listed {
+        if let Some(e) = newest_change_entry(state, settings, tags, base, l, title_suffix).await? {
+            entries.push(e);
+        }
+    }
+    Ok(entries)
+}
+
 async fn main_feed(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -446,14 +466,8 @@ async fn main_feed(
             .as_deref()
             .is_none_or(|l| tags_for_watch(w, &tags).iter().any(|(u, _)| *u == l))
     };
-    let listed = unviewed_watches(&state, &settings, &keep).await?;
     let base = base_url(&state, &settings, &headers);
-    let mut entries = Vec::with_capacity(listed.len());
-    for l in &listed {
-        if let Some(e) = newest_change_entry(&state, &settings, &tags, &base, l, false).await? {
-            entries.push(e);
-        }
-    }
+    let entries = unviewed_entries(&state, &settings, &tags, &base, &keep, false).await?;
     let channel = Channel {
         title: "changedetection.io".into(),
         link: format!("{base}/"),
@@ -483,14 +497,8 @@ async fn tag_feed(
         .clone()
         .unwrap_or_else(|| "Unknown Tag".into());
     let keep = |w: &Watch| tags_for_watch(w, &tags).iter().any(|(u, _)| *u == tag_uuid);
-    let listed = unviewed_watches(&state, &settings, &keep).await?;
     let base = base_url(&state, &settings, &headers);
-    let mut entries = Vec::with_capacity(listed.len());
-    for l in &listed {
-        if let Some(e) = newest_change_entry(&state, &settings, &tags, &base, l, true).await? {
-            entries.push(e);
-        }
-    }
+    let entries = unviewed_entries(&state, &settings, &tags, &base, &keep, true).await?;
     let channel = Channel {
         title: format!("changedetection.io - {tag_title}"),
         link: format!("{base}/"),

@@ -39,7 +39,7 @@ use crate::extract::{JsonBody, WatchUuid};
 use crate::live::{Stats, unread, watch_row};
 use crate::session::{self, Issued, LoginLimiter};
 use crate::state::{Access, AppState};
-use crate::stored::{history_info, rendered_links};
+use crate::stored::{history_info, rendered_templates};
 
 pub fn routes(state: AppState) -> Router<AppState> {
     let guarded = Router::new()
@@ -77,7 +77,11 @@ fn login_required() -> ApiError {
 
 /// The dashboard (UI header, plus a session when a password is set) or an API key. With a
 /// password set, "the API key check is off" lets nobody in here: only the key itself does.
-async fn require_dashboard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub(crate) async fn require_dashboard(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
     let settings = match state.settings().await {
         Ok(s) => s,
         Err(e) => return ApiError::from(e).into_response(),
@@ -312,13 +316,11 @@ async fn watches(State(state): State<AppState>) -> Result<Response, ApiError> {
         })
         .await?;
     for (i, url) in templated {
-        let watch = changewatch_core::model::Watch {
-            url,
-            ..Default::default()
-        };
-        let links = rendered_links(&state, &watch).await;
+        let links = rendered_templates(&state, &[&url]).await;
         if let Some(row) = rows.get_mut(i) {
-            row.link = Some(watch.link(&|t| links.render(t)));
+            row.link = Some(changewatch_core::model::resolve_link(&url, &|t| {
+                links.render(t)
+            }));
         }
     }
     // In id order, as the list always came.

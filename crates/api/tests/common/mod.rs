@@ -15,7 +15,7 @@ use changewatch_engine::notifications::Dispatcher;
 use changewatch_engine::scheduler::tick;
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
-use changewatch_store::{DEFAULT_TENANT, JobQueue};
+use changewatch_store::{DEFAULT_TENANT, JobQueue, NotificationJob, NotificationQueue};
 use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
 
@@ -165,5 +165,19 @@ impl TestApp {
             out.push(self.checker.run_job(&job).await.unwrap());
         }
         out
+    }
+
+    /// Takes every notification the checks queued in the outbox (acknowledged, so the next
+    /// call sees only newer ones), in queue order.
+    pub async fn drain_notifications(&self) -> Vec<NotificationJob> {
+        let got = self
+            .store
+            .receive(100, Duration::from_secs(60))
+            .await
+            .unwrap();
+        for r in &got {
+            self.store.ack(&r.receipt).await.unwrap();
+        }
+        got.into_iter().map(|r| r.job).collect()
     }
 }
