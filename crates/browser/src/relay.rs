@@ -381,7 +381,9 @@ async fn open(ctx: &Ctx, target: &Target, tunnel: bool) -> Result<TcpStream, Fai
                 match call(&mut connect, target.uri()?).await {
                     Ok(io) => Ok(io.into_inner()),
                     // hyper-util does not export its `TunnelError`: the variant's name is the
-                    // only handle on a 407.
+                    // only handle on a 407. An upgrade that renames it fails the browser
+                    // test `pages_go_through_the_watch_proxy_with_its_credentials` (wrong
+                    // credentials must be the check's 407), not users' checks silently.
                     Err(e) if format!("{e:?}") == "ProxyAuthRequired" => {
                         Err(Failure::Stopped(Stopped::ProxyAuth))
                     }
