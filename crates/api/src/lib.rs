@@ -16,12 +16,15 @@
 //!   names) and conflict-safe editing (`edit_watch`, `edit_tag`).
 //! - [`datastore`]: importing upstream's datastore directory or backup zip through the store
 //!   port (`changewatch import-datastore`, `POST /api/v1/import/datastore`).
+//! - [`formats`]: the Import page's formats (URL list, Distill.io JSON, Wachete or custom
+//!   `.xlsx`) parsed into watch bodies, bounded against hostile files.
 //! - [`validate`]: what a watch or tag body may hold (schema, upstream's checks and messages),
 //!   and the same rules as the JSON Schemas `/api/v1/full-spec` publishes.
 //! - `routes::*`: the endpoints, one module per resource: `watches`, `history` (snapshots and
 //!   differences), `tags`, `search`, `notifications`, `import`, `system` (systeminfo and the
 //!   OpenAPI document), `ops` (worker-health, queue-status, queue.json), `ui` (the dashboard's
-//!   session, watch rows, bulk operations and settings), `rss` (upstream's feeds of unviewed
+//!   session, watch rows, bulk operations and settings), `ui_import` (the Import page's
+//!   per-row imports), `rss` (upstream's feeds of unviewed
 //!   changes, behind the settings' `rss_access_token`), `backup` (download and restore a
 //!   backup, `docs/BACKUP.md`).
 //! - [`backup`]: what a restored document must be.
@@ -34,6 +37,7 @@ pub mod bulk;
 pub mod datastore;
 pub mod error;
 pub mod extract;
+pub mod formats;
 pub mod hosts;
 pub mod live;
 pub mod session;
@@ -53,6 +57,7 @@ mod routes {
     pub mod system;
     pub mod tags;
     pub mod ui;
+    pub mod ui_import;
     pub mod watches;
 }
 
@@ -100,6 +105,7 @@ pub fn routes(state: AppState) -> Router {
             )),
         )
         .merge(routes::ui::routes(state.clone()))
+        .merge(routes::ui_import::routes(state.clone()))
         .merge(routes::rss::routes())
         .layer(axum::extract::DefaultBodyLimit::max(extract::MAX_BODY))
         .with_state(state)
