@@ -357,7 +357,7 @@ async fn telegram_html_subset_per_chat() {
     assert_eq!(v["disable_web_page_preview"], true);
     assert_eq!(
         v["text"],
-        "<b>Watch &lt;1&gt;</b>\n<b>Diff</b>\n\nkept <b>added</b>\n<s>removed</s> red"
+        "<b>Watch &lt;1&gt;</b>\r\n<b>Diff</b>\n\nkept <b>added</b>\n<s>removed</s> red"
     );
     let v2 = reqs[1].json();
     assert_eq!(v2["chat_id"], "@channel");
@@ -375,7 +375,7 @@ async fn telegram_html_subset_per_chat() {
     .await
     .unwrap();
     let t = only(&cap).json()["text"].as_str().unwrap().to_string();
-    assert!(t.starts_with("<b>T</b>\n<b>yyy"), "{}", &t[..40]);
+    assert!(t.starts_with("<b>T</b>\r\n<b>yyy"), "{}", &t[..40]);
     assert!(t.ends_with("…</b>"));
     assert!(t.chars().count() <= 4096 + 20);
 
@@ -744,6 +744,26 @@ async fn signal_sends_what_apprise_sends() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn telegram_text_is_what_apprise_sends() {
+    let cap = CaptureServer::start();
+    let d = deliverer(&cap);
+    cap.reply("/bot", 200, "application/json", r#"{"ok": true}"#);
+    let url = "tgram://123456789:abcdefg_hijklmnop/12345/";
+    for (title, body, format, name) in [
+        ("Title", "<b>bold</b> &amp; more", BodyFormat::Html, "html"),
+        ("Title <1>", "plain *line*", BodyFormat::Text, "text"),
+    ] {
+        let theirs = apprise_sends_for_upstream(&cap, url, title, body, None, name);
+        d.deliver(url, &msg(title, body, format)).await.unwrap();
+        let mine = only(&cap);
+        assert_eq!(theirs.len(), 1);
+        for key in ["text", "parse_mode"] {
+            assert_eq!(mine.json()[key], theirs[0].json()[key], "{name} {key}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -1426,7 +1446,7 @@ async fn telegram_sends_photos_with_a_caption_or_after_the_text() {
         assert_eq!(r.path, "/bot123456:AbC-dEf/sendPhoto");
         let p = parts(r);
         let mut want = pairs(&[
-            ("caption", "<b>T</b>\nbody"),
+            ("caption", "<b>T</b>\r\nbody"),
             ("show_caption_above_media", "True"),
             ("parse_mode", "HTML"),
             ("title", SHOT_NAME),

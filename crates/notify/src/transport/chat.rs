@@ -347,14 +347,14 @@ pub(crate) async fn telegram(
         "https://api.telegram.org/bot{}/sendMessage",
         cfg.bot_token
     ))?;
-    // Telegram has no title: apprise puts it in bold above the body.
+    // Telegram has no title: apprise puts it in bold above the body, then `\r\n`.
     let title_len = msg.title.chars().count();
     let head = if msg.title.is_empty() {
         String::new()
     } else {
-        format!("<b>{}</b>\n", escape_html(&msg.title))
+        format!("<b>{}</b>\r\n", escape_html(&msg.title))
     };
-    let limit = TELEGRAM_MAX.saturating_sub(title_len + 1).max(1);
+    let limit = TELEGRAM_MAX.saturating_sub(title_len + 2).max(1);
     let text = format!(
         "{head}{}",
         for_flavor(&msg.body, msg.format, Flavor::Telegram, Some(limit))
