@@ -8,6 +8,7 @@ import { connectSocket, disconnectSocket, onConnectionChange, setRefusedHandler 
 import { store } from './store';
 import { toastError } from './toast';
 import { editView } from './views/edit';
+import { importView } from './views/import';
 import { importDatastoreView } from './views/import_datastore';
 import { historyView } from './views/history';
 import { listView } from './views/list';
@@ -28,6 +29,7 @@ const VIEWS: Record<RouteName, View> = {
   settings: settingsView,
   notificationLog: notificationLogView,
   importDatastore: importDatastoreView,
+  import: importView,
   login: loginView,
   notfound: notFoundView,
 };

@@ -1,5 +1,5 @@
 // Hash router: #/ (list), #/edit/<uuid>, #/history/<uuid>, #/preview/<uuid>, #/settings,
-// #/settings/notification-log, #/settings/import-datastore, #/login. Each view renders into #app and gets an AbortSignal that fires when the user
+// #/settings/notification-log, #/settings/import-datastore, #/import, #/login. Each view renders into #app and gets an AbortSignal that fires when the user
 // navigates away, so late responses never draw into the next page.
 
 export type RouteName =
@@ -10,6 +10,7 @@ export type RouteName =
   | 'settings'
   | 'notificationLog'
   | 'importDatastore'
+  | 'import'
   | 'login'
   | 'notfound';
 
@@ -38,6 +39,7 @@ export function parseRoute(hash: string): Route {
   if (rest.length === 0 && arg === undefined) {
     if (head === 'settings') return { name: 'settings' };
     if (head === 'login') return { name: 'login' };
+    if (head === 'import') return { name: 'import' };
   }
   if (rest.length === 0 && head === 'settings' && arg === 'notification-log') return { name: 'notificationLog' };
   if (rest.length === 0 && head === 'settings' && arg === 'import-datastore') return { name: 'importDatastore' };
