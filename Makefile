@@ -30,11 +30,14 @@ deps:
 ## server mode (the AWS emulator the aws adapters and functions are tested against),
 ## schemathesis (the API fuzz), apprise at upstream's pin (notification bytes compared with
 ## apprise's own), feedparser (the RSS feeds read as a reader would), unshare + ip (the
-## API fuzz runs without a route out), and changedetection.io itself at CDIO_VERSION in a venv
-## of its own (the datastore import is tested on datastores it writes; made once, ~1 min).
+## API fuzz runs without a route out), and changedetection.io itself at CDIO_VERSION and at
+## 0.50.2 in venvs of their own (the datastore import is tested on datastores they write, in
+## both layouts; made once, ~1 min each).
 test-deps: chromium
 	@"$(CDIO_TEST_VENV)/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("changedetection.io") != "$(CDIO_VERSION)")' 2>/dev/null || \
 	  { python3 -m venv "$(CDIO_TEST_VENV)" && "$(CDIO_TEST_VENV)/bin/pip" install -q "changedetection.io==$(CDIO_VERSION)"; }
+	@"$(CDIO_050_TEST_VENV)/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("changedetection.io") != "0.50.2")' 2>/dev/null || \
+	  { python3 -m venv "$(CDIO_050_TEST_VENV)" && "$(CDIO_050_TEST_VENV)/bin/pip" install -q "changedetection.io==0.50.2"; }
 	@python3 -c "import socketio, websocket, requests" 2>/dev/null || \
 	  python3 -m pip install -q "python-socketio[client]==5.*" websocket-client
 	@python3 -c "import moto.server, flask_cors" 2>/dev/null || \
@@ -99,8 +102,10 @@ bench-socket: dashboard
 ## (bench/serve_compare.py; N, WORKERS, VALIDATORS, BASELINE_BIN, ONLY change the run).
 CDIO_VENV ?= /tmp/cdio-venv
 CDIO_VERSION ?= 0.60.10
-# Where crates/cli/tests/import_datastore.rs finds upstream (its CDIO_VENV default).
+# Where crates/cli/tests/import_datastore.rs finds upstream (its CDIO_VENV default), and the
+# release that still writes the older single-file datastore (url-watches.json; CDIO_050_VENV).
 CDIO_TEST_VENV ?= /tmp/cdio-venv-$(CDIO_VERSION)
+CDIO_050_TEST_VENV ?= /tmp/cdio-venv-0.50.2
 bench-serve:
 	$(CARGO) build --release --locked -p changewatch
 	@"$(CDIO_VENV)/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("changedetection.io") != "$(CDIO_VERSION)")' 2>/dev/null || \

@@ -1,12 +1,12 @@
 //! `changewatch import-datastore` on datastores the real upstream wrote: changedetection.io
-//! 0.60.10 from PyPI (`make test-deps` puts it in a venv, `CDIO_VENV`), given watches, tags
-//! and settings through its API, checking fixture pages on 127.0.0.1 that change between its
-//! rechecks, then stopped. The same datastore is imported as a directory, as upstream's backup
-//! zip (made by its Backups page), through `POST /api/v1/import/datastore`, and in the older
-//! single-file layout (`url-watches.json`, built from the same files as upstream documents
-//! it: upstream 0.60 only reads that layout, it no longer writes it); each import is
-//! compared with upstream through both APIs: watches, tags, settings, history timestamps
-//! and snapshot text.
+//! from PyPI (`make test-deps` puts 0.60.10 and 0.50.2 in venvs of their own, `CDIO_VENV` and
+//! `CDIO_050_VENV`), given watches, tags and settings through its API, checking fixture pages
+//! on 127.0.0.1 that change between its rechecks, then stopped. 0.60's layout
+//! (`changedetection.json` and a file per item) is imported as a directory, as upstream's
+//! backup zip (made by its Backups page), through `POST /api/v1/import/datastore`, and
+//! rewritten into the single-file layout; 0.50.2 writes that layout (`url-watches.json`)
+//! itself and is imported as a directory and as its backup zip. Each import is compared with
+//! upstream through both APIs: watches, tags, settings, history timestamps and snapshot text.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,13 +21,13 @@ use common::{Api, Server};
 use serde_json::{Map, Value, json};
 use testkit::{FixtureServer, Page};
 
-/// The venv `make test-deps` makes (or `CDIO_VENV`).
-fn venv() -> PathBuf {
-    let v = std::env::var("CDIO_VENV").unwrap_or_else(|_| "/tmp/cdio-venv-0.60.10".into());
+/// An upstream release `make test-deps` installs in a venv of its own (`var` overrides it).
+fn venv(var: &str, version: &str) -> PathBuf {
+    let v = std::env::var(var).unwrap_or_else(|_| format!("/tmp/cdio-venv-{version}"));
     let v = PathBuf::from(v);
     assert!(
         v.join("bin/changedetection.py").is_file(),
-        "changedetection.io 0.60.10 is not installed in {}: run `make test-deps`",
+        "changedetection.io {version} is not installed in {}: run `make test-deps`",
         v.display()
     );
     v
@@ -50,8 +50,7 @@ struct Upstream {
 }
 
 impl Upstream {
-    fn start(dir: &Path) -> Upstream {
-        let venv = venv();
+    fn start(venv: &Path, dir: &Path) -> Upstream {
         let port = free_port();
         let child = Command::new(venv.join("bin/python"))
             .arg(venv.join("bin/changedetection.py"))
@@ -81,11 +80,14 @@ impl Upstream {
         let deadline = Instant::now() + Duration::from_secs(120);
         while up.key.is_empty() {
             assert!(Instant::now() < deadline, "upstream wrote no API key");
-            if let Ok(text) = std::fs::read_to_string(dir.join("changedetection.json"))
-                && let Ok(v) = serde_json::from_str::<Value>(&text)
-                && let Some(k) = v["settings"]["application"]["api_access_token"].as_str()
-            {
-                up.key = k.to_string();
+            // 0.60 keeps it in its settings file, 0.50 in its single file.
+            for file in ["changedetection.json", "url-watches.json"] {
+                if let Ok(text) = std::fs::read_to_string(dir.join(file))
+                    && let Ok(v) = serde_json::from_str::<Value>(&text)
+                    && let Some(k) = v["settings"]["application"]["api_access_token"].as_str()
+                {
+                    up.key = k.to_string();
+                }
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -132,8 +134,8 @@ impl Upstream {
         keys
     }
 
-    /// Its Backups page's "create backup" form (a CSRF-protected POST with the session
-    /// cookie); the zip appears in the datastore when done.
+    /// Its Backups page's "create backup": 0.60's CSRF-protected form (a POST with the session
+    /// cookie), 0.50's link (a GET); the zip appears in the datastore when done.
     fn request_backup(&self, dir: &Path) -> PathBuf {
         let page = self
             .http
@@ -152,16 +154,18 @@ impl Upstream {
         let token = html
             .split("name=\"csrf_token\" value=\"")
             .nth(1)
-            .and_then(|s| s.split('"').next())
-            .expect("the backups page has a CSRF token")
-            .to_string();
-        let r = self
-            .http
-            .post(format!("{}/backups/request-backup", self.base))
-            .header("cookie", cookie)
-            .form(&[("csrf_token", token)])
-            .send()
-            .unwrap();
+            .and_then(|s| s.split('"').next());
+        let url = format!("{}/backups/request-backup", self.base);
+        let r = match token {
+            Some(token) => self
+                .http
+                .post(url)
+                .header("cookie", cookie)
+                .form(&[("csrf_token", token)])
+                .send(),
+            None => self.http.get(url).send(),
+        }
+        .unwrap();
         let (status, landed) = (r.status(), r.url().to_string());
         let answer = r.text().unwrap_or_default();
         assert!(status.is_success(), "{status}");
@@ -192,14 +196,14 @@ impl Upstream {
         }
     }
 
-    /// Upstream 0.60.10 does not exit on SIGTERM while its threads run; its writes are
-    /// atomic renames made as they happen, so once it has answered every call the files are
-    /// complete.
+    /// SIGTERM: 0.50 writes its single file on it. 0.60.10 does not exit on SIGTERM while its
+    /// threads run; its writes are atomic renames made as they happen, so once it has
+    /// answered every call the files are complete.
     fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -397,8 +401,24 @@ fn legacy_layout(from: &Path, to: &Path) {
     .unwrap();
 }
 
-#[test]
-fn an_upstream_datastore_comes_over_whole() {
+/// What one run of upstream left: its datastore directory, its backup zip, what its API
+/// showed before it stopped, and its API key.
+struct Produced {
+    tmp: tempfile::TempDir,
+    up_dir: PathBuf,
+    backup: PathBuf,
+    seen: Seen,
+    key: String,
+    /// Kept up until the end: nothing checks the imported watches (they are not due), but a
+    /// stray check would then see the same pages.
+    _site: FixtureServer,
+}
+
+/// Upstream from `venv` on a fresh datastore: a tag with a notification URL, three watches
+/// (filters, a notification URL and title template, a legacy tag name, one paused), a global
+/// notification URL, three recheck rounds on pages that change between them, a backup zip
+/// from its Backups page; then stopped.
+fn produce(venv: &Path) -> Produced {
     // Not tempfile's default `.tmp` prefix: upstream's backup renames its `.tmp` file to
     // `.zip` by replacing every `.tmp` in the whole path.
     let tmp = tempfile::Builder::new()
@@ -414,7 +434,7 @@ fn an_upstream_datastore_comes_over_whole() {
         Page::html("<html><body><p>Quiet page</p></body></html>"),
     );
 
-    let up = Upstream::start(&up_dir);
+    let up = Upstream::start(venv, &up_dir);
     // A fresh upstream datastore starts with example watches (and their tags, kept: they
     // are part of what is imported).
     let examples = up.call("GET", "/api/v1/watch", None);
@@ -491,10 +511,13 @@ fn an_upstream_datastore_comes_over_whole() {
         let view = up.call("GET", &format!("/api/v1/tag/{uuid}"), None);
         seen.tag_views.insert(uuid.clone(), view);
     }
-    assert_eq!(
-        seen.tag_views[&tag]["notification_urls"],
-        json!(["json://127.0.0.1:9/tag-hook"])
-    );
+    // 0.50's tag API takes the title only; 0.60 keeps the URL (and the import must too).
+    if up_dir.join("changedetection.json").is_file() {
+        assert_eq!(
+            seen.tag_views[&tag]["notification_urls"],
+            json!(["json://127.0.0.1:9/tag-hook"])
+        );
+    }
     for w in [&a, &big, &still] {
         seen.watches.insert(
             w.clone(),
@@ -523,6 +546,31 @@ fn an_upstream_datastore_comes_over_whole() {
     assert_eq!(
         brotli, 3,
         "upstream stored the long page's snapshots brotli-compressed"
+    );
+
+    Produced {
+        tmp,
+        up_dir,
+        backup,
+        seen,
+        key,
+        _site: site,
+    }
+}
+
+#[test]
+fn an_upstream_0_60_datastore_comes_over_whole() {
+    let Produced {
+        tmp,
+        up_dir,
+        backup,
+        seen,
+        key,
+        _site,
+    } = produce(&venv("CDIO_VENV", "0.60.10"));
+    assert!(
+        up_dir.join("changedetection.json").is_file(),
+        "0.60's layout"
     );
 
     // A dry run reports what a run would do and writes nothing.
@@ -641,4 +689,47 @@ fn an_upstream_datastore_comes_over_whole() {
     assert_eq!(report["problems"], json!([]), "{report}");
     let server = Server::start(&from_legacy, None);
     compare(&seen, &Api::new(&server.base, &key), "url-watches.json");
+}
+
+#[test]
+fn an_upstream_0_50_datastore_in_the_single_file_layout_comes_over() {
+    let Produced {
+        tmp,
+        up_dir,
+        backup,
+        seen,
+        key,
+        _site,
+    } = produce(&venv("CDIO_050_VENV", "0.50.2"));
+    assert!(
+        up_dir.join("url-watches.json").is_file(),
+        "0.50 writes the single file"
+    );
+    assert!(!up_dir.join("changedetection.json").exists());
+
+    let cw = tmp.path().join("cw");
+    let (report, _) = import(&[up_dir.to_str().unwrap()], &cw);
+    assert_eq!(report["layout"], "url-watches.json");
+    assert_eq!(
+        report["watches"],
+        json!({"added": 3, "present": 0, "refused": 0}),
+        "{report}"
+    );
+    assert_eq!(report["snapshots"]["added"], 7, "{report}");
+    // Its notification format labels and RSS format name go through upstream's own
+    // migrations: nothing is left out.
+    assert_eq!(report["problems"], json!([]), "{report}");
+    let (again, _) = import(&[up_dir.to_str().unwrap()], &cw);
+    assert_eq!(again["settings"], "unchanged", "{again}");
+    assert_eq!(again["snapshots"]["added"], 0);
+    let server = Server::start(&cw, None);
+    compare(&seen, &Api::new(&server.base, &key), "0.50 directory");
+    drop(server);
+
+    let from_zip = tmp.path().join("cw-zip");
+    let (report, _) = import(&[backup.to_str().unwrap()], &from_zip);
+    assert_eq!(report["layout"], "url-watches.json");
+    assert_eq!(report["snapshots"]["added"], 7, "{report}");
+    let server = Server::start(&from_zip, None);
+    compare(&seen, &Api::new(&server.base, &key), "0.50 backup zip");
 }

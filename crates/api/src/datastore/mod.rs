@@ -14,6 +14,7 @@
 //! edited here since, is never overwritten), and a watch already present only gains the
 //! snapshots newer than its newest. An interrupted run is finished by running it again.
 
+mod migrate;
 mod read;
 pub mod zip;
 
@@ -135,9 +136,10 @@ pub async fn import_dir(
     progress: Progress<'_>,
 ) -> Result<Report, ImportError> {
     let owned = dir.to_path_buf();
-    let ds = tokio::task::spawn_blocking(move || read::read_datastore(&owned))
+    let mut ds = tokio::task::spawn_blocking(move || read::read_datastore(&owned))
         .await
         .map_err(|e| ImportError::NotADatastore(format!("reading stopped: {e}")))??;
+    migrate::apply(&mut ds);
     Importer {
         store,
         sandbox,
@@ -579,7 +581,7 @@ impl Importer<'_> {
             .get("processor")
             .and_then(Value::as_str)
             .map(str::to_string);
-        let index = read::history_index_name(processor.as_deref());
+        let index = read::history_index_for(dir, processor.as_deref());
         let (entries, bad_lines) = read::read_history(dir, &index);
         for line in bad_lines {
             self.report.problem(item_name.clone(), Some(&index), line);
@@ -719,6 +721,13 @@ impl Importer<'_> {
                     format!("not JSON: {e}"),
                 ),
             }
+        }
+        // A release before upstream's `update_30` kept the restock settings in the watch.
+        if let Some(legacy) = body.remove("__restock_settings")
+            && processor == Some("restock_diff")
+        {
+            body.entry("processor_config_restock_diff")
+                .or_insert(legacy);
         }
         // A URL the API refuses would take the whole list with it: only that one is left out.
         if let Some(Value::Array(urls)) = body.get_mut("notification_urls") {

@@ -176,6 +176,16 @@ pub fn history_index_name(processor: Option<&str>) -> String {
     }
 }
 
+/// The index a watch's history is in: upstream's name for its processor, or `history.txt`
+/// where a release before `update_25` left a non-text processor's history.
+pub fn history_index_for(dir: &Path, processor: Option<&str>) -> String {
+    let name = history_index_name(processor);
+    if !dir.join(&name).is_file() && dir.join("history.txt").is_file() {
+        return "history.txt".into();
+    }
+    name
+}
+
 /// The entries of a watch's history index, oldest first, one per timestamp (upstream reads
 /// the index into a dict: a repeated timestamp keeps its last line). Lines that do not parse
 /// are returned apart, for the report.
