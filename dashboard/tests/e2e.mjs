@@ -1140,6 +1140,36 @@ async function scenario(browser, fixture) {
     await assertNoReload('after the restock step');
   });
 
+  await runStep('import page: a URL list imports its good line and keeps the bad one; a Distill.io export is read', async () => {
+    await page.click('.mainnav a[data-route=import]');
+    const listUrl = `${fixture.otherUrl}?imported=list`;
+    await page.locator('#import-urls').fill(`${listUrl} e2e-import\nnot a url`);
+    await page.click('#import-submit');
+    await page.locator('#import-summary', { hasText: '1 imported from list, 1 skipped.' }).waitFor({ state: 'visible' });
+    assert((await page.locator('#import-urls').inputValue()) === 'not a url', 'the skipped line stays in the box');
+    assert(await page.locator('#import-report li.skipped', { hasText: 'Row 2 (not)' }).isVisible(), 'the skipped row is listed with its reason');
+    const all = await rest('GET', '/api/v1/watch');
+    const imported = Object.entries(all).find(([, w]) => w.url === listUrl);
+    assert(imported, `the listed URL is a watch (got ${JSON.stringify(Object.values(all).map((w) => w.url))})`);
+    const tags = await rest('GET', '/api/v1/tags');
+    const watch = await rest('GET', `/api/v1/watch/${imported[0]}`);
+    assert(sameJson(watch.tags.map((t) => tags[t].title), ['e2e-import']), `the line's tag is set (got ${JSON.stringify(watch.tags)})`);
+
+    await page.click('#import-tab-distill');
+    const distillUrl = `${fixture.otherUrl}?imported=distill`;
+    const config = JSON.stringify({ selections: [{ frames: [{ includes: [{ type: 'css', expr: 'p' }] }] }] });
+    await page.locator('#import-distill').fill(JSON.stringify({ data: [{ name: 'From Distill', uri: distillUrl, config, tags: [] }] }));
+    await page.click('#import-submit');
+    await page.locator('#import-summary', { hasText: '1 imported from Distill.io, 0 skipped.' }).waitFor({ state: 'visible' });
+    const after = await rest('GET', '/api/v1/watch');
+    const fromDistill = Object.entries(after).find(([, w]) => w.url === distillUrl);
+    assert(fromDistill, 'the Distill.io monitor is a watch');
+    const w = await rest('GET', `/api/v1/watch/${fromDistill[0]}`);
+    assert(w.title === 'From Distill' && sameJson(w.include_filters, ['p']), `title and filter set (got ${JSON.stringify([w.title, w.include_filters])})`);
+    await screenshot(page, '15-import.png');
+    await assertNoReload('after the import step');
+  });
+
   await runStep('phone width (375 px): list, settings, notification log and edit page render without horizontal overflow', async () => {
     const phoneContext = await browser.newContext({ viewport: { width: 375, height: 740 } });
     const phone = await phoneContext.newPage();
