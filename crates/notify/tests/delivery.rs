@@ -544,6 +544,64 @@ async fn mattermost_webhook() {
     );
 }
 
+/// One message of each format (title, body, format) for comparisons with apprise: HTML with
+/// an entity, markdown, and text with markdown's characters, trailing spaces and no title.
+const EACH_FORMAT: [(&str, &str, BodyFormat); 3] = [
+    ("Title", "<b>bold</b> &amp; more", BodyFormat::Html),
+    ("Title", "**md** line", BodyFormat::Markdown),
+    ("", "plain *line*  ", BodyFormat::Text),
+];
+
+/// A screenshot file on disk for apprise to attach, removed when dropped.
+struct ShotFile {
+    dir: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+impl ShotFile {
+    fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("cw-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(SHOT_NAME);
+        std::fs::write(&path, SHOT).unwrap();
+        ShotFile { dir, path }
+    }
+}
+
+impl Drop for ShotFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One message sent to `url` by apprise (as upstream calls it, `format` named) and by
+/// changewatch, with the screenshot when `file` is given: the requests of each, paired in
+/// order, after checking there are as many and they go to the same paths.
+async fn sent_by_both(
+    d: &Deliverer,
+    cap: &CaptureServer,
+    url: &str,
+    (title, body, format): (&str, &str, BodyFormat),
+    file: Option<&std::path::Path>,
+) -> Vec<(Captured, Captured)> {
+    let name = match format {
+        BodyFormat::Text => "text",
+        BodyFormat::Html => "html",
+        BodyFormat::Markdown => "markdown",
+    };
+    let theirs = apprise_sends_for_upstream(cap, url, title, body, file, name);
+    let m = msg(title, body, format);
+    d.deliver(url, &if file.is_some() { shot(m) } else { m })
+        .await
+        .unwrap();
+    let mine = cap.take();
+    assert_eq!(mine.len(), theirs.len(), "{url} {name}: {mine:?}");
+    for (m, t) in mine.iter().zip(&theirs) {
+        assert_eq!(m.path, t.path, "{url} {name}");
+    }
+    mine.into_iter().zip(theirs).collect()
+}
+
 #[tokio::test]
 async fn mattermost_sends_what_apprise_sends() {
     let cap = CaptureServer::start();
@@ -552,38 +610,23 @@ async fn mattermost_sends_what_apprise_sends() {
     let cases = [
         (
             "",
-            "T",
-            "<b>bold</b> &amp; more<br>next",
-            BodyFormat::Html,
-            "html",
+            ("T", "<b>bold</b> &amp; more<br>next", BodyFormat::Html),
         ),
-        ("", "T", "**bold**\nnext", BodyFormat::Markdown, "markdown"),
-        ("", "", "plain *text*", BodyFormat::Text, "text"),
-        (
-            "?image=no&channel=town,%23b",
-            "T",
-            "x",
-            BodyFormat::Text,
-            "text",
-        ),
+        ("", ("T", "**bold**\nnext", BodyFormat::Markdown)),
+        ("", ("", "plain *text*", BodyFormat::Text)),
+        ("?image=no&channel=town,%23b", ("T", "x", BodyFormat::Text)),
         (
             "?icon_url=http://i.example/x.png",
-            "T",
-            "x",
-            BodyFormat::Text,
-            "text",
+            ("T", "x", BodyFormat::Text),
         ),
+        // apprise trims the title and the body's end before any plugin sees them.
+        ("", (" T ", "x  \n", BodyFormat::Text)),
     ];
-    for (query, title, body, format, name) in cases {
+    for (query, m) in cases {
         for user in ["", "bot@"] {
             let url = format!("mmost://{user}{}/mm/tok{query}", cap.host_port());
-            let theirs = apprise_sends_for_upstream(&cap, &url, title, body, None, name);
-            d.deliver(&url, &msg(title, body, format)).await.unwrap();
-            let mine = cap.take();
-            assert_eq!(mine.len(), theirs.len(), "{url}");
-            for (m, t) in mine.iter().zip(&theirs) {
-                assert_eq!(m.path, t.path, "{url}");
-                assert_eq!(m.json(), t.json(), "{url} {name}");
+            for (mine, theirs) in sent_by_both(&d, &cap, &url, m, None).await {
+                assert_eq!(mine.json(), theirs.json(), "{url} {m:?}");
             }
         }
     }
@@ -605,59 +648,37 @@ async fn pushbullet_sends_what_apprise_sends() {
         "application/json",
         &answer.to_string(),
     );
-    let dir = std::env::temp_dir().join(format!("cw-pbul-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(SHOT_NAME);
-    std::fs::write(&path, SHOT).unwrap();
+    let file = ShotFile::new("pbul");
     let cases = [
         (
             "pbul://o.tok1",
-            "Title",
-            "Body line",
-            BodyFormat::Text,
-            "text",
-            false,
+            ("Title", "Body line", BodyFormat::Text),
+            None,
         ),
         (
             "pbul://o.tok1/dev2/%23chan?to=a@b.example,dev1",
-            "T",
-            "<b>bold</b> &amp; more",
-            BodyFormat::Html,
-            "html",
-            false,
+            ("T", "<b>bold</b> &amp; more", BodyFormat::Html),
+            None,
         ),
         (
             "pbul://o.tok1/dev1",
-            "",
-            "**md**",
-            BodyFormat::Markdown,
-            "markdown",
-            true,
+            ("", "**md**", BodyFormat::Markdown),
+            Some(file.path.as_path()),
         ),
     ];
-    for (url, title, body, format, name, with_file) in cases {
-        let file = with_file.then_some(path.as_path());
-        let theirs = apprise_sends_for_upstream(&cap, url, title, body, file, name);
-        let m = msg(title, body, format);
-        d.deliver(url, &if with_file { shot(m) } else { m })
-            .await
-            .unwrap();
-        let mine = cap.take();
-        assert_eq!(mine.len(), theirs.len(), "{url}: {mine:?}");
-        for (m, t) in mine.iter().zip(&theirs) {
-            assert_eq!(m.path, t.path, "{url}");
-            assert_eq!(m.header("authorization"), t.header("authorization"));
-            if m.path.starts_with("/upload/") {
+    for (url, m, file) in cases {
+        for (mine, theirs) in sent_by_both(&d, &cap, url, m, file).await {
+            assert_eq!(mine.header("authorization"), theirs.header("authorization"));
+            if mine.path.starts_with("/upload/") {
                 assert_eq!(
-                    String::from_utf8_lossy(&normalized(m)),
-                    String::from_utf8_lossy(&normalized(t))
+                    String::from_utf8_lossy(&normalized(&mine)),
+                    String::from_utf8_lossy(&normalized(&theirs))
                 );
             } else {
-                assert_eq!(m.json(), t.json(), "{url} {}", m.path);
+                assert_eq!(mine.json(), theirs.json(), "{url} {}", mine.path);
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -678,27 +699,17 @@ async fn rocket_chat_sends_what_apprise_sends() {
         format!("rocket://user:secret@{hp}/%23gen/ROOM1/@ann"),
         format!("rocket://user:{token}@{hp}/@ann?to=%23gen"),
     ];
-    let messages = [
-        ("Title", "<b>bold</b> &amp; more", BodyFormat::Html, "html"),
-        ("Title", "**md** line", BodyFormat::Markdown, "markdown"),
-        ("", "plain line", BodyFormat::Text, "text"),
-        ("## Title", "plain *line*", BodyFormat::Text, "text"),
-    ];
+    let heading = ("## Title", "plain *line*", BodyFormat::Text);
     for url in &urls {
-        for (title, body, format, name) in messages {
-            let theirs = apprise_sends_for_upstream(&cap, url, title, body, None, name);
-            d.deliver(url, &msg(title, body, format)).await.unwrap();
-            let mine = cap.take();
-            assert_eq!(mine.len(), theirs.len(), "{url}: {mine:?}");
-            for (m, t) in mine.iter().zip(&theirs) {
-                assert_eq!(m.path, t.path, "{url}");
+        for m in EACH_FORMAT.into_iter().chain([heading]) {
+            for (mine, theirs) in sent_by_both(&d, &cap, url, m, None).await {
                 for h in ["x-auth-token", "x-user-id"] {
-                    assert_eq!(m.header(h), t.header(h), "{url} {h}");
+                    assert_eq!(mine.header(h), theirs.header(h), "{url} {h}");
                 }
-                if m.path == "/api/v1/login" {
-                    assert_eq!(form(m), form(t));
-                } else if m.path != "/api/v1/logout" {
-                    assert_eq!(m.json(), t.json(), "{url} {name}");
+                if mine.path == "/api/v1/login" {
+                    assert_eq!(form(&mine), form(&theirs));
+                } else if mine.path != "/api/v1/logout" {
+                    assert_eq!(mine.json(), theirs.json(), "{url} {m:?}");
                 }
             }
         }
@@ -710,40 +721,23 @@ async fn signal_sends_what_apprise_sends() {
     let cap = CaptureServer::start();
     let d = deliverer(&cap);
     cap.reply("/v2/send", 201, "application/json", "{}");
-    let dir = std::env::temp_dir().join(format!("cw-signal-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(SHOT_NAME);
-    std::fs::write(&path, SHOT).unwrap();
+    let file = ShotFile::new("signal");
     let hp = cap.host_port();
     let urls = [
         format!("signal://{hp}/15551234567"),
         format!("signal://u:p@{hp}/+15551234567/15551234568/group.abc?status=yes"),
         format!("signal://{hp}/15551234567/15551234568/@grp1?batch=yes"),
     ];
-    let messages = [
-        ("Title", "<b>bold</b> &amp; more", BodyFormat::Html, "html"),
-        ("Title", "**md** line", BodyFormat::Markdown, "markdown"),
-        ("", "plain *line*  ", BodyFormat::Text, "text"),
-    ];
     for url in &urls {
-        for (title, body, format, name) in messages {
-            for file in [None, Some(path.as_path())] {
-                let theirs = apprise_sends_for_upstream(&cap, url, title, body, file, name);
-                let m = msg(title, body, format);
-                d.deliver(url, &if file.is_some() { shot(m) } else { m })
-                    .await
-                    .unwrap();
-                let mine = cap.take();
-                assert_eq!(mine.len(), theirs.len(), "{url}: {mine:?}");
-                for (m, t) in mine.iter().zip(&theirs) {
-                    assert_eq!(m.path, t.path, "{url}");
-                    assert_eq!(m.header("authorization"), t.header("authorization"));
-                    assert_eq!(m.json(), t.json(), "{url} {name}");
+        for m in EACH_FORMAT {
+            for f in [None, Some(file.path.as_path())] {
+                for (mine, theirs) in sent_by_both(&d, &cap, url, m, f).await {
+                    assert_eq!(mine.header("authorization"), theirs.header("authorization"));
+                    assert_eq!(mine.json(), theirs.json(), "{url} {m:?}");
                 }
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
@@ -752,16 +746,15 @@ async fn telegram_text_is_what_apprise_sends() {
     let d = deliverer(&cap);
     cap.reply("/bot", 200, "application/json", r#"{"ok": true}"#);
     let url = "tgram://123456789:abcdefg_hijklmnop/12345/";
-    for (title, body, format, name) in [
-        ("Title", "<b>bold</b> &amp; more", BodyFormat::Html, "html"),
-        ("Title <1>", "plain *line*", BodyFormat::Text, "text"),
+    for m in [
+        ("Title", "<b>bold</b> &amp; more", BodyFormat::Html),
+        ("Title <1>", "plain *line*", BodyFormat::Text),
     ] {
-        let theirs = apprise_sends_for_upstream(&cap, url, title, body, None, name);
-        d.deliver(url, &msg(title, body, format)).await.unwrap();
-        let mine = only(&cap);
-        assert_eq!(theirs.len(), 1);
+        let both = sent_by_both(&d, &cap, url, m, None).await;
+        assert_eq!(both.len(), 1);
+        let (mine, theirs) = &both[0];
         for key in ["text", "parse_mode"] {
-            assert_eq!(mine.json()[key], theirs[0].json()[key], "{name} {key}");
+            assert_eq!(mine.json()[key], theirs.json()[key], "{m:?} {key}");
         }
     }
 }
@@ -2162,19 +2155,7 @@ async fn relayed_urls_obey_the_ssrf_policy_but_the_server_may_be_loopback() {
 async fn apprise_api_urls_send_what_apprise_sends() {
     let cap = CaptureServer::start();
     let d = deliverer(&cap);
-    let dir = std::env::temp_dir().join(format!("cw-apprise-api-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(SHOT_NAME);
-    std::fs::write(&path, SHOT).unwrap();
-    let send = |url: String, m: Message| {
-        let d = d.clone();
-        let cap = &cap;
-        async move {
-            cap.take();
-            d.deliver(&url, &m).await.unwrap();
-            cap.take()
-        }
-    };
+    let file = ShotFile::new("apprise-api");
     let same_headers = |mine: &Captured, theirs: &Captured| {
         let media = |c: &Captured| {
             let ct = c.header("content-type").unwrap_or_default();
@@ -2193,30 +2174,27 @@ async fn apprise_api_urls_send_what_apprise_sends() {
         let id = mine.header("x-apprise-id").unwrap();
         assert_eq!(id.len(), 36, "{id}");
     };
+    let plain = ("Title", "Body line", BodyFormat::Text);
 
     // The default: a form post to /notify, the key in X-Apprise-Config-ID.
     let url = format!("apprise://{}/KEY_1", cap.host_port());
-    let theirs = apprise_sends_for_upstream(&cap, &url, "Title", "Body line", None, "text");
-    let mine = send(url.clone(), text("Title", "Body line")).await;
-    assert_eq!((mine.len(), theirs.len()), (1, 1));
+    let both = sent_by_both(&d, &cap, &url, plain, None).await;
+    let (mine, theirs) = &both[0];
+    assert_eq!((both.len(), mine.path.as_str()), (1, "/notify"));
+    same_headers(mine, theirs);
+    assert_eq!(mine.body_text(), theirs.body_text());
     assert_eq!(
-        (mine[0].path.as_str(), theirs[0].path.as_str()),
-        ("/notify", "/notify")
-    );
-    same_headers(&mine[0], &theirs[0]);
-    assert_eq!(mine[0].body_text(), theirs[0].body_text());
-    assert_eq!(
-        mine[0].body_text(),
+        mine.body_text(),
         "title=Title&body=Body+line&type=info&format=text"
     );
 
     // With a file: multipart, fields then `file01`, byte for byte.
-    let theirs = apprise_sends_for_upstream(&cap, &url, "Title", "Body line", Some(&path), "text");
-    let mine = send(url, shot(text("Title", "Body line"))).await;
-    same_headers(&mine[0], &theirs[0]);
+    let both = sent_by_both(&d, &cap, &url, plain, Some(&file.path)).await;
+    let (mine, theirs) = &both[0];
+    same_headers(mine, theirs);
     assert_eq!(
-        String::from_utf8_lossy(&normalized(&mine[0])),
-        String::from_utf8_lossy(&normalized(&theirs[0]))
+        String::from_utf8_lossy(&normalized(mine)),
+        String::from_utf8_lossy(&normalized(theirs))
     );
 
     // JSON, version 1 (the key in the path), a path prefix, credentials, tags and a header.
@@ -2224,17 +2202,14 @@ async fn apprise_api_urls_send_what_apprise_sends() {
         "apprise://user:pw@{}/pre/KEY_2?method=json&v=1&tags=b,a&+X-Custom=yes",
         cap.host_port()
     );
-    for file in [None, Some(path.as_path())] {
-        let m = msg("Title", "**Body** line", BodyFormat::Markdown);
-        let theirs =
-            apprise_sends_for_upstream(&cap, &url, "Title", "**Body** line", file, "markdown");
-        let mine = send(url.clone(), if file.is_some() { shot(m) } else { m }).await;
-        assert_eq!(mine[0].path, "/pre/notify/KEY_2");
-        assert_eq!(mine[0].path, theirs[0].path);
-        same_headers(&mine[0], &theirs[0]);
-        assert_eq!(mine[0].json(), theirs[0].json());
+    let md = ("Title", "**Body** line", BodyFormat::Markdown);
+    for f in [None, Some(file.path.as_path())] {
+        let both = sent_by_both(&d, &cap, &url, md, f).await;
+        let (mine, theirs) = &both[0];
+        assert_eq!(mine.path, "/pre/notify/KEY_2");
+        same_headers(mine, theirs);
+        assert_eq!(mine.json(), theirs.json());
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

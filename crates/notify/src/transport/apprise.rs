@@ -11,7 +11,7 @@ use base64::Engine as _;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Body, Deliverer, DeliveryError, Dest, Part, Request};
+use super::{Body, Deliverer, DeliveryError, Dest, Part, Request, apprise_trimmed};
 use crate::url::{AppriseApi, AppriseApiMethod, Relayed};
 use crate::{BodyFormat, Message};
 
@@ -77,12 +77,13 @@ pub(crate) async fn api(
     }
     req = fixed_headers(d, req);
     req.basic = cfg.auth.clone();
+    let (title, body) = apprise_trimmed(msg);
     let format = format_name(msg.format);
     req.body = match cfg.method {
         AppriseApiMethod::Json => {
             let mut payload = json!({
-                "title": msg.title,
-                "body": msg.body,
+                "title": title,
+                "body": body,
                 "type": NOTIFY_TYPE,
                 "format": format,
             });
@@ -96,8 +97,8 @@ pub(crate) async fn api(
         }
         AppriseApiMethod::Form => {
             let mut fields = vec![
-                ("title".to_string(), msg.title.clone()),
-                ("body".to_string(), msg.body.clone()),
+                ("title".to_string(), title.to_string()),
+                ("body".to_string(), body.to_string()),
                 ("type".to_string(), NOTIFY_TYPE.to_string()),
                 ("format".to_string(), format.to_string()),
             ];

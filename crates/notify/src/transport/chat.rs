@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use tracing::{debug, warn};
 
 use super::format::{Flavor, escape_html, for_flavor, markdown_for_chat, truncate};
-use super::{Body, Deliverer, DeliveryError, Dest, Part, Request};
+use super::{Body, Deliverer, DeliveryError, Dest, Part, Request, apprise_trimmed};
 use crate::url::{
     APPRISE_INFO_ICON_128, Discord, Mattermost, RocketChat, RocketMode, Signal, Slack, SlackMode,
     Telegram, Workflows,
@@ -475,15 +475,16 @@ pub(crate) async fn mattermost(
             service: "Mattermost",
             reason: format!("bad webhook URL: {e}"),
         })?;
+    let (title, body) = apprise_trimmed(msg);
     let body = match msg.format {
-        BodyFormat::Html => for_flavor(&msg.body, msg.format, Flavor::Text, None),
-        BodyFormat::Markdown => markdown_for_chat(&msg.body),
-        BodyFormat::Text => msg.body.clone(),
+        BodyFormat::Html => for_flavor(body, msg.format, Flavor::Text, None),
+        BodyFormat::Markdown => markdown_for_chat(body),
+        BodyFormat::Text => body.to_string(),
     };
-    let text = if msg.title.is_empty() {
+    let text = if title.is_empty() {
         body
     } else {
-        format!("{}\r\n{body}", msg.title)
+        format!("{title}\r\n{body}")
     };
     let mut payload = json!({ "text": truncate(&text, Some(MATTERMOST_MAX)) });
     if let Some(icon) = &cfg.icon_url {
@@ -548,11 +549,12 @@ pub(crate) async fn rocket(
         })
     };
     // Rocket.Chat speaks markdown: plain text is escaped (title too) as apprise escapes it.
+    let (title, body) = apprise_trimmed(msg);
     let (body, title) = match msg.format {
-        BodyFormat::Text => (commonmark_escape(&msg.body), commonmark_escape(&msg.title)),
+        BodyFormat::Text => (commonmark_escape(body), commonmark_escape(title)),
         _ => (
-            for_flavor(&msg.body, msg.format, Flavor::Markdown, None),
-            msg.title.clone(),
+            for_flavor(body, msg.format, Flavor::Markdown, None),
+            title.to_string(),
         ),
     };
     // apprise makes the title a markdown heading (its leading `#`, `-` and spaces dropped).
@@ -676,14 +678,15 @@ pub(crate) async fn signal(
             reason: format!("bad server URL: {e}"),
         })?;
     // apprise's markdown-to-text leaves markdown as written.
+    let (title, body) = apprise_trimmed(msg);
     let body = match msg.format {
-        BodyFormat::Html => for_flavor(&msg.body, msg.format, Flavor::Text, None),
-        _ => msg.body.clone(),
+        BodyFormat::Html => for_flavor(body, msg.format, Flavor::Text, None),
+        _ => body.to_string(),
     };
-    let text = if msg.title.is_empty() {
+    let text = if title.is_empty() {
         body
     } else {
-        format!("{}\r\n{body}", msg.title)
+        format!("{title}\r\n{body}")
     };
     let status = if cfg.status { "[i] " } else { "" };
     let mut payload = json!({

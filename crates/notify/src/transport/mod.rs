@@ -215,6 +215,12 @@ impl Part {
     }
 }
 
+/// The title and body as apprise hands them to every plugin: the title trimmed, the body's end
+/// trimmed.
+pub(crate) fn apprise_trimmed(msg: &Message) -> (&str, &str) {
+    (msg.title.trim(), msg.body.trim_end())
+}
+
 /// A reqwest form of `parts`, names and file names written as they are (as Python's requests
 /// writes them: `files[0]` stays `files[0]`, not `name*=utf-8''files%5B0%5D`).
 fn multipart_form(

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use tracing::debug;
 
 use super::format::{Flavor, for_flavor, markdown_for_chat, truncate, truncate_bytes};
-use super::{Body, Deliverer, DeliveryError, Dest, Part, Request};
+use super::{Body, Deliverer, DeliveryError, Dest, Part, Request, apprise_trimmed};
 use crate::url::{Gotify, Ntfy, NtfyAuth, Pushbullet, Pushover};
 use crate::{BodyFormat, Message};
 
@@ -258,11 +258,12 @@ pub(crate) async fn pushbullet(
 ) -> Result<(), DeliveryError> {
     let service = "Pushbullet";
     let auth = Some((cfg.token.clone(), String::new()));
+    let (title, body) = apprise_trimmed(msg);
     let body = match msg.format {
-        BodyFormat::Html => for_flavor(&msg.body, msg.format, Flavor::Text, Some(PUSHBULLET_MAX)),
-        _ => truncate(&msg.body, Some(PUSHBULLET_MAX)),
+        BodyFormat::Html => for_flavor(body, msg.format, Flavor::Text, Some(PUSHBULLET_MAX)),
+        _ => truncate(body, Some(PUSHBULLET_MAX)),
     };
-    let title = truncate(&msg.title, Some(PUSHBULLET_TITLE_MAX));
+    let title = truncate(title, Some(PUSHBULLET_TITLE_MAX));
     let mut file_pushes = Vec::new();
     for file in &msg.attachments {
         let mut req = Request::new(
