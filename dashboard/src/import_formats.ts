@@ -10,6 +10,8 @@ export interface ImportRow {
   status: 'imported' | 'skipped';
   uuid?: string;
   reason?: string;
+  /** A bound stopped the reading here: this row and all after it were not read. */
+  rest?: boolean;
 }
 
 export interface ImportResult {
@@ -56,12 +58,16 @@ export function xlsxQuery(mapping: 'wachete' | 'custom', cols: readonly ColumnCh
   return { query: q.toString() };
 }
 
-/** The lines of a URL list whose rows were skipped, to try again (as upstream leaves them). */
+/**
+ * The lines of a URL list whose rows were skipped, to try again (as upstream leaves them), and
+ * every line from a `rest` row on.
+ */
 export function remainingLines(text: string, rows: readonly ImportRow[]): string {
   const lines = text.split('\n');
   return rows
     .filter((r) => r.status === 'skipped')
-    .map((r) => (lines[r.row - 1] ?? r.url).trim())
+    .flatMap((r) => (r.rest ? lines.slice(r.row - 1) : [lines[r.row - 1] ?? r.url]))
+    .map((l) => l.trim())
     .filter((l) => l !== '')
     .join('\n');
 }

@@ -390,3 +390,25 @@ async fn custom_mapping_reads_the_columns_it_names() {
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn past_5000_urls_the_rest_is_one_row_to_import_again() {
+    let app = spawn_app().await;
+    let list: String = (0..5003)
+        .map(|i| format!("https://e.example/{i}\n"))
+        .collect();
+    let (s, r) = post(
+        &app,
+        "/ui/import/urls",
+        "application/json",
+        serde_json::to_vec(&json!({"urls": list})).unwrap(),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(r["imported"], 5000);
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 5001);
+    assert_eq!(rows[5000]["row"], 5001);
+    assert_eq!(rows[5000]["rest"], true);
+    assert!(rows[..5000].iter().all(|r| r.get("rest").is_none()));
+}

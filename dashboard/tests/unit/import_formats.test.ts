@@ -45,6 +45,15 @@ test('the skipped lines of a URL list stay, tags and all', () => {
   assert.equal(remainingLines(text, rows), 'nope\nhttp:// spaced');
 });
 
+test('from a row where a bound stopped the reading, every line stays', () => {
+  const text = 'https://a.example/\nhttps://b.example/\n\nhttps://c.example/ t\n';
+  const rows = [
+    { row: 1, url: 'https://a.example/', status: 'imported' as const, uuid: 'u1' },
+    { row: 2, url: 'https://b.example/', status: 'skipped' as const, reason: 'Only the first…', rest: true },
+  ];
+  assert.equal(remainingLines(text, rows), 'https://b.example/\nhttps://c.example/ t');
+});
+
 test('a row of the report says what happened', () => {
   assert.equal(rowLine({ row: 2, url: 'https://a.example/', status: 'imported', uuid: 'u' }), 'Row 2 (https://a.example/): imported');
   assert.equal(rowLine({ row: 5, url: '', status: 'skipped', reason: 'No URL in this row' }), 'Row 5: skipped — No URL in this row');

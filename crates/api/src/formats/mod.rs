@@ -12,6 +12,10 @@ use serde_json::{Map, Value, json};
 /// again"); rows past it are reported as skipped rather than dropped.
 pub const MAX_ROWS: usize = 5000;
 
+/// Rows reported for one file at most, skipped ones included: a reply stays a few MB however
+/// many junk lines a file holds.
+pub const MAX_REPORTED: usize = 10_000;
+
 /// Largest Distill.io export or URL list accepted (a 5 000-monitor export is a few MB).
 pub const MAX_TEXT_BYTES: usize = 16 * 1024 * 1024;
 
@@ -33,6 +37,9 @@ pub struct Row {
     pub row: usize,
     pub url: String,
     pub body: Result<Map<String, Value>, String>,
+    /// This row and every one after it were not read (a bound was reached): the caller shows
+    /// them as left to import again.
+    pub rest: bool,
 }
 
 impl Row {
@@ -41,24 +48,45 @@ impl Row {
             row,
             url: url.into(),
             body: Err(reason.into()),
+            rest: false,
         }
     }
 }
 
-fn over_limit(row: usize, url: &str) -> Row {
-    Row::skip(
-        row,
-        url,
-        format!("Only the first {MAX_ROWS} URLs are imported at once, import the rest again."),
-    )
+/// The rows of one file as they are read, within [`MAX_ROWS`] and [`MAX_REPORTED`].
+#[derive(Debug, Default)]
+struct Rows {
+    rows: Vec<Row>,
+    taken: usize,
+}
+
+impl Rows {
+    /// True when row `n` is past a bound: it is recorded as the start of the rest, and the
+    /// file must stop there. `with_url`: the row names a URL (counts toward [`MAX_ROWS`]).
+    fn full(&mut self, n: usize, url: &str, with_url: bool) -> bool {
+        if self.rows.len() + 1 >= MAX_REPORTED || (with_url && self.taken == MAX_ROWS) {
+            self.rows.push(Row {
+                rest: true,
+                ..Row::skip(
+                    n,
+                    url,
+                    format!(
+                        "Only the first {MAX_ROWS} URLs are imported at once: this row and the ones after it were not read, import them again."
+                    ),
+                )
+            });
+            return true;
+        }
+        self.taken += usize::from(with_url);
+        false
+    }
 }
 
 /// Upstream's list: a URL, optionally a space and comma-separated tag names. `tag` (names,
 /// comma-separated) is added to every line's; `processor` goes to every watch. Blank lines are
 /// no rows; a line without "http" in its URL is skipped as upstream skips it.
 pub fn url_list(text: &str, tag: Option<&str>, processor: Option<&str>) -> Vec<Row> {
-    let mut rows = Vec::new();
-    let mut taken = 0;
+    let mut rows = Rows::default();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -66,15 +94,15 @@ pub fn url_list(text: &str, tag: Option<&str>, processor: Option<&str>) -> Vec<R
         }
         let (url, tags) = line.split_once(' ').unwrap_or((line, ""));
         let (n, url) = (i + 1, url.trim());
-        if !url.to_ascii_lowercase().contains("http") {
-            rows.push(Row::skip(n, url, "Not a URL (it must start with http)"));
+        let with_url = url.to_ascii_lowercase().contains("http");
+        if rows.full(n, url, with_url) {
+            break;
+        }
+        if !with_url {
+            rows.rows
+                .push(Row::skip(n, url, "Not a URL (it must start with http)"));
             continue;
         }
-        if taken == MAX_ROWS {
-            rows.push(over_limit(n, url));
-            continue;
-        }
-        taken += 1;
         let mut body = Map::new();
         body.insert("url".into(), json!(url));
         let names: Vec<&str> = tags
@@ -89,13 +117,14 @@ pub fn url_list(text: &str, tag: Option<&str>, processor: Option<&str>) -> Vec<R
         if let Some(p) = processor {
             body.insert("processor".into(), json!(p));
         }
-        rows.push(Row {
+        rows.rows.push(Row {
             row: n,
             url: url.to_string(),
             body: Ok(body),
+            rest: false,
         });
     }
-    rows
+    rows.rows
 }
 
 /// Distill.io's export (`{"data": [monitor, ...]}`): `name` is the title, `uri` the URL,
@@ -108,30 +137,30 @@ pub fn distill_json(text: &str) -> Result<Vec<Row>, FormatError> {
         Some(Value::Array(a)) if !a.is_empty() => a,
         _ => return Err(FormatError::BadStructure),
     };
-    let mut rows = Vec::with_capacity(monitors.len().min(MAX_ROWS + 1));
-    let mut taken = 0;
+    let mut rows = Rows::default();
     for (i, m) in monitors.iter().enumerate() {
         let n = i + 1;
         let uri = m.get("uri").and_then(Value::as_str).map(str::trim);
-        let Some(uri) = uri.filter(|u| !u.is_empty()) else {
-            rows.push(Row::skip(n, "", "The monitor has no \"uri\""));
+        let uri = uri.filter(|u| !u.is_empty());
+        if rows.full(n, uri.unwrap_or_default(), uri.is_some()) {
+            break;
+        }
+        let Some(uri) = uri else {
+            rows.rows
+                .push(Row::skip(n, "", "The monitor has no \"uri\""));
             continue;
         };
-        if taken == MAX_ROWS {
-            rows.push(over_limit(n, uri));
-            continue;
-        }
-        taken += 1;
-        rows.push(match distill_monitor(m, uri) {
+        rows.rows.push(match distill_monitor(m, uri) {
             Ok(body) => Row {
                 row: n,
                 url: uri.to_string(),
                 body: Ok(body),
+                rest: false,
             },
             Err(reason) => Row::skip(n, uri, reason),
         });
     }
-    Ok(rows)
+    Ok(rows.rows)
 }
 
 fn distill_monitor(m: &Value, uri: &str) -> Result<Map<String, Value>, String> {

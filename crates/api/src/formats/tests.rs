@@ -34,9 +34,26 @@ fn url_list_takes_the_first_5000_and_reports_the_rest() {
         .map(|i| format!("https://e.example/{i}\n"))
         .collect();
     let rows = url_list(&text, None, None);
-    assert_eq!(rows.len(), MAX_ROWS + 2);
+    assert_eq!(rows.len(), MAX_ROWS + 1);
     assert_eq!(rows.iter().filter(|r| r.body.is_ok()).count(), MAX_ROWS);
+    assert!(rows[MAX_ROWS].rest);
+    assert_eq!(rows[MAX_ROWS].row, MAX_ROWS + 1);
     assert!(rows[MAX_ROWS].body.as_ref().unwrap_err().contains("5000"));
+}
+
+#[test]
+fn a_file_of_junk_lines_is_reported_up_to_a_bound() {
+    let text = "x\n".repeat(1_000_000);
+    let rows = url_list(&text, None, None);
+    assert_eq!(rows.len(), MAX_REPORTED);
+    assert!(rows[..MAX_REPORTED - 1].iter().all(|r| !r.rest));
+    assert!(rows[MAX_REPORTED - 1].rest);
+    let monitors: Vec<Value> = (0..MAX_REPORTED + 5)
+        .map(|_| json!({"name": "no uri"}))
+        .collect();
+    let rows = distill_json(&json!({"data": monitors}).to_string()).unwrap();
+    assert_eq!(rows.len(), MAX_REPORTED);
+    assert!(rows[MAX_REPORTED - 1].rest);
 }
 
 const DISTILL: &str = r##"{"client":{"local":1},"data":[

@@ -12,7 +12,7 @@ use std::io::{Cursor, Read};
 use calamine::{DataRef, Reader, Xlsx};
 use serde_json::{Map, Value, json};
 
-use super::{FormatError, MAX_ROWS, Row, interval_from_minutes, over_limit};
+use super::{FormatError, Row, Rows, interval_from_minutes};
 use changewatch_core::model::is_valid_watch_url;
 
 /// Largest `.xlsx` upload (a 5 000-row Wachete export is well under 1 MB).
@@ -183,8 +183,7 @@ fn wachete(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>) -> Vec<Row> {
                 .collect()
         })
         .unwrap_or_default();
-    let mut out = Vec::new();
-    let mut taken = 0;
+    let mut out = Rows::default();
     for (r, cells) in rows.range(1..) {
         let n = *r as usize + 1;
         let named: BTreeMap<&str, &Cell> = cells
@@ -196,15 +195,13 @@ fn wachete(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>) -> Vec<Row> {
             .and_then(|c| text(c).ok())
             .unwrap_or_default()
             .to_string();
+        if out.full(n, &url, !url.is_empty()) {
+            break;
+        }
         if url.is_empty() {
-            out.push(Row::skip(n, "", "No URL in this row"));
+            out.rows.push(Row::skip(n, "", "No URL in this row"));
             continue;
         }
-        if taken == MAX_ROWS {
-            out.push(over_limit(n, &url));
-            continue;
-        }
-        taken += 1;
         let body = (|| {
             if !is_valid_watch_url(&url) {
                 return Err(BAD_URL.to_string());
@@ -230,14 +227,18 @@ fn wachete(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>) -> Vec<Row> {
             }
             Ok(body)
         })();
-        out.push(Row { row: n, url, body });
+        out.rows.push(Row {
+            row: n,
+            url,
+            body,
+            rest: false,
+        });
     }
-    out
+    out.rows
 }
 
 fn custom(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>, cols: &BTreeMap<u32, Column>) -> Vec<Row> {
-    let mut out = Vec::new();
-    let mut taken = 0;
+    let mut out = Rows::default();
     for (r, cells) in rows {
         let n = *r as usize + 1;
         // Mapped columns are numbered from 1, calamine's from 0.
@@ -251,15 +252,13 @@ fn custom(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>, cols: &BTreeMap<u32, Column
             .and_then(|(_, c)| text(c).ok())
             .unwrap_or_default()
             .to_string();
+        if out.full(n, &url, !url.is_empty()) {
+            break;
+        }
         if url.is_empty() {
-            out.push(Row::skip(n, "", "No URL in this row"));
+            out.rows.push(Row::skip(n, "", "No URL in this row"));
             continue;
         }
-        if taken == MAX_ROWS {
-            out.push(over_limit(n, &url));
-            continue;
-        }
-        taken += 1;
         let body = (|| {
             if !is_valid_watch_url(&url) {
                 return Err(BAD_URL.to_string());
@@ -278,7 +277,12 @@ fn custom(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>, cols: &BTreeMap<u32, Column
             }
             Ok(body)
         })();
-        out.push(Row { row: n, url, body });
+        out.rows.push(Row {
+            row: n,
+            url,
+            body,
+            rest: false,
+        });
     }
-    out
+    out.rows
 }

@@ -2,7 +2,8 @@
 //! (a Distill.io export as the body) and `/ui/import/xlsx?mapping=...` (the file's bytes).
 //! Unlike `POST /api/v1/import` (all or nothing), each row stands alone as on upstream's page:
 //! every row the file maps to a watch goes through `POST /api/v1/watch`'s validation, and the
-//! reply lists each row as imported (with its uuid) or skipped (with the reason).
+//! reply lists each row as imported (with its uuid) or skipped (with the reason); a row with
+//! `"rest": true` is where a bound stopped the reading (it and the rows after it are left).
 
 use std::collections::BTreeMap;
 
@@ -186,6 +187,8 @@ async fn import(state: &AppState, rows: Vec<Row>, what: &str) -> Result<Response
                 imported += 1;
                 json!({"row": row.row, "url": row.url, "status": "imported", "uuid": uuid})
             }
+            Err(reason) if row.rest => json!({"row": row.row, "url": row.url,
+                "status": "skipped", "reason": reason, "rest": true}),
             Err(reason) => {
                 json!({"row": row.row, "url": row.url, "status": "skipped", "reason": reason})
             }
