@@ -33,7 +33,7 @@ fn fix_format(doc: &mut Map<String, Value>) {
 }
 
 /// An item's keys as upstream reads them today.
-fn item(doc: &mut Map<String, Value>, is_tag: bool) {
+pub(super) fn item(doc: &mut Map<String, Value>, is_tag: bool) {
     for k in INTERNAL_KEYS {
         doc.remove(*k);
     }
@@ -173,6 +173,7 @@ mod tests {
                     "restock_settings": {"follow_price_changes": false}}),
                 ),
             )]),
+            watch_files: BTreeMap::new(),
             unreadable: Vec::new(),
         };
         apply(&mut ds);

@@ -312,14 +312,37 @@ impl Importer<'_> {
         }
         let settings = self.import_settings(ds.settings.as_ref()).await?;
         let tags = self.import_tags(&ds.tags).await?;
-        let total = ds.watches.len();
+        let uuids: BTreeSet<&String> = ds.watches.keys().chain(ds.watch_files.keys()).collect();
+        let total = uuids.len();
         let every = self.opts.progress_every.max(1);
-        for (done, (uuid, raw)) in ds.watches.iter().enumerate() {
-            let dir = ds.root.join(uuid);
-            let span = tracing::info_span!("import_watch", watch = %uuid);
-            self.import_watch(uuid, raw, &dir, &settings, &tags)
-                .instrument(span)
-                .await?;
+        for (done, uuid) in uuids.into_iter().enumerate() {
+            let raw = match ds.watch_files.get(uuid) {
+                Some(path) => {
+                    let path = path.clone();
+                    let read = tokio::task::spawn_blocking(move || read::read_watch_file(&path))
+                        .await
+                        .map_err(|e| ImportError::NotADatastore(format!("reading stopped: {e}")))?;
+                    match read {
+                        Ok(mut doc) => {
+                            migrate::item(&mut doc, false);
+                            Some(doc)
+                        }
+                        Err(e) => {
+                            self.report.problem(format!("watch {uuid}"), None, e);
+                            self.report.watches.refused += 1;
+                            None
+                        }
+                    }
+                }
+                None => ds.watches.get(uuid).cloned(),
+            };
+            if let Some(raw) = raw {
+                let dir = ds.root.join(uuid);
+                let span = tracing::info_span!("import_watch", watch = %uuid);
+                self.import_watch(uuid, &raw, &dir, &settings, &tags)
+                    .instrument(span)
+                    .await?;
+            }
             if (done + 1) % every == 0 || done + 1 == total {
                 progress(done + 1, total);
             }

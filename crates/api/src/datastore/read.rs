@@ -33,8 +33,12 @@ pub struct Datastore {
     pub layout: &'static str,
     /// `settings` of the settings file.
     pub settings: Option<Value>,
-    /// By uuid, in uuid order.
+    /// The older layout's watches (all in its one file), by uuid.
     pub watches: BTreeMap<String, Map<String, Value>>,
+    /// 0.60's `<uuid>/watch.json` files, read one at a time as they are imported (a datastore
+    /// of tens of thousands of watches is not held in memory at once); a file wins over an
+    /// inline copy of the same uuid.
+    pub watch_files: BTreeMap<String, PathBuf>,
     pub tags: BTreeMap<String, Map<String, Value>>,
     /// Folders or files that could not be read, with why: they go into the report.
     pub unreadable: Vec<(String, String)>,
@@ -80,6 +84,7 @@ pub fn read_datastore(root: &Path) -> Result<Datastore, ImportError> {
         layout,
         settings: None,
         watches: BTreeMap::new(),
+        watch_files: BTreeMap::new(),
         tags: BTreeMap::new(),
         unreadable: Vec::new(),
     };
@@ -133,30 +138,36 @@ pub fn read_datastore(root: &Path) -> Result<Datastore, ImportError> {
     }
     dirs.sort();
     for (uuid, dir) in dirs {
-        for (file, is_tag) in [("watch.json", false), ("tag.json", true)] {
-            let path = dir.join(file);
-            if !path.is_file() {
-                continue;
+        let watch = dir.join("watch.json");
+        if watch.is_file() {
+            ds.watch_files.insert(uuid.clone(), watch);
+        }
+        let path = dir.join("tag.json");
+        if !path.is_file() {
+            continue;
+        }
+        match read_json(&path) {
+            Ok(Value::Object(m)) => {
+                ds.tags.insert(uuid.clone(), m);
             }
-            let kind = if is_tag { "tag" } else { "watch" };
-            match read_json(&path) {
-                Ok(Value::Object(m)) if is_tag => {
-                    ds.tags.insert(uuid.clone(), m);
-                }
-                Ok(Value::Object(m)) => {
-                    ds.watches.insert(uuid.clone(), m);
-                }
-                Ok(_) => ds.unreadable.push((
-                    format!("{kind} {uuid}"),
-                    format!("{file}: not a JSON object"),
-                )),
-                Err(e) => ds
-                    .unreadable
-                    .push((format!("{kind} {uuid}"), format!("{file}: {e}"))),
-            }
+            Ok(_) => ds
+                .unreadable
+                .push((format!("tag {uuid}"), "tag.json: not a JSON object".into())),
+            Err(e) => ds
+                .unreadable
+                .push((format!("tag {uuid}"), format!("tag.json: {e}"))),
         }
     }
     Ok(ds)
+}
+
+/// A `<uuid>/watch.json`, read when its turn comes.
+pub fn read_watch_file(path: &Path) -> Result<Map<String, Value>, String> {
+    match read_json(path) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err("watch.json: not a JSON object".into()),
+        Err(e) => Err(format!("watch.json: {e}")),
+    }
 }
 
 /// One line of a history index.
