@@ -59,6 +59,7 @@ fn datastore(dir: &Path) {
                     "fetch_backend": "html_requests",
                     "password": false,
                     "global_ignore_text": ["Updated at"],
+                    "rss_reader_mode": true,
                     "tags": {}
                 }
             }
@@ -215,6 +216,11 @@ async fn what_cannot_come_over_is_reported_and_the_rest_comes_over() {
     assert_eq!(report.tags.added, 1);
 
     let p = &report.problems;
+    // A setting nothing here acts on is reported, not stored.
+    assert!(
+        has(p, "settings", Some("rss_reader_mode"), "not supported"),
+        "{p:#?}"
+    );
     let w1 = format!("watch {W1}");
     assert!(
         has(

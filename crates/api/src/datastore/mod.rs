@@ -374,6 +374,13 @@ impl Importer<'_> {
         let mut target = current.clone().unwrap_or_else(Settings::new_with_tokens);
         let key_before = target.application.api_access_token.clone();
         copy_settings(&mut target, &up);
+        if up.application.rss_reader_mode {
+            self.report.problem(
+                "settings",
+                Some("rss_reader_mode"),
+                "not supported: RSS replies are read as with the reader mode off",
+            );
+        }
         if self.opts.keep_api_key && target.application.api_access_token != key_before {
             target.application.api_access_token = key_before;
             self.report.problem(
@@ -1041,7 +1048,8 @@ fn copy_settings(target: &mut Settings, up: &Settings) {
     a.render_anchor_tag_content = ua.render_anchor_tag_content;
     a.rss_template_type = ua.rss_template_type.clone();
     a.rss_template_override = ua.rss_template_override.clone();
-    a.rss_reader_mode = ua.rss_reader_mode;
+    // Not taken: nothing here formats RSS items (the importer reports it when it was on).
+    a.rss_reader_mode = false;
     a.scheduler_timezone_default = ua.scheduler_timezone_default.clone();
     a.schema_version = ua.schema_version;
     a.shared_diff_access = ua.shared_diff_access;
