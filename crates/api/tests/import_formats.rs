@@ -145,6 +145,28 @@ async fn the_import_endpoints_need_the_dashboard_or_the_key() {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 401, "{path}");
     }
+    // A network-facing server without a password: the UI header alone opens nothing.
+    let closed = spawn_app_with(ApiConfig {
+        page_watch_limit: None,
+        minimum_recheck_secs: 3,
+        base_url: None,
+        salted_pass: None,
+        open_without_password: false,
+        api_key_fixed: false,
+        trusted_proxy_hops: 0,
+        work_after_reply: true,
+    })
+    .await;
+    let (s, _) = post(
+        &closed,
+        "/ui/import/urls",
+        "application/json",
+        br#"{"urls": "https://a.example/"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(s, 401);
+    let (_, all) = closed.get_json("/api/v1/watch").await;
+    assert_eq!(all, json!({}));
     // The API key is enough.
     let resp = app
         .req(Method::POST, "/ui/import/urls")
