@@ -1170,7 +1170,7 @@ async function scenario(browser, fixture) {
     await assertNoReload('after the import step');
   });
 
-  await runStep('phone width (375 px): list, settings, notification log and edit page render without horizontal overflow', async () => {
+  await runStep('phone width (375 px): list, settings, notification log, edit and import pages render without horizontal overflow', async () => {
     const phoneContext = await browser.newContext({ viewport: { width: 375, height: 740 } });
     const phone = await phoneContext.newPage();
     currentPage = phone;
@@ -1207,6 +1207,15 @@ async function scenario(browser, fixture) {
     await phone.locator('form#edit-form li.step-row[data-step="2"]').waitFor({ state: 'visible' });
     await assertNoOverflow(phone, 375, 'the edit page');
     await screenshot(phone, '14-phone-edit.png');
+    // The import page with the custom .xlsx mapping's table open.
+    await phone.evaluate(() => {
+      location.hash = '#/import';
+    });
+    await phone.click('#import-tab-xlsx');
+    await phone.selectOption('#import-xlsx-mapping', 'custom');
+    await phone.locator('table.import-columns').waitFor({ state: 'visible' });
+    await assertNoOverflow(phone, 375, 'the import page');
+    await screenshot(phone, '16-phone-import.png');
     currentPage = page;
     await phoneContext.close();
   });
