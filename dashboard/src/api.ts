@@ -44,6 +44,8 @@ export interface RequestOptions {
   method?: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** Sent as JSON. */
   body?: unknown;
+  /** Sent as it is, with its media type (a file's bytes); instead of `body`. */
+  raw?: { body: BodyInit; type: string };
   query?: Record<string, string | number | boolean>;
   signal?: AbortSignal;
 }
@@ -106,8 +108,11 @@ export async function request(path: string, opts: RequestOptions = {}): Promise<
     'X-Changewatch-UI': '1',
     Accept: 'application/json, text/plain;q=0.9, */*;q=0.5',
   };
-  let body: string | undefined;
-  if (opts.body !== undefined) {
+  let body: BodyInit | undefined;
+  if (opts.raw !== undefined) {
+    headers['content-type'] = opts.raw.type;
+    body = opts.raw.body;
+  } else if (opts.body !== undefined) {
     headers['content-type'] = 'application/json';
     body = JSON.stringify(opts.body);
   }

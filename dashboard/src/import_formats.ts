@@ -2,7 +2,7 @@
 // page: the .xlsx mapping as query parameters, the lines a URL list leaves behind, one row of
 // the report as a sentence.
 
-import { ApiError } from './api';
+import { requestJson } from './api';
 
 export interface ImportRow {
   row: number;
@@ -79,28 +79,6 @@ export function rowLine(r: ImportRow): string {
 }
 
 /** Sends one import; the server's own message on an error. */
-export async function postImport(path: string, body: BodyInit, contentType: string, signal?: AbortSignal): Promise<ImportResult> {
-  const res = await fetch(path, {
-    method: 'POST',
-    headers: { 'X-Changewatch-UI': '1', 'content-type': contentType, Accept: 'application/json' },
-    body,
-    credentials: 'same-origin',
-    cache: 'no-store',
-    signal,
-  });
-  const text = await res.text();
-  if (!res.ok) {
-    let message = `${res.status} ${res.statusText || 'request failed'}`.trim();
-    try {
-      const data: unknown = JSON.parse(text);
-      if (typeof data === 'string' && data) message = data;
-      else if (data && typeof data === 'object' && typeof (data as { message?: unknown }).message === 'string') {
-        message = (data as { message: string }).message;
-      }
-    } catch {
-      /* not JSON: keep the status line */
-    }
-    throw new ApiError(res.status, message);
-  }
-  return JSON.parse(text) as ImportResult;
+export function postImport(path: string, body: BodyInit, contentType: string, signal?: AbortSignal): Promise<ImportResult> {
+  return requestJson<ImportResult>(path, { method: 'POST', raw: { body, type: contentType }, signal });
 }
