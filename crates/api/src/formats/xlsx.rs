@@ -174,6 +174,37 @@ fn fetch_backend(c: &Cell) -> Result<Option<&'static str>, String> {
     })
 }
 
+/// One sheet row with `url`: skipped without one or with a bad one, else `fields` adds the rest
+/// of the body. False once a bound stops the sheet.
+fn sheet_row(
+    out: &mut Rows,
+    n: usize,
+    url: String,
+    fields: impl FnOnce(&mut Map<String, Value>) -> Result<(), String>,
+) -> bool {
+    if out.full(n, &url, !url.is_empty()) {
+        return false;
+    }
+    if url.is_empty() {
+        out.rows.push(Row::skip(n, "", "No URL in this row"));
+        return true;
+    }
+    let body = if is_valid_watch_url(&url) {
+        let mut body = Map::new();
+        body.insert("url".into(), json!(url));
+        fields(&mut body).map(|()| body)
+    } else {
+        Err(BAD_URL.to_string())
+    };
+    out.rows.push(Row {
+        row: n,
+        url,
+        body,
+        rest: false,
+    });
+    true
+}
+
 fn wachete(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>) -> Vec<Row> {
     let header: BTreeMap<u32, String> = rows
         .get(&0)
@@ -185,7 +216,6 @@ fn wachete(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>) -> Vec<Row> {
         .unwrap_or_default();
     let mut out = Rows::default();
     for (r, cells) in rows.range(1..) {
-        let n = *r as usize + 1;
         let named: BTreeMap<&str, &Cell> = cells
             .iter()
             .filter_map(|(c, v)| header.get(c).map(|h| (h.as_str(), v)))
@@ -193,21 +223,8 @@ fn wachete(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>) -> Vec<Row> {
         let url = named
             .get("url")
             .and_then(|c| text(c).ok())
-            .unwrap_or_default()
-            .to_string();
-        if out.full(n, &url, !url.is_empty()) {
-            break;
-        }
-        if url.is_empty() {
-            out.rows.push(Row::skip(n, "", "No URL in this row"));
-            continue;
-        }
-        let body = (|| {
-            if !is_valid_watch_url(&url) {
-                return Err(BAD_URL.to_string());
-            }
-            let mut body = Map::new();
-            body.insert("url".into(), json!(url));
+            .unwrap_or_default();
+        let more = sheet_row(&mut out, *r as usize + 1, url.to_string(), |body| {
             if let Some(c) = named.get("dynamic wachet")
                 && let Some(f) = fetch_backend(c)?
             {
@@ -225,14 +242,11 @@ fn wachete(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>) -> Vec<Row> {
             if let Some(c) = named.get("folder") {
                 body.insert("tag".into(), json!(text(c)?));
             }
-            Ok(body)
-        })();
-        out.rows.push(Row {
-            row: n,
-            url,
-            body,
-            rest: false,
+            Ok(())
         });
+        if !more {
+            break;
+        }
     }
     out.rows
 }
@@ -240,7 +254,6 @@ fn wachete(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>) -> Vec<Row> {
 fn custom(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>, cols: &BTreeMap<u32, Column>) -> Vec<Row> {
     let mut out = Rows::default();
     for (r, cells) in rows {
-        let n = *r as usize + 1;
         // Mapped columns are numbered from 1, calamine's from 0.
         let mapped: Vec<(Column, &Cell)> = cells
             .iter()
@@ -250,21 +263,8 @@ fn custom(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>, cols: &BTreeMap<u32, Column
             .iter()
             .find(|(k, _)| *k == Column::Url)
             .and_then(|(_, c)| text(c).ok())
-            .unwrap_or_default()
-            .to_string();
-        if out.full(n, &url, !url.is_empty()) {
-            break;
-        }
-        if url.is_empty() {
-            out.rows.push(Row::skip(n, "", "No URL in this row"));
-            continue;
-        }
-        let body = (|| {
-            if !is_valid_watch_url(&url) {
-                return Err(BAD_URL.to_string());
-            }
-            let mut body = Map::new();
-            body.insert("url".into(), json!(url));
+            .unwrap_or_default();
+        let more = sheet_row(&mut out, *r as usize + 1, url.to_string(), |body| {
             for (k, c) in &mapped {
                 let (field, v) = match k {
                     Column::Url => continue,
@@ -275,14 +275,11 @@ fn custom(rows: &BTreeMap<u32, BTreeMap<u32, Cell>>, cols: &BTreeMap<u32, Column
                 };
                 body.insert(field.into(), v);
             }
-            Ok(body)
-        })();
-        out.rows.push(Row {
-            row: n,
-            url,
-            body,
-            rest: false,
+            Ok(())
         });
+        if !more {
+            break;
+        }
     }
     out.rows
 }
