@@ -260,6 +260,8 @@ pub struct Gotify {
     pub server: Url,
     pub token: String,
     pub priority: i64,
+    /// `format=markdown`: the message is markdown and Gotify is told so.
+    pub markdown: bool,
 }
 
 /// `pover://user_key@token[/device…][?priority=high&sound=…]`.
@@ -1082,6 +1084,9 @@ fn gotify(raw: &Raw) -> Option<Gotify> {
         server,
         token,
         priority,
+        markdown: raw
+            .get("format")
+            .is_some_and(|f| f.trim().eq_ignore_ascii_case("markdown")),
     })
 }
 

@@ -5,7 +5,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tracing::{debug, warn};
 
-use super::format::{Flavor, escape_html, for_flavor, markdown_for_chat, truncate};
+use super::format::{
+    Flavor, escape_html, for_flavor, markdown_for_chat, markdown_to_telegram, truncate,
+};
 use super::{Body, Deliverer, DeliveryError, Dest, Part, Request, apprise_trimmed};
 use crate::url::{
     APPRISE_INFO_ICON_128, Discord, Mattermost, RocketChat, RocketMode, Signal, Slack, SlackMode,
@@ -347,18 +349,23 @@ pub(crate) async fn telegram(
         "https://api.telegram.org/bot{}/sendMessage",
         cfg.bot_token
     ))?;
-    // Telegram has no title: apprise puts it in bold above the body, then `\r\n`.
+    // Telegram has no title: apprise puts it in bold above the body, then `\r\n` (in HTML)
+    // or `\n` (a markdown body goes as Telegram's own Markdown).
+    let markdown = msg.format == BodyFormat::Markdown;
+    let parse_mode = if markdown { "MARKDOWN" } else { "HTML" };
     let title_len = msg.title.chars().count();
-    let head = if msg.title.is_empty() {
-        String::new()
-    } else {
-        format!("<b>{}</b>\r\n", escape_html(&msg.title))
+    let head = match (msg.title.is_empty(), markdown) {
+        (true, _) => String::new(),
+        (false, true) => format!("*{}*\n", markdown_to_telegram(&msg.title)),
+        (false, false) => format!("<b>{}</b>\r\n", escape_html(&msg.title)),
     };
     let limit = TELEGRAM_MAX.saturating_sub(title_len + 2).max(1);
-    let text = format!(
-        "{head}{}",
+    let body = if markdown {
+        close_telegram_markup(truncate(&markdown_to_telegram(&msg.body), Some(limit)))
+    } else {
         for_flavor(&msg.body, msg.format, Flavor::Telegram, Some(limit))
-    );
+    };
+    let text = format!("{head}{body}");
     let files = &msg.attachments;
     // apprise (content placement "before", its default): a text shorter than a caption rides
     // on the first file; a longer one goes first as a message, the files after it.
@@ -366,12 +373,16 @@ pub(crate) async fn telegram(
         (!files.is_empty() && !text.is_empty() && text.chars().count() < TELEGRAM_CAPTION_MAX)
             .then_some(text.as_str());
     let message = files.is_empty() || (caption.is_none() && !text.is_empty());
-    for (chat, topic) in &cfg.chats {
+    // apprise reads its targets through `parse_list`: sorted, each once.
+    let mut chats = cfg.chats.clone();
+    chats.sort();
+    chats.dedup();
+    for (chat, topic) in &chats {
         if message {
             let mut payload = json!({
-                "chat_id": chat,
+                "chat_id": telegram_chat_id(chat),
                 "text": text,
-                "parse_mode": "HTML",
+                "parse_mode": parse_mode,
                 "disable_notification": cfg.silent,
                 "disable_web_page_preview": !cfg.preview,
             });
@@ -387,6 +398,7 @@ pub(crate) async fn telegram(
         }
         for (i, file) in files.iter().enumerate() {
             let caption = if i == 0 { caption } else { None };
+            let caption = caption.map(|c| (c, parse_mode));
             telegram_file(d, cfg, chat, topic.as_deref(), file, caption).await?;
         }
     }
@@ -420,7 +432,7 @@ async fn telegram_file(
     chat: &str,
     topic: Option<&str>,
     file: &Attachment,
-    caption: Option<&str>,
+    caption: Option<(&str, &str)>,
 ) -> Result<(), DeliveryError> {
     let size = file.data.len();
     if size > TELEGRAM_FILE_MAX_BYTES {
@@ -441,11 +453,11 @@ async fn telegram_file(
         cfg.bot_token
     ))?;
     let mut parts = Vec::new();
-    if let Some(c) = caption {
+    if let Some((c, parse_mode)) = caption {
         parts.push(Part::text("caption", c));
         // Python's str(True): the text goes above the picture.
         parts.push(Part::text("show_caption_above_media", "True"));
-        parts.push(Part::text("parse_mode", "HTML"));
+        parts.push(Part::text("parse_mode", parse_mode));
     }
     parts.push(Part::text("title", file.filename.clone()));
     parts.push(Part::text("chat_id", chat));
@@ -782,4 +794,36 @@ pub(crate) async fn workflows(
     });
     let req = Request::new(service, dest, Method::POST, url).json(payload);
     d.send(req).await.map(|_| ())
+}
+
+/// A chat id as apprise sends it: a number when it is one (`12345`, `-100200`), else the
+/// `@channel` name as text.
+fn telegram_chat_id(chat: &str) -> Value {
+    chat.parse::<i64>()
+        .map_or_else(|_| Value::from(chat), Value::from)
+}
+
+/// A cut Telegram Markdown text with its open `*` / `_` closed: Telegram refuses a message
+/// whose markup does not pair up.
+fn close_telegram_markup(mut text: String) -> String {
+    let mut open = Vec::new();
+    let mut escaped = false;
+    for c in text.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '*' | '_' => {
+                if open.last() == Some(&c) {
+                    open.pop();
+                } else {
+                    open.push(c);
+                }
+            }
+            _ => {}
+        }
+    }
+    while let Some(c) = open.pop() {
+        text.push(c);
+    }
+    text
 }

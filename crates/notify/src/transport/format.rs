@@ -340,6 +340,108 @@ fn decode_entities(s: &str) -> String {
     out
 }
 
+/// Plain text as CommonMark that renders literally, as apprise's `text_to_markdown` writes it:
+/// every CommonMark punctuation character escaped, and `&` where it would start an entity.
+pub(crate) fn text_to_markdown(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for (i, c) in text.char_indices() {
+        let entity = c == '&' && {
+            let rest = &text[i + 1..];
+            let name = rest.strip_prefix('#').unwrap_or(rest);
+            let len = name.bytes().take_while(u8::is_ascii_alphanumeric).count();
+            (1..=32).contains(&len) && name[len..].starts_with(';')
+        };
+        if entity || "\\_*[]()~`>#+=|{}.!-".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// CommonMark as Telegram's legacy Markdown (parse mode `MARKDOWN`), as apprise translates a
+/// markdown body for Telegram: headings and `**bold**` become `*bold*`, `*em*` `_em_`, code
+/// and links stay, list items become `- ` / `1. ` lines, and the characters that are markup
+/// there (`_ * ` [`) are escaped where they are text.
+pub(crate) fn markdown_to_telegram(body: &str) -> String {
+    use pulldown_cmark::{CodeBlockKind, Tag, TagEnd};
+    let mut out = String::with_capacity(body.len());
+    let mut lists: Vec<Option<u64>> = Vec::new();
+    let mut links: Vec<String> = Vec::new();
+    let mut code_block = false;
+    let text = |out: &mut String, t: &str| {
+        for c in t.chars() {
+            if matches!(c, '_' | '*' | '`' | '[') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+    };
+    for event in Parser::new_ext(body, Options::empty()) {
+        match event {
+            Event::Start(Tag::Heading { .. } | Tag::Strong) | Event::End(TagEnd::Strong) => {
+                out.push('*');
+            }
+            // apprise rewrites the source line by line: the blank line after a heading stays.
+            Event::End(TagEnd::Heading(_)) => out.push_str("*\n\n"),
+            Event::Start(Tag::Emphasis) | Event::End(TagEnd::Emphasis) => out.push('_'),
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                out.push('[');
+                links.push(dest_url.to_string());
+            }
+            Event::End(TagEnd::Link) => {
+                out.push_str("](");
+                out.push_str(&links.pop().unwrap_or_default());
+                out.push(')');
+            }
+            Event::Start(Tag::CodeBlock(kind)) => {
+                code_block = true;
+                out.push_str("```");
+                if let CodeBlockKind::Fenced(lang) = kind {
+                    out.push_str(&lang);
+                }
+                out.push('\n');
+            }
+            Event::End(TagEnd::CodeBlock) => {
+                code_block = false;
+                out.push_str("```\n");
+            }
+            Event::Start(Tag::List(first)) => lists.push(first),
+            Event::End(TagEnd::List(_)) => {
+                lists.pop();
+            }
+            Event::Start(Tag::Item) => {
+                out.push_str(&"  ".repeat(lists.len().saturating_sub(1)));
+                match lists.last_mut() {
+                    Some(Some(n)) => {
+                        out.push_str(&format!("{n}. "));
+                        *n += 1;
+                    }
+                    _ => out.push_str("- "),
+                }
+            }
+            Event::End(TagEnd::Item) if !out.ends_with('\n') => out.push('\n'),
+            Event::End(TagEnd::Paragraph) => {
+                out.push('\n');
+                if lists.is_empty() {
+                    out.push('\n');
+                }
+            }
+            Event::Text(t) if code_block => out.push_str(&t),
+            Event::Text(t) | Event::Html(t) | Event::InlineHtml(t) => text(&mut out, &t),
+            Event::Code(t) => {
+                out.push('`');
+                out.push_str(&t);
+                out.push('`');
+            }
+            Event::SoftBreak | Event::HardBreak => out.push('\n'),
+            Event::Rule => out.push_str("———\n"),
+            _ => {}
+        }
+    }
+    out.trim().to_string()
+}
+
 /// Renders HTML as `flavor`, keeping at most about `limit` visible characters.
 pub(crate) fn render(html: &str, flavor: Flavor, limit: Option<usize>) -> String {
     let mut r = Renderer::new(flavor, limit);
@@ -482,9 +584,13 @@ impl Renderer {
         self.pending_space = false;
     }
 
-    /// Ends a paragraph-like block with one blank line.
+    /// Ends a paragraph-like block with one blank line (Telegram: a line break only, as
+    /// apprise's reducer writes blocks there).
     fn paragraph_end(&mut self) {
         self.block();
+        if self.flavor == Flavor::Telegram {
+            return;
+        }
         if !self.out.is_empty() && !self.out.ends_with("\n\n") {
             self.newline();
         }
@@ -689,7 +795,13 @@ impl Renderer {
             }
             out.push(c);
         }
-        out
+        // apprise's reducers write their own line break: Telegram has no `<br>` and takes
+        // CRLF, Pushover's apps show `<br>`.
+        match self.flavor {
+            Flavor::Telegram => out.replace('\n', "\r\n"),
+            Flavor::Pushover => out.replace('\n', "<br>"),
+            _ => out,
+        }
     }
 }
 
@@ -717,7 +829,7 @@ mod tests {
         let html = "<div><h2>Title</h2><strong>bold <em>both</strong> after</em> <span class=x>plain</span> <del>gone</del> 1 &lt; 2 <a href=\"https://e.com/?a=1&amp;b=2\">link</a> <a href=\"javascript:x\">js</a></div>";
         assert_eq!(
             render(html, Flavor::Telegram, None),
-            "<b>Title</b>\n\n<b>bold <i>both</i></b> after plain <s>gone</s> 1 &lt; 2 <a href=\"https://e.com/?a=1&amp;b=2\">link</a> js"
+            "<b>Title</b>\r\n<b>bold <i>both</i></b> after plain <s>gone</s> 1 &lt; 2 <a href=\"https://e.com/?a=1&amp;b=2\">link</a> js"
         );
         // An unclosed tag is closed at the end.
         assert_eq!(render("<b>open", Flavor::Telegram, None), "<b>open</b>");

@@ -4,7 +4,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tracing::debug;
 
-use super::format::{Flavor, for_flavor, markdown_for_chat, truncate, truncate_bytes};
+use super::format::{
+    Flavor, for_flavor, markdown_for_chat, text_to_markdown, truncate, truncate_bytes,
+};
 use super::{Body, Deliverer, DeliveryError, Dest, Part, Request, apprise_trimmed};
 use crate::url::{Gotify, Ntfy, NtfyAuth, Pushbullet, Pushover};
 use crate::{BodyFormat, Message};
@@ -123,13 +125,22 @@ pub(crate) async fn gotify(
             service: "Gotify",
             reason: format!("bad server URL: {e}"),
         })?;
-    let (body, markdown) = markdown_or_text(msg);
+    // apprise marks the message as markdown only when the URL asks (`format=markdown`), and
+    // then writes the body as markdown.
+    let body = if cfg.markdown {
+        match msg.format {
+            BodyFormat::Text => text_to_markdown(&msg.body),
+            _ => for_flavor(&msg.body, msg.format, Flavor::Markdown, None),
+        }
+    } else {
+        markdown_or_text(msg).0
+    };
     let mut payload = json!({
         "priority": cfg.priority,
         "title": msg.title,
         "message": body,
     });
-    if markdown {
+    if cfg.markdown {
         payload["extras"] = json!({ "client::display": { "contentType": "text/markdown" } });
     }
     let req = Request::new("Gotify", Dest::User, Method::POST, url)
@@ -164,12 +175,20 @@ pub(crate) async fn pushover(
         ("title".into(), title),
         ("message".into(), message),
     ];
-    if let Some(s) = &cfg.sound {
-        form.push(("sound".into(), s.clone()));
-    }
-    if !cfg.devices.is_empty() {
-        form.push(("device".into(), cfg.devices.join(",")));
-    }
+    // apprise always names a sound (its default is Pushover's own, `pushover`) and, without
+    // devices, sends to its `ALL_DEVICES` placeholder.
+    form.push((
+        "sound".into(),
+        cfg.sound.clone().unwrap_or_else(|| "pushover".into()),
+    ));
+    form.push((
+        "device".into(),
+        if cfg.devices.is_empty() {
+            "ALL_DEVICES".into()
+        } else {
+            cfg.devices.join(",")
+        },
+    ));
     if html {
         form.push(("html".into(), "1".into()));
     }
