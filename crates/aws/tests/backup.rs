@@ -5,72 +5,23 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+mod common;
+
 use std::collections::HashMap;
 
-use base64::Engine;
 use changewatch_aws::{AwsConfig, Clients, api};
 use changewatch_sandbox::Sandbox;
 use changewatch_store::aws::provision::{Provisioned, provision};
 use changewatch_store::backup::verify;
 use changewatch_store::{CheckCommit, Key, NewSnapshot, WatchStore};
+use common::{call, json_call};
 use serde_json::{Value, json};
 use testkit::moto::MotoServer;
-use tower::ServiceExt;
 
 const KEY: &str = "backup-key";
 
-/// An HTTP API (payload v2) event as API Gateway sends it to the function.
 fn event(method: &str, path: &str, query: &str, body: Option<&[u8]>) -> String {
-    let mut ev: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!(
-            "{}/../../infra/local/events/http-api.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    ev["rawPath"] = json!(path);
-    ev["rawQueryString"] = json!(query);
-    let params: HashMap<&str, &str> = query.split('&').filter_map(|p| p.split_once('=')).collect();
-    ev["queryStringParameters"] = json!(params);
-    ev["pathParameters"] = json!({});
-    ev["cookies"] = json!([]);
-    ev["requestContext"]["http"]["method"] = json!(method);
-    ev["requestContext"]["http"]["path"] = json!(path);
-    ev["headers"] = json!({"content-type": "application/zstd", "x-api-key": KEY});
-    match body {
-        Some(b) => {
-            ev["body"] = json!(base64::engine::general_purpose::STANDARD.encode(b));
-            ev["isBase64Encoded"] = json!(true);
-        }
-        None => {
-            ev["body"] = Value::Null;
-            ev["isBase64Encoded"] = json!(false);
-        }
-    }
-    ev.to_string()
-}
-
-async fn call(app: &axum::Router, event: String) -> (u16, Vec<u8>) {
-    let req = lambda_http::request::from_str(&event).unwrap();
-    let resp = app
-        .clone()
-        .oneshot(req.map(axum::body::Body::new))
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let bytes = axum::body::to_bytes(resp.into_body(), 64 << 20)
-        .await
-        .unwrap();
-    (status, bytes.to_vec())
-}
-
-async fn json_call(app: &axum::Router, event: String) -> (u16, Value) {
-    let (status, bytes) = call(app, event).await;
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    common::http_event(method, path, query, "application/zstd", Some(KEY), body)
 }
 
 /// The API of one tenant over the provisioned tables.

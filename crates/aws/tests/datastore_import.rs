@@ -6,17 +6,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Write;
 
-use base64::Engine;
 use changewatch_aws::{AwsConfig, Clients, api};
 use changewatch_sandbox::Sandbox;
 use changewatch_store::aws::provision::provision;
 use changewatch_store::{Key, WatchStore};
 use serde_json::{Value, json};
 use testkit::moto::MotoServer;
-use tower::ServiceExt;
 
 const KEY: &str = "import-key";
 const W1: &str = "6a0e7f43-2b1c-4d55-9b1e-3f0a2c1d4e5f";
@@ -66,55 +66,17 @@ fn backup_zip() -> Vec<u8> {
     out.into_inner()
 }
 
-/// An HTTP API (payload v2) event as API Gateway sends it to the function.
-fn event(method: &str, path: &str, query: &str, body: Option<&[u8]>) -> String {
-    let mut ev: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!(
-            "{}/../../infra/local/events/http-api.json",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    ev["rawPath"] = json!(path);
-    ev["rawQueryString"] = json!(query);
-    let params: HashMap<&str, &str> = query.split('&').filter_map(|p| p.split_once('=')).collect();
-    ev["queryStringParameters"] = json!(params);
-    ev["pathParameters"] = json!({});
-    ev["cookies"] = json!([]);
-    ev["requestContext"]["http"]["method"] = json!(method);
-    ev["requestContext"]["http"]["path"] = json!(path);
-    ev["headers"] = json!({"content-type": "application/zip", "x-api-key": KEY});
-    match body {
-        Some(b) => {
-            ev["body"] = json!(base64::engine::general_purpose::STANDARD.encode(b));
-            ev["isBase64Encoded"] = json!(true);
-        }
-        None => {
-            ev["body"] = Value::Null;
-            ev["isBase64Encoded"] = json!(false);
-        }
-    }
-    ev.to_string()
-}
-
 async fn call(app: &axum::Router, event: String) -> (u16, Value, String) {
-    let req = lambda_http::request::from_str(&event).unwrap();
-    let resp = app
-        .clone()
-        .oneshot(req.map(axum::body::Body::new))
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&bytes).to_string();
+    let (status, bytes) = common::call(app, event).await;
     (
         status,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        text,
+        String::from_utf8_lossy(&bytes).to_string(),
     )
+}
+
+fn event(method: &str, path: &str, query: &str, body: Option<&[u8]>) -> String {
+    common::http_event(method, path, query, "application/zip", Some(KEY), body)
 }
 
 #[tokio::test]

@@ -4,18 +4,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use base64::Engine;
 use changewatch_aws::{AwsConfig, Clients, api, checker, scheduler};
 use changewatch_engine::checker::epoch_now;
 use changewatch_sandbox::Sandbox;
 use changewatch_store::aws::provision::provision;
 use serde_json::{Value, json};
 use testkit::moto::MotoServer;
-use tower::ServiceExt;
 
 const KEY: &str = "events-key";
 
@@ -53,47 +53,8 @@ async fn setup() -> (Clients, AwsConfig) {
 
 /// The HTTP API (payload v2) event, turned into a request for `method path` with `body`.
 fn http_event(method: &str, path: &str, key: Option<&str>, body: Option<Value>) -> String {
-    let mut ev = fixture("http-api.json");
-    ev["rawPath"] = json!(path);
-    ev["rawQueryString"] = json!("");
-    ev["queryStringParameters"] = json!({});
-    ev["pathParameters"] = json!({});
-    ev["cookies"] = json!([]);
-    ev["requestContext"]["http"]["method"] = json!(method);
-    ev["requestContext"]["http"]["path"] = json!(path);
-    let mut headers = json!({"content-type": "application/json"});
-    if let Some(k) = key {
-        headers["x-api-key"] = json!(k);
-    }
-    ev["headers"] = headers;
-    match body {
-        Some(b) => {
-            ev["body"] = json!(base64::engine::general_purpose::STANDARD.encode(b.to_string()));
-            ev["isBase64Encoded"] = json!(true);
-        }
-        None => {
-            ev["body"] = Value::Null;
-            ev["isBase64Encoded"] = json!(false);
-        }
-    }
-    ev.to_string()
-}
-
-async fn call(app: &axum::Router, event: String) -> (u16, Value) {
-    let req = lambda_http::request::from_str(&event).unwrap();
-    let resp = app
-        .clone()
-        .oneshot(req.map(axum::body::Body::new))
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    let body = body.map(|b| b.to_string().into_bytes());
+    common::http_event(method, path, "", "application/json", key, body.as_deref())
 }
 
 #[tokio::test]
@@ -106,7 +67,7 @@ async fn api_handler_serves_http_api_events() {
     )
     .await
     .unwrap();
-    let (status, body) = call(
+    let (status, body) = common::json_call(
         &app,
         http_event(
             "POST",
@@ -118,16 +79,16 @@ async fn api_handler_serves_http_api_events() {
     .await;
     assert_eq!(status, 201, "{body}");
     let uuid = body["uuid"].as_str().unwrap().to_string();
-    let (status, w) = call(
+    let (status, w) = common::json_call(
         &app,
         http_event("GET", &format!("/api/v1/watch/{uuid}"), Some(KEY), None),
     )
     .await;
     assert_eq!(status, 200);
     assert_eq!(w["title"], "From Lambda");
-    let (status, _) = call(&app, http_event("GET", "/api/v1/watch", None, None)).await;
+    let (status, _) = common::json_call(&app, http_event("GET", "/api/v1/watch", None, None)).await;
     assert_eq!(status, 403, "the API key is checked behind API Gateway too");
-    let (status, _) = call(
+    let (status, _) = common::json_call(
         &app,
         http_event(
             "POST",
@@ -188,7 +149,7 @@ async fn app_with_a_watch(clients: &Clients, config: &AwsConfig) -> (axum::Route
     let app = api::app(clients, config, Sandbox::in_process())
         .await
         .unwrap();
-    let (status, body) = call(
+    let (status, body) = common::json_call(
         &app,
         http_event(
             "POST",
@@ -234,14 +195,15 @@ async fn ui_rows_count_the_queues_as_the_socket_does() {
         .await
         .unwrap();
     assert_eq!(depth, 2);
-    let (status, rows) = call(&app, http_event("GET", "/ui/watches", Some(KEY), None)).await;
+    let (status, rows) =
+        common::json_call(&app, http_event("GET", "/ui/watches", Some(KEY), None)).await;
     assert_eq!(status, 200, "{rows}");
     assert_eq!(rows["queue_size"], 2, "{rows}");
 
     let mut ev: Value =
         serde_json::from_str(&http_event("GET", "/ui/watches", None, None)).unwrap();
     ev["headers"]["x-changewatch-ui"] = json!("1");
-    let (status, _) = call(&app, ev.to_string()).await;
+    let (status, _) = common::json_call(&app, ev.to_string()).await;
     assert_eq!(status, 401, "the UI header alone, no password: closed");
 }
 
