@@ -32,7 +32,8 @@ deps:
 ## apprise's own), feedparser (the RSS feeds read as a reader would), unshare + ip (the
 ## API fuzz runs without a route out), and changedetection.io itself at CDIO_VERSION and at
 ## 0.50.2 in venvs of their own (the datastore import is tested on datastores they write, in
-## both layouts; made once, ~1 min each).
+## both layouts; made once, ~1 min each; the CDIO_VERSION venv's openpyxl also writes the .xlsx
+## files the import-formats tests read).
 test-deps: chromium
 	@"$(CDIO_TEST_VENV)/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("changedetection.io") != "$(CDIO_VERSION)")' 2>/dev/null || \
 	  { python3 -m venv "$(CDIO_TEST_VENV)" && "$(CDIO_TEST_VENV)/bin/pip" install -q "changedetection.io==$(CDIO_VERSION)"; }
