@@ -8,7 +8,10 @@
 //! - [`checker`]: one SQS batch: checks run concurrently, failures reported per message.
 //! - [`notifier`]: one SQS batch of notification jobs: deliveries, backoff, dead-letter queue.
 //! - [`push`]: the push service: the stream → Socket.IO, the dashboard, `/healthz`.
+//! - [`admin`]: operator commands against a deployed stack (`changewatch-aws-admin`, in
+//!   `src/bin`): an upstream datastore into DynamoDB, past API Gateway's size and time limits.
 
+pub mod admin;
 pub mod api;
 pub mod checker;
 pub mod config;

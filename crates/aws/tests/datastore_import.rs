@@ -166,3 +166,80 @@ async fn a_backup_zip_uploaded_to_aws_mode_lands_in_dynamodb() {
     assert_eq!(again["watches"]["present"], 1);
     assert_eq!(again["snapshots"]["added"], 0);
 }
+
+/// A datastore too large for API Gateway goes in with `changewatch-aws-admin` from the
+/// operator's machine: the real binary, configured like the functions (resource names in
+/// `CW_*`, the SDK's endpoint, region and credentials from the environment), into DynamoDB.
+#[tokio::test]
+async fn the_admin_command_imports_a_datastore_into_the_stack() {
+    let moto = MotoServer::shared();
+    let clients = Clients::from_conf(&moto.sdk_config().await);
+    let prefix = testkit::moto::unique_prefix("ia");
+    let p = provision(&clients.dynamodb, &clients.sqs, &prefix, 2, 30, 3)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join("backup.zip");
+    std::fs::write(&zip_path, backup_zip()).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_changewatch-aws-admin"))
+            .args(args)
+            .env("AWS_ENDPOINT_URL", &moto.endpoint)
+            .env("AWS_REGION", testkit::moto::REGION)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("CW_WATCHES_TABLE", &p.resources.watches_table)
+            .env("CW_SNAPSHOTS_TABLE", &p.resources.snapshots_table)
+            .env("CW_CHECKS_QUEUE_URL", &p.resources.checks_queue_url)
+            .env("CW_RECHECKS_QUEUE_URL", &p.resources.rechecks_queue_url)
+            .env("CW_TENANT", "ops")
+            .output()
+            .unwrap()
+    };
+    let zip = zip_path.to_str().unwrap();
+    let out = run(&["import-datastore", zip, "--dry-run", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["dry_run"], true, "{report}");
+    let key = Key::watch("ops", W1);
+    let store = clients.store(
+        &AwsConfig::from_lookup(|k| match k {
+            "CW_WATCHES_TABLE" => Some(p.resources.watches_table.clone()),
+            "CW_SNAPSHOTS_TABLE" => Some(p.resources.snapshots_table.clone()),
+            "CW_CHECKS_QUEUE_URL" => Some(p.resources.checks_queue_url.clone()),
+            "CW_RECHECKS_QUEUE_URL" => Some(p.resources.rechecks_queue_url.clone()),
+            _ => None,
+        })
+        .unwrap(),
+    );
+    assert!(
+        store.get(&key).await.unwrap().is_none(),
+        "a dry run writes nothing"
+    );
+
+    let out = run(&["import-datastore", zip]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("watches: imported 1"), "{text}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("import-datastore: 1/1 watches"),
+        "progress on stderr"
+    );
+    assert!(store.get(&key).await.unwrap().is_some());
+    assert_eq!(
+        store.snapshots(&key).await.unwrap(),
+        vec![1_700_000_100, 1_700_000_200, 1_700_000_300]
+    );
+    // A second run changes nothing.
+    let out = run(&["import-datastore", zip]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(": nothing to change"), "{text}");
+}

@@ -51,7 +51,7 @@ pub async fn run(args: ImportArgs) -> ExitCode {
                 true => serde_json::to_string_pretty(&report)
                     .map_err(std::io::Error::other)
                     .and_then(|s| writeln!(out, "{s}")),
-                false => write!(out, "{}", human(&report)),
+                false => write!(out, "{}", report.text()),
             };
             match written {
                 Ok(()) => ExitCode::SUCCESS,
@@ -100,49 +100,4 @@ async fn import(config: &Config, args: &ImportArgs) -> Result<Report, String> {
     };
     sandbox.shutdown();
     result.map_err(|e| e.to_string())
-}
-
-/// The report for a person: counts, then every problem on a line of its own.
-fn human(r: &Report) -> String {
-    let mut s = String::new();
-    let verb = if r.dry_run {
-        "would import"
-    } else {
-        "imported"
-    };
-    s.push_str(&format!(
-        "{} ({} layout){}\n",
-        if r.dry_run { "dry run" } else { "import" },
-        r.layout,
-        if r.changed() {
-            ""
-        } else {
-            ": nothing to change"
-        }
-    ));
-    let settings = match (r.dry_run, r.settings.as_str()) {
-        (true, "imported") => "would be imported",
-        (_, other) => other,
-    };
-    s.push_str(&format!("settings: {settings}\n"));
-    for (name, c) in [
-        ("tags", r.tags),
-        ("watches", r.watches),
-        ("snapshots", r.snapshots),
-    ] {
-        s.push_str(&format!(
-            "{name}: {verb} {}, already present {}, not imported {}\n",
-            c.added, c.present, c.refused
-        ));
-    }
-    if !r.problems.is_empty() {
-        s.push_str(&format!("not imported ({}):\n", r.problems.len()));
-        for p in &r.problems {
-            match &p.field {
-                Some(f) => s.push_str(&format!("  {} {f}: {}\n", p.item, p.reason)),
-                None => s.push_str(&format!("  {}: {}\n", p.item, p.reason)),
-            }
-        }
-    }
-    s
 }

@@ -115,6 +115,53 @@ impl Report {
             || self.snapshots.added > 0
     }
 
+    /// The report for a person: counts, then every problem on a line of its own (what the
+    /// import commands print).
+    pub fn text(&self) -> String {
+        let r = self;
+        let mut s = String::new();
+        let verb = if r.dry_run {
+            "would import"
+        } else {
+            "imported"
+        };
+        s.push_str(&format!(
+            "{} ({} layout){}\n",
+            if r.dry_run { "dry run" } else { "import" },
+            r.layout,
+            if r.changed() {
+                ""
+            } else {
+                ": nothing to change"
+            }
+        ));
+        let settings = match (r.dry_run, r.settings.as_str()) {
+            (true, "imported") => "would be imported",
+            (_, other) => other,
+        };
+        s.push_str(&format!("settings: {settings}\n"));
+        for (name, c) in [
+            ("tags", r.tags),
+            ("watches", r.watches),
+            ("snapshots", r.snapshots),
+        ] {
+            s.push_str(&format!(
+                "{name}: {verb} {}, already present {}, not imported {}\n",
+                c.added, c.present, c.refused
+            ));
+        }
+        if !r.problems.is_empty() {
+            s.push_str(&format!("not imported ({}):\n", r.problems.len()));
+            for p in &r.problems {
+                match &p.field {
+                    Some(f) => s.push_str(&format!("  {} {f}: {}\n", p.item, p.reason)),
+                    None => s.push_str(&format!("  {}: {}\n", p.item, p.reason)),
+                }
+            }
+        }
+        s
+    }
+
     fn problem(&mut self, item: impl Into<String>, field: Option<&str>, reason: impl Into<String>) {
         self.problems.push(Problem {
             item: item.into(),
