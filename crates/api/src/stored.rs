@@ -44,6 +44,20 @@ pub async fn load(state: &AppState, uuid: &str) -> Result<Option<Loaded>, ApiErr
 }
 
 /// Read from the item itself, never from a second query, so that the counts match the document.
+/// How many watches the tenant has: read only to enforce `PAGE_WATCH_LIMIT` (in AWS mode a
+/// listing is billed for every watch, so callers ask only when a limit is set).
+pub async fn count_watches(state: &AppState) -> Result<usize, ApiError> {
+    let mut n = 0;
+    state
+        .store
+        .list_each(&state.tenant, changewatch_store::Kind::Watch, &mut |_| {
+            n += 1;
+            Ok(())
+        })
+        .await?;
+    Ok(n)
+}
+
 pub fn history_info(item: &Item) -> HistoryInfo {
     HistoryInfo::new(item.history.count, item.history.newest)
 }

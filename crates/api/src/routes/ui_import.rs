@@ -14,7 +14,6 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::Response;
 use axum::routing::post;
-use changewatch_store::Kind;
 use serde_json::{Value, json};
 
 use crate::apprise::is_valid_apprise_url;
@@ -24,7 +23,7 @@ use crate::formats::xlsx::{self, Column, Mapping};
 use crate::formats::{self, FormatError, MAX_TEXT_BYTES, Row};
 use crate::routes::ui::require_dashboard;
 use crate::state::AppState;
-use crate::stored::insert_watch;
+use crate::stored::{count_watches, insert_watch};
 use crate::validate::{self, ApiContext, proxy_names};
 
 pub fn routes(state: AppState) -> Router<AppState> {
@@ -144,17 +143,7 @@ async fn import(state: &AppState, rows: Vec<Row>, what: &str) -> Result<Response
     let proxies = proxy_names(&settings);
     let browsers = settings.requests.extra_browser_backends();
     let mut room = match state.config.page_watch_limit {
-        Some(limit) => {
-            let mut existing = 0;
-            state
-                .store
-                .list_each(&state.tenant, Kind::Watch, &mut |_| {
-                    existing += 1;
-                    Ok(())
-                })
-                .await?;
-            Some(limit.saturating_sub(existing))
-        }
+        Some(limit) => Some(limit.saturating_sub(count_watches(state).await?)),
         None => None,
     };
     let mut report = Vec::with_capacity(rows.len());

@@ -24,7 +24,9 @@ use crate::bulk::{recheck_all, recheck_target};
 use crate::error::{ApiError, json_bytes_response, json_response, json_string, no_content};
 use crate::extract::{JsonBody, WatchUuid, query_switch, truthy};
 use crate::state::AppState;
-use crate::stored::{edit_watch, history_info, insert_watch, load, not_found, rendered_links};
+use crate::stored::{
+    count_watches, edit_watch, history_info, insert_watch, load, not_found, rendered_links,
+};
 use crate::validate::proxy_names;
 
 pub fn routes() -> Router<AppState> {
@@ -138,14 +140,7 @@ async fn create(
     // The tenant's watches are read only to enforce a limit (in AWS mode a listing is billed
     // for every watch): creating the thousandth watch costs what creating the first does.
     if let Some(limit) = state.config.page_watch_limit {
-        let mut existing = 0;
-        state
-            .store
-            .list_each(&state.tenant, Kind::Watch, &mut |_| {
-                existing += 1;
-                Ok(())
-            })
-            .await?;
+        let existing = count_watches(&state).await?;
         if existing >= limit {
             return Err(ApiError::text(
                 StatusCode::TOO_MANY_REQUESTS,
