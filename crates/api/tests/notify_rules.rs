@@ -6,7 +6,6 @@
 
 mod common;
 
-
 use changewatch_engine::docs::update_settings;
 use changewatch_store::{DEFAULT_TENANT, NotificationJob, StoreError};
 use common::{TestApp, spawn_app};
