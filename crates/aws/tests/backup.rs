@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::collections::HashMap;
-
 use changewatch_aws::{AwsConfig, Clients, api};
 use changewatch_sandbox::Sandbox;
 use changewatch_store::aws::provision::{Provisioned, provision};
@@ -26,18 +24,7 @@ fn event(method: &str, path: &str, query: &str, body: Option<&[u8]>) -> String {
 
 /// The API of one tenant over the provisioned tables.
 async fn app_for(clients: &Clients, p: &Provisioned, tenant: &str) -> (axum::Router, AwsConfig) {
-    let env: HashMap<&str, String> = HashMap::from([
-        ("CW_WATCHES_TABLE", p.resources.watches_table.clone()),
-        ("CW_SNAPSHOTS_TABLE", p.resources.snapshots_table.clone()),
-        ("CW_CHECKS_QUEUE_URL", p.resources.checks_queue_url.clone()),
-        (
-            "CW_RECHECKS_QUEUE_URL",
-            p.resources.rechecks_queue_url.clone(),
-        ),
-        ("CW_TENANT", tenant.to_string()),
-        ("API_ACCESS_TOKEN", KEY.to_string()),
-    ]);
-    let config = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let config = common::stack_config(p, &[("CW_TENANT", tenant), ("API_ACCESS_TOKEN", KEY)]);
     let app = api::app(clients, &config, Sandbox::in_process())
         .await
         .unwrap();

@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::Write;
 
-use changewatch_aws::{AwsConfig, Clients, api};
+use changewatch_aws::{Clients, api};
 use changewatch_sandbox::Sandbox;
 use changewatch_store::aws::provision::provision;
 use changewatch_store::{Key, WatchStore};
@@ -87,17 +86,7 @@ async fn a_backup_zip_uploaded_to_aws_mode_lands_in_dynamodb() {
     let p = provision(&clients.dynamodb, &clients.sqs, &prefix, 2, 30, 3)
         .await
         .unwrap();
-    let env: HashMap<&str, String> = HashMap::from([
-        ("CW_WATCHES_TABLE", p.resources.watches_table.clone()),
-        ("CW_SNAPSHOTS_TABLE", p.resources.snapshots_table.clone()),
-        ("CW_CHECKS_QUEUE_URL", p.resources.checks_queue_url.clone()),
-        (
-            "CW_RECHECKS_QUEUE_URL",
-            p.resources.rechecks_queue_url.clone(),
-        ),
-        ("API_ACCESS_TOKEN", KEY.to_string()),
-    ]);
-    let config = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let config = common::stack_config(&p, &[("API_ACCESS_TOKEN", KEY)]);
     let app = api::app(&clients, &config, Sandbox::in_process())
         .await
         .unwrap();
@@ -206,16 +195,7 @@ async fn the_admin_command_imports_a_datastore_into_the_stack() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["dry_run"], true, "{report}");
     let key = Key::watch("ops", W1);
-    let store = clients.store(
-        &AwsConfig::from_lookup(|k| match k {
-            "CW_WATCHES_TABLE" => Some(p.resources.watches_table.clone()),
-            "CW_SNAPSHOTS_TABLE" => Some(p.resources.snapshots_table.clone()),
-            "CW_CHECKS_QUEUE_URL" => Some(p.resources.checks_queue_url.clone()),
-            "CW_RECHECKS_QUEUE_URL" => Some(p.resources.rechecks_queue_url.clone()),
-            _ => None,
-        })
-        .unwrap(),
-    );
+    let store = clients.store(&common::stack_config(&p, &[]));
     assert!(
         store.get(&key).await.unwrap().is_none(),
         "a dry run writes nothing"

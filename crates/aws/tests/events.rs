@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -36,18 +35,13 @@ async fn setup() -> (Clients, AwsConfig) {
     let p = provision(&clients.dynamodb, &clients.sqs, &prefix, 2, 30, 3)
         .await
         .unwrap();
-    let env: HashMap<&str, String> = HashMap::from([
-        ("CW_WATCHES_TABLE", p.resources.watches_table.clone()),
-        ("CW_SNAPSHOTS_TABLE", p.resources.snapshots_table.clone()),
-        ("CW_CHECKS_QUEUE_URL", p.resources.checks_queue_url.clone()),
-        (
-            "CW_RECHECKS_QUEUE_URL",
-            p.resources.rechecks_queue_url.clone(),
-        ),
-        ("API_ACCESS_TOKEN", KEY.to_string()),
-        ("MINIMUM_SECONDS_RECHECK_TIME", "0".to_string()),
-    ]);
-    let config = AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let config = common::stack_config(
+        &p,
+        &[
+            ("API_ACCESS_TOKEN", KEY),
+            ("MINIMUM_SECONDS_RECHECK_TIME", "0"),
+        ],
+    );
     (clients, config)
 }
 

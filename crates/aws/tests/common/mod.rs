@@ -77,3 +77,24 @@ pub async fn json_call(app: &axum::Router, event: String) -> (u16, Value) {
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
 }
+
+/// The functions' configuration over provisioned tables and queues (`CW_*` resource names),
+/// with `extra` variables on top (`API_ACCESS_TOKEN`, `CW_TENANT`, …).
+pub fn stack_config(
+    p: &changewatch_store::aws::provision::Provisioned,
+    extra: &[(&str, &str)],
+) -> changewatch_aws::AwsConfig {
+    let mut env: HashMap<&str, String> = HashMap::from([
+        ("CW_WATCHES_TABLE", p.resources.watches_table.clone()),
+        ("CW_SNAPSHOTS_TABLE", p.resources.snapshots_table.clone()),
+        ("CW_CHECKS_QUEUE_URL", p.resources.checks_queue_url.clone()),
+        (
+            "CW_RECHECKS_QUEUE_URL",
+            p.resources.rechecks_queue_url.clone(),
+        ),
+    ]);
+    for (k, v) in extra {
+        env.insert(k, (*v).to_string());
+    }
+    changewatch_aws::AwsConfig::from_lookup(|k| env.get(k).cloned()).unwrap()
+}
