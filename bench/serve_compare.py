@@ -29,7 +29,8 @@ answers conditional requests, as a static file server does; 0: it does not), ONL
 binary to run as a third column, e.g. the previous commit's build), PERF_ROUND (a round's name:
 `perf record` the server's processes during it; the extra CPU perf takes shows in that
 round's figures), SMAPS_DIR (copies each process's /proc/<pid>/smaps there at the end), REPEAT (1: runs each
-server this many times, alternating their order, and reports the median of each figure).
+server this many times, alternating their order, and reports the median of each figure), COLD (1:
+each server's files are dropped from the page cache before it starts, see `drop_cached`; 0: not).
 """
 
 import json
@@ -306,12 +307,36 @@ class Server:
         self.log.close()
 
 
+def drop_cached(*roots):
+    """Evicts the clean page-cache pages of these files (every file under a directory) that
+    no process maps, so that each server starts from the same state, as after a boot. How much
+    of a mapped file a process's RSS counts depends on how its pages came into the cache: this
+    kernel (6.18, ext4 large folios) maps a large folio whole on a fault, readahead here is
+    8 MB, and a file just written by the linker or `cp` sits in the cache in large folios.
+    Without this, one binary's text RSS moved by ~5 MB between runs. COLD=0 skips it."""
+    if os.environ.get("COLD", "1") == "0":
+        return
+    for root in roots:
+        root = pathlib.Path(root)
+        files = [root] if root.is_file() else (p for p in root.rglob("*") if p.is_file())
+        for f in files:
+            try:
+                fd = os.open(f, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
 def start_changewatch(label, binary, work, workers, extra_env=None, new_session=False) -> Server:
     key = "bench-%d" % random.randrange(1 << 30)
     env = {"ALLOW_PRIVATE_ADDRESSES": "true", "API_ACCESS_TOKEN": key,
            "DATASTORE_PATH": str(work / "store"), "CHANGEDETECTION_HOST": "127.0.0.1",
            "CHANGEDETECTION_PORT": "0", "FETCH_WORKERS": str(workers), "LOG_LEVEL": "warn",
            **(extra_env or {})}
+    drop_cached(binary)
     s = Server(label, [binary, "serve"], env, work, new_session=new_session)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -332,6 +357,9 @@ def start_upstream(venv, work, workers) -> Server:
     env = {"ALLOW_IANA_RESTRICTED_ADDRESSES": "true", "FETCH_WORKERS": str(workers)}
     argv = [f"{venv}/bin/python", f"{venv}/bin/changedetection.py", "-d", str(work / "store"),
             "-C", "-p", str(port), "-h", "127.0.0.1", "-l", "WARNING"]
+    home = next((l.split("=", 1)[1].strip() for l in open(f"{venv}/pyvenv.cfg")
+                 if l.startswith("home")), None)
+    drop_cached(venv, *([pathlib.Path(home).parent] if home else []))
     s = Server("upstream", argv, env, work)
     s.base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
