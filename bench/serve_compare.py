@@ -28,7 +28,8 @@ answers conditional requests, as a static file server does; 0: it does not), ONL
 (changewatch | upstream), OUT (target/bench-serve.json), BASELINE_BIN (a second changewatch
 binary to run as a third column, e.g. the previous commit's build), PERF_ROUND (a round's name:
 `perf record` the server's processes during it; the extra CPU perf takes shows in that
-round's figures), SMAPS_DIR (copies each process's /proc/<pid>/smaps there at the end), REPEAT (1: runs each
+round's figures), SMAPS_DIR (copies each process's /proc/<pid>/smaps there at the end), IDLE_S (5:
+the tree's memory is read again this long after the last round), REPEAT (1: runs each
 server this many times, alternating their order, and reports the median of each figure), COLD (1:
 each server's files are dropped from the page cache before it starts, see `drop_cached`; 0: not).
 """
@@ -55,6 +56,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ROUNDS = [("first", None), ("changed", 1.0), ("10pct", 0.1), ("unchanged", 0.0)]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+IDLE_S = float(os.environ.get("IDLE_S", "5"))
 
 
 # ---- the pages ----------------------------------------------------------------------------
@@ -480,6 +482,10 @@ def run(server, n, fixture_port, versions, served) -> dict:
                 print(f"  warning: {server.label} {name}: {changed} changes seen, {expect} "
                       "made", file=sys.stderr)
         results["processes_at_end"] = breakdown(server.proc.pid)
+        # What the tree keeps once the checks are over: changewatch's pool trims the heap
+        # after 2 s without a running check; upstream has nothing of the kind.
+        time.sleep(IDLE_S)
+        results["idle_rss_kb"], results["idle_pss_kb"] = memory_kb(server.proc.pid)
     finally:
         sampler.stop.set()
         sampler.join()
@@ -550,7 +556,7 @@ def median_of(rs: list) -> dict:
         out[name] = dict(rs[0][name])
         for k in ("cpu_ms_per_check", "checks_per_s", "cpu_s", "wall_s"):
             out[name][k] = med([r[name][k] for r in rs])
-    for k in ("peak_rss_kb", "peak_pss_kb"):
+    for k in ("peak_rss_kb", "peak_pss_kb", "idle_rss_kb", "idle_pss_kb"):
         out[k] = med([r[k] for r in rs])
     out["runs"] = rs
     return out
@@ -579,7 +585,9 @@ def report(results):
                     mine = s[l][name]["cpu_ms_per_check"]
                     row.append(f"{up / mine:.1f}×" if mine else "-")
         print("| " + " | ".join(row) + " |")
-    for key, title in (("peak_rss_kb", "peak RSS (tree)"), ("peak_pss_kb", "peak PSS (tree)")):
+    for key, title in (("peak_rss_kb", "peak RSS (tree)"), ("peak_pss_kb", "peak PSS (tree)"),
+                       ("idle_rss_kb", f"RSS (tree) {IDLE_S:g} s after the last round"),
+                       ("idle_pss_kb", f"PSS (tree) {IDLE_S:g} s after the last round")):
         row = [title] + sum(([f"{s[l][key] / 1024:.1f} MB", ""] for l in labels), [])
         if "upstream" in s:
             up = s["upstream"][key]

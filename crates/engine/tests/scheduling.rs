@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use changewatch_engine::pool::{JobRunner, WorkerPool};
+use changewatch_engine::pool::{IdleTrim, JobRunner, WorkerPool};
 use changewatch_engine::scheduler::{TickOptions, request_recheck, tick, tick_with};
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
@@ -212,4 +212,48 @@ async fn wait_until(what: &str, cond: impl Fn() -> bool) {
         assert!(tokio::time::Instant::now() < deadline, "never: {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+static TRIMS_ASKED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn counting_trim() -> bool {
+    TRIMS_ASKED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    true
+}
+
+#[tokio::test]
+async fn pool_trims_the_heap_once_idle_and_never_while_a_check_runs() {
+    let queue = Arc::new(MemoryQueue::new());
+    let runner = Arc::new(Recorder {
+        seen: Mutex::new(Vec::new()),
+        delay: Duration::from_millis(10),
+    });
+    let idle = IdleTrim {
+        after: Duration::from_millis(50),
+        trim: counting_trim,
+    };
+    let pool = WorkerPool::start_with(2, queue.clone(), runner.clone(), idle);
+    let state = pool.state();
+    assert_eq!(state.idle_trims(), 0, "no trim before any check ran");
+    queue.enqueue(vec![job("a"), job("b")]).await.unwrap();
+    wait_until("a trim after the burst", || state.idle_trims() == 1).await;
+    assert_eq!(TRIMS_ASKED.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // A long check: the trim waits for it, however long past `after` it runs.
+    let slow = Arc::new(Recorder {
+        seen: Mutex::new(Vec::new()),
+        delay: Duration::from_millis(400),
+    });
+    let queue2 = Arc::new(MemoryQueue::new());
+    let pool2 = WorkerPool::start_with(1, queue2.clone(), slow.clone(), idle);
+    let state2 = pool2.state();
+    queue2.enqueue(vec![job("slow")]).await.unwrap();
+    wait_until("the slow check running", || state2.running_count() == 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(state2.idle_trims(), 0, "trimmed while a check was running");
+    wait_until("a trim after the slow check", || state2.idle_trims() == 1).await;
+    assert_eq!(slow.seen.lock().unwrap().as_slice(), ["slow"]);
+
+    pool.shutdown(Duration::from_secs(5)).await;
+    pool2.shutdown(Duration::from_secs(5)).await;
 }
