@@ -144,6 +144,14 @@ struct Recorder {
     delay: Duration,
 }
 
+/// A runner whose every check takes `delay` and records its watch id.
+fn recorder(delay: Duration) -> Arc<Recorder> {
+    Arc::new(Recorder {
+        seen: Mutex::new(Vec::new()),
+        delay,
+    })
+}
+
 #[async_trait]
 impl JobRunner for Recorder {
     async fn run(&self, job: CheckJob) {
@@ -167,10 +175,7 @@ fn job(id: &str) -> CheckJob {
 #[tokio::test]
 async fn pool_runs_jobs_concurrently_and_reports_running() {
     let queue = Arc::new(MemoryQueue::new());
-    let runner = Arc::new(Recorder {
-        seen: Mutex::new(Vec::new()),
-        delay: Duration::from_millis(300),
-    });
+    let runner = recorder(Duration::from_millis(300));
     let pool = WorkerPool::start(3, queue.clone(), runner.clone());
     queue
         .enqueue(vec![job("a"), job("b"), job("c"), job("d")])
@@ -191,10 +196,7 @@ async fn pool_runs_jobs_concurrently_and_reports_running() {
 #[tokio::test]
 async fn shutdown_cuts_off_checks_that_overrun_the_grace_period() {
     let queue = Arc::new(MemoryQueue::new());
-    let runner = Arc::new(Recorder {
-        seen: Mutex::new(Vec::new()),
-        delay: Duration::from_secs(30),
-    });
+    let runner = recorder(Duration::from_secs(30));
     let pool = WorkerPool::start(1, queue.clone(), runner.clone());
     queue.enqueue(vec![job("slow")]).await.unwrap();
     let state = pool.state();
@@ -224,10 +226,7 @@ fn counting_trim() -> bool {
 #[tokio::test]
 async fn pool_trims_the_heap_once_idle_and_never_while_a_check_runs() {
     let queue = Arc::new(MemoryQueue::new());
-    let runner = Arc::new(Recorder {
-        seen: Mutex::new(Vec::new()),
-        delay: Duration::from_millis(10),
-    });
+    let runner = recorder(Duration::from_millis(10));
     let idle = IdleTrim {
         after: Duration::from_millis(50),
         trim: counting_trim,
@@ -240,10 +239,7 @@ async fn pool_trims_the_heap_once_idle_and_never_while_a_check_runs() {
     assert_eq!(TRIMS_ASKED.load(std::sync::atomic::Ordering::SeqCst), 1);
 
     // A long check: the trim waits for it, however long past `after` it runs.
-    let slow = Arc::new(Recorder {
-        seen: Mutex::new(Vec::new()),
-        delay: Duration::from_millis(400),
-    });
+    let slow = recorder(Duration::from_millis(400));
     let queue2 = Arc::new(MemoryQueue::new());
     let pool2 = WorkerPool::start_with(1, queue2.clone(), slow.clone(), idle);
     let state2 = pool2.state();
