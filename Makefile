@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: run test deps test-deps dashboard lint unit bench bench-socket bench-serve bench-browser bench-aws-cost chromium check fmt sam-build fuzz password-hash push-image container-check \
+.PHONY: run test deps test-deps dashboard lint unit bench bench-socket bench-serve bench-browser bench-aws-cost symbol-order chromium check fmt sam-build fuzz password-hash push-image container-check \
   build-ApiFunction build-SchedulerFunction build-CheckerFunction build-NotifierFunction
 
 ## Run the product: embedded mode on http://localhost:5000 (data in ./data), the dashboard at /.
@@ -112,6 +112,16 @@ bench-serve:
 	@"$(CDIO_VENV)/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("changedetection.io") != "$(CDIO_VERSION)")' 2>/dev/null || \
 	  { python3 -m venv "$(CDIO_VENV)" && "$(CDIO_VENV)/bin/pip" install -q "changedetection.io==$(CDIO_VERSION)"; }
 	CDIO_VENV="$(CDIO_VENV)" python3 bench/serve_compare.py
+
+## Regenerates crates/cli/symbol-order.txt, the release binary's function layout: an
+## instrumented build (target/symbol-order) runs bench-serve's rounds and a short bench-socket,
+## and the functions its processes ran are listed first (bench/symbol_order.py; the release
+## build gives the names ThinLTO gave them). Run it after a dependency or toolchain bump, or
+## when bench-serve's RSS says it is due; the next release build links with it.
+symbol-order: dashboard
+	command -v rustup >/dev/null && rustup component add llvm-tools || true
+	$(CARGO) build --release --locked -p changewatch
+	python3 bench/symbol_order.py
 
 ## A browser check beside a plain one in the same release build: N watches of the same ~46 KB
 ## page (one line of it written by a script) checked with fetch_backend html_requests, then

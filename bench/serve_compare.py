@@ -31,7 +31,8 @@ binary to run as a third column, e.g. the previous commit's build), PERF_ROUND (
 round's figures), SMAPS_DIR (copies each process's /proc/<pid>/smaps there at the end), IDLE_S (5:
 the tree's memory is read again this long after the last round), REPEAT (1: runs each
 server this many times, alternating their order, and reports the median of each figure), COLD (1:
-each server's files are dropped from the page cache before it starts, see `drop_cached`; 0: not).
+each server's files are dropped from the page cache before it starts, see `drop_cached`; 0: not),
+STOP (kill: each server is stopped with SIGKILL instead of SIGTERM).
 """
 
 import json
@@ -300,7 +301,10 @@ class Server:
 
     def stop(self):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            # STOP=kill: no shutdown, so a sandbox child is not killed by its server but
+            # leaves on its own, as bench/symbol_order.py needs to read its profile.
+            self.proc.send_signal(signal.SIGKILL if os.environ.get("STOP") == "kill"
+                                  else signal.SIGTERM)
             try:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
