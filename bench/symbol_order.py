@@ -51,11 +51,11 @@ def llvm_profdata() -> str:
     """rustup's llvm-tools match rustc's LLVM exactly; else the system's tool of that major."""
     sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True,
                              check=True, cwd=ROOT).stdout.strip()
-    host = re.search(r"^host: (\S+)", subprocess.run(["rustc", "-vV"], capture_output=True,
-                     text=True, check=True, cwd=ROOT).stdout, re.M).group(1)
+    version = subprocess.run(["rustc", "-vV"], capture_output=True, text=True, check=True,
+                             cwd=ROOT).stdout
+    host = re.search(r"^host: (\S+)", version, re.M).group(1)
     candidates = [pathlib.Path(sysroot) / "lib/rustlib" / host / "bin/llvm-profdata"]
-    major = re.search(r"^LLVM version: (\d+)", subprocess.run(
-        ["rustc", "-vV"], capture_output=True, text=True, check=True, cwd=ROOT).stdout, re.M)
+    major = re.search(r"^LLVM version: (\d+)", version, re.M)
     if major:
         m = major.group(1)
         candidates += [pathlib.Path(f"/usr/lib/llvm-{m}/bin/llvm-profdata"),
@@ -111,42 +111,37 @@ def functions_run(profdata: str, raw: pathlib.Path) -> dict:
     return ran
 
 
-def promoted_names(release: pathlib.Path) -> dict:
-    """ThinLTO renames a local function another module calls `<name>.llvm.<hash of its
-    module>`: the profile knows it by `<name>`. The hash moves only when that module's code
-    does, so the names the current release build has are listed too. Without a release build
-    (`cargo build --release -p changewatch` first) those functions are left unordered."""
+def release_functions(release: pathlib.Path) -> list:
+    """The function symbols of the current release build, which names functions the way the
+    next link will; empty without one (`cargo build --release -p changewatch` first)."""
     if not release.is_file():
-        print(f"symbol-order: no {release}: ThinLTO-renamed functions are not listed",
-              file=sys.stderr)
-        return {}
+        print(f"symbol-order: no {release}: ThinLTO-renamed functions and the standard "
+              "library are not listed", file=sys.stderr)
+        return []
     listing = subprocess.run(["nm", "--defined-only", str(release)], capture_output=True,
                              text=True, check=True).stdout
+    return [parts[2] for parts in map(str.split, listing.splitlines())
+            if len(parts) == 3 and parts[1] in "tTwW"]
+
+
+def promoted_names(functions: list) -> dict:
+    """ThinLTO renames a local function another module calls `<name>.llvm.<hash of its
+    module>`: the profile knows it by `<name>`. The hash moves only when that module's code
+    does, so the names the current release build has are listed too."""
     promoted = {}
-    for line in listing.splitlines():
-        name = line.rsplit(" ", 1)[-1]
+    for name in functions:
         if ".llvm." in name:
             promoted.setdefault(name.split(".llvm.", 1)[0], []).append(name)
     return promoted
 
 
-def std_functions(release: pathlib.Path, listed: set) -> list:
+def std_functions(functions: list, listed: set) -> list:
     """The standard library comes precompiled, without instrumentation: the profile has only
     what our crates instantiated of it. The rest (core::fmt::write, str searchers, the
     allocator shims, runtime start: 0.65 MB) runs everywhere, so all of it the release build
     keeps follows the profiled functions. Its symbols are the v0-mangled ones (`_R…`): the
     workspace's crates use the legacy scheme."""
-    if not release.is_file():
-        return []
-    listing = subprocess.run(["nm", "--defined-only", str(release)], capture_output=True,
-                             text=True, check=True).stdout
-    names = []
-    for line in listing.splitlines():
-        parts = line.split()
-        if (len(parts) == 3 and parts[1] in "tTwW" and parts[2].startswith("_R")
-                and parts[2] not in listed):
-            names.append(parts[2])
-    return sorted(set(names))
+    return sorted({name for name in functions if name.startswith("_R") and name not in listed})
 
 
 def c_functions(binary: pathlib.Path) -> list:
@@ -156,7 +151,7 @@ def c_functions(binary: pathlib.Path) -> list:
     zstd's legacy-format decoders, its dictionary builder and multithreaded compressor, and
     ring's test helpers."""
     never = re.compile(r"zstd_v0\d|cover|zdict|divsufsort|zstdmt|_test")
-    names = []
+    names, seen = [], set()
     for archive in sorted(binary.parent.glob("build/*/out/*.a")):
         if never.search(archive.name):
             continue
@@ -167,7 +162,8 @@ def c_functions(binary: pathlib.Path) -> list:
             where, _, symbol = line.rpartition(" ")
             kind = where.split()[-1] if where.split() else ""
             obj = where.split(":")[1] if where.count(":") >= 2 else ""
-            if kind in ("t", "T") and not never.search(obj) and symbol not in names:
+            if kind in ("t", "T") and not never.search(obj) and symbol not in seen:
+                seen.add(symbol)
                 names.append(symbol)
     return names
 
@@ -193,15 +189,15 @@ def main():
     if not child:
         sys.exit("symbol-order: no sandbox child's profile among " + str(len(raws)))
     c_code = c_functions(binary)
-    release = ROOT / "target/release/changewatch"
-    promoted = promoted_names(release)
+    functions = release_functions(ROOT / "target/release/changewatch")
+    promoted = promoted_names(functions)
     server_only = {f: c for f, c in server.items() if f not in child}
     # Hottest first: what runs for every check shares the fewest pages. A sort by name put
     # each crate's drop glue together, away from its callers: 10-35 % more CPU per check.
     by_heat = sorted(child, key=lambda f: (-child[f], f)) + sorted(
         server_only, key=lambda f: (-server_only[f], f))
     body = [name for f in by_heat for name in [f, *promoted.get(f, [])]]
-    std = std_functions(release, set(body))
+    std = std_functions(functions, set(body))
     body += std + c_code
     OUT.write_text(
         "# The changewatch binary's function layout: written by `make symbol-order`\n"
