@@ -113,13 +113,13 @@ bench-serve:
 	  { python3 -m venv "$(CDIO_VENV)" && "$(CDIO_VENV)/bin/pip" install -q "changedetection.io==$(CDIO_VERSION)"; }
 	CDIO_VENV="$(CDIO_VENV)" python3 bench/serve_compare.py
 
-## Regenerates crates/cli/symbol-order.txt, the release binary's function layout: an
-## instrumented build (target/symbol-order) runs bench-serve's rounds and a short bench-socket,
-## and the functions its processes ran are listed first (bench/symbol_order.py; the release
-## build gives the names ThinLTO gave them). Run it after a dependency or toolchain bump, or
-## when bench-serve's RSS says it is due; the next release build links with it.
+## Regenerates crates/cli/symbol-order.txt, the release binary's function layout: the release
+## build runs bench-serve's rounds and a short bench-socket under valgrind's callgrind, and the
+## functions its processes ran are listed first, children's then the server's, hottest first
+## (bench/symbol_order.py). Run it after a dependency or toolchain bump, or when bench-serve's
+## RSS says it is due; the next release build links with it (~10 min here).
 symbol-order: dashboard
-	command -v rustup >/dev/null && rustup component add llvm-tools || true
+	@command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
 	$(CARGO) build --release --locked -p changewatch
 	python3 bench/symbol_order.py
 

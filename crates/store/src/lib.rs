@@ -14,6 +14,7 @@
 //! - [`sqlite`]: the embedded adapter (one SQLite file in WAL mode, zstd snapshots).
 //! - [`queue`]: the embedded job queue (in-process priority queue, manual rechecks first).
 //! - [`feed`]: the embedded change feed (in-process broadcast).
+//! - `text_zstd`: the zstd frames snapshots are kept in (both adapters).
 //! - [`backup`]: the backup format (both modes), export and restore through the port.
 //! - [`aws`] (feature `aws`): DynamoDB, SQS and DynamoDB Streams adapters.
 //! - [`conformance`] (feature `conformance`): the port test suites every adapter must pass.
@@ -24,6 +25,7 @@ pub mod backup;
 pub mod feed;
 pub mod queue;
 pub mod sqlite;
+mod text_zstd;
 pub mod types;
 
 #[cfg(any(test, feature = "conformance"))]

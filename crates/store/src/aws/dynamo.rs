@@ -25,6 +25,7 @@
 //! (raw HTML), `P#<ts>#<chunk>` (screenshot), `TEXT` (text before filters). Timestamps and chunk numbers are zero-padded so
 //! that the sort key orders them.
 
+use crate::text_zstd::{compress, decompress};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
@@ -44,7 +45,6 @@ use crate::types::*;
 const CHUNK: usize = 350 * 1024;
 /// Sort-key prefix of screenshot chunks (text is `S`, raw HTML `H`).
 const SCREENSHOT: char = 'P';
-const ZSTD_LEVEL: i32 = 3;
 /// Commits retried when a user's edit lands between reading the watch and committing.
 const COMMIT_RETRIES: usize = 5;
 /// The scheduled job a queue mark is for (see the module's doc).
@@ -57,15 +57,6 @@ const TRIM_PAGE: usize = 16;
 pub struct DynamoStore {
     client: Client,
     res: AwsResources,
-}
-
-fn compress(s: &str) -> Result<Vec<u8>, StoreError> {
-    zstd::bulk::compress(s.as_bytes(), ZSTD_LEVEL).map_err(backend)
-}
-
-fn decompress(b: &[u8]) -> Result<String, StoreError> {
-    let bytes = zstd::stream::decode_all(b).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn snap_pk(key: &Key) -> String {

@@ -11,6 +11,7 @@
 //! has its own module: `watch_store` (`WatchStore` and `ChangeFeed`) and `notifications`
 //! (`NotificationQueue`, the outbox table).
 
+use crate::text_zstd::{compress, decompress};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -165,7 +166,6 @@ const MIGRATIONS: &[&str] = &[
 /// `last_error` of a watch paused because its checks kept dying with the process.
 pub const INTERRUPTED_ERROR: &str = "Paused: checks of this watch were interrupted by the server stopping unexpectedly several times in a row. Check its filters, then unpause it.";
 
-const ZSTD_LEVEL: i32 = 3;
 /// Raw HTML is kept for this many newest snapshots (upstream keeps two).
 const HTML_KEPT: i64 = 2;
 
@@ -245,6 +245,11 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(backend)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        // 1 MB of page cache instead of SQLite's 2: the largest part of the server's heap
+        // at its peak (heaptrack, bench/README.md eleventh session). A page it no longer
+        // holds is one read from the OS's cache, where the file's pages stay.
+        conn.pragma_update(None, "cache_size", -1024)
             .map_err(backend)?;
         keep_plans(&conn)?;
         migrate(&mut conn)?;
@@ -677,15 +682,6 @@ fn check_expect(key: &Key, current: Option<&Item>, expect: Expect) -> Result<(),
     } else {
         Err(StoreError::Conflict(key.clone()))
     }
-}
-
-fn compress(s: &str) -> Result<Vec<u8>, StoreError> {
-    zstd::bulk::compress(s.as_bytes(), ZSTD_LEVEL).map_err(backend)
-}
-
-fn decompress(b: &[u8]) -> Result<String, StoreError> {
-    let bytes = zstd::stream::decode_all(b).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 /// Snapshots, screenshots and kept text of a watch.
