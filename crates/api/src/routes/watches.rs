@@ -1,7 +1,7 @@
 //! /api/v1/watch and /api/v1/watch/{uuid}: list, create, read (with the recheck / pause / mute
 //! operations), update, delete.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use crate::validate;
 use crate::validate::ApiContext;
@@ -17,7 +17,6 @@ use changewatch_engine::docs;
 use changewatch_engine::scheduler::request_recheck;
 use changewatch_store::{Expect, Key, Kind, StoreError};
 use serde_json::json;
-use serde_json::value::RawValue;
 
 use crate::apprise::is_valid_apprise_url;
 use crate::bulk::{recheck_all, recheck_target};
@@ -77,11 +76,10 @@ async fn list(
         targets.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         return recheck_all(&state, targets, true).await;
     }
-    // One watch at a time, each entry serialized as soon as it is made: only the entries'
-    // JSON is kept (a tree per entry was 3-4 times its size: ~15 MB more at 5,000 watches),
-    // never every document.
-    // By uuid, as the object's keys always came.
-    let mut out: BTreeMap<String, Box<RawValue>> = BTreeMap::new();
+    // One watch at a time, each entry written into the body as soon as it is made: the
+    // listing holds its body once, never every document (a tree per entry was 3-4 times its
+    // size: ~15 MB more at 5,000 watches) nor every entry's JSON beside the body.
+    let mut out = SortedObject::new();
     // Watches whose `link` needs a template rendered (in the sandbox, which this walk cannot
     // wait for): their entries are made after it.
     let mut templated = Vec::new();
@@ -102,22 +100,88 @@ async fn list(
                 return Ok(());
             }
             let entry = watch.api_list_entry(&history, &tag_uuids, &no_render);
-            let json = serde_json::value::to_raw_value(&entry)
-                .map_err(|e| StoreError::Corrupt(format!("watch {}: {e}", item.key.id)))?;
-            out.insert(item.key.id, json);
-            Ok(())
+            out.push(&item.key.id, &entry)
+                .map_err(|e| StoreError::Corrupt(format!("watch {}: {e}", item.key.id)))
         })
         .await?;
     for (id, watch, history, tag_uuids) in templated {
         let links = rendered_links(&state, &watch).await;
         let entry = watch.api_list_entry(&history, &tag_uuids, &|t| links.render(t));
-        let json = serde_json::value::to_raw_value(&entry)
+        out.push(&id, &entry)
             .map_err(|e| StoreError::Corrupt(format!("watch {id}: {e}")))?;
-        out.insert(id, json);
     }
-    let body =
-        serde_json::to_vec(&out).map_err(|e| StoreError::Corrupt(format!("watch list: {e}")))?;
-    Ok(json_bytes_response(StatusCode::OK, body))
+    Ok(json_bytes_response(StatusCode::OK, out.finish()))
+}
+
+/// A JSON object written member by member into one buffer, its keys in byte order at the
+/// end, as a `BTreeMap`'s would be (the listing's keys always came by uuid). A store that
+/// walks in key order (SQLite) leaves nothing to sort; otherwise (DynamoDB's shards, the
+/// templated entries made last) `finish` copies the members once, in order.
+struct SortedObject {
+    body: Vec<u8>,
+    /// Each member's (start, end of its quoted key, end) in `body`.
+    members: Vec<(usize, usize, usize)>,
+    in_order: bool,
+}
+
+impl SortedObject {
+    fn new() -> Self {
+        SortedObject {
+            body: vec![b'{'],
+            members: Vec::new(),
+            in_order: true,
+        }
+    }
+
+    fn key<'a>(&'a self, &(start, key_end, _): &(usize, usize, usize)) -> &'a [u8] {
+        &self.body[start..key_end]
+    }
+
+    /// Appends `"key":value`; on an error the body is as it was.
+    fn push(&mut self, key: &str, value: &impl serde::Serialize) -> serde_json::Result<()> {
+        let mark = self.body.len();
+        if !self.members.is_empty() {
+            self.body.push(b',');
+        }
+        let start = self.body.len();
+        let written = serde_json::to_writer(&mut self.body, key).and_then(|()| {
+            let key_end = self.body.len();
+            self.body.push(b':');
+            serde_json::to_writer(&mut self.body, value).map(|()| key_end)
+        });
+        let key_end = match written {
+            Ok(key_end) => key_end,
+            Err(e) => {
+                self.body.truncate(mark);
+                return Err(e);
+            }
+        };
+        let member = (start, key_end, self.body.len());
+        if let Some(last) = self.members.last() {
+            self.in_order &= self.key(last) < &self.body[start..key_end];
+        }
+        self.members.push(member);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.in_order {
+            self.body.push(b'}');
+            return self.body;
+        }
+        let mut members = std::mem::take(&mut self.members);
+        members.sort_by(|a, b| self.key(a).cmp(self.key(b)));
+        let mut body = Vec::with_capacity(self.body.len() + 1);
+        body.push(b'{');
+        for (i, &(start, _, end)) in members.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(&self.body[start..end]);
+        }
+        body.push(b'}');
+        body
+    }
 }
 
 async fn create(
@@ -261,4 +325,51 @@ async fn remove(
     }
     state.unqueue(&[uuid]).await?;
     Ok(no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SortedObject;
+
+    fn object(members: &[(&str, serde_json::Value)]) -> serde_json::Value {
+        let mut out = SortedObject::new();
+        for (key, value) in members {
+            out.push(key, value).unwrap();
+        }
+        let body = out.finish();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    #[test]
+    fn members_in_key_order_pass_through_and_others_are_sorted() {
+        let in_order = SortedObject::new();
+        assert_eq!(in_order.finish(), b"{}");
+        let mut walk = SortedObject::new();
+        walk.push("a1", &1).unwrap();
+        walk.push("b2", &serde_json::json!({"x": [1, 2]})).unwrap();
+        assert!(walk.in_order);
+        assert_eq!(walk.finish(), br#"{"a1":1,"b2":{"x":[1,2]}}"#);
+
+        let mut shards = SortedObject::new();
+        for key in ["c", "a", "ab", "b"] {
+            shards.push(key, &key).unwrap();
+        }
+        assert!(!shards.in_order);
+        assert_eq!(shards.finish(), br#"{"a":"a","ab":"ab","b":"b","c":"c"}"#);
+        assert_eq!(
+            object(&[("z", 1.into()), ("y", "é\"".into())]),
+            serde_json::json!({"y": "é\"", "z": 1})
+        );
+    }
+
+    #[test]
+    fn a_member_that_cannot_be_written_leaves_the_body_as_it_was() {
+        let mut out = SortedObject::new();
+        out.push("a", &1).unwrap();
+        // JSON object keys must be strings: a map keyed by pairs cannot be written.
+        let bad: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        assert!(out.push("b", &bad).is_err());
+        out.push("c", &2).unwrap();
+        assert_eq!(out.finish(), br#"{"a":1,"c":2}"#);
+    }
 }
