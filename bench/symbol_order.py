@@ -125,10 +125,17 @@ def native_faults(binary: pathlib.Path, listed: set) -> list:
     script.chmod(0o755)
     env = {**os.environ, "CW_BIN": str(script), "ONLY": "changewatch", "COLD": "1",
            "IDLE_S": "0", "N": os.environ.get("N", "500"), "OUT": str(WORK / "native.json")}
-    subprocess.run([sys.executable, str(ROOT / "bench/serve_compare.py")], cwd=ROOT,
-                   check=True, env=env)
-    shown = subprocess.run(["perf", "script", "-i", str(data), "-F", "addr"],
-                           capture_output=True, text=True, check=True).stdout
+    try:
+        subprocess.run([sys.executable, str(ROOT / "bench/serve_compare.py")], cwd=ROOT,
+                       check=True, env=env)
+        shown = subprocess.run(["perf", "script", "-i", str(data), "-F", "addr"],
+                               capture_output=True, text=True, check=True).stdout
+    except subprocess.CalledProcessError as e:
+        # perf_event_paranoid above 2, or no page-fault event in this kernel: the list
+        # from callgrind stands alone.
+        print(f"symbol-order: the native run under perf failed ({e}): not listed",
+              file=sys.stderr)
+        return []
     starts, names = [], []
     listing = subprocess.run(["nm", "-S", "--defined-only", str(binary)], capture_output=True,
                              text=True, check=True).stdout
