@@ -31,16 +31,19 @@ RUN npm run build
 # --- changewatch binary -------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-bookworm AS compile
 # libxml2 (XPath filters) is linked by the core crate; the libxml crate generates its
-# bindings with bindgen, which needs libclang.
+# bindings with bindgen, which needs libclang. The release build links a libxml2 built from
+# Debian's source without ICU (infra/build-libxml2.sh, dpkg-dev unpacks the source), as
+# `make run` does; if that fails it links the system's, which the runtime stage has.
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libxml2-dev pkg-config libclang-dev \
+      libxml2-dev pkg-config libclang-dev dpkg-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p changewatch \
+    eval "$(bash infra/build-libxml2.sh --or-system native)" \
+ && cargo build --release --locked -p changewatch \
  && install -D -m 0755 target/release/changewatch /out/changewatch
 
 FROM scratch AS build

@@ -5,11 +5,18 @@ CARGO ?= cargo
 .PHONY: run test deps test-deps dashboard lint unit bench bench-socket bench-serve bench-browser bench-aws-cost symbol-order chromium check fmt sam-build fuzz password-hash push-image container-check \
   build-ApiFunction build-SchedulerFunction build-CheckerFunction build-NotifierFunction
 
+## Release builds link a libxml2 built from Debian's source without ICU, zlib and lzma
+## (infra/build-libxml2.sh native, ~30 s once, cached in ~/.cache/changewatch): Debian's shared
+## one maps ICU and libstdc++ into every process of `serve`. When it cannot be built the build
+## links the system's libxml2, with a warning; CW_STATIC_LIBXML2=0 asks for that. Every release
+## build goes through it, so the release profile's crates are not rebuilt between targets.
+RELEASE_ENV = eval "$$(bash infra/build-libxml2.sh --or-system native)";
+
 ## Run the product: embedded mode on http://localhost:5000 (data in ./data), the dashboard at /.
 ## Installs the build's system packages and builds the dashboard first.
 ## `make run ARGS="check https://example.com/"` runs another subcommand.
 run: deps dashboard
-	$(CARGO) run --release -p changewatch -- $(or $(ARGS),serve)
+	$(RELEASE_ENV) $(CARGO) run --release -p changewatch -- $(or $(ARGS),serve)
 
 ## Everything CI runs: install what the tests need, lint, then the whole test suite.
 test: deps test-deps dashboard lint unit
@@ -95,7 +102,7 @@ bench:
 ## and latency (recheck of a changed 46 KB page -> the completing watch_update, alone and with N
 ## clients), changewatch's release build beside upstream changedetection.io in a venv under /tmp.
 bench-socket: dashboard
-	$(CARGO) build --release -p changewatch
+	$(RELEASE_ENV) $(CARGO) build --release -p changewatch
 	bash bench/socket_compare.sh
 
 ## Checks per CPU-second and memory of `changewatch serve` beside upstream changedetection.io
@@ -108,7 +115,7 @@ CDIO_VERSION ?= 0.60.10
 CDIO_TEST_VENV ?= /tmp/cdio-venv-$(CDIO_VERSION)
 CDIO_050_TEST_VENV ?= /tmp/cdio-venv-0.50.2
 bench-serve:
-	$(CARGO) build --release --locked -p changewatch
+	$(RELEASE_ENV) $(CARGO) build --release --locked -p changewatch
 	@"$(CDIO_VENV)/bin/python" -c 'import importlib.metadata as m, sys; sys.exit(m.version("changedetection.io") != "$(CDIO_VERSION)")' 2>/dev/null || \
 	  { python3 -m venv "$(CDIO_VENV)" && "$(CDIO_VENV)/bin/pip" install -q "changedetection.io==$(CDIO_VERSION)"; }
 	CDIO_VENV="$(CDIO_VENV)" python3 bench/serve_compare.py
@@ -120,7 +127,7 @@ bench-serve:
 ## RSS says it is due; the next release build links with it (~10 min here).
 symbol-order: dashboard
 	@command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; }
-	$(CARGO) build --release --locked -p changewatch
+	$(RELEASE_ENV) $(CARGO) build --release --locked -p changewatch
 	python3 bench/symbol_order.py
 
 ## A browser check beside a plain one in the same release build: N watches of the same ~46 KB
@@ -129,7 +136,7 @@ symbol-order: dashboard
 ## included) per check, checks/s, peak RSS/PSS, browser ÷ plain (bench/browser_compare.py; N,
 ## WORKERS, SETTLE, SCREENSHOT_MAX_HEIGHT, REPEAT change the run).
 bench-browser: chromium
-	$(CARGO) build --release --locked -p changewatch
+	$(RELEASE_ENV) $(CARGO) build --release --locked -p changewatch
 	python3 bench/browser_compare.py
 
 ## What a check costs in AWS mode: the release function binaries under the e2e suite's Lambda
@@ -144,8 +151,8 @@ bench-aws-cost:
 FUZZ_CASES ?= 2000
 API_FUZZ_EXAMPLES ?= 300
 fuzz: test-deps
-	CW_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release -p changewatch --test fuzz_pipeline -- --nocapture
-	CW_API_FUZZ_EXAMPLES=$(API_FUZZ_EXAMPLES) CW_API_FUZZ_SEED=random \
+	$(RELEASE_ENV) CW_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --release -p changewatch --test fuzz_pipeline -- --nocapture
+	$(RELEASE_ENV) CW_API_FUZZ_EXAMPLES=$(API_FUZZ_EXAMPLES) CW_API_FUZZ_SEED=random \
 	  $(CARGO) test --release -p changewatch --test api_fuzz -- --nocapture
 
 fmt:
@@ -196,5 +203,5 @@ push-image: dashboard
 ## and run when it can, else the release binary run as the image runs it
 ## (infra/container-check.sh says which; not part of `make test`).
 container-check: dashboard
-	$(CARGO) build --release -p changewatch
+	$(RELEASE_ENV) $(CARGO) build --release -p changewatch
 	CW_BINARY=target/release/changewatch bash infra/container-check.sh

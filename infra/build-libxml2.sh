@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# Builds libxml2 as a static, position-independent library for a Lambda target and prints the
-# environment that makes the `libxml` crate link it statically:
+# Builds libxml2 as a static, position-independent library for a Lambda target, or for this
+# machine, and prints the environment that makes the `libxml` crate link it statically:
 #
 #   eval "$(bash infra/build-libxml2.sh x86_64)"    # or arm64
 #   sam build --parameter-overrides Architecture=x86_64     # from the repository root
+#
+#   eval "$(bash infra/build-libxml2.sh native)"    # the release build of `changewatch serve`
+#   cargo build --release -p changewatch            # (the Makefile's release targets do this)
+#
+# Why native: Debian's libxml2.so links ICU (libicuuc, libicudata), which links libstdc++, and
+# zlib and liblzma. Every process that loads it maps and relocates all of them: ~1.9 MB of
+# resident memory per process (smaps of a program that only links libxml2), and `serve` is a
+# server plus its sandbox children, each the same binary. Linked statically, only the few
+# libxml2 functions a process runs are resident, laid out with the rest of the binary's code
+# (`-ffunction-sections`, so the symbol-ordering file can place each one).
 #
 # Why: the checker function parses pages with libxml2. Linked against the build machine's
 # libxml2 it needs libxml2.so, ICU, zlib and liblzma at run time, and `provided.al2023` has none
@@ -23,22 +33,48 @@
 set -euo pipefail
 
 force=0
+or_system=0
 arch=x86_64
+args=()
 for arg in "$@"; do
   case "$arg" in
-    --force) force=1 ;;
-    x86_64 | arm64) arch="$arg" ;;
-    *) echo "usage: $0 [--force] [x86_64|arm64]" >&2; exit 2 ;;
+    --force) force=1; args+=("$arg") ;;
+    --or-system) or_system=1 ;;
+    x86_64 | arm64 | native) arch="$arg"; args+=("$arg") ;;
+    *) echo "usage: $0 [--force] [--or-system] [x86_64|arm64|native]" >&2; exit 2 ;;
   esac
 done
 
+# --or-system (the Makefile's release builds): when the library cannot be built (no network
+# for the source, no root for apt, no compiler), say so and print nothing, so the build links
+# the system's libxml2 as debug builds do. CW_STATIC_LIBXML2=0 asks for that outright.
+if [ "$or_system" = 1 ]; then
+  if [ "${CW_STATIC_LIBXML2:-1}" = 0 ]; then
+    echo "build-libxml2: CW_STATIC_LIBXML2=0: linking the system's libxml2" >&2
+  elif ! out="$(bash "$0" "${args[@]}")"; then
+    echo "build-libxml2: could not build libxml2: linking the system's (with ICU and" \
+      "libstdc++, ~1.9 MB more resident memory per process)" >&2
+  else
+    printf '%s\n' "$out"
+  fi
+  exit 0
+fi
+
+cache="${CW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/changewatch}"
 case "$arch" in
   x86_64) zig_arch=x86_64; rust_target=x86_64-unknown-linux-gnu ;;
   arm64) zig_arch=aarch64; rust_target=aarch64-unknown-linux-gnu ;;
+  native)
+    # This machine's compiler and glibc, for the target rustc builds for by default.
+    rust_target="$(rustc -vV | sed -n 's/^host: //p')"
+    [ -n "$rust_target" ] || { echo "build-libxml2: rustc -vV names no host" >&2; exit 1; } ;;
 esac
-glibc="${CW_LIBXML2_GLIBC:-2.17}"
-cache="${CW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/changewatch}"
-prefix="$cache/libxml2-static/$arch-glibc$glibc"
+if [ "$arch" = native ]; then
+  prefix="$cache/libxml2-static/native-$rust_target"
+else
+  glibc="${CW_LIBXML2_GLIBC:-2.17}"
+  prefix="$cache/libxml2-static/$arch-glibc$glibc"
+fi
 log() { echo "build-libxml2: $*" >&2; }
 
 print_env() {
@@ -60,9 +96,11 @@ if [ "$force" = 0 ] && [ -f "$prefix/.complete" ] && [ -f "$prefix/lib/libxml2.a
   exit 0
 fi
 
-# Zig: the one on PATH, or the one the `ziglang` PyPI package (a dependency of cargo-lambda's
-# pip package) ships.
-if command -v zig >/dev/null 2>&1; then
+# Zig (cross builds only): the one on PATH, or the one the `ziglang` PyPI package (a dependency
+# of cargo-lambda's pip package) ships.
+if [ "$arch" = native ]; then
+  command -v cc >/dev/null 2>&1 || { log "no cc: install gcc (apt-get install gcc)"; exit 1; }
+elif command -v zig >/dev/null 2>&1; then
   zig=(zig)
 elif python3 -c "import ziglang" >/dev/null 2>&1; then
   zig=(python3 -m ziglang)
@@ -106,16 +144,29 @@ else
   mv "$src_dir" "$work/src"
   srcver="$(cd "$work" && ls libxml2_*.dsc | sed 's/^libxml2_//; s/\.dsc$//')"
 fi
-log "building libxml2 $srcver for $zig_arch-linux-gnu.$glibc"
 
 # --- build ------------------------------------------------------------------------------
-# Small wrapper scripts, because configure wants a single word for CC/AR/RANLIB.
-mkdir "$work/bin"
-zig_cmd="$(printf '%q ' "${zig[@]}")"
-printf '#!/bin/sh\nexec %s cc -target %s "$@"\n' "$zig_cmd" "$zig_arch-linux-gnu.$glibc" >"$work/bin/cc"
-printf '#!/bin/sh\nexec %s ar "$@"\n' "$zig_cmd" >"$work/bin/ar"
-printf '#!/bin/sh\nexec %s ranlib "$@"\n' "$zig_cmd" >"$work/bin/ranlib"
-chmod +x "$work/bin/"*
+if [ "$arch" = native ]; then
+  log "building libxml2 $srcver for this machine ($rust_target)"
+  cc_env=(CC=cc AR=ar RANLIB=ranlib)
+  # One section per function and datum: the linker keeps only what the binary calls and
+  # places each function by the symbol-ordering file.
+  cflags="-O2 -fPIC -ffunction-sections -fdata-sections"
+  host_args=()
+else
+  log "building libxml2 $srcver for $zig_arch-linux-gnu.$glibc"
+  # Small wrapper scripts, because configure wants a single word for CC/AR/RANLIB.
+  mkdir "$work/bin"
+  zig_cmd="$(printf '%q ' "${zig[@]}")"
+  printf '#!/bin/sh\nexec %s cc -target %s "$@"\n' "$zig_cmd" "$zig_arch-linux-gnu.$glibc" >"$work/bin/cc"
+  printf '#!/bin/sh\nexec %s ar "$@"\n' "$zig_cmd" >"$work/bin/ar"
+  printf '#!/bin/sh\nexec %s ranlib "$@"\n' "$zig_cmd" >"$work/bin/ranlib"
+  chmod +x "$work/bin/"*
+  cc_env=(CC="$work/bin/cc" AR="$work/bin/ar" RANLIB="$work/bin/ranlib")
+  # -fno-sanitize=undefined: zig cc otherwise compiles C with UBSan traps in some modes.
+  cflags="-O2 -fPIC -fno-sanitize=undefined"
+  host_args=(--host="$zig_arch-linux-gnu")
+fi
 
 stage="$work/prefix"
 (
@@ -123,10 +174,8 @@ stage="$work/prefix"
   # Debian's patches touch Makefile.am; make the generated autotools files newer again, so
   # that make does not try to rerun automake (not needed, and usually not installed).
   touch aclocal.m4 && touch configure config.h.in && find . -name Makefile.in -exec touch {} +
-  # -fno-sanitize=undefined: zig cc otherwise compiles C with UBSan traps in some modes.
-  CC="$work/bin/cc" AR="$work/bin/ar" RANLIB="$work/bin/ranlib" \
-    CFLAGS="-O2 -fPIC -fno-sanitize=undefined" \
-    ./configure --host="$zig_arch-linux-gnu" --build="$(./config.guess)" \
+  env "${cc_env[@]}" CFLAGS="$cflags" \
+    ./configure "${host_args[@]}" --build="$(./config.guess)" \
     --prefix="$prefix" --enable-static --disable-shared --with-pic \
     --without-icu --without-zlib --without-lzma --without-python --without-readline \
     --without-http --without-ftp --without-modules --without-debug --without-history \

@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 python3 -c 'import moto.server, flask_cors, boto3' 2>/dev/null \
   || python3 -m pip install --quiet 'moto[server]==5.*' boto3
+# The release profile links libxml2 as the Makefile's release builds do (see RELEASE_ENV there).
+eval "$(bash infra/build-libxml2.sh --or-system native)"
 cargo build --release --locked -p changewatch-bench-aws-cost \
   -p changewatch-fn-api -p changewatch-fn-scheduler -p changewatch-fn-checker -p changewatch-fn-notifier
 out="${CW_BENCH_OUT:-target/aws-cost.json}"
