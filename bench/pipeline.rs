@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the check pipeline on a 50 KB and a 1 MB HTML page:
-//! filter (subtractive + CSS include) → HTML to text → rules → md5, and the diff between two
-//! versions of the result, the notification rendered from those two versions, and the decode
-//! of a stored watch document (every check reads one). Run with
+//! filter (subtractive + CSS include, or the include rule as XPath) → HTML to text → rules →
+//! md5, and the diff between two versions of the result, the notification rendered from those
+//! two versions, and the decode of a stored watch document (every check reads one). Run with
 //! `make bench`; figures are recorded in bench/README.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -47,6 +47,15 @@ fn settings() -> ProcessorSettings {
     }
 }
 
+/// `settings()` with the include rule as XPath: libxml2 parses the page for it, and its
+/// matches are parsed again for their text, where CSS rules share the one parse of the page.
+fn xpath_settings() -> ProcessorSettings {
+    ProcessorSettings {
+        include_filters: vec!["//main".into()],
+        ..settings()
+    }
+}
+
 /// The filtered text of version 0 and version 1 of the page (every 7th story's price
 /// changed): the two snapshots the diff and notification benches compare.
 fn snapshots(size: usize) -> (String, String) {
@@ -76,6 +85,11 @@ fn bench_pipeline(c: &mut Criterion) {
             BenchmarkId::new("filter_text_hash", label),
             &page,
             |b, p| b.iter(|| process(black_box(p), &settings(), &PreviousState::default())),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("filter_xpath_text_hash", label),
+            &page,
+            |b, p| b.iter(|| process(black_box(p), &xpath_settings(), &PreviousState::default())),
         );
         group.bench_with_input(
             BenchmarkId::new("text_hash_no_filters", label),
