@@ -62,24 +62,9 @@ pub struct Tenant {
 /// The 16 bytes of a lowercase hyphenated uuid, `None` for any other string: the form is one
 /// to one with the bytes, so two ids share a key only when they are the same string.
 fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
-    let s = id.as_bytes();
-    if s.len() != 36 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    let mut nibbles = 0;
-    for (i, &c) in s.iter().enumerate() {
-        let v = match (i, c) {
-            (8 | 13 | 18 | 23, b'-') => continue,
-            (8 | 13 | 18 | 23, _) => return None,
-            (_, b'0'..=b'9') => c - b'0',
-            (_, b'a'..=b'f') => c - b'a' + 10,
-            _ => return None,
-        };
-        out[nibbles / 2] |= if nibbles % 2 == 0 { v << 4 } else { v };
-        nibbles += 1;
-    }
-    Some(out)
+    let parsed = uuid::Uuid::try_parse(id).ok()?;
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    (parsed.hyphenated().encode_lower(&mut buf) == id).then(|| parsed.into_bytes())
 }
 
 impl Tenant {
