@@ -149,6 +149,88 @@ pub fn parse_document(html: &str) -> Html {
     tokenizer.sink.inner.sink.finish()
 }
 
+/// Builds a document from tags, text and comments that are already told apart, for markup
+/// that exists as another parser's tree (libxml2's, for XPath filters): feeding html5ever's
+/// tree builder (behind the same depth cap as [`parse_document`]) the tokens its tokenizer
+/// would read from that tree's serialisation gives the same document as writing the markup
+/// out and parsing it, without the writing and the tokenizing. Which trees tokenize as
+/// their tokens say is the caller's to judge (raw-text elements read their markup as text).
+pub struct TokenFeed {
+    sink: DepthLimit<TreeBuilder<ego_tree::NodeId, HtmlTreeSink>>,
+}
+
+impl std::fmt::Debug for TokenFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFeed").finish_non_exhaustive()
+    }
+}
+
+impl Default for TokenFeed {
+    fn default() -> Self {
+        TokenFeed {
+            sink: DepthLimit::new(TreeBuilder::new(
+                HtmlTreeSink::new(Html::new_document()),
+                TreeBuilderOpts::default(),
+            )),
+        }
+    }
+}
+
+impl TokenFeed {
+    /// A start tag; `name` and the attributes' names are lowercase, as the tokenizer makes them.
+    pub fn start<'a>(&self, name: &str, attrs: impl IntoIterator<Item = (&'a str, String)>) {
+        let attrs = attrs
+            .into_iter()
+            .map(|(key, value)| html5ever::Attribute {
+                name: html5ever::QualName::new(None, html5ever::ns!(), LocalName::from(key)),
+                value: StrTendril::from(value),
+            })
+            .collect();
+        self.tag(TagKind::StartTag, name, attrs);
+    }
+
+    /// An end tag.
+    pub fn end(&self, name: &str) {
+        self.tag(TagKind::EndTag, name, Vec::new());
+    }
+
+    fn tag(&self, kind: TagKind, name: &str, attrs: Vec<html5ever::Attribute>) {
+        let tag = Tag {
+            kind,
+            name: LocalName::from(name),
+            self_closing: false,
+            attrs,
+            had_duplicate_attributes: false,
+        };
+        // What the builder asks of the tokenizer (raw text, script pauses) does not apply:
+        // there is no markup left to read.
+        let _ = self.sink.process_token(Token::TagToken(tag), 0);
+    }
+
+    /// Character data, as decoded text.
+    pub fn text(&self, text: &str) {
+        if !text.is_empty() {
+            let _ = self
+                .sink
+                .process_token(Token::CharacterTokens(StrTendril::from_slice(text)), 0);
+        }
+    }
+
+    /// A comment.
+    pub fn comment(&self, text: &str) {
+        let _ = self
+            .sink
+            .process_token(Token::CommentToken(StrTendril::from_slice(text)), 0);
+    }
+
+    /// The document, as [`parse_document`] gives it once the markup has ended.
+    pub fn finish(self) -> Html {
+        let _ = self.sink.process_token(Token::EOFToken, 0);
+        self.sink.end();
+        self.sink.inner.sink.finish()
+    }
+}
+
 /// Where a start tag lands, for the parts of the HTML parsing rules that depend on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Context {

@@ -259,6 +259,9 @@ pub fn process(
         && !settings.source_mode
         && filters::all_css(&settings.subtractive_selectors)
         && filters::all_css(&settings.include_filters);
+    let xpath_only = stream_type == StreamType::Html
+        && !settings.source_mode
+        && filters::all_xpath(&settings.include_filters);
     let mut text = if one_parse {
         let (text, markup) = html_text_one_parse(&content, settings, filtered, &opts)?;
         // A page without text is diagnosed from the filtered markup.
@@ -266,6 +269,32 @@ pub fn process(
             content = markup;
         }
         text
+    } else if xpath_only {
+        if settings
+            .subtractive_selectors
+            .iter()
+            .any(|s| !s.trim().is_empty())
+        {
+            content = filters::remove_elements(
+                &content,
+                &settings.subtractive_selectors,
+                ContentKind::Html,
+            )?;
+        }
+        match filters::xpath_include_text(&content, &settings.include_filters, &opts)? {
+            filters::XPathText::NotFound => {
+                return Err(CheckError::FilterNotFound {
+                    filters: settings.include_filters.clone(),
+                });
+            }
+            filters::XPathText::Text { text, markup } => {
+                // A page without text is diagnosed from the filtered markup.
+                if let Some(markup) = markup {
+                    content = markup;
+                }
+                text
+            }
+        }
     } else {
         let kind = content_kind(stream_type);
         if stream_type.is_markup()
@@ -748,6 +777,79 @@ mod one_parse_tests {
                 include,
                 subtract
             );
+        }
+    }
+
+    const XPATHS: &[&str] = &[
+        "//div",
+        "//p",
+        "//*[@class='a']",
+        "//li",
+        "//main",
+        "//td",
+        "//table",
+        "//a/@href",
+        "//span/text()",
+        "string(//h1)",
+        "//section//p",
+        "xpath1://pre",
+        "//title",
+        "//option",
+        "//body",
+    ];
+
+    fn fetched(html: &str) -> FetchedPage {
+        FetchedPage {
+            final_url: "http://fixture.test/".into(),
+            status: 200,
+            content_type: Some("text/html; charset=utf-8".into()),
+            server: None,
+            headers: Vec::new(),
+            raw: html.as_bytes().to_vec(),
+            text: html.to_string(),
+            encoding: "utf-8",
+            fetch_time: 0.0,
+            screenshot: None,
+            stock_scan: None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn xpath_rules_give_the_text_of_three_parses(
+            body in prop::collection::vec(markup(), 1..5),
+            include in prop::collection::vec(prop::sample::select(XPATHS), 1..3),
+            subtract in prop::collection::vec(prop::sample::select(SUBTRACTIVE), 0..2),
+            anchors in any::<bool>(),
+        ) {
+            let page = format!(
+                "<!DOCTYPE html><html><head><title>t</title></head><body>{}</body></html>",
+                body.concat()
+            );
+            let settings = ProcessorSettings {
+                include_filters: include.iter().map(|s| s.to_string()).collect(),
+                subtractive_selectors: subtract.iter().map(|s| s.to_string()).collect(),
+                render_anchor_tag_content: anchors,
+                ..ProcessorSettings::default()
+            };
+            let opts = TextOptions { render_anchor_tag_content: anchors, is_rss: false };
+            let processed = process(&fetched(&page), &settings, &PreviousState::default());
+            let three = three_parses(&page, &settings, &opts);
+            let context = format!("page {page} include {include:?} subtract {subtract:?}");
+            match (processed, three) {
+                (Ok(p), Ok(t)) => prop_assert_eq!(p.text, t, "{}", context),
+                (Err(CheckError::NoText { .. }), Ok(t)) => {
+                    prop_assert!(t.trim().is_empty(), "{}", context);
+                }
+                (p, t) => prop_assert_eq!(
+                    format!("{:?}", p.map(|p| p.text)),
+                    format!("{t:?}"),
+                    "{}",
+                    context
+                ),
+            }
         }
     }
 

@@ -40,8 +40,9 @@
 //! [`apply_include_filters`]); each engine has its own module: `css` (scraper),
 //! `xpath` (libxml2), `json` (JSON sources and JSONPath), `jq` (jaq), with
 //! `documents` sharing one parse per engine between a watch's filters, `limits`
-//! holding what a rule may be before any parser runs, and `inplace` applying CSS rules to
-//! the page's one parsed tree for the pipeline's single-parse path.
+//! holding what a rule may be before any parser runs, `inplace` applying CSS rules to
+//! the page's one parsed tree for the pipeline's single-parse path, and `xpath_text` turning
+//! XPath matches into text from libxml2's tree without writing them out and parsing them again.
 //!
 //! # Known differences from upstream
 //!
@@ -92,6 +93,7 @@ mod limits;
 #[cfg(test)]
 mod tests;
 mod xpath;
+mod xpath_text;
 
 use css::*;
 use documents::*;
@@ -100,6 +102,7 @@ use jq::*;
 use json::*;
 pub use limits::*;
 use xpath::*;
+pub use xpath_text::*;
 
 /// Inserted between consecutive matches of one filter so that the
 /// html-to-text step puts each match on its own line (upstream's
