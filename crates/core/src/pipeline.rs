@@ -270,18 +270,12 @@ pub fn process(
         }
         text
     } else if xpath_only {
-        if settings
-            .subtractive_selectors
-            .iter()
-            .any(|s| !s.trim().is_empty())
-        {
-            content = filters::remove_elements(
-                &content,
-                &settings.subtractive_selectors,
-                ContentKind::Html,
-            )?;
-        }
-        match filters::xpath_include_text(&content, &settings.include_filters, &opts)? {
+        match filters::xpath_include_text(
+            &content,
+            &settings.subtractive_selectors,
+            &settings.include_filters,
+            &opts,
+        )? {
             filters::XPathText::NotFound => {
                 return Err(CheckError::FilterNotFound {
                     filters: settings.include_filters.clone(),
@@ -790,7 +784,7 @@ mod one_parse_tests {
         "//table",
         "//a/@href",
         "//span/text()",
-        "string(//h1)",
+        "xpath:string(//h1)",
         "//section//p",
         "xpath1://pre",
         "//title",
@@ -817,11 +811,15 @@ mod one_parse_tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(300))]
 
+        /// Without subtractive rules: the XPath path removes their matches from its one parse,
+        /// where the three-parse path wrote the page out and parsed it again (which libxml2's
+        /// writer does not always survive: an empty `<li>` is written unclosed), and matches
+        /// CSS ones on libxml2's tree (`filters::xpath_text` and `filters::libxml_css` test
+        /// those).
         #[test]
         fn xpath_rules_give_the_text_of_three_parses(
             body in prop::collection::vec(markup(), 1..5),
             include in prop::collection::vec(prop::sample::select(XPATHS), 1..3),
-            subtract in prop::collection::vec(prop::sample::select(SUBTRACTIVE), 0..2),
             anchors in any::<bool>(),
         ) {
             let page = format!(
@@ -830,14 +828,13 @@ mod one_parse_tests {
             );
             let settings = ProcessorSettings {
                 include_filters: include.iter().map(|s| s.to_string()).collect(),
-                subtractive_selectors: subtract.iter().map(|s| s.to_string()).collect(),
                 render_anchor_tag_content: anchors,
                 ..ProcessorSettings::default()
             };
             let opts = TextOptions { render_anchor_tag_content: anchors, is_rss: false };
             let processed = process(&fetched(&page), &settings, &PreviousState::default());
             let three = three_parses(&page, &settings, &opts);
-            let context = format!("page {page} include {include:?} subtract {subtract:?}");
+            let context = format!("page {page} include {include:?}");
             match (processed, three) {
                 (Ok(p), Ok(t)) => prop_assert_eq!(p.text, t, "{}", context),
                 (Err(CheckError::NoText { .. }), Ok(t)) => {

@@ -41,8 +41,9 @@
 //! `xpath` (libxml2), `json` (JSON sources and JSONPath), `jq` (jaq), with
 //! `documents` sharing one parse per engine between a watch's filters, `limits`
 //! holding what a rule may be before any parser runs, `inplace` applying CSS rules to
-//! the page's one parsed tree for the pipeline's single-parse path, and `xpath_text` turning
-//! XPath matches into text from libxml2's tree without writing them out and parsing them again.
+//! the page's one parsed tree for the pipeline's single-parse path, `xpath_text` turning
+//! XPath matches into text from libxml2's tree without writing them out and parsing them
+//! again, and `libxml_css` matching CSS subtractive rules on that tree for it.
 //!
 //! # Known differences from upstream
 //!
@@ -89,6 +90,7 @@ mod documents;
 mod inplace;
 mod jq;
 mod json;
+mod libxml_css;
 mod limits;
 #[cfg(test)]
 mod tests;
@@ -100,6 +102,7 @@ use documents::*;
 pub use inplace::*;
 use jq::*;
 use json::*;
+use libxml_css::*;
 pub use limits::*;
 use xpath::*;
 pub use xpath_text::*;

@@ -250,7 +250,24 @@ pub(super) fn remove_xpath_matches(
         }
     }
 
-    let context = xpath_context(&doc, "")?;
+    if !remove_xpath_in(&doc, expressions)? {
+        return Ok(None);
+    }
+
+    let serialised = doc.to_string_with_options(SaveOptions {
+        as_html: !xml,
+        no_declaration: true,
+        ..SaveOptions::default()
+    });
+    Ok(Some(serialised))
+}
+
+/// Removes what the XPath `expressions` match from `doc`; whether anything was removed.
+pub(super) fn remove_xpath_in(
+    doc: &Document,
+    expressions: &[(String, Expression)],
+) -> Result<bool, FilterError> {
+    let context = xpath_context(doc, "")?;
     let mut targets: Vec<Node> = Vec::new();
     let mut seen = HashSet::new();
     for (expr, expression) in expressions {
@@ -276,7 +293,7 @@ pub(super) fn remove_xpath_matches(
         }
     }
     if targets.is_empty() {
-        return Ok(None);
+        return Ok(false);
     }
 
     // Freeing an ancestor frees its descendants; freeing those again would be
@@ -294,10 +311,5 @@ pub(super) fn remove_xpath_matches(
         node.free_subtree();
     }
 
-    let serialised = doc.to_string_with_options(SaveOptions {
-        as_html: !xml,
-        no_declaration: true,
-        ..SaveOptions::default()
-    });
-    Ok(Some(serialised))
+    Ok(true)
 }

@@ -52,24 +52,38 @@ pub fn all_xpath<S: AsRef<str>>(rules: &[S]) -> bool {
         })
 }
 
-/// The text of an HTML page's matches for XPath include `filters`: what
-/// `html_to_text(apply_include_filters(content, filters, html))` gives, from one libxml2 parse
-/// of the page (see the module docs). Errors are those of [`apply_include_filters`].
-pub fn xpath_include_text<S: AsRef<str>>(
+/// The text of an HTML page's matches for XPath include `filters` once the `subtractive`
+/// rules have removed their matches: what `html_to_text(apply_include_filters(..))` gives
+/// for the pruned page, from one libxml2 parse of the page (see the module docs). CSS
+/// subtractive rules match on libxml2's tree here (`libxml_css`). Errors are those of
+/// [`remove_elements`] and [`apply_include_filters`].
+pub fn xpath_include_text<S: AsRef<str>, T: AsRef<str>>(
     content: &str,
+    subtractive: &[T],
     filters: &[S],
     opts: &TextOptions,
 ) -> Result<XPathText, FilterError> {
+    let (xpaths, _) = compile_subtractive(subtractive)?;
+    let css = css_subtractive(subtractive);
     let parsed = split_rules(filters)?;
     if parsed
         .iter()
         .any(|f| !matches!(f.kind, FilterKind::XPath | FilterKind::XPath1))
     {
         // Not the rules this applies: the general path, as the caller would have taken.
-        let markup = apply_include_filters(content, filters, &FilterOptions::default())?;
+        let content = remove_elements(content, subtractive, ContentKind::Html)?;
+        let markup = apply_include_filters(&content, filters, &FilterOptions::default())?;
         return Ok(text_of_markup(markup, opts));
     }
     let doc = parse_markup(content, false)?;
+    if let Some(doc) = &doc {
+        if !xpaths.is_empty() {
+            remove_xpath_in(doc, &xpaths)?;
+        }
+        if !css.is_empty() {
+            remove_css_in(doc, &css)?;
+        }
+    }
     let limit = filter_output_limit(content.len());
     if let Some(doc) = &doc
         && let Some(fed) = feed_matches(doc, &parsed, limit)
@@ -587,19 +601,53 @@ mod tests {
         static FED: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
     }
 
+    /// The page parsed once, with the subtractive rules' matches removed.
+    fn pruned(page: &str, subtract: &[&str]) -> Option<Document> {
+        let doc = parse_markup(page, false).ok().flatten()?;
+        let (xpaths, _) = compile_subtractive(subtract).ok()?;
+        remove_xpath_in(&doc, &xpaths).ok()?;
+        remove_css_in(&doc, &css_subtractive(subtract)).ok()?;
+        Some(doc)
+    }
+
     /// Checks one page against the other path; whether the tokens were fed (not declined).
     fn check(page: &str, rules: &[&str], anchors: bool) -> Result<bool, TestCaseError> {
+        check_pruned(page, &[], rules, anchors)
+    }
+
+    fn check_pruned(
+        page: &str,
+        subtract: &[&str],
+        rules: &[&str],
+        anchors: bool,
+    ) -> Result<bool, TestCaseError> {
         let opts = TextOptions {
             render_anchor_tag_content: anchors,
             is_rss: false,
         };
-        let ours = xpath_include_text(page, rules, &opts);
-        let theirs = written_and_parsed(page, rules, &opts);
-        prop_assert_eq!(&ours, &theirs, "page {:?} rules {:?}", page, rules);
+        let ours = xpath_include_text(page, subtract, rules, &opts);
+        let theirs = match subtract.is_empty() {
+            true => written_and_parsed(page, rules, &opts),
+            false => match (pruned(page, subtract), split_rules(rules)) {
+                (Some(doc), Ok(parsed)) => {
+                    matches_markup(&doc, &parsed, filter_output_limit(page.len()))
+                        .map(|markup| text_of_markup(markup, &opts))
+                }
+                _ => return Ok(false),
+            },
+        };
+        prop_assert_eq!(
+            &ours,
+            &theirs,
+            "page {:?} subtract {:?} rules {:?}",
+            page,
+            subtract,
+            rules
+        );
         let Ok(parsed) = split_rules(rules) else {
             return Ok(false);
         };
-        let Some(doc) = parse_markup(page, false).ok().flatten() else {
+        let Some(doc) = pruned(page, subtract) else {
             return Ok(false);
         };
         let limit = filter_output_limit(page.len());
@@ -688,6 +736,15 @@ mod tests {
         "dir",
     ];
     const CLASSES: &[&str] = &["a", "b"];
+    const SUBTRACT: &[&str] = &[
+        ".a",
+        "li",
+        "//b",
+        "td, th",
+        "//comment()",
+        "div > p",
+        "xpath://span/text()",
+    ];
     /// Markup that libxml2 and html5ever build differently, or that reads differently once
     /// written out.
     const HOSTILE: &[&str] = &[
@@ -735,8 +792,8 @@ mod tests {
         "//a/@href",
         "//text()",
         "//p/text()",
-        "string(//h1)",
-        "count(//li)",
+        "xpath:string(//h1)",
+        "xpath:count(//li)",
         "//span | //b",
         "//section",
         "//pre",
@@ -825,6 +882,7 @@ mod tests {
         fn fed_tokens_build_the_document_the_written_markup_parses_to(
             body in prop::collection::vec(markup(), 1..5),
             rules in prop::collection::vec(prop::sample::select(RULES), 1..3),
+            subtract in prop::collection::vec(prop::sample::select(SUBTRACT), 0..3),
             anchors in any::<bool>(),
             doctype in any::<bool>(),
         ) {
@@ -833,7 +891,7 @@ mod tests {
                 if doctype { "<!DOCTYPE html>" } else { "" },
                 body.concat()
             );
-            let fed = check(&page, &rules, anchors)?;
+            let fed = check_pruned(&page, &subtract, &rules, anchors)?;
             FED.with(|c| {
                 let (yes, all) = c.get();
                 c.set((yes + u32::from(fed), all + 1));
