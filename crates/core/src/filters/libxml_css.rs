@@ -48,13 +48,15 @@ pub(super) struct Mirror {
 
 #[derive(Debug)]
 struct MNode {
+    /// For the tests' view of what matched.
+    #[cfg(test)]
     ro: RoNode,
     parent: Option<usize>,
     prev: Option<usize>,
     next: Option<usize>,
     first_child: Option<usize>,
     name: LocalName,
-    attrs: Vec<(LocalName, String)>,
+    attrs: Vec<(String, String)>,
     /// No element and no text among its children (`:empty`).
     empty: bool,
 }
@@ -99,13 +101,10 @@ impl Mirror {
                 }
                 child = c.get_next_sibling();
             }
-            let mut attrs: Vec<(LocalName, String)> = node
-                .get_attributes()
-                .into_iter()
-                .map(|(k, v)| (LocalName::from(k), v))
-                .collect();
-            attrs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let mut attrs: Vec<(String, String)> = node.get_attributes().into_iter().collect();
+            attrs.sort_unstable();
             nodes.push(MNode {
+                #[cfg(test)]
                 ro: node,
                 parent,
                 prev,
@@ -122,8 +121,8 @@ impl Mirror {
     }
 
     /// The elements any of `lists` matches, outermost only (removing one removes what is
-    /// inside it), in document order.
-    pub(super) fn outermost_matches(&self, lists: &[SelectorList<Simple>]) -> Vec<RoNode> {
+    /// inside it), as mirror indices in document order.
+    fn outermost_matches(&self, lists: &[SelectorList<Simple>]) -> Vec<usize> {
         let mut caches = SelectorCaches::default();
         let mut context = MatchingContext::new(
             MatchingMode::Normal,
@@ -152,7 +151,6 @@ impl Mirror {
                 }
                 true
             })
-            .map(|i| self.nodes[i].ro)
             .collect()
     }
 }
@@ -182,26 +180,48 @@ pub(super) fn remove_css_in(doc: &Document, css: &[String]) -> Result<bool, Filt
         .iter()
         .map(|expr| selector_list(expr))
         .collect::<Result<Vec<_>, _>>()?;
-    let targets: HashSet<usize> = Mirror::new(doc)
-        .outermost_matches(&lists)
-        .into_iter()
-        .map(RoNode::to_hashable)
-        .collect();
+    let mirror = Mirror::new(doc);
+    let targets = mirror.outermost_matches(&lists);
     if targets.is_empty() {
         return Ok(false);
     }
-    // Only the wrapping node handles can free; the matches are elements, all of which
-    // `//*` lists.
-    let context = xpath_context(doc, "//*")?;
-    let all = context
-        .evaluate("//*")
-        .map_err(|()| FilterError::XPathFailed {
-            expr: "//*".to_owned(),
-            reason: "could not list the page's elements".to_owned(),
-        })?;
-    for node in all.get_nodes_as_vec() {
-        if targets.contains(&node.to_hashable()) {
-            node.free_subtree();
+    // Only the wrapping node handles can free, and wrapping costs an allocation and a
+    // registry entry each: wrap just the children of the targets' ancestors, walking down
+    // from the root element along the mirror (whose elements are libxml2's, in order).
+    let n = mirror.nodes.len();
+    let mut is_target = vec![false; n];
+    let mut on_path = vec![false; n];
+    for &t in &targets {
+        is_target[t] = true;
+        let mut up = mirror.nodes[t].parent;
+        while let Some(p) = up {
+            if on_path[p] {
+                break;
+            }
+            on_path[p] = true;
+            up = mirror.nodes[p].parent;
+        }
+    }
+    let Some(root) = doc.get_root_element() else {
+        return Ok(false);
+    };
+    if is_target[0] {
+        root.free_subtree();
+        return Ok(true);
+    }
+    let mut stack = vec![(root, 0usize)];
+    while let Some((node, index)) = stack.pop() {
+        let mut child = node.get_first_element_child();
+        let mut child_index = mirror.nodes[index].first_child;
+        while let (Some(c), Some(ci)) = (child, child_index) {
+            let next = c.get_next_element_sibling();
+            if is_target[ci] {
+                c.free_subtree();
+            } else if on_path[ci] {
+                stack.push((c, ci));
+            }
+            child = next;
+            child_index = mirror.nodes[ci].next;
         }
     }
     Ok(true)
@@ -226,7 +246,7 @@ impl MRef<'_> {
         self.node()
             .attrs
             .iter()
-            .find(|(k, _)| &**k == name)
+            .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
 }
@@ -295,7 +315,7 @@ impl Element for MRef<'_> {
         self.node()
             .attrs
             .iter()
-            .any(|(k, v)| *k == local_name.0 && operation.eval_str(v))
+            .any(|(k, v)| *k == *local_name.0 && operation.eval_str(v))
     }
 
     fn match_non_ts_pseudo_class(
@@ -539,6 +559,20 @@ mod tests {
             remove_css_in(&doc, &["p[".to_owned()]),
             Err(FilterError::InvalidCss { .. })
         ));
+        let items = "<li>i</li>".repeat(3000);
+        let page = format!("{PAGE_START}<ul>{items}<li class=k>kept</li></ul>{PAGE_END}");
+        let doc = parse_markup(&page, false)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("parse"));
+        assert_eq!(remove_css_in(&doc, &["li:not(.k)".to_owned()]), Ok(true));
+        let text = doc
+            .get_root_readonly()
+            .map(RoNode::get_content)
+            .unwrap_or_default();
+        assert_eq!(text.trim(), "tkept");
+        assert_eq!(remove_css_in(&doc, &["html".to_owned()]), Ok(true));
+        assert!(doc.get_root_readonly().is_none());
         assert_eq!(
             css_subtractive(&[" .a, ", "", "//nav", "xpath:x", ",footer"]),
             vec![".a".to_owned(), "footer".to_owned()]
