@@ -8,11 +8,11 @@
 //! see libxml2's parse of the page, where they used to see html5ever's rebuilt page
 //! whenever a subtractive rule had removed something.
 //!
-//! The element data is copied out of libxml2 once (a [`Mirror`]) because the matcher asks
-//! for names, ids and classes many times per element, and libxml2's safe bindings allocate
-//! a string on every question.
+//! The tree's shape and element names are copied out of libxml2 once (a [`Mirror`]) because
+//! the matcher walks it many times per element, and libxml2's safe bindings allocate a string
+//! for every name; attributes are asked of libxml2 when a selector needs one.
 
-use html5ever::{LocalName, Namespace, ns};
+use html5ever::{Namespace, ns};
 use scraper::selector::{CssLocalName, CssString, NonTSPseudoClass, PseudoElement, Simple};
 use selectors::attr::{AttrSelectorOperation, CaseSensitivity, NamespaceConstraint};
 use selectors::bloom::BloomFilter;
@@ -48,15 +48,12 @@ pub(super) struct Mirror {
 
 #[derive(Debug)]
 struct MNode {
-    /// For the tests' view of what matched.
-    #[cfg(test)]
     ro: RoNode,
     parent: Option<usize>,
     prev: Option<usize>,
     next: Option<usize>,
     first_child: Option<usize>,
-    name: LocalName,
-    attrs: Vec<(String, String)>,
+    name: String,
     /// No element and no text among its children (`:empty`).
     empty: bool,
 }
@@ -101,17 +98,13 @@ impl Mirror {
                 }
                 child = c.get_next_sibling();
             }
-            let mut attrs: Vec<(String, String)> = node.get_attributes().into_iter().collect();
-            attrs.sort_unstable();
             nodes.push(MNode {
-                #[cfg(test)]
                 ro: node,
                 parent,
                 prev,
                 next: None,
                 first_child: None,
-                name: LocalName::from(node.get_name()),
-                attrs,
+                name: node.get_name(),
                 empty,
             });
             last_child.push(None);
@@ -242,12 +235,8 @@ impl MRef<'_> {
         i.map(|i| MRef { m: self.m, i })
     }
 
-    fn attr(&self, name: &str) -> Option<&str> {
-        self.node()
-            .attrs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+    fn attr(&self, name: &str) -> Option<String> {
+        self.node().ro.get_attribute(name)
     }
 }
 
@@ -291,7 +280,7 @@ impl Element for MRef<'_> {
     }
 
     fn has_local_name(&self, local_name: &CssLocalName) -> bool {
-        self.node().name == local_name.0
+        self.node().name == *local_name.0
     }
 
     fn has_namespace(&self, ns: &Namespace) -> bool {
@@ -312,10 +301,8 @@ impl Element for MRef<'_> {
         if matches!(ns, NamespaceConstraint::Specific(url) if **url != ns!()) {
             return false;
         }
-        self.node()
-            .attrs
-            .iter()
-            .any(|(k, v)| *k == *local_name.0 && operation.eval_str(v))
+        self.attr(&local_name.0)
+            .is_some_and(|value| operation.eval_str(&value))
     }
 
     fn match_non_ts_pseudo_class(
@@ -338,7 +325,7 @@ impl Element for MRef<'_> {
 
     fn is_link(&self) -> bool {
         // As scraper has it, so that `:link` means on both trees what it meant before.
-        &*self.node().name == "link"
+        self.node().name == "link"
     }
 
     fn is_html_slot_element(&self) -> bool {
