@@ -47,8 +47,8 @@ fn settings() -> ProcessorSettings {
     }
 }
 
-/// `settings()` with the include rule as XPath: libxml2 parses the page for it, and its
-/// matches are parsed again for their text, where CSS rules share the one parse of the page.
+/// `settings()` with the include rule as XPath: the page is parsed once, by libxml2, which
+/// the CSS subtractive rule is matched on too; the match's text comes from that tree.
 fn xpath_settings() -> ProcessorSettings {
     ProcessorSettings {
         include_filters: vec!["//main".into()],

@@ -416,3 +416,65 @@ async fn api_key_check_can_be_turned_off() {
         "no key needed once the check is off"
     );
 }
+
+/// Past one page of the store (the listing streams its body a page of watches at a time):
+/// every watch once, in uuid order, the filters and a templated link applied on every page.
+#[tokio::test]
+async fn a_listing_of_several_pages_is_whole_and_in_order() {
+    let app = spawn_app().await;
+    let srv = FixtureServer::start();
+    let mut tagged = Vec::new();
+    let mut all = Vec::new();
+    for i in 0..600 {
+        let body = if i % 7 == 0 {
+            json!({"url": srv.url(&format!("/p/{i}")), "tag": "Seventh"})
+        } else {
+            json!({"url": srv.url(&format!("/p/{i}"))})
+        };
+        let uuid = app.create_watch(body).await;
+        if i % 7 == 0 {
+            tagged.push(uuid.clone());
+        }
+        all.push(uuid);
+    }
+    let templated = app
+        .create_watch(json!({"url": srv.url("/t/{{ 'abc'|upper }}")}))
+        .await;
+    all.push(templated.clone());
+    all.sort();
+    tagged.sort();
+
+    let r = app.req(Method::GET, "/api/v1/watch").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        r.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+    // Sent as it is read, so without a length.
+    assert!(r.headers().get("content-length").is_none());
+    let text = r.text().await.unwrap();
+    assert!(
+        text.ends_with("}\n"),
+        "{}",
+        &text[text.len().saturating_sub(80)..]
+    );
+    let listed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(listed.keys().cloned().collect::<Vec<_>>(), all);
+    let positions: Vec<usize> = all
+        .iter()
+        .map(|uuid| text.find(&format!("\"{uuid}\":")).unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "keys in order");
+    assert_eq!(listed[&templated]["link"], srv.url("/t/ABC"));
+
+    let (status, only) = app.get_json("/api/v1/watch?tag=seventh").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        only.as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        tagged
+    );
+}

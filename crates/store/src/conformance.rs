@@ -143,6 +143,26 @@ pub async fn documents<S: WatchStore>(store: &S) {
         .map(|i| i.key.id)
         .collect();
     assert_eq!(ids, ["w0", "w1"]);
+    // By pages, where the adapter reads them in id order: the same items, no other tenant's.
+    if let Some(first) = store.list_page(T, Kind::Watch, None, 1).await.unwrap() {
+        let first: Vec<String> = first.into_iter().map(|i| i.key.id).collect();
+        assert_eq!(first, ["w0"]);
+        let rest = store
+            .list_page(T, Kind::Watch, Some("w0"), 5)
+            .await
+            .unwrap();
+        let rest: Vec<String> = rest
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| i.key.id)
+            .collect();
+        assert_eq!(rest, ["w1"]);
+        let after = store
+            .list_page(T, Kind::Watch, Some("w1"), 5)
+            .await
+            .unwrap();
+        assert_eq!(after.map(|p| p.len()), Some(0));
+    }
     // The same items one at a time; an error from the callback stops the walk.
     let mut seen = Vec::new();
     store

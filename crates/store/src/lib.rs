@@ -56,6 +56,22 @@ pub trait WatchStore: Send + Sync + 'static {
         f: &mut (dyn FnMut(Item) -> Result<(), StoreError> + Send),
     ) -> Result<(), StoreError>;
 
+    /// Up to `limit` items of one kind for a tenant whose ids follow `after`, in id order:
+    /// a walk a page at a time that a caller can answer from as it goes (the watch listing
+    /// streams its body). `None`, the default, when this adapter cannot read in id order by
+    /// pages (DynamoDB scans its shards in hash order); such callers read with
+    /// [`WatchStore::list_each`] and sort.
+    async fn list_page(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<Item>>, StoreError> {
+        let _ = (tenant, kind, after, limit);
+        Ok(None)
+    }
+
     /// Writes a document if `expect` holds and returns the new version. Scheduling fields of an
     /// existing watch are kept; `schedule` (watches only) replaces them when given.
     async fn put(

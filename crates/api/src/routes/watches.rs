@@ -1,13 +1,14 @@
 //! /api/v1/watch and /api/v1/watch/{uuid}: list, create, read (with the recheck / pause / mute
 //! operations), update, delete.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::validate;
 use crate::validate::ApiContext;
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use changewatch_core::model::{
@@ -15,7 +16,8 @@ use changewatch_core::model::{
 };
 use changewatch_engine::docs;
 use changewatch_engine::scheduler::request_recheck;
-use changewatch_store::{Expect, Key, Kind, StoreError};
+use changewatch_store::{Expect, Item, Key, Kind, StoreError};
+use futures::TryStreamExt;
 use serde_json::json;
 
 use crate::apprise::is_valid_apprise_url;
@@ -38,34 +40,86 @@ fn ok() -> Response {
     json_string(StatusCode::OK, "OK")
 }
 
+/// Which watches the listing shows, and their tags: the query's filters, owned, so that a
+/// streamed body can carry them.
+struct Listing {
+    tags: BTreeMap<String, Tag>,
+    /// The uuid of the tag named by `?tag=` (a name no uuid has when there is no such tag).
+    tag_filter: Option<String>,
+    with_errors: bool,
+}
+
+impl Listing {
+    /// Whether a watch is in the listed set: the tag (by title, url_match_pattern included)
+    /// and `with_errors` filters.
+    fn listed(&self, watch: &Watch) -> bool {
+        if self.with_errors && !watch.last_error.is_set() {
+            return false;
+        }
+        self.tag_filter.as_deref().is_none_or(|t| {
+            tags_for_watch(watch, &self.tags)
+                .iter()
+                .any(|(u, _)| *u == t)
+        })
+    }
+
+    fn filtered(&self) -> bool {
+        self.tag_filter.is_some() || self.with_errors
+    }
+
+    /// A listed watch's entry, or `None` for one the filters leave out. Templated links are
+    /// rendered in the sandbox.
+    async fn entry(
+        &self,
+        state: &AppState,
+        item: &Item,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let watch: Watch = docs::decode(item)?;
+        if !self.listed(&watch) {
+            return Ok(None);
+        }
+        let tag_uuids: Vec<String> = tags_for_watch(&watch, &self.tags)
+            .into_iter()
+            .map(|(u, _)| u.to_string())
+            .collect();
+        let history = history_info(item);
+        if has_template_markup(&watch.url) || has_template_markup(&watch.link_to_open) {
+            let links = rendered_links(state, &watch).await;
+            return Ok(Some(
+                watch.api_list_entry(&history, &tag_uuids, &|t| links.render(t)),
+            ));
+        }
+        Ok(Some(watch.api_list_entry(&history, &tag_uuids, &no_render)))
+    }
+}
+
+/// Watches per page of a streamed listing.
+const LIST_PAGE: usize = 256;
+
 async fn list(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let tags = state.tags().await?;
-    let tag_filter: Option<&str> = q.get("tag").map(|name| {
+    let tag_filter = q.get("tag").map(|name| {
         tags.iter()
             .find(|(_, t)| t.title().eq_ignore_ascii_case(name.trim()))
             .map_or("\u{0}no such tag", |(uuid, _)| uuid.as_str())
+            .to_owned()
     });
-    let with_errors = truthy(q.get("with_errors"));
-    // Whether a watch is in the listed set: the tag (by title, url_match_pattern included)
-    // and `with_errors` filters.
-    let listed = |watch: &Watch| {
-        if with_errors && !watch.last_error.is_set() {
-            return false;
-        }
-        tag_filter.is_none_or(|t| tags_for_watch(watch, &tags).iter().any(|(u, _)| *u == t))
+    let listing = Listing {
+        tags,
+        tag_filter,
+        with_errors: truthy(q.get("with_errors")),
     };
     if truthy(q.get("recheck_all")) {
         // Upstream rechecks the set it would have listed (never a paused watch).
-        let filtered = tag_filter.is_some() || with_errors;
         let now = state.now();
         let mut targets = Vec::new();
         state
             .store
             .list_each(&state.tenant, Kind::Watch, &mut |item| {
-                if filtered && !listed(&docs::decode::<Watch>(&item)?) {
+                if listing.filtered() && !listing.listed(&docs::decode::<Watch>(&item)?) {
                     return Ok(());
                 }
                 targets.extend(recheck_target(&item, now)?);
@@ -76,6 +130,90 @@ async fn list(
         targets.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         return recheck_all(&state, targets, true).await;
     }
+    let first = state
+        .store
+        .list_page(&state.tenant, Kind::Watch, None, LIST_PAGE)
+        .await?;
+    match first {
+        Some(first) => Ok(streamed_listing(state, listing, first)),
+        None => buffered_listing(&state, &listing).await,
+    }
+}
+
+/// The listing from a store that reads in id order by pages (SQLite): the body goes out a
+/// page of entries at a time, in key order as it is read (one body for 50,000 watches was
+/// 21.5 MB of the heap). The first page was read before answering, so a store that fails
+/// at once is still a 500; one that fails later ends the body short, which no JSON reader
+/// takes for a listing.
+fn streamed_listing(state: AppState, listing: Listing, first: Vec<Item>) -> Response {
+    struct Walk {
+        state: AppState,
+        listing: Listing,
+        items: Vec<Item>,
+        opened: bool,
+        members: usize,
+    }
+    let walk = Walk {
+        state,
+        listing,
+        items: first,
+        opened: false,
+        members: 0,
+    };
+    let pages = futures::stream::try_unfold(Some(walk), |walk| async move {
+        let Some(mut walk) = walk else {
+            return Ok(None);
+        };
+        let full = walk.items.len() == LIST_PAGE;
+        let after = walk.items.last().map(|item| item.key.id.clone());
+        let mut chunk = Vec::new();
+        if !walk.opened {
+            chunk.push(b'{');
+            walk.opened = true;
+        }
+        for item in std::mem::take(&mut walk.items) {
+            let Some(entry) = walk.listing.entry(&walk.state, &item).await? else {
+                continue;
+            };
+            if walk.members > 0 {
+                chunk.push(b',');
+            }
+            serde_json::to_writer(&mut chunk, &item.key.id)
+                .and_then(|()| {
+                    chunk.push(b':');
+                    serde_json::to_writer(&mut chunk, &entry)
+                })
+                .map_err(|e| StoreError::Corrupt(format!("watch {}: {e}", item.key.id)))?;
+            walk.members += 1;
+        }
+        if !full {
+            chunk.extend_from_slice(b"}\n");
+            return Ok(Some((Bytes::from(chunk), None)));
+        }
+        let next = walk
+            .state
+            .store
+            .list_page(&walk.state.tenant, Kind::Watch, after.as_deref(), LIST_PAGE)
+            .await?
+            .ok_or_else(|| StoreError::backend("the store stopped reading by pages"))?;
+        walk.items = next;
+        Ok(Some((Bytes::from(chunk), Some(walk))))
+    })
+    .map_err(|e: StoreError| {
+        tracing::error!(error = %e, "the watch listing ended early");
+        std::io::Error::other(e)
+    });
+    let mut response = Response::new(Body::from_stream(pages));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// The listing from a store that walks in its own order (DynamoDB's shards): one body,
+/// written as the store walks and put in key order at the end.
+async fn buffered_listing(state: &AppState, listing: &Listing) -> Result<Response, ApiError> {
     // One watch at a time, each entry written into the body as soon as it is made: the
     // listing holds its body once, never every document (a tree per entry was 3-4 times its
     // size: ~15 MB more at 5,000 watches) nor every entry's JSON beside the body.
@@ -87,28 +225,27 @@ async fn list(
         .store
         .list_each(&state.tenant, Kind::Watch, &mut |item| {
             let watch: Watch = docs::decode(&item)?;
-            if !listed(&watch) {
+            if !listing.listed(&watch) {
                 return Ok(());
             }
-            let tag_uuids: Vec<String> = tags_for_watch(&watch, &tags)
+            if has_template_markup(&watch.url) || has_template_markup(&watch.link_to_open) {
+                templated.push(item);
+                return Ok(());
+            }
+            let tag_uuids: Vec<String> = tags_for_watch(&watch, &listing.tags)
                 .into_iter()
                 .map(|(u, _)| u.to_string())
                 .collect();
-            let history = history_info(&item);
-            if has_template_markup(&watch.url) || has_template_markup(&watch.link_to_open) {
-                templated.push((item.key.id, watch, history, tag_uuids));
-                return Ok(());
-            }
-            let entry = watch.api_list_entry(&history, &tag_uuids, &no_render);
+            let entry = watch.api_list_entry(&history_info(&item), &tag_uuids, &no_render);
             out.push(&item.key.id, &entry)
                 .map_err(|e| StoreError::Corrupt(format!("watch {}: {e}", item.key.id)))
         })
         .await?;
-    for (id, watch, history, tag_uuids) in templated {
-        let links = rendered_links(&state, &watch).await;
-        let entry = watch.api_list_entry(&history, &tag_uuids, &|t| links.render(t));
-        out.push(&id, &entry)
-            .map_err(|e| StoreError::Corrupt(format!("watch {id}: {e}")))?;
+    for item in templated {
+        if let Some(entry) = listing.entry(state, &item).await? {
+            out.push(&item.key.id, &entry)
+                .map_err(|e| StoreError::Corrupt(format!("watch {}: {e}", item.key.id)))?;
+        }
     }
     Ok(json_bytes_response(StatusCode::OK, out.finish()))
 }

@@ -40,7 +40,10 @@ impl WatchStore for SqliteStore {
         loop {
             let (tenant, from) = (tenant.to_string(), after.clone());
             let rows = self
-                .run(move |tx| Ok((items_page(tx, &tenant, kind, from.as_deref())?, Vec::new())))
+                .run(move |tx| {
+                    let rows = items_page(tx, &tenant, kind, from.as_deref(), LIST_PAGE)?;
+                    Ok((rows, Vec::new()))
+                })
                 .await?;
             let full = rows.len() == LIST_PAGE;
             after = rows.last().map(|raw| raw.0.id.clone());
@@ -51,6 +54,26 @@ impl WatchStore for SqliteStore {
                 return Ok(());
             }
         }
+    }
+
+    async fn list_page(
+        &self,
+        tenant: &str,
+        kind: Kind,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Option<Vec<Item>>, StoreError> {
+        let (tenant, after) = (tenant.to_string(), after.map(str::to_string));
+        let rows = self
+            .run(move |tx| {
+                let rows = items_page(tx, &tenant, kind, after.as_deref(), limit)?;
+                Ok((rows, Vec::new()))
+            })
+            .await?;
+        rows.into_iter()
+            .map(decode_item)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     async fn put(
@@ -553,12 +576,13 @@ fn raw_items(tx: &Tx<'_>, tenant: &str, kind: Kind) -> Result<Vec<RawItem>, Stor
 /// Rows `list_each` reads per transaction.
 const LIST_PAGE: usize = 256;
 
-/// Up to [`LIST_PAGE`] of a tenant's items of `kind` in id order, after the id `after`.
+/// Up to `limit` of a tenant's items of `kind` in id order, after the id `after`.
 fn items_page(
     tx: &Tx<'_>,
     tenant: &str,
     kind: Kind,
     after: Option<&str>,
+    limit: usize,
 ) -> Result<Vec<RawItem>, StoreError> {
     let mut stmt = tx
         .prepare_cached(&format!(
@@ -567,7 +591,12 @@ fn items_page(
         ))
         .map_err(backend)?;
     stmt.query_map(
-        params![tenant, kind.as_str(), after, LIST_PAGE as i64],
+        params![
+            tenant,
+            kind.as_str(),
+            after,
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
         row_to_item,
     )
     .map_err(backend)?
