@@ -497,6 +497,24 @@ def run(server, n, fixture_port, versions, served) -> dict:
     return results
 
 
+def warn_if_layout_is_stale(binary):
+    """The release build lays its functions out by crates/cli/symbol-order.txt, whose names
+    carry each crate's hash: a dependency added to a crate renames all of its functions, the
+    list no longer matches, and the server's resident text grows (+8 MB of peak tree RSS at
+    5,000 watches when it happened). Say so before measuring such a build."""
+    order = ROOT / "crates/cli/symbol-order.txt"
+    try:
+        listed = set(order.read_text().split())
+        names = subprocess.run(["nm", binary], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return
+    present = {line.split()[-1] for line in names.splitlines() if line.strip()}
+    found = len(listed & present)
+    if listed and found < 0.9 * len(listed):
+        print(f"# warning: {binary} has {found} of symbol-order.txt's {len(listed)} functions; "
+              "run `make symbol-order` before measuring memory", file=sys.stderr)
+
+
 def main():
     n = int(os.environ.get("N", "500"))
     workers = int(os.environ.get("WORKERS", "10"))
@@ -505,6 +523,9 @@ def main():
     venv = os.environ.get("CDIO_VENV", "/tmp/cdio-venv")
     cw_bin = os.environ.get("CW_BIN", str(ROOT / "target/release/changewatch"))
     servers = []
+    for binary in (cw_bin, os.environ.get("BASELINE_BIN")):
+        if binary and only != "upstream":
+            warn_if_layout_is_stale(binary)
     if only in ("", "changewatch"):
         servers.append(("changewatch", lambda w: start_changewatch("changewatch", cw_bin, w, workers)))
     if os.environ.get("BASELINE_BIN"):
