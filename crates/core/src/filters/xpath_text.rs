@@ -100,7 +100,14 @@ pub fn xpath_include_text<S: AsRef<str>, T: AsRef<str>>(
     }
     let markup = match &doc {
         Some(doc) => matches_markup(doc, &parsed, limit)?,
-        None => String::new(),
+        None => {
+            // A blank page matches nothing, but a rule that does not compile is still its
+            // error, as on the other path.
+            for filter in &parsed {
+                compile_xpath(&filter.expr)?;
+            }
+            String::new()
+        }
     };
     Ok(text_of_markup(markup, opts))
 }
@@ -917,6 +924,26 @@ mod tests {
             "</div>".repeat(200)
         );
         assert!(check(&nested, &["//div"], false).is_ok());
+        // A subtractive rule that takes the whole page leaves nothing to match; a blank page
+        // matches nothing, and a broken rule is still an error on it.
+        let opts = TextOptions::default();
+        assert_eq!(
+            xpath_include_text("<p>x</p>", &["html"], &["//p", "xpath:string(/)"], &opts),
+            Ok(XPathText::NotFound)
+        );
+        for page in ["", "  "] {
+            for rules in [&["//p"][..], &["//p["]] {
+                assert_eq!(
+                    xpath_include_text(page, &[""; 0], rules, &opts),
+                    written_and_parsed(page, rules, &opts),
+                    "{page:?} {rules:?}"
+                );
+            }
+            assert!(matches!(
+                xpath_include_text(page, &[""; 0], &["//p["], &opts),
+                Err(FilterError::InvalidXPath { .. })
+            ));
+        }
     }
 
     #[test]
