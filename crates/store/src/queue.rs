@@ -6,7 +6,8 @@
 //! in the store (`next_check_at`, `queued_at`), and a restart clears the queued marks so the
 //! scheduler re-queues whatever is due.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -16,12 +17,68 @@ use tokio::sync::Notify;
 use crate::types::{CheckJob, Lane, QueueDepth, StoreError};
 use crate::{JobQueue, QueueAdmin};
 
+/// A job's place in the run order: (lane rank, priority, sequence).
+type Place = (u8, i64, u64);
+
 #[derive(Default)]
 struct Inner {
-    /// (lane rank, priority, sequence) → job: iteration order is run order.
-    order: BTreeSet<(u8, i64, u64, String)>,
-    jobs: HashMap<String, (u8, i64, u64, CheckJob)>,
+    /// Place → job: iteration order is run order.
+    order: BTreeMap<Place, CheckJob>,
+    /// Each waiting watch's place, by a hash of its (tenant, watch id), checked against the
+    /// job in `order`: the job holds its key once (a `recheck_all` of 50,000 watches held
+    /// each key three times, ~10 MB of the heap).
+    places: HashMap<u64, Place>,
+    /// Places of watches whose hash another waiting watch already has (64-bit hashes: in
+    /// practice never), searched when `places` has no match.
+    spill: Vec<Place>,
+    hasher: RandomState,
     seq: u64,
+}
+
+impl Inner {
+    fn hash(&self, tenant: &str, watch: &str) -> u64 {
+        self.hasher.hash_one((tenant, watch))
+    }
+
+    fn holds(&self, place: &Place, tenant: &str, watch: &str) -> bool {
+        self.order
+            .get(place)
+            .is_some_and(|job| job.tenant == tenant && job.watch_id == watch)
+    }
+
+    fn find(&self, tenant: &str, watch: &str) -> Option<Place> {
+        let hash = self.hash(tenant, watch);
+        if let Some(place) = self.places.get(&hash)
+            && self.holds(place, tenant, watch)
+        {
+            return Some(*place);
+        }
+        self.spill
+            .iter()
+            .find(|place| self.holds(place, tenant, watch))
+            .copied()
+    }
+
+    fn insert(&mut self, place: Place, job: CheckJob) {
+        let hash = self.hash(&job.tenant, &job.watch_id);
+        self.order.insert(place, job);
+        if self.places.contains_key(&hash) {
+            self.spill.push(place);
+        } else {
+            self.places.insert(hash, place);
+        }
+    }
+
+    fn take(&mut self, place: Place) -> Option<CheckJob> {
+        let job = self.order.remove(&place)?;
+        let hash = self.hash(&job.tenant, &job.watch_id);
+        if self.places.get(&hash) == Some(&place) {
+            self.places.remove(&hash);
+        } else {
+            self.spill.retain(|p| *p != place);
+        }
+        Some(job)
+    }
 }
 
 /// See the module docs.
@@ -44,10 +101,6 @@ fn lane_rank(lane: Lane) -> u8 {
     }
 }
 
-fn slot(job: &CheckJob) -> String {
-    format!("{}\u{0}{}", job.tenant, job.watch_id)
-}
-
 impl MemoryQueue {
     pub fn new() -> Self {
         Self::default()
@@ -59,9 +112,8 @@ impl MemoryQueue {
 
     fn try_pop(&self) -> Option<CheckJob> {
         let mut inner = self.lock();
-        let first = inner.order.iter().next().cloned()?;
-        inner.order.remove(&first);
-        inner.jobs.remove(&first.3).map(|(_, _, _, job)| job)
+        let first = *inner.order.keys().next()?;
+        inner.take(first)
     }
 }
 
@@ -72,18 +124,16 @@ impl JobQueue for MemoryQueue {
         {
             let mut inner = self.lock();
             for job in jobs {
-                let id = slot(&job);
                 let rank = (lane_rank(job.lane), job.priority);
-                if let Some((r, p, s, _)) = inner.jobs.get(&id).cloned() {
-                    if (r, p) <= rank {
+                if let Some(place) = inner.find(&job.tenant, &job.watch_id) {
+                    if (place.0, place.1) <= rank {
                         continue;
                     }
-                    inner.order.remove(&(r, p, s, id.clone()));
+                    inner.take(place);
                 }
                 inner.seq += 1;
-                let seq = inner.seq;
-                inner.order.insert((rank.0, rank.1, seq, id.clone()));
-                inner.jobs.insert(id, (rank.0, rank.1, seq, job));
+                let place = (rank.0, rank.1, inner.seq);
+                inner.insert(place, job);
                 added += 1;
             }
         }
@@ -109,7 +159,7 @@ impl JobQueue for MemoryQueue {
 
     async fn depth(&self) -> Result<QueueDepth, StoreError> {
         let inner = self.lock();
-        let rechecks = inner.order.iter().filter(|(r, ..)| *r == 0).count();
+        let rechecks = inner.order.range(..(1, i64::MIN, 0)).count();
         Ok(QueueDepth {
             rechecks,
             scheduled: inner.order.len() - rechecks,
@@ -120,26 +170,79 @@ impl JobQueue for MemoryQueue {
 #[async_trait]
 impl QueueAdmin for MemoryQueue {
     async fn snapshot(&self) -> Result<Vec<CheckJob>, StoreError> {
-        let inner = self.lock();
-        Ok(inner
-            .order
-            .iter()
-            .filter_map(|k| inner.jobs.get(&k.3).map(|(_, _, _, j)| j.clone()))
-            .collect())
+        Ok(self.lock().order.values().cloned().collect())
     }
 
     async fn remove(&self, watch_ids: &[String]) -> Result<usize, StoreError> {
         let mut inner = self.lock();
-        let doomed: Vec<(u8, i64, u64, String)> = inner
-            .jobs
+        let doomed: Vec<Place> = inner
+            .order
             .iter()
-            .filter(|(_, (_, _, _, j))| watch_ids.contains(&j.watch_id))
-            .map(|(id, (r, p, s, _))| (*r, *p, *s, id.clone()))
+            .filter(|(_, job)| watch_ids.contains(&job.watch_id))
+            .map(|(place, _)| *place)
             .collect();
-        for k in &doomed {
-            inner.order.remove(k);
-            inner.jobs.remove(&k.3);
+        for place in &doomed {
+            inner.take(*place);
         }
         Ok(doomed.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+    use super::*;
+
+    fn job(watch: &str) -> CheckJob {
+        CheckJob {
+            id: format!("job-{watch}"),
+            tenant: "t".into(),
+            watch_id: watch.into(),
+            due_at: 0,
+            lane: Lane::Scheduled,
+            priority: 5,
+            enqueued_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_watch_whose_hash_is_taken_is_found_and_removed_through_the_spill() {
+        let mut inner = Inner::default();
+        inner.insert((1, 5, 1), job("a"));
+        // Make "b" collide: its hash now names a's place.
+        let hash_b = inner.hash("t", "b");
+        inner.places.insert(hash_b, (1, 5, 1));
+        inner.insert((1, 5, 2), job("b"));
+        assert_eq!(inner.spill, [(1, 5, 2)]);
+        assert_eq!(inner.find("t", "b"), Some((1, 5, 2)));
+        assert_eq!(inner.find("t", "a"), Some((1, 5, 1)));
+        assert_eq!(inner.find("t", "c"), None);
+        assert_eq!(inner.take((1, 5, 2)).map(|j| j.watch_id), Some("b".into()));
+        assert!(inner.spill.is_empty());
+        assert_eq!(inner.find("t", "b"), None);
+        assert_eq!(inner.take((1, 5, 1)).map(|j| j.watch_id), Some("a".into()));
+        assert_eq!(inner.find("t", "a"), None);
+        assert!(inner.order.is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_entry_per_watch_with_the_better_priority() {
+        let q = MemoryQueue::new();
+        let mut later = job("w");
+        later.priority = 9;
+        let mut recheck = job("w");
+        recheck.lane = Lane::Recheck;
+        recheck.priority = 1;
+        q.enqueue(vec![later.clone(), job("x")]).await.unwrap();
+        q.enqueue(vec![recheck, later]).await.unwrap();
+        let depth = q.depth().await.unwrap();
+        assert_eq!((depth.rechecks, depth.scheduled), (1, 1));
+        let first = q.dequeue(Duration::ZERO).await.unwrap().unwrap();
+        assert_eq!((first.watch_id.as_str(), first.lane), ("w", Lane::Recheck));
+        assert_eq!(q.remove(&["x".to_string()]).await.unwrap(), 1);
+        assert!(q.dequeue(Duration::ZERO).await.unwrap().is_none());
+        let inner = q.lock();
+        assert!(inner.places.is_empty() && inner.spill.is_empty());
     }
 }
