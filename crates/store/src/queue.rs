@@ -6,6 +6,7 @@
 //! in the store (`next_check_at`, `queued_at`), and a restart clears the queued marks so the
 //! scheduler re-queues whatever is due.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Mutex, PoisonError};
@@ -62,10 +63,11 @@ impl Inner {
     fn insert(&mut self, place: Place, job: CheckJob) {
         let hash = self.hash(&job.tenant, &job.watch_id);
         self.order.insert(place, job);
-        if self.places.contains_key(&hash) {
-            self.spill.push(place);
-        } else {
-            self.places.insert(hash, place);
+        match self.places.entry(hash) {
+            Entry::Occupied(_) => self.spill.push(place),
+            Entry::Vacant(slot) => {
+                slot.insert(place);
+            }
         }
     }
 
