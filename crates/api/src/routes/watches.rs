@@ -63,6 +63,13 @@ impl Listing {
         })
     }
 
+    fn tag_uuids(&self, watch: &Watch) -> Vec<String> {
+        tags_for_watch(watch, &self.tags)
+            .into_iter()
+            .map(|(u, _)| u.to_string())
+            .collect()
+    }
+
     fn filtered(&self) -> bool {
         self.tag_filter.is_some() || self.with_errors
     }
@@ -78,10 +85,7 @@ impl Listing {
         if !self.listed(&watch) {
             return Ok(None);
         }
-        let tag_uuids: Vec<String> = tags_for_watch(&watch, &self.tags)
-            .into_iter()
-            .map(|(u, _)| u.to_string())
-            .collect();
+        let tag_uuids = self.tag_uuids(&watch);
         let history = history_info(item);
         if has_template_markup(&watch.url) || has_template_markup(&watch.link_to_open) {
             let links = rendered_links(state, &watch).await;
@@ -232,10 +236,7 @@ async fn buffered_listing(state: &AppState, listing: &Listing) -> Result<Respons
                 templated.push(item);
                 return Ok(());
             }
-            let tag_uuids: Vec<String> = tags_for_watch(&watch, &listing.tags)
-                .into_iter()
-                .map(|(u, _)| u.to_string())
-                .collect();
+            let tag_uuids = listing.tag_uuids(&watch);
             let entry = watch.api_list_entry(&history_info(&item), &tag_uuids, &no_render);
             out.push(&item.key.id, &entry)
                 .map_err(|e| StoreError::Corrupt(format!("watch {}: {e}", item.key.id)))

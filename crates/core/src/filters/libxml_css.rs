@@ -113,9 +113,8 @@ impl Mirror {
         Mirror { nodes }
     }
 
-    /// The elements any of `lists` matches, outermost only (removing one removes what is
-    /// inside it), as mirror indices in document order.
-    fn outermost_matches(&self, lists: &[SelectorList<Simple>]) -> Vec<usize> {
+    /// Whether each element (by mirror index) matches any of `lists`.
+    fn matched(&self, lists: &[SelectorList<Simple>]) -> Vec<bool> {
         let mut caches = SelectorCaches::default();
         let mut context = MatchingContext::new(
             MatchingMode::Normal,
@@ -125,13 +124,20 @@ impl Mirror {
             NeedsSelectorFlags::No,
             MatchingForInvalidation::No,
         );
-        let mut matched = vec![false; self.nodes.len()];
-        for (i, flag) in matched.iter_mut().enumerate() {
-            let element = MRef { m: self, i };
-            *flag = lists
-                .iter()
-                .any(|list| matches_selector_list(list, &element, &mut context));
-        }
+        (0..self.nodes.len())
+            .map(|i| {
+                let element = MRef { m: self, i };
+                lists
+                    .iter()
+                    .any(|list| matches_selector_list(list, &element, &mut context))
+            })
+            .collect()
+    }
+
+    /// The elements any of `lists` matches, outermost only (removing one removes what is
+    /// inside it), as mirror indices in document order.
+    fn outermost_matches(&self, lists: &[SelectorList<Simple>]) -> Vec<usize> {
+        let matched = self.matched(lists);
         (0..self.nodes.len())
             .filter(|&i| matched[i])
             .filter(|&i| {
@@ -398,17 +404,9 @@ mod tests {
             .unwrap_or_else(|| panic!("{page}"));
         let mirror = Mirror::new(&doc);
         let list = selector_list(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
-        let mut caches = SelectorCaches::default();
-        let mut context = MatchingContext::new(
-            MatchingMode::Normal,
-            None,
-            &mut caches,
-            QuirksMode::NoQuirks,
-            NeedsSelectorFlags::No,
-            MatchingForInvalidation::No,
-        );
+        let matched = mirror.matched(std::slice::from_ref(&list));
         let ours = (0..mirror.nodes.len())
-            .filter(|&i| matches_selector_list(&list, &MRef { m: &mirror, i }, &mut context))
+            .filter(|&i| matched[i])
             .map(|i| {
                 (
                     mirror.nodes[i].name.to_string(),
