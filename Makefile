@@ -1,6 +1,9 @@
 # Thin wrappers: every target is what you would type by hand.
 SHELL := /bin/bash
 CARGO ?= cargo
+# No incremental state unless asked for (CARGO_INCREMENTAL=1): a whole-suite build from clean
+# gains nothing from it, and it took 5.5 GB of a clean `make test`'s disk.
+export CARGO_INCREMENTAL ?= 0
 
 .PHONY: run test deps test-deps dashboard lint unit bench bench-socket bench-serve bench-browser bench-aws-cost symbol-order chromium check fmt sam-build fuzz password-hash push-image container-check \
   build-ApiFunction build-SchedulerFunction build-CheckerFunction build-NotifierFunction
@@ -85,9 +88,6 @@ lint:
 ## the whole suite's count, not the count of whichever binary happened to run last. The
 ## workspace's binaries are built first: `cargo test` builds another package's binaries only in
 ## test mode, and the e2e suite (tests/) runs the real function and push-service executables.
-## Incremental state is off unless asked for (CARGO_INCREMENTAL=1): a whole-suite build from
-## clean gains nothing from it and it took 5.5 GB of disk.
-unit: export CARGO_INCREMENTAL ?= 0
 unit:
 	@mkdir -p target
 	$(CARGO) build --workspace --bins --locked

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-mod common;
+use crate::common;
 
 use changewatch_engine::docs::update_settings;
 use changewatch_store::{DEFAULT_TENANT, NotificationJob, StoreError};

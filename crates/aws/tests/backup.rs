@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-mod common;
+use crate::common;
 
 use changewatch_aws::{AwsConfig, Clients, api};
 use changewatch_sandbox::Sandbox;

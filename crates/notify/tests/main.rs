@@ -1,0 +1,6 @@
+//! The crate's integration tests, one binary: each test file is a module here, so the
+//! dependencies are linked once instead of once per file (disk and link time).
+
+mod delivery;
+mod render;
+mod ssrf;
