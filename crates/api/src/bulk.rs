@@ -40,10 +40,11 @@ pub async fn in_background(
     }
 }
 
-/// A watch `recheck_all` would queue: its key and whether it is queued or running already;
+/// A watch `recheck_all` would queue: its id and whether it is queued or running already;
 /// `None` for a paused watch. Taken from each item as a listing walks past it, so a recheck
-/// of every watch never holds every document.
-pub fn recheck_target(item: &Item, now: i64) -> Result<Option<(Key, bool)>, StoreError> {
+/// of every watch never holds every document, nor a tenant name per watch (the listing's
+/// tenant is every target's).
+pub fn recheck_target(item: &Item, now: i64) -> Result<Option<(String, bool)>, StoreError> {
     let watch: Watch = changewatch_engine::docs::decode(item)?;
     if watch.paused {
         return Ok(None);
@@ -52,7 +53,7 @@ pub fn recheck_target(item: &Item, now: i64) -> Result<Option<(Key, bool)>, Stor
         .schedule
         .as_ref()
         .is_some_and(|s| s.queued_at.is_some() || s.leased(now));
-    Ok(Some((item.key.clone(), busy)))
+    Ok(Some((item.key.id.clone(), busy)))
 }
 
 /// Queues a manual recheck of every watch in `targets` ([`recheck_target`]): at once for
@@ -61,7 +62,7 @@ pub fn recheck_target(item: &Item, now: i64) -> Result<Option<(Key, bool)>, Stor
 /// has; a tag's recheck reports every watch as queued.
 pub async fn recheck_all(
     state: &AppState,
-    targets: Vec<(Key, bool)>,
+    targets: Vec<(String, bool)>,
     report_busy: bool,
 ) -> Result<Response, ApiError> {
     let busy = if report_busy {
@@ -69,17 +70,20 @@ pub async fn recheck_all(
     } else {
         0
     };
-    let keys: Vec<Key> = targets.into_iter().map(|(key, _)| key).collect();
-    let n = keys.len();
+    let n = targets.len();
     if n >= BACKGROUND_THRESHOLD {
         let st = state.clone();
         in_background(state, async move {
             // In batches: each is one store call, and a failed one leaves the others queued.
-            for batch in keys.chunks(RECHECK_BATCH) {
+            for batch in targets.chunks(RECHECK_BATCH) {
+                let keys: Vec<Key> = batch
+                    .iter()
+                    .map(|(id, _)| Key::watch(&st.tenant, id))
+                    .collect();
                 if let Err(e) =
-                    request_rechecks(st.store.as_ref(), st.queue.as_ref(), batch, st.now()).await
+                    request_rechecks(st.store.as_ref(), st.queue.as_ref(), &keys, st.now()).await
                 {
-                    tracing::warn!(watches = batch.len(), error = %e, "background recheck failed");
+                    tracing::warn!(watches = keys.len(), error = %e, "background recheck failed");
                 }
             }
         })
@@ -89,6 +93,10 @@ pub async fn recheck_all(
             &json!({"status": format!("OK, queueing {n} watches in background")}),
         ));
     }
+    let keys: Vec<Key> = targets
+        .iter()
+        .map(|(id, _)| Key::watch(&state.tenant, id))
+        .collect();
     request_rechecks(
         state.store.as_ref(),
         state.queue.as_ref(),

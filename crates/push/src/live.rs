@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use changewatch_api::live::{Stats, decode_watch_doc, unread};
 use changewatch_api::stored::history_info;
-use changewatch_store::Item;
+use changewatch_store::{Item, uuid_bytes};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Flags {
@@ -57,14 +57,6 @@ impl Flags {
 pub struct Tenant {
     watches: HashMap<[u8; 16], Flags>,
     other: HashMap<String, Flags>,
-}
-
-/// The 16 bytes of a lowercase hyphenated uuid, `None` for any other string: the form is one
-/// to one with the bytes, so two ids share a key only when they are the same string.
-fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
-    let parsed = uuid::Uuid::try_parse(id).ok()?;
-    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    (parsed.hyphenated().encode_lower(&mut buf) == id).then(|| parsed.into_bytes())
 }
 
 impl Tenant {

@@ -7,24 +7,87 @@
 //! scheduler re-queues whatever is due.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use crate::types::{CheckJob, Lane, QueueDepth, StoreError};
+use crate::types::{CheckJob, Lane, QueueDepth, StoreError, uuid_bytes};
 use crate::{JobQueue, QueueAdmin};
 
 /// A job's place in the run order: (lane rank, priority, sequence).
 type Place = (u8, i64, u64);
 
+/// An id as the queue keeps it: the 16 bytes of a uuid in the API's form (every job id and
+/// every watch id the API makes), else the string itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Id {
+    Uuid([u8; 16]),
+    Text(Box<str>),
+}
+
+impl Id {
+    fn new(s: &str) -> Id {
+        match uuid_bytes(s) {
+            Some(bytes) => Id::Uuid(bytes),
+            None => Id::Text(s.into()),
+        }
+    }
+
+    /// Whether this is `s`: a `Text` never holds a uuid's API form, so the two kinds never
+    /// name the same string.
+    fn is(&self, s: &str) -> bool {
+        match self {
+            Id::Uuid(bytes) => uuid_bytes(s).as_ref() == Some(bytes),
+            Id::Text(text) => &**text == s,
+        }
+    }
+
+    fn text(&self) -> String {
+        match self {
+            Id::Uuid(bytes) => uuid::Uuid::from_bytes(*bytes).hyphenated().to_string(),
+            Id::Text(text) => text.to_string(),
+        }
+    }
+}
+
+/// A waiting job without what its place says (lane, priority): ~80 bytes and no allocation
+/// for a uuid-keyed watch, where a `CheckJob` is ~110 bytes and three strings on the heap
+/// (`recheck_all` of 50,000 watches, heaptrack: the queue was the largest part of the peak).
+#[derive(Debug)]
+struct Waiting {
+    id: Id,
+    tenant: Arc<str>,
+    watch: Id,
+    due_at: i64,
+    enqueued_at: i64,
+}
+
+impl Waiting {
+    fn job(&self, place: &Place) -> CheckJob {
+        CheckJob {
+            id: self.id.text(),
+            tenant: self.tenant.to_string(),
+            watch_id: self.watch.text(),
+            due_at: self.due_at,
+            lane: if place.0 == lane_rank(Lane::Recheck) {
+                Lane::Recheck
+            } else {
+                Lane::Scheduled
+            },
+            priority: place.1,
+            enqueued_at: self.enqueued_at,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     /// Place → job: iteration order is run order.
-    order: BTreeMap<Place, CheckJob>,
+    order: BTreeMap<Place, Waiting>,
     /// Each waiting watch's place, by a hash of its (tenant, watch id), checked against the
     /// job in `order`: the job holds its key once (a `recheck_all` of 50,000 watches held
     /// each key three times, ~10 MB of the heap).
@@ -32,6 +95,8 @@ struct Inner {
     /// Places of watches whose hash another waiting watch already has (64-bit hashes: in
     /// practice never), searched when `places` has no match.
     spill: Vec<Place>,
+    /// One copy of each tenant name that waiting jobs share; dropped with its last job.
+    tenants: HashSet<Arc<str>>,
     hasher: RandomState,
     seq: u64,
 }
@@ -44,7 +109,7 @@ impl Inner {
     fn holds(&self, place: &Place, tenant: &str, watch: &str) -> bool {
         self.order
             .get(place)
-            .is_some_and(|job| job.tenant == tenant && job.watch_id == watch)
+            .is_some_and(|job| &*job.tenant == tenant && job.watch.is(watch))
     }
 
     fn find(&self, tenant: &str, watch: &str) -> Option<Place> {
@@ -60,9 +125,24 @@ impl Inner {
             .copied()
     }
 
-    fn insert(&mut self, place: Place, job: CheckJob) {
+    fn insert(&mut self, place: Place, job: &CheckJob) {
         let hash = self.hash(&job.tenant, &job.watch_id);
-        self.order.insert(place, job);
+        let tenant = match self.tenants.get(job.tenant.as_str()) {
+            Some(t) => t.clone(),
+            None => {
+                let t: Arc<str> = job.tenant.as_str().into();
+                self.tenants.insert(t.clone());
+                t
+            }
+        };
+        let waiting = Waiting {
+            id: Id::new(&job.id),
+            tenant,
+            watch: Id::new(&job.watch_id),
+            due_at: job.due_at,
+            enqueued_at: job.enqueued_at,
+        };
+        self.order.insert(place, waiting);
         match self.places.entry(hash) {
             Entry::Occupied(_) => self.spill.push(place),
             Entry::Vacant(slot) => {
@@ -72,12 +152,18 @@ impl Inner {
     }
 
     fn take(&mut self, place: Place) -> Option<CheckJob> {
-        let job = self.order.remove(&place)?;
+        let waiting = self.order.remove(&place)?;
+        let job = waiting.job(&place);
         let hash = self.hash(&job.tenant, &job.watch_id);
         if self.places.get(&hash) == Some(&place) {
             self.places.remove(&hash);
         } else {
             self.spill.retain(|p| *p != place);
+        }
+        let tenant = waiting.tenant;
+        // Two references left, this one and the set's: no other job has this tenant.
+        if Arc::strong_count(&tenant) == 2 {
+            self.tenants.remove(&*tenant);
         }
         Some(job)
     }
@@ -135,7 +221,7 @@ impl JobQueue for MemoryQueue {
                 }
                 inner.seq += 1;
                 let place = (rank.0, rank.1, inner.seq);
-                inner.insert(place, job);
+                inner.insert(place, &job);
                 added += 1;
             }
         }
@@ -172,15 +258,21 @@ impl JobQueue for MemoryQueue {
 #[async_trait]
 impl QueueAdmin for MemoryQueue {
     async fn snapshot(&self) -> Result<Vec<CheckJob>, StoreError> {
-        Ok(self.lock().order.values().cloned().collect())
+        Ok(self
+            .lock()
+            .order
+            .iter()
+            .map(|(place, waiting)| waiting.job(place))
+            .collect())
     }
 
     async fn remove(&self, watch_ids: &[String]) -> Result<usize, StoreError> {
+        let ids: Vec<Id> = watch_ids.iter().map(|id| Id::new(id)).collect();
         let mut inner = self.lock();
         let doomed: Vec<Place> = inner
             .order
             .iter()
-            .filter(|(_, job)| watch_ids.contains(&job.watch_id))
+            .filter(|(_, job)| ids.contains(&job.watch))
             .map(|(place, _)| *place)
             .collect();
         for place in &doomed {
@@ -211,11 +303,11 @@ mod tests {
     #[test]
     fn a_watch_whose_hash_is_taken_is_found_and_removed_through_the_spill() {
         let mut inner = Inner::default();
-        inner.insert((1, 5, 1), job("a"));
+        inner.insert((1, 5, 1), &job("a"));
         // Make "b" collide: its hash now names a's place.
         let hash_b = inner.hash("t", "b");
         inner.places.insert(hash_b, (1, 5, 1));
-        inner.insert((1, 5, 2), job("b"));
+        inner.insert((1, 5, 2), &job("b"));
         assert_eq!(inner.spill, [(1, 5, 2)]);
         assert_eq!(inner.find("t", "b"), Some((1, 5, 2)));
         assert_eq!(inner.find("t", "a"), Some((1, 5, 1)));
@@ -226,6 +318,44 @@ mod tests {
         assert_eq!(inner.take((1, 5, 1)).map(|j| j.watch_id), Some("a".into()));
         assert_eq!(inner.find("t", "a"), None);
         assert!(inner.order.is_empty());
+    }
+
+    #[tokio::test]
+    async fn jobs_come_out_as_they_went_in_whatever_their_ids() {
+        let q = MemoryQueue::new();
+        let uuid = "0b9e5cf1-3c4f-4d52-9a43-1f0a6e2b7c88";
+        let keyed = CheckJob::new(
+            &crate::Key::watch("default", uuid),
+            7,
+            Lane::Scheduled,
+            7,
+            3,
+        );
+        // Not the API's form: upper case, and no uuid at all.
+        let upper = CheckJob::new(
+            &crate::Key::watch("other", &uuid.to_uppercase()),
+            8,
+            Lane::Recheck,
+            1,
+            4,
+        );
+        let plain = job("w");
+        let all = vec![keyed.clone(), upper.clone(), plain.clone()];
+        q.enqueue(all.clone()).await.unwrap();
+        assert_eq!(q.lock().tenants.len(), 3);
+        let mut snap = q.snapshot().await.unwrap();
+        snap.sort_by(|a, b| a.watch_id.cmp(&b.watch_id));
+        let mut want = all;
+        want.sort_by(|a, b| a.watch_id.cmp(&b.watch_id));
+        assert_eq!(snap, want);
+        // The lowercase uuid and its uppercase spelling are two watches.
+        assert_eq!(q.remove(&[uuid.to_uppercase()]).await.unwrap(), 1);
+        // Priority 5 before 7.
+        assert_eq!(q.dequeue(Duration::ZERO).await.unwrap(), Some(plain));
+        assert_eq!(q.dequeue(Duration::ZERO).await.unwrap(), Some(keyed));
+        assert!(q.dequeue(Duration::ZERO).await.unwrap().is_none());
+        let inner = q.lock();
+        assert!(inner.tenants.is_empty() && inner.places.is_empty());
     }
 
     #[tokio::test]

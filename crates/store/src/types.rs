@@ -263,6 +263,16 @@ impl CheckJob {
     }
 }
 
+/// The 16 bytes of a lowercase hyphenated uuid, `None` for any other string. The form is one
+/// to one with the bytes, so a table keyed by them tells two ids apart exactly when their
+/// strings differ: what lets the queue and the push layer keep every id the API makes in 16
+/// bytes instead of a 36-byte string on the heap.
+pub fn uuid_bytes(id: &str) -> Option<[u8; 16]> {
+    let parsed = uuid::Uuid::try_parse(id).ok()?;
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    (parsed.hyphenated().encode_lower(&mut buf) == id).then(|| parsed.into_bytes())
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueDepth {
     pub rechecks: usize,

@@ -133,7 +133,7 @@ async fn read(
                 Ok(())
             })
             .await?;
-        members.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.0.id.cmp(&b.1.0.id)));
+        members.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.0.cmp(&b.1.0)));
         let targets = members.into_iter().map(|(_, t)| t).collect();
         return recheck_all(&state, targets, false).await;
     }

@@ -131,7 +131,7 @@ async fn list(
             })
             .await?;
         // In id order, as the listing always queued them.
-        targets.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        targets.sort_by(|a, b| a.0.cmp(&b.0));
         return recheck_all(&state, targets, true).await;
     }
     let first = state
