@@ -37,6 +37,7 @@ pub fn options(now: i64, deadline: Option<Instant>) -> TickOptions {
             u32::try_from((now / 60).rem_euclid(i64::from(SWEEP_PARTS))).unwrap_or(0),
             SWEEP_PARTS,
         )),
+        queue_cap: None,
     }
 }
 

@@ -56,6 +56,12 @@ impl TickReport {
 /// tick, which comes every second).
 pub const MAX_PER_TICK: usize = 5000;
 
+/// Upstream's `MAX_QUEUE_SIZE`: a tick queues nothing more once this many checks wait. Without
+/// it, 50,000 watches due at once (a first start, a long stop) all waited in the in-memory
+/// queue within ten ticks, ~230 bytes each; with it the rest stay due in the store, and the
+/// most overdue go first as room appears.
+pub const MAX_QUEUE_SIZE: usize = 5000;
+
 /// How one tick runs.
 #[derive(Clone, Debug)]
 pub struct TickOptions {
@@ -72,6 +78,10 @@ pub struct TickOptions {
     pub deadline: Option<Instant>,
     /// Sweep this part of that many for lost jobs ([`WatchStore::recover_stranded`]).
     pub sweep: Option<(u32, u32)>,
+    /// Queue no more once the queue holds this many jobs (every lane counted, as upstream's
+    /// `qsize()`): embedded mode's [`MAX_QUEUE_SIZE`]. `None` where the queue is a service
+    /// that holds any number (SQS).
+    pub queue_cap: Option<usize>,
 }
 
 impl TickOptions {
@@ -84,6 +94,7 @@ impl TickOptions {
             max: MAX_PER_TICK,
             deadline: None,
             sweep: None,
+            queue_cap: Some(MAX_QUEUE_SIZE),
         }
     }
 }
@@ -109,8 +120,18 @@ pub async fn tick_with(
     if let Some((part, parts)) = opts.sweep {
         total.recovered = store.recover_stranded(now, part, parts).await?;
     }
+    let mut max = opts.max;
+    if let Some(cap) = opts.queue_cap {
+        let room = cap.saturating_sub(queue.depth().await?.total());
+        if room == 0 {
+            total.cut_short = true;
+            debug!(cap, "tick skipped: the queue is full");
+            return Ok(total);
+        }
+        max = max.min(room);
+    }
     let parts = store.due_parts().max(1);
-    let per_part = opts.max.div_ceil(parts as usize).max(1);
+    let per_part = max.div_ceil(parts as usize).max(1);
     // Futures built before they are polled together: a closure producing them inside the
     // stream would make the tick's future not `Send` for every lifetime (rustc's limits).
     let tenants = PausedTenants::default();

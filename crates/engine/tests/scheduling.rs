@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use changewatch_engine::pool::{IdleTrim, JobRunner, WorkerPool};
-use changewatch_engine::scheduler::{TickOptions, request_recheck, tick, tick_with};
+use changewatch_engine::scheduler::{
+    MAX_QUEUE_SIZE, TickOptions, request_recheck, tick, tick_with,
+};
 use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
 use changewatch_store::{CheckJob, Expect, JobQueue, Key, Lane, QueueAdmin, Schedule, WatchStore};
@@ -111,6 +113,50 @@ async fn a_tick_pages_stops_at_its_deadline_and_skips_paused_tenants() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 25);
+}
+
+#[tokio::test]
+async fn a_tick_queues_no_more_once_the_queue_holds_its_cap() {
+    let due: Vec<(String, Option<i64>)> = (0..6).map(|i| (format!("w{i}"), Some(50 + i))).collect();
+    let refs: Vec<(&str, Option<i64>)> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
+    let (_d, store) = store_with(&refs).await;
+    let queue = MemoryQueue::new();
+    // A manual recheck waiting already counts toward the cap, as in upstream's qsize().
+    let recheck = CheckJob::new(&Key::watch("default", "other"), 100, Lane::Recheck, 1, 100);
+    queue.enqueue(vec![recheck]).await.unwrap();
+    let opts = TickOptions {
+        queue_cap: Some(4),
+        ..TickOptions::embedded(0)
+    };
+    let scheduled = |jobs: Vec<CheckJob>| -> Vec<String> {
+        jobs.into_iter()
+            .filter(|j| j.lane == Lane::Scheduled)
+            .map(|j| j.watch_id)
+            .collect()
+    };
+    let r = tick_with(&store, &queue, 100, &opts).await.unwrap();
+    assert_eq!((r.due, r.queued, r.cut_short), (3, 3, true));
+    // The most overdue first.
+    assert_eq!(
+        scheduled(queue.snapshot().await.unwrap()),
+        ["w0", "w1", "w2"]
+    );
+    // Full: nothing is read, and the rest stay due in the store.
+    let r = tick_with(&store, &queue, 101, &opts).await.unwrap();
+    assert_eq!((r.due, r.queued, r.cut_short), (0, 0, true));
+    // Two leave (the recheck, then w0): two more go in, the next most overdue.
+    for _ in 0..2 {
+        queue.dequeue(Duration::ZERO).await.unwrap().unwrap();
+    }
+    let r = tick_with(&store, &queue, 102, &opts).await.unwrap();
+    assert_eq!((r.due, r.queued), (2, 2));
+    assert_eq!(
+        scheduled(queue.snapshot().await.unwrap()),
+        ["w1", "w2", "w3", "w4"]
+    );
+    // Embedded mode's tick has upstream's cap.
+    assert_eq!(TickOptions::embedded(0).queue_cap, Some(MAX_QUEUE_SIZE));
+    assert_eq!(MAX_QUEUE_SIZE, 5000);
 }
 
 #[tokio::test]
