@@ -76,10 +76,7 @@ pub async fn recheck_all(
         in_background(state, async move {
             // In batches: each is one store call, and a failed one leaves the others queued.
             for batch in targets.chunks(RECHECK_BATCH) {
-                let keys: Vec<Key> = batch
-                    .iter()
-                    .map(|(id, _)| Key::watch(&st.tenant, id))
-                    .collect();
+                let keys = target_keys(&st, batch);
                 if let Err(e) =
                     request_rechecks(st.store.as_ref(), st.queue.as_ref(), &keys, st.now()).await
                 {
@@ -93,10 +90,7 @@ pub async fn recheck_all(
             &json!({"status": format!("OK, queueing {n} watches in background")}),
         ));
     }
-    let keys: Vec<Key> = targets
-        .iter()
-        .map(|(id, _)| Key::watch(&state.tenant, id))
-        .collect();
+    let keys = target_keys(state, &targets);
     request_rechecks(
         state.store.as_ref(),
         state.queue.as_ref(),
@@ -109,6 +103,14 @@ pub async fn recheck_all(
         status.push_str(&format!(" ({busy} already queued or running)"));
     }
     Ok(json_response(StatusCode::OK, &json!({ "status": status })))
+}
+
+/// The keys of `recheck_all`'s targets, made when they are queued: the list holds ids only.
+fn target_keys(state: &AppState, targets: &[(String, bool)]) -> Vec<Key> {
+    targets
+        .iter()
+        .map(|(id, _)| Key::watch(&state.tenant, id))
+        .collect()
 }
 
 /// Applies an infallible `edit` with [`edit_watch`]'s conflict retries. `Ok(false)` when the

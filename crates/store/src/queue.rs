@@ -73,11 +73,7 @@ impl Waiting {
             tenant: self.tenant.to_string(),
             watch_id: self.watch.text(),
             due_at: self.due_at,
-            lane: if place.0 == lane_rank(Lane::Recheck) {
-                Lane::Recheck
-            } else {
-                Lane::Scheduled
-            },
+            lane: lane_of(place.0),
             priority: place.1,
             enqueued_at: self.enqueued_at,
         }
@@ -186,6 +182,15 @@ fn lane_rank(lane: Lane) -> u8 {
     match lane {
         Lane::Recheck => 0,
         Lane::Scheduled => 1,
+    }
+}
+
+/// The lane a rank from [`lane_rank`] stands for: a waiting job keeps only its place.
+fn lane_of(rank: u8) -> Lane {
+    if rank == lane_rank(Lane::Recheck) {
+        Lane::Recheck
+    } else {
+        Lane::Scheduled
     }
 }
 
