@@ -203,19 +203,14 @@ impl AppState {
         let Some(admin) = &self.queue_admin else {
             return Ok(Vec::new());
         };
-        Ok(admin
-            .snapshot()
-            .await?
-            .into_iter()
-            .filter(|j| j.tenant == self.tenant)
-            .collect())
+        admin.snapshot(&self.tenant).await
     }
 
     /// How many checks wait: exact per tenant where the queue can list its jobs, else the
     /// queue's own (stack-wide, approximate) depth.
     pub async fn queue_size(&self) -> Result<usize, StoreError> {
         match &self.queue_admin {
-            Some(_) => Ok(self.queued_jobs().await?.len()),
+            Some(admin) => admin.waiting(&self.tenant).await,
             None => Ok(self.queue.depth().await?.total()),
         }
     }
@@ -224,7 +219,7 @@ impl AppState {
     /// the checker skips them when they come up).
     pub async fn unqueue(&self, watch_ids: &[String]) -> Result<(), StoreError> {
         if let Some(admin) = &self.queue_admin {
-            admin.remove(watch_ids).await?;
+            admin.remove(&self.tenant, watch_ids).await?;
         }
         Ok(())
     }

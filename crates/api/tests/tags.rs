@@ -189,7 +189,7 @@ async fn mute_and_recheck_members() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(v, json!({"status": "OK, queued 1 watches for rechecking"}));
-    let jobs = app.queue.snapshot().await.unwrap();
+    let jobs = app.queue.snapshot("default").await.unwrap();
     assert_eq!(
         jobs.iter().map(|j| j.watch_id.as_str()).collect::<Vec<_>>(),
         [a.as_str()],

@@ -12,8 +12,8 @@ use changewatch_engine::notifications::{Dispatcher, NotificationSender};
 use changewatch_engine::pool::{PoolState, WorkerPool};
 use changewatch_sandbox::{Sandbox, SandboxConfig};
 use changewatch_store::DEFAULT_TENANT;
-use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
+use changewatch_store::sqlite::queue::SqliteQueue;
 use tracing::{info, warn};
 
 /// Crashes in a row during one watch's check after which start-up pauses it.
@@ -22,7 +22,7 @@ const INTERRUPTED_LIMIT: u32 = 2;
 /// The parts of a running embedded instance.
 pub struct Embedded {
     pub store: Arc<SqliteStore>,
-    pub queue: Arc<MemoryQueue>,
+    pub queue: Arc<SqliteQueue>,
     /// Filters, rules and templates run in children of this executable.
     pub sandbox: Sandbox,
     /// The browsers of `html_webdriver` and extra-browser watches (each started on its first
@@ -112,7 +112,9 @@ impl Embedded {
             }
         }
 
-        let queue = Arc::new(MemoryQueue::new());
+        // Waiting checks are rows of the connection's temporary database: a queue of every
+        // watch costs disk pages, not memory.
+        let queue = Arc::new(store.job_queue());
         let fetcher = Fetcher::new(config.fetcher_config())
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let dispatcher = Arc::new(Dispatcher::from_config(store.clone(), config)?);

@@ -22,8 +22,8 @@ use changewatch_engine::scheduler::tick;
 use changewatch_push::Push;
 use changewatch_push::web::{app, find_dashboard};
 use changewatch_store::JobQueue;
-use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
+use changewatch_store::sqlite::queue::SqliteQueue;
 use clap::Args;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -146,7 +146,7 @@ async fn serve(config: Config) -> Result<(), String> {
 /// One tick a second, as upstream's ticker; nothing is queued while everything is paused.
 async fn scheduler_loop(
     store: Arc<SqliteStore>,
-    queue: Arc<MemoryQueue>,
+    queue: Arc<SqliteQueue>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut interval = tokio::time::interval(Duration::from_secs(1));

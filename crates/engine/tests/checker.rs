@@ -14,8 +14,8 @@ use changewatch_engine::checker::{
     CheckReport, Checker, CheckerConfig, JobOutcome, NotifySetup, epoch_now,
 };
 use changewatch_engine::scheduler::{request_recheck, tick};
-use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
+use changewatch_store::sqlite::queue::SqliteQueue;
 use changewatch_store::{
     CheckJob, Expect, JobQueue, Key, Lane, NotificationQueue, Schedule, WatchStore,
 };
@@ -24,7 +24,7 @@ use testkit::{FixtureServer, Page};
 struct Rig {
     _dir: tempfile::TempDir,
     store: Arc<SqliteStore>,
-    queue: MemoryQueue,
+    queue: SqliteQueue,
     checker: Checker,
     srv: FixtureServer,
 }
@@ -52,10 +52,11 @@ fn rig_config(adjust: impl FnOnce(&mut CheckerConfig)) -> Rig {
         queue: store.clone(),
         base_url: None,
     });
+    let queue = store.job_queue();
     Rig {
         _dir: dir,
         store,
-        queue: MemoryQueue::new(),
+        queue,
         checker,
         srv: FixtureServer::start(),
     }

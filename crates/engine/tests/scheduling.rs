@@ -10,8 +10,8 @@ use changewatch_engine::pool::{IdleTrim, JobRunner, WorkerPool};
 use changewatch_engine::scheduler::{
     MAX_QUEUE_SIZE, TickOptions, request_recheck, tick, tick_with,
 };
-use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
+use changewatch_store::sqlite::queue::SqliteQueue;
 use changewatch_store::{CheckJob, Expect, JobQueue, Key, Lane, QueueAdmin, Schedule, WatchStore};
 use serde_json::json;
 
@@ -45,10 +45,10 @@ async fn tick_queues_each_due_watch_once() {
         ("paused", None),
     ])
     .await;
-    let queue = MemoryQueue::new();
+    let queue = store.job_queue();
     let r = tick(&store, &queue, 100, 0).await.unwrap();
     assert_eq!((r.due, r.queued, r.already_queued), (2, 2, 0));
-    let jobs = queue.snapshot().await.unwrap();
+    let jobs = queue.snapshot("default").await.unwrap();
     assert_eq!(
         jobs.iter()
             .map(|j| (j.watch_id.as_str(), j.due_at))
@@ -71,7 +71,7 @@ async fn a_tick_pages_stops_at_its_deadline_and_skips_paused_tenants() {
         .collect();
     let refs: Vec<(&str, Option<i64>)> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
     let (_d, store) = store_with(&refs).await;
-    let queue = MemoryQueue::new();
+    let queue = store.job_queue();
     let opts = |deadline| TickOptions {
         page: 4,
         deadline,
@@ -108,7 +108,7 @@ async fn a_tick_pages_stops_at_its_deadline_and_skips_paused_tenants() {
     // Pages of four: all 25 in seven pages, each once.
     let r = tick_with(&store, &queue, 100, &opts(None)).await.unwrap();
     assert_eq!((r.due, r.queued, r.pages, r.cut_short), (25, 25, 7, false));
-    let jobs = queue.snapshot().await.unwrap();
+    let jobs = queue.snapshot("default").await.unwrap();
     let mut ids: Vec<&str> = jobs.iter().map(|j| j.watch_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -120,7 +120,7 @@ async fn a_tick_queues_no_more_once_the_queue_holds_its_cap() {
     let due: Vec<(String, Option<i64>)> = (0..6).map(|i| (format!("w{i}"), Some(50 + i))).collect();
     let refs: Vec<(&str, Option<i64>)> = due.iter().map(|(id, at)| (id.as_str(), *at)).collect();
     let (_d, store) = store_with(&refs).await;
-    let queue = MemoryQueue::new();
+    let queue = store.job_queue();
     // A manual recheck waiting already counts toward the cap, as in upstream's qsize().
     let recheck = CheckJob::new(&Key::watch("default", "other"), 100, Lane::Recheck, 1, 100);
     queue.enqueue(vec![recheck]).await.unwrap();
@@ -138,7 +138,7 @@ async fn a_tick_queues_no_more_once_the_queue_holds_its_cap() {
     assert_eq!((r.due, r.queued, r.cut_short), (3, 3, true));
     // The most overdue first.
     assert_eq!(
-        scheduled(queue.snapshot().await.unwrap()),
+        scheduled(queue.snapshot("default").await.unwrap()),
         ["w0", "w1", "w2"]
     );
     // Full: nothing is read, and the rest stay due in the store.
@@ -151,7 +151,7 @@ async fn a_tick_queues_no_more_once_the_queue_holds_its_cap() {
     let r = tick_with(&store, &queue, 102, &opts).await.unwrap();
     assert_eq!((r.due, r.queued), (2, 2));
     assert_eq!(
-        scheduled(queue.snapshot().await.unwrap()),
+        scheduled(queue.snapshot("default").await.unwrap()),
         ["w1", "w2", "w3", "w4"]
     );
     // Embedded mode's tick has upstream's cap.
@@ -162,7 +162,7 @@ async fn a_tick_queues_no_more_once_the_queue_holds_its_cap() {
 #[tokio::test]
 async fn manual_recheck_goes_first() {
     let (_d, store) = store_with(&[("a", Some(90)), ("b", Some(5000))]).await;
-    let queue = MemoryQueue::new();
+    let queue = store.job_queue();
     tick(&store, &queue, 100, 0).await.unwrap();
     assert!(
         request_recheck(&store, &queue, &Key::watch("default", "b"), 100)
@@ -206,6 +206,12 @@ impl JobRunner for Recorder {
     }
 }
 
+/// A queue for tests of the pool alone: the queue of an empty store.
+async fn bare_queue() -> (tempfile::TempDir, Arc<SqliteQueue>) {
+    let (dir, store) = store_with(&[]).await;
+    (dir, Arc::new(store.job_queue()))
+}
+
 fn job(id: &str) -> CheckJob {
     CheckJob {
         id: format!("job-{id}"),
@@ -220,7 +226,7 @@ fn job(id: &str) -> CheckJob {
 
 #[tokio::test]
 async fn pool_runs_jobs_concurrently_and_reports_running() {
-    let queue = Arc::new(MemoryQueue::new());
+    let (_d, queue) = bare_queue().await;
     let runner = recorder(Duration::from_millis(300));
     let pool = WorkerPool::start(3, queue.clone(), runner.clone());
     queue
@@ -241,7 +247,7 @@ async fn pool_runs_jobs_concurrently_and_reports_running() {
 
 #[tokio::test]
 async fn shutdown_cuts_off_checks_that_overrun_the_grace_period() {
-    let queue = Arc::new(MemoryQueue::new());
+    let (_d, queue) = bare_queue().await;
     let runner = recorder(Duration::from_secs(30));
     let pool = WorkerPool::start(1, queue.clone(), runner.clone());
     queue.enqueue(vec![job("slow")]).await.unwrap();
@@ -271,7 +277,7 @@ fn counting_trim() -> bool {
 
 #[tokio::test]
 async fn pool_trims_the_heap_once_idle_and_never_while_a_check_runs() {
-    let queue = Arc::new(MemoryQueue::new());
+    let (_d, queue) = bare_queue().await;
     let runner = recorder(Duration::from_millis(10));
     let idle = IdleTrim {
         after: Duration::from_millis(50),
@@ -286,7 +292,7 @@ async fn pool_trims_the_heap_once_idle_and_never_while_a_check_runs() {
 
     // A long check: the trim waits for it, however long past `after` it runs.
     let slow = recorder(Duration::from_millis(400));
-    let queue2 = Arc::new(MemoryQueue::new());
+    let (_d2, queue2) = bare_queue().await;
     let pool2 = WorkerPool::start_with(1, queue2.clone(), slow.clone(), idle);
     let state2 = pool2.state();
     queue2.enqueue(vec![job("slow")]).await.unwrap();

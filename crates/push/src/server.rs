@@ -854,7 +854,6 @@ mod tests {
     /// no longer counts as checking.
     #[tokio::test]
     async fn lease_timers_stop_at_the_next_record_or_read_the_store_when_the_lease_ends() {
-        use changewatch_store::queue::MemoryQueue;
         use changewatch_store::sqlite::SqliteStore;
         use changewatch_store::{DEFAULT_TENANT, Expect, Schedule, WatchStore};
 
@@ -863,7 +862,7 @@ mod tests {
         let config = changewatch_api::ApiConfig::from_config(&changewatch_core::Config::default());
         let state = AppState::new(
             store.clone(),
-            Arc::new(MemoryQueue::new()),
+            Arc::new(store.job_queue()),
             config,
             changewatch_sandbox::Sandbox::in_process(),
         );

@@ -973,14 +973,16 @@ pub async fn job_queue_ordering<Q: JobQueue + QueueAdmin>(q: &Q) {
         }
     );
     let order: Vec<String> = q
-        .snapshot()
+        .snapshot(T)
         .await
         .unwrap()
         .into_iter()
         .map(|j| j.watch_id)
         .collect();
     assert_eq!(order, ["r1", "s2", "s1"]);
-    assert_eq!(q.remove(&["s1".to_string()]).await.unwrap(), 1);
+    assert_eq!(q.waiting(T).await.unwrap(), 3);
+    assert_eq!(q.remove(T, &["s1".to_string()]).await.unwrap(), 1);
+    assert_eq!(q.waiting(T).await.unwrap(), 2);
     let mut got = Vec::new();
     while let Some(j) = q.dequeue(Duration::from_millis(20)).await.unwrap() {
         got.push(j.watch_id);

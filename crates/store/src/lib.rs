@@ -11,8 +11,8 @@
 //!
 //! Modules:
 //! - [`types`]: keys, items, scheduling state, check commits, jobs, change events, errors.
-//! - [`sqlite`]: the embedded adapter (one SQLite file in WAL mode, zstd snapshots).
-//! - [`queue`]: the embedded job queue (in-process priority queue, manual rechecks first).
+//! - [`sqlite`]: the embedded adapter (one SQLite file in WAL mode, zstd snapshots, the job
+//!   queue in the connection's temporary database).
 //! - [`feed`]: the embedded change feed (in-process broadcast).
 //! - `text_zstd`: the zstd frames snapshots are kept in (both adapters).
 //! - [`backup`]: the backup format (both modes), export and restore through the port.
@@ -23,7 +23,6 @@
 pub mod aws;
 pub mod backup;
 pub mod feed;
-pub mod queue;
 pub mod sqlite;
 mod text_zstd;
 pub mod types;
@@ -271,16 +270,19 @@ pub trait JobQueue: Send + Sync + 'static {
 }
 
 /// What only a queue held by this process can do: list its waiting jobs and drop chosen ones.
-/// Embedded mode's in-process queue has it; SQS has neither operation, so AWS mode has no
+/// Embedded mode's queue has it; SQS has neither operation, so AWS mode has no
 /// `QueueAdmin` (the checker skips jobs of paused or deleted watches, and the queue-status
 /// endpoints report depths only).
 #[async_trait]
 pub trait QueueAdmin: Send + Sync + 'static {
-    /// The waiting jobs in the order they will run (for the queue-status endpoints).
-    async fn snapshot(&self) -> Result<Vec<CheckJob>, StoreError>;
+    /// A tenant's waiting jobs in the order they will run (for the queue-status endpoints).
+    async fn snapshot(&self, tenant: &str) -> Result<Vec<CheckJob>, StoreError>;
 
-    /// Drops waiting jobs for these watches (deleted or paused watches).
-    async fn remove(&self, watch_ids: &[String]) -> Result<usize, StoreError>;
+    /// How many of a tenant's jobs wait.
+    async fn waiting(&self, tenant: &str) -> Result<usize, StoreError>;
+
+    /// Drops a tenant's waiting jobs for these watches (deleted or paused watches).
+    async fn remove(&self, tenant: &str, watch_ids: &[String]) -> Result<usize, StoreError>;
 }
 
 /// Notification deliveries waiting to be sent: durable (a restart or a crashed sender loses none)

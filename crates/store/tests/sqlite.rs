@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use changewatch_store::conformance;
-use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
 use changewatch_store::{CheckJob, Expect, Key, Lane, Schedule, WatchStore};
 use serde_json::json;
@@ -92,9 +91,11 @@ async fn notification_queue() {
 }
 
 #[tokio::test]
-async fn memory_queue() {
-    conformance::job_queue(&MemoryQueue::new()).await;
-    conformance::job_queue_ordering(&MemoryQueue::new()).await;
+async fn job_queue() {
+    let (_d, s) = fresh();
+    conformance::job_queue(&s.job_queue()).await;
+    let (_d, s) = fresh();
+    conformance::job_queue_ordering(&s.job_queue()).await;
 }
 
 #[tokio::test]

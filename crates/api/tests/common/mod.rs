@@ -13,8 +13,8 @@ use changewatch_core::{Fetcher, FetcherConfig};
 use changewatch_engine::checker::{Checker, CheckerConfig, JobOutcome, NotifySetup};
 use changewatch_engine::notifications::Dispatcher;
 use changewatch_engine::scheduler::tick;
-use changewatch_store::queue::MemoryQueue;
 use changewatch_store::sqlite::SqliteStore;
+use changewatch_store::sqlite::queue::SqliteQueue;
 use changewatch_store::{DEFAULT_TENANT, JobQueue, NotificationJob, NotificationQueue};
 use reqwest::{Method, RequestBuilder};
 use serde_json::Value;
@@ -24,7 +24,7 @@ pub struct TestApp {
     pub api_key: String,
     pub client: reqwest::Client,
     pub store: Arc<SqliteStore>,
-    pub queue: Arc<MemoryQueue>,
+    pub queue: Arc<SqliteQueue>,
     pub checker: Checker,
     /// Shared by the API and the checker: `clock.advance(n)` moves time for both.
     pub clock: Clock,
@@ -53,7 +53,7 @@ pub async fn spawn_app_with(config: ApiConfig) -> TestApp {
 pub async fn spawn_app_full(config: ApiConfig, workers: Option<Arc<dyn Workers>>) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open_dir(dir.path()).unwrap());
-    let queue = Arc::new(MemoryQueue::new());
+    let queue = Arc::new(store.job_queue());
     let api_key = bootstrap::ensure_settings(store.as_ref(), DEFAULT_TENANT, None, None)
         .await
         .unwrap()

@@ -8,8 +8,9 @@
 //! text and HTML are zstd-compressed; screenshots (JPEG) are stored as they come.
 //!
 //! This file opens the database (migrations, the connection, shared row helpers); each port
-//! has its own module: `watch_store` (`WatchStore` and `ChangeFeed`) and `notifications`
-//! (`NotificationQueue`, the outbox table).
+//! has its own module: `watch_store` (`WatchStore` and `ChangeFeed`), `notifications`
+//! (`NotificationQueue`, the outbox table) and [`queue`] (`JobQueue` and `QueueAdmin`, a
+//! table of the connection's temporary database).
 
 use crate::text_zstd::{compress, decompress};
 use std::cell::RefCell;
@@ -29,6 +30,7 @@ use crate::{ChangeFeed, NotificationQueue, WatchStore};
 
 pub mod backup;
 mod notifications;
+pub mod queue;
 mod watch_store;
 
 /// Migrations, applied in order; `PRAGMA user_version` records how many ran.
@@ -181,6 +183,8 @@ pub struct SqliteStore {
     /// commit that wrote settings or tags, before the caller hears back, and when another
     /// connection has written the file since this one's last transaction.
     generation: Arc<AtomicU64>,
+    /// The job queue's counts and wake-ups (see [`queue`]).
+    queue: Arc<queue::Shared>,
 }
 
 /// A transaction for the connection's thread to run.
@@ -251,8 +255,16 @@ impl SqliteStore {
         // holds is one read from the OS's cache, where the file's pages stay.
         conn.pragma_update(None, "cache_size", -1024)
             .map_err(backend)?;
+        // The temporary database (the job queue's table, large sorts) in a file with a page
+        // cache of 256 KB, where the bundled SQLite keeps it in memory: a queue holding every
+        // watch after a `recheck_all` would otherwise grow the heap with the watch count.
+        conn.pragma_update(None, "temp_store", "FILE")
+            .map_err(backend)?;
+        conn.pragma_update(Some("temp"), "cache_size", -256)
+            .map_err(backend)?;
         keep_plans(&conn)?;
         migrate(&mut conn)?;
+        queue::create(&conn)?;
         // Room for every statement the store runs (about 30), so none evicts another.
         conn.set_prepared_statement_cache_capacity(64);
         let generation = Arc::new(AtomicU64::new(0));
@@ -280,6 +292,7 @@ impl SqliteStore {
             feed: BroadcastFeed::new(),
             path: path.to_path_buf(),
             generation,
+            queue: Arc::default(),
         })
     }
 
@@ -287,8 +300,8 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Clears every `queued_at` mark. The embedded queue lives in memory, so after a restart no
-    /// job is waiting for a watch marked queued; without this such watches would never run again.
+    /// Clears every `queued_at` mark. The embedded queue does not outlive its process, so after
+    /// a restart no job is waiting for a watch marked queued; without this such watches would never run again.
     pub async fn clear_queued_marks(&self) -> Result<usize, StoreError> {
         self.run(|tx| {
             let n = tx
