@@ -19,7 +19,7 @@ use changewatch_store::{Expect, Item, Key, Kind};
 use serde_json::{Map, Value, json};
 
 use crate::apprise::is_valid_apprise_url;
-use crate::bulk::{recheck_all, recheck_target};
+use crate::bulk::{Target, recheck_all};
 use crate::error::{ApiError, json_response, json_string, no_content};
 use crate::extract::{JsonBody, WatchUuid, query_switch, truthy};
 use crate::state::AppState;
@@ -126,14 +126,14 @@ async fn read(
             .list_each(&state.tenant, Kind::Watch, &mut |w| {
                 let watch: Watch = docs::decode(&w)?;
                 if watch.tags.contains(&uuid)
-                    && let Some(target) = recheck_target(&w, now)?
+                    && let Some(target) = Target::of(&w, now)?
                 {
                     members.push((watch.last_checked, target));
                 }
                 Ok(())
             })
             .await?;
-        members.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.0.cmp(&b.1.0)));
+        members.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp_id(&b.1)));
         let targets = members.into_iter().map(|(_, t)| t).collect();
         return recheck_all(&state, targets, false).await;
     }

@@ -21,7 +21,7 @@ use futures::TryStreamExt;
 use serde_json::json;
 
 use crate::apprise::is_valid_apprise_url;
-use crate::bulk::{recheck_all, recheck_target};
+use crate::bulk::{Target, recheck_all};
 use crate::error::{ApiError, json_bytes_response, json_response, json_string, no_content};
 use crate::extract::{JsonBody, WatchUuid, query_switch, truthy};
 use crate::state::AppState;
@@ -126,12 +126,12 @@ async fn list(
                 if listing.filtered() && !listing.listed(&docs::decode::<Watch>(&item)?) {
                     return Ok(());
                 }
-                targets.extend(recheck_target(&item, now)?);
+                targets.extend(Target::of(&item, now)?);
                 Ok(())
             })
             .await?;
         // In id order, as the listing always queued them.
-        targets.sort_by(|a, b| a.0.cmp(&b.0));
+        targets.sort_by(Target::cmp_id);
         return recheck_all(&state, targets, true).await;
     }
     let first = state
