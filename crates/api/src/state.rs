@@ -168,7 +168,7 @@ impl AppState {
         self
     }
 
-    /// The queue can list and drop its jobs (embedded mode's in-process queue).
+    /// The queue can list and drop its jobs (embedded mode's queue, held by this process).
     pub fn with_queue_admin(mut self, admin: Arc<dyn QueueAdmin>) -> Self {
         self.queue_admin = Some(admin);
         self

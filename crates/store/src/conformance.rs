@@ -948,7 +948,7 @@ pub async fn job_queue<Q: JobQueue>(q: &Q) {
     assert_eq!(q.depth().await.unwrap().total(), 0);
 }
 
-/// Job queue, what an inspectable in-process queue adds: one entry per watch (the better
+/// Job queue, what a queue held by this process adds: one entry per watch (the better
 /// priority wins), priority order within a lane, a snapshot of the order, removal.
 pub async fn job_queue_ordering<Q: JobQueue + QueueAdmin>(q: &Q) {
     q.enqueue(vec![

@@ -38,7 +38,7 @@ impl Kind {
 }
 
 /// A queue mark older than this no longer blocks queueing: its job was lost (a message that
-/// ended in a dead-letter queue, a process that died with its in-memory queue), and without a
+/// ended in a dead-letter queue, a process that died with its queue unrun), and without a
 /// bound the watch would never be checked again.
 pub const QUEUED_MARK_TTL_SECS: i64 = 3600;
 
