@@ -63,11 +63,14 @@ impl Target {
             .schedule
             .as_ref()
             .is_some_and(|s| s.queued_at.is_some() || s.leased(now));
-        let id = &item.key.id;
-        Ok(Some(match uuid_bytes(id) {
+        Ok(Some(Target::new(&item.key.id, busy)))
+    }
+
+    fn new(id: &str, busy: bool) -> Target {
+        match uuid_bytes(id) {
             Some(bytes) => Target::Uuid(bytes, busy),
-            None => Target::Other(id.as_str().into(), busy),
-        }))
+            None => Target::Other(id.into(), busy),
+        }
     }
 
     fn busy(&self) -> bool {
@@ -441,13 +444,6 @@ pub async fn checkbox_operation(
 mod tests {
     use super::*;
 
-    fn target(id: &str) -> Target {
-        match uuid_bytes(id) {
-            Some(bytes) => Target::Uuid(bytes, false),
-            None => Target::Other(id.into(), true),
-        }
-    }
-
     /// Uuids and other ids sort together as their strings do, and each gives its id back.
     #[test]
     fn targets_keep_their_ids_and_sort_as_the_strings() {
@@ -459,7 +455,11 @@ mod tests {
             "0b9e5cf1-3c4f-4d52-9a43-1f0a6e2b7c89",
             "1",
         ];
-        let mut targets: Vec<Target> = ids.iter().map(|id| target(id)).collect();
+        // Busy: the ids that are not a uuid in the API's form.
+        let mut targets: Vec<Target> = ids
+            .iter()
+            .map(|id| Target::new(id, uuid_bytes(id).is_none()))
+            .collect();
         assert!(matches!(targets[0], Target::Uuid(..)));
         assert!(
             matches!(targets[2], Target::Other(..)),
