@@ -56,10 +56,9 @@ impl TickReport {
 /// tick, which comes every second).
 pub const MAX_PER_TICK: usize = 5000;
 
-/// Upstream's `MAX_QUEUE_SIZE`: a tick queues nothing more once this many checks wait. Without
-/// it, 50,000 watches due at once (a first start, a long stop) all waited in the in-memory
-/// queue within ten ticks, ~230 bytes each; with it the rest stay due in the store, and the
-/// most overdue go first as room appears.
+/// Upstream's `MAX_QUEUE_SIZE`: a tick queues nothing more once this many checks wait. 50,000
+/// watches due at once (a first start, a long stop) then stay due in the store, not all
+/// queued within ten ticks, and the most overdue go first as room appears.
 pub const MAX_QUEUE_SIZE: usize = 5000;
 
 /// How one tick runs.

@@ -223,6 +223,28 @@ impl Inner {
         store_row(tx, place, &job)
     }
 
+    /// Counts the head and the table again (after a failed transaction).
+    fn recount(&mut self, tx: &Tx<'_>) -> Result<(), StoreError> {
+        let rechecks = self.head.keys().filter(|p| p.0 == lane_rank(Lane::Recheck));
+        let rechecks = rechecks.count();
+        self.depth = QueueDepth {
+            rechecks,
+            scheduled: self.head.len() - rechecks,
+        };
+        let mut stmt = tx
+            .prepare_cached("SELECT rank, count(*) FROM temp.check_queue GROUP BY rank")
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(backend)?;
+        for row in rows {
+            let (rank, n) = row.map_err(backend)?;
+            *self.lane(rank) += usize::try_from(n).unwrap_or(0);
+        }
+        self.stale = false;
+        Ok(())
+    }
+
     /// Moves the table's first jobs into the (empty) head.
     fn refill(&mut self, tx: &Tx<'_>) -> Result<(), StoreError> {
         let mut stmt = tx.prepare_cached(REFILL).map_err(backend)?;
@@ -289,13 +311,7 @@ impl SqliteQueue {
             .run(move |tx| {
                 let mut inner = shared.lock();
                 if inner.stale {
-                    let table = count(tx)?;
-                    let head: Vec<i64> = inner.head.keys().map(|p| p.0).collect();
-                    inner.depth = table;
-                    for rank in head {
-                        inner.add(rank);
-                    }
-                    inner.stale = false;
+                    inner.recount(tx)?;
                 }
                 Ok((f(tx, &mut inner)?, Vec::new()))
             })
@@ -326,22 +342,6 @@ impl SqliteQueue {
         })
         .await
     }
-}
-
-/// The table's depth, counted (the head not included).
-fn count(tx: &Tx<'_>) -> Result<QueueDepth, StoreError> {
-    let mut stmt = tx
-        .prepare_cached("SELECT rank, count(*) FROM temp.check_queue GROUP BY rank")
-        .map_err(backend)?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-        .map_err(backend)?;
-    let mut inner = Inner::default();
-    for row in rows {
-        let (rank, n) = row.map_err(backend)?;
-        *inner.lane(rank) = usize::try_from(n).unwrap_or(0);
-    }
-    Ok(inner.depth)
 }
 
 #[async_trait]
