@@ -28,7 +28,7 @@ answers conditional requests, as a static file server does; 0: it does not), ONL
 (changewatch | upstream), OUT (target/bench-serve.json), BASELINE_BIN (a second changewatch
 binary to run as a third column, e.g. the previous commit's build), PERF_ROUND (a round's name:
 `perf record` the server's processes during it; the extra CPU perf takes shows in that
-round's figures), SMAPS_DIR (copies each process's /proc/<pid>/smaps there at the end), IDLE_S (5:
+round's figures; PERF_EVENTS: what it records, cpu-clock), SMAPS_DIR (copies each process's /proc/<pid>/smaps there at the end), IDLE_S (5:
 the tree's memory is read again this long after the last round), REPEAT (1: runs each
 server this many times, alternating their order, and reports the median of each figure), COLD (1:
 each server's files are dropped from the page cache before it starts, see `drop_cached`; 0: not),
@@ -426,12 +426,15 @@ def next_second() -> int:
 def start_perf(server, name):
     """PERF_ROUND=<round>: records the server's process tree as it is at the round's start
     (the server and its warm sandbox children) with perf during that round, to
-    target/perf-<label>-<round>.data (read with `perf report -i ...`)."""
+    target/perf-<label>-<round>.data (read with `perf report -i ...`). PERF_EVENTS (cpu-clock,
+    with call graphs) names other events to record instead, e.g. uprobes made with `perf probe`
+    on SQLite's `pagerWalFrames` to count commits."""
     if os.environ.get("PERF_ROUND") != name:
         return None
     out = ROOT / f"target/perf-{server.label}-{name}.data"
-    proc = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "--call-graph",
-                             "dwarf,16000", "-p", ",".join(map(str, tree(server.proc.pid))), "-o", str(out)],
+    events = os.environ.get("PERF_EVENTS", "cpu-clock")
+    graph = ["--call-graph", "dwarf,16000"] if events == "cpu-clock" else []
+    proc = subprocess.Popen(["perf", "record", "-q", "-e", events, *graph, "-p", ",".join(map(str, tree(server.proc.pid))), "-o", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     return proc

@@ -2,9 +2,11 @@
 //!
 //! One connection, owned by a thread of its own that runs the store's transactions one after
 //! the other in the order they were asked for, so store calls never block the async runtime and
-//! writes are serialised (SQLite has one writer anyway). Every method is one transaction; change
-//! events are published by that thread right after the transaction commits, so subscribers
-//! never see a change that a crash could still undo, and see changes in commit order. Snapshot
+//! writes are serialised (SQLite has one writer anyway). Every method is all or nothing: calls
+//! that wait together share one transaction, each under a savepoint of its own ([`run_group`]),
+//! so a failed call is undone alone. Change events are published by that thread right after the
+//! transaction commits, so subscribers never see a change that a crash could still undo, and
+//! see changes in commit order. Snapshot
 //! text and HTML are zstd-compressed; screenshots (JPEG) are stored as they come.
 //!
 //! This file opens the database (migrations, the connection, shared row helpers); each port
@@ -20,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::broadcast;
 use tracing::debug;
 
@@ -187,8 +189,67 @@ pub struct SqliteStore {
     queue: Arc<queue::Shared>,
 }
 
-/// A transaction for the connection's thread to run.
-type DbJob = Box<dyn FnOnce(&mut Db) + Send>;
+/// A call for the connection's thread to run (see [`SqliteStore::run`]).
+type DbJob = Box<dyn Call>;
+
+/// One store call on the connection's thread: its work runs inside a group's transaction,
+/// under a savepoint of its own, and it replies once that transaction's fate is known.
+trait Call: Send {
+    /// Runs the call's work; `true` when it succeeded (its savepoint is then kept).
+    fn run(&mut self, tx: &Tx<'_>) -> bool;
+    /// Replies to the caller: the call's own result if it failed, otherwise the group's.
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+/// A call of [`SqliteStore::run`]: `f` until it ran, then what it returned.
+struct Job<T, F> {
+    f: Option<F>,
+    out: Option<Result<(T, Vec<ChangeEvent>), StoreError>>,
+    done: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+    feed: BroadcastFeed,
+    generation: Arc<AtomicU64>,
+}
+
+impl<T, F> Call for Job<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Tx<'_>) -> Result<(T, Vec<ChangeEvent>), StoreError> + Send + 'static,
+{
+    fn run(&mut self, tx: &Tx<'_>) -> bool {
+        let Some(f) = self.f.take() else {
+            return false;
+        };
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(tx)))
+            .unwrap_or_else(|_| Err(StoreError::backend("store task failed: it panicked")));
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
+        let out = match self.out {
+            Some(Err(e)) => Err(e),
+            Some(Ok(done)) => committed.map(|()| done),
+            None => Err(committed
+                .err()
+                .unwrap_or_else(|| StoreError::backend("store task failed: the call did not run"))),
+        };
+        let out = out.map(|(value, events)| {
+            if events
+                .iter()
+                .any(|ev| matches!(ev.key.kind, Kind::Settings | Kind::Tag))
+            {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+            }
+            for ev in events {
+                self.feed.publish(ev);
+            }
+            value
+        });
+        // The caller may have stopped waiting (its future was dropped): nothing to do.
+        let _ = self.done.send(out);
+    }
+}
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -204,13 +265,13 @@ fn backend<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
 
 /// `Transaction::execute` through the connection's statement cache: a check runs the same few
 /// statements several times, and parsing them again each time was a tenth of its CPU.
-fn exec(tx: &Transaction<'_>, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
+fn exec(tx: &Connection, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<usize> {
     tx.prepare_cached(sql)?.execute(p)
 }
 
 /// `Transaction::query_row` through the statement cache (see [`exec`]).
 fn query_row<T>(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     sql: &str,
     p: impl rusqlite::Params,
     f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
@@ -282,8 +343,8 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("sqlite-store".into())
             .spawn(move || {
-                while let Ok(job) = queue.recv() {
-                    job(&mut db);
+                while let Ok(first) = queue.recv() {
+                    run_group(&mut db, first, &queue);
                 }
             })
             .map_err(backend)?;
@@ -411,24 +472,12 @@ impl SqliteStore {
         F: FnOnce(&Tx<'_>) -> Result<(T, Vec<ChangeEvent>), StoreError> + Send + 'static,
     {
         let (done, result) = tokio::sync::oneshot::channel();
-        let feed = self.feed.clone();
-        let job: DbJob = Box::new(move |db: &mut Db| {
-            let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| transaction(db, f)))
-                .unwrap_or_else(|_| Err(StoreError::backend("store task failed: it panicked")));
-            let out = out.map(|(value, events)| {
-                if events
-                    .iter()
-                    .any(|ev| matches!(ev.key.kind, Kind::Settings | Kind::Tag))
-                {
-                    db.generation.fetch_add(1, Ordering::SeqCst);
-                }
-                for ev in events {
-                    feed.publish(ev);
-                }
-                value
-            });
-            // The caller may have stopped waiting (its future was dropped): nothing to do.
-            let _ = done.send(out);
+        let job: DbJob = Box::new(Job {
+            f: Some(f),
+            out: None,
+            done,
+            feed: self.feed.clone(),
+            generation: self.generation.clone(),
         });
         self.jobs.send(job).map_err(|_| {
             StoreError::backend("store task failed: the connection's thread is gone")
@@ -439,50 +488,93 @@ impl SqliteStore {
     }
 }
 
-/// One transaction of `f` on `db`: committed when `f` succeeds, and the documents it read or
-/// wrote then remembered.
-fn transaction<T>(
-    db: &mut Db,
-    f: impl FnOnce(&Tx<'_>) -> Result<(T, Vec<ChangeEvent>), StoreError>,
-) -> Result<(T, Vec<ChangeEvent>), StoreError> {
-    let Db {
-        conn,
-        docs,
-        data_version,
-        generation,
-    } = db;
-    let tx = Tx {
-        tx: conn.transaction().map_err(backend)?,
-        docs,
-        read: RefCell::new(Vec::new()),
-        deleted: RefCell::new(Vec::new()),
-    };
-    // Another connection (another process on the same file) wrote since this one's last
-    // transaction: what it wrote is unknown, so kept settings and tags are stale.
-    let seen: i64 = query_row(&tx.tx, "PRAGMA data_version", [], |r| r.get(0)).map_err(backend)?;
-    if data_version.is_some_and(|v| v != seen) {
-        generation.fetch_add(1, Ordering::SeqCst);
+/// At most this many calls share a transaction ([`run_group`]).
+const GROUP_CALLS: usize = 32;
+
+/// No call joins a group this long after it began, so a call's reply waits for at most this
+/// much of the work queued behind it. The crate's unit tests allow more, so that a loaded
+/// machine pausing the thread does not split the group a test builds.
+const GROUP_TIME: std::time::Duration = if cfg!(test) {
+    std::time::Duration::from_secs(10)
+} else {
+    std::time::Duration::from_millis(2)
+};
+
+/// Runs `first`, and the calls waiting behind it, in one transaction, each under a savepoint
+/// of its own, then commits once and replies to all of them. A commit's fixed cost (the WAL
+/// frames of pages that several calls write, its locks, its share of checkpoints) was most
+/// of the connection's work in a round of unchanged checks, where 10 workers' calls arrive
+/// together. A call that fails rolls back to its savepoint and alone gets its error; a failed
+/// commit fails the group. The group closes when no call is waiting, after [`GROUP_CALLS`]
+/// calls, or [`GROUP_TIME`] after it began, so a lone call commits at once.
+fn run_group(db: &mut Db, first: DbJob, waiting: &mpsc::Receiver<DbJob>) {
+    let began = std::time::Instant::now();
+    let mut calls: Vec<DbJob> = Vec::new();
+    let mut next = Some(first);
+    let result = (|| {
+        let tx = db.conn.transaction().map_err(backend)?;
+        // Another connection (another process on the same file) wrote since this one's last
+        // transaction: what it wrote is unknown, so kept settings and tags are stale.
+        let seen: i64 = query_row(&tx, "PRAGMA data_version", [], |r| r.get(0)).map_err(backend)?;
+        if db.data_version.is_some_and(|v| v != seen) {
+            db.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        db.data_version = Some(seen);
+        // What the kept calls read or wrote, for the document cache once they commit.
+        let mut read = Vec::new();
+        let mut deleted = Vec::new();
+        while let Some(call) = next.take() {
+            calls.push(call);
+            exec(&tx, "SAVEPOINT call", []).map_err(backend)?;
+            let scope = Tx {
+                tx: &tx,
+                docs: &db.docs,
+                read: RefCell::new(Vec::new()),
+                deleted: RefCell::new(Vec::new()),
+            };
+            let ok = calls.last_mut().is_some_and(|call| call.run(&scope));
+            if ok {
+                read.push(scope.read.into_inner());
+                deleted.push(scope.deleted.into_inner());
+            } else {
+                exec(&tx, "ROLLBACK TO call", []).map_err(backend)?;
+            }
+            exec(&tx, "RELEASE call", []).map_err(backend)?;
+            // An error SQLite answers by rolling the whole transaction back (a full disk,
+            // an I/O error) leaves nothing for the calls kept so far to commit.
+            if tx.is_autocommit() {
+                return Err(StoreError::backend(
+                    "store transaction failed: SQLite rolled it back",
+                ));
+            }
+            if calls.len() < GROUP_CALLS && began.elapsed() < GROUP_TIME {
+                next = waiting.try_recv().ok();
+            }
+        }
+        tx.commit().map_err(backend)?;
+        // Only what committed calls read or wrote: a rolled-back write's version may be
+        // written again later with another document. A key deleted and created again
+        // starts over at version 1.
+        let mut docs = db.docs.borrow_mut();
+        for (read, deleted) in read.into_iter().zip(deleted) {
+            for (key, version, doc) in read {
+                docs.insert(key, version, doc);
+            }
+            for key in deleted {
+                docs.remove(&key);
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => calls.into_iter().for_each(|c| c.finish(Ok(()))),
+        Err(e) => {
+            let message = e.to_string();
+            for call in calls {
+                call.finish(Err(StoreError::backend(message.clone())));
+            }
+        }
     }
-    *data_version = Some(seen);
-    let out = f(&tx)?;
-    let Tx {
-        tx,
-        docs,
-        read,
-        deleted,
-    } = tx;
-    tx.commit().map_err(backend)?;
-    // Only what a committed transaction read or wrote: a rolled-back write's version may be
-    // written again later with another document.
-    let mut docs = docs.borrow_mut();
-    for (key, version, doc) in read.into_inner() {
-        docs.insert(key, version, doc);
-    }
-    // A key deleted and created again starts over at version 1.
-    for key in deleted.into_inner() {
-        docs.remove(&key);
-    }
-    Ok(out)
 }
 
 /// The connection and what outlives one transaction on it.
@@ -498,16 +590,16 @@ struct Db {
 /// One transaction, with the parsed-document cache it may read and the documents it saw
 /// (added to the cache once it commits).
 pub(crate) struct Tx<'a> {
-    tx: Transaction<'a>,
+    tx: &'a Connection,
     docs: &'a RefCell<DocCache>,
     read: RefCell<Vec<(Key, u64, Doc)>>,
     deleted: RefCell<Vec<Key>>,
 }
 
 impl<'a> std::ops::Deref for Tx<'a> {
-    type Target = Transaction<'a>;
-    fn deref(&self) -> &Transaction<'a> {
-        &self.tx
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.tx
     }
 }
 
@@ -698,7 +790,7 @@ fn check_expect(key: &Key, current: Option<&Item>, expect: Expect) -> Result<(),
 }
 
 /// Snapshots, screenshots and kept text of a watch.
-fn delete_watch_data(tx: &Transaction<'_>, key: &Key) -> Result<(), StoreError> {
+fn delete_watch_data(tx: &Connection, key: &Key) -> Result<(), StoreError> {
     for table in ["snapshots", "screenshots", "watch_text"] {
         exec(
             tx,
@@ -710,7 +802,7 @@ fn delete_watch_data(tx: &Transaction<'_>, key: &Key) -> Result<(), StoreError> 
     Ok(())
 }
 
-fn history_meta(tx: &Transaction<'_>, key: &Key) -> Result<HistoryMeta, StoreError> {
+fn history_meta(tx: &Connection, key: &Key) -> Result<HistoryMeta, StoreError> {
     let (n, newest): (i64, Option<i64>) = query_row(
         tx,
         "SELECT COUNT(*), MAX(ts) FROM snapshots WHERE tenant = ?1 AND watch_id = ?2",
@@ -793,6 +885,95 @@ mod tests {
             }
         }
         unreachable!()
+    }
+
+    /// Calls that wait behind a busy connection share one transaction: the last of them does
+    /// not yet see the first one's row from another connection (it is not committed), and
+    /// afterwards both are there. A call that fails (an error, a panic) in the group is undone
+    /// alone and gets its own error; the others commit.
+    #[tokio::test]
+    async fn waiting_calls_commit_together_and_a_failed_one_is_undone_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        store
+            .run(|tx| {
+                tx.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY)")
+                    .map_err(backend)?;
+                Ok(((), Vec::new()))
+            })
+            .await
+            .unwrap();
+        let insert = |tx: &Tx<'_>, id: &str| {
+            exec(tx, "INSERT INTO t (id) VALUES (?1)", [id]).map_err(backend)
+        };
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let mut calls = vec![tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .run(move |_| {
+                        let _ = held.recv();
+                        Ok((0, Vec::new()))
+                    })
+                    .await
+            }
+        })];
+        let reader = Connection::open(dir.path().join("changewatch.db")).unwrap();
+        type Body =
+            Box<dyn FnOnce(&Tx<'_>) -> Result<(usize, Vec<ChangeEvent>), StoreError> + Send>;
+        let bodies: Vec<Body> = vec![
+            Box::new(move |tx| Ok((insert(tx, "a")?, Vec::new()))),
+            Box::new(move |tx| {
+                insert(tx, "b")?;
+                Err(StoreError::backend("b went wrong"))
+            }),
+            Box::new(move |tx| {
+                insert(tx, "p")?;
+                panic!("p went wrong")
+            }),
+            Box::new(move |tx| {
+                insert(tx, "c")?;
+                let seen: i64 = reader
+                    .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                    .map_err(backend)?;
+                Ok((seen as usize, Vec::new()))
+            }),
+        ];
+        for body in bodies {
+            let store = store.clone();
+            calls.push(tokio::spawn(async move { store.run(body).await }));
+            // Each call reaches the connection's queue before the next.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        release.send(()).unwrap();
+        let mut out = Vec::new();
+        for call in calls {
+            out.push(call.await.unwrap().map_err(|e| e.to_string()));
+        }
+        assert_eq!(out[0], Ok(0));
+        assert_eq!(out[1], Ok(1));
+        assert!(out[2].as_ref().is_err_and(|e| e.contains("b went wrong")));
+        assert!(out[3].as_ref().is_err_and(|e| e.contains("panicked")));
+        assert_eq!(
+            out[4],
+            Ok(0),
+            "the group's first row was committed before its last call"
+        );
+        let ids: Vec<String> = store
+            .run(|tx| {
+                let mut stmt = tx
+                    .prepare("SELECT id FROM t ORDER BY id")
+                    .map_err(backend)?;
+                let ids = stmt
+                    .query_map([], |r| r.get(0))
+                    .map_err(backend)?
+                    .collect::<Result<_, _>>()
+                    .map_err(backend)?;
+                Ok((ids, Vec::new()))
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids, ["a", "c"]);
     }
 
     /// The store's connection plans a cached statement once. Without `keep_plans`, the
