@@ -426,14 +426,14 @@ def next_second() -> int:
 def start_perf(server, name):
     """PERF_ROUND=<round>: records the server's process tree as it is at the round's start
     (the server and its warm sandbox children) with perf during that round, to
-    target/perf-<label>-<round>.data (read with `perf report -i ...`). PERF_EVENTS (cpu-clock,
-    with call graphs) names other events to record instead, e.g. uprobes made with `perf probe`
+    target/perf-<label>-<round>.data (read with `perf report -i ...`). PERF_EVENTS (cpu-clock)
+    names other events to record instead (with call graphs too), e.g. uprobes made with `perf probe`
     on SQLite's `pagerWalFrames` to count commits."""
     if os.environ.get("PERF_ROUND") != name:
         return None
     out = ROOT / f"target/perf-{server.label}-{name}.data"
     events = os.environ.get("PERF_EVENTS", "cpu-clock")
-    graph = ["--call-graph", "dwarf,16000"] if events == "cpu-clock" else []
+    graph = ["--call-graph", "dwarf,16000"]
     proc = subprocess.Popen(["perf", "record", "-q", "-e", events, *graph, "-p", ",".join(map(str, tree(server.proc.pid))), "-o", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)

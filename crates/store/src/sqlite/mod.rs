@@ -750,10 +750,21 @@ fn store_item(tx: &Tx<'_>, item: &Item) -> Result<(), StoreError> {
     tx.remember(item);
     let doc = item.doc.to_json()?;
     let s = item.schedule.clone().unwrap_or_default();
-    exec(tx,
-        &format!(
-            "INSERT OR REPLACE INTO items ({ITEM_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-        ),
+    // An upsert, not `INSERT OR REPLACE`: a replace deletes the row and inserts it again
+    // under a new rowid at the table's end, rewriting the old page, the last page, both
+    // indexes and the b-tree above them (11 WAL frames a commit, where the update in place
+    // writes 3: the row's page and the due index's entries).
+    exec(
+        tx,
+        "INSERT INTO items (tenant, kind, id, version, doc, next_check_at, queued_at, lease_owner,
+            lease_until, last_due_at, last_job_id, history_n, history_newest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+         ON CONFLICT (tenant, kind, id) DO UPDATE SET version = excluded.version,
+            doc = excluded.doc, next_check_at = excluded.next_check_at,
+            queued_at = excluded.queued_at, lease_owner = excluded.lease_owner,
+            lease_until = excluded.lease_until, last_due_at = excluded.last_due_at,
+            last_job_id = excluded.last_job_id, history_n = excluded.history_n,
+            history_newest = excluded.history_newest",
         params![
             item.key.tenant,
             item.key.kind.as_str(),
@@ -974,6 +985,53 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ids, ["a", "c"]);
+    }
+
+    /// Writing a document again updates its row in place: the commit adds the row's page and
+    /// the due index's to the WAL, not a deleted row, a new one at the table's end and both
+    /// indexes' pages (`INSERT OR REPLACE` wrote 7 here).
+    #[tokio::test]
+    async fn a_document_written_again_stays_in_its_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let doc = |n: u32| serde_json::json!({"url": "http://x", "pad": "p".repeat(2_500), "n": n});
+        for i in 0..100 {
+            store
+                .put(
+                    &Key::watch(DEFAULT_TENANT, &format!("w{i}")),
+                    doc(0),
+                    None,
+                    Expect::Any,
+                )
+                .await
+                .unwrap();
+        }
+        // Another connection: a checkpoint does not run inside a transaction. Its second
+        // column is the number of frames in the WAL.
+        let other = Connection::open(dir.path().join("changewatch.db")).unwrap();
+        let checkpoint = |mode: &str| {
+            other
+                .query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+                    r.get::<_, i64>(1)
+                })
+                .unwrap()
+        };
+        assert_eq!(checkpoint("TRUNCATE"), 0);
+        let schedule = Schedule {
+            next_check_at: Some(1_000),
+            ..Schedule::default()
+        };
+        store
+            .put(
+                &Key::watch(DEFAULT_TENANT, "w40"),
+                doc(1),
+                Some(schedule),
+                Expect::Any,
+            )
+            .await
+            .unwrap();
+        let frames = checkpoint("PASSIVE");
+        assert!((1..=3).contains(&frames), "{frames} pages written");
     }
 
     /// The store's connection plans a cached statement once. Without `keep_plans`, the

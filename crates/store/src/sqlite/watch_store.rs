@@ -329,7 +329,8 @@ impl WatchStore for SqliteStore {
             }
             if let Some(text) = &text_blob {
                 exec(tx,
-                    "INSERT OR REPLACE INTO watch_text (tenant, watch_id, text) VALUES (?1, ?2, ?3)",
+                    "INSERT INTO watch_text (tenant, watch_id, text) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (tenant, watch_id) DO UPDATE SET text = excluded.text",
                     params![key.tenant, key.id, text],
                 )
                 .map_err(backend)?;
