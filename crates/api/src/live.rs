@@ -47,7 +47,12 @@ pub fn decode_watch_doc(item: &Item) -> Option<Watch> {
 
 /// Whether the watch counts as an unread change (upstream's `unread_changes_count`).
 pub fn unread(watch: &Watch, history: &HistoryInfo) -> bool {
-    history.count >= 2 && !watch.viewed(history)
+    unread_at(watch.last_viewed, history)
+}
+
+/// [`unread`] for a watch last viewed at `last_viewed`.
+pub fn unread_at(last_viewed: i64, history: &HistoryInfo) -> bool {
+    history.count >= 2 && !history.seen_at(last_viewed)
 }
 
 /// The `watch` object of `watch_update` (every upstream field) plus what the dashboard needs to

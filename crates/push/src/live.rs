@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
-use changewatch_api::live::{Stats, decode_watch_doc, unread};
+use changewatch_api::live::{Stats, unread, unread_at};
 use changewatch_api::stored::history_info;
+use changewatch_core::model::WatchMarks;
 use changewatch_store::{Item, uuid_bytes};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -18,9 +19,25 @@ pub struct Flags {
 }
 
 impl Flags {
-    /// Flags of a stored watch at `now`; `None` when the document does not decode.
+    /// Flags of a stored watch at `now`; `None` when the document does not decode. Only the
+    /// fields the flags read are decoded ([`WatchMarks`]).
     pub fn of(item: &Item, now: i64) -> Option<Flags> {
-        Some(Flags::of_watch(item, &decode_watch_doc(item)?, now))
+        let marks: WatchMarks = item
+            .doc
+            .decode()
+            .inspect_err(
+                |e| tracing::warn!(watch_id = %item.key.id, error = %e, "undecodable watch"),
+            )
+            .ok()?;
+        Some(
+            Flags {
+                has_error: marks.last_error.is_set(),
+                unread: unread_at(marks.last_viewed, &history_info(item)),
+                checking: false,
+                queued: false,
+            }
+            .with_schedule(item, now),
+        )
     }
 
     /// [`Flags::of`] for a caller that has decoded the document already.

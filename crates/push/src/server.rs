@@ -661,6 +661,11 @@ async fn on_change(io: &SocketIo, ctx: &Ctx, ev: ChangeEvent) {
             };
             let (flags, watch) = match known {
                 Some(prev) => (prev.with_schedule(item, now), None),
+                // No row to send: the flags' own fields are all that is decoded.
+                None if !listening => match Flags::of(item, now) {
+                    Some(flags) => (flags, None),
+                    None => return,
+                },
                 None => {
                     let Some(watch) = decode_watch_doc(item) else {
                         return;

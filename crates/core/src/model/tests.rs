@@ -717,3 +717,25 @@ fn restock_config_resolution() {
 }
 
 // ---- Python reprs ------------------------------------------------------------------
+
+/// `WatchMarks` reads its two fields as a whole `Watch` does, in every spelling the lenient
+/// decoders accept, and ignores everything else.
+#[test]
+fn watch_marks_agree_with_the_whole_watch() {
+    for doc in [
+        json!({}),
+        json!({"url": "http://x", "last_error": false, "last_viewed": 0}),
+        json!({"last_error": "Timeout", "last_viewed": "1700000000", "tags": ["a"]}),
+        json!({"last_error": null, "last_viewed": 1_700_000_000.0, "headers": {"a": "b"}}),
+        json!({"last_error": "", "last_viewed": null}),
+    ] {
+        let watch: Watch = serde_json::from_value(doc.clone()).unwrap();
+        let marks: WatchMarks = serde_json::from_value(doc.clone()).unwrap();
+        assert_eq!(marks.last_error, watch.last_error, "{doc}");
+        assert_eq!(marks.last_viewed, watch.last_viewed, "{doc}");
+    }
+    let history = HistoryInfo::new(3, Some(1_700_000_000));
+    assert!(history.seen_at(1_700_000_000));
+    assert!(!history.seen_at(1_699_999_999));
+    assert!(!HistoryInfo::new(0, None).seen_at(0));
+}
