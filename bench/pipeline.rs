@@ -219,6 +219,28 @@ fn bench_documents(c: &mut Criterion) {
     group.bench_function("watch_decode", |b| {
         b.iter(|| serde_json::from_str::<Watch>(black_box(&text)).unwrap())
     });
+    // What the push layer decodes of each check's watch while nobody is connected.
+    group.bench_function("watch_marks_decode", |b| {
+        b.iter(|| {
+            serde_json::from_str::<changewatch_core::model::WatchMarks>(black_box(&text)).unwrap()
+        })
+    });
+    group.finish();
+}
+
+/// Upstream's `previous_md5` of a page's text (whitespace taken out), once per processed check.
+fn bench_checksum(c: &mut Criterion) {
+    let mut group = c.benchmark_group("checksum");
+    for (label, size) in [("50KB", 50_000), ("1MB", 1_000_000)] {
+        let text = changewatch_core::html_text::html_to_text(
+            &page_of(size, 0),
+            &changewatch_core::html_text::TextOptions::default(),
+        );
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(BenchmarkId::new("text_md5", label), |b| {
+            b.iter(|| changewatch_core::text_rules::checksum(black_box(&text), true))
+        });
+    }
     group.finish();
 }
 
@@ -227,6 +249,7 @@ criterion_group!(
     bench_pipeline,
     bench_diff,
     bench_notification,
-    bench_documents
+    bench_documents,
+    bench_checksum
 );
 criterion_main!(benches);

@@ -473,6 +473,9 @@ impl Checker {
             None => PageHold::unbounded(),
         };
         let has_conditions = !rules.conditions.is_empty();
+        // The reply's stamp, hashed once: compared with the last one here and recorded by the
+        // outcome when the reply is processed.
+        let mut stamp = None;
         let work = async {
             if let Err(e) = rendered {
                 return Ok(Err(e));
@@ -515,8 +518,9 @@ impl Checker {
                     content_type: page.content_type.clone(),
                 }));
             }
+            let stamp = stamp.insert(Stamp::new(fingerprint.clone(), &page));
             if let Some(last) = &last
-                && (page.not_modified() || Stamp::new(fingerprint.clone(), &page) == *last)
+                && (page.not_modified() || stamp == last)
             {
                 debug!("reply unchanged since the last processed one: not processed again");
                 return Ok(Ok(Checked::Reused(page)));
@@ -576,7 +580,7 @@ impl Checker {
                 started,
                 diff_filtered,
                 can_notify,
-                fingerprint: &fingerprint,
+                stamp: stamp.as_ref(),
             },
             &result,
         );

@@ -5,7 +5,7 @@
 
 use changewatch_core::model::{Settings, TextOrFalse, Watch};
 use changewatch_core::pipeline::ChangeStatus;
-use changewatch_core::reuse::{Fingerprint, Stamp, Validators};
+use changewatch_core::reuse::{Stamp, Validators};
 use changewatch_core::{CheckError, CheckResult, FetchedPage};
 use changewatch_store::NewSnapshot;
 use serde::Serialize;
@@ -96,8 +96,9 @@ pub struct Context<'a> {
     pub diff_filtered: bool,
     /// Somewhere to send a notification (URLs after the cascade, watch and settings unmuted).
     pub can_notify: bool,
-    /// What the reply was processed with, for the stamp a processed check leaves.
-    pub fingerprint: &'a Fingerprint,
+    /// The reply's stamp (what it was processed with, its checksum), which a processed check
+    /// leaves on the watch; `None` when no reply came.
+    pub stamp: Option<&'a Stamp>,
 }
 
 /// Everything the commit writes and reports, from one check's result.
@@ -163,8 +164,7 @@ pub fn decide(ctx: &Context<'_>, result: &Result<Checked, CheckError>) -> Decisi
             // A blocked check's verdict is not "unchanged": only a reply whose processing
             // recorded its result may stand in for the next one.
             let reusable = p.status != ChangeStatus::Blocked;
-            patch.last_raw_checksum =
-                Some(reusable.then(|| Stamp::new(ctx.fingerprint.clone(), &r.page).to_string()));
+            patch.last_raw_checksum = Some(ctx.stamp.filter(|_| reusable).map(ToString::to_string));
             patch.last_validators = Some(reusable.then(|| Validators::of(&r.page)).flatten());
             if ctx.diff_filtered {
                 text_before_filters = Some(p.text_before_filters.clone());
@@ -290,11 +290,12 @@ mod tests {
         }))
     }
 
-    static FINGERPRINT: std::sync::LazyLock<Fingerprint> = std::sync::LazyLock::new(|| {
-        Fingerprint::of(
+    static STAMP: std::sync::LazyLock<Stamp> = std::sync::LazyLock::new(|| {
+        let fingerprint = changewatch_core::reuse::Fingerprint::of(
             &changewatch_core::ProcessorSettings::default(),
             &changewatch_core::FetchRequest::get("https://example.com/"),
-        )
+        );
+        Stamp::new(fingerprint, &page())
     });
 
     fn ctx<'a>(watch: &'a Watch, settings: &'a Settings, history_len: usize) -> Context<'a> {
@@ -305,7 +306,7 @@ mod tests {
             started: 1_000,
             diff_filtered: false,
             can_notify: true,
-            fingerprint: &FINGERPRINT,
+            stamp: Some(&STAMP),
         }
     }
 
@@ -497,8 +498,7 @@ mod tests {
             r.page.headers.push(("ETag".into(), "\"v1\"".into()));
         }
         let d = decide(&ctx(&watch, &settings, 2), &with_etag);
-        let stamp = Stamp::new(FINGERPRINT.clone(), &page()).to_string();
-        assert_eq!(d.patch.last_raw_checksum, Some(Some(stamp)));
+        assert_eq!(d.patch.last_raw_checksum, Some(Some(STAMP.to_string())));
         assert_eq!(
             d.patch.last_validators,
             Some(Some(Validators {
