@@ -566,6 +566,8 @@ fn run_group(db: &mut Db, first: DbJob, waiting: &mpsc::Receiver<DbJob>) {
         }
         Ok(())
     })();
+    // A transaction that did not begin still owes its first call a reply.
+    calls.extend(next);
     match result {
         Ok(()) => calls.into_iter().for_each(|c| c.finish(Ok(()))),
         Err(e) => {
