@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use changewatch_api::live::{Stats, unread, unread_at};
+use changewatch_api::live::{Stats, unread_at};
 use changewatch_api::stored::history_info;
 use changewatch_core::model::WatchMarks;
 use changewatch_store::{Item, uuid_bytes};
@@ -29,22 +29,23 @@ impl Flags {
                 |e| tracing::warn!(watch_id = %item.key.id, error = %e, "undecodable watch"),
             )
             .ok()?;
-        Some(
-            Flags {
-                has_error: marks.last_error.is_set(),
-                unread: unread_at(marks.last_viewed, &history_info(item)),
-                checking: false,
-                queued: false,
-            }
-            .with_schedule(item, now),
-        )
+        Some(Flags::of_fields(
+            item,
+            marks.last_error.is_set(),
+            marks.last_viewed,
+            now,
+        ))
     }
 
     /// [`Flags::of`] for a caller that has decoded the document already.
     pub fn of_watch(item: &Item, watch: &changewatch_core::model::Watch, now: i64) -> Flags {
+        Flags::of_fields(item, watch.last_error.is_set(), watch.last_viewed, now)
+    }
+
+    fn of_fields(item: &Item, has_error: bool, last_viewed: i64, now: i64) -> Flags {
         Flags {
-            has_error: watch.last_error.is_set(),
-            unread: unread(watch, &history_info(item)),
+            has_error,
+            unread: unread_at(last_viewed, &history_info(item)),
             checking: false,
             queued: false,
         }

@@ -774,9 +774,10 @@ async fn expire_lease(io: SocketIo, ctx: Ctx, key: Key, seq: u64, until: i64) {
     };
     let key = &item.key;
     let now = ctx.state.now();
-    let (Some(watch), Some(flags)) = (decode_watch_doc(&item), Flags::of(&item, now)) else {
+    let Some(watch) = decode_watch_doc(&item) else {
         return;
     };
+    let flags = Flags::of_watch(&item, &watch, now);
     if flags.checking {
         return;
     }
