@@ -207,22 +207,9 @@ async fn concurrent_requests_each_get_a_child() {
     sb.shutdown();
 }
 
-/// This process's children now with a memory cap of `memory_mb` (each thread lists those it
-/// started; the cap tells them from the children of tests running alongside).
+/// How many children of this process have a memory cap of `memory_mb` now.
 fn live_children(memory_mb: u64) -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    let marker = format!("CHANGEWATCH_SANDBOX_MEMORY_MB={memory_mb}\0");
-    tasks
-        .filter_map(Result::ok)
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| String::from_utf8_lossy(&env).contains(&marker))
-        })
-        .count()
+    children_pids(memory_mb).len()
 }
 
 /// Runs `n` requests that each spin until the 2 s deadline, at once, and returns the most
@@ -271,4 +258,108 @@ async fn children_at_once_are_capped_and_the_rest_wait() {
     // blind to children).
     let (most, _) = spinning_at_once(usize::MAX, 3).await;
     assert_eq!(most, 3);
+}
+
+/// The pids of this process's children with a memory cap of `memory_mb` (each thread lists
+/// those it started; the cap tells them from the children of tests running alongside).
+fn children_pids(memory_mb: u64) -> Vec<String> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    let marker = format!("CHANGEWATCH_SANDBOX_MEMORY_MB={memory_mb}\0");
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| String::from_utf8_lossy(&env).contains(&marker))
+        })
+        .collect()
+}
+
+/// Minor page faults of a process so far (`/proc/<pid>/stat`, field 10).
+fn minor_faults(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(7).unwrap().parse().unwrap()
+}
+
+/// A news page of `stories` stories of 76 words each, the words drawn by `seed`: pages that
+/// differ in size and text, as a round of checks has (bench/serve_compare.py's pages).
+fn news_page(seed: u64, stories: usize) -> String {
+    const WORDS: [&str; 12] = [
+        "market", "council", "weather", "harbour", "election", "festival", "railway", "library",
+        "budget", "river", "school", "stadium",
+    ];
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    let mut word = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        WORDS[(state >> 33) as usize % WORDS.len()]
+    };
+    let mut body =
+        String::from("<!DOCTYPE html><html><head><title>News</title></head><body><main>");
+    for k in 0..stories {
+        let words: Vec<&str> = (0..76).map(|_| word()).collect();
+        body.push_str(&format!(
+            "<article id='s{k}'><h2><a href='/story/{seed}/{k}'>Story {k}: {} {}</a></h2>\
+             <p class='meta'>By Reporter {}</p><p>{}.</p><p class='price'>Price: ${}.00</p></article>",
+            word(),
+            word(),
+            k % 9,
+            words.join(" "),
+            seed * 31 + k as u64
+        ));
+    }
+    body.push_str("</main></body></html>");
+    body
+}
+
+/// A warm child processes the next pages in the memory it already has: glibc used to hand
+/// the top of its heap back after a parse, and the next check faulted the same pages in again
+/// (~40 minor faults a 46 KB page; bench/README.md, seventeenth session).
+#[tokio::test]
+async fn a_warm_child_reuses_its_heap_for_the_next_pages() {
+    let sb = Sandbox::child_process(SandboxConfig {
+        max_running: 1,
+        max_idle: 1,
+        ..sandbox_config(30, 1019)
+    });
+    let pages: Vec<String> = (0..12)
+        .map(|k| news_page(k, 40 + 5 * (k % 5) as usize))
+        .collect();
+    let round = || async {
+        for (k, body) in pages.iter().enumerate() {
+            let (_, p) = sb
+                .process(
+                    page("text/html", body),
+                    ProcessorSettings::default(),
+                    PreviousState::default(),
+                )
+                .await
+                .unwrap();
+            assert!(p.text.contains(&format!("Price: ${}.00", k * 31)));
+        }
+    };
+    round().await;
+    let pids = children_pids(1019);
+    assert_eq!(pids.len(), 1, "one child, kept between requests");
+    let before = minor_faults(&pids[0]);
+    round().await;
+    assert_eq!(
+        children_pids(1019),
+        pids,
+        "the same child did the second round"
+    );
+    let faults = minor_faults(&pids[0]) - before;
+    // Trimmed after each parse, the round faults in hundreds of pages.
+    assert!(
+        faults < 3 * pages.len() as u64,
+        "{faults} minor faults processing {} pages a second time",
+        pages.len()
+    );
+    sb.shutdown();
 }

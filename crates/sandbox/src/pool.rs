@@ -20,6 +20,12 @@ use crate::{SandboxConfig, SandboxError};
 const IDLE_LIFETIME: Duration = Duration::from_secs(60);
 /// The stderr lines kept per child: enough for Rust's abort message.
 const STDERR_LINES: usize = 20;
+/// Free heap a child keeps at its top between requests (see `spawn`): more than a 46 KB
+/// page's parse frees, and bounded, so a child that once handled a big page does not sit on it.
+const TRIM_KEPT: usize = 4 << 20;
+/// Blocks from this size up get their own mapping: a multi-megabyte page or text is rare,
+/// and mapping it keeps it out of the heap top that `TRIM_KEPT` lets a child hold on to.
+const MMAP_FROM: usize = 1 << 20;
 
 #[derive(Debug)]
 pub(crate) struct Pool {
@@ -88,6 +94,16 @@ impl Pool {
             // glibc reserves 64 MB of address space per malloc arena and thread; the child
             // has two threads, and the address-space cap should measure data, not arenas.
             .env("MALLOC_ARENA_MAX", "1")
+            // glibc gives the top of the heap back to the kernel once a free leaves more than
+            // its trim threshold there (128 KB to start). A check's parse frees a tree of
+            // several hundred KB, so every check shrank the heap and the next one faulted the
+            // same pages in again: ~8 % of a changed check's CPU in brk and page faults
+            // (bench/README.md, seventeenth session). The child keeps up to TRIM_KEPT free at
+            // the top instead; one idle past IDLE_LIFETIME exits and hands everything back.
+            // Setting the trim threshold turns glibc's sliding mmap threshold off, so that is
+            // set too: blocks from MMAP_FROM up are mapped and unmapped on their own.
+            .env("MALLOC_TRIM_THRESHOLD_", TRIM_KEPT.to_string())
+            .env("MALLOC_MMAP_THRESHOLD_", MMAP_FROM.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
