@@ -287,7 +287,9 @@ fn minor_faults(pid: &str) -> u64 {
 }
 
 /// A news page of `stories` stories of 76 words each, the words drawn by `seed`: pages that
-/// differ in size and text, as a round of checks has (bench/serve_compare.py's pages).
+/// differ in size and text, as a round of checks has (bench/serve_compare.py's pages). Not
+/// `testkit::news_page`: its stories repeat one sentence, and a round of those pages frees too
+/// little for glibc to trim (11 faults without the child's malloc settings, this one 179).
 fn news_page(seed: u64, stories: usize) -> String {
     const WORDS: [&str; 12] = [
         "market", "council", "weather", "harbour", "election", "festival", "railway", "library",
@@ -320,7 +322,7 @@ fn news_page(seed: u64, stories: usize) -> String {
 
 /// A warm child processes the next pages in the memory it already has: glibc used to hand
 /// the top of its heap back after a parse, and the next check faulted the same pages in again
-/// (~40 minor faults a 46 KB page; bench/README.md, seventeenth session).
+/// (bench/README.md, seventeenth session).
 #[tokio::test]
 async fn a_warm_child_reuses_its_heap_for_the_next_pages() {
     let sb = Sandbox::child_process(SandboxConfig {
@@ -355,7 +357,7 @@ async fn a_warm_child_reuses_its_heap_for_the_next_pages() {
         "the same child did the second round"
     );
     let faults = minor_faults(&pids[0]) - before;
-    // Trimmed after each parse, the round faults in hundreds of pages.
+    // Trimmed after each parse, the round faulted ~180 pages in again.
     assert!(
         faults < 3 * pages.len() as u64,
         "{faults} minor faults processing {} pages a second time",

@@ -97,9 +97,9 @@ impl Pool {
             // glibc gives the top of the heap back to the kernel once a free leaves more than
             // its trim threshold there (128 KB to start). A check's parse frees a tree of
             // several hundred KB, so every check shrank the heap and the next one faulted the
-            // same pages in again: ~8 % of a changed check's CPU in brk and page faults
-            // (bench/README.md, seventeenth session). The child keeps up to TRIM_KEPT free at
-            // the top instead; one idle past IDLE_LIFETIME exits and hands everything back.
+            // same pages in again: ~9.5 % of a changed check's CPU in page faults, brk and
+            // munmap (bench/README.md, seventeenth session). The child keeps up to TRIM_KEPT
+            // free at the top instead; one idle past IDLE_LIFETIME is retired, memory and all.
             // Setting the trim threshold turns glibc's sliding mmap threshold off, so that is
             // set too: blocks from MMAP_FROM up are mapped and unmapped on their own.
             .env("MALLOC_TRIM_THRESHOLD_", TRIM_KEPT.to_string())
